@@ -1,0 +1,2 @@
+//! `cargo xtask bench-kernels`: matmul microbenchmarks at LFM2-VL shapes.
+fn main() {}

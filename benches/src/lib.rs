@@ -1,0 +1,1 @@
+//! Benchmark helpers (timing, machine limits) shared by the bench binaries.

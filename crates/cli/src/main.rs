@@ -1,0 +1,2 @@
+//! The `lfm2vl` binary.
+fn main() {}

@@ -1,0 +1,197 @@
+//! Runtime ISA detection and kernel selection: decided once, at backend
+//! construction. This is the only file that calls `is_*_feature_detected!`.
+//!
+//! An [`Isa`] names a tier; the capability tokens ([`Avx2`], [`Avx512`],
+//! [`Neon`]) prove at the type level that the host has it (memchr/pulp
+//! style): only `try_new` makes one, and it checks the CPU.
+
+use crate::{Result, TensorError};
+
+/// A SIMD tier of the CPU backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Isa {
+    /// Portable Rust, no intrinsics (the slow twin every tier is tested against).
+    Scalar,
+    /// x86-64 AVX2 + FMA + F16C (256-bit).
+    Avx2,
+    /// x86-64 AVX-512F (512-bit); also requires the AVX2 tier's features.
+    Avx512,
+    /// aarch64 Advanced SIMD (128-bit).
+    Neon,
+}
+
+impl Isa {
+    pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+            Isa::Neon => "neon",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Isa> {
+        Isa::ALL.into_iter().find(|i| i.name() == s.trim().to_ascii_lowercase())
+    }
+
+    /// Whether this host can run the tier.
+    pub fn is_available(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            Isa::Avx2 => Avx2::try_new().is_some(),
+            Isa::Avx512 => Avx512::try_new().is_some(),
+            Isa::Neon => Neon::try_new().is_some(),
+        }
+    }
+
+    /// Every tier this host can run, slowest first.
+    pub fn available() -> Vec<Isa> {
+        Isa::ALL.into_iter().filter(|i| i.is_available()).collect()
+    }
+
+    /// The fastest tier this host can run.
+    pub fn best() -> Isa {
+        *Isa::available().last().expect("scalar is always available")
+    }
+
+    /// The tier forced by `LFM_ISA`, or the best one. Asking for a tier the
+    /// host lacks (or an unknown name) is an error, never a silent fallback.
+    pub fn from_env() -> Result<Isa> {
+        match std::env::var("LFM_ISA") {
+            Ok(s) if !s.trim().is_empty() => Isa::require(&s),
+            _ => Ok(Isa::best()),
+        }
+    }
+
+    /// Parses a tier name and checks the host has it.
+    pub fn require(name: &str) -> Result<Isa> {
+        let available = || {
+            Isa::available().iter().map(|i| i.name()).collect::<Vec<_>>().join(", ")
+        };
+        let isa = Isa::from_name(name).ok_or_else(|| TensorError::IsaUnavailable {
+            requested: name.to_string(),
+            reason: "a known tier (scalar, avx2, avx512, neon)",
+            available: available(),
+        })?;
+        if !isa.is_available() {
+            return Err(TensorError::IsaUnavailable {
+                requested: name.to_string(),
+                reason: "supported by this CPU",
+                available: available(),
+            });
+        }
+        Ok(isa)
+    }
+}
+
+impl std::fmt::Display for Isa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Token of the scalar tier (always available).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Scalar(());
+
+impl Scalar {
+    pub fn new() -> Self {
+        Scalar(())
+    }
+}
+
+/// Proof that the CPU has AVX2, FMA and F16C.
+#[derive(Clone, Copy, Debug)]
+pub struct Avx2(());
+
+impl Avx2 {
+    pub fn try_new() -> Option<Self> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma")
+                && is_x86_feature_detected!("f16c")
+            {
+                return Some(Avx2(()));
+            }
+        }
+        None
+    }
+}
+
+/// Proof that the CPU has AVX-512F plus everything [`Avx2`] proves.
+#[derive(Clone, Copy, Debug)]
+pub struct Avx512(());
+
+impl Avx512 {
+    pub fn try_new() -> Option<Self> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if Avx2::try_new().is_some() && is_x86_feature_detected!("avx512f") {
+                return Some(Avx512(()));
+            }
+        }
+        None
+    }
+}
+
+/// Proof that the CPU has NEON (Advanced SIMD).
+#[derive(Clone, Copy, Debug)]
+pub struct Neon(());
+
+impl Neon {
+    pub fn try_new() -> Option<Self> {
+        #[cfg(target_arch = "aarch64")]
+        {
+            if std::arch::is_aarch64_feature_detected!("neon") {
+                return Some(Neon(()));
+            }
+        }
+        None
+    }
+}
+
+/// A chosen tier together with its proof: what the CPU backend holds and
+/// what kernel entry points `match` on once per call (the tokens make every
+/// arm safe, so no `unsafe fn` pointer table is needed).
+#[derive(Clone, Copy, Debug)]
+pub enum IsaToken {
+    Scalar(Scalar),
+    #[cfg(target_arch = "x86_64")]
+    Avx2(Avx2),
+    #[cfg(target_arch = "x86_64")]
+    Avx512(Avx512),
+    #[cfg(target_arch = "aarch64")]
+    Neon(Neon),
+}
+
+impl IsaToken {
+    /// The token of `isa`, or `None` if this host lacks it.
+    pub fn new(isa: Isa) -> Option<IsaToken> {
+        match isa {
+            Isa::Scalar => Some(IsaToken::Scalar(Scalar::new())),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => Avx2::try_new().map(IsaToken::Avx2),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => Avx512::try_new().map(IsaToken::Avx512),
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => Neon::try_new().map(IsaToken::Neon),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }
+    }
+
+    pub fn isa(self) -> Isa {
+        match self {
+            IsaToken::Scalar(_) => Isa::Scalar,
+            #[cfg(target_arch = "x86_64")]
+            IsaToken::Avx2(_) => Isa::Avx2,
+            #[cfg(target_arch = "x86_64")]
+            IsaToken::Avx512(_) => Isa::Avx512,
+            #[cfg(target_arch = "aarch64")]
+            IsaToken::Neon(_) => Isa::Neon,
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! Matmul `y[m, n] = x[m, k] · w[n, k]ᵀ (+ bias[n])`, the spec is
+//! `kernels/matmul.md`. x f32; w f32, bf16 or f16 in PyTorch Linear layout;
+//! f32 accumulation.
+//!
+//! - `m = 1` (decode): [`gemv`], rows of `w` split across threads.
+//! - `m ≥ 2` (prefill): [`gemm`], rows of `x` split across threads when there
+//!   are enough of them, else columns of `w`.
+//!
+//! One generic body per regime; each ISA instantiates it through a thin
+//! `#[target_feature]` wrapper in [`MatmulIsa`].
+
+mod gemm;
+mod gemv;
+pub mod reference;
+
+use half::{bf16, f16};
+use rayon::prelude::*;
+
+use self::gemm::Blocking;
+use crate::cpu::dispatch::{IsaToken, Scalar};
+use crate::cpu::simd::Simd;
+use crate::dtype::Element;
+
+/// Borrowed weights of one matmul, in any supported dtype.
+#[derive(Clone, Copy, Debug)]
+pub enum WeightRef<'a> {
+    F32(&'a [f32]),
+    BF16(&'a [bf16]),
+    F16(&'a [f16]),
+}
+
+impl WeightRef<'_> {
+    pub fn len(&self) -> usize {
+        match self {
+            WeightRef::F32(w) => w.len(),
+            WeightRef::BF16(w) => w.len(),
+            WeightRef::F16(w) => w.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The inputs of one matmul. Slices are checked against `m, n, k` by
+/// [`matmul`] before any kernel runs.
+#[derive(Clone, Copy, Debug)]
+pub struct MatmulArgs<'a> {
+    pub x: &'a [f32],             // [m, k]
+    pub w: WeightRef<'a>,         // [n, k]
+    pub bias: Option<&'a [f32]>, // [n]
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+}
+
+/// Runs the matmul on `isa` with `pool`'s threads (`None`: the caller's thread).
+///
+/// Panics if the slice lengths disagree with `m, n, k` (the backend checks
+/// tensor shapes first and returns errors; this is the kernel's contract).
+#[track_caller]
+pub fn matmul(isa: IsaToken, pool: Option<&rayon::ThreadPool>, a: &MatmulArgs<'_>, y: &mut [f32]) {
+    assert_eq!(a.x.len(), a.m * a.k, "x is not [m, k]");
+    assert_eq!(a.w.len(), a.n * a.k, "w is not [n, k]");
+    assert_eq!(y.len(), a.m * a.n, "y is not [m, n]");
+    if let Some(b) = a.bias {
+        assert_eq!(b.len(), a.n, "bias is not [n]");
+    }
+    match isa {
+        IsaToken::Scalar(s) => by_dtype(s, pool, a, y),
+        #[cfg(target_arch = "x86_64")]
+        IsaToken::Avx2(s) => by_dtype(s, pool, a, y),
+        #[cfg(target_arch = "x86_64")]
+        IsaToken::Avx512(s) => by_dtype(s, pool, a, y),
+        #[cfg(target_arch = "aarch64")]
+        IsaToken::Neon(s) => by_dtype(s, pool, a, y),
+    }
+}
+
+fn by_dtype<S: MatmulIsa>(s: S, pool: Option<&rayon::ThreadPool>, a: &MatmulArgs<'_>, y: &mut [f32]) {
+    match a.w {
+        WeightRef::F32(w) => drive(s, pool, a, w, y),
+        WeightRef::BF16(w) => drive(s, pool, a, w, y),
+        WeightRef::F16(w) => drive(s, pool, a, w, y),
+    }
+}
+
+/// Splits the work across threads and calls the ISA's kernels.
+fn drive<S: MatmulIsa, E: Element>(
+    s: S,
+    pool: Option<&rayon::ThreadPool>,
+    a: &MatmulArgs<'_>,
+    w: &[E],
+    y: &mut [f32],
+) {
+    let (m, n, k) = (a.m, a.n, a.k);
+    let threads = pool.map_or(1, |p| p.current_num_threads());
+    let pool = pool.filter(|_| threads > 1 && m * n * k.max(1) >= 1 << 16);
+    let Some(pool) = pool else {
+        if m == 1 {
+            s.gemv(a.x, w, a.bias, y);
+        } else {
+            s.gemm(a.x, w, a.bias, y, n, m, n, k);
+        }
+        return;
+    };
+    let nr = S::NRV * S::LANES;
+    if m == 1 {
+        // Rows of w per task: a multiple of 4 (the GEMV row group).
+        let rows = n.div_ceil(threads).next_multiple_of(4);
+        pool.install(|| {
+            y.par_chunks_mut(rows).enumerate().for_each(|(c, yc)| {
+                let j0 = c * rows;
+                let j1 = j0 + yc.len();
+                s.gemv(a.x, &w[j0 * k..j1 * k], a.bias.map(|b| &b[j0..j1]), yc);
+            })
+        });
+    } else if m >= 2 * S::MR * threads {
+        // Rows of x per task: a multiple of MR.
+        let rows = m.div_ceil(threads).next_multiple_of(S::MR);
+        pool.install(|| {
+            y.par_chunks_mut(rows * n).zip(a.x.par_chunks(rows * k)).for_each(|(yc, xc)| {
+                s.gemm(xc, w, a.bias, yc, n, xc.len() / k.max(1), n, k);
+            })
+        });
+    } else {
+        // Few rows: split the columns (rows of w) and stitch the parts back.
+        let cols = n.div_ceil(threads).next_multiple_of(nr);
+        let parts: Vec<(usize, Vec<f32>)> = pool.install(|| {
+            (0..n)
+                .step_by(cols)
+                .collect::<Vec<_>>()
+                .into_par_iter()
+                .map(|j0| {
+                    let j1 = (j0 + cols).min(n);
+                    let nc = j1 - j0;
+                    let mut part = vec![0.0f32; m * nc];
+                    let bias = a.bias.map(|b| &b[j0..j1]);
+                    s.gemm(a.x, &w[j0 * k..j1 * k], bias, &mut part, nc, m, nc, k);
+                    (j0, part)
+                })
+                .collect()
+        });
+        for (j0, part) in parts {
+            let nc = part.len() / m;
+            for i in 0..m {
+                y[i * n + j0..i * n + j0 + nc].copy_from_slice(&part[i * nc..(i + 1) * nc]);
+            }
+        }
+    }
+}
+
+/// The matmul kernels of one ISA: the generic bodies instantiated behind
+/// `#[target_feature]`, with the ISA's register tile and cache blocking.
+pub(crate) trait MatmulIsa: Simd {
+    /// Microkernel rows (x rows per register tile).
+    const MR: usize;
+    /// Microkernel width in vectors (NR = NRV · LANES columns).
+    const NRV: usize;
+    const BLOCKING: Blocking;
+
+    fn gemv<E: Element>(self, x: &[f32], w: &[E], bias: Option<&[f32]>, y: &mut [f32]);
+
+    fn gemm<E: Element>(
+        self,
+        x: &[f32],
+        w: &[E],
+        bias: Option<&[f32]>,
+        y: &mut [f32],
+        ldy: usize,
+        m: usize,
+        n: usize,
+        k: usize,
+    );
+}
+
+impl MatmulIsa for Scalar {
+    const MR: usize = 4;
+    const NRV: usize = 4;
+    const BLOCKING: Blocking = Blocking { kc: 256, mc: 64, nc: 1024 };
+
+    fn gemv<E: Element>(self, x: &[f32], w: &[E], bias: Option<&[f32]>, y: &mut [f32]) {
+        gemv::gemv(self, x, w, bias, y)
+    }
+
+    fn gemm<E: Element>(
+        self,
+        x: &[f32],
+        w: &[E],
+        bias: Option<&[f32]>,
+        y: &mut [f32],
+        ldy: usize,
+        m: usize,
+        n: usize,
+        k: usize,
+    ) {
+        gemm::gemm::<_, E, 4, 4>(self, Self::BLOCKING, x, w, bias, y, ldy, m, n, k)
+    }
+}
+
+/// Stamps out the `#[target_feature]` wrappers and the [`MatmulIsa`] impl of
+/// one SIMD ISA: `isa!(Token, "features", MR, NRV, Blocking, gemv_fn, gemm_fn)`.
+macro_rules! isa {
+    ($tok:ty, $feat:literal, $mr:literal, $nrv:literal, $blk:expr, $gemv:ident, $gemm:ident) => {
+        #[target_feature(enable = $feat)]
+        fn $gemv<E: Element>(s: $tok, x: &[f32], w: &[E], bias: Option<&[f32]>, y: &mut [f32]) {
+            gemv::gemv(s, x, w, bias, y)
+        }
+
+        #[target_feature(enable = $feat)]
+        fn $gemm<E: Element>(
+            s: $tok,
+            x: &[f32],
+            w: &[E],
+            bias: Option<&[f32]>,
+            y: &mut [f32],
+            ldy: usize,
+            m: usize,
+            n: usize,
+            k: usize,
+        ) {
+            gemm::gemm::<_, E, $mr, $nrv>(s, $blk, x, w, bias, y, ldy, m, n, k)
+        }
+
+        impl MatmulIsa for $tok {
+            const MR: usize = $mr;
+            const NRV: usize = $nrv;
+            const BLOCKING: Blocking = $blk;
+
+            fn gemv<E: Element>(self, x: &[f32], w: &[E], bias: Option<&[f32]>, y: &mut [f32]) {
+                // SAFETY: the token proves the features the wrapper enables.
+                unsafe { $gemv(self, x, w, bias, y) }
+            }
+
+            fn gemm<E: Element>(
+                self,
+                x: &[f32],
+                w: &[E],
+                bias: Option<&[f32]>,
+                y: &mut [f32],
+                ldy: usize,
+                m: usize,
+                n: usize,
+                k: usize,
+            ) {
+                // SAFETY: the token proves the features the wrapper enables.
+                unsafe { $gemm(self, x, w, bias, y, ldy, m, n, k) }
+            }
+        }
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::*;
+    use crate::cpu::dispatch::{Avx2, Avx512};
+
+    // AVX2: 16 ymm registers; 6×16 tile = 12 accumulators + 2 w vectors + 1 broadcast.
+    isa!(
+        Avx2,
+        "avx2,fma,f16c",
+        6,
+        2,
+        Blocking { kc: 256, mc: 72, nc: 1024 },
+        gemv_avx2,
+        gemm_avx2
+    );
+    // AVX-512: 32 zmm registers; 8×48 tile = 24 accumulators + 3 w vectors + 1 broadcast.
+    isa!(
+        Avx512,
+        "avx512f,avx2,fma,f16c",
+        8,
+        3,
+        Blocking { kc: 128, mc: 128, nc: 1536 },
+        gemv_avx512,
+        gemm_avx512
+    );
+}
+
+#[cfg(target_arch = "aarch64")]
+mod arm {
+    use super::*;
+    use crate::cpu::dispatch::Neon;
+
+    // NEON: 32 q registers; 8×12 tile = 24 accumulators + 3 w vectors + 1 broadcast.
+    isa!(
+        Neon,
+        "neon",
+        8,
+        3,
+        Blocking { kc: 256, mc: 64, nc: 1024 },
+        gemv_neon,
+        gemm_neon
+    );
+}

@@ -1,0 +1,190 @@
+//! The CPU backend: host memory, rayon threads, and kernels for the ISA
+//! chosen once at construction (`dispatch.rs`).
+
+pub mod dispatch;
+pub mod matmul;
+pub mod simd;
+
+use std::sync::Arc;
+
+use half::{bf16, f16};
+
+pub use self::dispatch::{Isa, IsaToken};
+use self::matmul::{MatmulArgs, WeightRef};
+use crate::backend::matmul_dims;
+use crate::{Backend, DType, HostData, Result, Shape, Tensor, TensorError};
+
+/// Host storage of one tensor, owned and naturally aligned.
+#[derive(Clone, Debug)]
+pub enum CpuStorage {
+    F32(Vec<f32>),
+    BF16(Vec<bf16>),
+    F16(Vec<f16>),
+}
+
+impl CpuStorage {
+    pub fn dtype(&self) -> DType {
+        match self {
+            CpuStorage::F32(_) => DType::F32,
+            CpuStorage::BF16(_) => DType::BF16,
+            CpuStorage::F16(_) => DType::F16,
+        }
+    }
+
+    /// The f32 data, or an error naming `op` and `what`.
+    pub fn as_f32(&self, op: &'static str, what: &'static str) -> Result<&[f32]> {
+        match self {
+            CpuStorage::F32(v) => Ok(v),
+            other => Err(TensorError::UnsupportedDType { op, what, dtype: other.dtype() }),
+        }
+    }
+
+    pub fn as_f32_mut(&mut self, op: &'static str, what: &'static str) -> Result<&mut [f32]> {
+        match self {
+            CpuStorage::F32(v) => Ok(v),
+            other => Err(TensorError::UnsupportedDType { op, what, dtype: other.dtype() }),
+        }
+    }
+
+    fn weights(&self) -> WeightRef<'_> {
+        match self {
+            CpuStorage::F32(v) => WeightRef::F32(v),
+            CpuStorage::BF16(v) => WeightRef::BF16(v),
+            CpuStorage::F16(v) => WeightRef::F16(v),
+        }
+    }
+
+    /// Copies little-endian bytes at any alignment into owned, aligned storage
+    /// (safetensors offsets inside an mmap are often odd: never cast them).
+    fn from_host(data: HostData<'_>) -> CpuStorage {
+        fn copy<T: bytemuck::Pod + Default>(bytes: &[u8]) -> Vec<T> {
+            let mut v = vec![T::default(); bytes.len() / size_of::<T>()];
+            bytemuck::cast_slice_mut::<T, u8>(&mut v).copy_from_slice(bytes);
+            v
+        }
+        match data.dtype {
+            DType::F32 => CpuStorage::F32(copy(data.bytes)),
+            DType::BF16 => CpuStorage::BF16(copy(data.bytes)),
+            DType::F16 => CpuStorage::F16(copy(data.bytes)),
+        }
+    }
+}
+
+/// The CPU backend. Cheap to clone (the thread pool is shared).
+#[derive(Clone)]
+pub struct CpuBackend {
+    isa: IsaToken,
+    /// `None` runs kernels on the calling thread (one thread).
+    pool: Option<Arc<rayon::ThreadPool>>,
+    threads: usize,
+}
+
+impl CpuBackend {
+    /// The ISA from `LFM_ISA` (or the best available) and `LFM_THREADS`
+    /// threads (or all cores).
+    pub fn new() -> Result<Self> {
+        let threads = std::env::var("LFM_THREADS")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            .filter(|&t| t > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        Self::with(Isa::from_env()?, threads)
+    }
+
+    /// A backend on `isa` with `threads` worker threads. Errors if the host
+    /// lacks `isa`.
+    pub fn with(isa: Isa, threads: usize) -> Result<Self> {
+        let token = IsaToken::new(isa).ok_or_else(|| TensorError::IsaUnavailable {
+            requested: isa.name().to_string(),
+            reason: "supported by this CPU",
+            available: Isa::available().iter().map(|i| i.name()).collect::<Vec<_>>().join(", "),
+        })?;
+        let threads = threads.max(1);
+        let pool = if threads > 1 {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .thread_name(|i| format!("lfm-cpu-{i}"))
+                .build()
+                .map_err(|e| TensorError::ThreadPool(e.to_string()))?;
+            Some(Arc::new(pool))
+        } else {
+            None
+        };
+        tracing::info!(isa = isa.name(), threads, "CPU backend");
+        Ok(CpuBackend { isa: token, pool, threads })
+    }
+
+    pub fn isa(&self) -> Isa {
+        self.isa.isa()
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// The token kernels dispatch on.
+    pub fn isa_token(&self) -> IsaToken {
+        self.isa
+    }
+
+    /// The worker pool (`None` when running on one thread).
+    pub fn pool(&self) -> Option<&rayon::ThreadPool> {
+        self.pool.as_deref()
+    }
+}
+
+impl Backend for CpuBackend {
+    type Storage = CpuStorage;
+
+    fn describe(&self) -> String {
+        format!("cpu ({}, {} threads)", self.isa(), self.threads)
+    }
+
+    fn upload(&self, data: HostData<'_>, shape: Shape) -> Result<Tensor<Self>> {
+        data.check(&shape)?;
+        Ok(Tensor::from_storage(CpuStorage::from_host(data), data.dtype, shape))
+    }
+
+    fn zeros(&self, dtype: DType, shape: Shape) -> Result<Tensor<Self>> {
+        let n = shape.elem_count();
+        let s = match dtype {
+            DType::F32 => CpuStorage::F32(vec![0.0; n]),
+            DType::BF16 => CpuStorage::BF16(vec![bf16::ZERO; n]),
+            DType::F16 => CpuStorage::F16(vec![f16::ZERO; n]),
+        };
+        Ok(Tensor::from_storage(s, dtype, shape))
+    }
+
+    fn download_f32(&self, t: &Tensor<Self>) -> Result<Vec<f32>> {
+        Ok(match t.storage() {
+            CpuStorage::F32(v) => v.clone(),
+            CpuStorage::BF16(v) => v.iter().map(|x| x.to_f32()).collect(),
+            CpuStorage::F16(v) => v.iter().map(|x| x.to_f32()).collect(),
+        })
+    }
+
+    fn sync(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn matmul(
+        &self,
+        x: &Tensor<Self>,
+        w: &Tensor<Self>,
+        bias: Option<&Tensor<Self>>,
+        out: &mut Tensor<Self>,
+    ) -> Result<()> {
+        let (m, n, k) = matmul_dims(x, w, bias, out)?;
+        let args = MatmulArgs {
+            x: x.storage().as_f32("matmul", "x")?,
+            w: w.storage().weights(),
+            bias: bias.map(|b| b.storage().as_f32("matmul", "bias")).transpose()?,
+            m,
+            n,
+            k,
+        };
+        let y = out.storage_mut().as_f32_mut("matmul", "out")?;
+        matmul::matmul(self.isa, self.pool(), &args, y);
+        Ok(())
+    }
+}

@@ -1,0 +1,98 @@
+//! Element types. Weights come as bf16 (every LFM2-VL checkpoint), f16 or f32;
+//! activations are f32. `DType` is `#[non_exhaustive]` and sized through
+//! [`DType::block_bytes`] / [`DType::block_elems`] so that quantized block
+//! types (q8_0, q4_k ...) can be added later without changing callers.
+
+use half::{bf16, f16};
+
+/// Storage element type of a tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DType {
+    F32,
+    BF16,
+    F16,
+}
+
+impl DType {
+    /// Elements per storage block (1 for plain types; >1 for future quantized blocks).
+    pub const fn block_elems(self) -> usize {
+        1
+    }
+
+    /// Bytes per storage block.
+    pub const fn block_bytes(self) -> usize {
+        match self {
+            DType::F32 => 4,
+            DType::BF16 | DType::F16 => 2,
+        }
+    }
+
+    /// Bytes needed for `n` elements (`n` must be a multiple of the block size).
+    pub const fn bytes_for(self, n: usize) -> usize {
+        n / self.block_elems() * self.block_bytes()
+    }
+
+    /// Lower-case name as used in safetensors headers and benchmark output.
+    pub const fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::BF16 => "bf16",
+            DType::F16 => "f16",
+        }
+    }
+}
+
+impl std::fmt::Display for DType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A host element type the kernels are generic over (f32, bf16, f16).
+///
+/// Widening to f32 is exact for all three; this is the only conversion the
+/// kernels perform on weights.
+pub trait Element: Copy + Send + Sync + bytemuck::Pod + 'static {
+    const DTYPE: DType;
+    fn to_f32(self) -> f32;
+    fn from_f32(v: f32) -> Self;
+}
+
+impl Element for f32 {
+    const DTYPE: DType = DType::F32;
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self
+    }
+    #[inline(always)]
+    fn from_f32(v: f32) -> Self {
+        v
+    }
+}
+
+impl Element for bf16 {
+    const DTYPE: DType = DType::BF16;
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        // Exact: bf16 is the top half of an f32.
+        f32::from_bits((self.to_bits() as u32) << 16)
+    }
+    #[inline(always)]
+    fn from_f32(v: f32) -> Self {
+        // Round to nearest even; NaN stays NaN.
+        bf16::from_f32(v)
+    }
+}
+
+impl Element for f16 {
+    const DTYPE: DType = DType::F16;
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        f16::to_f32(self)
+    }
+    #[inline(always)]
+    fn from_f32(v: f32) -> Self {
+        f16::from_f32(v)
+    }
+}

@@ -1,0 +1,44 @@
+//! The tensor crate's one error type.
+
+use crate::{DType, Shape};
+
+pub type Result<T, E = TensorError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TensorError {
+    #[error("{op}: shape mismatch for {what}: expected {expected}, got {got}")]
+    ShapeMismatch {
+        op: &'static str,
+        what: &'static str,
+        expected: Shape,
+        got: Shape,
+    },
+    #[error("{op}: unsupported dtype {dtype} for {what}")]
+    UnsupportedDType {
+        op: &'static str,
+        what: &'static str,
+        dtype: DType,
+    },
+    #[error("host data holds {got} bytes but {dtype} {shape} needs {expected}")]
+    ByteLength {
+        dtype: DType,
+        shape: Shape,
+        expected: usize,
+        got: usize,
+    },
+    #[error("LFM_ISA={requested:?} is not {reason} (available on this host: {available})")]
+    IsaUnavailable {
+        requested: String,
+        reason: &'static str,
+        available: String,
+    },
+    #[error("could not build the CPU thread pool: {0}")]
+    ThreadPool(String),
+    #[error("no GPU adapter found{0}")]
+    NoAdapter(String),
+    #[error("GPU {what} failed: {detail}")]
+    Gpu { what: &'static str, detail: String },
+    #[error("shader {shader} is invalid: {detail}")]
+    Shader { shader: &'static str, detail: String },
+}
