@@ -48,13 +48,13 @@ pub(super) fn gemm<S: Simd, E: Element, const MR: usize, const NRV: usize>(
     let nr = NRV * S::LANES;
     assert_eq!(x.len(), m * k);
     assert_eq!(w.len(), n * k);
-    assert!(ldy >= n && y.len() >= m.saturating_sub(1) * ldy + n);
     if let Some(b) = bias {
         assert_eq!(b.len(), n);
     }
     if m == 0 || n == 0 {
         return;
     }
+    assert!(ldy >= n && y.len() >= (m - 1) * ldy + n);
     if k == 0 {
         for i in 0..m {
             for j in 0..n {

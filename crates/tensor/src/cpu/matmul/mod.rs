@@ -55,6 +55,23 @@ pub struct MatmulArgs<'a> {
     pub k: usize,
 }
 
+/// Register tile and `kc` blocking of `isa`'s GEMM, for tests that aim at
+/// tile edges: `(mr, nr, kc)`.
+pub fn tile(isa: IsaToken) -> (usize, usize, usize) {
+    fn of<S: MatmulIsa>(_: S) -> (usize, usize, usize) {
+        (S::MR, S::NRV * S::LANES, S::BLOCKING.kc)
+    }
+    match isa {
+        IsaToken::Scalar(s) => of(s),
+        #[cfg(target_arch = "x86_64")]
+        IsaToken::Avx2(s) => of(s),
+        #[cfg(target_arch = "x86_64")]
+        IsaToken::Avx512(s) => of(s),
+        #[cfg(target_arch = "aarch64")]
+        IsaToken::Neon(s) => of(s),
+    }
+}
+
 /// Runs the matmul on `isa` with `pool`'s threads (`None`: the caller's thread).
 ///
 /// Panics if the slice lengths disagree with `m, n, k` (the backend checks

@@ -1,0 +1,1 @@
+//! The wgpu backend (WGSL kernels). Work in progress.

@@ -1,0 +1,196 @@
+//! Every CPU matmul tier against the f64 reference (`kernels/matmul.md`),
+//! on the shared edge shapes, all weight dtypes, misaligned inputs and
+//! 1–3 threads. Tolerance: `testing::tolerance::MATMUL`.
+
+use half::{bf16, f16};
+use tensor::cpu::matmul::{self, MatmulArgs, WeightRef, reference};
+use tensor::cpu::{Isa, IsaToken};
+use tensor::dtype::Element;
+use tensor::testing::tolerance::{ErrorStats, MATMUL};
+use tensor::testing::{expected_isas_present, rng::Rng, shapes};
+use tensor::DType;
+
+#[derive(Clone, Copy, Debug)]
+struct Case {
+    isa: Isa,
+    dtype: DType,
+    m: usize,
+    n: usize,
+    k: usize,
+    bias: bool,
+    threads: usize,
+    /// Start offsets (elements) of x and w inside larger buffers.
+    x_off: usize,
+    w_off: usize,
+}
+
+trait Wrap: Element {
+    fn wrap(w: &[Self]) -> WeightRef<'_>;
+}
+impl Wrap for f32 {
+    fn wrap(w: &[Self]) -> WeightRef<'_> {
+        WeightRef::F32(w)
+    }
+}
+impl Wrap for bf16 {
+    fn wrap(w: &[Self]) -> WeightRef<'_> {
+        WeightRef::BF16(w)
+    }
+}
+impl Wrap for f16 {
+    fn wrap(w: &[Self]) -> WeightRef<'_> {
+        WeightRef::F16(w)
+    }
+}
+
+fn pool(threads: usize) -> Option<rayon::ThreadPool> {
+    (threads > 1).then(|| rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap())
+}
+
+fn run(c: Case, pools: &[Option<rayon::ThreadPool>]) -> ErrorStats {
+    let tok = IsaToken::new(c.isa).expect("caller checked availability");
+    let mut rng = Rng::for_case("matmul", &format!("{c:?}"));
+    let xbuf = rng.vec(c.x_off + c.m * c.k, 1.0);
+    let wf = rng.vec(c.w_off + c.n * c.k, 0.5);
+    let bias = c.bias.then(|| rng.vec(c.n, 0.5));
+    let x = &xbuf[c.x_off..];
+    let mut y = vec![f32::NAN; c.m * c.n];
+    let pool = pools[c.threads - 1].as_ref();
+    fn go<E: Wrap>(
+        c: &Case,
+        wf: &[f32],
+        x: &[f32],
+        bias: Option<&[f32]>,
+        tok: IsaToken,
+        pool: Option<&rayon::ThreadPool>,
+        y: &mut [f32],
+    ) -> (Vec<f32>, Vec<f64>) {
+        let wbuf: Vec<E> = wf.iter().map(|&v| E::from_f32(v)).collect();
+        let w = &wbuf[c.w_off..];
+        let args = MatmulArgs { x, w: E::wrap(w), bias, m: c.m, n: c.n, k: c.k };
+        matmul::matmul(tok, pool, &args, y);
+        reference::matmul(x, w, bias, c.m, c.n, c.k)
+    }
+    let b = bias.as_deref();
+    let (want, mag) = match c.dtype {
+        DType::F32 => go::<f32>(&c, &wf, x, b, tok, pool, &mut y),
+        DType::BF16 => go::<bf16>(&c, &wf, x, b, tok, pool, &mut y),
+        DType::F16 => go::<f16>(&c, &wf, x, b, tok, pool, &mut y),
+        _ => unreachable!(),
+    };
+    match MATMUL.check(&y, &want, &mag) {
+        Ok(st) => st,
+        Err(e) => panic!("{c:?}: first bad index {} (row {}, col {}): got {}, want {}, bound {:e}", e.index, e.index / c.n.max(1), e.index % c.n.max(1), e.got, e.want, e.bound),
+    }
+}
+
+/// All cases of one tier; returns the worst error seen.
+fn sweep(isa: Isa) -> ErrorStats {
+    let tok = IsaToken::new(isa).unwrap();
+    let (mr, nr, kc) = matmul::tile(tok);
+    let v: usize = match isa {
+        Isa::Scalar => 1,
+        Isa::Avx2 => 8,
+        Isa::Avx512 => 16,
+        Isa::Neon => 4,
+    };
+    let pools: Vec<_> = (1..=3).map(pool).collect();
+    let mut worst = ErrorStats::default();
+    let mut add = |st: ErrorStats| {
+        worst.max_abs = worst.max_abs.max(st.max_abs);
+        worst.max_rel = worst.max_rel.max(st.max_rel);
+    };
+    let dtypes = [DType::F32, DType::BF16, DType::F16];
+    let base = Case { isa, dtype: DType::F32, m: 1, n: 1, k: 1, bias: false, threads: 1, x_off: 0, w_off: 0 };
+
+    // 1. Small cross product around the vector width (GEMV at m = 1, GEMM above).
+    let small = [1, 2, 3, v.saturating_sub(1).max(1), v, v + 1, 17];
+    for &m in &small {
+        for &n in &small {
+            for &k in &small {
+                for (i, &dtype) in dtypes.iter().enumerate() {
+                    add(run(Case { m, n, k, dtype, bias: (m + n + k + i) % 2 == 0, ..base }, &pools));
+                }
+            }
+        }
+    }
+    // 2. Register-tile and k-block edges, and the shared edge lengths.
+    for &m in &[mr - 1, mr, mr + 1, 2 * mr + 1] {
+        for &n in &[nr - 1, nr, nr + 1] {
+            for &k in &[kc - 1, kc, kc + 1] {
+                add(run(Case { m: m.max(1), n, k, dtype: DType::BF16, bias: true, ..base }, &pools));
+            }
+        }
+    }
+    for &len in &shapes::edge_lengths(v, nr) {
+        for dtype in dtypes {
+            add(run(Case { m: 1, n: len.max(1), k: len, dtype, bias: true, ..base }, &pools));
+            add(run(Case { m: len, n: 65, k: 63, dtype, ..base }, &pools));
+            add(run(Case { m: 5, n: 33, k: len, dtype, bias: true, ..base }, &pools));
+        }
+    }
+    // 3. Larger shapes on 1–3 threads (row split, column split, GEMV split).
+    for threads in 1..=3 {
+        for (m, n, k) in [(1, 257, 1025), (2, 300, 257), (63, 65, 257), (65, 257, 63), (130, 97, 300)] {
+            for dtype in dtypes {
+                add(run(Case { m, n, k, dtype, bias: true, threads, ..base }, &pools));
+            }
+        }
+    }
+    // 4. Misaligned starts of x and w (odd element offsets into larger buffers).
+    for off in shapes::misaligned_offsets(v) {
+        for dtype in dtypes {
+            add(run(Case { m: 1, n: 37, k: 4 * v + 3, dtype, x_off: off, w_off: off + 1, ..base }, &pools));
+            add(run(Case { m: 9, n: 37, k: 4 * v + 3, dtype, x_off: off, w_off: 2 * off + 1, bias: true, ..base }, &pools));
+        }
+    }
+    // 5. k = 0: the output is the bias (or zero), never garbage.
+    for m in [1, 3] {
+        add(run(Case { m, n: 7, k: 0, bias: true, ..base }, &pools));
+        add(run(Case { m, n: 7, k: 0, bias: false, ..base }, &pools));
+    }
+    worst
+}
+
+fn nan_propagates(isa: Isa) {
+    let tok = IsaToken::new(isa).unwrap();
+    for m in [1, 9] {
+        let (n, k) = (20, 33);
+        let mut x = vec![0.25f32; m * k];
+        x[k / 2] = f32::NAN; // row 0 only
+        let w = vec![bf16::from_f32(0.5); n * k];
+        let mut y = vec![0.0; m * n];
+        matmul::matmul(tok, None, &MatmulArgs { x: &x, w: WeightRef::BF16(&w), bias: None, m, n, k }, &mut y);
+        assert!(y[..n].iter().all(|v| v.is_nan()), "{isa} m={m}: NaN in x row 0 must reach every output of row 0");
+        assert!(y[n..].iter().all(|v| v.is_finite()), "{isa} m={m}: other rows stay finite");
+    }
+}
+
+macro_rules! isa_tests {
+    ($($sweep:ident, $nan:ident => $isa:expr;)*) => {$(
+        #[test]
+        fn $sweep() {
+            expected_isas_present();
+            if !$isa.is_available() {
+                println!("skip: {} not available on this host", $isa);
+                return;
+            }
+            let st = sweep($isa);
+            println!("matmul {}: worst |x-r| = {:.3e}, worst |x-r|/Σ|ab| = {:.3e}", $isa, st.max_abs, st.max_rel);
+        }
+
+        #[test]
+        fn $nan() {
+            if $isa.is_available() {
+                nan_propagates($isa);
+            }
+        }
+    )*};
+}
+
+isa_tests! {
+    matmul_scalar_edges, matmul_scalar_nan => Isa::Scalar;
+    matmul_avx2_edges, matmul_avx2_nan => Isa::Avx2;
+    matmul_avx512_edges, matmul_avx512_nan => Isa::Avx512;
+    matmul_neon_edges, matmul_neon_nan => Isa::Neon;
+}
