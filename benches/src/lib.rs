@@ -1,1 +1,5 @@
-//! Benchmark helpers (timing, machine limits) shared by the bench binaries.
+//! Benchmark helpers shared by the bench binaries: timing and the machine's
+//! own limits (FMA peak per ISA and thread count, memory read bandwidth).
+
+pub mod limits;
+pub mod timing;

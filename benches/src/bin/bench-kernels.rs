@@ -1,2 +1,262 @@
-//! `cargo xtask bench-kernels`: matmul microbenchmarks at LFM2-VL shapes.
-fn main() {}
+//! `cargo xtask bench-kernels [--json] [--quick] [--isa LIST] [--m LIST]
+//! [--dtype LIST] [--threads LIST] [--no-gpu]`
+//!
+//! Matmul `y[m,n] = x[m,k]·w[n,k]ᵀ` at the LFM2-VL shapes, per ISA, thread
+//! count and weight dtype (plus the wgpu backend when an adapter exists).
+//! First measures the machine's own limits (FMA peak per ISA and thread
+//! count, memory read bandwidth); every result is reported against them:
+//! GEMV (m = 1) against `mem_gbps`, GEMM against `peak_gflops`.
+//!
+//! Weights are "cold": enough copies rotate that they never stay in the
+//! last-level cache, as in real decoding where the model is far larger.
+
+use std::collections::HashMap;
+
+use anyhow::{Context, Result, bail};
+use benches::limits::{mem_read_gbps, peak_gflops};
+use benches::timing::{Budget, median_secs};
+use half::bf16;
+use serde_json::json;
+use tensor::cpu::{CpuBackend, Isa, IsaToken};
+use tensor::testing::rng::Rng;
+use tensor::{Backend, DType, HostData, Shape, Tensor};
+
+const MS: [usize; 4] = [1, 64, 512, 1024];
+/// (n, k): LFM2 350M/1.2B projections and FFN, SigLIP2 base, the projector
+/// and the tied LM head.
+const NK: [(usize, usize); 8] = [
+    (1024, 1024),
+    (3072, 1024),
+    (4608, 1024),
+    (1024, 4608),
+    (768, 768),
+    (3072, 768),
+    (2560, 3072),
+    (65536, 1024),
+];
+/// Bytes of weights rotated per configuration: several times a 32 MiB L3.
+const COLD_BYTES: usize = 256 << 20;
+
+struct Opts {
+    json: bool,
+    budget: Budget,
+    isas: Vec<Isa>,
+    ms: Vec<usize>,
+    dtypes: Vec<DType>,
+    threads: Vec<usize>,
+    gpu: bool,
+}
+
+fn list<T>(s: &str, f: impl Fn(&str) -> Option<T>) -> Result<Vec<T>> {
+    s.split(',').map(|p| f(p.trim()).with_context(|| format!("bad list item {p:?}"))).collect()
+}
+
+fn parse() -> Result<Opts> {
+    let all_threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut o = Opts {
+        json: false,
+        budget: Budget::DEFAULT,
+        isas: Isa::available(),
+        ms: MS.to_vec(),
+        dtypes: vec![DType::BF16, DType::F32],
+        threads: if all_threads > 1 { vec![1, all_threads] } else { vec![1] },
+        gpu: true,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut val = || args.next().with_context(|| format!("{a} needs a value"));
+        match a.as_str() {
+            "--json" => o.json = true,
+            "--quick" => o.budget = Budget::QUICK,
+            "--no-gpu" => o.gpu = false,
+            "--isa" => o.isas = list(&val()?, |s| Isa::require(s).ok())?,
+            "--m" => o.ms = list(&val()?, |s| s.parse().ok())?,
+            "--threads" => o.threads = list(&val()?, |s| s.parse().ok().filter(|&t| t > 0))?,
+            "--dtype" => {
+                o.dtypes = list(&val()?, |s| match s {
+                    "bf16" => Some(DType::BF16),
+                    "f32" => Some(DType::F32),
+                    "f16" => Some(DType::F16),
+                    _ => None,
+                })?
+            }
+            "-h" | "--help" => {
+                println!(
+                    "bench-kernels [--json] [--quick] [--isa scalar,avx2,avx512,neon] [--m 1,64,512,1024] \
+                     [--dtype bf16,f32,f16] [--threads 1,2] [--no-gpu]"
+                );
+                std::process::exit(0);
+            }
+            _ => bail!("unknown argument {a:?} (see --help)"),
+        }
+    }
+    Ok(o)
+}
+
+fn emit(o: &Opts, v: serde_json::Value) {
+    if o.json {
+        println!("{v}");
+    }
+}
+
+/// Weights of shape [n, k] in `dtype`, enough copies to defeat the cache.
+fn cold_weights<B: Backend>(be: &B, dtype: DType, n: usize, k: usize, rng: &mut Rng) -> Result<Vec<Tensor<B>>> {
+    let bytes = dtype.bytes_for(n * k);
+    let copies = COLD_BYTES.div_ceil(bytes).clamp(1, 64);
+    let src = rng.vec(n * k, 0.05);
+    let mut out = Vec::with_capacity(copies);
+    for _ in 0..copies {
+        let t = match dtype {
+            DType::BF16 => {
+                let v: Vec<bf16> = src.iter().map(|&x| bf16::from_f32(x)).collect();
+                be.upload(HostData::bf16(&v), Shape::from([n, k]))?
+            }
+            DType::F16 => {
+                let v: Vec<half::f16> = src.iter().map(|&x| half::f16::from_f32(x)).collect();
+                be.upload(HostData::f16(&v), Shape::from([n, k]))?
+            }
+            _ => be.upload(HostData::f32(&src), Shape::from([n, k]))?,
+        };
+        out.push(t);
+    }
+    Ok(out)
+}
+
+struct Result1 {
+    median_s: f64,
+    gflops: f64,
+    gbps: f64,
+}
+
+fn bench_one<B: Backend>(be: &B, ws: &[Tensor<B>], dtype: DType, m: usize, n: usize, k: usize, budget: Budget, rng: &mut Rng) -> Result<Result1> {
+    let x = be.upload(HostData::f32(&rng.vec(m * k, 1.0)), Shape::from([m, k]))?;
+    let mut y = be.zeros(DType::F32, Shape::from([m, n]))?;
+    let mut i = 0;
+    let mut err = None;
+    let secs = median_secs(budget, || {
+        let w = &ws[i % ws.len()];
+        i += 1;
+        if let Err(e) = be.matmul(&x, w, None, &mut y).and_then(|_| be.sync()) {
+            err.get_or_insert(e);
+        }
+    });
+    if let Some(e) = err {
+        return Err(e.into());
+    }
+    let flops = 2.0 * (m * n * k) as f64;
+    let bytes = (dtype.bytes_for(n * k) + 4 * (m * k + m * n)) as f64;
+    Ok(Result1 { median_s: secs, gflops: flops / secs / 1e9, gbps: bytes / secs / 1e9 })
+}
+
+fn main() -> Result<()> {
+    let o = parse()?;
+    let mut rng = Rng::for_case("bench-kernels", "matmul");
+
+    // Machine limits.
+    let mut peak: HashMap<(Isa, usize), f64> = HashMap::new();
+    let mut mem: HashMap<usize, f64> = HashMap::new();
+    for &t in &o.threads {
+        let g = mem_read_gbps(t);
+        mem.insert(t, g);
+        emit(&o, json!({"op": "mem_read", "threads": t, "mem_gbps": round(g)}));
+        for &isa in &o.isas {
+            let p = peak_gflops(IsaToken::new(isa).expect("--isa checked availability"), t);
+            peak.insert((isa, t), p);
+            emit(&o, json!({"op": "fma_peak", "isa": isa.name(), "threads": t, "peak_gflops": round(p)}));
+        }
+    }
+    if !o.json {
+        println!("machine limits:");
+        for &t in &o.threads {
+            print!("  threads {t}: mem_read {:.1} GB/s", mem[&t]);
+            for &isa in &o.isas {
+                print!(", {isa} peak {:.1} GFLOPS", peak[&(isa, t)]);
+            }
+            println!();
+        }
+        println!(
+            "\n{:<7} {:>5} {:>6} {:>5} {:<5} {:<7} {:>3} {:>10} {:>9} {:>8} {:>7}",
+            "op", "m", "n", "k", "dtype", "isa", "thr", "median_ms", "GFLOPS", "GB/s", "%peak"
+        );
+    }
+
+    for &t in &o.threads {
+        for &isa in &o.isas {
+            let be = CpuBackend::with(isa, t)?;
+            for &dtype in &o.dtypes {
+                for &(n, k) in &NK {
+                    let ws = cold_weights(&be, dtype, n, k, &mut rng)?;
+                    for &m in &o.ms {
+                        // The scalar tier is the correctness twin, not a fast path:
+                        // keep its large GEMMs out of the default run.
+                        if isa == Isa::Scalar && m > 64 {
+                            continue;
+                        }
+                        let r = bench_one(&be, &ws, dtype, m, n, k, o.budget, &mut rng)?;
+                        let (bound, pct) = if m == 1 {
+                            ("memory", 100.0 * r.gbps / mem[&t])
+                        } else {
+                            ("compute", 100.0 * r.gflops / peak[&(isa, t)])
+                        };
+                        report(&o, "matmul", m, n, k, dtype, isa.name(), t, &r, bound, pct);
+                    }
+                }
+            }
+        }
+    }
+
+    #[cfg(feature = "wgpu")]
+    if o.gpu {
+        gpu::run(&o, &mut rng)?;
+    }
+    Ok(())
+}
+
+fn round(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+fn report(o: &Opts, op: &str, m: usize, n: usize, k: usize, dtype: DType, isa: &str, threads: usize, r: &Result1, bound: &str, pct: f64) {
+    if o.json {
+        println!(
+            "{}",
+            json!({
+                "op": op, "m": m, "n": n, "k": k, "dtype": dtype.name(), "isa": isa,
+                "threads": threads, "gflops": round(r.gflops), "gbps": round(r.gbps),
+                "pct_peak": round(pct), "bound": bound, "median_ms": round(r.median_s * 1e3),
+            })
+        );
+    } else {
+        println!(
+            "{op:<7} {m:>5} {n:>6} {k:>5} {:<5} {isa:<7} {threads:>3} {:>10.3} {:>9.1} {:>8.1} {:>6.1}%",
+            dtype.name(),
+            r.median_s * 1e3,
+            r.gflops,
+            r.gbps,
+            pct
+        );
+    }
+}
+
+#[cfg(feature = "wgpu")]
+mod gpu {
+    use super::*;
+
+    /// The wgpu backend on the same shapes, when an adapter exists.
+    pub fn run(o: &Opts, rng: &mut Rng) -> Result<()> {
+        let Some(be) = tensor::wgpu::gpu_or_skip() else {
+            return Ok(());
+        };
+        let name = be.describe();
+        for &dtype in o.dtypes.iter().filter(|d| matches!(d, DType::BF16 | DType::F32)) {
+            for &(n, k) in &NK {
+                let ws = cold_weights(&be, dtype, n, k, rng)?;
+                for &m in &o.ms {
+                    let r = bench_one(&be, &ws, dtype, m, n, k, o.budget, rng)?;
+                    report(o, "matmul", m, n, k, dtype, &format!("wgpu:{name}"), 0, &r, "gpu", f64::NAN);
+                }
+            }
+        }
+        Ok(())
+    }
+}

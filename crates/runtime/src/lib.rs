@@ -1,4 +1,26 @@
 //! Runtime: picks the CPU or wgpu backend, runs prefill/decode, sampling and
-//! streaming. Generation lands with the runtime issue.
+//! streaming. Generation lands with the runtime issue; today this crate
+//! reports the compute this machine offers.
 
 pub use model;
+use tensor::cpu::Isa;
+
+/// One line per compute option: CPU tiers (the chosen one marked) and, with
+/// the `wgpu` feature, the GPU adapters wgpu can see.
+pub fn system_info() -> Vec<String> {
+    let mut out = Vec::new();
+    let chosen = Isa::from_env();
+    let tiers: Vec<String> = Isa::available()
+        .into_iter()
+        .map(|i| if chosen.as_ref().ok() == Some(&i) { format!("{i}*") } else { i.to_string() })
+        .collect();
+    out.push(format!("cpu tiers: {} (* = used; LFM_ISA overrides)", tiers.join(", ")));
+    if let Err(e) = chosen {
+        out.push(format!("cpu: {e}"));
+    }
+    out.push(format!(
+        "cpu threads: {}",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    ));
+    out
+}

@@ -83,7 +83,8 @@ mod scalar {
         }
         #[inline(always)]
         fn fma(self, a: f32, b: f32, acc: f32) -> f32 {
-            a.mul_add(b, acc)
+            // Two roundings: `mul_add` would be a libm call on baseline x86-64.
+            a * b + acc
         }
         #[inline(always)]
         fn add(self, a: f32, b: f32) -> f32 {

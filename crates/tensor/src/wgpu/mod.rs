@@ -1,1 +1,468 @@
-//! The wgpu backend (WGSL kernels). Work in progress.
+//! The wgpu backend: WGSL kernels on any adapter wgpu can open (Vulkan,
+//! Metal, DX12; lavapipe on CPU-only machines).
+//!
+//! - [`device`] picks the adapter once and opens the device.
+//! - [`shaders`] is the one registry of WGSL files (`shaders/` at the repo root).
+//! - [`pipelines`] compiles each `(ShaderId, override constants)` once.
+//! - [`uniforms`] holds the Rust mirrors of the WGSL uniform structs.
+//! - [`matmul`] encodes the tiled GEMM and the GEMV.
+//!
+//! Execution model: ops only *record* work. Each op writes its uniform into a
+//! slot of one uniform ring buffer and appends a compute pass to a pending
+//! command encoder; the encoder is submitted when the ring is full (every 64
+//! ops), before a download, or on [`Backend::sync`]. Only `download_f32` and `sync` wait for
+//! the device, so a whole forward pass runs without host round trips.
+//! Validation errors that escape (the device reports them asynchronously) are
+//! collected and returned by the next `download_f32` or `sync`.
+
+pub mod device;
+pub mod matmul;
+pub mod pipelines;
+pub mod shaders;
+pub mod uniforms;
+
+use std::num::NonZeroU64;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use self::device::GpuDevice;
+use self::pipelines::{CachedPipeline, PipelineCache, PipelineKey};
+use self::shaders::ShaderId;
+use crate::{Backend, DType, HostData, Result, Shape, Tensor, TensorError};
+
+/// Bytes per uniform slot: wgpu's largest allowed
+/// `min_uniform_buffer_offset_alignment`, so any adapter accepts the offsets.
+const UNIFORM_SLOT_BYTES: u64 = 256;
+/// Uniform slots in the ring. The pending encoder is submitted when they are
+/// used up, i.e. every 64 ops, so the device starts working while the host
+/// is still recording the rest of a forward pass.
+const UNIFORM_SLOTS: u64 = 64;
+
+/// A device buffer holding one tensor. Sized to a multiple of 4 bytes (at
+/// least 4, since bindings cannot be empty); bf16/f16 data stay packed two
+/// per u32, element `e` in word `e / 2`, low half first.
+pub struct WgpuStorage {
+    buffer: wgpu::Buffer,
+    /// Logical byte length of the tensor (without the padding).
+    bytes: u64,
+}
+
+impl WgpuStorage {
+    pub fn buffer(&self) -> &wgpu::Buffer {
+        &self.buffer
+    }
+
+    /// The tensor's byte length (the buffer may be up to 3 bytes longer, or 4
+    /// for an empty tensor).
+    pub fn byte_len(&self) -> u64 {
+        self.bytes
+    }
+}
+
+/// Work recorded but not yet submitted.
+#[derive(Default)]
+struct Recorder {
+    encoder: Option<wgpu::CommandEncoder>,
+    /// Next free slot of the uniform ring (slots `0..slot` are used by
+    /// `encoder`'s passes and must not be rewritten before it is submitted).
+    slot: u64,
+}
+
+struct Gpu {
+    dev: GpuDevice,
+    pipelines: PipelineCache,
+    rec: Mutex<Recorder>,
+    /// `UNIFORM_SLOTS` slots of `UNIFORM_SLOT_BYTES`.
+    uniforms: wgpu::Buffer,
+    /// A 4-byte storage buffer bound where an optional input is absent.
+    placeholder: wgpu::Buffer,
+    /// Reused readback buffer (grown on demand).
+    staging: Mutex<Option<wgpu::Buffer>>,
+    /// Errors the device reported outside an error scope.
+    errors: Arc<Mutex<Vec<String>>>,
+}
+
+/// The wgpu backend. Cheap to clone (the device is shared).
+#[derive(Clone)]
+pub struct WgpuBackend {
+    gpu: Arc<Gpu>,
+}
+
+/// One compute dispatch for [`WgpuBackend::record`].
+pub(crate) struct Dispatch<'a> {
+    pub shader: ShaderId,
+    /// Override constants (`name = value`).
+    pub constants: &'a [(&'static str, u32)],
+    /// The uniform struct's bytes, bound at binding 0.
+    pub params: &'a [u8],
+    /// Storage buffers by binding index.
+    pub buffers: &'a [(u32, &'a wgpu::Buffer)],
+    /// Workgroup counts (each ≤ the device's per-dimension limit).
+    pub groups: [u32; 3],
+}
+
+fn lock<'a, T>(m: &'a Mutex<T>, what: &'static str) -> Result<MutexGuard<'a, T>> {
+    m.lock().map_err(|_| TensorError::Gpu {
+        what,
+        detail: "lock poisoned by a panic".into(),
+    })
+}
+
+/// Buffer size for `bytes` of tensor data: rounded up to 4, at least 4.
+fn padded(bytes: u64) -> u64 {
+    bytes.div_ceil(4).max(1) * 4
+}
+
+impl WgpuBackend {
+    /// Opens the adapter from `LFM_WGPU_ADAPTER` or the high-performance
+    /// default (see [`device`]).
+    pub fn new() -> Result<Self> {
+        Self::with_device(GpuDevice::open()?)
+    }
+
+    /// A backend on an already opened device.
+    pub fn with_device(dev: GpuDevice) -> Result<Self> {
+        let errors: Arc<Mutex<Vec<String>>> = Arc::default();
+        let sink = Arc::clone(&errors);
+        dev.device
+            .on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+                tracing::error!(error = %e, "wgpu error");
+                if let Ok(mut v) = sink.lock() {
+                    v.push(e.to_string());
+                }
+            }));
+        let uniforms = dev.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("uniform ring"),
+            size: UNIFORM_SLOT_BYTES * UNIFORM_SLOTS,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let placeholder = dev.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("placeholder"),
+            size: 4,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        Ok(WgpuBackend {
+            gpu: Arc::new(Gpu {
+                dev,
+                pipelines: PipelineCache::default(),
+                rec: Mutex::default(),
+                uniforms,
+                placeholder,
+                staging: Mutex::default(),
+                errors,
+            }),
+        })
+    }
+
+    pub fn device(&self) -> &GpuDevice {
+        &self.gpu.dev
+    }
+
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.gpu.dev.info
+    }
+
+    /// Number of pipelines compiled so far.
+    pub fn pipeline_count(&self) -> usize {
+        self.gpu.pipelines.len()
+    }
+
+    pub(crate) fn placeholder(&self) -> &wgpu::Buffer {
+        &self.gpu.placeholder
+    }
+
+    /// The cached pipeline for `shader` with `constants`.
+    pub(crate) fn pipeline(
+        &self,
+        shader: ShaderId,
+        constants: &[(&'static str, u32)],
+    ) -> Result<Arc<CachedPipeline>> {
+        self.gpu
+            .pipelines
+            .get(&self.gpu.dev.device, &PipelineKey::new(shader, constants))
+    }
+
+    /// Records one dispatch into the pending encoder (no wait).
+    pub(crate) fn record(&self, d: &Dispatch<'_>) -> Result<()> {
+        let g = &*self.gpu;
+        let p = self.pipeline(d.shader, d.constants)?;
+        let params_len = NonZeroU64::new(d.params.len() as u64)
+            .filter(|l| l.get() <= UNIFORM_SLOT_BYTES)
+            .ok_or_else(|| TensorError::Gpu {
+                what: "dispatch",
+                detail: format!("uniform of {} bytes does not fit a slot", d.params.len()),
+            })?;
+        let mut rec = lock(&g.rec, "recorder")?;
+        if rec.slot == UNIFORM_SLOTS {
+            self.submit(&mut rec);
+        }
+        let offset = rec.slot * UNIFORM_SLOT_BYTES;
+        rec.slot += 1;
+        g.dev.queue.write_buffer(&g.uniforms, offset, d.params);
+
+        let mut entries = Vec::with_capacity(d.buffers.len() + 1);
+        entries.push(wgpu::BindGroupEntry {
+            binding: 0,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: &g.uniforms,
+                offset,
+                size: Some(params_len),
+            }),
+        });
+        for &(binding, buffer) in d.buffers {
+            entries.push(wgpu::BindGroupEntry {
+                binding,
+                resource: buffer.as_entire_binding(),
+            });
+        }
+        let bind_group = g.dev.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(d.shader.label()),
+            layout: &p.layout,
+            entries: &entries,
+        });
+        let encoder = rec.encoder.get_or_insert_with(|| {
+            g.dev
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("ops") })
+        });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(d.shader.label()),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(&p.pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
+        Ok(())
+    }
+
+    /// Submits the pending encoder, if any, and frees the uniform ring.
+    fn submit(&self, rec: &mut Recorder) {
+        if let Some(enc) = rec.encoder.take() {
+            self.gpu.dev.queue.submit([enc.finish()]);
+        }
+        rec.slot = 0;
+    }
+
+    /// Submits pending work without waiting for it.
+    pub fn flush(&self) -> Result<()> {
+        let mut rec = lock(&self.gpu.rec, "recorder")?;
+        self.submit(&mut rec);
+        Ok(())
+    }
+
+    fn wait(&self) -> Result<()> {
+        self.gpu
+            .dev
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| TensorError::Gpu {
+                what: "device poll",
+                detail: e.to_string(),
+            })?;
+        self.take_errors()
+    }
+
+    /// Returns (and clears) the errors the device reported asynchronously.
+    fn take_errors(&self) -> Result<()> {
+        let mut v = lock(&self.gpu.errors, "error sink")?;
+        if v.is_empty() {
+            return Ok(());
+        }
+        let detail = v.join("; ");
+        v.clear();
+        Err(TensorError::Gpu {
+            what: "device",
+            detail,
+        })
+    }
+
+    /// A zeroed storage buffer for `bytes` bytes of tensor data.
+    fn alloc(&self, bytes: u64, label: &str, mapped: bool) -> Result<wgpu::Buffer> {
+        let size = padded(bytes);
+        let max = self.gpu.dev.limits.max_buffer_size;
+        if size > max {
+            return Err(TensorError::Gpu {
+                what: "buffer allocation",
+                detail: format!("{size} bytes exceed the device's max_buffer_size of {max}"),
+            });
+        }
+        let device = &self.gpu.dev.device;
+        let scope = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: mapped,
+        });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(TensorError::Gpu {
+                what: "buffer allocation",
+                detail: e.to_string(),
+            });
+        }
+        Ok(buffer)
+    }
+
+    /// Copies `t` into the staging buffer and returns its padded bytes.
+    fn read_back(&self, t: &WgpuStorage) -> Result<Vec<u8>> {
+        let g = &*self.gpu;
+        let size = t.buffer.size();
+        let mut staging = lock(&g.staging, "staging buffer")?;
+        if staging.as_ref().is_none_or(|b| b.size() < size) {
+            *staging = Some(g.dev.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("download staging"),
+                size,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }));
+        }
+        let Some(staging) = staging.as_ref() else {
+            return Err(TensorError::Gpu {
+                what: "download",
+                detail: "no staging buffer".into(),
+            });
+        };
+        {
+            let mut rec = lock(&g.rec, "recorder")?;
+            let encoder = rec.encoder.get_or_insert_with(|| {
+                g.dev
+                    .device
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("ops") })
+            });
+            encoder.copy_buffer_to_buffer(&t.buffer, 0, staging, 0, size);
+            self.submit(&mut rec);
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, ..size, move |r| {
+            // The receiver outlives this callback: it is dropped only after
+            // the wait below, which runs the callback.
+            let _ = tx.send(r);
+        });
+        self.wait()?;
+        rx.recv()
+            .map_err(|e| TensorError::Gpu {
+                what: "download",
+                detail: e.to_string(),
+            })?
+            .map_err(|e| TensorError::Gpu {
+                what: "buffer map",
+                detail: e.to_string(),
+            })?;
+        let bytes = {
+            let view = staging
+                .get_mapped_range(..size)
+                .map_err(|e| TensorError::Gpu {
+                    what: "buffer map",
+                    detail: e.to_string(),
+                })?;
+            view.to_vec()
+        };
+        staging.unmap();
+        Ok(bytes)
+    }
+}
+
+impl Backend for WgpuBackend {
+    type Storage = WgpuStorage;
+
+    fn describe(&self) -> String {
+        format!("wgpu ({})", self.gpu.dev.describe())
+    }
+
+    fn upload(&self, data: HostData<'_>, shape: Shape) -> Result<Tensor<Self>> {
+        data.check(&shape)?;
+        let bytes = data.bytes;
+        let buffer = self.alloc(bytes.len() as u64, "tensor", true)?;
+        {
+            let mut view = buffer
+                .get_mapped_range_mut(..)
+                .map_err(|e| TensorError::Gpu {
+                    what: "upload",
+                    detail: e.to_string(),
+                })?;
+            // Any alignment: this is a byte copy. The padding is zeroed by wgpu.
+            view.slice(..bytes.len()).copy_from_slice(bytes);
+        }
+        buffer.unmap();
+        let storage = WgpuStorage {
+            buffer,
+            bytes: bytes.len() as u64,
+        };
+        Ok(Tensor::from_storage(storage, data.dtype, shape))
+    }
+
+    fn zeros(&self, dtype: DType, shape: Shape) -> Result<Tensor<Self>> {
+        let bytes = dtype.bytes_for(shape.elem_count()) as u64;
+        // wgpu zero-initialises every buffer before first use.
+        let buffer = self.alloc(bytes, "tensor", false)?;
+        Ok(Tensor::from_storage(
+            WgpuStorage { buffer, bytes },
+            dtype,
+            shape,
+        ))
+    }
+
+    fn download_f32(&self, t: &Tensor<Self>) -> Result<Vec<f32>> {
+        let raw = self.read_back(t.storage())?;
+        let n = t.elem_count();
+        let out = match t.dtype() {
+            DType::F32 => raw
+                .chunks_exact(4)
+                .take(n)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            DType::BF16 => raw
+                .chunks_exact(2)
+                .take(n)
+                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            DType::F16 => raw
+                .chunks_exact(2)
+                .take(n)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+        };
+        Ok(out)
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.flush()?;
+        self.wait()
+    }
+
+    fn matmul(
+        &self,
+        x: &Tensor<Self>,
+        w: &Tensor<Self>,
+        bias: Option<&Tensor<Self>>,
+        out: &mut Tensor<Self>,
+    ) -> Result<()> {
+        matmul::matmul(self, x, w, bias, out)
+    }
+}
+
+/// Test helper: the process-wide backend, or `None` after printing a skip
+/// line when no adapter exists. With `LFM_REQUIRE_GPU=1` (CI) a missing
+/// adapter panics instead. The backend is opened once and shared, so tests
+/// in one binary reuse its compiled pipelines.
+pub fn gpu_or_skip() -> Option<WgpuBackend> {
+    static GPU: OnceLock<std::result::Result<WgpuBackend, String>> = OnceLock::new();
+    let got = GPU.get_or_init(|| {
+        WgpuBackend::new().map_err(|e| e.to_string()).inspect(|b| {
+            eprintln!("wgpu backend: {}", b.describe());
+        })
+    });
+    match got {
+        Ok(b) => Some(b.clone()),
+        Err(e) => {
+            if std::env::var("LFM_REQUIRE_GPU").is_ok_and(|v| v == "1") {
+                panic!("LFM_REQUIRE_GPU=1 but the wgpu backend is unavailable: {e}");
+            }
+            eprintln!("SKIP: no wgpu adapter ({e}); set LFM_REQUIRE_GPU=1 to fail instead");
+            None
+        }
+    }
+}

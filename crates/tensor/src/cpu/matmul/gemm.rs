@@ -66,18 +66,22 @@ pub(super) fn gemm<S: Simd, E: Element, const MR: usize, const NRV: usize>(
     let kc_max = blk.kc.min(k);
     let mc_max = blk.mc.min(m.next_multiple_of(MR));
     let nc_max = blk.nc.min(n.next_multiple_of(nr));
-    SCRATCH.with_borrow_mut(|(apack, bpack)| {
-        grow(apack, mc_max * kc_max);
-        grow(bpack, nc_max * kc_max);
+    // Borrow the buffers out of the thread-local for the duration: the loop
+    // nest must not sit in a closure, which would not inherit the caller's
+    // `#[target_feature]`s and would turn every intrinsic into a call.
+    let (mut apack, mut bpack) = SCRATCH.take();
+    {
+        grow(&mut apack, mc_max * kc_max);
+        grow(&mut bpack, nc_max * kc_max);
         for jc in (0..n).step_by(nc_max) {
             let nc = nc_max.min(n - jc);
             for pc in (0..k).step_by(kc_max) {
                 let kc = kc_max.min(k - pc);
-                pack_w(w, k, jc, nc, pc, kc, nr, bpack);
+                pack_w(w, k, jc, nc, pc, kc, nr, &mut bpack);
                 let first = pc == 0;
                 for ic in (0..m).step_by(mc_max) {
                     let mc = mc_max.min(m - ic);
-                    pack_x::<MR>(x, k, ic, mc, pc, kc, apack);
+                    pack_x::<MR>(x, k, ic, mc, pc, kc, &mut apack);
                     for jr in (0..nc).step_by(nr) {
                         let nr_eff = nr.min(nc - jr);
                         let bp = &bpack[jr * kc..(jr + nr) * kc];
@@ -100,7 +104,8 @@ pub(super) fn gemm<S: Simd, E: Element, const MR: usize, const NRV: usize>(
                 }
             }
         }
-    });
+    }
+    SCRATCH.set((apack, bpack));
 }
 
 fn grow(v: &mut Vec<f32>, len: usize) {
@@ -125,10 +130,13 @@ fn pack_w<E: Element>(
     for (panel, j0) in (0..nc).step_by(nr).enumerate() {
         let dst = &mut out[panel * kc * nr..(panel + 1) * kc * nr];
         let cols = nr.min(nc - j0);
+        assert!(dst.len() >= kc * nr);
+        let dp = dst.as_mut_ptr();
         for j in 0..cols {
             let src = &w[(jc + j0 + j) * k + pc..][..kc];
             for (p, v) in src.iter().enumerate() {
-                dst[p * nr + j] = v.to_f32();
+                // SAFETY: p < kc and j < nr, so p·nr + j < kc·nr ≤ dst.len().
+                unsafe { dp.add(p * nr + j).write(v.to_f32()) };
             }
         }
         for j in cols..nr {
@@ -154,10 +162,13 @@ fn pack_x<const MR: usize>(
     for (panel, i0) in (0..mc).step_by(MR).enumerate() {
         let dst = &mut out[panel * kc * MR..(panel + 1) * kc * MR];
         let rows = MR.min(mc - i0);
+        assert!(dst.len() >= kc * MR);
+        let dp = dst.as_mut_ptr();
         for i in 0..rows {
             let src = &x[(ic + i0 + i) * k + pc..][..kc];
             for (p, v) in src.iter().enumerate() {
-                dst[p * MR + i] = *v;
+                // SAFETY: p < kc and i < MR, so p·MR + i < kc·MR ≤ dst.len().
+                unsafe { dp.add(p * MR + i).write(*v) };
             }
         }
         for i in rows..MR {
@@ -196,10 +207,11 @@ fn micro<S: Simd, const MR: usize, const NRV: usize>(
     let bp = b.as_ptr();
     let mut acc = [[s.zero(); NRV]; MR];
     for p in 0..kc {
-        let bv: [S::V; NRV] = std::array::from_fn(|v| {
+        let mut bv = [s.zero(); NRV];
+        for v in 0..NRV {
             // SAFETY: p < kc and v·l + l ≤ nr, so the read stays inside b[..kc·nr].
-            unsafe { s.load(bp.wrapping_add(p * nr + v * l)) }
-        });
+            bv[v] = unsafe { s.load(bp.wrapping_add(p * nr + v * l)) };
+        }
         for i in 0..MR {
             // SAFETY: p < kc and i < MR, inside a[..kc·MR].
             let xi = unsafe { ap.wrapping_add(p * MR + i).read() };

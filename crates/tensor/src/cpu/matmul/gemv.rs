@@ -27,7 +27,7 @@ pub(super) fn gemv<S: Simd, E: Element>(
 
     let mut j = 0;
     while j + 4 <= n {
-        let rows: [*const E; 4] = std::array::from_fn(|r| w[(j + r) * k..].as_ptr());
+        let rows = [0, 1, 2, 3].map(|r| w[(j + r) * k..].as_ptr());
         let mut a = [s.zero(); 4];
         let mut b = [s.zero(); 4];
         let mut p = 0;
@@ -62,7 +62,7 @@ pub(super) fn gemv<S: Simd, E: Element>(
             for q in k1..k {
                 sum += x[q] * row[q].to_f32();
             }
-            y[j + r] = sum + bias.map_or(0.0, |bv| bv[j + r]);
+            y[j + r] = sum + if let Some(bv) = bias { bv[j + r] } else { 0.0 };
         }
         j += 4;
     }
@@ -82,7 +82,7 @@ pub(super) fn gemv<S: Simd, E: Element>(
         for q in k1..k {
             sum += x[q] * row[q].to_f32();
         }
-        y[j] = sum + bias.map_or(0.0, |bv| bv[j]);
+        y[j] = sum + if let Some(bv) = bias { bv[j] } else { 0.0 };
         j += 1;
     }
 }

@@ -1,0 +1,121 @@
+//! The machine's own limits, measured rather than looked up: FMA throughput
+//! per ISA and thread count, and memory read bandwidth. Benchmarks report
+//! their results as a percentage of these.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use rayon::prelude::*;
+use tensor::cpu::IsaToken;
+use tensor::cpu::dispatch::Scalar;
+use tensor::cpu::simd::Simd;
+
+/// Independent FMA chains: more than latency × pipes on current cores.
+const CHAINS: usize = 12;
+
+#[inline(always)]
+fn fma_body<S: Simd>(s: S, iters: usize, seed: f32) -> f32 {
+    let a = s.splat(black_box(1.000_000_1));
+    let b = s.splat(black_box(1e-9));
+    let mut acc = [s.splat(seed); CHAINS];
+    for _ in 0..iters {
+        for c in &mut acc {
+            *c = s.fma(*c, a, b);
+        }
+    }
+    let mut t = s.zero();
+    for c in acc {
+        t = s.add(t, c);
+    }
+    s.reduce_sum(t)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn fma_avx2(s: tensor::cpu::dispatch::Avx2, iters: usize, seed: f32) -> f32 {
+    fma_body(s, iters, seed)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+fn fma_avx512(s: tensor::cpu::dispatch::Avx512, iters: usize, seed: f32) -> f32 {
+    fma_body(s, iters, seed)
+}
+
+#[cfg(target_arch = "aarch64")]
+#[target_feature(enable = "neon")]
+fn fma_neon(s: tensor::cpu::dispatch::Neon, iters: usize, seed: f32) -> f32 {
+    fma_body(s, iters, seed)
+}
+
+/// Runs the FMA loop once on `isa`; returns flops performed.
+fn fma_run(isa: IsaToken, iters: usize) -> f64 {
+    let lanes = match isa {
+        IsaToken::Scalar(s) => {
+            black_box(fma_body::<Scalar>(s, iters, 0.5));
+            1
+        }
+        #[cfg(target_arch = "x86_64")]
+        IsaToken::Avx2(s) => {
+            // SAFETY: the token proves AVX2, FMA and F16C.
+            black_box(unsafe { fma_avx2(s, iters, 0.5) });
+            8
+        }
+        #[cfg(target_arch = "x86_64")]
+        IsaToken::Avx512(s) => {
+            // SAFETY: the token proves AVX-512F, AVX2, FMA and F16C.
+            black_box(unsafe { fma_avx512(s, iters, 0.5) });
+            16
+        }
+        #[cfg(target_arch = "aarch64")]
+        IsaToken::Neon(s) => {
+            // SAFETY: the token proves NEON.
+            black_box(unsafe { fma_neon(s, iters, 0.5) });
+            4
+        }
+    };
+    (iters * CHAINS * lanes * 2) as f64
+}
+
+/// Peak f32 FMA GFLOPS of `isa` on `threads` threads (best of 5 runs).
+pub fn peak_gflops(isa: IsaToken, threads: usize) -> f64 {
+    let iters = 20_000_000 / threads.max(1);
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
+    let mut best = 0.0f64;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let flops: f64 = pool.install(|| (0..threads).into_par_iter().map(|_| fma_run(isa, iters)).sum());
+        best = best.max(flops / t.elapsed().as_secs_f64() / 1e9);
+    }
+    best
+}
+
+/// Memory read bandwidth in GB/s on `threads` threads: a sum over a buffer
+/// 16× larger than a 32 MiB L3 (best of 5 passes).
+pub fn mem_read_gbps(threads: usize) -> f64 {
+    let len: usize = 512 << 20 >> 3; // 512 MiB of u64
+    let buf: Vec<u64> = (0..len as u64).collect();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
+    let chunk = len.div_ceil(threads);
+    let mut best = 0.0f64;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let s: u64 = pool.install(|| {
+            buf.par_chunks(chunk)
+                .map(|c| {
+                    // Eight independent sums so the loop is load-bound, not add-bound.
+                    let mut acc = [0u64; 8];
+                    for v in c.chunks_exact(8) {
+                        for i in 0..8 {
+                            acc[i] = acc[i].wrapping_add(v[i]);
+                        }
+                    }
+                    acc.iter().fold(0u64, |a, b| a.wrapping_add(*b))
+                })
+                .reduce(|| 0, |a, b| a.wrapping_add(b))
+        });
+        black_box(s);
+        best = best.max((len * 8) as f64 / t.elapsed().as_secs_f64() / 1e9);
+    }
+    best
+}

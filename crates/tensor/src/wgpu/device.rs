@@ -1,0 +1,135 @@
+//! Adapter and device selection, done once per backend (STYLE.md §1.3).
+//!
+//! `LFM_WGPU_ADAPTER=<substring>` picks the first adapter whose name contains
+//! the substring (case-insensitive, e.g. `llvmpipe`); otherwise wgpu's
+//! high-performance choice is taken. The adapter is logged at `info`. The
+//! device is asked for no optional features and for WebGPU's default limits,
+//! except the buffer-size limits, which are raised to the adapter's so that
+//! large weight matrices (65536 × 1024 bf16 = 128 MiB) fit in one binding.
+
+use crate::{Result, TensorError};
+
+/// Environment variable selecting an adapter by name substring.
+pub const ADAPTER_ENV: &str = "LFM_WGPU_ADAPTER";
+
+/// An opened device with the facts kernels size themselves by.
+pub struct GpuDevice {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    /// The limits granted to the device (not the adapter's).
+    pub limits: wgpu::Limits,
+    /// The features granted to the device.
+    pub features: wgpu::Features,
+    /// The adapter's downlevel capabilities (all set on a WebGPU-compliant adapter).
+    pub downlevel: wgpu::DownlevelFlags,
+}
+
+impl GpuDevice {
+    /// Opens the adapter chosen by `LFM_WGPU_ADAPTER` or the high-performance
+    /// default. Errors with [`TensorError::NoAdapter`] when there is none.
+    pub fn open() -> Result<GpuDevice> {
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let wanted = std::env::var(ADAPTER_ENV)
+            .ok()
+            .filter(|s| !s.trim().is_empty());
+        let adapter = match wanted {
+            Some(want) => pick_by_name(&instance, want.trim())?,
+            None => pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..Default::default()
+            }))
+            .map_err(|e| TensorError::NoAdapter(format!(": {e}")))?,
+        };
+        let info = adapter.get_info();
+        tracing::info!(
+            name = %info.name,
+            backend = ?info.backend,
+            device_type = ?info.device_type,
+            driver = %info.driver,
+            driver_info = %info.driver_info,
+            vendor = format_args!("{:#06x}", info.vendor),
+            device = format_args!("{:#06x}", info.device),
+            "wgpu adapter"
+        );
+
+        let features = required_features(adapter.features());
+        let downlevel = adapter.get_downlevel_capabilities().flags;
+        let limits = required_limits(&adapter.limits());
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("lfm2vl"),
+            required_features: features,
+            required_limits: limits.clone(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            ..Default::default()
+        }))
+        .map_err(|e| TensorError::Gpu {
+            what: "request_device",
+            detail: e.to_string(),
+        })?;
+        tracing::debug!(
+            max_storage_buffer_binding_size = limits.max_storage_buffer_binding_size,
+            max_buffer_size = limits.max_buffer_size,
+            ?features,
+            "wgpu device"
+        );
+        Ok(GpuDevice {
+            device,
+            queue,
+            info,
+            limits,
+            features,
+            downlevel,
+        })
+    }
+
+    /// One line naming the adapter: `name (backend, device type, driver)`.
+    pub fn describe(&self) -> String {
+        let i = &self.info;
+        let driver = if i.driver_info.is_empty() {
+            i.driver.clone()
+        } else {
+            format!("{} {}", i.driver, i.driver_info)
+        };
+        format!(
+            "{} ({:?}, {:?}, {})",
+            i.name,
+            i.backend,
+            i.device_type,
+            driver.trim()
+        )
+    }
+}
+
+/// The first adapter whose name contains `want` (case-insensitive).
+fn pick_by_name(instance: &wgpu::Instance, want: &str) -> Result<wgpu::Adapter> {
+    let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+    let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+    let needle = want.to_lowercase();
+    adapters
+        .into_iter()
+        .find(|a| a.get_info().name.to_lowercase().contains(&needle))
+        .ok_or_else(|| {
+            TensorError::NoAdapter(format!(
+                " whose name contains {ADAPTER_ENV}={want:?} (adapters: [{}])",
+                names.join(", ")
+            ))
+        })
+}
+
+/// The optional features we ask for: none yet (bf16 and f16 weights are
+/// unpacked from u32 with core WGSL). `SHADER_F16` arithmetic kernels would
+/// be added here, gated on `LFM_WGPU_FORCE_F32`.
+pub fn required_features(_adapter: wgpu::Features) -> wgpu::Features {
+    wgpu::Features::empty()
+}
+
+/// WebGPU's default limits (clamped to what the adapter has), with the
+/// buffer-size limits raised to the adapter's.
+pub fn required_limits(adapter: &wgpu::Limits) -> wgpu::Limits {
+    let mut l = wgpu::Limits::default().or_worse_values_from(adapter);
+    l.max_storage_buffer_binding_size = adapter.max_storage_buffer_binding_size;
+    l.max_buffer_size = adapter.max_buffer_size;
+    l
+}

@@ -1,0 +1,203 @@
+//! The one registry of WGSL sources (STYLE.md §8).
+//!
+//! Each [`ShaderId`] names one pipeline entry: a main file under `shaders/`
+//! plus the prelude files prepended to it by plain string concatenation (the
+//! weight dtype of a matmul is chosen by its `weights_*.wgsl` prelude). All
+//! files are embedded at build time with `include_str!`. A test walks
+//! `shaders/` and fails on any `.wgsl` file that no `ShaderId` uses, and
+//! another parses and validates every assembled source with naga under the
+//! capabilities the device requests ([`naga_capabilities`]).
+
+use std::fmt;
+
+/// One embedded WGSL file: its path relative to `shaders/` and its text.
+#[derive(Clone, Copy, Debug)]
+pub struct ShaderFile {
+    pub path: &'static str,
+    pub text: &'static str,
+}
+
+/// Embeds `shaders/<path>` and remembers the path (one literal, so the path
+/// string and the included file cannot drift apart).
+macro_rules! shader_file {
+    ($path:literal) => {
+        ShaderFile {
+            path: $path,
+            text: include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../shaders/",
+                $path
+            )),
+        }
+    };
+}
+
+const BF16: ShaderFile = shader_file!("common/bf16.wgsl");
+const MATMUL_IO: ShaderFile = shader_file!("matmul/io.wgsl");
+const WEIGHTS_BF16: ShaderFile = shader_file!("matmul/weights_bf16.wgsl");
+const WEIGHTS_F16: ShaderFile = shader_file!("matmul/weights_f16.wgsl");
+const WEIGHTS_F32: ShaderFile = shader_file!("matmul/weights_f32.wgsl");
+const MATMUL: ShaderFile = shader_file!("matmul/matmul.wgsl");
+const GEMV: ShaderFile = shader_file!("matmul/gemv.wgsl");
+
+/// A compute pipeline's WGSL source: `{op}_{in}_{out}` (STYLE.md §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ShaderId {
+    /// Tiled GEMM, bf16 weights packed two per u32.
+    MatmulBf16F32,
+    /// Tiled GEMM, f16 weights packed two per u32.
+    MatmulF16F32,
+    /// Tiled GEMM, f32 weights.
+    MatmulF32F32,
+    /// GEMV (m = 1), bf16 weights packed two per u32.
+    GemvBf16F32,
+    /// GEMV (m = 1), f16 weights packed two per u32.
+    GemvF16F32,
+    /// GEMV (m = 1), f32 weights.
+    GemvF32F32,
+}
+
+impl ShaderId {
+    /// Every registered shader.
+    pub const ALL: [ShaderId; 6] = [
+        ShaderId::MatmulBf16F32,
+        ShaderId::MatmulF16F32,
+        ShaderId::MatmulF32F32,
+        ShaderId::GemvBf16F32,
+        ShaderId::GemvF16F32,
+        ShaderId::GemvF32F32,
+    ];
+
+    /// Pipeline and shader-module label, e.g. `"matmul_bf16_f32"`.
+    pub const fn label(self) -> &'static str {
+        match self {
+            ShaderId::MatmulBf16F32 => "matmul_bf16_f32",
+            ShaderId::MatmulF16F32 => "matmul_f16_f32",
+            ShaderId::MatmulF32F32 => "matmul_f32_f32",
+            ShaderId::GemvBf16F32 => "gemv_bf16_f32",
+            ShaderId::GemvF16F32 => "gemv_f16_f32",
+            ShaderId::GemvF32F32 => "gemv_f32_f32",
+        }
+    }
+
+    /// The compute entry point.
+    pub const fn entry_point(self) -> &'static str {
+        "main"
+    }
+
+    /// The files of this shader in concatenation order: preludes, then main.
+    pub const fn files(self) -> &'static [ShaderFile] {
+        match self {
+            ShaderId::MatmulBf16F32 => &[BF16, MATMUL_IO, WEIGHTS_BF16, MATMUL],
+            ShaderId::MatmulF16F32 => &[MATMUL_IO, WEIGHTS_F16, MATMUL],
+            ShaderId::MatmulF32F32 => &[MATMUL_IO, WEIGHTS_F32, MATMUL],
+            ShaderId::GemvBf16F32 => &[BF16, MATMUL_IO, WEIGHTS_BF16, GEMV],
+            ShaderId::GemvF16F32 => &[MATMUL_IO, WEIGHTS_F16, GEMV],
+            ShaderId::GemvF32F32 => &[MATMUL_IO, WEIGHTS_F32, GEMV],
+        }
+    }
+
+    /// The wgpu features the shader needs beyond core WebGPU (none yet).
+    pub const fn required_features(self) -> wgpu::Features {
+        wgpu::Features::empty()
+    }
+
+    /// The adapter capabilities (downlevel flags) the shader needs: the f16
+    /// variants widen with `unpack2x16float`, which naga gates on
+    /// `SHADER_F16_IN_F32` (present on every Vulkan, Metal and DX12 adapter;
+    /// it needs no `shader-f16` feature).
+    pub const fn required_downlevel(self) -> wgpu::DownlevelFlags {
+        match self {
+            ShaderId::MatmulF16F32 | ShaderId::GemvF16F32 => {
+                wgpu::DownlevelFlags::SHADER_F16_IN_F32
+            }
+            _ => wgpu::DownlevelFlags::empty(),
+        }
+    }
+
+    /// The final source handed to the device: every file, in order, each
+    /// behind a `// ---- shaders/<path> ----` marker so that compiler errors
+    /// can be traced back to a file.
+    pub fn source(self) -> String {
+        let files = self.files();
+        let mut s = String::with_capacity(files.iter().map(|f| f.text.len() + 64).sum());
+        for f in files {
+            s.push_str("// ---- shaders/");
+            s.push_str(f.path);
+            s.push_str(" ----\n");
+            s.push_str(f.text);
+            if !f.text.ends_with('\n') {
+                s.push('\n');
+            }
+        }
+        s
+    }
+}
+
+impl fmt::Display for ShaderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// Every embedded file (paths relative to `shaders/`), deduplicated and sorted.
+pub fn registered_files() -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = ShaderId::ALL
+        .iter()
+        .flat_map(|id| id.files().iter().map(|f| f.path))
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// The naga capabilities that a device granted `features`, on an adapter
+/// with `downlevel` flags, validates shaders with: the mirror of wgpu's own
+/// mapping (`wgpu-naga-bridge`) for the features and flags that matter to
+/// compute shaders.
+pub fn naga_capabilities(
+    features: wgpu::Features,
+    downlevel: wgpu::DownlevelFlags,
+) -> naga::valid::Capabilities {
+    use naga::valid::Capabilities as Caps;
+    let mut caps = Caps::empty();
+    caps.set(
+        Caps::SHADER_FLOAT16_IN_FLOAT32,
+        downlevel.contains(wgpu::DownlevelFlags::SHADER_F16_IN_F32),
+    );
+    caps.set(
+        Caps::SHADER_FLOAT16,
+        features.contains(wgpu::Features::SHADER_F16),
+    );
+    caps.set(Caps::SUBGROUP, features.contains(wgpu::Features::SUBGROUP));
+    caps.set(
+        Caps::SUBGROUP_BARRIER,
+        features.contains(wgpu::Features::SUBGROUP_BARRIER),
+    );
+    caps
+}
+
+/// Parses and validates `id`'s final source with naga under the capabilities
+/// of a device that was granted `features` on an adapter with `downlevel`.
+pub fn validate(
+    id: ShaderId,
+    features: wgpu::Features,
+    downlevel: wgpu::DownlevelFlags,
+) -> Result<(naga::Module, naga::valid::ModuleInfo), crate::TensorError> {
+    let src = id.source();
+    let module = naga::front::wgsl::parse_str(&src).map_err(|e| crate::TensorError::Shader {
+        shader: id.label(),
+        detail: e.emit_to_string(&src),
+    })?;
+    let mut validator = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga_capabilities(features, downlevel),
+    );
+    let info = validator
+        .validate(&module)
+        .map_err(|e| crate::TensorError::Shader {
+            shader: id.label(),
+            detail: e.emit_to_string(&src),
+        })?;
+    Ok((module, info))
+}

@@ -1,0 +1,515 @@
+//! The WGSL matmul (tiled GEMM and GEMV) against the f64 reference
+//! (`kernels/matmul.md`) on the shared edge shapes, bf16 / f16 / f32 weights,
+//! odd k (bf16 rows starting mid-word), misaligned host bytes, grids over
+//! 65535 workgroups, and chains of ops with no readback in between.
+//! Tolerance: `testing::tolerance::GPU_MATMUL`. Skips without an adapter
+//! unless `LFM_REQUIRE_GPU=1`.
+#![cfg(feature = "wgpu")]
+
+use half::{bf16, f16};
+use tensor::cpu::matmul::reference;
+use tensor::dtype::Element;
+use tensor::testing::rng::Rng;
+use tensor::testing::shapes;
+use tensor::testing::tolerance::{ErrorStats, GPU_MATMUL};
+use tensor::wgpu::matmul::{GEMM_BK, GEMM_BM, GEMM_BN};
+use tensor::wgpu::{WgpuBackend, gpu_or_skip};
+use tensor::{Backend, DType, HostData, Shape, Tensor};
+
+#[derive(Clone, Copy, Debug)]
+struct Case {
+    dtype: DType,
+    m: usize,
+    n: usize,
+    k: usize,
+    bias: bool,
+    /// Byte offset of the weights inside the host buffer they are uploaded
+    /// from (odd offsets mimic safetensors inside an mmap).
+    w_off: usize,
+}
+
+const BASE: Case = Case {
+    dtype: DType::F32,
+    m: 1,
+    n: 1,
+    k: 1,
+    bias: false,
+    w_off: 0,
+};
+
+/// Host bytes of `v` placed `off` bytes into a larger buffer.
+fn bytes_at<E: Element>(v: &[E], off: usize) -> Vec<u8> {
+    let mut b = vec![0xa5u8; off];
+    b.extend_from_slice(bytemuck::cast_slice(v));
+    b.extend_from_slice(&[0x5a; 3]);
+    b
+}
+
+/// Uploads weights rounded to `E`; returns the tensor and the reference.
+fn weights_and_reference<E: Element>(
+    be: &WgpuBackend,
+    c: &Case,
+    wf: &[f32],
+    x: &[f32],
+    bias: Option<&[f32]>,
+) -> (Tensor<WgpuBackend>, Vec<f32>, Vec<f64>) {
+    let w: Vec<E> = wf.iter().map(|&v| E::from_f32(v)).collect();
+    let host = bytes_at(&w, c.w_off);
+    let len = w.len() * size_of::<E>();
+    let t = be
+        .upload(
+            HostData::new(E::DTYPE, &host[c.w_off..c.w_off + len]),
+            Shape::from([c.n, c.k]),
+        )
+        .expect("upload w");
+    let (want, mag) = reference::matmul(x, &w, bias, c.m, c.n, c.k);
+    (t, want, mag)
+}
+
+fn run(be: &WgpuBackend, c: Case) -> ErrorStats {
+    let mut rng = Rng::for_case("matmul_wgpu", &format!("{c:?}"));
+    let x = rng.vec(c.m * c.k, 1.0);
+    let wf = rng.vec(c.n * c.k, 0.5);
+    let bias = c.bias.then(|| rng.vec(c.n, 0.5));
+    let b = bias.as_deref();
+    let (w, want, mag) = match c.dtype {
+        DType::F32 => weights_and_reference::<f32>(be, &c, &wf, &x, b),
+        DType::BF16 => weights_and_reference::<bf16>(be, &c, &wf, &x, b),
+        DType::F16 => weights_and_reference::<f16>(be, &c, &wf, &x, b),
+        other => panic!("no test weights for {other}"),
+    };
+    let xt = be
+        .upload(HostData::f32(&x), Shape::from([c.m, c.k]))
+        .expect("upload x");
+    let bt = b.map(|b| {
+        be.upload(HostData::f32(b), Shape::from([c.n]))
+            .expect("upload bias")
+    });
+    // Start from garbage: the kernel must overwrite every output.
+    let garbage = vec![f32::NAN; c.m * c.n];
+    let mut out = be
+        .upload(HostData::f32(&garbage), Shape::from([c.m, c.n]))
+        .expect("upload out");
+    be.matmul(&xt, &w, bt.as_ref(), &mut out)
+        .unwrap_or_else(|e| panic!("{c:?}: {e}"));
+    let got = be
+        .download_f32(&out)
+        .unwrap_or_else(|e| panic!("{c:?}: {e}"));
+    match GPU_MATMUL.check(&got, &want, &mag) {
+        Ok(st) => st,
+        Err(e) => panic!(
+            "{c:?}: first bad index {} (row {}, col {}): got {}, want {}, bound {:e}",
+            e.index,
+            e.index / c.n.max(1),
+            e.index % c.n.max(1),
+            e.got,
+            e.want,
+            e.bound
+        ),
+    }
+}
+
+#[derive(Default)]
+struct Worst(ErrorStats, usize);
+
+impl Worst {
+    fn add(&mut self, st: ErrorStats) {
+        self.0.max_abs = self.0.max_abs.max(st.max_abs);
+        self.0.max_rel = self.0.max_rel.max(st.max_rel);
+        self.1 += 1;
+    }
+    fn report(&self, what: &str, be: &WgpuBackend) {
+        println!(
+            "{what} on {}: {} cases, worst |x-r| = {:.3e}, worst |x-r|/Σ|ab| = {:.3e}",
+            be.describe(),
+            self.1,
+            self.0.max_abs,
+            self.0.max_rel
+        );
+    }
+}
+
+const DTYPES: [DType; 3] = [DType::F32, DType::BF16, DType::F16];
+
+#[test]
+fn matmul_wgpu_small_cross() {
+    let Some(be) = gpu_or_skip() else { return };
+    let mut worst = Worst::default();
+    let small = [1, 2, 3, 17];
+    for &m in &small {
+        for &n in &small {
+            for &k in &small {
+                for (i, &dtype) in DTYPES.iter().enumerate() {
+                    worst.add(run(
+                        &be,
+                        Case {
+                            m,
+                            n,
+                            k,
+                            dtype,
+                            bias: (m + n + k + i) % 2 == 0,
+                            ..BASE
+                        },
+                    ));
+                }
+            }
+        }
+    }
+    worst.report("matmul_wgpu_small_cross", &be);
+}
+
+#[test]
+fn matmul_wgpu_edges() {
+    let Some(be) = gpu_or_skip() else { return };
+    let mut worst = Worst::default();
+    // The shared edge lengths around the k-step (BK) and the output tile.
+    let mut lens = shapes::edge_lengths(GEMM_BK as usize, GEMM_BM as usize);
+    lens.retain(|&l| l > 0);
+    for &len in &lens {
+        for dtype in DTYPES {
+            worst.add(run(
+                &be,
+                Case {
+                    m: 1,
+                    n: len,
+                    k: len,
+                    dtype,
+                    bias: true,
+                    ..BASE
+                },
+            ));
+            worst.add(run(
+                &be,
+                Case {
+                    m: len,
+                    n: 65,
+                    k: 63,
+                    dtype,
+                    ..BASE
+                },
+            ));
+            worst.add(run(
+                &be,
+                Case {
+                    m: 5,
+                    n: 33,
+                    k: len,
+                    dtype,
+                    bias: true,
+                    ..BASE
+                },
+            ));
+            worst.add(run(
+                &be,
+                Case {
+                    m: 3,
+                    n: len,
+                    k: 17,
+                    dtype,
+                    bias: len % 2 == 0,
+                    ..BASE
+                },
+            ));
+        }
+    }
+    // Tile ±1 in m and n at once, with odd and even k.
+    let (bm, bn) = (GEMM_BM as usize, GEMM_BN as usize);
+    for &m in &[bm - 1, bm, bm + 1, 2 * bm + 1] {
+        for &n in &[bn - 1, bn, bn + 1] {
+            for &k in &[15, 16, 33] {
+                worst.add(run(
+                    &be,
+                    Case {
+                        m,
+                        n,
+                        k,
+                        dtype: DType::BF16,
+                        bias: true,
+                        ..BASE
+                    },
+                ));
+            }
+        }
+    }
+    worst.report("matmul_wgpu_edges", &be);
+}
+
+#[test]
+fn matmul_wgpu_larger_shapes() {
+    let Some(be) = gpu_or_skip() else { return };
+    let mut worst = Worst::default();
+    // GEMV at every threads-per-row variant (k small, medium, long) and the
+    // GEMM on shapes that are not tile multiples.
+    for (m, n, k) in [
+        (1, 257, 1025),
+        (1, 1000, 511),
+        (1, 4099, 1024),
+        (1, 300, 40),
+        (2, 300, 257),
+        (63, 65, 257),
+        (65, 257, 63),
+        (130, 97, 300),
+        (257, 129, 1025),
+    ] {
+        for dtype in DTYPES {
+            worst.add(run(
+                &be,
+                Case {
+                    m,
+                    n,
+                    k,
+                    dtype,
+                    bias: true,
+                    ..BASE
+                },
+            ));
+        }
+    }
+    worst.report("matmul_wgpu_larger_shapes", &be);
+}
+
+#[test]
+fn matmul_wgpu_misaligned_and_k0() {
+    let Some(be) = gpu_or_skip() else { return };
+    let mut worst = Worst::default();
+    for off in [1, 2, 3, 5] {
+        for dtype in DTYPES {
+            // Odd n·k too: the packed buffer ends mid-word.
+            worst.add(run(
+                &be,
+                Case {
+                    m: 1,
+                    n: 37,
+                    k: 19,
+                    dtype,
+                    w_off: off,
+                    ..BASE
+                },
+            ));
+            worst.add(run(
+                &be,
+                Case {
+                    m: 9,
+                    n: 37,
+                    k: 19,
+                    dtype,
+                    w_off: off,
+                    bias: true,
+                },
+            ));
+        }
+    }
+    // Empty outputs (m = 0 or n = 0) record nothing and succeed.
+    for (m, n, k) in [(0, 5, 3), (4, 0, 3), (1, 0, 0), (0, 0, 0)] {
+        worst.add(run(&be, Case { m, n, k, ..BASE }));
+    }
+    // k = 0: the output is the bias (or zero), never garbage.
+    for m in [1, 3] {
+        for bias in [true, false] {
+            worst.add(run(
+                &be,
+                Case {
+                    m,
+                    n: 7,
+                    k: 0,
+                    bias,
+                    ..BASE
+                },
+            ));
+        }
+    }
+    worst.report("matmul_wgpu_misaligned_and_k0", &be);
+}
+
+#[test]
+fn matmul_wgpu_grid_over_65535_workgroups() {
+    let Some(be) = gpu_or_skip() else { return };
+    let max = be.device().limits.max_compute_workgroups_per_dimension as usize;
+    let mut worst = Worst::default();
+    // GEMV: 256 threads, 8 per row (tiny k) → 32 rows per workgroup.
+    worst.add(run(
+        &be,
+        Case {
+            m: 1,
+            n: 32 * max + 33,
+            k: 3,
+            dtype: DType::BF16,
+            bias: true,
+            ..BASE
+        },
+    ));
+    // GEMM: one 64 × 64 tile per workgroup.
+    let n = (max + 1) * GEMM_BN as usize + 1;
+    worst.add(run(
+        &be,
+        Case {
+            m: 2,
+            n,
+            k: 1,
+            dtype: DType::F32,
+            bias: true,
+            ..BASE
+        },
+    ));
+    worst.report("matmul_wgpu_grid_over_65535_workgroups", &be);
+}
+
+/// Many ops recorded back to back (more than the uniform ring holds), each
+/// feeding the next, read back once at the end.
+#[test]
+fn matmul_wgpu_chained_without_readback() {
+    let Some(be) = gpu_or_skip() else { return };
+    let (d, steps) = (24usize, 300usize);
+    let mut rng = Rng::for_case("matmul_wgpu_chained", "d24");
+    let wf = rng.vec(d * d, 0.3);
+    let w: Vec<bf16> = wf.iter().map(|&v| bf16::from_f32(v)).collect();
+    let bias = rng.vec(d, 0.1);
+    let x0 = rng.vec(2 * d, 1.0);
+    let wt = be
+        .upload(HostData::bf16(&w), Shape::from([d, d]))
+        .expect("w");
+    let bt = be
+        .upload(HostData::f32(&bias), Shape::from([d]))
+        .expect("bias");
+    let mut a = be
+        .upload(HostData::f32(&x0), Shape::from([2, d]))
+        .expect("x");
+    let mut b = be.zeros(DType::F32, Shape::from([2, d])).expect("zeros");
+    let mut gemv_in = be
+        .upload(HostData::f32(&x0[..d]), Shape::from([1, d]))
+        .expect("x");
+    let mut gemv_out = be.zeros(DType::F32, Shape::from([1, d])).expect("zeros");
+    let (mut want, mut want_gemv) = (x0.clone(), x0[..d].to_vec());
+    for _ in 0..steps {
+        be.matmul(&a, &wt, Some(&bt), &mut b).expect("gemm");
+        std::mem::swap(&mut a, &mut b);
+        be.matmul(&gemv_in, &wt, Some(&bt), &mut gemv_out)
+            .expect("gemv");
+        std::mem::swap(&mut gemv_in, &mut gemv_out);
+        // Keep the values bounded: the reference of each step uses the
+        // previous reference output, so errors would compound otherwise.
+        want = reference::matmul(&want, &w, Some(&bias), 2, d, d).0;
+        want_gemv = reference::matmul(&want_gemv, &w, Some(&bias), 1, d, d).0;
+    }
+    let got = be.download_f32(&a).expect("download");
+    let got_gemv = be.download_f32(&gemv_in).expect("download");
+    for (g, r) in [(&got, &want), (&got_gemv, &want_gemv)] {
+        let max_err = g
+            .iter()
+            .zip(r.iter())
+            .map(|(g, r)| (g - r).abs())
+            .fold(0.0f32, f32::max);
+        let scale = r.iter().map(|r| r.abs()).fold(0.0f32, f32::max);
+        assert!(
+            max_err <= 1e-4 * scale.max(1e-3),
+            "after {steps} chained matmuls: max |x-r| = {max_err:e} (max |r| = {scale:e})"
+        );
+    }
+    be.sync().expect("sync");
+    println!(
+        "matmul_wgpu_chained_without_readback: {} ops recorded, pipelines compiled: {}",
+        2 * steps,
+        be.pipeline_count()
+    );
+}
+
+#[test]
+fn matmul_wgpu_nan_propagates() {
+    let Some(be) = gpu_or_skip() else { return };
+    for m in [1, 9] {
+        let (n, k) = (20, 33);
+        let mut x = vec![0.25f32; m * k];
+        x[k / 2] = f32::NAN; // row 0 only
+        let w = vec![bf16::from_f32(0.5); n * k];
+        let xt = be
+            .upload(HostData::f32(&x), Shape::from([m, k]))
+            .expect("x");
+        let wt = be
+            .upload(HostData::bf16(&w), Shape::from([n, k]))
+            .expect("w");
+        let mut y = be.zeros(DType::F32, Shape::from([m, n])).expect("y");
+        be.matmul(&xt, &wt, None, &mut y).expect("matmul");
+        let y = be.download_f32(&y).expect("download");
+        assert!(
+            y[..n].iter().all(|v| v.is_nan()),
+            "m={m}: NaN in x row 0 must reach every output of row 0"
+        );
+        assert!(
+            y[n..].iter().all(|v| v.is_finite()),
+            "m={m}: other rows stay finite"
+        );
+    }
+}
+
+#[test]
+fn matmul_wgpu_rejects_bad_shapes() {
+    let Some(be) = gpu_or_skip() else { return };
+    let x = be.zeros(DType::F32, Shape::from([2, 3])).expect("x");
+    let w = be.zeros(DType::BF16, Shape::from([4, 5])).expect("w");
+    let mut y = be.zeros(DType::F32, Shape::from([2, 4])).expect("y");
+    assert!(
+        be.matmul(&x, &w, None, &mut y).is_err(),
+        "k mismatch must be an error"
+    );
+    let xb = be.zeros(DType::BF16, Shape::from([2, 5])).expect("x");
+    assert!(
+        be.matmul(&xb, &w, None, &mut y).is_err(),
+        "bf16 x must be an error"
+    );
+}
+
+#[test]
+fn upload_download_wgpu_roundtrip() {
+    let Some(be) = gpu_or_skip() else { return };
+    // Odd element counts and odd byte offsets; bit-exact widening to f32.
+    for len in [1usize, 2, 3, 5, 8, 17] {
+        let mut rng = Rng::for_case("upload_download_wgpu_roundtrip", &len.to_string());
+        let v = rng.vec(len, 3.0);
+        let h: Vec<bf16> = v.iter().map(|&x| bf16::from_f32(x)).collect();
+        let f: Vec<f16> = v.iter().map(|&x| f16::from_f32(x)).collect();
+        for off in [0, 1, 3] {
+            let hb = bytes_at(&h, off);
+            let t = be
+                .upload(
+                    HostData::new(DType::BF16, &hb[off..off + 2 * len]),
+                    Shape::from([len]),
+                )
+                .expect("bf16");
+            let want: Vec<f32> = h.iter().map(|x| x.to_f32()).collect();
+            assert_eq!(
+                be.download_f32(&t).expect("download"),
+                want,
+                "bf16 len {len} off {off}"
+            );
+            let fb = bytes_at(&f, off);
+            let t = be
+                .upload(
+                    HostData::new(DType::F16, &fb[off..off + 2 * len]),
+                    Shape::from([len]),
+                )
+                .expect("f16");
+            let want: Vec<f32> = f.iter().map(|x| x.to_f32()).collect();
+            assert_eq!(
+                be.download_f32(&t).expect("download"),
+                want,
+                "f16 len {len} off {off}"
+            );
+            let vb = bytes_at(&v, off);
+            let t = be
+                .upload(
+                    HostData::new(DType::F32, &vb[off..off + 4 * len]),
+                    Shape::from([len]),
+                )
+                .expect("f32");
+            assert_eq!(
+                be.download_f32(&t).expect("download"),
+                v,
+                "f32 len {len} off {off}"
+            );
+        }
+    }
+    let z = be.zeros(DType::BF16, Shape::from([3])).expect("zeros");
+    assert_eq!(be.download_f32(&z).expect("download"), vec![0.0; 3]);
+    let bad = be.upload(HostData::new(DType::F32, &[0u8; 6]), Shape::from([2]));
+    assert!(bad.is_err(), "byte length mismatch must be an error");
+}

@@ -1,0 +1,192 @@
+//! Static checks of the WGSL sources (STYLE.md §8), no GPU needed:
+//! every registered shader parses and validates with naga under the
+//! capabilities the device requests; every `.wgsl` file under `shaders/` is
+//! registered; every uniform struct matches its Rust mirror byte for byte.
+#![cfg(feature = "wgpu")]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use tensor::wgpu::device::required_features;
+use tensor::wgpu::shaders::{self, ShaderId};
+use tensor::wgpu::uniforms;
+
+/// What a device opened on the most capable adapter would be granted: the
+/// features we request from an adapter that has them all, and every
+/// downlevel flag.
+fn richest() -> (wgpu::Features, wgpu::DownlevelFlags) {
+    (
+        required_features(wgpu::Features::all()),
+        wgpu::DownlevelFlags::all(),
+    )
+}
+
+/// The least a device must have for the backend to use `id`: exactly what
+/// the shader declares. Validating with this proves the declaration complete.
+fn minimal(id: ShaderId) -> (wgpu::Features, wgpu::DownlevelFlags) {
+    (id.required_features(), id.required_downlevel())
+}
+
+#[test]
+fn wgsl_validate_every_shader() {
+    let mut failures = Vec::new();
+    for id in ShaderId::ALL {
+        // Both the richest device and a bare one (no optional features).
+        for (features, downlevel) in [richest(), minimal(id)] {
+            if let Err(e) = shaders::validate(id, features, downlevel) {
+                failures.push(format!("{id} with {features:?}, {downlevel:?}:\n{e}"));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "invalid shaders:\n{}",
+        failures.join("\n")
+    );
+    println!("validated {} shaders", ShaderId::ALL.len());
+}
+
+#[test]
+fn wgsl_validate_entry_points() {
+    for id in ShaderId::ALL {
+        let (module, _) = shaders::validate(id, richest().0, richest().1).expect("valid");
+        let eps: Vec<&str> = module
+            .entry_points
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect();
+        assert_eq!(
+            eps,
+            [id.entry_point()],
+            "{id}: exactly one entry point, the registered one"
+        );
+        assert_eq!(
+            module.entry_points[0].stage,
+            naga::ShaderStage::Compute,
+            "{id}"
+        );
+    }
+}
+
+fn wgsl_files(dir: &Path, root: &Path, out: &mut BTreeSet<String>) {
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display()));
+    for entry in entries {
+        let path = entry.expect("dir entry").path();
+        if path.is_dir() {
+            wgsl_files(&path, root, out);
+        } else if path.extension().is_some_and(|e| e == "wgsl") {
+            let rel = path.strip_prefix(root).expect("under root");
+            out.insert(rel.to_string_lossy().replace('\\', "/"));
+        }
+    }
+}
+
+#[test]
+fn wgsl_registry_covers_every_file() {
+    let root: PathBuf = [env!("CARGO_MANIFEST_DIR"), "..", "..", "shaders"]
+        .iter()
+        .collect();
+    let mut on_disk = BTreeSet::new();
+    wgsl_files(&root, &root, &mut on_disk);
+    let registered: BTreeSet<String> = shaders::registered_files()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let missing: Vec<_> = on_disk.difference(&registered).collect();
+    assert!(
+        missing.is_empty(),
+        "WGSL files no ShaderId uses (register them in wgpu/shaders.rs): {missing:?}"
+    );
+    let gone: Vec<_> = registered.difference(&on_disk).collect();
+    assert!(
+        gone.is_empty(),
+        "registered files missing from shaders/: {gone:?}"
+    );
+    let labels: BTreeSet<_> = ShaderId::ALL.iter().map(|id| id.label()).collect();
+    assert_eq!(labels.len(), ShaderId::ALL.len(), "labels are unique");
+}
+
+#[test]
+fn wgsl_uniform_layouts_match_rust_mirrors() {
+    let mirrors = uniforms::layouts();
+    let mut used = BTreeSet::new();
+    for id in ShaderId::ALL {
+        let (module, _) = shaders::validate(id, richest().0, richest().1).expect("valid");
+        for (_, var) in module.global_variables.iter() {
+            if var.space != naga::AddressSpace::Uniform {
+                continue;
+            }
+            let ty = &module.types[var.ty];
+            let name = ty.name.as_deref().unwrap_or("<anonymous>");
+            let naga::TypeInner::Struct { members, span } = &ty.inner else {
+                panic!("{id}: uniform {name} should be a struct with a Rust mirror");
+            };
+            let mirror = mirrors.iter().find(|l| l.name == name).unwrap_or_else(|| {
+                panic!("{id}: uniform struct {name} has no mirror in wgpu/uniforms.rs")
+            });
+            used.insert(name.to_string());
+            assert_eq!(*span as usize, mirror.size, "{id}: size of {name}");
+            let wgsl: Vec<(String, usize)> = members
+                .iter()
+                .map(|m| (m.name.clone().unwrap_or_default(), m.offset as usize))
+                .collect();
+            let rust: Vec<(String, usize)> = mirror
+                .fields
+                .iter()
+                .map(|&(n, o)| (n.to_string(), o))
+                .collect();
+            assert_eq!(
+                wgsl, rust,
+                "{id}: fields and offsets of {name} (WGSL vs Rust)"
+            );
+        }
+    }
+    for m in &mirrors {
+        assert!(
+            used.contains(m.name),
+            "mirror {} is bound by no shader",
+            m.name
+        );
+    }
+    println!("uniform mirrors checked: {used:?}");
+}
+
+/// A module-scope `const NAME: u32` of a shader, as naga evaluated it.
+fn const_u32(module: &naga::Module, name: &str) -> Option<u32> {
+    module
+        .constants
+        .iter()
+        .find(|(_, c)| c.name.as_deref() == Some(name))
+        .and_then(|(_, c)| match module.global_expressions[c.init] {
+            naga::Expression::Literal(naga::Literal::U32(v)) => Some(v),
+            _ => None,
+        })
+}
+
+/// The override constants the host sets exist in the shaders, and the
+/// shader's register-tile consts agree with the host's tile arithmetic.
+#[test]
+fn wgsl_matmul_constants_match_host() {
+    use tensor::wgpu::matmul::{GEMM_TM, GEMM_TN, gemm_constants, gemv_constants};
+    for id in ShaderId::ALL {
+        let (module, _) = shaders::validate(id, richest().0, richest().1).expect("valid");
+        let overrides: BTreeSet<&str> = module
+            .overrides
+            .iter()
+            .filter_map(|(_, o)| o.name.as_deref())
+            .collect();
+        let set: Vec<&str> = if id.label().starts_with("gemv") {
+            gemv_constants(64).iter().map(|c| c.0).collect()
+        } else {
+            assert_eq!(const_u32(&module, "TM"), Some(GEMM_TM), "{id}: TM");
+            assert_eq!(const_u32(&module, "TN"), Some(GEMM_TN), "{id}: TN");
+            gemm_constants().iter().map(|c| c.0).collect()
+        };
+        for name in set {
+            assert!(
+                overrides.contains(name),
+                "{id}: host sets override {name}, shader has {overrides:?}"
+            );
+        }
+    }
+}
