@@ -109,13 +109,13 @@ fn cold_weights<B: Backend>(be: &B, dtype: DType, n: usize, k: usize, rng: &mut 
         let t = match dtype {
             DType::BF16 => {
                 let v: Vec<bf16> = src.iter().map(|&x| bf16::from_f32(x)).collect();
-                be.upload(HostData::bf16(&v), Shape::from([n, k]))?
+                be.upload_weight(HostData::bf16(&v), Shape::from([n, k]))?
             }
             DType::F16 => {
                 let v: Vec<half::f16> = src.iter().map(|&x| half::f16::from_f32(x)).collect();
-                be.upload(HostData::f16(&v), Shape::from([n, k]))?
+                be.upload_weight(HostData::f16(&v), Shape::from([n, k]))?
             }
-            _ => be.upload(HostData::f32(&src), Shape::from([n, k]))?,
+            _ => be.upload_weight(HostData::f32(&src), Shape::from([n, k]))?,
         };
         out.push(t);
     }

@@ -59,6 +59,15 @@ pub trait Backend: Sized + Send + Sync {
     /// Copies host data into a new tensor.
     fn upload(&self, data: HostData<'_>, shape: Shape) -> Result<Tensor<Self>>;
 
+    /// Copies a matmul weight `[n, k]` (PyTorch Linear layout) to the device.
+    /// The backend may keep it in a private layout chosen for its kernels
+    /// (the CPU prepacks panels for its ISA, once, here); such a tensor is
+    /// accepted as `w` by [`Backend::matmul`] and by [`Backend::download_f32`],
+    /// which returns it row-major.
+    fn upload_weight(&self, data: HostData<'_>, shape: Shape) -> Result<Tensor<Self>> {
+        self.upload(data, shape)
+    }
+
     /// A new zero-filled tensor.
     fn zeros(&self, dtype: DType, shape: Shape) -> Result<Tensor<Self>>;
 
@@ -71,7 +80,9 @@ pub trait Backend: Sized + Send + Sync {
     /// `out[m, n] = x[m, k] · w[n, k]ᵀ (+ bias[n])`.
     ///
     /// - `x`: f32, any shape whose last dimension is `k` (rows = product of the rest).
-    /// - `w`: PyTorch Linear layout `[n, k]`, f32, bf16 or f16.
+    /// - `w`: `[n, k]` f32, bf16 or f16, PyTorch Linear layout; best uploaded
+    ///   with [`Backend::upload_weight`] (a plain upload works, but the CPU
+    ///   then repacks it on every call).
     /// - `bias`: f32 `[n]`.
     /// - `out`: f32 with `x`'s leading dims and last dim `n`; overwritten.
     ///

@@ -3,7 +3,7 @@
 //! 1–3 threads. Tolerance: `testing::tolerance::MATMUL`.
 
 use half::{bf16, f16};
-use tensor::cpu::matmul::{self, MatmulArgs, WeightRef, reference};
+use tensor::cpu::matmul::{self, MatmulArgs, WeightRef, panels, reference};
 use tensor::cpu::{Isa, IsaToken};
 use tensor::dtype::Element;
 use tensor::testing::tolerance::{ErrorStats, MATMUL};
@@ -67,7 +67,11 @@ fn run(c: Case, pools: &[Option<rayon::ThreadPool>]) -> ErrorStats {
     ) -> (Vec<f32>, Vec<f64>) {
         let wbuf: Vec<E> = wf.iter().map(|&v| E::from_f32(v)).collect();
         let w = &wbuf[c.w_off..];
-        let args = MatmulArgs { x, w: E::wrap(w), bias, m: c.m, n: c.n, k: c.k };
+        // Panels live in a larger buffer too, at the same odd offset.
+        let layout = matmul::geometry(tok).panels();
+        let mut pbuf = vec![E::from_f32(f32::NAN); c.w_off];
+        pbuf.extend(panels::pack(w, c.n, c.k, layout));
+        let args = MatmulArgs { x, w: E::wrap(&pbuf[c.w_off..]), bias, m: c.m, n: c.n, k: c.k };
         matmul::matmul(tok, pool, &args, y);
         reference::matmul(x, w, bias, c.m, c.n, c.k)
     }
@@ -87,7 +91,8 @@ fn run(c: Case, pools: &[Option<rayon::ThreadPool>]) -> ErrorStats {
 /// All cases of one tier; returns the worst error seen.
 fn sweep(isa: Isa) -> ErrorStats {
     let tok = IsaToken::new(isa).unwrap();
-    let (mr, nr, kc) = matmul::tile(tok);
+    let g = matmul::geometry(tok);
+    let (mr, nr, kc) = (g.mr, g.nr, g.kc);
     let v: usize = match isa {
         Isa::Scalar => 1,
         Isa::Avx2 => 8,
@@ -159,10 +164,31 @@ fn nan_propagates(isa: Isa) {
         let mut x = vec![0.25f32; m * k];
         x[k / 2] = f32::NAN; // row 0 only
         let w = vec![bf16::from_f32(0.5); n * k];
+        let w = panels::pack(&w, n, k, matmul::geometry(tok).panels());
         let mut y = vec![0.0; m * n];
         matmul::matmul(tok, None, &MatmulArgs { x: &x, w: WeightRef::BF16(&w), bias: None, m, n, k }, &mut y);
         assert!(y[..n].iter().all(|v| v.is_nan()), "{isa} m={m}: NaN in x row 0 must reach every output of row 0");
         assert!(y[n..].iter().all(|v| v.is_finite()), "{isa} m={m}: other rows stay finite");
+    }
+}
+
+/// Packing is exact and reversible for every ISA layout and dtype, at
+/// panel edges.
+#[test]
+fn panels_roundtrip_all_layouts() {
+    for isa in expected_isas_present() {
+        let layout = matmul::geometry(IsaToken::new(isa).unwrap()).panels();
+        for n in [1, layout.nr - 1, layout.nr, layout.nr + 1, 2 * layout.nr + 3] {
+            for k in [1, 2, 7] {
+                let mut rng = Rng::for_case("panels", &format!("{isa} {n} {k}"));
+                let w: Vec<bf16> = rng.vec(n * k, 1.0).into_iter().map(bf16::from_f32).collect();
+                let back = panels::unpack_f32(&panels::pack(&w, n, k, layout), n, k, layout);
+                let want: Vec<f32> = w.iter().map(|v| v.to_f32()).collect();
+                assert_eq!(back, want, "{isa} n={n} k={k}");
+                let wf: Vec<f32> = want.clone();
+                assert_eq!(panels::unpack_f32(&panels::pack(&wf, n, k, layout), n, k, layout), want);
+            }
+        }
     }
 }
 

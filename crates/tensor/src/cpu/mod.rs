@@ -10,6 +10,7 @@ use std::sync::Arc;
 use half::{bf16, f16};
 
 pub use self::dispatch::{Isa, IsaToken};
+use self::matmul::panels::{self, PanelLayout};
 use self::matmul::{MatmulArgs, WeightRef};
 use crate::backend::matmul_dims;
 use crate::{Backend, DType, HostData, Result, Shape, Tensor, TensorError};
@@ -20,6 +21,9 @@ pub enum CpuStorage {
     F32(Vec<f32>),
     BF16(Vec<bf16>),
     F16(Vec<f16>),
+    /// A matmul weight `[n, k]` prepacked into this backend's ISA panels
+    /// (`cpu/matmul/panels.rs`); `data` is F32, BF16 or F16.
+    Panels { layout: PanelLayout, n: usize, k: usize, data: Box<CpuStorage> },
 }
 
 impl CpuStorage {
@@ -28,6 +32,7 @@ impl CpuStorage {
             CpuStorage::F32(_) => DType::F32,
             CpuStorage::BF16(_) => DType::BF16,
             CpuStorage::F16(_) => DType::F16,
+            CpuStorage::Panels { data, .. } => data.dtype(),
         }
     }
 
@@ -46,12 +51,24 @@ impl CpuStorage {
         }
     }
 
+    /// The raw elements of a plain or panel storage, as kernel weights.
     fn weights(&self) -> WeightRef<'_> {
         match self {
             CpuStorage::F32(v) => WeightRef::F32(v),
             CpuStorage::BF16(v) => WeightRef::BF16(v),
             CpuStorage::F16(v) => WeightRef::F16(v),
+            CpuStorage::Panels { data, .. } => data.weights(),
         }
+    }
+
+    /// Packs a plain row-major `[n, k]` storage into panels of `layout`.
+    fn to_panels(&self, n: usize, k: usize, layout: PanelLayout) -> CpuStorage {
+        let data = match self.weights() {
+            WeightRef::F32(w) => CpuStorage::F32(panels::pack(w, n, k, layout)),
+            WeightRef::BF16(w) => CpuStorage::BF16(panels::pack(w, n, k, layout)),
+            WeightRef::F16(w) => CpuStorage::F16(panels::pack(w, n, k, layout)),
+        };
+        CpuStorage::Panels { layout, n, k, data: Box::new(data) }
     }
 
     /// Copies little-endian bytes at any alignment into owned, aligned storage
@@ -127,6 +144,11 @@ impl CpuBackend {
         self.isa
     }
 
+    /// The weight panel layout of this backend's matmul kernels.
+    pub fn panel_layout(&self) -> PanelLayout {
+        matmul::geometry(self.isa).panels()
+    }
+
     /// The worker pool (`None` when running on one thread).
     pub fn pool(&self) -> Option<&rayon::ThreadPool> {
         self.pool.as_deref()
@@ -145,6 +167,20 @@ impl Backend for CpuBackend {
         Ok(Tensor::from_storage(CpuStorage::from_host(data), data.dtype, shape))
     }
 
+    fn upload_weight(&self, data: HostData<'_>, shape: Shape) -> Result<Tensor<Self>> {
+        data.check(&shape)?;
+        let &[n, k] = shape.dims() else {
+            return Err(TensorError::ShapeMismatch {
+                op: "upload_weight",
+                what: "weight (must be [n, k])",
+                expected: Shape::from([shape.rows(), shape.last()]),
+                got: shape,
+            });
+        };
+        let packed = CpuStorage::from_host(data).to_panels(n, k, self.panel_layout());
+        Ok(Tensor::from_storage(packed, data.dtype, shape))
+    }
+
     fn zeros(&self, dtype: DType, shape: Shape) -> Result<Tensor<Self>> {
         let n = shape.elem_count();
         let s = match dtype {
@@ -160,6 +196,11 @@ impl Backend for CpuBackend {
             CpuStorage::F32(v) => v.clone(),
             CpuStorage::BF16(v) => v.iter().map(|x| x.to_f32()).collect(),
             CpuStorage::F16(v) => v.iter().map(|x| x.to_f32()).collect(),
+            &CpuStorage::Panels { layout, n, k, ref data } => match data.weights() {
+                WeightRef::F32(w) => panels::unpack_f32(w, n, k, layout),
+                WeightRef::BF16(w) => panels::unpack_f32(w, n, k, layout),
+                WeightRef::F16(w) => panels::unpack_f32(w, n, k, layout),
+            },
         })
     }
 
@@ -175,9 +216,27 @@ impl Backend for CpuBackend {
         out: &mut Tensor<Self>,
     ) -> Result<()> {
         let (m, n, k) = matmul_dims(x, w, bias, out)?;
+        let layout = self.panel_layout();
+        // Weights from `upload_weight` are already panels; anything else is
+        // packed here, on every call (the slow path).
+        let repacked;
+        let w = match w.storage() {
+            s @ CpuStorage::Panels { layout: l, .. } if *l == layout => s,
+            CpuStorage::Panels { .. } => {
+                return Err(TensorError::UnsupportedDType {
+                    op: "matmul",
+                    what: "w (packed for another ISA)",
+                    dtype: w.dtype(),
+                });
+            }
+            plain => {
+                repacked = plain.to_panels(n, k, layout);
+                &repacked
+            }
+        };
         let args = MatmulArgs {
             x: x.storage().as_f32("matmul", "x")?,
-            w: w.storage().weights(),
+            w: w.weights(),
             bias: bias.map(|b| b.storage().as_f32("matmul", "bias")).transpose()?,
             m,
             n,

@@ -47,6 +47,15 @@ pub trait Simd: Copy + Send + Sync + 'static {
     /// # Safety
     /// - `p` must be valid for reads of `LANES` u16 (any alignment).
     unsafe fn load_f16(self, p: *const u16) -> Self::V;
+
+    /// Loads `2·LANES` bf16 stored pair-interleaved (u16 `2i` and `2i+1` are
+    /// the low and high half of little-endian word `i`) and returns
+    /// `(low halves, high halves)` widened to f32: one load and two bit ops,
+    /// no shuffle. The weight panels of `cpu/matmul/panels.rs` use this layout.
+    ///
+    /// # Safety
+    /// - `p` must be valid for reads of `2·LANES` u16 (any alignment).
+    unsafe fn load_bf16_pairs(self, p: *const u16) -> (Self::V, Self::V);
 }
 
 /// Loads `LANES` elements of type `E`, widened to f32. The `match` is on a
@@ -116,6 +125,12 @@ mod scalar {
             let bits = unsafe { p.read_unaligned() };
             half::f16::from_bits(bits).to_f32()
         }
+        #[inline(always)]
+        unsafe fn load_bf16_pairs(self, p: *const u16) -> (f32, f32) {
+            // SAFETY: the caller guarantees `p` is valid for two u16 reads.
+            let word = unsafe { p.cast::<u32>().read_unaligned() };
+            (f32::from_bits(word << 16), f32::from_bits(word & 0xffff_0000))
+        }
     }
 }
 
@@ -183,6 +198,16 @@ mod x86 {
             // SAFETY: token proves F16C; the caller guarantees 8 readable u16.
             unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p.cast())) }
         }
+        #[inline(always)]
+        unsafe fn load_bf16_pairs(self, p: *const u16) -> (__m256, __m256) {
+            // SAFETY: token proves AVX2; the caller guarantees 16 readable u16.
+            unsafe {
+                let w = _mm256_loadu_si256(p.cast());
+                let lo = _mm256_slli_epi32::<16>(w);
+                let hi = _mm256_and_si256(w, _mm256_set1_epi32(0xffff_0000_u32 as i32));
+                (_mm256_castsi256_ps(lo), _mm256_castsi256_ps(hi))
+            }
+        }
     }
 
     impl Simd for Avx512 {
@@ -236,6 +261,16 @@ mod x86 {
         unsafe fn load_f16(self, p: *const u16) -> __m512 {
             // SAFETY: token proves AVX-512F; the caller guarantees 16 readable u16.
             unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(p.cast())) }
+        }
+        #[inline(always)]
+        unsafe fn load_bf16_pairs(self, p: *const u16) -> (__m512, __m512) {
+            // SAFETY: token proves AVX-512F; the caller guarantees 32 readable u16.
+            unsafe {
+                let w = _mm512_loadu_si512(p.cast());
+                let lo = _mm512_slli_epi32::<16>(w);
+                let hi = _mm512_and_si512(w, _mm512_set1_epi32(0xffff_0000_u32 as i32));
+                (_mm512_castsi512_ps(lo), _mm512_castsi512_ps(hi))
+            }
         }
     }
 }
@@ -299,6 +334,16 @@ mod arm {
             let f = bits.map(|b| half::f16::from_bits(b).to_f32());
             // SAFETY: token proves NEON; `f` holds 4 f32.
             unsafe { vld1q_f32(f.as_ptr()) }
+        }
+        #[inline(always)]
+        unsafe fn load_bf16_pairs(self, p: *const u16) -> (float32x4_t, float32x4_t) {
+            // SAFETY: token proves NEON; the caller guarantees 8 readable u16.
+            unsafe {
+                let w = vld1q_u32(p.cast());
+                let lo = vshlq_n_u32::<16>(w);
+                let hi = vandq_u32(w, vdupq_n_u32(0xffff_0000));
+                (vreinterpretq_f32_u32(lo), vreinterpretq_f32_u32(hi))
+            }
         }
     }
 }

@@ -1,16 +1,18 @@
-//! GEMM body (m ≥ 2, prefill): BLIS-style blocking with packed panels and a
-//! register-blocked `MR × NR` microkernel (`NR = NRV · LANES`). Weights are
-//! widened to f32 while packing, so one f32 microkernel serves every weight
-//! dtype. `kernels/matmul.md`.
+//! GEMM body (m ≥ 2, prefill): BLIS-style blocking with a register-blocked
+//! `MR × NR` microkernel (`NR = NRV · LANES`). The weights are already in
+//! panels (`panels.rs`, prepacked once at load), so the microkernel reads
+//! them directly, widening bf16 with a shift and a mask; only `x` is packed
+//! per call. `kernels/matmul.md`.
 //!
-//! Loop nest (outermost first): `jc` over `nc`-column blocks of `w` →
-//! `pc` over `kc`-deep slices (pack `w` into `kc × NR` panels) → `ic` over
-//! `mc`-row blocks of `x` (pack into `kc × MR` panels) → `jr` over panels
-//! of `w` (one `kc × NR` panel stays in L1) → `ir` over panels of `x`.
+//! Loop nest (outermost first): `pc` over `kc`-deep slices → `ic` over
+//! `mc`-row blocks of `x` (packed into `kc × MR` panels, kept in L2) → `jr`
+//! over weight panels (one `kc × NR` slice stays in L1) → `ir` over the
+//! `x` panels.
 
 use std::cell::RefCell;
 
-use crate::cpu::simd::Simd;
+use crate::DType;
+use crate::cpu::simd::{Simd, load_elem};
 use crate::dtype::Element;
 
 /// Cache blocking of one ISA's GEMM (element counts).
@@ -18,20 +20,46 @@ use crate::dtype::Element;
 pub struct Blocking {
     pub kc: usize,
     pub mc: usize,
-    pub nc: usize,
 }
 
 thread_local! {
-    /// Packing buffers, grown on demand and reused by every later call on
-    /// this thread (rayon workers are long-lived), so GEMM does not allocate
-    /// in steady state.
-    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    /// The packing buffer of `x`, grown on demand and reused by every later
+    /// call on this thread (rayon workers are long-lived), so GEMM does not
+    /// allocate in steady state.
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Loads the `NRV` vectors of one panel row (`NRV · LANES` columns).
+///
+/// # Safety
+/// - `p` must be valid for reads of `NRV · S::LANES` elements of `E`.
+/// - For bf16, `NRV` must be even (the panel is pair-interleaved).
+#[inline(always)]
+pub(super) unsafe fn load_row<S: Simd, E: Element, const NRV: usize>(s: S, p: *const E) -> [S::V; NRV] {
+    let l = S::LANES;
+    let mut v = [s.zero(); NRV];
+    if E::DTYPE == DType::BF16 {
+        let mut i = 0;
+        while i + 1 < NRV {
+            // SAFETY: columns i·l..i·l + 2l lie inside the NRV·l the caller guarantees.
+            let (lo, hi) = unsafe { s.load_bf16_pairs(p.cast::<u16>().wrapping_add(i * l)) };
+            v[i] = lo;
+            v[i + 1] = hi;
+            i += 2;
+        }
+    } else {
+        for (i, vi) in v.iter_mut().enumerate() {
+            // SAFETY: columns i·l..i·l + l lie inside the NRV·l the caller guarantees.
+            *vi = unsafe { load_elem(s, p.wrapping_add(i * l)) };
+        }
+    }
+    v
 }
 
 /// `y[i, j] = Σ_p x[i, p] · w[j, p] (+ bias[j])` for one chunk.
 ///
-/// `x`: `[m, k]`; `w`: `[n, k]`; `bias`: `[n]`; `y`: `[m, ldy]` with `ldy ≥ n`
-/// (columns `n..ldy` are left untouched).
+/// `x`: `[m, k]`; `w`: the panels of `[n, k]` (`NR = NRV · LANES`);
+/// `bias`: `[n]`; `y`: `[m, ldy]` with `ldy ≥ n` (columns `n..ldy` untouched).
 #[inline(always)]
 pub(super) fn gemm<S: Simd, E: Element, const MR: usize, const NRV: usize>(
     s: S,
@@ -47,7 +75,7 @@ pub(super) fn gemm<S: Simd, E: Element, const MR: usize, const NRV: usize>(
 ) {
     let nr = NRV * S::LANES;
     assert_eq!(x.len(), m * k);
-    assert_eq!(w.len(), n * k);
+    assert_eq!(w.len(), n.div_ceil(nr) * nr * k, "w is not the panels of [n, k]");
     if let Some(b) = bias {
         assert_eq!(b.len(), n);
     }
@@ -58,93 +86,41 @@ pub(super) fn gemm<S: Simd, E: Element, const MR: usize, const NRV: usize>(
     if k == 0 {
         for i in 0..m {
             for j in 0..n {
-                y[i * ldy + j] = bias.map_or(0.0, |b| b[j]);
+                y[i * ldy + j] = if let Some(b) = bias { b[j] } else { 0.0 };
             }
         }
         return;
     }
     let kc_max = blk.kc.min(k);
     let mc_max = blk.mc.min(m.next_multiple_of(MR));
-    let nc_max = blk.nc.min(n.next_multiple_of(nr));
-    // Borrow the buffers out of the thread-local for the duration: the loop
+    // Borrow the buffer out of the thread-local for the duration: the loop
     // nest must not sit in a closure, which would not inherit the caller's
     // `#[target_feature]`s and would turn every intrinsic into a call.
-    let (mut apack, mut bpack) = SCRATCH.take();
-    {
-        grow(&mut apack, mc_max * kc_max);
-        grow(&mut bpack, nc_max * kc_max);
-        for jc in (0..n).step_by(nc_max) {
-            let nc = nc_max.min(n - jc);
-            for pc in (0..k).step_by(kc_max) {
-                let kc = kc_max.min(k - pc);
-                pack_w(w, k, jc, nc, pc, kc, nr, &mut bpack);
-                let first = pc == 0;
-                for ic in (0..m).step_by(mc_max) {
-                    let mc = mc_max.min(m - ic);
-                    pack_x::<MR>(x, k, ic, mc, pc, kc, &mut apack);
-                    for jr in (0..nc).step_by(nr) {
-                        let nr_eff = nr.min(nc - jr);
-                        let bp = &bpack[jr * kc..(jr + nr) * kc];
-                        for ir in (0..mc).step_by(MR) {
-                            let mr_eff = MR.min(mc - ir);
-                            let ap = &apack[ir * kc..(ir + MR) * kc];
-                            let row0 = ic + ir;
-                            let col0 = jc + jr;
-                            let yoff = row0 * ldy + col0;
-                            let tile = Tile {
-                                ldy,
-                                mr: mr_eff,
-                                nr: nr_eff,
-                                first,
-                                bias: bias.map(|b| &b[col0..col0 + nr_eff]),
-                            };
-                            micro::<S, MR, NRV>(s, kc, ap, bp, &mut y[yoff..], tile);
-                        }
-                    }
+    let mut apack = SCRATCH.take();
+    if apack.len() < mc_max * kc_max {
+        apack.resize(mc_max * kc_max, 0.0);
+    }
+    for pc in (0..k).step_by(kc_max) {
+        let kc = kc_max.min(k - pc);
+        let first = pc == 0;
+        for ic in (0..m).step_by(mc_max) {
+            let mc = mc_max.min(m - ic);
+            pack_x::<MR>(x, k, ic, mc, pc, kc, &mut apack);
+            for q in 0..n.div_ceil(nr) {
+                let col0 = q * nr;
+                let nr_eff = nr.min(n - col0);
+                let bp = &w[q * nr * k + pc * nr..][..kc * nr];
+                let bias = bias.map(|b| &b[col0..col0 + nr_eff]);
+                for ir in (0..mc).step_by(MR) {
+                    let ap = &apack[ir * kc..(ir + MR) * kc];
+                    let yoff = (ic + ir) * ldy + col0;
+                    let tile = Tile { ldy, mr: MR.min(mc - ir), nr: nr_eff, first, bias };
+                    micro::<S, E, MR, NRV>(s, kc, ap, bp, &mut y[yoff..], tile);
                 }
             }
         }
     }
-    SCRATCH.set((apack, bpack));
-}
-
-fn grow(v: &mut Vec<f32>, len: usize) {
-    if v.len() < len {
-        v.resize(len, 0.0);
-    }
-}
-
-/// Packs `w[jc..jc+nc, pc..pc+kc]` into `⌈nc/NR⌉` panels of `kc × NR`
-/// (column `j` of a panel is row `j` of `w`), zero-padding the last panel.
-#[inline(always)]
-fn pack_w<E: Element>(
-    w: &[E],
-    k: usize,
-    jc: usize,
-    nc: usize,
-    pc: usize,
-    kc: usize,
-    nr: usize,
-    out: &mut [f32],
-) {
-    for (panel, j0) in (0..nc).step_by(nr).enumerate() {
-        let dst = &mut out[panel * kc * nr..(panel + 1) * kc * nr];
-        let cols = nr.min(nc - j0);
-        assert!(dst.len() >= kc * nr);
-        let dp = dst.as_mut_ptr();
-        for j in 0..cols {
-            let src = &w[(jc + j0 + j) * k + pc..][..kc];
-            for (p, v) in src.iter().enumerate() {
-                // SAFETY: p < kc and j < nr, so p·nr + j < kc·nr ≤ dst.len().
-                unsafe { dp.add(p * nr + j).write(v.to_f32()) };
-            }
-        }
-        for j in cols..nr {
-            for p in 0..kc {
-                dst[p * nr + j] = 0.0;
-            }
-        }
-    }
+    SCRATCH.set(apack);
 }
 
 /// Packs `x[ic..ic+mc, pc..pc+kc]` into `⌈mc/MR⌉` panels of `kc × MR`,
@@ -192,11 +168,11 @@ struct Tile<'a> {
 
 /// The register-blocked microkernel: `MR × NRV` vector accumulators.
 #[inline(always)]
-fn micro<S: Simd, const MR: usize, const NRV: usize>(
+fn micro<S: Simd, E: Element, const MR: usize, const NRV: usize>(
     s: S,
     kc: usize,
     a: &[f32], // [kc, MR] packed x panel
-    b: &[f32], // [kc, NR] packed w panel
+    b: &[E],   // [kc, NR] slice of a weight panel
     y: &mut [f32],
     t: Tile<'_>,
 ) {
@@ -207,11 +183,8 @@ fn micro<S: Simd, const MR: usize, const NRV: usize>(
     let bp = b.as_ptr();
     let mut acc = [[s.zero(); NRV]; MR];
     for p in 0..kc {
-        let mut bv = [s.zero(); NRV];
-        for v in 0..NRV {
-            // SAFETY: p < kc and v·l + l ≤ nr, so the read stays inside b[..kc·nr].
-            bv[v] = unsafe { s.load(bp.wrapping_add(p * nr + v * l)) };
-        }
+        // SAFETY: p < kc, so the row's nr elements lie inside b[..kc·nr].
+        let bv = unsafe { load_row::<S, E, NRV>(s, bp.wrapping_add(p * nr)) };
         for i in 0..MR {
             // SAFETY: p < kc and i < MR, inside a[..kc·MR].
             let xi = unsafe { ap.wrapping_add(p * MR + i).read() };
@@ -253,7 +226,11 @@ fn micro<S: Simd, const MR: usize, const NRV: usize>(
         for i in 0..t.mr {
             let row = &mut y[i * t.ldy..i * t.ldy + t.nr];
             for (j, out) in row.iter_mut().enumerate() {
-                let base = if t.first { t.bias.map_or(0.0, |b| b[j]) } else { *out };
+                let base = match (t.first, t.bias) {
+                    (true, Some(b)) => b[j],
+                    (true, None) => 0.0,
+                    (false, _) => *out,
+                };
                 *out = base + tmp[i][j];
             }
         }

@@ -1,88 +1,68 @@
-//! GEMV body (m = 1, decode): memory-bound, so it streams each weight row
-//! exactly once, four rows at a time to reuse every load of `x`, with two
-//! accumulators per row to hide FMA latency. `kernels/matmul.md`.
+//! GEMV body (m = 1, decode) over weight panels: memory-bound, so each
+//! panel is streamed once as one contiguous read; the `NRV` output vectors
+//! of a panel stay in registers (two sets, alternating `p`, to hide FMA
+//! latency) and need no horizontal reduction. `kernels/matmul.md`.
 
-use crate::cpu::simd::{Simd, load_elem};
+use super::gemm::load_row;
+use crate::cpu::simd::Simd;
 use crate::dtype::Element;
 
-/// `y[j] = Σ_p x[p] · w[j, p] (+ bias[j])` for the `y.len()` rows of `w`.
+/// `y[j] = Σ_p x[p] · w[j, p] (+ bias[j])` for the `y.len()` rows packed in `w`.
 #[inline(always)]
-pub(super) fn gemv<S: Simd, E: Element>(
+pub(super) fn gemv<S: Simd, E: Element, const NRV: usize>(
     s: S,
     x: &[f32],            // [k]
-    w: &[E],              // [n, k]
+    w: &[E],              // panels of [n, k]
     bias: Option<&[f32]>, // [n]
     y: &mut [f32],        // [n]
 ) {
+    let l = S::LANES;
+    let nr = NRV * l;
     let k = x.len();
     let n = y.len();
-    assert_eq!(w.len(), n * k);
+    assert_eq!(w.len(), n.div_ceil(nr) * nr * k, "w is not the panels of [n, k]");
     if let Some(b) = bias {
         assert_eq!(b.len(), n);
     }
-    let l = S::LANES;
-    let k2 = k / (2 * l) * (2 * l);
-    let k1 = k / l * l;
     let xp = x.as_ptr();
-
-    let mut j = 0;
-    while j + 4 <= n {
-        let rows = [0, 1, 2, 3].map(|r| w[(j + r) * k..].as_ptr());
-        let mut a = [s.zero(); 4];
-        let mut b = [s.zero(); 4];
+    for q in 0..n.div_ceil(nr) {
+        let panel = w[q * nr * k..(q + 1) * nr * k].as_ptr();
+        let mut a0 = [s.zero(); NRV];
+        let mut a1 = [s.zero(); NRV];
         let mut p = 0;
-        while p < k2 {
-            // SAFETY: p + 2l <= k, so x[p..p+2l] is in bounds.
-            let x0 = unsafe { s.load(xp.wrapping_add(p)) };
+        while p + 2 <= k {
+            // SAFETY: p + 1 < k: rows p and p + 1 of the panel (nr each) and x[p], x[p+1] are in bounds.
+            let r0 = unsafe { load_row::<S, E, NRV>(s, panel.wrapping_add(p * nr)) };
             // SAFETY: as above.
-            let x1 = unsafe { s.load(xp.wrapping_add(p + l)) };
-            for r in 0..4 {
-                // SAFETY: rows[r] points at a row of k elements and p + 2l <= k.
-                let w0 = unsafe { load_elem(s, rows[r].wrapping_add(p)) };
-                // SAFETY: as above.
-                let w1 = unsafe { load_elem(s, rows[r].wrapping_add(p + l)) };
-                a[r] = s.fma(x0, w0, a[r]);
-                b[r] = s.fma(x1, w1, b[r]);
+            let r1 = unsafe { load_row::<S, E, NRV>(s, panel.wrapping_add((p + 1) * nr)) };
+            // SAFETY: p < k.
+            let x0 = s.splat(unsafe { xp.wrapping_add(p).read() });
+            // SAFETY: p + 1 < k.
+            let x1 = s.splat(unsafe { xp.wrapping_add(p + 1).read() });
+            for v in 0..NRV {
+                a0[v] = s.fma(x0, r0[v], a0[v]);
+                a1[v] = s.fma(x1, r1[v], a1[v]);
             }
-            p += 2 * l;
+            p += 2;
         }
-        while p < k1 {
-            // SAFETY: p + l <= k.
-            let x0 = unsafe { s.load(xp.wrapping_add(p)) };
-            for r in 0..4 {
-                // SAFETY: p + l <= k within row r.
-                let w0 = unsafe { load_elem(s, rows[r].wrapping_add(p)) };
-                a[r] = s.fma(x0, w0, a[r]);
+        if p < k {
+            // SAFETY: p < k.
+            let r0 = unsafe { load_row::<S, E, NRV>(s, panel.wrapping_add(p * nr)) };
+            let x0 = s.splat(x[p]);
+            for v in 0..NRV {
+                a0[v] = s.fma(x0, r0[v], a0[v]);
             }
-            p += l;
         }
-        for r in 0..4 {
-            let row = &w[(j + r) * k..(j + r + 1) * k];
-            let mut sum = s.reduce_sum(s.add(a[r], b[r]));
-            for q in k1..k {
-                sum += x[q] * row[q].to_f32();
-            }
-            y[j + r] = sum + if let Some(bv) = bias { bv[j + r] } else { 0.0 };
+        let mut out = [0.0f32; 64];
+        assert!(nr <= out.len());
+        for v in 0..NRV {
+            // SAFETY: v·l + l ≤ nr ≤ 64.
+            unsafe { s.store(out.as_mut_ptr().wrapping_add(v * l), s.add(a0[v], a1[v])) };
         }
-        j += 4;
-    }
-    while j < n {
-        let row = &w[j * k..(j + 1) * k];
-        let mut a = s.zero();
-        let mut p = 0;
-        while p < k1 {
-            // SAFETY: p + l <= k.
-            let x0 = unsafe { s.load(xp.wrapping_add(p)) };
-            // SAFETY: p + l <= k within the row.
-            let w0 = unsafe { load_elem(s, row.as_ptr().wrapping_add(p)) };
-            a = s.fma(x0, w0, a);
-            p += l;
+        let j0 = q * nr;
+        let cols = nr.min(n - j0);
+        for j in 0..cols {
+            y[j0 + j] = out[j] + if let Some(b) = bias { b[j0 + j] } else { 0.0 };
         }
-        let mut sum = s.reduce_sum(a);
-        for q in k1..k {
-            sum += x[q] * row[q].to_f32();
-        }
-        y[j] = sum + if let Some(bv) = bias { bv[j] } else { 0.0 };
-        j += 1;
     }
 }

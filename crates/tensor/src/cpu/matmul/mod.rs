@@ -1,27 +1,29 @@
 //! Matmul `y[m, n] = x[m, k] · w[n, k]ᵀ (+ bias[n])`, the spec is
-//! `kernels/matmul.md`. x f32; w f32, bf16 or f16 in PyTorch Linear layout;
-//! f32 accumulation.
+//! `kernels/matmul.md`. x f32; w f32, bf16 or f16, prepacked once into the
+//! ISA's [`panels`] (from PyTorch Linear layout); f32 accumulation.
 //!
-//! - `m = 1` (decode): [`gemv`], rows of `w` split across threads.
-//! - `m ≥ 2` (prefill): [`gemm`], rows of `x` split across threads when there
-//!   are enough of them, else columns of `w`.
+//! - `m = 1` (decode): GEMV, weight panels split across threads.
+//! - `m ≥ 2` (prefill): GEMM, rows of `x` split across threads when there
+//!   are enough of them, else weight panels.
 //!
 //! One generic body per regime; each ISA instantiates it through a thin
 //! `#[target_feature]` wrapper in [`MatmulIsa`].
 
 mod gemm;
 mod gemv;
+pub mod panels;
 pub mod reference;
 
 use half::{bf16, f16};
 use rayon::prelude::*;
 
 use self::gemm::Blocking;
+use self::panels::PanelLayout;
 use crate::cpu::dispatch::{IsaToken, Scalar};
 use crate::cpu::simd::Simd;
 use crate::dtype::Element;
 
-/// Borrowed weights of one matmul, in any supported dtype.
+/// Borrowed weight panels of one matmul (see [`panels`]), in any supported dtype.
 #[derive(Clone, Copy, Debug)]
 pub enum WeightRef<'a> {
     F32(&'a [f32]),
@@ -48,18 +50,38 @@ impl WeightRef<'_> {
 #[derive(Clone, Copy, Debug)]
 pub struct MatmulArgs<'a> {
     pub x: &'a [f32],             // [m, k]
-    pub w: WeightRef<'a>,         // [n, k]
+    pub w: WeightRef<'a>,         // panels of [n, k] in the ISA's layout
     pub bias: Option<&'a [f32]>, // [n]
     pub m: usize,
     pub n: usize,
     pub k: usize,
 }
 
-/// Register tile and `kc` blocking of `isa`'s GEMM, for tests that aim at
-/// tile edges: `(mr, nr, kc)`.
-pub fn tile(isa: IsaToken) -> (usize, usize, usize) {
-    fn of<S: MatmulIsa>(_: S) -> (usize, usize, usize) {
-        (S::MR, S::NRV * S::LANES, S::BLOCKING.kc)
+/// The microkernel geometry of one ISA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    /// Rows of `x` per register tile.
+    pub mr: usize,
+    /// Weight rows per register tile (= per panel).
+    pub nr: usize,
+    /// f32 lanes per vector.
+    pub lanes: usize,
+    /// Depth of one `k` block.
+    pub kc: usize,
+}
+
+impl Geometry {
+    /// The weight panel layout of this ISA.
+    pub fn panels(self) -> PanelLayout {
+        PanelLayout { nr: self.nr, lanes: self.lanes }
+    }
+}
+
+/// The microkernel geometry of `isa`'s matmul (tests aim at its edges; the
+/// backend packs weights with [`Geometry::panels`]).
+pub fn geometry(isa: IsaToken) -> Geometry {
+    fn of<S: MatmulIsa>(_: S) -> Geometry {
+        Geometry { mr: S::MR, nr: S::NRV * S::LANES, lanes: S::LANES, kc: S::BLOCKING.kc }
     }
     match isa {
         IsaToken::Scalar(s) => of(s),
@@ -74,12 +96,14 @@ pub fn tile(isa: IsaToken) -> (usize, usize, usize) {
 
 /// Runs the matmul on `isa` with `pool`'s threads (`None`: the caller's thread).
 ///
-/// Panics if the slice lengths disagree with `m, n, k` (the backend checks
-/// tensor shapes first and returns errors; this is the kernel's contract).
+/// Panics if the slice lengths disagree with `m, n, k` and `isa`'s panel
+/// layout (the backend checks tensor shapes first and returns errors; this
+/// is the kernel's contract).
 #[track_caller]
 pub fn matmul(isa: IsaToken, pool: Option<&rayon::ThreadPool>, a: &MatmulArgs<'_>, y: &mut [f32]) {
+    let layout = geometry(isa).panels();
     assert_eq!(a.x.len(), a.m * a.k, "x is not [m, k]");
-    assert_eq!(a.w.len(), a.n * a.k, "w is not [n, k]");
+    assert_eq!(a.w.len(), layout.packed_len(a.n, a.k), "w is not the {layout:?} panels of [n, k]");
     assert_eq!(y.len(), a.m * a.n, "y is not [m, n]");
     if let Some(b) = a.bias {
         assert_eq!(b.len(), a.n, "bias is not [n]");
@@ -103,7 +127,9 @@ fn by_dtype<S: MatmulIsa>(s: S, pool: Option<&rayon::ThreadPool>, a: &MatmulArgs
     }
 }
 
-/// Splits the work across threads and calls the ISA's kernels.
+/// Splits the work across threads and calls the ISA's kernels. Thread
+/// chunks of weight rows are whole panels, so each chunk's panels are one
+/// contiguous slice of `w`.
 fn drive<S: MatmulIsa, E: Element>(
     s: S,
     pool: Option<&rayon::ThreadPool>,
@@ -112,6 +138,7 @@ fn drive<S: MatmulIsa, E: Element>(
     y: &mut [f32],
 ) {
     let (m, n, k) = (a.m, a.n, a.k);
+    let nr = S::NRV * S::LANES;
     let threads = pool.map_or(1, |p| p.current_num_threads());
     let pool = pool.filter(|_| threads > 1 && m * n * k.max(1) >= 1 << 16);
     let Some(pool) = pool else {
@@ -122,15 +149,14 @@ fn drive<S: MatmulIsa, E: Element>(
         }
         return;
     };
-    let nr = S::NRV * S::LANES;
+    // Weight rows j0..j1 (j0 a multiple of nr) as their panels.
+    let panels = |j0: usize, j1: usize| &w[j0 * k..(j0 + (j1 - j0).next_multiple_of(nr)) * k];
     if m == 1 {
-        // Rows of w per task: a multiple of 4 (the GEMV row group).
-        let rows = n.div_ceil(threads).next_multiple_of(4);
+        let rows = n.div_ceil(threads).next_multiple_of(nr);
         pool.install(|| {
             y.par_chunks_mut(rows).enumerate().for_each(|(c, yc)| {
-                let j0 = c * rows;
-                let j1 = j0 + yc.len();
-                s.gemv(a.x, &w[j0 * k..j1 * k], a.bias.map(|b| &b[j0..j1]), yc);
+                let (j0, j1) = (c * rows, c * rows + yc.len());
+                s.gemv(a.x, panels(j0, j1), a.bias.map(|b| &b[j0..j1]), yc);
             })
         });
     } else if m >= 2 * S::MR * threads {
@@ -138,11 +164,11 @@ fn drive<S: MatmulIsa, E: Element>(
         let rows = m.div_ceil(threads).next_multiple_of(S::MR);
         pool.install(|| {
             y.par_chunks_mut(rows * n).zip(a.x.par_chunks(rows * k)).for_each(|(yc, xc)| {
-                s.gemm(xc, w, a.bias, yc, n, xc.len() / k.max(1), n, k);
+                s.gemm(xc, w, a.bias, yc, n, yc.len() / n, n, k);
             })
         });
     } else {
-        // Few rows: split the columns (rows of w) and stitch the parts back.
+        // Few rows: split the weight panels and stitch the parts back.
         let cols = n.div_ceil(threads).next_multiple_of(nr);
         let parts: Vec<(usize, Vec<f32>)> = pool.install(|| {
             (0..n)
@@ -154,7 +180,7 @@ fn drive<S: MatmulIsa, E: Element>(
                     let nc = j1 - j0;
                     let mut part = vec![0.0f32; m * nc];
                     let bias = a.bias.map(|b| &b[j0..j1]);
-                    s.gemm(a.x, &w[j0 * k..j1 * k], bias, &mut part, nc, m, nc, k);
+                    s.gemm(a.x, panels(j0, j1), bias, &mut part, nc, m, nc, k);
                     (j0, part)
                 })
                 .collect()
@@ -173,7 +199,8 @@ fn drive<S: MatmulIsa, E: Element>(
 pub(crate) trait MatmulIsa: Simd {
     /// Microkernel rows (x rows per register tile).
     const MR: usize;
-    /// Microkernel width in vectors (NR = NRV · LANES columns).
+    /// Microkernel width in vectors (NR = NRV · LANES weight rows); even,
+    /// so bf16 panels can be pair-interleaved.
     const NRV: usize;
     const BLOCKING: Blocking;
 
@@ -194,11 +221,11 @@ pub(crate) trait MatmulIsa: Simd {
 
 impl MatmulIsa for Scalar {
     const MR: usize = 4;
-    const NRV: usize = 4;
-    const BLOCKING: Blocking = Blocking { kc: 256, mc: 64, nc: 1024 };
+    const NRV: usize = 2;
+    const BLOCKING: Blocking = Blocking { kc: 256, mc: 64 };
 
     fn gemv<E: Element>(self, x: &[f32], w: &[E], bias: Option<&[f32]>, y: &mut [f32]) {
-        gemv::gemv(self, x, w, bias, y)
+        gemv::gemv::<_, E, 2>(self, x, w, bias, y)
     }
 
     fn gemm<E: Element>(
@@ -212,7 +239,7 @@ impl MatmulIsa for Scalar {
         n: usize,
         k: usize,
     ) {
-        gemm::gemm::<_, E, 4, 4>(self, Self::BLOCKING, x, w, bias, y, ldy, m, n, k)
+        gemm::gemm::<_, E, 4, 2>(self, Self::BLOCKING, x, w, bias, y, ldy, m, n, k)
     }
 }
 
@@ -222,7 +249,7 @@ macro_rules! isa {
     ($tok:ty, $feat:literal, $mr:literal, $nrv:literal, $blk:expr, $gemv:ident, $gemm:ident) => {
         #[target_feature(enable = $feat)]
         fn $gemv<E: Element>(s: $tok, x: &[f32], w: &[E], bias: Option<&[f32]>, y: &mut [f32]) {
-            gemv::gemv(s, x, w, bias, y)
+            gemv::gemv::<_, E, $nrv>(s, x, w, bias, y)
         }
 
         #[target_feature(enable = $feat)]
@@ -274,22 +301,14 @@ mod x86 {
     use crate::cpu::dispatch::{Avx2, Avx512};
 
     // AVX2: 16 ymm registers; 6×16 tile = 12 accumulators + 2 w vectors + 1 broadcast.
-    isa!(
-        Avx2,
-        "avx2,fma,f16c",
-        6,
-        2,
-        Blocking { kc: 256, mc: 72, nc: 1024 },
-        gemv_avx2,
-        gemm_avx2
-    );
-    // AVX-512: 32 zmm registers; 8×48 tile = 24 accumulators + 3 w vectors + 1 broadcast.
+    isa!(Avx2, "avx2,fma,f16c", 6, 2, Blocking { kc: 256, mc: 72 }, gemv_avx2, gemm_avx2);
+    // AVX-512: 32 zmm registers; 6×64 tile = 24 accumulators + 4 w vectors + 1 broadcast.
     isa!(
         Avx512,
         "avx512f,avx2,fma,f16c",
-        8,
-        3,
-        Blocking { kc: 128, mc: 128, nc: 1536 },
+        6,
+        4,
+        Blocking { kc: 256, mc: 96 },
         gemv_avx512,
         gemm_avx512
     );
@@ -300,14 +319,6 @@ mod arm {
     use super::*;
     use crate::cpu::dispatch::Neon;
 
-    // NEON: 32 q registers; 8×12 tile = 24 accumulators + 3 w vectors + 1 broadcast.
-    isa!(
-        Neon,
-        "neon",
-        8,
-        3,
-        Blocking { kc: 256, mc: 64, nc: 1024 },
-        gemv_neon,
-        gemm_neon
-    );
+    // NEON: 32 q registers; 6×16 tile = 24 accumulators + 4 w vectors + 1 broadcast.
+    isa!(Neon, "neon", 6, 4, Blocking { kc: 256, mc: 96 }, gemv_neon, gemm_neon);
 }
