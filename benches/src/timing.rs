@@ -11,10 +11,16 @@ pub struct Budget {
 }
 
 impl Budget {
-    pub const DEFAULT: Budget =
-        Budget { min_total: Duration::from_millis(400), min_reps: 3, max_reps: 200 };
-    pub const QUICK: Budget =
-        Budget { min_total: Duration::from_millis(60), min_reps: 2, max_reps: 20 };
+    pub const DEFAULT: Budget = Budget {
+        min_total: Duration::from_millis(400),
+        min_reps: 3,
+        max_reps: 200,
+    };
+    pub const QUICK: Budget = Budget {
+        min_total: Duration::from_millis(60),
+        min_reps: 2,
+        max_reps: 20,
+    };
 }
 
 /// Median seconds of `f` (one warm-up call first). A single call slower

@@ -61,7 +61,16 @@ pub(crate) fn run_status(mut c: Command) -> Result<()> {
 
 fn bench_kernels(rest: &[String]) -> Result<()> {
     let mut c = cargo();
-    c.args(["run", "--quiet", "--release", "-p", "benches", "--bin", "bench-kernels", "--"]);
+    c.args([
+        "run",
+        "--quiet",
+        "--release",
+        "-p",
+        "benches",
+        "--bin",
+        "bench-kernels",
+        "--",
+    ]);
     c.args(rest);
     run_status(c)
 }
@@ -77,7 +86,14 @@ fn test_neon(rest: &[String]) -> Result<()> {
         bail!("rustup target {target} is missing: run `rustup target add {target}`");
     }
     let mut c = cargo();
-    c.args(["test", "-p", "tensor", "--no-default-features", "--target", target]);
+    c.args([
+        "test",
+        "-p",
+        "tensor",
+        "--no-default-features",
+        "--target",
+        target,
+    ]);
     c.args(rest);
     // The tests check that NEON was really exercised.
     c.env("LFM_EXPECT_ISA", "scalar,neon");

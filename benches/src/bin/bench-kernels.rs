@@ -48,7 +48,9 @@ struct Opts {
 }
 
 fn list<T>(s: &str, f: impl Fn(&str) -> Option<T>) -> Result<Vec<T>> {
-    s.split(',').map(|p| f(p.trim()).with_context(|| format!("bad list item {p:?}"))).collect()
+    s.split(',')
+        .map(|p| f(p.trim()).with_context(|| format!("bad list item {p:?}")))
+        .collect()
 }
 
 fn parse() -> Result<Opts> {
@@ -59,7 +61,11 @@ fn parse() -> Result<Opts> {
         isas: Isa::available(),
         ms: MS.to_vec(),
         dtypes: vec![DType::BF16, DType::F32],
-        threads: if all_threads > 1 { vec![1, all_threads] } else { vec![1] },
+        threads: if all_threads > 1 {
+            vec![1, all_threads]
+        } else {
+            vec![1]
+        },
         gpu: true,
     };
     let mut args = std::env::args().skip(1);
@@ -100,7 +106,13 @@ fn emit(o: &Opts, v: serde_json::Value) {
 }
 
 /// Weights of shape [n, k] in `dtype`, enough copies to defeat the cache.
-fn cold_weights<B: Backend>(be: &B, dtype: DType, n: usize, k: usize, rng: &mut Rng) -> Result<Vec<Tensor<B>>> {
+fn cold_weights<B: Backend>(
+    be: &B,
+    dtype: DType,
+    n: usize,
+    k: usize,
+    rng: &mut Rng,
+) -> Result<Vec<Tensor<B>>> {
     let bytes = dtype.bytes_for(n * k);
     let copies = COLD_BYTES.div_ceil(bytes).clamp(1, 64);
     let src = rng.vec(n * k, 0.05);
@@ -128,7 +140,16 @@ struct Result1 {
     gbps: f64,
 }
 
-fn bench_one<B: Backend>(be: &B, ws: &[Tensor<B>], dtype: DType, m: usize, n: usize, k: usize, budget: Budget, rng: &mut Rng) -> Result<Result1> {
+fn bench_one<B: Backend>(
+    be: &B,
+    ws: &[Tensor<B>],
+    dtype: DType,
+    m: usize,
+    n: usize,
+    k: usize,
+    budget: Budget,
+    rng: &mut Rng,
+) -> Result<Result1> {
     let x = be.upload(HostData::f32(&rng.vec(m * k, 1.0)), Shape::from([m, k]))?;
     let mut y = be.zeros(DType::F32, Shape::from([m, n]))?;
     let mut i = 0;
@@ -145,7 +166,11 @@ fn bench_one<B: Backend>(be: &B, ws: &[Tensor<B>], dtype: DType, m: usize, n: us
     }
     let flops = 2.0 * (m * n * k) as f64;
     let bytes = (dtype.bytes_for(n * k) + 4 * (m * k + m * n)) as f64;
-    Ok(Result1 { median_s: secs, gflops: flops / secs / 1e9, gbps: bytes / secs / 1e9 })
+    Ok(Result1 {
+        median_s: secs,
+        gflops: flops / secs / 1e9,
+        gbps: bytes / secs / 1e9,
+    })
 }
 
 fn main() -> Result<()> {
@@ -158,11 +183,17 @@ fn main() -> Result<()> {
     for &t in &o.threads {
         let g = mem_read_gbps(t);
         mem.insert(t, g);
-        emit(&o, json!({"op": "mem_read", "threads": t, "mem_gbps": round(g)}));
+        emit(
+            &o,
+            json!({"op": "mem_read", "threads": t, "mem_gbps": round(g)}),
+        );
         for &isa in &o.isas {
             let p = peak_gflops(IsaToken::new(isa).expect("--isa checked availability"), t);
             peak.insert((isa, t), p);
-            emit(&o, json!({"op": "fma_peak", "isa": isa.name(), "threads": t, "peak_gflops": round(p)}));
+            emit(
+                &o,
+                json!({"op": "fma_peak", "isa": isa.name(), "threads": t, "peak_gflops": round(p)}),
+            );
         }
     }
     if !o.json {
@@ -216,7 +247,19 @@ fn round(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
 
-fn report(o: &Opts, op: &str, m: usize, n: usize, k: usize, dtype: DType, isa: &str, threads: usize, r: &Result1, bound: &str, pct: f64) {
+fn report(
+    o: &Opts,
+    op: &str,
+    m: usize,
+    n: usize,
+    k: usize,
+    dtype: DType,
+    isa: &str,
+    threads: usize,
+    r: &Result1,
+    bound: &str,
+    pct: f64,
+) {
     if o.json {
         println!(
             "{}",
@@ -248,12 +291,28 @@ mod gpu {
             return Ok(());
         };
         let name = be.describe();
-        for &dtype in o.dtypes.iter().filter(|d| matches!(d, DType::BF16 | DType::F32)) {
+        for &dtype in o
+            .dtypes
+            .iter()
+            .filter(|d| matches!(d, DType::BF16 | DType::F32))
+        {
             for &(n, k) in &NK {
                 let ws = cold_weights(&be, dtype, n, k, rng)?;
                 for &m in &o.ms {
                     let r = bench_one(&be, &ws, dtype, m, n, k, o.budget, rng)?;
-                    report(o, "matmul", m, n, k, dtype, &format!("wgpu:{name}"), 0, &r, "gpu", f64::NAN);
+                    report(
+                        o,
+                        "matmul",
+                        m,
+                        n,
+                        k,
+                        dtype,
+                        &format!("wgpu:{name}"),
+                        0,
+                        &r,
+                        "gpu",
+                        f64::NAN,
+                    );
                 }
             }
         }

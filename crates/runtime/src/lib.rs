@@ -12,9 +12,18 @@ pub fn system_info() -> Vec<String> {
     let chosen = Isa::from_env();
     let tiers: Vec<String> = Isa::available()
         .into_iter()
-        .map(|i| if chosen.as_ref().ok() == Some(&i) { format!("{i}*") } else { i.to_string() })
+        .map(|i| {
+            if chosen.as_ref().ok() == Some(&i) {
+                format!("{i}*")
+            } else {
+                i.to_string()
+            }
+        })
         .collect();
-    out.push(format!("cpu tiers: {} (* = used; LFM_ISA overrides)", tiers.join(", ")));
+    out.push(format!(
+        "cpu tiers: {} (* = used; LFM_ISA overrides)",
+        tiers.join(", ")
+    ));
     if let Err(e) = chosen {
         out.push(format!("cpu: {e}"));
     }

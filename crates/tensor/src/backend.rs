@@ -105,10 +105,18 @@ pub fn matmul_dims<B: Backend>(
 ) -> Result<(usize, usize, usize)> {
     const OP: &str = "matmul";
     if x.dtype() != DType::F32 {
-        return Err(TensorError::UnsupportedDType { op: OP, what: "x", dtype: x.dtype() });
+        return Err(TensorError::UnsupportedDType {
+            op: OP,
+            what: "x",
+            dtype: x.dtype(),
+        });
     }
     if out.dtype() != DType::F32 {
-        return Err(TensorError::UnsupportedDType { op: OP, what: "out", dtype: out.dtype() });
+        return Err(TensorError::UnsupportedDType {
+            op: OP,
+            what: "out",
+            dtype: out.dtype(),
+        });
     }
     let k = x.shape().last();
     let m = x.shape().rows();
@@ -133,7 +141,11 @@ pub fn matmul_dims<B: Backend>(
     }
     if let Some(b) = bias {
         if b.dtype() != DType::F32 {
-            return Err(TensorError::UnsupportedDType { op: OP, what: "bias", dtype: b.dtype() });
+            return Err(TensorError::UnsupportedDType {
+                op: OP,
+                what: "bias",
+                dtype: b.dtype(),
+            });
         }
         if b.shape().dims() != [n] {
             return Err(TensorError::ShapeMismatch {

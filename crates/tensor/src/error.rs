@@ -40,5 +40,8 @@ pub enum TensorError {
     #[error("GPU {what} failed: {detail}")]
     Gpu { what: &'static str, detail: String },
     #[error("shader {shader} is invalid: {detail}")]
-    Shader { shader: &'static str, detail: String },
+    Shader {
+        shader: &'static str,
+        detail: String,
+    },
 }

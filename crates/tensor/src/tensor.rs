@@ -13,7 +13,11 @@ impl<B: Backend> Tensor<B> {
     /// Wraps backend storage. Backends call this; the storage must hold
     /// `dtype.bytes_for(shape.elem_count())` bytes.
     pub fn from_storage(storage: B::Storage, dtype: DType, shape: Shape) -> Self {
-        Tensor { storage, dtype, shape }
+        Tensor {
+            storage,
+            dtype,
+            shape,
+        }
     }
 
     pub fn dtype(&self) -> DType {

@@ -3,12 +3,12 @@
 //! 1–3 threads. Tolerance: `testing::tolerance::MATMUL`.
 
 use half::{bf16, f16};
+use tensor::DType;
 use tensor::cpu::matmul::{self, MatmulArgs, WeightRef, panels, reference};
 use tensor::cpu::{Isa, IsaToken};
 use tensor::dtype::Element;
 use tensor::testing::tolerance::{ErrorStats, MATMUL};
 use tensor::testing::{expected_isas_present, rng::Rng, shapes};
-use tensor::DType;
 
 #[derive(Clone, Copy, Debug)]
 struct Case {
@@ -44,7 +44,12 @@ impl Wrap for f16 {
 }
 
 fn pool(threads: usize) -> Option<rayon::ThreadPool> {
-    (threads > 1).then(|| rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap())
+    (threads > 1).then(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+    })
 }
 
 fn run(c: Case, pools: &[Option<rayon::ThreadPool>]) -> ErrorStats {
@@ -71,7 +76,14 @@ fn run(c: Case, pools: &[Option<rayon::ThreadPool>]) -> ErrorStats {
         let layout = matmul::geometry(tok).panels();
         let mut pbuf = vec![E::from_f32(f32::NAN); c.w_off];
         pbuf.extend(panels::pack(w, c.n, c.k, layout));
-        let args = MatmulArgs { x, w: E::wrap(&pbuf[c.w_off..]), bias, m: c.m, n: c.n, k: c.k };
+        let args = MatmulArgs {
+            x,
+            w: E::wrap(&pbuf[c.w_off..]),
+            bias,
+            m: c.m,
+            n: c.n,
+            k: c.k,
+        };
         matmul::matmul(tok, pool, &args, y);
         reference::matmul(x, w, bias, c.m, c.n, c.k)
     }
@@ -84,7 +96,15 @@ fn run(c: Case, pools: &[Option<rayon::ThreadPool>]) -> ErrorStats {
     };
     match MATMUL.check(&y, &want, &mag) {
         Ok(st) => st,
-        Err(e) => panic!("{c:?}: first bad index {} (row {}, col {}): got {}, want {}, bound {:e}", e.index, e.index / c.n.max(1), e.index % c.n.max(1), e.got, e.want, e.bound),
+        Err(e) => panic!(
+            "{c:?}: first bad index {} (row {}, col {}): got {}, want {}, bound {:e}",
+            e.index,
+            e.index / c.n.max(1),
+            e.index % c.n.max(1),
+            e.got,
+            e.want,
+            e.bound
+        ),
     }
 }
 
@@ -106,7 +126,17 @@ fn sweep(isa: Isa) -> ErrorStats {
         worst.max_rel = worst.max_rel.max(st.max_rel);
     };
     let dtypes = [DType::F32, DType::BF16, DType::F16];
-    let base = Case { isa, dtype: DType::F32, m: 1, n: 1, k: 1, bias: false, threads: 1, x_off: 0, w_off: 0 };
+    let base = Case {
+        isa,
+        dtype: DType::F32,
+        m: 1,
+        n: 1,
+        k: 1,
+        bias: false,
+        threads: 1,
+        x_off: 0,
+        w_off: 0,
+    };
 
     // 1. Small cross product around the vector width (GEMV at m = 1, GEMM above).
     let small = [1, 2, 3, v.saturating_sub(1).max(1), v, v + 1, 17];
@@ -114,7 +144,17 @@ fn sweep(isa: Isa) -> ErrorStats {
         for &n in &small {
             for &k in &small {
                 for (i, &dtype) in dtypes.iter().enumerate() {
-                    add(run(Case { m, n, k, dtype, bias: (m + n + k + i) % 2 == 0, ..base }, &pools));
+                    add(run(
+                        Case {
+                            m,
+                            n,
+                            k,
+                            dtype,
+                            bias: (m + n + k + i) % 2 == 0,
+                            ..base
+                        },
+                        &pools,
+                    ));
                 }
             }
         }
@@ -123,36 +163,133 @@ fn sweep(isa: Isa) -> ErrorStats {
     for &m in &[mr - 1, mr, mr + 1, 2 * mr + 1] {
         for &n in &[nr - 1, nr, nr + 1] {
             for &k in &[kc - 1, kc, kc + 1] {
-                add(run(Case { m: m.max(1), n, k, dtype: DType::BF16, bias: true, ..base }, &pools));
+                add(run(
+                    Case {
+                        m: m.max(1),
+                        n,
+                        k,
+                        dtype: DType::BF16,
+                        bias: true,
+                        ..base
+                    },
+                    &pools,
+                ));
             }
         }
     }
     for &len in &shapes::edge_lengths(v, nr) {
         for dtype in dtypes {
-            add(run(Case { m: 1, n: len.max(1), k: len, dtype, bias: true, ..base }, &pools));
-            add(run(Case { m: len, n: 65, k: 63, dtype, ..base }, &pools));
-            add(run(Case { m: 5, n: 33, k: len, dtype, bias: true, ..base }, &pools));
+            add(run(
+                Case {
+                    m: 1,
+                    n: len.max(1),
+                    k: len,
+                    dtype,
+                    bias: true,
+                    ..base
+                },
+                &pools,
+            ));
+            add(run(
+                Case {
+                    m: len,
+                    n: 65,
+                    k: 63,
+                    dtype,
+                    ..base
+                },
+                &pools,
+            ));
+            add(run(
+                Case {
+                    m: 5,
+                    n: 33,
+                    k: len,
+                    dtype,
+                    bias: true,
+                    ..base
+                },
+                &pools,
+            ));
         }
     }
     // 3. Larger shapes on 1–3 threads (row split, column split, GEMV split).
     for threads in 1..=3 {
-        for (m, n, k) in [(1, 257, 1025), (2, 300, 257), (63, 65, 257), (65, 257, 63), (130, 97, 300)] {
+        for (m, n, k) in [
+            (1, 257, 1025),
+            (2, 300, 257),
+            (63, 65, 257),
+            (65, 257, 63),
+            (130, 97, 300),
+        ] {
             for dtype in dtypes {
-                add(run(Case { m, n, k, dtype, bias: true, threads, ..base }, &pools));
+                add(run(
+                    Case {
+                        m,
+                        n,
+                        k,
+                        dtype,
+                        bias: true,
+                        threads,
+                        ..base
+                    },
+                    &pools,
+                ));
             }
         }
     }
     // 4. Misaligned starts of x and w (odd element offsets into larger buffers).
     for off in shapes::misaligned_offsets(v) {
         for dtype in dtypes {
-            add(run(Case { m: 1, n: 37, k: 4 * v + 3, dtype, x_off: off, w_off: off + 1, ..base }, &pools));
-            add(run(Case { m: 9, n: 37, k: 4 * v + 3, dtype, x_off: off, w_off: 2 * off + 1, bias: true, ..base }, &pools));
+            add(run(
+                Case {
+                    m: 1,
+                    n: 37,
+                    k: 4 * v + 3,
+                    dtype,
+                    x_off: off,
+                    w_off: off + 1,
+                    ..base
+                },
+                &pools,
+            ));
+            add(run(
+                Case {
+                    m: 9,
+                    n: 37,
+                    k: 4 * v + 3,
+                    dtype,
+                    x_off: off,
+                    w_off: 2 * off + 1,
+                    bias: true,
+                    ..base
+                },
+                &pools,
+            ));
         }
     }
     // 5. k = 0: the output is the bias (or zero), never garbage.
     for m in [1, 3] {
-        add(run(Case { m, n: 7, k: 0, bias: true, ..base }, &pools));
-        add(run(Case { m, n: 7, k: 0, bias: false, ..base }, &pools));
+        add(run(
+            Case {
+                m,
+                n: 7,
+                k: 0,
+                bias: true,
+                ..base
+            },
+            &pools,
+        ));
+        add(run(
+            Case {
+                m,
+                n: 7,
+                k: 0,
+                bias: false,
+                ..base
+            },
+            &pools,
+        ));
     }
     worst
 }
@@ -166,9 +303,27 @@ fn nan_propagates(isa: Isa) {
         let w = vec![bf16::from_f32(0.5); n * k];
         let w = panels::pack(&w, n, k, matmul::geometry(tok).panels());
         let mut y = vec![0.0; m * n];
-        matmul::matmul(tok, None, &MatmulArgs { x: &x, w: WeightRef::BF16(&w), bias: None, m, n, k }, &mut y);
-        assert!(y[..n].iter().all(|v| v.is_nan()), "{isa} m={m}: NaN in x row 0 must reach every output of row 0");
-        assert!(y[n..].iter().all(|v| v.is_finite()), "{isa} m={m}: other rows stay finite");
+        matmul::matmul(
+            tok,
+            None,
+            &MatmulArgs {
+                x: &x,
+                w: WeightRef::BF16(&w),
+                bias: None,
+                m,
+                n,
+                k,
+            },
+            &mut y,
+        );
+        assert!(
+            y[..n].iter().all(|v| v.is_nan()),
+            "{isa} m={m}: NaN in x row 0 must reach every output of row 0"
+        );
+        assert!(
+            y[n..].iter().all(|v| v.is_finite()),
+            "{isa} m={m}: other rows stay finite"
+        );
     }
 }
 
@@ -178,15 +333,28 @@ fn nan_propagates(isa: Isa) {
 fn panels_roundtrip_all_layouts() {
     for isa in expected_isas_present() {
         let layout = matmul::geometry(IsaToken::new(isa).unwrap()).panels();
-        for n in [1, layout.nr - 1, layout.nr, layout.nr + 1, 2 * layout.nr + 3] {
+        for n in [
+            1,
+            layout.nr - 1,
+            layout.nr,
+            layout.nr + 1,
+            2 * layout.nr + 3,
+        ] {
             for k in [1, 2, 7] {
                 let mut rng = Rng::for_case("panels", &format!("{isa} {n} {k}"));
-                let w: Vec<bf16> = rng.vec(n * k, 1.0).into_iter().map(bf16::from_f32).collect();
+                let w: Vec<bf16> = rng
+                    .vec(n * k, 1.0)
+                    .into_iter()
+                    .map(bf16::from_f32)
+                    .collect();
                 let back = panels::unpack_f32(&panels::pack(&w, n, k, layout), n, k, layout);
                 let want: Vec<f32> = w.iter().map(|v| v.to_f32()).collect();
                 assert_eq!(back, want, "{isa} n={n} k={k}");
                 let wf: Vec<f32> = want.clone();
-                assert_eq!(panels::unpack_f32(&panels::pack(&wf, n, k, layout), n, k, layout), want);
+                assert_eq!(
+                    panels::unpack_f32(&panels::pack(&wf, n, k, layout), n, k, layout),
+                    want
+                );
             }
         }
     }

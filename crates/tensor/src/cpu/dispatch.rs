@@ -33,7 +33,9 @@ impl Isa {
     }
 
     pub fn from_name(s: &str) -> Option<Isa> {
-        Isa::ALL.into_iter().find(|i| i.name() == s.trim().to_ascii_lowercase())
+        Isa::ALL
+            .into_iter()
+            .find(|i| i.name() == s.trim().to_ascii_lowercase())
     }
 
     /// Whether this host can run the tier.
@@ -68,7 +70,11 @@ impl Isa {
     /// Parses a tier name and checks the host has it.
     pub fn require(name: &str) -> Result<Isa> {
         let available = || {
-            Isa::available().iter().map(|i| i.name()).collect::<Vec<_>>().join(", ")
+            Isa::available()
+                .iter()
+                .map(|i| i.name())
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         let isa = Isa::from_name(name).ok_or_else(|| TensorError::IsaUnavailable {
             requested: name.to_string(),

@@ -23,7 +23,12 @@ pub enum CpuStorage {
     F16(Vec<f16>),
     /// A matmul weight `[n, k]` prepacked into this backend's ISA panels
     /// (`cpu/matmul/panels.rs`); `data` is F32, BF16 or F16.
-    Panels { layout: PanelLayout, n: usize, k: usize, data: Box<CpuStorage> },
+    Panels {
+        layout: PanelLayout,
+        n: usize,
+        k: usize,
+        data: Box<CpuStorage>,
+    },
 }
 
 impl CpuStorage {
@@ -40,14 +45,22 @@ impl CpuStorage {
     pub fn as_f32(&self, op: &'static str, what: &'static str) -> Result<&[f32]> {
         match self {
             CpuStorage::F32(v) => Ok(v),
-            other => Err(TensorError::UnsupportedDType { op, what, dtype: other.dtype() }),
+            other => Err(TensorError::UnsupportedDType {
+                op,
+                what,
+                dtype: other.dtype(),
+            }),
         }
     }
 
     pub fn as_f32_mut(&mut self, op: &'static str, what: &'static str) -> Result<&mut [f32]> {
         match self {
             CpuStorage::F32(v) => Ok(v),
-            other => Err(TensorError::UnsupportedDType { op, what, dtype: other.dtype() }),
+            other => Err(TensorError::UnsupportedDType {
+                op,
+                what,
+                dtype: other.dtype(),
+            }),
         }
     }
 
@@ -68,7 +81,12 @@ impl CpuStorage {
             WeightRef::BF16(w) => CpuStorage::BF16(panels::pack(w, n, k, layout)),
             WeightRef::F16(w) => CpuStorage::F16(panels::pack(w, n, k, layout)),
         };
-        CpuStorage::Panels { layout, n, k, data: Box::new(data) }
+        CpuStorage::Panels {
+            layout,
+            n,
+            k,
+            data: Box::new(data),
+        }
     }
 
     /// Copies little-endian bytes at any alignment into owned, aligned storage
@@ -114,7 +132,11 @@ impl CpuBackend {
         let token = IsaToken::new(isa).ok_or_else(|| TensorError::IsaUnavailable {
             requested: isa.name().to_string(),
             reason: "supported by this CPU",
-            available: Isa::available().iter().map(|i| i.name()).collect::<Vec<_>>().join(", "),
+            available: Isa::available()
+                .iter()
+                .map(|i| i.name())
+                .collect::<Vec<_>>()
+                .join(", "),
         })?;
         let threads = threads.max(1);
         let pool = if threads > 1 {
@@ -128,7 +150,11 @@ impl CpuBackend {
             None
         };
         tracing::info!(isa = isa.name(), threads, "CPU backend");
-        Ok(CpuBackend { isa: token, pool, threads })
+        Ok(CpuBackend {
+            isa: token,
+            pool,
+            threads,
+        })
     }
 
     pub fn isa(&self) -> Isa {
@@ -164,7 +190,11 @@ impl Backend for CpuBackend {
 
     fn upload(&self, data: HostData<'_>, shape: Shape) -> Result<Tensor<Self>> {
         data.check(&shape)?;
-        Ok(Tensor::from_storage(CpuStorage::from_host(data), data.dtype, shape))
+        Ok(Tensor::from_storage(
+            CpuStorage::from_host(data),
+            data.dtype,
+            shape,
+        ))
     }
 
     fn upload_weight(&self, data: HostData<'_>, shape: Shape) -> Result<Tensor<Self>> {
@@ -196,7 +226,12 @@ impl Backend for CpuBackend {
             CpuStorage::F32(v) => v.clone(),
             CpuStorage::BF16(v) => v.iter().map(|x| x.to_f32()).collect(),
             CpuStorage::F16(v) => v.iter().map(|x| x.to_f32()).collect(),
-            &CpuStorage::Panels { layout, n, k, ref data } => match data.weights() {
+            &CpuStorage::Panels {
+                layout,
+                n,
+                k,
+                ref data,
+            } => match data.weights() {
                 WeightRef::F32(w) => panels::unpack_f32(w, n, k, layout),
                 WeightRef::BF16(w) => panels::unpack_f32(w, n, k, layout),
                 WeightRef::F16(w) => panels::unpack_f32(w, n, k, layout),
@@ -237,7 +272,9 @@ impl Backend for CpuBackend {
         let args = MatmulArgs {
             x: x.storage().as_f32("matmul", "x")?,
             w: w.weights(),
-            bias: bias.map(|b| b.storage().as_f32("matmul", "bias")).transpose()?,
+            bias: bias
+                .map(|b| b.storage().as_f32("matmul", "bias"))
+                .transpose()?,
             m,
             n,
             k,

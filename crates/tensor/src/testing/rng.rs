@@ -8,7 +8,10 @@ pub struct Rng(u64);
 impl Rng {
     /// A generator seeded from the test name and case (or `LFM_TEST_SEED`).
     pub fn for_case(test: &str, case: &str) -> Rng {
-        if let Some(seed) = std::env::var("LFM_TEST_SEED").ok().and_then(|s| s.parse().ok()) {
+        if let Some(seed) = std::env::var("LFM_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+        {
             return Rng(seed);
         }
         // FNV-1a: stable across Rust versions, unlike DefaultHasher.

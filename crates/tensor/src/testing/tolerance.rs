@@ -18,8 +18,14 @@ pub enum Tolerance {
     GpuDot { abs: f64, rel: f64 },
 }
 
-pub const MATMUL: Tolerance = Tolerance::Dot { abs: 1e-6, rel: 1e-5 };
-pub const GPU_MATMUL: Tolerance = Tolerance::GpuDot { abs: 1e-5, rel: 1e-4 };
+pub const MATMUL: Tolerance = Tolerance::Dot {
+    abs: 1e-6,
+    rel: 1e-5,
+};
+pub const GPU_MATMUL: Tolerance = Tolerance::GpuDot {
+    abs: 1e-5,
+    rel: 1e-4,
+};
 
 /// The first element outside tolerance, for a readable failure message.
 #[derive(Clone, Debug)]
@@ -50,7 +56,9 @@ impl Tolerance {
             let err = (g as f64 - w as f64).abs();
             let bound = match self {
                 Tolerance::Exact => 0.0,
-                Tolerance::Dot { abs, rel } | Tolerance::GpuDot { abs, rel } => abs + rel * scale[i],
+                Tolerance::Dot { abs, rel } | Tolerance::GpuDot { abs, rel } => {
+                    abs + rel * scale[i]
+                }
             };
             let ok = same_nan
                 || match self {
@@ -58,11 +66,20 @@ impl Tolerance {
                     _ => err <= bound || (g == w),
                 };
             if !ok {
-                return Err(Mismatch { index: i, got: g, want: w, bound });
+                return Err(Mismatch {
+                    index: i,
+                    got: g,
+                    want: w,
+                    bound,
+                });
             }
             if !same_nan && err.is_finite() {
                 st.max_abs = st.max_abs.max(err);
-                let s = if self == Tolerance::Exact { w.abs() as f64 } else { scale[i] };
+                let s = if self == Tolerance::Exact {
+                    w.abs() as f64
+                } else {
+                    scale[i]
+                };
                 if s > 0.0 {
                     st.max_rel = st.max_rel.max(err / s);
                 }

@@ -35,7 +35,10 @@ thread_local! {
 /// - `p` must be valid for reads of `NRV · S::LANES` elements of `E`.
 /// - For bf16, `NRV` must be even (the panel is pair-interleaved).
 #[inline(always)]
-pub(super) unsafe fn load_row<S: Simd, E: Element, const NRV: usize>(s: S, p: *const E) -> [S::V; NRV] {
+pub(super) unsafe fn load_row<S: Simd, E: Element, const NRV: usize>(
+    s: S,
+    p: *const E,
+) -> [S::V; NRV] {
     let l = S::LANES;
     let mut v = [s.zero(); NRV];
     if E::DTYPE == DType::BF16 {
@@ -75,7 +78,11 @@ pub(super) fn gemm<S: Simd, E: Element, const MR: usize, const NRV: usize>(
 ) {
     let nr = NRV * S::LANES;
     assert_eq!(x.len(), m * k);
-    assert_eq!(w.len(), n.div_ceil(nr) * nr * k, "w is not the panels of [n, k]");
+    assert_eq!(
+        w.len(),
+        n.div_ceil(nr) * nr * k,
+        "w is not the panels of [n, k]"
+    );
     if let Some(b) = bias {
         assert_eq!(b.len(), n);
     }
@@ -114,7 +121,13 @@ pub(super) fn gemm<S: Simd, E: Element, const MR: usize, const NRV: usize>(
                 for ir in (0..mc).step_by(MR) {
                     let ap = &apack[ir * kc..(ir + MR) * kc];
                     let yoff = (ic + ir) * ldy + col0;
-                    let tile = Tile { ldy, mr: MR.min(mc - ir), nr: nr_eff, first, bias };
+                    let tile = Tile {
+                        ldy,
+                        mr: MR.min(mc - ir),
+                        nr: nr_eff,
+                        first,
+                        bias,
+                    };
                     micro::<S, E, MR, NRV>(s, kc, ap, bp, &mut y[yoff..], tile);
                 }
             }
@@ -144,7 +157,7 @@ fn pack_x<const MR: usize>(
             let src = &x[(ic + i0 + i) * k + pc..][..kc];
             for (p, v) in src.iter().enumerate() {
                 // SAFETY: p < kc and i < MR, so p·MR + i < kc·MR ≤ dst.len().
-                unsafe { dp.add(p * MR + i).write(*v) };
+                unsafe { dp.wrapping_add(p * MR + i).write(*v) };
             }
         }
         for i in rows..MR {

@@ -20,7 +20,11 @@ pub(super) fn gemv<S: Simd, E: Element, const NRV: usize>(
     let nr = NRV * l;
     let k = x.len();
     let n = y.len();
-    assert_eq!(w.len(), n.div_ceil(nr) * nr * k, "w is not the panels of [n, k]");
+    assert_eq!(
+        w.len(),
+        n.div_ceil(nr) * nr * k,
+        "w is not the panels of [n, k]"
+    );
     if let Some(b) = bias {
         assert_eq!(b.len(), n);
     }

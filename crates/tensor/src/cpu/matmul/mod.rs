@@ -49,8 +49,8 @@ impl WeightRef<'_> {
 /// [`matmul`] before any kernel runs.
 #[derive(Clone, Copy, Debug)]
 pub struct MatmulArgs<'a> {
-    pub x: &'a [f32],             // [m, k]
-    pub w: WeightRef<'a>,         // panels of [n, k] in the ISA's layout
+    pub x: &'a [f32],            // [m, k]
+    pub w: WeightRef<'a>,        // panels of [n, k] in the ISA's layout
     pub bias: Option<&'a [f32]>, // [n]
     pub m: usize,
     pub n: usize,
@@ -73,7 +73,10 @@ pub struct Geometry {
 impl Geometry {
     /// The weight panel layout of this ISA.
     pub fn panels(self) -> PanelLayout {
-        PanelLayout { nr: self.nr, lanes: self.lanes }
+        PanelLayout {
+            nr: self.nr,
+            lanes: self.lanes,
+        }
     }
 }
 
@@ -81,7 +84,12 @@ impl Geometry {
 /// backend packs weights with [`Geometry::panels`]).
 pub fn geometry(isa: IsaToken) -> Geometry {
     fn of<S: MatmulIsa>(_: S) -> Geometry {
-        Geometry { mr: S::MR, nr: S::NRV * S::LANES, lanes: S::LANES, kc: S::BLOCKING.kc }
+        Geometry {
+            mr: S::MR,
+            nr: S::NRV * S::LANES,
+            lanes: S::LANES,
+            kc: S::BLOCKING.kc,
+        }
     }
     match isa {
         IsaToken::Scalar(s) => of(s),
@@ -103,7 +111,11 @@ pub fn geometry(isa: IsaToken) -> Geometry {
 pub fn matmul(isa: IsaToken, pool: Option<&rayon::ThreadPool>, a: &MatmulArgs<'_>, y: &mut [f32]) {
     let layout = geometry(isa).panels();
     assert_eq!(a.x.len(), a.m * a.k, "x is not [m, k]");
-    assert_eq!(a.w.len(), layout.packed_len(a.n, a.k), "w is not the {layout:?} panels of [n, k]");
+    assert_eq!(
+        a.w.len(),
+        layout.packed_len(a.n, a.k),
+        "w is not the {layout:?} panels of [n, k]"
+    );
     assert_eq!(y.len(), a.m * a.n, "y is not [m, n]");
     if let Some(b) = a.bias {
         assert_eq!(b.len(), a.n, "bias is not [n]");
@@ -119,7 +131,12 @@ pub fn matmul(isa: IsaToken, pool: Option<&rayon::ThreadPool>, a: &MatmulArgs<'_
     }
 }
 
-fn by_dtype<S: MatmulIsa>(s: S, pool: Option<&rayon::ThreadPool>, a: &MatmulArgs<'_>, y: &mut [f32]) {
+fn by_dtype<S: MatmulIsa>(
+    s: S,
+    pool: Option<&rayon::ThreadPool>,
+    a: &MatmulArgs<'_>,
+    y: &mut [f32],
+) {
     match a.w {
         WeightRef::F32(w) => drive(s, pool, a, w, y),
         WeightRef::BF16(w) => drive(s, pool, a, w, y),
@@ -163,9 +180,11 @@ fn drive<S: MatmulIsa, E: Element>(
         // Rows of x per task: a multiple of MR.
         let rows = m.div_ceil(threads).next_multiple_of(S::MR);
         pool.install(|| {
-            y.par_chunks_mut(rows * n).zip(a.x.par_chunks(rows * k)).for_each(|(yc, xc)| {
-                s.gemm(xc, w, a.bias, yc, n, yc.len() / n, n, k);
-            })
+            y.par_chunks_mut(rows * n)
+                .zip(a.x.par_chunks(rows * k))
+                .for_each(|(yc, xc)| {
+                    s.gemm(xc, w, a.bias, yc, n, yc.len() / n, n, k);
+                })
         });
     } else {
         // Few rows: split the weight panels and stitch the parts back.
@@ -301,14 +320,22 @@ mod x86 {
     use crate::cpu::dispatch::{Avx2, Avx512};
 
     // AVX2: 16 ymm registers; 6×16 tile = 12 accumulators + 2 w vectors + 1 broadcast.
-    isa!(Avx2, "avx2,fma,f16c", 6, 2, Blocking { kc: 256, mc: 72 }, gemv_avx2, gemm_avx2);
+    isa!(
+        Avx2,
+        "avx2,fma,f16c",
+        6,
+        2,
+        Blocking { kc: 1024, mc: 72 },
+        gemv_avx2,
+        gemm_avx2
+    );
     // AVX-512: 32 zmm registers; 6×64 tile = 24 accumulators + 4 w vectors + 1 broadcast.
     isa!(
         Avx512,
         "avx512f,avx2,fma,f16c",
         6,
         4,
-        Blocking { kc: 256, mc: 96 },
+        Blocking { kc: 1024, mc: 96 },
         gemv_avx512,
         gemm_avx512
     );
@@ -320,5 +347,13 @@ mod arm {
     use crate::cpu::dispatch::Neon;
 
     // NEON: 32 q registers; 6×16 tile = 24 accumulators + 4 w vectors + 1 broadcast.
-    isa!(Neon, "neon", 6, 4, Blocking { kc: 256, mc: 96 }, gemv_neon, gemm_neon);
+    isa!(
+        Neon,
+        "neon",
+        6,
+        4,
+        Blocking { kc: 256, mc: 96 },
+        gemv_neon,
+        gemm_neon
+    );
 }

@@ -42,7 +42,11 @@ impl PanelLayout {
         if dt == DType::BF16 {
             let group = j / (2 * self.lanes);
             let r = j % (2 * self.lanes);
-            let (i, half) = if r < self.lanes { (r, 0) } else { (r - self.lanes, 1) };
+            let (i, half) = if r < self.lanes {
+                (r, 0)
+            } else {
+                (r - self.lanes, 1)
+            };
             group * 2 * self.lanes + 2 * i + half
         } else {
             j
@@ -53,7 +57,7 @@ impl PanelLayout {
 /// Packs row-major `w[n, k]` into panels (dtype preserved; exact).
 pub fn pack<E: Element>(w: &[E], n: usize, k: usize, layout: PanelLayout) -> Vec<E> {
     assert_eq!(w.len(), n * k, "w is not [n, k]");
-    assert!(layout.nr % (2 * layout.lanes) == 0 || E::DTYPE != DType::BF16);
+    assert!(layout.nr.is_multiple_of(2 * layout.lanes) || E::DTYPE != DType::BF16);
     let nr = layout.nr;
     let zero = E::from_f32(0.0);
     let mut out = vec![zero; layout.packed_len(n, k)];

@@ -8,8 +8,8 @@ use crate::dtype::Element;
 /// Also returns `mag[i, j] = Σ_p |x[i, p] · w[j, p]|` (+ |bias[j]|), the scale
 /// the matmul tolerance is stated against.
 pub fn matmul<E: Element>(
-    x: &[f32],          // [m, k]
-    w: &[E],            // [n, k]
+    x: &[f32],            // [m, k]
+    w: &[E],              // [n, k]
     bias: Option<&[f32]>, // [n]
     m: usize,
     n: usize,
