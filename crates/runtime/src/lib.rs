@@ -31,5 +31,11 @@ pub fn system_info() -> Vec<String> {
         "cpu threads: {}",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     ));
+    #[cfg(feature = "wgpu")]
+    out.extend(
+        tensor::wgpu::adapters()
+            .into_iter()
+            .map(|a| format!("gpu adapter: {a}")),
+    );
     out
 }

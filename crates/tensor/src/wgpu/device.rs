@@ -133,3 +133,20 @@ pub fn required_limits(adapter: &wgpu::Limits) -> wgpu::Limits {
     l.max_buffer_size = adapter.max_buffer_size;
     l
 }
+
+/// Every adapter wgpu can see, one line each (`name (backend, type, driver)`),
+/// for `lfm2vl info`. Opens no device.
+pub fn adapters() -> Vec<String> {
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
+        .iter()
+        .map(|a| {
+            let i = a.get_info();
+            format!(
+                "{} ({:?}, {:?}, {} {})",
+                i.name, i.backend, i.device_type, i.driver, i.driver_info
+            )
+        })
+        .collect()
+}

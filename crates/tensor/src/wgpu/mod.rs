@@ -21,6 +21,8 @@ pub mod pipelines;
 pub mod shaders;
 pub mod uniforms;
 
+pub use self::device::adapters;
+
 use std::num::NonZeroU64;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
@@ -161,6 +163,12 @@ impl WgpuBackend {
 
     pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
         &self.gpu.dev.info
+    }
+
+    /// Whether the adapter is a software rasteriser (lavapipe, WARP,
+    /// SwiftShader): correct, but no faster than the CPU backend.
+    pub fn is_software(&self) -> bool {
+        self.gpu.dev.info.device_type == wgpu::DeviceType::Cpu
     }
 
     /// Number of pipelines compiled so far.
