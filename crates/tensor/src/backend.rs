@@ -94,6 +94,127 @@ pub trait Backend: Sized + Send + Sync {
         bias: Option<&Tensor<Self>>,
         out: &mut Tensor<Self>,
     ) -> Result<()>;
+
+    // ---- Text-model ops (LFM2). Kernel specs: `kernels/<op>.md`. A backend
+    // that lacks one returns `TensorError::Unsupported`. All activations f32.
+
+    /// RMSNorm over the last dimension `d`:
+    /// `out[r, :] = w ⊙ (x[r, :] · 1/sqrt(mean(x[r, :]²) + eps))`, stats in f32.
+    /// `x`, `out`: f32 `[.., d]` (same shape); `w`: f32 `[d]`.
+    /// Used for the per-head q/k norms too (`x` viewed as `[t·h, hd]`).
+    fn rms_norm(
+        &self,
+        x: &Tensor<Self>,
+        w: &Tensor<Self>,
+        eps: f32,
+        out: &mut Tensor<Self>,
+    ) -> Result<()> {
+        let _ = (x, w, eps, out);
+        Err(unsupported::<Self>("rms_norm"))
+    }
+
+    /// NeoX (half-split) rotary embedding, in place. `x`: f32 `[t, h, hd]`
+    /// (`hd` even); row `i` has position `pos0 + i`. For pair `j < hd/2`:
+    /// `inv = theta^(−2j/hd)` and `a = pos · inv`, both computed in f32 as
+    /// transformers does; `(x_j, x_{j+hd/2}) ← (x_j·cos a − x_{j+hd/2}·sin a,
+    /// x_{j+hd/2}·cos a + x_j·sin a)`.
+    fn rope(&self, x: &mut Tensor<Self>, pos0: usize, theta: f32) -> Result<()> {
+        let _ = (x, pos0, theta);
+        Err(unsupported::<Self>("rope"))
+    }
+
+    /// The LFM2 short-conv core for one sequence, prefill (`t > 1`) or decode
+    /// (`t = 1`) alike. `bcx`: f32 `[t, 3d]`, the in_proj output, whose rows
+    /// are the chunks `B | C | X` in that order. With `bx = B ⊙ X`, the
+    /// depthwise causal conv of kernel length `l` over the sequence
+    /// `state ++ bx`: `conv[t, c] = Σ_{i<l} w[c, i] · seq[t + i, c]` (the last
+    /// tap multiplies the current token), and `out[t, c] = C[t, c] · conv[t, c]`.
+    /// `w`: f32 `[d, l]` (the checkpoint's `[d, 1, l]`); `state`: f32
+    /// `[l − 1, d]`, the previous `l − 1` rows of `bx` (zeros at sequence
+    /// start), replaced by the last `l − 1` rows of `state ++ bx`; `out`: f32 `[t, d]`.
+    fn short_conv(
+        &self,
+        bcx: &Tensor<Self>,
+        w: &Tensor<Self>,
+        state: &mut Tensor<Self>,
+        out: &mut Tensor<Self>,
+    ) -> Result<()> {
+        let _ = (bcx, w, state, out);
+        Err(unsupported::<Self>("short_conv"))
+    }
+
+    /// Multi-head attention with grouped KV heads, for one sequence.
+    /// `q`: f32 `[t, h, hd]`; `k`, `v`: f32 `[s, h_kv, hd]` with `h % h_kv = 0`,
+    /// of which rows `0..kv_len` are used (a KV cache may be longer); query
+    /// head `i` reads kv head `i / (h / h_kv)`. Causal: query row `r` sits at
+    /// position `kv_len − t + r` and sees keys `0..=kv_len − t + r`;
+    /// non-causal: every query sees all `kv_len` keys.
+    /// `out[r, i, :] = softmax(scale · q[r, i, :] · kᵀ) · v`, softmax in f32;
+    /// `out`: f32 `[t, h, hd]`. Long `kv_len` must not materialise `t × kv_len`.
+    fn attention(
+        &self,
+        q: &Tensor<Self>,
+        k: &Tensor<Self>,
+        v: &Tensor<Self>,
+        kv_len: usize,
+        causal: bool,
+        scale: f32,
+        out: &mut Tensor<Self>,
+    ) -> Result<()> {
+        let _ = (q, k, v, kv_len, causal, scale, out);
+        Err(unsupported::<Self>("attention"))
+    }
+
+    /// SwiGLU gate: `out = silu(gate) ⊙ up` elementwise, `silu(g) = g / (1 + e^−g)`.
+    /// All f32 of one shape.
+    fn silu_mul(
+        &self,
+        gate: &Tensor<Self>,
+        up: &Tensor<Self>,
+        out: &mut Tensor<Self>,
+    ) -> Result<()> {
+        let _ = (gate, up, out);
+        Err(unsupported::<Self>("silu_mul"))
+    }
+
+    /// Residual add in place: `x += y`, f32, same shape.
+    fn add_assign(&self, x: &mut Tensor<Self>, y: &Tensor<Self>) -> Result<()> {
+        let _ = (x, y);
+        Err(unsupported::<Self>("add_assign"))
+    }
+
+    /// Embedding gather: `out[i, :] = table[ids[i], :]` widened to f32.
+    /// `table`: `[vocab, d]` f32/bf16/f16, plain or from `upload_weight` (the
+    /// tied LM head shares it); `out`: f32 `[ids.len(), d]`. An id ≥ vocab is
+    /// an `OutOfRange` error.
+    fn gather_rows(&self, table: &Tensor<Self>, ids: &[u32], out: &mut Tensor<Self>) -> Result<()> {
+        let _ = (table, ids, out);
+        Err(unsupported::<Self>("gather_rows"))
+    }
+
+    /// Copies `src` (f32 `[t, w]`) into rows `row0..row0 + t` of `dst` (f32
+    /// `[s, w]`): appending to a KV cache. Rows past `s` are an `OutOfRange` error.
+    fn copy_rows(&self, src: &Tensor<Self>, dst: &mut Tensor<Self>, row0: usize) -> Result<()> {
+        let _ = (src, dst, row0);
+        Err(unsupported::<Self>("copy_rows"))
+    }
+
+    /// Copies rows `row0..row0 + out.rows` of `src` (f32 `[s, w]`) into `out`
+    /// (f32 `[t, w]`): e.g. the last position's hidden state for the head.
+    fn slice_rows(&self, src: &Tensor<Self>, row0: usize, out: &mut Tensor<Self>) -> Result<()> {
+        let _ = (src, row0, out);
+        Err(unsupported::<Self>("slice_rows"))
+    }
+}
+
+fn unsupported<B: Backend>(op: &'static str) -> TensorError {
+    TensorError::Unsupported {
+        op,
+        backend: std::any::type_name::<B>()
+            .rsplit("::")
+            .next()
+            .unwrap_or("?"),
+    }
 }
 
 /// Shape checks shared by every backend's matmul; returns `(m, n, k)`.

@@ -33,6 +33,18 @@ pub enum TensorError {
         reason: &'static str,
         available: String,
     },
+    #[error("{op} is not implemented by the {backend} backend yet")]
+    Unsupported {
+        op: &'static str,
+        backend: &'static str,
+    },
+    #[error("{op}: {what} out of range: {value} (limit {limit})")]
+    OutOfRange {
+        op: &'static str,
+        what: &'static str,
+        value: usize,
+        limit: usize,
+    },
     #[error("could not build the CPU thread pool: {0}")]
     ThreadPool(String),
     #[error("no GPU adapter found{0}")]

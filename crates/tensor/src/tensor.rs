@@ -41,7 +41,14 @@ impl<B: Backend> Tensor<B> {
     }
 
     /// Reinterprets the shape without moving data (same element count).
-    pub fn reshape(mut self, shape: Shape) -> crate::Result<Self> {
+    pub fn reshape(mut self, shape: impl Into<Shape>) -> crate::Result<Self> {
+        self.set_shape(shape)?;
+        Ok(self)
+    }
+
+    /// Reinterprets the shape in place without moving data (same element count).
+    pub fn set_shape(&mut self, shape: impl Into<Shape>) -> crate::Result<()> {
+        let shape = shape.into();
         if shape.elem_count() != self.shape.elem_count() {
             return Err(crate::TensorError::ShapeMismatch {
                 op: "reshape",
@@ -51,7 +58,7 @@ impl<B: Backend> Tensor<B> {
             });
         }
         self.shape = shape;
-        Ok(self)
+        Ok(())
     }
 }
 

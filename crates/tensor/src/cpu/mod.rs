@@ -1,8 +1,14 @@
 //! The CPU backend: host memory, rayon threads, and kernels for the ISA
 //! chosen once at construction (`dispatch.rs`).
 
+pub mod attention;
+pub mod conv;
 pub mod dispatch;
+pub mod elementwise;
 pub mod matmul;
+pub mod norm;
+mod ops;
+pub mod rope;
 pub mod simd;
 
 use std::sync::Arc;
@@ -282,5 +288,67 @@ impl Backend for CpuBackend {
         let y = out.storage_mut().as_f32_mut("matmul", "out")?;
         matmul::matmul(self.isa, self.pool(), &args, y);
         Ok(())
+    }
+
+    fn rms_norm(
+        &self,
+        x: &Tensor<Self>,
+        w: &Tensor<Self>,
+        eps: f32,
+        out: &mut Tensor<Self>,
+    ) -> Result<()> {
+        self.op_rms_norm(x, w, eps, out)
+    }
+
+    fn rope(&self, x: &mut Tensor<Self>, pos0: usize, theta: f32) -> Result<()> {
+        self.op_rope(x, pos0, theta)
+    }
+
+    fn short_conv(
+        &self,
+        bcx: &Tensor<Self>,
+        w: &Tensor<Self>,
+        state: &mut Tensor<Self>,
+        out: &mut Tensor<Self>,
+    ) -> Result<()> {
+        self.op_short_conv(bcx, w, state, out)
+    }
+
+    fn attention(
+        &self,
+        q: &Tensor<Self>,
+        k: &Tensor<Self>,
+        v: &Tensor<Self>,
+        kv_len: usize,
+        causal: bool,
+        scale: f32,
+        out: &mut Tensor<Self>,
+    ) -> Result<()> {
+        self.op_attention(q, k, v, kv_len, causal, scale, out)
+    }
+
+    fn silu_mul(
+        &self,
+        gate: &Tensor<Self>,
+        up: &Tensor<Self>,
+        out: &mut Tensor<Self>,
+    ) -> Result<()> {
+        self.op_silu_mul(gate, up, out)
+    }
+
+    fn add_assign(&self, x: &mut Tensor<Self>, y: &Tensor<Self>) -> Result<()> {
+        self.op_add_assign(x, y)
+    }
+
+    fn gather_rows(&self, table: &Tensor<Self>, ids: &[u32], out: &mut Tensor<Self>) -> Result<()> {
+        self.op_gather_rows(table, ids, out)
+    }
+
+    fn copy_rows(&self, src: &Tensor<Self>, dst: &mut Tensor<Self>, row0: usize) -> Result<()> {
+        self.op_copy_rows(src, dst, row0)
+    }
+
+    fn slice_rows(&self, src: &Tensor<Self>, row0: usize, out: &mut Tensor<Self>) -> Result<()> {
+        self.op_slice_rows(src, row0, out)
     }
 }

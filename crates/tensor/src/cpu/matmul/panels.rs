@@ -81,15 +81,28 @@ pub fn pack<E: Element>(w: &[E], n: usize, k: usize, layout: PanelLayout) -> Vec
 /// Unpacks panels back to row-major `[n, k]`, widened to f32.
 pub fn unpack_f32<E: Element>(packed: &[E], n: usize, k: usize, layout: PanelLayout) -> Vec<f32> {
     assert_eq!(packed.len(), layout.packed_len(n, k), "not a packed [n, k]");
-    let nr = layout.nr;
     let mut out = vec![0.0f32; n * k];
-    for row in 0..n {
-        let (q, j) = (row / nr, row % nr);
-        let slot = layout.slot(E::DTYPE, j);
-        let panel = &packed[q * nr * k..(q + 1) * nr * k];
-        for p in 0..k {
-            out[row * k + p] = panel[p * nr + slot].to_f32();
+    if k > 0 {
+        for (row, o) in out.chunks_exact_mut(k).enumerate() {
+            unpack_row(packed, k, row, layout, o);
         }
     }
     out
+}
+
+/// Unpacks row `row` of packed `[n, k]` into `out` (`k` values, widened to f32).
+pub fn unpack_row<E: Element>(
+    packed: &[E],
+    k: usize,
+    row: usize,
+    layout: PanelLayout,
+    out: &mut [f32],
+) {
+    let nr = layout.nr;
+    let (q, j) = (row / nr, row % nr);
+    let slot = layout.slot(E::DTYPE, j);
+    let panel = &packed[q * nr * k..(q + 1) * nr * k];
+    for (p, o) in out[..k].iter_mut().enumerate() {
+        *o = panel[p * nr + slot].to_f32();
+    }
 }
