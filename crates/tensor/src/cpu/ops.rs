@@ -171,6 +171,7 @@ impl CpuBackend {
         );
         attention::attention(
             self.isa,
+            self.pool(),
             qs,
             ks,
             vs,
