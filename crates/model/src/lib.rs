@@ -2,7 +2,14 @@
 //! SigLIP2 NaFlex vision tower, the pixel-unshuffle connector and the LFM2
 //! hybrid decoder. Generic over `tensor::Backend`; never names wgpu or an ISA.
 
+pub mod config;
+pub mod error;
 pub mod preprocess;
 pub mod prompt;
+pub mod text;
+pub mod weights;
+
+pub use config::{ModelConfig, TextConfig};
+pub use error::{ModelError, Result};
 
 pub use tensor;

@@ -1,0 +1,215 @@
+//! The blocks of the LFM2 decoder (spec §3): one struct per block, each with
+//! `load` and `forward`. The maths reads top to bottom; the kernels live in
+//! `tensor`.
+
+use tensor::{Backend, Tensor};
+
+use super::state::{LayerCache, Scratch};
+use crate::config::TextConfig;
+use crate::error::Result;
+use crate::weights::{Loader, Prefix};
+
+/// `Lfm2ShortConv`: in_proj → (B, C, X) → C ⊙ conv(B ⊙ X) → out_proj.
+pub struct ShortConv<B: Backend> {
+    in_proj: Tensor<B>,  // [3d, d]
+    conv: Tensor<B>,     // [d, l] f32
+    out_proj: Tensor<B>, // [d, d]
+}
+
+impl<B: Backend> ShortConv<B> {
+    pub fn load(ld: &Loader<B>, p: &Prefix, cfg: &TextConfig) -> Result<Self> {
+        let (d, l) = (cfg.hidden_size, cfg.conv_kernel);
+        Ok(ShortConv {
+            in_proj: ld.linear(&p.join("in_proj"), 3 * d, d)?,
+            conv: ld.f32_as(&p.join("conv").name("weight"), &[d, 1, l], &[d, l])?,
+            out_proj: ld.linear(&p.join("out_proj"), d, d)?,
+        })
+    }
+
+    /// `u`: normed input `[t, d]`; result in `s.o`.
+    fn forward(
+        &self,
+        be: &B,
+        u: &Tensor<B>,
+        state: &mut Tensor<B>,
+        s: &mut Scratch<B>,
+    ) -> Result<()> {
+        be.matmul(u, &self.in_proj, None, &mut s.bcx)?;
+        be.short_conv(&s.bcx, &self.conv, state, &mut s.y)?;
+        be.matmul(&s.y, &self.out_proj, None, &mut s.o)?;
+        Ok(())
+    }
+}
+
+/// `Lfm2Attention`: GQA with per-head q/k RMSNorm before NeoX RoPE.
+pub struct Attention<B: Backend> {
+    q_proj: Tensor<B>,   // [h·hd, d]
+    k_proj: Tensor<B>,   // [h_kv·hd, d]
+    v_proj: Tensor<B>,   // [h_kv·hd, d]
+    out_proj: Tensor<B>, // [d, h·hd]
+    q_norm: Tensor<B>,   // [hd]
+    k_norm: Tensor<B>,   // [hd]
+    h: usize,
+    h_kv: usize,
+    hd: usize,
+    eps: f32,
+    theta: f32,
+}
+
+impl<B: Backend> Attention<B> {
+    pub fn load(ld: &Loader<B>, p: &Prefix, cfg: &TextConfig) -> Result<Self> {
+        let (d, h, h_kv, hd) = (
+            cfg.hidden_size,
+            cfg.num_heads,
+            cfg.num_kv_heads,
+            cfg.head_dim(),
+        );
+        Ok(Attention {
+            q_proj: ld.linear(&p.join("q_proj"), h * hd, d)?,
+            k_proj: ld.linear(&p.join("k_proj"), h_kv * hd, d)?,
+            v_proj: ld.linear(&p.join("v_proj"), h_kv * hd, d)?,
+            out_proj: ld.linear(&p.join("out_proj"), d, h * hd)?,
+            q_norm: ld.vector(&p.join("q_layernorm").name("weight"), hd)?,
+            k_norm: ld.vector(&p.join("k_layernorm").name("weight"), hd)?,
+            h,
+            h_kv,
+            hd,
+            eps: cfg.norm_eps,
+            theta: cfg.rope_theta,
+        })
+    }
+
+    /// `u`: normed input `[t, d]` at positions `pos0..pos0 + t`; the new
+    /// keys and values are appended to the cache; result in `s.o`.
+    fn forward(
+        &self,
+        be: &B,
+        u: &Tensor<B>,
+        pos0: usize,
+        k_cache: &mut Tensor<B>, // [max_len, h_kv, hd]
+        v_cache: &mut Tensor<B>, // [max_len, h_kv, hd]
+        s: &mut Scratch<B>,
+    ) -> Result<()> {
+        let (t, h, h_kv, hd) = (s.t, self.h, self.h_kv, self.hd);
+        be.matmul(u, &self.q_proj, None, &mut s.q)?;
+        be.matmul(u, &self.k_proj, None, &mut s.k)?;
+        be.matmul(u, &self.v_proj, None, &mut s.v)?;
+        // Per-head RMSNorm over hd, then RoPE.
+        s.q.set_shape([t * h, hd])?;
+        s.qn.set_shape([t * h, hd])?;
+        s.k.set_shape([t * h_kv, hd])?;
+        s.kn.set_shape([t * h_kv, hd])?;
+        s.v.set_shape([t * h_kv, hd])?;
+        be.rms_norm(&s.q, &self.q_norm, self.eps, &mut s.qn)?;
+        be.rms_norm(&s.k, &self.k_norm, self.eps, &mut s.kn)?;
+        s.qn.set_shape([t, h, hd])?;
+        s.kn.set_shape([t, h_kv, hd])?;
+        be.rope(&mut s.qn, pos0, self.theta)?;
+        be.rope(&mut s.kn, pos0, self.theta)?;
+        // Append to the caches (rows of hd), then attend over all cached keys.
+        be.copy_rows(&s.kn, k_cache, pos0 * h_kv)?;
+        be.copy_rows(&s.v, v_cache, pos0 * h_kv)?;
+        let scale = 1.0 / (hd as f32).sqrt();
+        be.attention(&s.qn, k_cache, v_cache, pos0 + t, true, scale, &mut s.att)?;
+        s.att.set_shape([t, h * hd])?;
+        be.matmul(&s.att, &self.out_proj, None, &mut s.o)?;
+        // Restore the matmul-facing shapes for the next call.
+        s.att.set_shape([t, h, hd])?;
+        s.q.set_shape([t, h * hd])?;
+        s.qn.set_shape([t * h, hd])?;
+        s.k.set_shape([t, h_kv * hd])?;
+        s.kn.set_shape([t * h_kv, hd])?;
+        s.v.set_shape([t, h_kv * hd])?;
+        Ok(())
+    }
+}
+
+/// `Lfm2MLP`: `w2 · (silu(w1·x) ⊙ w3·x)`.
+pub struct Mlp<B: Backend> {
+    w1: Tensor<B>, // [f, d] gate
+    w3: Tensor<B>, // [f, d] up
+    w2: Tensor<B>, // [d, f] down
+}
+
+impl<B: Backend> Mlp<B> {
+    pub fn load(ld: &Loader<B>, p: &Prefix, cfg: &TextConfig) -> Result<Self> {
+        let (d, f) = (cfg.hidden_size, cfg.ffn_dim());
+        Ok(Mlp {
+            w1: ld.linear(&p.join("w1"), f, d)?,
+            w3: ld.linear(&p.join("w3"), f, d)?,
+            w2: ld.linear(&p.join("w2"), d, f)?,
+        })
+    }
+
+    /// `u`: normed input `[t, d]`; result in `s.o`.
+    fn forward(&self, be: &B, u: &Tensor<B>, s: &mut Scratch<B>) -> Result<()> {
+        be.matmul(u, &self.w1, None, &mut s.gate)?;
+        be.matmul(u, &self.w3, None, &mut s.up)?;
+        be.silu_mul(&s.gate, &s.up, &mut s.gu)?;
+        be.matmul(&s.gu, &self.w2, None, &mut s.o)?;
+        Ok(())
+    }
+}
+
+/// What a decoder layer mixes tokens with.
+pub enum Operator<B: Backend> {
+    Conv(ShortConv<B>),
+    Attention(Attention<B>),
+}
+
+/// One pre-norm decoder layer with two residuals (spec §3.2).
+pub struct DecoderLayer<B: Backend> {
+    operator_norm: Tensor<B>, // [d]
+    ffn_norm: Tensor<B>,      // [d]
+    operator: Operator<B>,
+    mlp: Mlp<B>,
+    eps: f32,
+}
+
+impl<B: Backend> DecoderLayer<B> {
+    pub fn load(ld: &Loader<B>, p: &Prefix, cfg: &TextConfig, index: usize) -> Result<Self> {
+        let d = cfg.hidden_size;
+        let operator = if cfg.is_attention(index) {
+            Operator::Attention(Attention::load(ld, &p.join("self_attn"), cfg)?)
+        } else {
+            Operator::Conv(ShortConv::load(ld, &p.join("conv"), cfg)?)
+        };
+        Ok(DecoderLayer {
+            operator_norm: ld.vector(&p.join("operator_norm").name("weight"), d)?,
+            ffn_norm: ld.vector(&p.join("ffn_norm").name("weight"), d)?,
+            operator,
+            mlp: Mlp::load(ld, &p.join("feed_forward"), cfg)?,
+            eps: cfg.norm_eps,
+        })
+    }
+
+    pub fn is_attention(&self) -> bool {
+        matches!(self.operator, Operator::Attention(_))
+    }
+
+    /// `x`: the residual stream `[t, d]`, updated in place; `u`: scratch
+    /// `[t, d]` for the normed input.
+    pub fn forward(
+        &self,
+        be: &B,
+        x: &mut Tensor<B>,
+        u: &mut Tensor<B>,
+        pos0: usize,
+        cache: &mut LayerCache<B>,
+        s: &mut Scratch<B>,
+    ) -> Result<()> {
+        be.rms_norm(x, &self.operator_norm, self.eps, u)?;
+        match (&self.operator, cache) {
+            (Operator::Conv(c), LayerCache::Conv { state }) => c.forward(be, u, state, s)?,
+            (Operator::Attention(a), LayerCache::Attention { k, v }) => {
+                a.forward(be, u, pos0, k, v, s)?
+            }
+            _ => unreachable!("caches are built from the same layer list"),
+        }
+        be.add_assign(x, &s.o)?;
+        be.rms_norm(x, &self.ffn_norm, self.eps, u)?;
+        self.mlp.forward(be, u, s)?;
+        be.add_assign(x, &s.o)?;
+        Ok(())
+    }
+}
