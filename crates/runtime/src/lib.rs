@@ -2,6 +2,11 @@
 //! streaming. Generation lands with the runtime issue; today this crate
 //! reports the compute this machine offers.
 
+pub mod bench;
+pub mod error;
+pub mod synthetic;
+
+pub use error::{Result, RuntimeError};
 pub use model;
 use tensor::cpu::Isa;
 

@@ -8,6 +8,7 @@ pub mod elementwise;
 pub mod matmul;
 pub mod norm;
 mod ops;
+pub mod profile;
 pub mod rope;
 pub mod simd;
 
@@ -118,6 +119,8 @@ pub struct CpuBackend {
     /// `None` runs kernels on the calling thread (one thread).
     pool: Option<Arc<rayon::ThreadPool>>,
     threads: usize,
+    /// Per-op timing, when enabled with [`CpuBackend::with_profiling`].
+    profile: Option<Arc<profile::Profiler>>,
 }
 
 impl CpuBackend {
@@ -160,6 +163,7 @@ impl CpuBackend {
             isa: token,
             pool,
             threads,
+            profile: None,
         })
     }
 
@@ -174,6 +178,25 @@ impl CpuBackend {
     /// The token kernels dispatch on.
     pub fn isa_token(&self) -> IsaToken {
         self.isa
+    }
+
+    /// This backend with per-op timing on (see [`CpuBackend::profile`]).
+    pub fn with_profiling(mut self) -> Self {
+        self.profile = Some(Arc::default());
+        self
+    }
+
+    /// Time per op since the last call (slowest first); empty unless
+    /// profiling is on.
+    pub fn profile(&self) -> Vec<profile::OpTime> {
+        self.profile.as_ref().map(|p| p.take()).unwrap_or_default()
+    }
+
+    fn timed<R>(&self, op: &'static str, f: impl FnOnce() -> R) -> R {
+        match &self.profile {
+            Some(p) => p.time(op, f),
+            None => f(),
+        }
     }
 
     /// The weight panel layout of this backend's matmul kernels.
@@ -286,7 +309,8 @@ impl Backend for CpuBackend {
             k,
         };
         let y = out.storage_mut().as_f32_mut("matmul", "out")?;
-        matmul::matmul(self.isa, self.pool(), &args, y);
+        let op = if m == 1 { "matmul.gemv" } else { "matmul.gemm" };
+        self.timed(op, || matmul::matmul(self.isa, self.pool(), &args, y));
         Ok(())
     }
 
@@ -297,11 +321,11 @@ impl Backend for CpuBackend {
         eps: f32,
         out: &mut Tensor<Self>,
     ) -> Result<()> {
-        self.op_rms_norm(x, w, eps, out)
+        self.timed("rms_norm", || self.op_rms_norm(x, w, eps, out))
     }
 
     fn rope(&self, x: &mut Tensor<Self>, pos0: usize, theta: f32) -> Result<()> {
-        self.op_rope(x, pos0, theta)
+        self.timed("rope", || self.op_rope(x, pos0, theta))
     }
 
     fn short_conv(
@@ -311,7 +335,7 @@ impl Backend for CpuBackend {
         state: &mut Tensor<Self>,
         out: &mut Tensor<Self>,
     ) -> Result<()> {
-        self.op_short_conv(bcx, w, state, out)
+        self.timed("short_conv", || self.op_short_conv(bcx, w, state, out))
     }
 
     fn attention(
@@ -324,7 +348,9 @@ impl Backend for CpuBackend {
         scale: f32,
         out: &mut Tensor<Self>,
     ) -> Result<()> {
-        self.op_attention(q, k, v, kv_len, causal, scale, out)
+        self.timed("attention", || {
+            self.op_attention(q, k, v, kv_len, causal, scale, out)
+        })
     }
 
     fn silu_mul(
@@ -333,22 +359,22 @@ impl Backend for CpuBackend {
         up: &Tensor<Self>,
         out: &mut Tensor<Self>,
     ) -> Result<()> {
-        self.op_silu_mul(gate, up, out)
+        self.timed("silu_mul", || self.op_silu_mul(gate, up, out))
     }
 
     fn add_assign(&self, x: &mut Tensor<Self>, y: &Tensor<Self>) -> Result<()> {
-        self.op_add_assign(x, y)
+        self.timed("add_assign", || self.op_add_assign(x, y))
     }
 
     fn gather_rows(&self, table: &Tensor<Self>, ids: &[u32], out: &mut Tensor<Self>) -> Result<()> {
-        self.op_gather_rows(table, ids, out)
+        self.timed("gather_rows", || self.op_gather_rows(table, ids, out))
     }
 
     fn copy_rows(&self, src: &Tensor<Self>, dst: &mut Tensor<Self>, row0: usize) -> Result<()> {
-        self.op_copy_rows(src, dst, row0)
+        self.timed("copy_rows", || self.op_copy_rows(src, dst, row0))
     }
 
     fn slice_rows(&self, src: &Tensor<Self>, row0: usize, out: &mut Tensor<Self>) -> Result<()> {
-        self.op_slice_rows(src, row0, out)
+        self.timed("slice_rows", || self.op_slice_rows(src, row0, out))
     }
 }

@@ -1,0 +1,168 @@
+//! Synthetic checkpoints with the real LFM2 shapes and random bf16 weights,
+//! written as a Hugging Face folder (`config.json` + `model.safetensors`)
+//! so that benchmarks load them through the same code as a real model.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use half::bf16;
+use serde_json::{Value, json};
+
+use crate::error::{Result, RuntimeError};
+
+/// A published model shape to imitate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Synthetic {
+    /// LFM2-350M (the text tower of LFM2-VL-450M).
+    Lfm2_350m,
+    /// LFM2-1.2B (the text tower of LFM2-VL-1.6B).
+    Lfm2_1_2b,
+}
+
+impl Synthetic {
+    /// Accepts `350m`/`450m` and `1.2b`/`1.6b` (the VL names map to their text towers).
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "350m" | "450m" | "lfm2-350m" | "lfm2-vl-450m" => Ok(Synthetic::Lfm2_350m),
+            "1.2b" | "1.6b" | "lfm2-1.2b" | "lfm2-vl-1.6b" => Ok(Synthetic::Lfm2_1_2b),
+            other => Err(RuntimeError::UnknownSynthetic(other.to_string())),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Synthetic::Lfm2_350m => "lfm2-350m",
+            Synthetic::Lfm2_1_2b => "lfm2-1.2b",
+        }
+    }
+
+    /// A plain LFM2 `config.json` with the published values (spec §1.1).
+    pub fn config(self) -> Value {
+        let (d, heads, ff) = match self {
+            Synthetic::Lfm2_350m => (1024, 16, 6656),
+            Synthetic::Lfm2_1_2b => (2048, 32, 12288),
+        };
+        json!({
+            "model_type": "lfm2", "hidden_size": d, "num_hidden_layers": 16,
+            "num_attention_heads": heads, "num_key_value_heads": 8, "vocab_size": 65536,
+            "block_ff_dim": ff, "block_multiple_of": 256, "block_ffn_dim_multiplier": 1.0,
+            "block_auto_adjust_ff_dim": true, "conv_L_cache": 3, "conv_bias": false,
+            "norm_eps": 1e-5, "rope_theta": 1000000.0, "max_position_embeddings": 128000,
+            "full_attn_idxs": [2, 5, 8, 10, 12, 14], "tie_embedding": true,
+            "bos_token_id": 1, "eos_token_id": 7
+        })
+    }
+
+    /// Writes the folder under `dir` (created) and returns its path.
+    pub fn write(self, dir: &Path) -> Result<PathBuf> {
+        let cfg_v = self.config();
+        let cfg = model::ModelConfig::from_value(cfg_v.clone())?.text;
+        std::fs::create_dir_all(dir).map_err(|source| RuntimeError::Io {
+            path: dir.into(),
+            source,
+        })?;
+        let cfg_path = dir.join("config.json");
+        std::fs::write(
+            &cfg_path,
+            serde_json::to_vec_pretty(&cfg_v).unwrap_or_default(),
+        )
+        .map_err(|source| RuntimeError::Io {
+            path: cfg_path,
+            source,
+        })?;
+
+        let (d, h, h_kv, hd, f, l, v) = (
+            cfg.hidden_size,
+            cfg.num_heads,
+            cfg.num_kv_heads,
+            cfg.head_dim(),
+            cfg.ffn_dim(),
+            cfg.conv_kernel,
+            cfg.vocab_size,
+        );
+        // (name, shape, scale): matrices N-ish(0, 1/fan_in), norms ~1.
+        let mut tensors: Vec<(String, Vec<usize>, f32)> = vec![
+            ("model.embed_tokens.weight".into(), vec![v, d], 0.5),
+            ("model.embedding_norm.weight".into(), vec![d], -1.0),
+        ];
+        for i in 0..cfg.num_layers {
+            let p = format!("model.layers.{i}");
+            tensors.push((format!("{p}.operator_norm.weight"), vec![d], -1.0));
+            tensors.push((format!("{p}.ffn_norm.weight"), vec![d], -1.0));
+            if cfg.is_attention(i) {
+                let a = format!("{p}.self_attn");
+                tensors.push((format!("{a}.q_proj.weight"), vec![h * hd, d], 0.0));
+                tensors.push((format!("{a}.k_proj.weight"), vec![h_kv * hd, d], 0.0));
+                tensors.push((format!("{a}.v_proj.weight"), vec![h_kv * hd, d], 0.0));
+                tensors.push((format!("{a}.out_proj.weight"), vec![d, h * hd], 0.0));
+                tensors.push((format!("{a}.q_layernorm.weight"), vec![hd], -1.0));
+                tensors.push((format!("{a}.k_layernorm.weight"), vec![hd], -1.0));
+            } else {
+                let c = format!("{p}.conv");
+                tensors.push((format!("{c}.in_proj.weight"), vec![3 * d, d], 0.0));
+                tensors.push((format!("{c}.conv.weight"), vec![d, 1, l], 0.5));
+                tensors.push((format!("{c}.out_proj.weight"), vec![d, d], 0.0));
+            }
+            let m = format!("{p}.feed_forward");
+            tensors.push((format!("{m}.w1.weight"), vec![f, d], 0.0));
+            tensors.push((format!("{m}.w3.weight"), vec![f, d], 0.0));
+            tensors.push((format!("{m}.w2.weight"), vec![d, f], 0.0));
+        }
+        let path = dir.join("model.safetensors");
+        write_safetensors(&path, &tensors).map_err(|source| RuntimeError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(dir.to_path_buf())
+    }
+}
+
+/// Writes bf16 tensors with values from a seeded generator: `scale > 0` is
+/// uniform(±scale), `0` is uniform(±√(3/fan_in)), `< 0` is 1 ± 0.1 (norms).
+fn write_safetensors(path: &Path, tensors: &[(String, Vec<usize>, f32)]) -> std::io::Result<()> {
+    let mut header = serde_json::Map::new();
+    let mut offset = 0usize;
+    for (name, shape, _) in tensors {
+        let bytes = 2 * shape.iter().product::<usize>();
+        header.insert(
+            name.clone(),
+            json!({"dtype": "BF16", "shape": shape, "data_offsets": [offset, offset + bytes]}),
+        );
+        offset += bytes;
+    }
+    let mut h = serde_json::to_vec(&Value::Object(header)).map_err(std::io::Error::other)?;
+    while h.len() % 8 != 0 {
+        h.push(b' ');
+    }
+    let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    w.write_all(&(h.len() as u64).to_le_bytes())?;
+    w.write_all(&h)?;
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut buf = Vec::with_capacity(1 << 20);
+    for (_, shape, scale) in tensors {
+        let n: usize = shape.iter().product();
+        let fan_in = *shape.last().unwrap_or(&1) as f32;
+        let (center, half_width) = match *scale {
+            s if s > 0.0 => (0.0, s),
+            s if s == 0.0 => (0.0, (3.0 / fan_in).sqrt()),
+            _ => (1.0, 0.1),
+        };
+        for _ in 0..n {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let u = (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0;
+            buf.extend_from_slice(
+                &bf16::from_f32(center + half_width * u)
+                    .to_bits()
+                    .to_le_bytes(),
+            );
+            if buf.len() >= 1 << 20 {
+                w.write_all(&buf)?;
+                buf.clear();
+            }
+        }
+    }
+    w.write_all(&buf)?;
+    w.flush()
+}
