@@ -3,10 +3,12 @@
 //! hybrid decoder. Generic over `tensor::Backend`; never names wgpu or an ISA.
 
 pub mod config;
+pub mod connector;
 pub mod error;
 pub mod preprocess;
 pub mod prompt;
 pub mod text;
+pub mod vision;
 pub mod weights;
 
 pub use config::{ModelConfig, TextConfig};

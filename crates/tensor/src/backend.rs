@@ -199,12 +199,60 @@ pub trait Backend: Sized + Send + Sync {
         Err(unsupported::<Self>("copy_rows"))
     }
 
+    // ---- Vision ops (SigLIP2 + connector).
+
+    /// LayerNorm over the last dimension `d` with biased variance:
+    /// `out = (x − mean) / sqrt(var + eps) ⊙ w + b`. `x`, `out`: f32 `[.., d]`;
+    /// `w`, `b`: f32 `[d]`.
+    fn layer_norm(
+        &self,
+        x: &Tensor<Self>,
+        w: &Tensor<Self>,
+        b: &Tensor<Self>,
+        eps: f32,
+        out: &mut Tensor<Self>,
+    ) -> Result<()> {
+        let _ = (x, w, b, eps, out);
+        Err(unsupported::<Self>("layer_norm"))
+    }
+
+    /// GELU, elementwise, f32: `Tanh` is `0.5·z·(1 + tanh(√(2/π)·(z + 0.044715·z³)))`
+    /// (`gelu_pytorch_tanh`), `Erf` is `0.5·z·(1 + erf(z/√2))` (exact GELU).
+    fn gelu(&self, x: &Tensor<Self>, kind: Gelu, out: &mut Tensor<Self>) -> Result<()> {
+        let _ = (x, kind, out);
+        Err(unsupported::<Self>("gelu"))
+    }
+
+    /// Pixel unshuffle by 2 of one crop's features `x` `[h·w, d]` (row-major
+    /// over an `h × w` grid, both even) into `out` `[(h/2)·(w/2), 4d]`: output
+    /// token `(a, b)` is the concatenation of `x[2a, 2b]`, `x[2a, 2b+1]`,
+    /// `x[2a+1, 2b]`, `x[2a+1, 2b+1]` (spec §5).
+    fn pixel_unshuffle(
+        &self,
+        x: &Tensor<Self>,
+        h: usize,
+        w: usize,
+        out: &mut Tensor<Self>,
+    ) -> Result<()> {
+        let _ = (x, h, w, out);
+        Err(unsupported::<Self>("pixel_unshuffle"))
+    }
+
     /// Copies rows `row0..row0 + out.rows` of `src` (f32 `[s, w]`) into `out`
     /// (f32 `[t, w]`): e.g. the last position's hidden state for the head.
     fn slice_rows(&self, src: &Tensor<Self>, row0: usize, out: &mut Tensor<Self>) -> Result<()> {
         let _ = (src, row0, out);
         Err(unsupported::<Self>("slice_rows"))
     }
+}
+
+/// The two GELU forms LFM2-VL uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gelu {
+    /// `gelu_pytorch_tanh` (the vision MLP).
+    Tanh,
+    /// The exact erf GELU (the projector).
+    Erf,
 }
 
 fn unsupported<B: Backend>(op: &'static str) -> TensorError {

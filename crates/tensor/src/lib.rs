@@ -29,7 +29,7 @@ pub mod testing;
 #[cfg(feature = "wgpu")]
 pub mod wgpu;
 
-pub use backend::{Backend, HostData};
+pub use backend::{Backend, Gelu, HostData};
 pub use dtype::DType;
 pub use error::{Result, TensorError};
 pub use shape::Shape;

@@ -11,6 +11,7 @@ mod ops;
 pub mod profile;
 pub mod rope;
 pub mod simd;
+pub mod vision;
 
 use std::sync::Arc;
 
@@ -20,7 +21,7 @@ pub use self::dispatch::{Isa, IsaToken};
 use self::matmul::panels::{self, PanelLayout};
 use self::matmul::{MatmulArgs, WeightRef};
 use crate::backend::matmul_dims;
-use crate::{Backend, DType, HostData, Result, Shape, Tensor, TensorError};
+use crate::{Backend, DType, Gelu, HostData, Result, Shape, Tensor, TensorError};
 
 /// Host storage of one tensor, owned and naturally aligned.
 #[derive(Clone, Debug)]
@@ -376,5 +377,30 @@ impl Backend for CpuBackend {
 
     fn slice_rows(&self, src: &Tensor<Self>, row0: usize, out: &mut Tensor<Self>) -> Result<()> {
         self.timed("slice_rows", || self.op_slice_rows(src, row0, out))
+    }
+
+    fn layer_norm(
+        &self,
+        x: &Tensor<Self>,
+        w: &Tensor<Self>,
+        b: &Tensor<Self>,
+        eps: f32,
+        out: &mut Tensor<Self>,
+    ) -> Result<()> {
+        self.timed("layer_norm", || self.op_layer_norm(x, w, b, eps, out))
+    }
+
+    fn gelu(&self, x: &Tensor<Self>, kind: Gelu, out: &mut Tensor<Self>) -> Result<()> {
+        self.timed("gelu", || self.op_gelu(x, kind, out))
+    }
+
+    fn pixel_unshuffle(
+        &self,
+        x: &Tensor<Self>,
+        h: usize,
+        w: usize,
+        out: &mut Tensor<Self>,
+    ) -> Result<()> {
+        self.timed("pixel_unshuffle", || self.op_pixel_unshuffle(x, h, w, out))
     }
 }

@@ -5,8 +5,8 @@ use half::{bf16, f16};
 
 use super::attention::{self, AttnDims};
 use super::matmul::panels;
-use super::{CpuBackend, CpuStorage, conv, elementwise, norm, rope};
-use crate::{Result, Shape, Tensor, TensorError};
+use super::{CpuBackend, CpuStorage, conv, elementwise, norm, rope, vision};
+use crate::{Gelu, Result, Shape, Tensor, TensorError};
 
 type T = Tensor<CpuBackend>;
 
@@ -268,6 +268,56 @@ impl CpuBackend {
         out.storage_mut()
             .as_f32_mut(OP, "out")?
             .copy_from_slice(&s[row0 * w..(row0 + t) * w]);
+        Ok(())
+    }
+}
+
+impl CpuBackend {
+    pub(super) fn op_layer_norm(&self, x: &T, w: &T, b: &T, eps: f32, out: &mut T) -> Result<()> {
+        const OP: &str = "layer_norm";
+        same_shape(OP, "out", x, out)?;
+        let d = x.shape().last();
+        for (what, t) in [("w", w), ("b", b)] {
+            if t.shape().dims() != [d] {
+                return Err(mismatch(OP, what, [d], t.shape()));
+            }
+        }
+        let (xs, ws, bs) = (
+            x.storage().as_f32(OP, "x")?,
+            w.storage().as_f32(OP, "w")?,
+            b.storage().as_f32(OP, "b")?,
+        );
+        vision::layer_norm(xs, ws, bs, eps, out.storage_mut().as_f32_mut(OP, "out")?);
+        Ok(())
+    }
+
+    pub(super) fn op_gelu(&self, x: &T, kind: Gelu, out: &mut T) -> Result<()> {
+        const OP: &str = "gelu";
+        same_shape(OP, "out", x, out)?;
+        vision::gelu(
+            x.storage().as_f32(OP, "x")?,
+            kind,
+            out.storage_mut().as_f32_mut(OP, "out")?,
+        );
+        Ok(())
+    }
+
+    pub(super) fn op_pixel_unshuffle(&self, x: &T, h: usize, w: usize, out: &mut T) -> Result<()> {
+        const OP: &str = "pixel_unshuffle";
+        let d = x.shape().last();
+        if h % 2 != 0 || w % 2 != 0 || x.shape().dims() != [h * w, d] {
+            return Err(mismatch(
+                OP,
+                "x (must be [h·w, d], h and w even)",
+                [h * w, d],
+                x.shape(),
+            ));
+        }
+        if out.shape().dims() != [h * w / 4, 4 * d] {
+            return Err(mismatch(OP, "out", [h * w / 4, 4 * d], out.shape()));
+        }
+        let xs = x.storage().as_f32(OP, "x")?;
+        vision::pixel_unshuffle(xs, h, w, d, out.storage_mut().as_f32_mut(OP, "out")?);
         Ok(())
     }
 }

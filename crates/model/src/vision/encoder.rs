@@ -1,0 +1,143 @@
+//! One SigLIP2 encoder layer (pre-LN, spec §4.3):
+//! `x += attn(ln1(x))`, `x += fc2(gelu_tanh(fc1(ln2(x))))`.
+
+use tensor::{Backend, DType, Gelu, Shape, Tensor};
+
+use super::config::VisionConfig;
+use crate::error::Result;
+use crate::weights::{Loader, Prefix};
+
+/// A Linear with bias.
+pub(crate) struct Affine<B: Backend> {
+    pub w: Tensor<B>, // [n, k]
+    pub b: Tensor<B>, // [n]
+}
+
+impl<B: Backend> Affine<B> {
+    pub fn load(ld: &Loader<B>, p: &Prefix, n: usize, k: usize) -> Result<Self> {
+        Ok(Affine {
+            w: ld.linear(p, n, k)?,
+            b: ld.vector(&p.name("bias"), n)?,
+        })
+    }
+
+    pub fn forward(&self, be: &B, x: &Tensor<B>, out: &mut Tensor<B>) -> Result<()> {
+        Ok(be.matmul(x, &self.w, Some(&self.b), out)?)
+    }
+}
+
+/// LayerNorm weight and bias.
+pub(crate) struct Norm<B: Backend> {
+    pub w: Tensor<B>,
+    pub b: Tensor<B>,
+    pub eps: f32,
+}
+
+impl<B: Backend> Norm<B> {
+    pub fn load(ld: &Loader<B>, p: &Prefix, d: usize, eps: f32) -> Result<Self> {
+        Ok(Norm {
+            w: ld.vector(&p.name("weight"), d)?,
+            b: ld.vector(&p.name("bias"), d)?,
+            eps,
+        })
+    }
+
+    pub fn forward(&self, be: &B, x: &Tensor<B>, out: &mut Tensor<B>) -> Result<()> {
+        Ok(be.layer_norm(x, &self.w, &self.b, self.eps, out)?)
+    }
+}
+
+pub(crate) struct EncoderLayer<B: Backend> {
+    ln1: Norm<B>,
+    q: Affine<B>,
+    k: Affine<B>,
+    v: Affine<B>,
+    out: Affine<B>,
+    ln2: Norm<B>,
+    fc1: Affine<B>,
+    fc2: Affine<B>,
+    heads: usize,
+    hd: usize,
+}
+
+/// Activations of one crop of `n` patches.
+pub(crate) struct Scratch<B: Backend> {
+    pub u: Tensor<B>,   // [n, D]
+    pub q: Tensor<B>,   // [n, D]
+    pub k: Tensor<B>,   // [n, D]
+    pub v: Tensor<B>,   // [n, D]
+    pub att: Tensor<B>, // [n, D]
+    pub o: Tensor<B>,   // [n, D]
+    pub f: Tensor<B>,   // [n, F]
+    pub g: Tensor<B>,   // [n, F]
+}
+
+impl<B: Backend> Scratch<B> {
+    pub fn new(be: &B, cfg: &VisionConfig, n: usize) -> Result<Self> {
+        let (d, f) = (cfg.hidden_size, cfg.intermediate_size);
+        let z = |c: usize| be.zeros(DType::F32, Shape::from([n, c]));
+        Ok(Scratch {
+            u: z(d)?,
+            q: z(d)?,
+            k: z(d)?,
+            v: z(d)?,
+            att: z(d)?,
+            o: z(d)?,
+            f: z(f)?,
+            g: z(f)?,
+        })
+    }
+}
+
+impl<B: Backend> EncoderLayer<B> {
+    pub fn load(ld: &Loader<B>, p: &Prefix, cfg: &VisionConfig) -> Result<Self> {
+        let (d, f, eps) = (cfg.hidden_size, cfg.intermediate_size, cfg.layer_norm_eps);
+        let a = p.join("self_attn");
+        Ok(EncoderLayer {
+            ln1: Norm::load(ld, &p.join("layer_norm1"), d, eps)?,
+            q: Affine::load(ld, &a.join("q_proj"), d, d)?,
+            k: Affine::load(ld, &a.join("k_proj"), d, d)?,
+            v: Affine::load(ld, &a.join("v_proj"), d, d)?,
+            out: Affine::load(ld, &a.join("out_proj"), d, d)?,
+            ln2: Norm::load(ld, &p.join("layer_norm2"), d, eps)?,
+            fc1: Affine::load(ld, &p.join("mlp").join("fc1"), f, d)?,
+            fc2: Affine::load(ld, &p.join("mlp").join("fc2"), d, f)?,
+            heads: cfg.num_heads,
+            hd: cfg.head_dim(),
+        })
+    }
+
+    /// `x`: one crop's hidden states `[n, D]`, updated in place.
+    pub fn forward(&self, be: &B, x: &mut Tensor<B>, s: &mut Scratch<B>) -> Result<()> {
+        let n = x.shape().rows();
+        let (h, hd) = (self.heads, self.hd);
+        self.ln1.forward(be, x, &mut s.u)?;
+        self.q.forward(be, &s.u, &mut s.q)?;
+        self.k.forward(be, &s.u, &mut s.k)?;
+        self.v.forward(be, &s.u, &mut s.v)?;
+        for t in [&mut s.q, &mut s.k, &mut s.v, &mut s.att] {
+            t.set_shape([n, h, hd])?;
+        }
+        // Bidirectional over the crop's true length: no padding, no mask.
+        be.attention(
+            &s.q,
+            &s.k,
+            &s.v,
+            n,
+            false,
+            1.0 / (hd as f32).sqrt(),
+            &mut s.att,
+        )?;
+        for t in [&mut s.q, &mut s.k, &mut s.v, &mut s.att] {
+            t.set_shape([n, h * hd])?;
+        }
+        self.out.forward(be, &s.att, &mut s.o)?;
+        be.add_assign(x, &s.o)?;
+        self.ln2.forward(be, x, &mut s.u)?;
+        self.fc1.forward(be, &s.u, &mut s.f)?;
+        be.gelu(&s.f, Gelu::Tanh, &mut s.g)?;
+        self.fc2.forward(be, &s.g, &mut s.o)?;
+        be.add_assign(x, &s.o)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,143 @@
+//! The SigLIP2 NaFlex vision tower (spec §4): patch embedding, resized
+//! position embeddings, pre-LN encoder layers with bidirectional attention
+//! over each crop's true length, `post_layernorm`.
+
+pub mod config;
+mod encoder;
+pub mod posembed;
+
+use tensor::{Backend, DType, HostData, Shape, Tensor};
+
+pub use self::config::VisionConfig;
+pub(crate) use self::encoder::{Affine, Norm};
+use self::encoder::{EncoderLayer, Scratch};
+use crate::error::{ModelError, Result};
+use crate::weights::{Checkpoint, Loader, Prefix, names};
+
+pub struct VisionTower<B: Backend> {
+    pub cfg: VisionConfig,
+    patch: Affine<B>,   // [D, 3·p²]
+    pos_grid: Vec<f32>, // [g·g, D] on the host, resized per crop shape
+    layers: Vec<EncoderLayer<B>>,
+    post_ln: Norm<B>,
+}
+
+/// The prefix the checkpoint stores the tower under (published or transformers 5).
+pub fn vision_prefix(ckpt: &Checkpoint) -> Prefix {
+    let published = Prefix::new(names::VISION_PUBLISHED);
+    if ckpt.contains(&published.join("post_layernorm").name("weight")) {
+        published
+    } else {
+        Prefix::new(names::VISION_HF5)
+    }
+}
+
+impl<B: Backend> VisionTower<B> {
+    pub fn load(ld: &Loader<B>, cfg: &VisionConfig) -> Result<Self> {
+        let p = vision_prefix(ld.ckpt);
+        let d = cfg.hidden_size;
+        let e = p.join("embeddings");
+        // §4.6: the layer count must match what the checkpoint stores.
+        let stored = (0..)
+            .take_while(|j| {
+                ld.ckpt.contains(
+                    &p.join("encoder")
+                        .join("layers")
+                        .join(j)
+                        .join("layer_norm1")
+                        .name("weight"),
+                )
+            })
+            .count();
+        if stored < cfg.num_layers {
+            return Err(ModelError::config(
+                "vision_config.num_hidden_layers",
+                format!(
+                    "{} layers configured, checkpoint has {stored}",
+                    cfg.num_layers
+                ),
+            ));
+        }
+        let g = cfg.grid_side();
+        Ok(VisionTower {
+            cfg: cfg.clone(),
+            patch: Affine::load(ld, &e.join("patch_embedding"), d, cfg.patch_dim())?,
+            pos_grid: ld
+                .ckpt
+                .get_shaped(&e.join("position_embedding").name("weight"), &[g * g, d])?
+                .to_f32(),
+            layers: (0..cfg.num_layers)
+                .map(|j| EncoderLayer::load(ld, &p.join("encoder").join("layers").join(j), cfg))
+                .collect::<Result<Vec<_>>>()?,
+            post_ln: Norm::load(ld, &p.join("post_layernorm"), d, cfg.layer_norm_eps)?,
+        })
+    }
+
+    /// Tensor-name prefixes a load leaves unused on purpose (encoder layers
+    /// past `vision_feature_layer`).
+    pub fn unused_prefixes(&self, ckpt: &Checkpoint) -> Vec<String> {
+        let p = vision_prefix(ckpt);
+        (self.cfg.num_layers..)
+            .map(|j| {
+                p.join("encoder")
+                    .join("layers")
+                    .join(j)
+                    .as_str()
+                    .to_string()
+                    + "."
+            })
+            .take_while(|q| ckpt.names().any(|n| n.starts_with(q.as_str())))
+            .collect()
+    }
+
+    /// The resized position embeddings of an `h × w` crop, `[h·w, D]` (host).
+    pub fn position_embeddings(&self, h: usize, w: usize) -> Vec<f32> {
+        posembed::resize(
+            &self.pos_grid,
+            self.cfg.grid_side(),
+            self.cfg.hidden_size,
+            h,
+            w,
+        )
+    }
+
+    /// Runs one crop: `patches` `[h·w, 3·p²]` (normalised, (py, px, c) order)
+    /// → `last_hidden_state` `[h·w, D]`. `hook(j, x)` sees the embeddings
+    /// (`j = None`) and each layer's output (`Some(j)`).
+    pub fn forward_crop(
+        &self,
+        be: &B,
+        patches: &Tensor<B>,
+        h: usize,
+        w: usize,
+        hook: &mut dyn FnMut(Option<usize>, &Tensor<B>) -> Result<()>,
+    ) -> Result<Tensor<B>> {
+        let n = h * w;
+        let d = self.cfg.hidden_size;
+        if patches.shape().dims() != [n, self.cfg.patch_dim()] {
+            return Err(tensor::TensorError::ShapeMismatch {
+                op: "VisionTower::forward_crop",
+                what: "patches",
+                expected: Shape::from([n, self.cfg.patch_dim()]),
+                got: patches.shape().clone(),
+            }
+            .into());
+        }
+        let mut x = be.zeros(DType::F32, Shape::from([n, d]))?;
+        self.patch.forward(be, patches, &mut x)?;
+        let pos = be.upload(
+            HostData::f32(&self.position_embeddings(h, w)),
+            Shape::from([n, d]),
+        )?;
+        be.add_assign(&mut x, &pos)?;
+        hook(None, &x)?;
+        let mut s = Scratch::new(be, &self.cfg, n)?;
+        for (j, layer) in self.layers.iter().enumerate() {
+            layer.forward(be, &mut x, &mut s)?;
+            hook(Some(j), &x)?;
+        }
+        let mut out = be.zeros(DType::F32, Shape::from([n, d]))?;
+        self.post_ln.forward(be, &x, &mut out)?;
+        Ok(out)
+    }
+}
