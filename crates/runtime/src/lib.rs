@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod error;
+pub mod sampling;
 pub mod synthetic;
 
 pub use error::{Result, RuntimeError};

@@ -1,0 +1,290 @@
+//! Token selection with transformers' semantics and order (spec §9):
+//! repetition penalty → temperature → top-k → top-p → min-p → sample
+//! (or argmax when greedy). A seeded generator makes a run reproducible.
+
+use std::collections::HashSet;
+
+/// Sampling settings. `temperature == 0` (or `greedy`) means argmax.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SamplingConfig {
+    pub greedy: bool,
+    pub temperature: f32,
+    /// Keep the `top_k` largest logits (ties kept); 0 disables.
+    pub top_k: usize,
+    /// Nucleus: keep the smallest set of tokens whose probability sum
+    /// reaches `top_p`; 1.0 disables.
+    pub top_p: f32,
+    /// Drop tokens with probability below `min_p · p_max`; 0 disables.
+    pub min_p: f32,
+    /// > 1 discourages tokens already in the sequence (prompt included); 1 disables.
+    pub repetition_penalty: f32,
+    pub seed: u64,
+}
+
+impl Default for SamplingConfig {
+    /// Greedy, as a bare `generate()` with the checkpoints' generation config.
+    fn default() -> Self {
+        SamplingConfig {
+            greedy: true,
+            temperature: 1.0,
+            top_k: 50,
+            top_p: 1.0,
+            min_p: 0.0,
+            repetition_penalty: 1.0,
+            seed: 0,
+        }
+    }
+}
+
+impl SamplingConfig {
+    /// The model card's recommendation: `temperature 0.1, min_p 0.15,
+    /// repetition_penalty 1.05`, with transformers' default `top_k 50`.
+    pub fn model_card() -> Self {
+        SamplingConfig {
+            greedy: false,
+            temperature: 0.1,
+            top_k: 50,
+            top_p: 1.0,
+            min_p: 0.15,
+            repetition_penalty: 1.05,
+            seed: 0,
+        }
+    }
+
+    /// A named preset: `greedy` or `model-card`.
+    pub fn preset(name: &str) -> Option<Self> {
+        match name {
+            "greedy" => Some(Self::default()),
+            "model-card" | "recommended" => Some(Self::model_card()),
+            _ => None,
+        }
+    }
+}
+
+/// SplitMix64: small, fast, and reproducible everywhere.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// The index of the largest value (the first one on ties, as `torch.argmax`).
+pub fn argmax(v: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[best] || (v[best].is_nan() && !x.is_nan()) {
+            best = i;
+        }
+    }
+    best
+}
+
+/// Picks the next token from `logits` (modified in place) given the ids
+/// of the sequence so far (`history`: prompt and generated).
+pub struct Sampler {
+    pub cfg: SamplingConfig,
+    rng: Rng,
+    /// Scratch, reused across steps.
+    order: Vec<usize>,
+}
+
+impl Sampler {
+    pub fn new(cfg: SamplingConfig) -> Self {
+        let rng = Rng::new(cfg.seed);
+        Sampler {
+            cfg,
+            rng,
+            order: Vec::new(),
+        }
+    }
+
+    pub fn sample(&mut self, logits: &mut [f32], history: &[u32]) -> u32 {
+        let c = &self.cfg;
+        if c.repetition_penalty != 1.0 {
+            let mut seen = HashSet::with_capacity(history.len());
+            for &id in history {
+                if let Some(z) = logits.get_mut(id as usize)
+                    && seen.insert(id)
+                {
+                    *z = if *z < 0.0 {
+                        *z * c.repetition_penalty
+                    } else {
+                        *z / c.repetition_penalty
+                    };
+                }
+            }
+        }
+        if c.greedy || c.temperature <= 0.0 {
+            return argmax(logits) as u32;
+        }
+        if c.temperature != 1.0 {
+            logits.iter_mut().for_each(|z| *z /= c.temperature);
+        }
+        if c.top_k > 0 && c.top_k < logits.len() {
+            let mut sorted: Vec<f32> = logits.to_vec();
+            let k = c.top_k;
+            sorted.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+            let kth = sorted[k - 1];
+            logits
+                .iter_mut()
+                .filter(|z| **z < kth)
+                .for_each(|z| *z = f32::NEG_INFINITY);
+        }
+        if c.top_p < 1.0 {
+            // Ascending by probability; drop the low tail whose mass is ≤ 1 − top_p,
+            // always keeping the most likely token.
+            self.order.clear();
+            self.order
+                .extend((0..logits.len()).filter(|&i| logits[i] > f32::NEG_INFINITY));
+            self.order.sort_by(|&a, &b| logits[a].total_cmp(&logits[b]));
+            let probs = softmax(logits);
+            let mut cum = 0.0f64;
+            let last = self.order.len().saturating_sub(1);
+            for (rank, &i) in self.order.iter().enumerate() {
+                cum += probs[i];
+                if cum <= 1.0 - c.top_p as f64 && rank < last {
+                    logits[i] = f32::NEG_INFINITY;
+                }
+            }
+        }
+        if c.min_p > 0.0 {
+            let probs = softmax(logits);
+            let top = probs.iter().cloned().fold(0.0, f64::max);
+            let best = argmax(logits);
+            for (i, z) in logits.iter_mut().enumerate() {
+                if probs[i] < c.min_p as f64 * top && i != best {
+                    *z = f32::NEG_INFINITY;
+                }
+            }
+        }
+        let probs = softmax(logits);
+        let mut u = self.rng.uniform();
+        for (i, p) in probs.iter().enumerate() {
+            if u < *p {
+                return i as u32;
+            }
+            u -= p;
+        }
+        argmax(logits) as u32
+    }
+}
+
+/// Softmax in f64 (−inf entries get 0).
+fn softmax(z: &[f32]) -> Vec<f64> {
+    let m = z.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let e: Vec<f64> = z
+        .iter()
+        .map(|&v| {
+            if v == f32::NEG_INFINITY {
+                0.0
+            } else {
+                (v as f64 - m).exp()
+            }
+        })
+        .collect();
+    let s: f64 = e.iter().sum();
+    e.into_iter().map(|v| v / s).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repetition_penalty_hits_each_id_once_with_sign_rule() {
+        let mut z = vec![2.0, -2.0, 1.0, 0.5];
+        let mut s = Sampler::new(SamplingConfig {
+            repetition_penalty: 2.0,
+            ..Default::default()
+        });
+        // id 0 twice, id 1 once: each penalised once; 2 and 3 untouched.
+        let id = s.sample(&mut z, &[0, 1, 0]);
+        assert_eq!(z, vec![1.0, -4.0, 1.0, 0.5]);
+        assert_eq!(id, 0, "greedy picks the first of the tied maxima");
+    }
+
+    #[test]
+    fn top_k_keeps_ties_and_min_p_is_relative_to_the_max() {
+        let cfg = SamplingConfig {
+            greedy: false,
+            top_k: 2,
+            temperature: 1.0,
+            ..Default::default()
+        };
+        let mut z = vec![1.0, 3.0, 3.0, 2.0, 0.0];
+        let mut s = Sampler::new(cfg);
+        s.sample(&mut z, &[]);
+        assert_eq!(z[1], 3.0);
+        assert_eq!(z[2], 3.0);
+        assert!(
+            z[0] == f32::NEG_INFINITY && z[3] == f32::NEG_INFINITY && z[4] == f32::NEG_INFINITY
+        );
+
+        // min_p 0.15 keeps logits within ln(1/0.15) ≈ 1.897 of the max.
+        let cfg = SamplingConfig {
+            greedy: false,
+            top_k: 0,
+            min_p: 0.15,
+            ..Default::default()
+        };
+        let mut z = vec![0.0, -1.8, -1.95, -5.0];
+        Sampler::new(cfg).sample(&mut z, &[]);
+        assert!(z[1] > f32::NEG_INFINITY && z[2] == f32::NEG_INFINITY && z[3] == f32::NEG_INFINITY);
+    }
+
+    #[test]
+    fn top_p_keeps_the_nucleus() {
+        let cfg = SamplingConfig {
+            greedy: false,
+            top_k: 0,
+            top_p: 0.7,
+            ..Default::default()
+        };
+        // probs ≈ [0.64, 0.24, 0.09, 0.03]: the nucleus for 0.7 is the top two.
+        let mut z = vec![3.0, 2.0, 1.0, 0.0];
+        Sampler::new(cfg).sample(&mut z, &[]);
+        assert!(z[0] > f32::NEG_INFINITY && z[1] > f32::NEG_INFINITY);
+        assert!(z[2] == f32::NEG_INFINITY && z[3] == f32::NEG_INFINITY);
+    }
+
+    #[test]
+    fn a_seed_reproduces_a_run_and_frequencies_follow_the_distribution() {
+        let cfg = SamplingConfig {
+            greedy: false,
+            top_k: 0,
+            seed: 7,
+            ..Default::default()
+        };
+        let base = vec![0.0f32, (2.0f32).ln(), (3.0f32).ln()]; // probs 1/6, 2/6, 3/6
+        let run = |seed| {
+            let mut s = Sampler::new(SamplingConfig {
+                seed,
+                ..cfg.clone()
+            });
+            (0..6000)
+                .map(|_| s.sample(&mut base.clone(), &[]))
+                .collect::<Vec<_>>()
+        };
+        let a = run(7);
+        assert_eq!(a, run(7));
+        assert_ne!(a, run(8));
+        let count = |id| a.iter().filter(|&&x| x == id).count() as f64 / a.len() as f64;
+        assert!((count(0) - 1.0 / 6.0).abs() < 0.02 && (count(2) - 0.5).abs() < 0.02);
+    }
+}
