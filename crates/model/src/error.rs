@@ -46,6 +46,10 @@ pub enum ModelError {
     UnusedTensors { count: usize, names: String },
     #[error("tied weights differ: `{name}` is stored but not equal to `{tied_to}`")]
     TiedMismatch { name: String, tied_to: String },
+    #[error(
+        "the prompt has {slots} <image> token(s) but the images give {features} feature row(s)"
+    )]
+    ImageTokenCount { slots: usize, features: usize },
     #[error("the prompt is empty")]
     EmptyPrompt,
     #[error("sequence of {needed} tokens exceeds the context of {limit}")]

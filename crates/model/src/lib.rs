@@ -5,6 +5,7 @@
 pub mod config;
 pub mod connector;
 pub mod error;
+pub mod lfm2vl;
 pub mod preprocess;
 pub mod prompt;
 pub mod text;
@@ -13,5 +14,6 @@ pub mod weights;
 
 pub use config::{ModelConfig, TextConfig};
 pub use error::{ModelError, Result};
+pub use lfm2vl::{CropPatches, Lfm2Vl};
 
 pub use tensor;
