@@ -15,6 +15,8 @@ pub enum RuntimeError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the cached prefix ends inside an image's tokens; reset the session")]
+    PrefixSplitsImage,
     #[error("unknown synthetic model {0:?} (use 350m/450m or 1.2b/1.6b)")]
     UnknownSynthetic(String),
 }

@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod error;
 pub mod sampling;
+pub mod session;
 pub mod synthetic;
 
 pub use error::{Result, RuntimeError};

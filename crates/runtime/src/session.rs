@@ -1,0 +1,369 @@
+//! A generation session over one sequence: the model's caches allocated
+//! once, prefill, the decode loop with sampling and stop conditions, and
+//! reuse of the cached prefix across turns (issue 6).
+//!
+//! Prefix reuse: the KV caches can be cut back to any length, but a conv
+//! state is only the last `l − 1` rows of `B⊙X`, so it can only be restored
+//! where it was snapshotted. The session snapshots the conv states at the
+//! end of every prefill (a turn boundary); a new prompt that extends the
+//! cached tokens continues from the cache, one that diverges after a
+//! snapshot rolls back to it, anything else starts over.
+
+use std::time::{Duration, Instant};
+
+use model::text::{LayerCache, TextState};
+use model::{CropPatches, Lfm2Vl};
+use tensor::{Backend, DType, HostData, Shape, Tensor};
+
+use crate::error::{Result, RuntimeError};
+use crate::sampling::{Sampler, SamplingConfig};
+
+/// What a caller sees while a generation runs.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// Images encoded (crops, time).
+    ImagesEncoded { crops: usize, elapsed: Duration },
+    /// The prompt was processed: `reused` tokens came from the cache,
+    /// `computed` were run now.
+    Prefilled {
+        reused: usize,
+        computed: usize,
+        elapsed: Duration,
+    },
+    /// One generated token.
+    Token { id: u32 },
+}
+
+/// When to stop generating.
+#[derive(Clone, Debug)]
+pub struct StopConfig {
+    pub max_new_tokens: usize,
+    /// Token ids that end generation (EOS); the stop token is returned.
+    pub stop_ids: Vec<u32>,
+}
+
+/// Why generation ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Finish {
+    Stop,
+    Length,
+    /// The context is full.
+    Context,
+    /// The callback asked to stop.
+    Cancelled,
+}
+
+#[derive(Clone, Debug)]
+pub struct Generation {
+    pub prompt_tokens: usize,
+    pub reused_tokens: usize,
+    pub ids: Vec<u32>,
+    pub finish: Finish,
+    pub image_time: Duration,
+    pub prefill_time: Duration,
+    pub decode_time: Duration,
+}
+
+/// Conv states at a known position.
+struct Snapshot {
+    pos: usize,
+    conv: Vec<Option<Vec<f32>>>,
+}
+
+pub struct Session<B: Backend> {
+    pub be: B,
+    pub model: Lfm2Vl<B>,
+    state: TextState<B>,
+    /// Tokens whose keys/values/conv states are in `state`.
+    cached: Vec<u32>,
+    snapshots: Vec<Snapshot>,
+    /// Prefill chunk length (bounds activation memory).
+    pub chunk: usize,
+}
+
+impl<B: Backend> Session<B> {
+    /// A session with room for `max_len` tokens.
+    pub fn new(be: B, model: Lfm2Vl<B>, max_len: usize) -> Result<Self> {
+        let state = model.text.new_state(&be, max_len)?;
+        Ok(Session {
+            be,
+            model,
+            state,
+            cached: Vec::new(),
+            snapshots: Vec::new(),
+            chunk: 512,
+        })
+    }
+
+    pub fn max_len(&self) -> usize {
+        self.state.seq.max_len
+    }
+
+    /// Forgets the conversation.
+    pub fn reset(&mut self) -> Result<()> {
+        self.model.text.reset(&self.be, &mut self.state)?;
+        self.cached.clear();
+        self.snapshots.clear();
+        Ok(())
+    }
+
+    /// The cached tokens (prompt and generated so far).
+    pub fn cached(&self) -> &[u32] {
+        &self.cached
+    }
+
+    fn snapshot(&self) -> Result<Snapshot> {
+        let conv = self
+            .state
+            .seq
+            .caches
+            .iter()
+            .map(|c| match c {
+                LayerCache::Conv { state } => self.be.download_f32(state).map(Some),
+                LayerCache::Attention { .. } => Ok(None),
+            })
+            .collect::<tensor::Result<Vec<_>>>()?;
+        Ok(Snapshot {
+            pos: self.state.seq.pos,
+            conv,
+        })
+    }
+
+    fn restore(&mut self, snap_index: usize) -> Result<()> {
+        let snap = &self.snapshots[snap_index];
+        for (c, s) in self.state.seq.caches.iter_mut().zip(&snap.conv) {
+            if let (LayerCache::Conv { state }, Some(v)) = (c, s) {
+                *state = self.be.upload(HostData::f32(v), state.shape().clone())?;
+            }
+        }
+        self.state.seq.pos = snap.pos;
+        self.cached.truncate(snap.pos);
+        self.snapshots.truncate(snap_index + 1);
+        Ok(())
+    }
+
+    /// How many leading tokens of `ids` can be kept from the cache, after
+    /// rolling the state back if needed. Image-token runs are never split.
+    fn reuse(&mut self, ids: &[u32]) -> Result<usize> {
+        let image = self.model.image_token_id();
+        let mut lcp = self
+            .cached
+            .iter()
+            .zip(ids)
+            .take_while(|(a, b)| a == b)
+            .count();
+        // Keep at least one token to run, so there are logits to sample from.
+        lcp = lcp.min(ids.len().saturating_sub(1));
+        while lcp > 0 && Some(ids[lcp - 1]) == image && ids.get(lcp) == image.as_ref() {
+            lcp -= 1;
+        }
+        if lcp == self.cached.len() {
+            return Ok(lcp);
+        }
+        // Roll back to the latest snapshot inside the common prefix.
+        match self
+            .snapshots
+            .iter()
+            .rposition(|s| s.pos <= lcp && s.pos > 0)
+        {
+            Some(i) => {
+                self.restore(i)?;
+                Ok(self.state.seq.pos)
+            }
+            None => {
+                self.reset()?;
+                Ok(0)
+            }
+        }
+    }
+
+    /// Generates from a whole prompt (`ids` already expanded with `<image>`
+    /// tokens; `crops` for every image in it, in order). Reuses the cached
+    /// prefix; images whose tokens lie entirely in it are not re-encoded
+    /// (their crops are skipped by counting feature rows).
+    /// `on_event` returning `false` cancels.
+    pub fn generate(
+        &mut self,
+        ids: &[u32],
+        crops: &[CropPatches<'_>],
+        sampling: &SamplingConfig,
+        stop: &StopConfig,
+        on_event: &mut dyn FnMut(&Event) -> bool,
+    ) -> Result<Generation> {
+        if ids.is_empty() {
+            return Err(model::ModelError::EmptyPrompt.into());
+        }
+        if ids.len() > self.max_len() {
+            return Err(model::ModelError::ContextOverflow {
+                needed: ids.len(),
+                limit: self.max_len(),
+            }
+            .into());
+        }
+        let reused = self.reuse(ids)?;
+        let suffix = &ids[reused..];
+
+        // Encode only the crops whose feature rows land in the suffix.
+        let t0 = Instant::now();
+        let image = self.model.image_token_id();
+        let rows_before =
+            image.map_or(0, |img| ids[..reused].iter().filter(|&&i| i == img).count());
+        let mut skip_rows = rows_before;
+        let mut first_crop = 0;
+        while first_crop < crops.len() && skip_rows > 0 {
+            let rows = crops[first_crop].h * crops[first_crop].w / 4;
+            if rows > skip_rows {
+                return Err(RuntimeError::PrefixSplitsImage);
+            }
+            skip_rows -= rows;
+            first_crop += 1;
+        }
+        let new_crops = &crops[first_crop..];
+        let features = if new_crops.is_empty() {
+            None
+        } else {
+            Some(self.model.encode_images(&self.be, new_crops)?)
+        };
+        let image_time = t0.elapsed();
+        if features.is_some() {
+            on_event(&Event::ImagesEncoded {
+                crops: new_crops.len(),
+                elapsed: image_time,
+            });
+        }
+
+        // Prefill the suffix in chunks (image runs may straddle chunks: the
+        // merged embeddings are built once, then sliced).
+        let t1 = Instant::now();
+        let x = self
+            .model
+            .embed_with_images(&self.be, suffix, features.as_ref())?;
+        let d = self.model.text.cfg.hidden_size;
+        let mut logits = Vec::new();
+        for r0 in (0..suffix.len()).step_by(self.chunk.max(1)) {
+            let r1 = (r0 + self.chunk).min(suffix.len());
+            let mut part = self.be.zeros(DType::F32, Shape::from([r1 - r0, d]))?;
+            self.be.slice_rows(&x, r0, &mut part)?;
+            logits = self
+                .model
+                .text
+                .prefill_embeds(&self.be, &mut part, &mut self.state)?;
+        }
+        self.cached.truncate(reused);
+        self.cached.extend_from_slice(suffix);
+        self.snapshots.push(self.snapshot()?);
+        let prefill_time = t1.elapsed();
+        if !on_event(&Event::Prefilled {
+            reused,
+            computed: suffix.len(),
+            elapsed: prefill_time,
+        }) {
+            return Ok(self.finish(
+                ids.len(),
+                reused,
+                Vec::new(),
+                Finish::Cancelled,
+                image_time,
+                prefill_time,
+                Duration::ZERO,
+            ));
+        }
+
+        // Decode.
+        let t2 = Instant::now();
+        let mut sampler = Sampler::new(sampling.clone());
+        let mut out = Vec::new();
+        let finish = loop {
+            if out.len() >= stop.max_new_tokens {
+                break Finish::Length;
+            }
+            let id = sampler.sample(&mut logits, &self.cached);
+            out.push(id);
+            let go_on = on_event(&Event::Token { id });
+            if stop.stop_ids.contains(&id) {
+                self.push_token(id)?;
+                break Finish::Stop;
+            }
+            if !go_on {
+                self.push_token(id)?;
+                break Finish::Cancelled;
+            }
+            if self.state.seq.pos >= self.max_len() {
+                break Finish::Context;
+            }
+            if out.len() >= stop.max_new_tokens {
+                self.push_token(id)?;
+                break Finish::Length;
+            }
+            logits = self.model.text.decode(&self.be, id, &mut self.state)?;
+            self.cached.push(id);
+        };
+        Ok(self.finish(
+            ids.len(),
+            reused,
+            out,
+            finish,
+            image_time,
+            prefill_time,
+            t2.elapsed(),
+        ))
+    }
+
+    /// Runs the last sampled token through the model so the cache holds it
+    /// (the next turn's prompt starts after it).
+    fn push_token(&mut self, id: u32) -> Result<()> {
+        if self.state.seq.pos < self.max_len() {
+            self.model.text.decode(&self.be, id, &mut self.state)?;
+            self.cached.push(id);
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &self,
+        prompt_tokens: usize,
+        reused_tokens: usize,
+        ids: Vec<u32>,
+        finish: Finish,
+        image_time: Duration,
+        prefill_time: Duration,
+        decode_time: Duration,
+    ) -> Generation {
+        Generation {
+            prompt_tokens,
+            reused_tokens,
+            ids,
+            finish,
+            image_time,
+            prefill_time,
+            decode_time,
+        }
+    }
+
+    /// Logits of every prompt position (`[t, vocab]`, host f32), for parity
+    /// tools; does not touch the session's cache.
+    pub fn prompt_logits(&self, ids: &[u32], crops: &[CropPatches<'_>]) -> Result<Vec<f32>> {
+        let features = if crops.is_empty() {
+            None
+        } else {
+            Some(self.model.encode_images(&self.be, crops)?)
+        };
+        let mut x = self
+            .model
+            .embed_with_images(&self.be, ids, features.as_ref())?;
+        let t = ids.len();
+        let mut st = self.model.text.new_state(&self.be, t)?;
+        self.model
+            .text
+            .forward(&self.be, &mut x, &mut st.seq, &mut |_, _| Ok(()))?;
+        let d = self.model.text.cfg.hidden_size;
+        let mut normed = self.be.zeros(DType::F32, Shape::from([t, d]))?;
+        self.model.text.final_norm(&self.be, &x, &mut normed)?;
+        let mut logits: Tensor<B> = self
+            .be
+            .zeros(DType::F32, Shape::from([t, self.model.text.cfg.vocab_size]))?;
+        self.model.text.head(&self.be, &normed, &mut logits)?;
+        Ok(self.be.download_f32(&logits)?)
+    }
+}

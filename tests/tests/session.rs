@@ -1,0 +1,161 @@
+//! The runtime session on the fixtures: greedy generation from ids and
+//! pixel crops reproduces transformers' `generate`, and reusing the cache
+//! across turns gives exactly what a fresh one-shot run gives.
+
+use anyhow::{Result, ensure};
+use model::{CropPatches, Lfm2Vl};
+use runtime::sampling::SamplingConfig;
+use runtime::session::{Event, Finish, Session, StopConfig};
+use tensor::cpu::{CpuBackend, Isa};
+use tests::Case;
+
+fn session(case: &Case, max_len: usize) -> Result<Session<CpuBackend>> {
+    let be = CpuBackend::with(Isa::best(), 2)?;
+    let model = Lfm2Vl::load(&case.model_dir()?, &be)?;
+    Ok(Session::new(be, model, max_len)?)
+}
+
+/// The case's crops as views into its `pixel_values`.
+fn crops<'a>(case: &Case, pv: &'a [f32]) -> Result<Vec<CropPatches<'a>>> {
+    if pv.is_empty() {
+        return Ok(Vec::new());
+    }
+    let shape = case.tensors.shape("pixel_values")?;
+    let (mp, pd) = (shape[1], shape[2]);
+    Ok(case
+        .crops()?
+        .iter()
+        .enumerate()
+        .map(|(k, c)| {
+            let (h, w) = c.spatial_shape;
+            CropPatches {
+                patches: &pv[k * mp * pd..(k * mp + h * w) * pd],
+                h,
+                w,
+            }
+        })
+        .collect())
+}
+
+fn greedy(n: usize) -> (SamplingConfig, StopConfig) {
+    (
+        SamplingConfig::default(),
+        StopConfig {
+            max_new_tokens: n,
+            stop_ids: vec![],
+        },
+    )
+}
+
+#[test]
+fn session_greedy_matches_transformers_generate_on_every_case() -> Result<()> {
+    for name in Case::names()? {
+        let case = Case::load(&name)?;
+        let ids: Vec<u32> = case.input_ids()?.iter().map(|&i| i as u32).collect();
+        let want: Vec<u32> = case.generated_ids()?.iter().map(|&i| i as u32).collect();
+        let pv = if case.crops()?.is_empty() {
+            Vec::new()
+        } else {
+            case.f32("pixel_values")?
+        };
+        let views = crops(&case, &pv)?;
+        let mut s = session(&case, ids.len() + want.len() + 1)?;
+        let (samp, stop) = greedy(want.len());
+        let mut streamed = Vec::new();
+        let g = s.generate(&ids, &views, &samp, &stop, &mut |e| {
+            if let Event::Token { id } = e {
+                streamed.push(*id);
+            }
+            true
+        })?;
+        ensure!(g.ids == want, "{name}: got {:?}, want {want:?}", g.ids);
+        ensure!(
+            streamed == want && g.finish == Finish::Length,
+            "{name}: streamed {streamed:?}"
+        );
+    }
+    Ok(())
+}
+
+/// Turn 1 on a prefix of the conversation, then turn 2 on the whole of it:
+/// the session rolls back to its turn-1 snapshot and reuses that prefix;
+/// the tokens equal a fresh session's one-shot run.
+#[test]
+fn session_two_turns_equal_one_shot() -> Result<()> {
+    for name in ["multi_turn", "text_only", "two_images"] {
+        let case = Case::load(name)?;
+        let ids: Vec<u32> = case.input_ids()?.iter().map(|&i| i as u32).collect();
+        let pv = if case.crops()?.is_empty() {
+            Vec::new()
+        } else {
+            case.f32("pixel_values")?
+        };
+        let views = crops(&case, &pv)?;
+        let (samp, stop) = greedy(8);
+        let mut fresh = session(&case, 512)?;
+        let one_shot = fresh.generate(&ids, &views, &samp, &stop, &mut |_| true)?;
+
+        // Turn 1: cut at the end of the last image run (or half way for text).
+        let image = 396;
+        let cut = ids
+            .iter()
+            .rposition(|&i| i == image)
+            .map_or(ids.len() / 2, |p| p + 3);
+        let mut s = session(&case, 512)?;
+        let t1 = s.generate(&ids[..cut], &views, &samp, &stop, &mut |_| true)?;
+        ensure!(t1.reused_tokens == 0);
+        let t2 = s.generate(&ids, &views, &samp, &stop, &mut |_| true)?;
+        ensure!(
+            t2.reused_tokens == cut,
+            "{name}: reused {} of {cut}",
+            t2.reused_tokens
+        );
+        ensure!(
+            t2.ids == one_shot.ids,
+            "{name}: two turns {:?} vs one shot {:?}",
+            t2.ids,
+            one_shot.ids
+        );
+
+        // Turn 3 extends turn 2's prompt and answer exactly: everything is reused.
+        let mut ext: Vec<u32> = ids.clone();
+        ext.extend(&t2.ids);
+        ext.extend([7, 10]);
+        let t3 = s.generate(&ext, &views, &samp, &stop, &mut |_| true)?;
+        ensure!(
+            t3.reused_tokens == ids.len() + t2.ids.len(),
+            "{name}: reused {}",
+            t3.reused_tokens
+        );
+        let mut check = session(&case, 512)?;
+        let t3_fresh = check.generate(&ext, &views, &samp, &stop, &mut |_| true)?;
+        ensure!(
+            t3.ids == t3_fresh.ids,
+            "{name}: turn 3 {:?} vs fresh {:?}",
+            t3.ids,
+            t3_fresh.ids
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn session_errors_are_typed() -> Result<()> {
+    let case = Case::load("text_only")?;
+    let mut s = session(&case, 8)?;
+    let (samp, stop) = greedy(4);
+    let e = s
+        .generate(&[1; 9], &[], &samp, &stop, &mut |_| true)
+        .unwrap_err();
+    ensure!(e.to_string().contains("exceeds the context"), "{e}");
+    let e = s
+        .generate(&[], &[], &samp, &stop, &mut |_| true)
+        .unwrap_err();
+    ensure!(e.to_string().contains("empty"), "{e}");
+    // An <image> token with no image behind it.
+    let e = s
+        .generate(&[1, 396, 2], &[], &samp, &stop, &mut |_| true)
+        .unwrap_err();
+    ensure!(e.to_string().contains("<image>"), "{e}");
+    Ok(())
+}
