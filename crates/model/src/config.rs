@@ -188,7 +188,7 @@ impl TextConfig {
                 return Err(ModelError::config(f(name), "must be > 0"));
             }
         }
-        if self.hidden_size % self.num_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_heads) {
             return Err(ModelError::config(
                 f("num_attention_heads"),
                 format!(
@@ -197,7 +197,7 @@ impl TextConfig {
                 ),
             ));
         }
-        if self.num_heads % self.num_kv_heads != 0 {
+        if !self.num_heads.is_multiple_of(self.num_kv_heads) {
             return Err(ModelError::config(
                 f("num_key_value_heads"),
                 format!(
@@ -206,7 +206,7 @@ impl TextConfig {
                 ),
             ));
         }
-        if self.head_dim() % 2 != 0 {
+        if !self.head_dim().is_multiple_of(2) {
             return Err(ModelError::config(
                 f("hidden_size"),
                 "head_dim must be even for RoPE",
@@ -224,7 +224,12 @@ impl TextConfig {
                 "effective FFN width is 0",
             ));
         }
-        if !(self.rope_theta > 0.0) || !(self.norm_eps >= 0.0) {
+        // Written so that NaN fails too.
+        if self.rope_theta.is_nan()
+            || self.rope_theta <= 0.0
+            || self.norm_eps.is_nan()
+            || self.norm_eps < 0.0
+        {
             return Err(ModelError::config(
                 f("rope_theta"),
                 "rope_theta must be > 0 and norm_eps ≥ 0",

@@ -142,10 +142,12 @@ fn write_safetensors(path: &Path, tensors: &[(String, Vec<usize>, f32)]) -> std:
     for (_, shape, scale) in tensors {
         let n: usize = shape.iter().product();
         let fan_in = *shape.last().unwrap_or(&1) as f32;
-        let (center, half_width) = match *scale {
-            s if s > 0.0 => (0.0, s),
-            s if s == 0.0 => (0.0, (3.0 / fan_in).sqrt()),
-            _ => (1.0, 0.1),
+        let (center, half_width) = if *scale > 0.0 {
+            (0.0, *scale)
+        } else if *scale == 0.0 {
+            (0.0, (3.0 / fan_in).sqrt())
+        } else {
+            (1.0, 0.1)
         };
         for _ in 0..n {
             state ^= state << 13;

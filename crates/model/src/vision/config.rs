@@ -120,7 +120,10 @@ impl VisionConfig {
 
     pub fn validate(&self) -> Result<()> {
         let f = |n: &str| format!("vision_config.{n}");
-        if self.hidden_size == 0 || self.num_heads == 0 || self.hidden_size % self.num_heads != 0 {
+        if self.hidden_size == 0
+            || self.num_heads == 0
+            || !self.hidden_size.is_multiple_of(self.num_heads)
+        {
             return Err(ModelError::config(
                 f("num_attention_heads"),
                 "must be > 0 and divide hidden_size",

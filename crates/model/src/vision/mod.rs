@@ -14,6 +14,9 @@ use self::encoder::{EncoderLayer, Scratch};
 use crate::error::{ModelError, Result};
 use crate::weights::{Checkpoint, Loader, Prefix, names};
 
+/// Sees the embeddings (`None`) and each encoder layer's output (`Some(j)`).
+pub type LayerHook<'a, B> = dyn FnMut(Option<usize>, &Tensor<B>) -> Result<()> + 'a;
+
 pub struct VisionTower<B: Backend> {
     pub cfg: VisionConfig,
     patch: Affine<B>,   // [D, 3·p²]
@@ -110,7 +113,7 @@ impl<B: Backend> VisionTower<B> {
         patches: &Tensor<B>,
         h: usize,
         w: usize,
-        hook: &mut dyn FnMut(Option<usize>, &Tensor<B>) -> Result<()>,
+        hook: &mut LayerHook<'_, B>,
     ) -> Result<Tensor<B>> {
         let n = h * w;
         let d = self.cfg.hidden_size;

@@ -305,7 +305,7 @@ impl CpuBackend {
     pub(super) fn op_pixel_unshuffle(&self, x: &T, h: usize, w: usize, out: &mut T) -> Result<()> {
         const OP: &str = "pixel_unshuffle";
         let d = x.shape().last();
-        if h % 2 != 0 || w % 2 != 0 || x.shape().dims() != [h * w, d] {
+        if !h.is_multiple_of(2) || !w.is_multiple_of(2) || x.shape().dims() != [h * w, d] {
             return Err(mismatch(
                 OP,
                 "x (must be [h·w, d], h and w even)",

@@ -44,7 +44,7 @@ impl Profiler {
             .into_iter()
             .map(|(op, (calls, total))| OpTime { op, calls, total })
             .collect();
-        rows.sort_by(|a, b| b.total.cmp(&a.total));
+        rows.sort_by_key(|r| std::cmp::Reverse(r.total));
         rows
     }
 }

@@ -36,7 +36,9 @@ pub fn gelu(x: &[f32], kind: Gelu, out: &mut [f32]) {
 
 /// `x`: `[h·w, d]`; `out`: `[(h/2)·(w/2), 4d]`.
 pub fn pixel_unshuffle(x: &[f32], h: usize, w: usize, d: usize, out: &mut [f32]) {
-    assert!(h % 2 == 0 && w % 2 == 0 && x.len() == h * w * d && out.len() == x.len());
+    assert!(
+        h.is_multiple_of(2) && w.is_multiple_of(2) && x.len() == h * w * d && out.len() == x.len()
+    );
     let mut o = 0;
     for a in 0..h / 2 {
         for b in 0..w / 2 {
