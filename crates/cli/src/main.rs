@@ -1,11 +1,20 @@
 //! The `lfm2vl` binary: a thin clap front end over `runtime`.
 //!
-//! `info` reports what this machine offers; `bench` measures the text model
-//! on a synthetic checkpoint with the real shapes. Generation (`run`,
-//! `chat`, `generate`, `logits`) lands with the runtime issue.
+//! - `run`: one-shot generation, text streamed to stdout, stats to stderr.
+//! - `chat`: an interactive conversation reusing the caches across turns.
+//! - `generate --json`, `logits --out`: parity tools for outside checkers.
+//! - `bench`: text-model speed on a synthetic checkpoint; `info`: the machine.
 
-use anyhow::Result;
+mod args;
+
+use std::io::{BufRead, Write};
+
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use runtime::engine::{Engine, Request, load_message_images};
+use runtime::model::prompt::{ChatMessage, ContentPart};
+
+use crate::args::{BenchArgs, InputArgs};
 
 #[derive(Parser)]
 #[command(name = "lfm2vl", version, about = "LFM2-VL inference engine")]
@@ -19,41 +28,32 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Print the CPU tiers and GPU adapters this machine offers.
-    Info,
+    /// Generate a reply to one prompt (with images), streaming to stdout.
+    Run(InputArgs),
+    /// Interactive chat: `/image PATH` attaches an image, `/reset` starts over.
+    Chat(InputArgs),
+    /// Generate and print one JSON object with prompt_ids, generated_ids and text.
+    Generate {
+        #[command(flatten)]
+        input: InputArgs,
+        /// Print JSON (the only output format; kept for explicitness).
+        #[arg(long)]
+        json: bool,
+        /// Greedy decoding (same as --preset greedy).
+        #[arg(long)]
+        greedy: bool,
+    },
+    /// Write input_ids and the logits of every prompt position to a safetensors file.
+    Logits {
+        #[command(flatten)]
+        input: InputArgs,
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
     /// Prefill and decode speed on a synthetic checkpoint with the real shapes.
     Bench(BenchArgs),
-}
-
-#[derive(clap::Args)]
-struct BenchArgs {
-    /// Model shapes: 450m (LFM2-350M text tower) or 1.6b (LFM2-1.2B).
-    #[arg(long, default_value = "450m")]
-    synthetic: String,
-    /// Compute backend (only `cpu` runs the whole model today).
-    #[arg(long, default_value = "cpu")]
-    backend: String,
-    /// CPU worker threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
-    /// CPU tier (default: LFM_ISA or the best available).
-    #[arg(long)]
-    isa: Option<String>,
-    /// Prompt tokens for the prefill measurement.
-    #[arg(long, default_value_t = 512)]
-    prompt: usize,
-    /// Tokens for the decode measurement.
-    #[arg(long, default_value_t = 128)]
-    generate: usize,
-    /// Timed repetitions (the median is reported).
-    #[arg(long, default_value_t = 3)]
-    reps: usize,
-    /// Folder for the synthetic checkpoint (reused across runs).
-    #[arg(long)]
-    dir: Option<std::path::PathBuf>,
-    /// Print one JSON object instead of a table.
-    #[arg(long)]
-    json: bool,
+    /// Print the CPU tiers and GPU adapters this machine offers.
+    Info,
 }
 
 fn main() -> Result<()> {
@@ -75,86 +75,189 @@ fn main() -> Result<()> {
             for line in runtime::system_info() {
                 println!("{line}");
             }
+            Ok(())
         }
-        Cmd::Bench(a) => bench(a)?,
+        Cmd::Bench(a) => args::bench(a),
+        Cmd::Run(input) => run(&input),
+        Cmd::Chat(input) => chat(&input),
+        Cmd::Generate { input, greedy, .. } => generate_json(&input, greedy),
+        Cmd::Logits { input, out } => logits(&input, &out),
     }
+}
+
+fn load(input: &InputArgs) -> Result<Engine> {
+    let engine = Engine::load(&input.model, &input.engine_options()?)
+        .with_context(|| format!("loading {}", input.model))?;
+    eprintln!(
+        "loaded {} on {} in {:.2} s",
+        engine.dir.display(),
+        engine.backend_description,
+        engine.load_time.as_secs_f64()
+    );
+    Ok(engine)
+}
+
+fn request(input: &InputArgs) -> Result<Request> {
+    let messages = input.messages()?;
+    let base = input.messages_base();
+    let images = load_message_images(&messages, &input.image, &base)?;
+    let mut req = Request::new(messages);
+    req.images = images;
+    req.sampling = input.sampling()?;
+    req.max_new_tokens = input.max_new_tokens;
+    req.stop_strings = input.stop.clone();
+    Ok(req)
+}
+
+fn print_stats(out: &runtime::engine::Output) {
+    let g = &out.generation;
+    eprintln!(
+        "\n[{} prompt tokens ({} reused), image encode {:.1} ms, prefill {:.1} tok/s, \
+         decode {} tokens at {:.1} tok/s, finish {:?}]",
+        g.prompt_tokens,
+        g.reused_tokens,
+        g.image_time.as_secs_f64() * 1e3,
+        out.prefill_tok_s(),
+        g.ids.len(),
+        out.decode_tok_s(),
+        g.finish
+    );
+}
+
+fn run(input: &InputArgs) -> Result<()> {
+    let mut engine = load(input)?;
+    let req = request(input)?;
+    let mut stdout = std::io::stdout();
+    let out = engine.generate(&req, &mut |piece| {
+        let _ = stdout.write_all(piece.as_bytes());
+        let _ = stdout.flush();
+        true
+    })?;
+    println!();
+    print_stats(&out);
     Ok(())
 }
 
-fn bench(a: BenchArgs) -> Result<()> {
-    use runtime::model::tensor::cpu::Isa;
-    anyhow::ensure!(
-        a.backend == "cpu",
-        "--backend {}: only the CPU backend runs the whole model so far",
-        a.backend
-    );
-    let isa = match &a.isa {
-        Some(name) => Isa::require(name)?,
-        None => Isa::from_env()?,
-    };
-    let threads = a
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let opts = runtime::bench::BenchOptions {
-        model: runtime::synthetic::Synthetic::parse(&a.synthetic)?,
-        isa,
-        threads,
-        prompt: a.prompt,
-        generate: a.generate,
-        reps: a.reps,
-        dir: a
-            .dir
-            .unwrap_or_else(|| std::env::temp_dir().join("lfm2vl-synthetic")),
-    };
-    let r = runtime::bench::bench_text(&opts)?;
-    let ops = |v: &[runtime::model::tensor::cpu::profile::OpTime]| {
-        let total: f64 = v.iter().map(|o| o.total.as_secs_f64()).sum();
-        v.iter()
-            .map(|o| {
-                serde_json::json!({
-                    "op": o.op, "calls": o.calls,
-                    "ms": (o.total.as_secs_f64() * 1e6).round() / 1e3,
-                    "pct": (1000.0 * o.total.as_secs_f64() / total).round() / 10.0,
-                })
-            })
-            .collect::<Vec<_>>()
-    };
-    let pp = format!("pp{}", a.prompt);
-    let tg = format!("tg{}", a.generate);
-    if a.json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "model": r.model, "backend": r.backend, "load_s": r.load.as_secs_f64(),
-                pp.clone(): r.prefill.tok_s(), tg.clone(): r.decode.tok_s(),
-                "prefill_ops": ops(&r.prefill_ops), "decode_ops": ops(&r.decode_ops),
-            })
-        );
-        return Ok(());
+fn generate_json(input: &InputArgs, greedy: bool) -> Result<()> {
+    let mut engine = load(input)?;
+    let mut req = request(input)?;
+    if greedy {
+        req.sampling = runtime::sampling::SamplingConfig::default();
     }
-    println!("model {} (synthetic bf16), backend {}", r.model, r.backend);
-    println!("load      {:>8.2} s", r.load.as_secs_f64());
+    let (prompt_ids, generated_ids, text) = if req.max_new_tokens == 0 {
+        (
+            engine.prepare(&req.messages, &req.images)?.0,
+            Vec::new(),
+            String::new(),
+        )
+    } else {
+        let out = engine.generate(&req, &mut |_| true)?;
+        (out.prompt_ids, out.generation.ids, out.text)
+    };
     println!(
-        "{pp:<9} {:>8.1} tok/s  ({:.1} ms)",
-        r.prefill.tok_s(),
-        r.prefill.median.as_secs_f64() * 1e3
+        "{}",
+        serde_json::json!({"prompt_ids": prompt_ids, "generated_ids": generated_ids, "text": text})
     );
-    println!(
-        "{tg:<9} {:>8.1} tok/s  ({:.2} ms/token)",
-        r.decode.tok_s(),
-        r.decode.median.as_secs_f64() * 1e3 / a.generate as f64
+    Ok(())
+}
+
+fn logits(input: &InputArgs, out: &std::path::Path) -> Result<()> {
+    use safetensors::tensor::{Dtype, TensorView};
+    let engine = load(input)?;
+    let req = request(input)?;
+    let (ids, logits) = engine.prompt_logits(&req.messages, &req.images)?;
+    let t = ids.len();
+    let vocab = logits.len() / t.max(1);
+    let id_bytes: Vec<u8> = ids.iter().flat_map(|&i| (i as i64).to_le_bytes()).collect();
+    let logit_bytes: Vec<u8> = logits.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let tensors = [
+        (
+            "input_ids",
+            TensorView::new(Dtype::I64, vec![t], &id_bytes)?,
+        ),
+        (
+            "logits",
+            TensorView::new(Dtype::F32, vec![t, vocab], &logit_bytes)?,
+        ),
+    ];
+    safetensors::serialize_to_file(tensors, None, out)
+        .with_context(|| format!("writing {}", out.display()))?;
+    eprintln!(
+        "wrote input_ids [{t}] and logits [{t}, {vocab}] to {}",
+        out.display()
     );
-    for (phase, v) in [("prefill", &r.prefill_ops), ("decode", &r.decode_ops)] {
-        println!("\nwhere the {phase} time goes (one profiled run):");
-        for o in ops(v) {
-            println!(
-                "  {:<14} {:>6} calls {:>10.2} ms {:>6.1}%",
-                o["op"].as_str().unwrap_or(""),
-                o["calls"],
-                o["ms"].as_f64().unwrap_or(0.0),
-                o["pct"].as_f64().unwrap_or(0.0)
-            );
+    Ok(())
+}
+
+fn chat(input: &InputArgs) -> Result<()> {
+    let mut engine = load(input)?;
+    let mut messages: Vec<ChatMessage> = input.messages()?;
+    let mut images = load_message_images(&messages, &[], &input.messages_base())?;
+    let mut pending: Vec<std::path::PathBuf> = input.image.clone();
+    eprintln!(
+        "chat: type a message; /image PATH attaches an image, /reset starts over, /quit ends"
+    );
+    let stdin = std::io::stdin();
+    let mut stdout = std::io::stdout();
+    loop {
+        eprint!("> ");
+        let mut line = String::new();
+        if stdin.lock().read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        if line == "/quit" || line == "/exit" {
+            return Ok(());
+        }
+        if line == "/reset" {
+            engine.reset()?;
+            messages = input.system_messages();
+            images.clear();
+            pending.clear();
+            eprintln!("(conversation reset)");
+            continue;
+        }
+        if let Some(path) = line.strip_prefix("/image ") {
+            pending.push(path.trim().into());
+            eprintln!("(image attached to the next message)");
+            continue;
+        }
+        let mut parts: Vec<ContentPart> = Vec::new();
+        for p in pending.drain(..) {
+            let limits = runtime::model::preprocess::DecodeLimits::default();
+            match runtime::model::preprocess::load_image(&p, &limits) {
+                Ok(img) => {
+                    images.push(img);
+                    parts.push(ContentPart::image());
+                }
+                Err(e) => eprintln!("(skipping {}: {e})", p.display()),
+            }
+        }
+        parts.push(ContentPart::text(line));
+        messages.push(ChatMessage::parts("user", parts));
+        let mut req = Request::new(messages.clone());
+        req.images = images.clone();
+        req.sampling = input.sampling()?;
+        req.max_new_tokens = input.max_new_tokens;
+        req.stop_strings = input.stop.clone();
+        let out = engine.generate(&req, &mut |piece| {
+            let _ = stdout.write_all(piece.as_bytes());
+            let _ = stdout.flush();
+            true
+        });
+        match out {
+            Ok(out) => {
+                println!();
+                print_stats(&out);
+                messages.push(ChatMessage::text("assistant", out.text));
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                messages.pop();
+            }
         }
     }
-    Ok(())
 }

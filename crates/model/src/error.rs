@@ -58,6 +58,10 @@ pub enum ModelError {
     WeightDType { name: String, dtype: DType },
     #[error(transparent)]
     Tensor(#[from] TensorError),
+    #[error(transparent)]
+    Preprocess(#[from] crate::preprocess::PreprocessError),
+    #[error(transparent)]
+    Prompt(#[from] crate::prompt::PromptError),
 }
 
 impl ModelError {

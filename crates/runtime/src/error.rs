@@ -15,6 +15,12 @@ pub enum RuntimeError {
         #[source]
         source: std::io::Error,
     },
+    #[error("model {spec:?} not found: {detail}")]
+    ModelNotFound { spec: String, detail: String },
+    #[error("--backend {0}: {1}")]
+    Backend(String, String),
+    #[error("{count} image(s) given but the messages have {slots} image item(s)")]
+    ImageCount { count: usize, slots: usize },
     #[error("the cached prefix ends inside an image's tokens; reset the session")]
     PrefixSplitsImage,
     #[error("unknown synthetic model {0:?} (use 350m/450m or 1.2b/1.6b)")]

@@ -3,9 +3,11 @@
 //! reports the compute this machine offers.
 
 pub mod bench;
+pub mod engine;
 pub mod error;
 pub mod sampling;
 pub mod session;
+pub mod source;
 pub mod synthetic;
 
 pub use error::{Result, RuntimeError};

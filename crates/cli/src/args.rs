@@ -1,0 +1,266 @@
+//! Command-line arguments shared by the generation commands, and `bench`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use runtime::engine::{BackendChoice, EngineOptions};
+use runtime::model::preprocess::ProcessorOverrides;
+use runtime::model::prompt::{ChatMessage, ContentPart, parse_messages};
+use runtime::model::tensor::cpu::Isa;
+use runtime::sampling::SamplingConfig;
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct InputArgs {
+    /// A model folder (Hugging Face layout) or a hub id found in the local cache.
+    #[arg(long, default_value = runtime::source::DEFAULT_REPO)]
+    pub model: String,
+    /// The user prompt (with --image, the images come first).
+    pub prompt: Option<String>,
+    /// An image for the prompt (repeatable; in order).
+    #[arg(long)]
+    pub image: Vec<PathBuf>,
+    /// A system message.
+    #[arg(long)]
+    pub system: Option<String>,
+    /// A chat in the transformers format (JSON list of {role, content});
+    /// image items are {"type": "image", "image": "path"} (relative to the file).
+    #[arg(long)]
+    pub messages: Option<PathBuf>,
+    /// Sampling preset: greedy (default) or model-card (temperature 0.1, min_p 0.15,
+    /// repetition_penalty 1.05, top_k 50).
+    #[arg(long)]
+    pub preset: Option<String>,
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    #[arg(long)]
+    pub top_p: Option<f32>,
+    #[arg(long)]
+    pub min_p: Option<f32>,
+    #[arg(long)]
+    pub repetition_penalty: Option<f32>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 256)]
+    pub max_new_tokens: usize,
+    /// Text that ends generation (repeatable).
+    #[arg(long)]
+    pub stop: Vec<String>,
+    #[arg(long)]
+    pub min_image_tokens: Option<usize>,
+    #[arg(long)]
+    pub max_image_tokens: Option<usize>,
+    #[arg(long)]
+    pub no_image_splitting: bool,
+    #[arg(long)]
+    pub max_tiles: Option<usize>,
+    /// cpu, wgpu or auto.
+    #[arg(long, default_value = "auto")]
+    pub backend: String,
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Context capacity in tokens.
+    #[arg(long, default_value_t = 8192)]
+    pub max_len: usize,
+}
+
+impl InputArgs {
+    pub fn engine_options(&self) -> Result<EngineOptions> {
+        let processor = ProcessorOverrides {
+            min_image_tokens: self.min_image_tokens,
+            max_image_tokens: self.max_image_tokens,
+            do_image_splitting: self.no_image_splitting.then_some(false),
+            max_tiles: self.max_tiles,
+            ..Default::default()
+        };
+        Ok(EngineOptions {
+            backend: BackendChoice::parse(&self.backend)?,
+            threads: self.threads,
+            isa: None,
+            max_len: self.max_len,
+            processor,
+        })
+    }
+
+    pub fn system_messages(&self) -> Vec<ChatMessage> {
+        self.system
+            .iter()
+            .map(|s| ChatMessage::text("system", s.clone()))
+            .collect()
+    }
+
+    /// The chat: `--messages`, or `--system` + one user turn of images and the prompt.
+    pub fn messages(&self) -> Result<Vec<ChatMessage>> {
+        if let Some(path) = &self.messages {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let mut m =
+                parse_messages(&text).with_context(|| format!("parsing {}", path.display()))?;
+            if let Some(p) = &self.prompt {
+                m.push(ChatMessage::text("user", p.clone()));
+            }
+            return Ok(m);
+        }
+        let mut m = self.system_messages();
+        let Some(prompt) = &self.prompt else {
+            if self.image.is_empty() {
+                return Ok(m);
+            }
+            bail!("give a prompt with the images");
+        };
+        let mut parts: Vec<ContentPart> = self.image.iter().map(|_| ContentPart::image()).collect();
+        parts.push(ContentPart::text(prompt.clone()));
+        m.push(ChatMessage::parts("user", parts));
+        Ok(m)
+    }
+
+    /// Folder that relative image paths in `--messages` are resolved against.
+    pub fn messages_base(&self) -> PathBuf {
+        self.messages
+            .as_ref()
+            .and_then(|p| p.parent().map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("."))
+    }
+
+    pub fn sampling(&self) -> Result<SamplingConfig> {
+        let mut s = match &self.preset {
+            Some(name) => {
+                SamplingConfig::preset(name).with_context(|| format!("unknown preset {name:?}"))?
+            }
+            None => SamplingConfig::default(),
+        };
+        let sampled = self.temperature.is_some()
+            || self.top_p.is_some()
+            || self.min_p.is_some()
+            || self.top_k.is_some();
+        if sampled {
+            s.greedy = false;
+        }
+        if let Some(t) = self.temperature {
+            s.temperature = t;
+        }
+        if let Some(k) = self.top_k {
+            s.top_k = k;
+        }
+        if let Some(p) = self.top_p {
+            s.top_p = p;
+        }
+        if let Some(p) = self.min_p {
+            s.min_p = p;
+        }
+        if let Some(r) = self.repetition_penalty {
+            s.repetition_penalty = r;
+        }
+        s.seed = self.seed;
+        Ok(s)
+    }
+}
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Model shapes: 450m (LFM2-350M text tower) or 1.6b (LFM2-1.2B).
+    #[arg(long, default_value = "450m")]
+    synthetic: String,
+    /// Compute backend (only `cpu` runs the whole model today).
+    #[arg(long, default_value = "cpu")]
+    backend: String,
+    /// CPU worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// CPU tier (default: LFM_ISA or the best available).
+    #[arg(long)]
+    isa: Option<String>,
+    /// Prompt tokens for the prefill measurement.
+    #[arg(long, default_value_t = 512)]
+    prompt: usize,
+    /// Tokens for the decode measurement.
+    #[arg(long, default_value_t = 128)]
+    generate: usize,
+    /// Timed repetitions (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    /// Folder for the synthetic checkpoint (reused across runs).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn bench(a: BenchArgs) -> Result<()> {
+    anyhow::ensure!(
+        a.backend == "cpu",
+        "--backend {}: only the CPU backend runs the whole model so far",
+        a.backend
+    );
+    let isa = match &a.isa {
+        Some(name) => Isa::require(name)?,
+        None => Isa::from_env()?,
+    };
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let opts = runtime::bench::BenchOptions {
+        model: runtime::synthetic::Synthetic::parse(&a.synthetic)?,
+        isa,
+        threads,
+        prompt: a.prompt,
+        generate: a.generate,
+        reps: a.reps,
+        dir: a
+            .dir
+            .unwrap_or_else(|| std::env::temp_dir().join("lfm2vl-synthetic")),
+    };
+    let r = runtime::bench::bench_text(&opts)?;
+    let ops = |v: &[runtime::model::tensor::cpu::profile::OpTime]| {
+        let total: f64 = v.iter().map(|o| o.total.as_secs_f64()).sum();
+        v.iter()
+            .map(|o| {
+                serde_json::json!({
+                    "op": o.op, "calls": o.calls,
+                    "ms": (o.total.as_secs_f64() * 1e6).round() / 1e3,
+                    "pct": (1000.0 * o.total.as_secs_f64() / total).round() / 10.0,
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    let pp = format!("pp{}", a.prompt);
+    let tg = format!("tg{}", a.generate);
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "model": r.model, "backend": r.backend, "load_s": r.load.as_secs_f64(),
+                pp.clone(): r.prefill.tok_s(), tg.clone(): r.decode.tok_s(),
+                "prefill_ops": ops(&r.prefill_ops), "decode_ops": ops(&r.decode_ops),
+            })
+        );
+        return Ok(());
+    }
+    println!("model {} (synthetic bf16), backend {}", r.model, r.backend);
+    println!("load      {:>8.2} s", r.load.as_secs_f64());
+    println!(
+        "{pp:<9} {:>8.1} tok/s  ({:.1} ms)",
+        r.prefill.tok_s(),
+        r.prefill.median.as_secs_f64() * 1e3
+    );
+    println!(
+        "{tg:<9} {:>8.1} tok/s  ({:.2} ms/token)",
+        r.decode.tok_s(),
+        r.decode.median.as_secs_f64() * 1e3 / a.generate as f64
+    );
+    for (phase, v) in [("prefill", &r.prefill_ops), ("decode", &r.decode_ops)] {
+        println!("\nwhere the {phase} time goes (one profiled run):");
+        for o in ops(v) {
+            println!(
+                "  {:<14} {:>6} calls {:>10.2} ms {:>6.1}%",
+                o["op"].as_str().unwrap_or(""),
+                o["calls"],
+                o["ms"].as_f64().unwrap_or(0.0),
+                o["pct"].as_f64().unwrap_or(0.0)
+            );
+        }
+    }
+    Ok(())
+}

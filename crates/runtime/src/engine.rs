@@ -1,0 +1,402 @@
+//! The embeddable API: load a model from a folder or the hub cache on the
+//! chosen backend, turn chat messages and images into a prompt, and
+//! generate with streaming text. The runtime backend choice appears in
+//! exactly one `enum` ([`Engine`] holds a [`Session`] per backend type).
+//!
+//! ```no_run
+//! use runtime::engine::{Engine, EngineOptions, Request};
+//! use runtime::model::prompt::ChatMessage;
+//!
+//! let mut engine = Engine::load("LiquidAI/LFM2-VL-450M", &EngineOptions::default())?;
+//! let req = Request::new(vec![ChatMessage::text("user", "Say hello.")]);
+//! let out = engine.generate(&req, &mut |piece| {
+//!     print!("{piece}");
+//!     true
+//! })?;
+//! eprintln!("\n{} tokens, {:.1} tok/s", out.generation.ids.len(), out.decode_tok_s());
+//! # Ok::<(), runtime::RuntimeError>(())
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use model::preprocess::{self, ProcessorConfig, ProcessorOverrides, RgbImage};
+use model::prompt::{ChatMessage, ContentPart, MessageContent, PromptBuilder, PromptOptions};
+use model::{CropPatches, Lfm2Vl};
+use tensor::Backend;
+use tensor::cpu::{CpuBackend, Isa};
+
+use crate::error::{Result, RuntimeError};
+use crate::sampling::SamplingConfig;
+use crate::session::{Event, Generation, Session, StopConfig};
+
+/// Which compute backend runs the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendChoice {
+    Cpu,
+    Wgpu,
+    /// The CPU until the wgpu backend carries the whole model.
+    Auto,
+}
+
+impl BackendChoice {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "cpu" => Ok(BackendChoice::Cpu),
+            "wgpu" | "gpu" => Ok(BackendChoice::Wgpu),
+            "auto" => Ok(BackendChoice::Auto),
+            other => Err(RuntimeError::Backend(
+                other.into(),
+                "use cpu, wgpu or auto".into(),
+            )),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    pub backend: BackendChoice,
+    /// CPU threads (default: all cores).
+    pub threads: Option<usize>,
+    /// CPU tier (default: `LFM_ISA` or the best available).
+    pub isa: Option<Isa>,
+    /// Context capacity in tokens (KV cache size).
+    pub max_len: usize,
+    /// Image-processing knobs over the checkpoint's processor config.
+    pub processor: ProcessorOverrides,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            backend: BackendChoice::Auto,
+            threads: None,
+            isa: None,
+            max_len: 8192,
+            processor: ProcessorOverrides::default(),
+        }
+    }
+}
+
+/// One generation request.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub messages: Vec<ChatMessage>,
+    /// One image per `{"type": "image"}` item, in order.
+    pub images: Vec<RgbImage>,
+    pub sampling: SamplingConfig,
+    pub max_new_tokens: usize,
+    /// Text that ends generation (not included in the output).
+    pub stop_strings: Vec<String>,
+}
+
+impl Request {
+    pub fn new(messages: Vec<ChatMessage>) -> Self {
+        Request {
+            messages,
+            images: Vec::new(),
+            sampling: SamplingConfig::default(),
+            max_new_tokens: 256,
+            stop_strings: Vec::new(),
+        }
+    }
+}
+
+/// The result of [`Engine::generate`].
+#[derive(Clone, Debug)]
+pub struct Output {
+    pub prompt_ids: Vec<u32>,
+    pub text: String,
+    pub generation: Generation,
+}
+
+impl Output {
+    pub fn prefill_tok_s(&self) -> f64 {
+        let computed = self.generation.prompt_tokens - self.generation.reused_tokens;
+        computed as f64 / self.generation.prefill_time.as_secs_f64().max(1e-9)
+    }
+
+    pub fn decode_tok_s(&self) -> f64 {
+        self.generation.ids.len() as f64 / self.generation.decode_time.as_secs_f64().max(1e-9)
+    }
+}
+
+enum Inner {
+    Cpu(Session<CpuBackend>),
+    #[cfg(feature = "wgpu")]
+    Wgpu(Session<tensor::wgpu::WgpuBackend>),
+}
+
+/// A loaded model with its prompt machinery and one conversation's state.
+pub struct Engine {
+    inner: Inner,
+    pub dir: PathBuf,
+    pub prompt: PromptBuilder,
+    pub processor: ProcessorConfig,
+    /// Ids that end generation (`eos_token_id` and `<|im_end|>`).
+    pub stop_ids: Vec<u32>,
+    pub backend_description: String,
+    pub load_time: Duration,
+}
+
+fn session<B: Backend>(be: B, dir: &Path, max_len: usize) -> Result<Session<B>> {
+    let model = Lfm2Vl::load(dir, &be)?;
+    Session::new(be, model, max_len)
+}
+
+impl Engine {
+    /// Loads `model` (a folder, or a hub id found in the local cache).
+    pub fn load(model: &str, opts: &EngineOptions) -> Result<Self> {
+        let t0 = Instant::now();
+        let dir = crate::source::resolve(model)?;
+        let prompt = PromptBuilder::from_dir(&dir).map_err(model::ModelError::from)?;
+        let processor =
+            ProcessorConfig::load(&dir, &opts.processor).map_err(model::ModelError::from)?;
+        let inner = match opts.backend {
+            BackendChoice::Cpu | BackendChoice::Auto => {
+                let isa = match opts.isa {
+                    Some(i) => i,
+                    None => Isa::from_env()?,
+                };
+                let threads = opts
+                    .threads
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+                Inner::Cpu(session(
+                    CpuBackend::with(isa, threads)?,
+                    &dir,
+                    opts.max_len,
+                )?)
+            }
+            #[cfg(feature = "wgpu")]
+            BackendChoice::Wgpu => Inner::Wgpu(session(
+                tensor::wgpu::WgpuBackend::new()?,
+                &dir,
+                opts.max_len,
+            )?),
+            #[cfg(not(feature = "wgpu"))]
+            BackendChoice::Wgpu => {
+                return Err(RuntimeError::Backend(
+                    "wgpu".into(),
+                    "this build has no wgpu feature".into(),
+                ));
+            }
+        };
+        let backend_description = match &inner {
+            Inner::Cpu(s) => s.be.describe(),
+            #[cfg(feature = "wgpu")]
+            Inner::Wgpu(s) => s.be.describe(),
+        };
+        tracing::info!(backend = %backend_description, dir = %dir.display(), "model loaded");
+        let cfg = match &inner {
+            Inner::Cpu(s) => &s.model.cfg,
+            #[cfg(feature = "wgpu")]
+            Inner::Wgpu(s) => &s.model.cfg,
+        };
+        let mut stop_ids: Vec<u32> = cfg.text.eos_token_id.into_iter().collect();
+        if let Some(id) = prompt.tokenizer().token_to_id("<|im_end|>")
+            && !stop_ids.contains(&id)
+        {
+            stop_ids.push(id);
+        }
+        Ok(Engine {
+            inner,
+            dir,
+            prompt,
+            processor,
+            stop_ids,
+            backend_description,
+            load_time: t0.elapsed(),
+        })
+    }
+
+    /// Renders and tokenizes `messages` with `images` (and preprocesses the
+    /// images) exactly as transformers' processor does.
+    pub fn prepare(
+        &self,
+        messages: &[ChatMessage],
+        images: &[RgbImage],
+    ) -> Result<(Vec<u32>, preprocess::Preprocessed)> {
+        let slots: usize = messages.iter().map(ChatMessage::num_images).sum();
+        if slots != images.len() {
+            return Err(RuntimeError::ImageCount {
+                count: images.len(),
+                slots,
+            });
+        }
+        let pre =
+            preprocess::preprocess(images, &self.processor).map_err(model::ModelError::from)?;
+        let opts = PromptOptions {
+            add_generation_prompt: true,
+            use_image_special_tokens: self.processor.use_image_special_tokens,
+            max_tokens: Some(self.max_len()),
+        };
+        let p = self
+            .prompt
+            .build(messages, &pre.images, &opts)
+            .map_err(model::ModelError::from)?;
+        Ok((p.input_ids, pre))
+    }
+
+    pub fn max_len(&self) -> usize {
+        match &self.inner {
+            Inner::Cpu(s) => s.max_len(),
+            #[cfg(feature = "wgpu")]
+            Inner::Wgpu(s) => s.max_len(),
+        }
+    }
+
+    /// Forgets the conversation (the next call prefills from scratch).
+    pub fn reset(&mut self) -> Result<()> {
+        match &mut self.inner {
+            Inner::Cpu(s) => s.reset(),
+            #[cfg(feature = "wgpu")]
+            Inner::Wgpu(s) => s.reset(),
+        }
+    }
+
+    /// Generates a reply, streaming text pieces to `on_text` (return `false`
+    /// to stop). Reuses the cached prefix of the previous call.
+    pub fn generate(
+        &mut self,
+        req: &Request,
+        on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Output> {
+        self.generate_with_events(req, on_text, &mut |_| {})
+    }
+
+    /// [`Engine::generate`] that also reports [`Event`]s (image encoding,
+    /// prefill, each token) for progress displays.
+    pub fn generate_with_events(
+        &mut self,
+        req: &Request,
+        on_text: &mut dyn FnMut(&str) -> bool,
+        on_event: &mut dyn FnMut(&Event),
+    ) -> Result<Output> {
+        let (ids, pre) = self.prepare(&req.messages, &req.images)?;
+        let crops = crop_views(&pre);
+        let stop = StopConfig {
+            max_new_tokens: req.max_new_tokens,
+            stop_ids: self.stop_ids.clone(),
+        };
+        let tok = self.prompt.tokenizer();
+        let mut generated: Vec<u32> = Vec::new();
+        let mut emitted = 0usize; // bytes of `text` already streamed
+        let mut text = String::new();
+        let mut stopped_by_string = false;
+        let mut callback = |e: &Event| -> bool {
+            on_event(e);
+            let Event::Token { id } = e else { return true };
+            if stop.stop_ids.contains(id) {
+                return true;
+            }
+            generated.push(*id);
+            let Ok(full) = tok.decode(&generated, true) else {
+                return true;
+            };
+            // Hold back an incomplete UTF-8 sequence (shown as U+FFFD).
+            if full.ends_with('\u{fffd}') {
+                return true;
+            }
+            text = full;
+            if let Some(cut) = req
+                .stop_strings
+                .iter()
+                .filter_map(|s| text.find(s.as_str()))
+                .min()
+            {
+                text.truncate(cut);
+                stopped_by_string = true;
+            }
+            let go_on = if text.len() > emitted && text.is_char_boundary(emitted) {
+                let keep = on_text(&text[emitted..]);
+                emitted = text.len();
+                keep
+            } else {
+                true
+            };
+            go_on && !stopped_by_string
+        };
+        let generation = match &mut self.inner {
+            Inner::Cpu(s) => s.generate(&ids, &crops, &req.sampling, &stop, &mut callback)?,
+            #[cfg(feature = "wgpu")]
+            Inner::Wgpu(s) => s.generate(&ids, &crops, &req.sampling, &stop, &mut callback)?,
+        };
+        Ok(Output {
+            prompt_ids: ids,
+            text,
+            generation,
+        })
+    }
+
+    /// Logits `[t, vocab]` of every prompt position, for parity tools.
+    pub fn prompt_logits(
+        &self,
+        messages: &[ChatMessage],
+        images: &[RgbImage],
+    ) -> Result<(Vec<u32>, Vec<f32>)> {
+        let (ids, pre) = self.prepare(messages, images)?;
+        let crops = crop_views(&pre);
+        let logits = match &self.inner {
+            Inner::Cpu(s) => s.prompt_logits(&ids, &crops)?,
+            #[cfg(feature = "wgpu")]
+            Inner::Wgpu(s) => s.prompt_logits(&ids, &crops)?,
+        };
+        Ok((ids, logits))
+    }
+}
+
+/// Each crop's valid rows of `pixel_values`.
+fn crop_views(pre: &preprocess::Preprocessed) -> Vec<CropPatches<'_>> {
+    pre.spatial_shapes
+        .iter()
+        .enumerate()
+        .map(|(k, &[h, w])| CropPatches {
+            patches: &pre.crop_pixel_values(k)[..h * w * pre.patch_dim],
+            h,
+            w,
+        })
+        .collect()
+}
+
+/// Loads the images a message list names (`{"type": "image", "image": "path"}`),
+/// in order; items without a path take the next of `extra` (e.g. `--image`).
+pub fn load_message_images(
+    messages: &[ChatMessage],
+    extra: &[PathBuf],
+    base: &Path,
+) -> Result<Vec<RgbImage>> {
+    let limits = preprocess::DecodeLimits::default();
+    let mut extra = extra.iter();
+    let mut out = Vec::new();
+    for m in messages {
+        if let MessageContent::Parts(parts) = &m.content {
+            for p in parts {
+                if let ContentPart::Image { image } = p {
+                    let path = match image {
+                        Some(s) => base.join(s),
+                        None => match extra.next() {
+                            Some(p) => p.clone(),
+                            None => {
+                                return Err(RuntimeError::ImageCount {
+                                    count: out.len(),
+                                    slots: out.len() + 1,
+                                });
+                            }
+                        },
+                    };
+                    out.push(
+                        preprocess::load_image(&path, &limits).map_err(model::ModelError::from)?,
+                    );
+                }
+            }
+        }
+    }
+    let left = extra.count();
+    if left > 0 {
+        return Err(RuntimeError::ImageCount {
+            count: out.len() + left,
+            slots: out.len(),
+        });
+    }
+    Ok(out)
+}

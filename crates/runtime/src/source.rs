@@ -1,0 +1,130 @@
+//! Where a model comes from: a local folder in the Hugging Face layout, or
+//! a hub repo id resolved from the standard Hugging Face cache
+//! (`$HF_HUB_CACHE`, `$HF_HOME/hub`, or `~/.cache/huggingface/hub`).
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Result, RuntimeError};
+
+/// The default model.
+pub const DEFAULT_REPO: &str = "LiquidAI/LFM2-VL-450M";
+
+/// The files a checkpoint folder must hold.
+const REQUIRED: [&str; 2] = ["config.json", "tokenizer.json"];
+
+/// Resolves `spec` (a folder path, or `org/name` with an optional
+/// `@revision`) to a folder holding the checkpoint.
+pub fn resolve(spec: &str) -> Result<PathBuf> {
+    let path = Path::new(spec);
+    if path.is_dir() {
+        return check_folder(path);
+    }
+    let (repo, revision) = spec.split_once('@').unwrap_or((spec, "main"));
+    let looks_like_repo =
+        repo.split('/').count() == 2 && !repo.starts_with('.') && !repo.starts_with('/');
+    if !looks_like_repo {
+        return Err(RuntimeError::ModelNotFound {
+            spec: spec.into(),
+            detail: "no such folder, and not a hub id of the form org/name".into(),
+        });
+    }
+    let cache = hub_cache();
+    match cached_snapshot(&cache, repo, revision) {
+        Some(dir) => check_folder(&dir),
+        None => Err(RuntimeError::ModelNotFound {
+            spec: spec.into(),
+            detail: format!(
+                "{repo} is not in the Hugging Face cache at {} and this build cannot reach the hub; \
+                 download it there (e.g. `huggingface-cli download {repo}`) or pass `--model DIR` \
+                 with a local folder",
+                cache.display()
+            ),
+        }),
+    }
+}
+
+fn check_folder(dir: &Path) -> Result<PathBuf> {
+    let missing: Vec<&str> = REQUIRED
+        .iter()
+        .copied()
+        .filter(|f| !dir.join(f).is_file())
+        .collect();
+    let has_weights = dir.join("model.safetensors").is_file()
+        || dir.join("model.safetensors.index.json").is_file();
+    if !missing.is_empty() || !has_weights {
+        let mut what = missing.join(", ");
+        if !has_weights {
+            what.push_str(if what.is_empty() { "" } else { ", " });
+            what.push_str("model.safetensors (or model.safetensors.index.json)");
+        }
+        return Err(RuntimeError::ModelNotFound {
+            spec: dir.display().to_string(),
+            detail: format!("the folder lacks {what}"),
+        });
+    }
+    Ok(dir.to_path_buf())
+}
+
+/// The hub cache folder, as `huggingface_hub` computes it.
+pub fn hub_cache() -> PathBuf {
+    if let Some(p) = std::env::var_os("HF_HUB_CACHE") {
+        return PathBuf::from(p);
+    }
+    if let Some(home) = std::env::var_os("HF_HOME") {
+        return PathBuf::from(home).join("hub");
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    home.join(".cache").join("huggingface").join("hub")
+}
+
+/// `cache/models--org--name/snapshots/<commit>` for `revision` (a branch
+/// or tag through `refs/`, or a commit hash).
+fn cached_snapshot(cache: &Path, repo: &str, revision: &str) -> Option<PathBuf> {
+    let base = cache.join(format!("models--{}", repo.replace('/', "--")));
+    let commit = std::fs::read_to_string(base.join("refs").join(revision))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| revision.to_string());
+    let dir = base.join("snapshots").join(commit);
+    dir.is_dir().then_some(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_repo_names_the_folder_option() {
+        let tmp = std::env::temp_dir().join(format!("lfm2vl-empty-cache-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&tmp);
+        let found = cached_snapshot(&tmp, "LiquidAI/LFM2-VL-450M", "main");
+        assert!(found.is_none());
+        let e = resolve("./definitely/not/here").unwrap_err().to_string();
+        assert!(
+            e.contains("not a hub id") || e.contains("no such folder"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn cache_layout_is_followed() {
+        let tmp = std::env::temp_dir().join(format!("lfm2vl-cache-{}", std::process::id()));
+        let snap = tmp.join("models--org--m").join("snapshots").join("abc123");
+        std::fs::create_dir_all(&snap).unwrap();
+        std::fs::create_dir_all(tmp.join("models--org--m").join("refs")).unwrap();
+        std::fs::write(
+            tmp.join("models--org--m").join("refs").join("main"),
+            "abc123\n",
+        )
+        .unwrap();
+        assert_eq!(cached_snapshot(&tmp, "org/m", "main"), Some(snap.clone()));
+        assert_eq!(cached_snapshot(&tmp, "org/m", "abc123"), Some(snap));
+        let e = check_folder(&tmp).unwrap_err().to_string();
+        assert!(
+            e.contains("config.json") && e.contains("model.safetensors"),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+}
