@@ -159,3 +159,68 @@ fn session_errors_are_typed() -> Result<()> {
     ensure!(e.to_string().contains("<image>"), "{e}");
     Ok(())
 }
+
+/// Issue 6: a two-turn chat through the Engine (the second turn reusing the
+/// first turn's caches) gives the same tokens as a fresh engine's one-shot
+/// run of the whole conversation.
+#[test]
+fn engine_two_turn_chat_equals_one_shot() -> Result<()> {
+    use model::preprocess::{DecodeLimits, load_image};
+    use model::prompt::{ChatMessage, ContentPart};
+    use runtime::engine::{BackendChoice, Engine, EngineOptions, Request};
+
+    let case = Case::load("single_image")?;
+    let dir = case.model_dir()?;
+    let dir = dir.to_str().unwrap_or_default();
+    let opts = EngineOptions {
+        backend: BackendChoice::Cpu,
+        threads: Some(2),
+        max_len: 1024,
+        ..Default::default()
+    };
+    let img = load_image(
+        &tests::fixture_path("cases/images/small_100x150.png"),
+        &DecodeLimits::default(),
+    )?;
+    let turn1 = vec![
+        ChatMessage::text("system", "You are terse."),
+        ChatMessage::parts(
+            "user",
+            vec![ContentPart::image(), ContentPart::text("What is this?")],
+        ),
+    ];
+    let mut req = Request::new(turn1.clone());
+    req.images = vec![img.clone()];
+    req.max_new_tokens = 6;
+
+    let mut chat = Engine::load(dir, &opts)?;
+    let first = chat.generate(&req, &mut |_| true)?;
+    ensure!(first.generation.reused_tokens == 0);
+    let mut turn2 = turn1;
+    turn2.push(ChatMessage::text("assistant", first.text.clone()));
+    turn2.push(ChatMessage::text("user", "And the colours?"));
+    req.messages = turn2;
+    let second = chat.generate(&req, &mut |_| true)?;
+    ensure!(
+        second.generation.reused_tokens >= first.prompt_ids.len(),
+        "turn 2 reused {} tokens, turn 1's prompt had {}",
+        second.generation.reused_tokens,
+        first.prompt_ids.len()
+    );
+    ensure!(
+        second.generation.image_time.is_zero(),
+        "the image must not be encoded again"
+    );
+
+    let mut fresh = Engine::load(dir, &opts)?;
+    let one_shot = fresh.generate(&req, &mut |_| true)?;
+    ensure!(one_shot.prompt_ids == second.prompt_ids);
+    ensure!(
+        one_shot.generation.ids == second.generation.ids,
+        "{:?} vs {:?}",
+        one_shot.generation.ids,
+        second.generation.ids
+    );
+    ensure!(one_shot.text == second.text);
+    Ok(())
+}

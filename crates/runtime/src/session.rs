@@ -224,7 +224,11 @@ impl<B: Backend> Session<B> {
         } else {
             Some(self.model.encode_images(&self.be, new_crops)?)
         };
-        let image_time = t0.elapsed();
+        let image_time = if features.is_some() {
+            t0.elapsed()
+        } else {
+            Duration::ZERO
+        };
         if features.is_some() {
             on_event(&Event::ImagesEncoded {
                 crops: new_crops.len(),
