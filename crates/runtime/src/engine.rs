@@ -121,10 +121,11 @@ impl Output {
     }
 }
 
+// Boxed: the two sessions differ in size, and an Engine is made once.
 enum Inner {
-    Cpu(Session<CpuBackend>),
+    Cpu(Box<Session<CpuBackend>>),
     #[cfg(feature = "wgpu")]
-    Wgpu(Session<tensor::wgpu::WgpuBackend>),
+    Wgpu(Box<Session<tensor::wgpu::WgpuBackend>>),
 }
 
 /// A loaded model with its prompt machinery and one conversation's state.
@@ -161,18 +162,14 @@ impl Engine {
                 let threads = opts
                     .threads
                     .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-                Inner::Cpu(session(
-                    CpuBackend::with(isa, threads)?,
-                    &dir,
-                    opts.max_len,
-                )?)
+                let be = CpuBackend::with(isa, threads)?;
+                Inner::Cpu(Box::new(session(be, &dir, opts.max_len)?))
             }
             #[cfg(feature = "wgpu")]
-            BackendChoice::Wgpu => Inner::Wgpu(session(
-                tensor::wgpu::WgpuBackend::new()?,
-                &dir,
-                opts.max_len,
-            )?),
+            BackendChoice::Wgpu => {
+                let be = tensor::wgpu::WgpuBackend::new()?;
+                Inner::Wgpu(Box::new(session(be, &dir, opts.max_len)?))
+            }
             #[cfg(not(feature = "wgpu"))]
             BackendChoice::Wgpu => {
                 return Err(RuntimeError::Backend(

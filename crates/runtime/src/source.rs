@@ -1,6 +1,8 @@
 //! Where a model comes from: a local folder in the Hugging Face layout, or
-//! a hub repo id resolved from the standard Hugging Face cache
-//! (`$HF_HUB_CACHE`, `$HF_HOME/hub`, or `~/.cache/huggingface/hub`).
+//! a hub repo id: found in the standard Hugging Face cache (`$HF_HUB_CACHE`,
+//! `$HF_HOME/hub`, or `~/.cache/huggingface/hub`), else downloaded into it
+//! with `hf-hub` (progress bars on a terminal). `HF_HUB_OFFLINE=1` uses the
+//! cache only; `HF_ENDPOINT` and `HF_TOKEN` are honoured.
 
 use std::path::{Path, PathBuf};
 
@@ -29,18 +31,83 @@ pub fn resolve(spec: &str) -> Result<PathBuf> {
         });
     }
     let cache = hub_cache();
-    match cached_snapshot(&cache, repo, revision) {
-        Some(dir) => check_folder(&dir),
-        None => Err(RuntimeError::ModelNotFound {
-            spec: spec.into(),
-            detail: format!(
-                "{repo} is not in the Hugging Face cache at {} and this build cannot reach the hub; \
-                 download it there (e.g. `huggingface-cli download {repo}`) or pass `--model DIR` \
-                 with a local folder",
-                cache.display()
-            ),
-        }),
+    if let Some(dir) = cached_snapshot(&cache, repo, revision)
+        && check_folder(&dir).is_ok()
+    {
+        return Ok(dir);
     }
+    let offline =
+        std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+    let why = if offline {
+        "HF_HUB_OFFLINE is set".to_string()
+    } else {
+        match download(repo, revision, &cache) {
+            Ok(dir) => return check_folder(&dir),
+            Err(e) => format!("downloading it failed: {e}"),
+        }
+    };
+    Err(RuntimeError::ModelNotFound {
+        spec: spec.into(),
+        detail: format!(
+            "{repo} is not in the Hugging Face cache at {} and {why}; pass `--model DIR` with a \
+             local folder in the Hugging Face layout (config.json, model.safetensors, tokenizer.json)",
+            cache.display()
+        ),
+    })
+}
+
+/// Fetches the checkpoint files of `repo` into the hub cache; returns the
+/// snapshot folder.
+fn download(repo: &str, revision: &str, cache: &Path) -> std::result::Result<PathBuf, String> {
+    use std::io::IsTerminal;
+
+    use hf_hub::api::sync::ApiBuilder;
+    use hf_hub::{Repo, RepoType};
+    let api = ApiBuilder::from_env()
+        .with_cache_dir(cache.to_path_buf())
+        .with_progress(std::io::stderr().is_terminal())
+        .build()
+        .map_err(|e| e.to_string())?;
+    let r = api.repo(Repo::with_revision(
+        repo.into(),
+        RepoType::Model,
+        revision.into(),
+    ));
+    let config = r.get("config.json").map_err(|e| e.to_string())?;
+    for f in ["tokenizer.json", "tokenizer_config.json"] {
+        r.get(f).map_err(|e| format!("{f}: {e}"))?;
+    }
+    // Optional files: not every checkpoint has each of them.
+    for f in [
+        "chat_template.jinja",
+        "processor_config.json",
+        "preprocessor_config.json",
+        "generation_config.json",
+        "special_tokens_map.json",
+    ] {
+        let _ = r.get(f);
+    }
+    match r.get("model.safetensors.index.json") {
+        Ok(index) => {
+            let text = std::fs::read_to_string(&index).map_err(|e| e.to_string())?;
+            let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+            let shards: std::collections::BTreeSet<&str> = v["weight_map"]
+                .as_object()
+                .map(|m| m.values().filter_map(|s| s.as_str()).collect())
+                .unwrap_or_default();
+            for s in shards {
+                r.get(s).map_err(|e| format!("{s}: {e}"))?;
+            }
+        }
+        Err(_) => {
+            r.get("model.safetensors")
+                .map_err(|e| format!("model.safetensors: {e}"))?;
+        }
+    }
+    config
+        .parent()
+        .map(Path::to_path_buf)
+        .ok_or_else(|| "download folder".to_string())
 }
 
 fn check_folder(dir: &Path) -> Result<PathBuf> {

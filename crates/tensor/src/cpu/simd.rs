@@ -30,6 +30,46 @@ pub trait Simd: Copy + Send + Sync + 'static {
     fn add(self, a: Self::V, b: Self::V) -> Self::V;
     /// Horizontal sum of the lanes.
     fn reduce_sum(self, v: Self::V) -> f32;
+    /// `a − b`.
+    fn sub(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `a · b`.
+    fn mul(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `a / b`, IEEE division (correctly rounded, no reciprocal estimate).
+    fn div(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `if a < b { a } else { b }` per lane: x86 `minps` semantics on every
+    /// ISA, so when either operand is NaN the result is `b`. Pass a value
+    /// that may be NaN as `b` to propagate it.
+    fn min(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `if a > b { a } else { b }` per lane (x86 `maxps`; NaN as [`Simd::min`]).
+    fn max(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `2ⁿ` per lane, built from the exponent bits. Lanes of `n` must hold
+    /// integers in [-126, 127]; any other lane gives an unspecified value
+    /// (never UB).
+    fn pow2i(self, n: Self::V) -> Self::V;
+    /// Horizontal max of the lanes (`cpu/attention`). Whether a NaN lane
+    /// propagates is unspecified (it does on NEON, may not on x86).
+    fn reduce_max(self, v: Self::V) -> f32;
+
+    /// Loads `n ≤ LANES` f32 into the low lanes; the other lanes are 0 and
+    /// their memory is not touched (masked loads on x86; a hd tail).
+    ///
+    /// # Safety
+    /// - `n ≤ LANES`, and `p` must be valid for reads of `n` f32 (any alignment).
+    unsafe fn load_partial(self, p: *const f32, n: usize) -> Self::V;
+
+    /// Stores the low `n ≤ LANES` lanes of `v`; memory past them is not touched.
+    ///
+    /// # Safety
+    /// - `n ≤ LANES`, and `p` must be valid for writes of `n` f32 (any alignment).
+    unsafe fn store_partial(self, p: *mut f32, v: Self::V, n: usize);
+
+    /// Loads `p[0], p[stride], …, p[(LANES − 1)·stride]` (a gather on x86;
+    /// `cpu/conv` transposes `[d, l]` weights with it).
+    ///
+    /// # Safety
+    /// - `p.add(i·stride)` must be valid for one f32 read for every
+    ///   `i < LANES`, and `stride·LANES ≤ i32::MAX`.
+    unsafe fn load_strided(self, p: *const f32, stride: usize) -> Self::V;
 
     /// Loads `LANES` f32.
     ///
@@ -113,6 +153,57 @@ mod scalar {
             v
         }
         #[inline(always)]
+        fn sub(self, a: f32, b: f32) -> f32 {
+            a - b
+        }
+        #[inline(always)]
+        fn mul(self, a: f32, b: f32) -> f32 {
+            a * b
+        }
+        #[inline(always)]
+        fn div(self, a: f32, b: f32) -> f32 {
+            a / b
+        }
+        #[inline(always)]
+        fn min(self, a: f32, b: f32) -> f32 {
+            if a < b { a } else { b }
+        }
+        #[inline(always)]
+        fn max(self, a: f32, b: f32) -> f32 {
+            if a > b { a } else { b }
+        }
+        #[inline(always)]
+        fn pow2i(self, n: f32) -> f32 {
+            // `as` saturates (NaN → 0); `<<` cannot panic for a shift of 23.
+            f32::from_bits(((n as i32).wrapping_add(127) << 23) as u32)
+        }
+        #[inline(always)]
+        fn reduce_max(self, v: f32) -> f32 {
+            v
+        }
+        #[inline(always)]
+        unsafe fn load_partial(self, p: *const f32, n: usize) -> f32 {
+            debug_assert!(n <= 1);
+            if n == 0 {
+                return 0.0;
+            }
+            // SAFETY: n = 1 and the caller guarantees `p` is valid for n reads.
+            unsafe { p.read_unaligned() }
+        }
+        #[inline(always)]
+        unsafe fn store_partial(self, p: *mut f32, v: f32, n: usize) {
+            debug_assert!(n <= 1);
+            if n == 1 {
+                // SAFETY: the caller guarantees `p` is valid for n = 1 writes.
+                unsafe { p.write_unaligned(v) }
+            }
+        }
+        #[inline(always)]
+        unsafe fn load_strided(self, p: *const f32, _stride: usize) -> f32 {
+            // SAFETY: the caller guarantees `p` is valid for one read.
+            unsafe { p.read_unaligned() }
+        }
+        #[inline(always)]
         unsafe fn load(self, p: *const f32) -> f32 {
             // SAFETY: the caller guarantees `p` is valid for one read.
             unsafe { p.read_unaligned() }
@@ -188,6 +279,87 @@ mod x86 {
             }
         }
         #[inline(always)]
+        fn sub(self, a: __m256, b: __m256) -> __m256 {
+            // SAFETY: token proves AVX2.
+            unsafe { _mm256_sub_ps(a, b) }
+        }
+        #[inline(always)]
+        fn mul(self, a: __m256, b: __m256) -> __m256 {
+            // SAFETY: token proves AVX2.
+            unsafe { _mm256_mul_ps(a, b) }
+        }
+        #[inline(always)]
+        fn div(self, a: __m256, b: __m256) -> __m256 {
+            // SAFETY: token proves AVX2.
+            unsafe { _mm256_div_ps(a, b) }
+        }
+        #[inline(always)]
+        fn min(self, a: __m256, b: __m256) -> __m256 {
+            // `vminps` is exactly `a < b ? a : b`.
+            // SAFETY: token proves AVX2.
+            unsafe { _mm256_min_ps(a, b) }
+        }
+        #[inline(always)]
+        fn max(self, a: __m256, b: __m256) -> __m256 {
+            // `vmaxps` is exactly `a > b ? a : b`.
+            // SAFETY: token proves AVX2.
+            unsafe { _mm256_max_ps(a, b) }
+        }
+        #[inline(always)]
+        fn pow2i(self, n: __m256) -> __m256 {
+            // SAFETY: token proves AVX2.
+            unsafe {
+                let e = _mm256_add_epi32(_mm256_cvttps_epi32(n), _mm256_set1_epi32(127));
+                _mm256_castsi256_ps(_mm256_slli_epi32::<23>(e))
+            }
+        }
+        #[inline(always)]
+        fn reduce_max(self, v: __m256) -> f32 {
+            // SAFETY: token proves AVX2 (and so SSE3).
+            unsafe {
+                let m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+                let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+                let m = _mm_max_ss(m, _mm_movehdup_ps(m));
+                _mm_cvtss_f32(m)
+            }
+        }
+        #[inline(always)]
+        unsafe fn load_partial(self, p: *const f32, n: usize) -> __m256 {
+            debug_assert!(n <= 8);
+            // SAFETY: token proves AVX2; lanes ≥ n are masked off (no access,
+            // no fault) and the caller guarantees the first n are readable.
+            unsafe {
+                let idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+                let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), idx);
+                _mm256_maskload_ps(p, mask)
+            }
+        }
+        #[inline(always)]
+        unsafe fn store_partial(self, p: *mut f32, v: __m256, n: usize) {
+            debug_assert!(n <= 8);
+            // SAFETY: token proves AVX2; lanes ≥ n are masked off and the
+            // caller guarantees the first n are writable.
+            unsafe {
+                let idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+                let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), idx);
+                _mm256_maskstore_ps(p, mask, v)
+            }
+        }
+        #[inline(always)]
+        unsafe fn load_strided(self, p: *const f32, stride: usize) -> __m256 {
+            debug_assert!(stride <= i32::MAX as usize / 8);
+            let st = stride as i32;
+            // SAFETY: token proves AVX2; the caller guarantees p[i·stride]
+            // readable for i < 8, and 7·stride fits the i32 indices.
+            unsafe {
+                let idx = _mm256_mullo_epi32(
+                    _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                    _mm256_set1_epi32(st),
+                );
+                _mm256_i32gather_ps::<4>(p, idx)
+            }
+        }
+        #[inline(always)]
         unsafe fn load(self, p: *const f32) -> __m256 {
             // SAFETY: token proves AVX2; the caller guarantees 8 readable f32.
             unsafe { _mm256_loadu_ps(p) }
@@ -250,6 +422,72 @@ mod x86 {
         fn reduce_sum(self, v: __m512) -> f32 {
             // SAFETY: token proves AVX-512F.
             unsafe { _mm512_reduce_add_ps(v) }
+        }
+        #[inline(always)]
+        fn sub(self, a: __m512, b: __m512) -> __m512 {
+            // SAFETY: token proves AVX-512F.
+            unsafe { _mm512_sub_ps(a, b) }
+        }
+        #[inline(always)]
+        fn mul(self, a: __m512, b: __m512) -> __m512 {
+            // SAFETY: token proves AVX-512F.
+            unsafe { _mm512_mul_ps(a, b) }
+        }
+        #[inline(always)]
+        fn div(self, a: __m512, b: __m512) -> __m512 {
+            // SAFETY: token proves AVX-512F.
+            unsafe { _mm512_div_ps(a, b) }
+        }
+        #[inline(always)]
+        fn min(self, a: __m512, b: __m512) -> __m512 {
+            // `vminps` is exactly `a < b ? a : b`.
+            // SAFETY: token proves AVX-512F.
+            unsafe { _mm512_min_ps(a, b) }
+        }
+        #[inline(always)]
+        fn max(self, a: __m512, b: __m512) -> __m512 {
+            // `vmaxps` is exactly `a > b ? a : b`.
+            // SAFETY: token proves AVX-512F.
+            unsafe { _mm512_max_ps(a, b) }
+        }
+        #[inline(always)]
+        fn pow2i(self, n: __m512) -> __m512 {
+            // SAFETY: token proves AVX-512F.
+            unsafe {
+                let e = _mm512_add_epi32(_mm512_cvttps_epi32(n), _mm512_set1_epi32(127));
+                _mm512_castsi512_ps(_mm512_slli_epi32::<23>(e))
+            }
+        }
+        #[inline(always)]
+        fn reduce_max(self, v: __m512) -> f32 {
+            // SAFETY: token proves AVX-512F.
+            unsafe { _mm512_reduce_max_ps(v) }
+        }
+        #[inline(always)]
+        unsafe fn load_partial(self, p: *const f32, n: usize) -> __m512 {
+            debug_assert!(n <= 16);
+            // SAFETY: token proves AVX-512F; lanes ≥ n are masked off (no
+            // access, no fault) and the caller guarantees the first n are readable.
+            unsafe { _mm512_maskz_loadu_ps(((1u32 << n) - 1) as __mmask16, p) }
+        }
+        #[inline(always)]
+        unsafe fn store_partial(self, p: *mut f32, v: __m512, n: usize) {
+            debug_assert!(n <= 16);
+            // SAFETY: token proves AVX-512F; lanes ≥ n are masked off and the
+            // caller guarantees the first n are writable.
+            unsafe { _mm512_mask_storeu_ps(p, ((1u32 << n) - 1) as __mmask16, v) }
+        }
+        #[inline(always)]
+        unsafe fn load_strided(self, p: *const f32, stride: usize) -> __m512 {
+            debug_assert!(stride <= i32::MAX as usize / 16);
+            let st = stride as i32;
+            // SAFETY: token proves AVX-512F; the caller guarantees p[i·stride]
+            // readable for i < 16, and 15·stride fits the i32 indices.
+            unsafe {
+                let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+                let idx = _mm512_mullo_epi32(lane, _mm512_set1_epi32(st));
+                _mm512_i32gather_ps::<4>(idx, p)
+            }
         }
         #[inline(always)]
         unsafe fn load(self, p: *const f32) -> __m512 {
@@ -322,6 +560,79 @@ mod arm {
         fn reduce_sum(self, v: float32x4_t) -> f32 {
             // SAFETY: token proves NEON.
             unsafe { vaddvq_f32(v) }
+        }
+        #[inline(always)]
+        fn sub(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+            // SAFETY: token proves NEON.
+            unsafe { vsubq_f32(a, b) }
+        }
+        #[inline(always)]
+        fn mul(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+            // SAFETY: token proves NEON.
+            unsafe { vmulq_f32(a, b) }
+        }
+        #[inline(always)]
+        fn div(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+            // SAFETY: token proves NEON.
+            unsafe { vdivq_f32(a, b) }
+        }
+        #[inline(always)]
+        fn min(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+            // `vminq_f32` returns NaN for a NaN in either operand: select
+            // explicitly for the x86 semantics the trait promises.
+            // SAFETY: token proves NEON.
+            unsafe { vbslq_f32(vcltq_f32(a, b), a, b) }
+        }
+        #[inline(always)]
+        fn max(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+            // As `min`: `a > b ? a : b`, not `vmaxq_f32`.
+            // SAFETY: token proves NEON.
+            unsafe { vbslq_f32(vcgtq_f32(a, b), a, b) }
+        }
+        #[inline(always)]
+        fn pow2i(self, n: float32x4_t) -> float32x4_t {
+            // SAFETY: token proves NEON.
+            unsafe {
+                let e = vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127));
+                vreinterpretq_f32_s32(vshlq_n_s32::<23>(e))
+            }
+        }
+        #[inline(always)]
+        fn reduce_max(self, v: float32x4_t) -> f32 {
+            // SAFETY: token proves NEON.
+            unsafe { vmaxvq_f32(v) }
+        }
+        #[inline(always)]
+        unsafe fn load_partial(self, p: *const f32, n: usize) -> float32x4_t {
+            debug_assert!(n <= 4);
+            let mut b = [0.0f32; 4];
+            // SAFETY: the caller guarantees n ≤ 4 readable f32 at `p`; `b`
+            // holds 4 and cannot overlap caller memory; token proves NEON.
+            unsafe {
+                std::ptr::copy_nonoverlapping(p, b.as_mut_ptr(), n);
+                vld1q_f32(b.as_ptr())
+            }
+        }
+        #[inline(always)]
+        unsafe fn store_partial(self, p: *mut f32, v: float32x4_t, n: usize) {
+            debug_assert!(n <= 4);
+            let mut b = [0.0f32; 4];
+            // SAFETY: token proves NEON; `b` holds 4 f32; the caller
+            // guarantees n ≤ 4 writable f32 at `p`, which cannot overlap `b`.
+            unsafe {
+                vst1q_f32(b.as_mut_ptr(), v);
+                std::ptr::copy_nonoverlapping(b.as_ptr(), p, n);
+            }
+        }
+        #[inline(always)]
+        unsafe fn load_strided(self, p: *const f32, stride: usize) -> float32x4_t {
+            let mut b = [0.0f32; 4];
+            for (i, x) in b.iter_mut().enumerate() {
+                // SAFETY: the caller guarantees p[i·stride] readable for i < 4.
+                *x = unsafe { p.wrapping_add(i * stride).read_unaligned() };
+            }
+            // SAFETY: token proves NEON; `b` holds 4 f32.
+            unsafe { vld1q_f32(b.as_ptr()) }
         }
         #[inline(always)]
         unsafe fn load(self, p: *const f32) -> float32x4_t {

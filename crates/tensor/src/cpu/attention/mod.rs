@@ -1,24 +1,73 @@
 //! Grouped-query attention (`kernels/attention.md`), causal over a KV cache
-//! or bidirectional, with an online softmax.
+//! or bidirectional, with an online softmax over key tiles (never
+//! materialising `t × kv_len` scores).
+//!
+//! The output is cut into work items (blocks of query rows, or head ranges
+//! of one row for decode) that rayon runs in parallel; each item runs the
+//! generic body ([`body`]) through a thin `#[target_feature]` wrapper in
+//! [`AttnIsa`]. [`reference`] is the f64 twin.
 
+mod body;
+pub mod reference;
+
+use std::cell::Cell;
+
+use rayon::prelude::*;
+
+use self::body::Item;
 use super::IsaToken;
+use crate::cpu::dispatch::Scalar;
+use crate::cpu::simd::Simd;
+
+pub use self::body::KT;
 
 /// Shapes of one attention call.
 #[derive(Clone, Copy, Debug)]
 pub struct AttnDims {
+    /// Query rows.
     pub t: usize,
+    /// Query heads.
     pub h: usize,
+    /// KV heads (`h % h_kv = 0`).
     pub h_kv: usize,
+    /// Head dim (any `hd ≥ 1`).
     pub hd: usize,
+    /// KV rows used (a cache may hold more).
     pub kv_len: usize,
+    /// Causal: query row `r` sits at position `kv_len − t + r`.
     pub causal: bool,
+    /// Score scale (`hd^-0.5` in the models).
     pub scale: f32,
 }
 
-/// `q`, `out`: `[t, h, hd]`; `k`, `v`: `[≥ kv_len, h_kv, hd]`.
+/// Query rows per work item at most: the K/V tile is reused by
+/// `rows × (h / h_kv)` queries while it sits in cache.
+const MAX_ROWS: usize = 16;
+/// Below this many multiply-adds the call stays on the caller's thread.
+const MIN_PARALLEL_MACS: usize = 1 << 16;
+
+thread_local! {
+    /// Per-thread accumulators and score buffer, grown once and reused.
+    static SCRATCH: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+}
+
+/// `out[r, i, :] = softmax(scale · q[r, i, :] · k[0..seen(r), g, :]ᵀ) ·
+/// v[0..seen(r), g, :]` with `g = i / (h / h_kv)` (GQA) and `seen(r) =
+/// kv_len − t + r + 1` (causal) or `kv_len` (bidirectional).
+///
+/// `q`, `out`: f32 `[t, h, hd]` row-major; `k`, `v`: f32 `[s, h_kv, hd]`
+/// with `s ≥ kv_len`, rows past `kv_len` never read. Softmax and
+/// accumulation in f32 (vectorised `exp`); tolerance class "attention"
+/// (`testing::tolerance::ATTENTION`). A row that sees no key (only with
+/// `kv_len = 0`, bidirectional) is zeros. NaN and Inf propagate as in the
+/// reference. `pool`: rayon threads (`None`: the caller's thread).
+///
+/// Panics if a slice length disagrees with the dims, `h % h_kv ≠ 0`, or a
+/// causal call has `kv_len < t` (the backend checks first and returns errors).
+#[track_caller]
 pub fn attention(
-    _isa: IsaToken,
-    _pool: Option<&rayon::ThreadPool>,
+    isa: IsaToken,
+    pool: Option<&rayon::ThreadPool>,
     q: &[f32],
     k: &[f32],
     v: &[f32],
@@ -32,37 +81,265 @@ pub fn attention(
         hd,
         kv_len,
         causal,
-        scale,
+        ..
     } = a;
-    assert!(h_kv > 0 && h % h_kv == 0 && kv_len >= t || !causal);
-    assert_eq!(q.len(), t * h * hd);
-    assert_eq!(out.len(), t * h * hd);
-    assert!(k.len() >= kv_len * h_kv * hd && v.len() >= kv_len * h_kv * hd);
-    let group = h / h_kv;
-    let mut acc = vec![0.0f32; hd];
-    for r in 0..t {
-        let last = if causal { kv_len - t + r + 1 } else { kv_len };
-        for i in 0..h {
-            let kvh = i / group;
-            let qv = &q[(r * h + i) * hd..][..hd];
-            let (mut m, mut sum) = (f32::NEG_INFINITY, 0.0f32);
-            acc.fill(0.0);
-            for j in 0..last {
-                let kr = &k[(j * h_kv + kvh) * hd..][..hd];
-                let s = scale * qv.iter().zip(kr).map(|(a, b)| a * b).sum::<f32>();
-                let m_new = m.max(s);
-                let corr = (m - m_new).exp();
-                let p = (s - m_new).exp();
-                sum = sum * corr + p;
-                let vr = &v[(j * h_kv + kvh) * hd..][..hd];
-                for (a, &vv) in acc.iter_mut().zip(vr) {
-                    *a = *a * corr + p * vv;
-                }
-                m = m_new;
+    assert!(
+        h_kv > 0 && h.is_multiple_of(h_kv),
+        "h must be a multiple of h_kv > 0"
+    );
+    assert!(!causal || kv_len >= t, "causal attention needs kv_len ≥ t");
+    assert_eq!(q.len(), t * h * hd, "q is not [t, h, hd]");
+    assert_eq!(out.len(), t * h * hd, "out is not [t, h, hd]");
+    assert!(
+        k.len() >= kv_len * h_kv * hd,
+        "k holds fewer than kv_len rows"
+    );
+    assert!(
+        v.len() >= kv_len * h_kv * hd,
+        "v holds fewer than kv_len rows"
+    );
+    if out.is_empty() {
+        return;
+    }
+    match isa {
+        IsaToken::Scalar(s) => drive(s, pool, q, k, v, out, a),
+        #[cfg(target_arch = "x86_64")]
+        IsaToken::Avx2(s) => drive(s, pool, q, k, v, out, a),
+        #[cfg(target_arch = "x86_64")]
+        IsaToken::Avx512(s) => drive(s, pool, q, k, v, out, a),
+        #[cfg(target_arch = "aarch64")]
+        IsaToken::Neon(s) => drive(s, pool, q, k, v, out, a),
+    }
+}
+
+/// How `out` is cut into work items: `rows` query rows × all heads, or
+/// (`rows = 1`) `heads` consecutive heads of one row. Either way an item's
+/// output is one contiguous chunk of `chunk` f32.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Plan {
+    rows: usize,
+    heads: usize,
+    chunk: usize,
+}
+
+impl Plan {
+    fn new(a: &AttnDims, threads: usize) -> Plan {
+        let (t, h, hd) = (a.t, a.h, a.hd);
+        let rows_plan = |rows: usize| Plan {
+            rows,
+            heads: h,
+            chunk: rows * h * hd,
+        };
+        if threads <= 1 {
+            return rows_plan(t.min(MAX_ROWS));
+        }
+        // About four items per thread: causal rows differ in cost.
+        let want = 4 * threads;
+        if t >= 2 * threads {
+            return rows_plan(t.div_ceil(want).clamp(1, MAX_ROWS));
+        }
+        // Few rows (decode): split each row's heads. The largest divisor of
+        // h giving enough items keeps a GQA group's heads together.
+        let per_row = want.div_ceil(t);
+        let heads = (1..=h)
+            .rev()
+            .find(|&c| h.is_multiple_of(c) && h / c >= per_row)
+            .unwrap_or(1);
+        Plan {
+            rows: 1,
+            heads,
+            chunk: heads * hd,
+        }
+    }
+
+    /// The work item writing chunk `idx`.
+    fn item(self, a: &AttnDims, idx: usize) -> Item {
+        if self.heads == a.h {
+            let r0 = idx * self.rows;
+            Item {
+                r0,
+                r1: (r0 + self.rows).min(a.t),
+                ha: 0,
+                hb: a.h,
             }
-            let o = &mut out[(r * h + i) * hd..][..hd];
-            for (o, a) in o.iter_mut().zip(&acc) {
-                *o = a / sum;
+        } else {
+            let per_row = a.h / self.heads;
+            let ha = (idx % per_row) * self.heads;
+            Item {
+                r0: idx / per_row,
+                r1: idx / per_row + 1,
+                ha,
+                hb: ha + self.heads,
+            }
+        }
+    }
+}
+
+/// Multiply-adds of the call (q·k and p·v), to decide on threading.
+fn macs(a: &AttnDims) -> usize {
+    let keys = if a.causal {
+        a.t * (a.kv_len - a.t) + a.t * (a.t + 1) / 2
+    } else {
+        a.t * a.kv_len
+    };
+    2 * keys * a.h * a.hd
+}
+
+fn drive<S: AttnIsa>(
+    s: S,
+    pool: Option<&rayon::ThreadPool>,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    out: &mut [f32],
+    a: AttnDims,
+) {
+    let threads = pool.map_or(1, |p| p.current_num_threads());
+    let pool = pool.filter(|_| threads > 1 && macs(&a) >= MIN_PARALLEL_MACS);
+    let Some(pool) = pool else {
+        let plan = Plan::new(&a, 1);
+        let mut scratch = SCRATCH.take();
+        for (idx, chunk) in out.chunks_mut(plan.chunk).enumerate() {
+            s.item(q, k, v, a, plan.item(&a, idx), chunk, &mut scratch);
+        }
+        SCRATCH.set(scratch);
+        return;
+    };
+    let plan = Plan::new(&a, threads);
+    pool.install(|| {
+        out.par_chunks_mut(plan.chunk)
+            .enumerate()
+            .for_each(|(idx, chunk)| {
+                let mut scratch = SCRATCH.take();
+                s.item(q, k, v, a, plan.item(&a, idx), chunk, &mut scratch);
+                SCRATCH.set(scratch);
+            })
+    });
+}
+
+/// The attention body of one ISA, behind `#[target_feature]`.
+trait AttnIsa: Simd {
+    #[allow(clippy::too_many_arguments)]
+    fn item(
+        self,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        a: AttnDims,
+        it: Item,
+        out: &mut [f32],
+        scratch: &mut Vec<f32>,
+    );
+}
+
+impl AttnIsa for Scalar {
+    fn item(
+        self,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        a: AttnDims,
+        it: Item,
+        out: &mut [f32],
+        scratch: &mut Vec<f32>,
+    ) {
+        body::item(self, q, k, v, a, it, out, scratch)
+    }
+}
+
+/// Stamps the `#[target_feature]` wrapper and the [`AttnIsa`] impl of one
+/// SIMD ISA: `isa!(Token, "features", wrapper_name)`.
+macro_rules! isa {
+    ($tok:ty, $feat:literal, $f:ident) => {
+        #[target_feature(enable = $feat)]
+        #[allow(clippy::too_many_arguments)]
+        fn $f(
+            s: $tok,
+            q: &[f32],
+            k: &[f32],
+            v: &[f32],
+            a: AttnDims,
+            it: Item,
+            out: &mut [f32],
+            scratch: &mut Vec<f32>,
+        ) {
+            body::item(s, q, k, v, a, it, out, scratch)
+        }
+
+        impl AttnIsa for $tok {
+            fn item(
+                self,
+                q: &[f32],
+                k: &[f32],
+                v: &[f32],
+                a: AttnDims,
+                it: Item,
+                out: &mut [f32],
+                scratch: &mut Vec<f32>,
+            ) {
+                // SAFETY: the token proves the features the wrapper enables.
+                unsafe { $f(self, q, k, v, a, it, out, scratch) }
+            }
+        }
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::*;
+    use crate::cpu::dispatch::{Avx2, Avx512};
+
+    isa!(Avx2, "avx2,fma,f16c", attention_avx2);
+    isa!(Avx512, "avx512f,avx2,fma,f16c", attention_avx512);
+}
+
+#[cfg(target_arch = "aarch64")]
+mod arm {
+    use super::*;
+    use crate::cpu::dispatch::Neon;
+
+    isa!(Neon, "neon", attention_neon);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dims(t: usize, h: usize, kv_len: usize) -> AttnDims {
+        AttnDims {
+            t,
+            h,
+            h_kv: 2,
+            hd: 8,
+            kv_len,
+            causal: true,
+            scale: 1.0,
+        }
+    }
+
+    /// Every plan's chunks tile `out` exactly and map back to in-range items.
+    #[test]
+    fn plans_cover_the_output() {
+        for (t, h) in [(1, 16), (1, 2), (3, 32), (17, 4), (65, 6), (1000, 16)] {
+            for threads in 1..=5 {
+                let a = dims(t, h, t + 3);
+                let p = Plan::new(&a, threads);
+                let n = (t * h * a.hd).div_ceil(p.chunk);
+                let mut seen = vec![0u8; t * h];
+                for idx in 0..n {
+                    let it = p.item(&a, idx);
+                    assert!(it.r0 < it.r1 && it.r1 <= t && it.ha < it.hb && it.hb <= h);
+                    assert!(it.r1 - it.r0 == 1 || (it.ha, it.hb) == (0, h));
+                    for r in it.r0..it.r1 {
+                        for i in it.ha..it.hb {
+                            seen[r * h + i] += 1;
+                        }
+                    }
+                }
+                assert!(
+                    seen.iter().all(|&c| c == 1),
+                    "t={t} h={h} threads={threads} {p:?}"
+                );
             }
         }
     }

@@ -1,25 +1,105 @@
-//! NeoX rotary embedding (`kernels/rope.md`), in place on `[t, h, hd]`.
+//! NeoX ("rotate half") rotary embedding (`kernels/rope.md`), in place on
+//! `[t, h, hd]`.
+//!
+//! The angle tables are scalar code shared by every ISA (`tables.rs`,
+//! computed in f32 exactly as transformers does); only the rotation is
+//! vectorised (`rotate.rs`, generic over [`Simd`], across the half
+//! dimension of each head). The rotation uses separate products and one
+//! add/sub per element, no FMA, so every ISA gives bit-identical results and
+//! the same roundings as transformers' `q·cos + rotate_half(q)·sin`.
 
-use super::IsaToken;
+pub mod reference;
+mod rotate;
+pub mod tables;
 
-/// `x`: `[t, h, hd]`, row `i` at position `pos0 + i`; angles in f32 as
-/// transformers computes them (`inv_freq` then `pos · inv_freq`).
-pub fn rope(_isa: IsaToken, x: &mut [f32], h: usize, hd: usize, pos0: usize, theta: f32) {
-    assert!(hd % 2 == 0 && h > 0);
-    assert_eq!(x.len() % (h * hd), 0);
+use crate::cpu::dispatch::{IsaToken, Scalar};
+use crate::cpu::simd::Simd;
+
+/// Head dims up to this size keep their tables on the stack (no allocation
+/// per call); larger ones allocate once per call.
+const STACK_HALF: usize = 256;
+
+/// Rotates `x`: `[t, h, hd]` row-major, contiguous, in place; row `i` is at
+/// position `pos0 + i`. For each head and `j < hd/2`, with
+/// `θⱼ = f32(pos) · inv_freq[j]` ([`tables::inv_freq`]):
+/// `x[j] ← x[j]·cos θⱼ − x[j + hd/2]·sin θⱼ`,
+/// `x[j + hd/2] ← x[j + hd/2]·cos θⱼ + x[j]·sin θⱼ`.
+/// f32 throughout; bit-identical across ISAs (tolerance class: dot,
+/// `testing::tolerance::ROPE`). NaN/Inf in an element reach only its pair.
+///
+/// Panics unless `hd` is even, `h > 0` and `x` is whole rows of `h·hd`.
+#[track_caller]
+pub fn rope(isa: IsaToken, x: &mut [f32], h: usize, hd: usize, pos0: usize, theta: f32) {
+    assert!(
+        hd.is_multiple_of(2) && h > 0,
+        "rope: hd = {hd} must be even, h = {h} > 0"
+    );
+    if hd == 0 {
+        assert!(x.is_empty(), "rope: hd = 0 but x is not empty");
+        return;
+    }
+    assert_eq!(x.len() % (h * hd), 0, "rope: x is not [t, {h}, {hd}]");
     let half = hd / 2;
-    let inv: Vec<f32> = (0..half)
-        .map(|j| 1.0 / theta.powf((2 * j) as f32 / hd as f32))
-        .collect();
-    for (i, row) in x.chunks_exact_mut(h * hd).enumerate() {
-        let pos = (pos0 + i) as f32;
-        for head in row.chunks_exact_mut(hd) {
-            for j in 0..half {
-                let (s, c) = (pos * inv[j]).sin_cos();
-                let (a, b) = (head[j], head[j + half]);
-                head[j] = a * c - b * s;
-                head[j + half] = b * c + a * s;
-            }
-        }
+    let mut stack = [0.0f32; 3 * STACK_HALF];
+    let mut heap = Vec::new();
+    let buf = if half <= STACK_HALF {
+        &mut stack[..3 * half]
+    } else {
+        heap.resize(3 * half, 0.0);
+        &mut heap[..]
+    };
+    let (inv, cos_sin) = buf.split_at_mut(half);
+    tables::inv_freq(theta, hd, inv);
+    let args = rotate::Args {
+        h,
+        hd,
+        pos0,
+        inv,
+        cos_sin,
+    };
+    match isa {
+        IsaToken::Scalar(s) => s.rope(x, args),
+        #[cfg(target_arch = "x86_64")]
+        IsaToken::Avx2(s) => s.rope(x, args),
+        #[cfg(target_arch = "x86_64")]
+        IsaToken::Avx512(s) => s.rope(x, args),
+        #[cfg(target_arch = "aarch64")]
+        IsaToken::Neon(s) => s.rope(x, args),
     }
 }
+
+/// The rope kernel of one ISA: the generic body behind `#[target_feature]`.
+pub(crate) trait RopeIsa: Simd {
+    fn rope(self, x: &mut [f32], args: rotate::Args<'_>);
+}
+
+impl RopeIsa for Scalar {
+    fn rope(self, x: &mut [f32], args: rotate::Args<'_>) {
+        rotate::rope_rows(self, x, args)
+    }
+}
+
+/// Stamps the `#[target_feature(enable = $feat)]` wrapper `$f` around the
+/// generic body and the [`RopeIsa`] impl of token `$tok`.
+macro_rules! isa {
+    ($f:ident, $tok:ident, $feat:literal) => {
+        #[target_feature(enable = $feat)]
+        fn $f(s: crate::cpu::dispatch::$tok, x: &mut [f32], args: rotate::Args<'_>) {
+            rotate::rope_rows(s, x, args)
+        }
+
+        impl RopeIsa for crate::cpu::dispatch::$tok {
+            fn rope(self, x: &mut [f32], args: rotate::Args<'_>) {
+                // SAFETY: the token proves the features the wrapper enables.
+                unsafe { $f(self, x, args) }
+            }
+        }
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+isa!(rope_avx2, Avx2, "avx2,fma,f16c");
+#[cfg(target_arch = "x86_64")]
+isa!(rope_avx512, Avx512, "avx512f,avx2,fma,f16c");
+#[cfg(target_arch = "aarch64")]
+isa!(rope_neon, Neon, "neon");
