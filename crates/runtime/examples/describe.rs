@@ -1,0 +1,44 @@
+//! Describe an image with the embeddable API, streaming the reply.
+//!
+//! ```sh
+//! cargo run --release -p runtime --example describe -- MODEL IMAGE "What is in this image?"
+//! # e.g. with the tiny test checkpoint (random weights, so the text is noise):
+//! cargo run -p runtime --example describe -- tests/fixtures/models/tiny-450m \
+//!     tests/fixtures/cases/images/small_100x150.png "Describe it."
+//! ```
+
+use std::io::Write;
+
+use runtime::engine::{Engine, EngineOptions, Request};
+use runtime::model::preprocess::{DecodeLimits, load_image};
+use runtime::model::prompt::{ChatMessage, ContentPart};
+use runtime::session::Event;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [model, image, prompt] = args.as_slice() else {
+        return Err("usage: describe MODEL IMAGE PROMPT".into());
+    };
+    let mut engine = Engine::load(model, &EngineOptions::default())?;
+    let mut req = Request::new(vec![ChatMessage::parts(
+        "user",
+        vec![ContentPart::image(), ContentPart::text(prompt.as_str())],
+    )]);
+    req.images = vec![load_image(image.as_ref(), &DecodeLimits::default())?];
+    req.max_new_tokens = 64;
+    let out = engine.generate_with_events(
+        &req,
+        &mut |piece| {
+            print!("{piece}");
+            std::io::stdout().flush().is_ok()
+        },
+        &mut |event| match event {
+            Event::ImagesEncoded { crops, elapsed } => eprintln!("[{crops} crops encoded in {elapsed:?}]"),
+            Event::Prefilled { computed, elapsed, .. } => eprintln!("[{computed} prompt tokens in {elapsed:?}]"),
+            Event::Token { .. } => {}
+        },
+    )?;
+    println!();
+    eprintln!("[{} tokens at {:.1} tok/s]", out.generation.ids.len(), out.decode_tok_s());
+    Ok(())
+}
