@@ -1,0 +1,220 @@
+//! Bad checkpoints give typed errors that name the tensor or field, never a
+//! panic (issue 4): missing, misshapen, wrong-dtype and unused tensors,
+//! truncated and corrupt files, bad JSON, unknown layer types, a tied head
+//! that differs; and sharded checkpoints load like a single file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, ensure};
+use model::{Lfm2Vl, ModelError};
+use safetensors::tensor::{Dtype, TensorView};
+use tensor::cpu::{CpuBackend, Isa};
+use tests::Case;
+
+/// The tiny 450M-like checkpoint's tensors: name → (dtype, shape, bytes).
+type Tensors = BTreeMap<String, (Dtype, Vec<usize>, Vec<u8>)>;
+
+fn model_dir() -> Result<PathBuf> {
+    Case::load("text_only")?.model_dir()
+}
+
+fn read(dir: &Path) -> Result<Tensors> {
+    let bytes = std::fs::read(dir.join("model.safetensors"))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)?;
+    Ok(st
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| (n, (v.dtype(), v.shape().to_vec(), v.data().to_vec())))
+        .collect())
+}
+
+fn write(path: &Path, t: &Tensors) -> Result<()> {
+    let views: Vec<(String, TensorView)> = t
+        .iter()
+        .map(|(n, (d, s, b))| Ok((n.clone(), TensorView::new(*d, s.clone(), b)?)))
+        .collect::<Result<_>>()?;
+    safetensors::serialize_to_file(views, None, path)?;
+    Ok(())
+}
+
+/// A scratch copy of the model folder (config, tokenizer, …) with `t` as weights.
+fn folder(tag: &str, t: Option<&Tensors>) -> Result<PathBuf> {
+    let src = model_dir()?;
+    let dst = std::env::temp_dir().join(format!("lfm2vl-load-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dst);
+    std::fs::create_dir_all(&dst)?;
+    for f in [
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "chat_template.jinja",
+        "processor_config.json",
+    ] {
+        std::fs::copy(src.join(f), dst.join(f))?;
+    }
+    if let Some(t) = t {
+        write(&dst.join("model.safetensors"), t)?;
+    }
+    Ok(dst)
+}
+
+fn load(dir: &Path) -> Result<Lfm2Vl<CpuBackend>, ModelError> {
+    let be = CpuBackend::with(Isa::best(), 1).map_err(ModelError::from)?;
+    Lfm2Vl::load(dir, &be)
+}
+
+const EMBED: &str = "model.language_model.embed_tokens.weight";
+const CONV_W: &str = "model.language_model.layers.0.conv.conv.weight";
+
+#[test]
+fn load_errors_name_the_tensor() -> Result<()> {
+    let good = read(&model_dir()?)?;
+
+    let mut t = good.clone();
+    t.remove(CONV_W);
+    let e = load(&folder("missing", Some(&t))?)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    ensure!(e.contains(CONV_W) && e.contains("missing"), "missing: {e}");
+
+    let mut t = good.clone();
+    let (d, s, b) = t[EMBED].clone();
+    t.insert(EMBED.into(), (d, vec![s[1], s[0]], b));
+    let e = load(&folder("shape", Some(&t))?)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    ensure!(e.contains(EMBED) && e.contains("shape"), "shape: {e}");
+
+    let mut t = good.clone();
+    let (_, s, b) = t[EMBED].clone();
+    t.insert(EMBED.into(), (Dtype::I16, s, b));
+    let e = load(&folder("dtype", Some(&t))?)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    ensure!(e.contains(EMBED) && e.contains("dtype"), "dtype: {e}");
+
+    let mut t = good.clone();
+    t.insert(
+        "model.language_model.extra.weight".into(),
+        (Dtype::F32, vec![2], vec![0; 8]),
+    );
+    let e = load(&folder("unused", Some(&t))?)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    ensure!(
+        e.contains("model.language_model.extra.weight") && e.contains("not used"),
+        "unused: {e}"
+    );
+
+    // A stored tied head must equal the embedding.
+    let mut t = good.clone();
+    let (d, s, mut b) = t[EMBED].clone();
+    b[0] ^= 0x40;
+    t.insert("lm_head.weight".into(), (d, s, b));
+    let e = load(&folder("tied", Some(&t))?)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    ensure!(e.contains("lm_head.weight"), "tied: {e}");
+    let mut t = good.clone();
+    t.insert("lm_head.weight".into(), t[EMBED].clone());
+    ensure!(
+        load(&folder("tied-ok", Some(&t))?).is_ok(),
+        "an identical stored head loads"
+    );
+    Ok(())
+}
+
+#[test]
+fn load_errors_for_broken_files() -> Result<()> {
+    let src = model_dir()?.join("model.safetensors");
+    let bytes = std::fs::read(&src)?;
+
+    let dir = folder("truncated", None)?;
+    std::fs::write(dir.join("model.safetensors"), &bytes[..bytes.len() - 1000])?;
+    let e = load(&dir).err().map(|e| e.to_string()).unwrap_or_default();
+    ensure!(
+        e.contains("model.safetensors") && e.contains("safetensors"),
+        "truncated: {e}"
+    );
+
+    let dir = folder("corrupt", None)?;
+    let mut b = bytes.clone();
+    b[8..16].copy_from_slice(b"{garbage");
+    std::fs::write(dir.join("model.safetensors"), &b)?;
+    let e = load(&dir).err().map(|e| e.to_string()).unwrap_or_default();
+    ensure!(e.contains("not a valid safetensors file"), "corrupt: {e}");
+
+    let dir = folder("tiny", None)?;
+    std::fs::write(dir.join("model.safetensors"), b"abc")?;
+    ensure!(load(&dir).is_err());
+
+    let dir = folder("badjson", None)?;
+    std::fs::copy(&src, dir.join("model.safetensors"))?;
+    std::fs::write(dir.join("config.json"), b"{\"model_type\": \"lfm2_vl\", ")?;
+    let e = load(&dir).err().map(|e| e.to_string()).unwrap_or_default();
+    ensure!(
+        e.contains("config.json") && e.contains("invalid JSON"),
+        "bad json: {e}"
+    );
+
+    let dir = folder("layertype", None)?;
+    std::fs::copy(&src, dir.join("model.safetensors"))?;
+    let cfg = std::fs::read_to_string(dir.join("config.json"))?.replacen(
+        "\"full_attention\"",
+        "\"mamba\"",
+        1,
+    );
+    std::fs::write(dir.join("config.json"), cfg)?;
+    let e = load(&dir).err().map(|e| e.to_string()).unwrap_or_default();
+    ensure!(
+        e.contains("layer_types") && e.contains("mamba"),
+        "layer type: {e}"
+    );
+
+    let dir = folder("nofile", None)?;
+    let e = load(&dir).err().map(|e| e.to_string()).unwrap_or_default();
+    ensure!(e.contains("model.safetensors"), "no weights: {e}");
+    Ok(())
+}
+
+/// Two shards plus `model.safetensors.index.json` load to the same model.
+#[test]
+fn sharded_checkpoint_loads_like_one_file() -> Result<()> {
+    let good = read(&model_dir()?)?;
+    let dir = folder("sharded", None)?;
+    let (a, b): (Tensors, Tensors) = good
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .partition(|(k, _)| k.contains("vision"));
+    write(&dir.join("model-00001-of-00002.safetensors"), &a)?;
+    write(&dir.join("model-00002-of-00002.safetensors"), &b)?;
+    let map: serde_json::Map<String, serde_json::Value> = a
+        .keys()
+        .map(|k| (k.clone(), "model-00001-of-00002.safetensors".into()))
+        .chain(
+            b.keys()
+                .map(|k| (k.clone(), "model-00002-of-00002.safetensors".into())),
+        )
+        .collect();
+    std::fs::write(
+        dir.join("model.safetensors.index.json"),
+        serde_json::to_vec(&serde_json::json!({"weight_map": map}))?,
+    )?;
+    let sharded = load(&dir)?;
+    let single = load(&model_dir()?)?;
+    let be = CpuBackend::with(Isa::best(), 1)?;
+    let ids = [1u32, 6, 510, 600, 700, 2];
+    let mut s1 = sharded.text.new_state(&be, 8)?;
+    let mut s2 = single.text.new_state(&be, 8)?;
+    ensure!(
+        sharded.text.prefill(&be, &ids, &mut s1, 4)?
+            == single.text.prefill(&be, &ids, &mut s2, 4)?
+    );
+    Ok(())
+}
