@@ -33,12 +33,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             std::io::stdout().flush().is_ok()
         },
         &mut |event| match event {
-            Event::ImagesEncoded { crops, elapsed } => eprintln!("[{crops} crops encoded in {elapsed:?}]"),
-            Event::Prefilled { computed, elapsed, .. } => eprintln!("[{computed} prompt tokens in {elapsed:?}]"),
+            Event::ImagesEncoded { crops, elapsed } => {
+                eprintln!("[{crops} crops encoded in {elapsed:?}]")
+            }
+            Event::Prefilled {
+                computed, elapsed, ..
+            } => eprintln!("[{computed} prompt tokens in {elapsed:?}]"),
             Event::Token { .. } => {}
         },
     )?;
     println!();
-    eprintln!("[{} tokens at {:.1} tok/s]", out.generation.ids.len(), out.decode_tok_s());
+    eprintln!(
+        "[{} tokens at {:.1} tok/s]",
+        out.generation.ids.len(),
+        out.decode_tok_s()
+    );
     Ok(())
 }
