@@ -287,7 +287,14 @@ impl CpuBackend {
             w.storage().as_f32(OP, "w")?,
             b.storage().as_f32(OP, "b")?,
         );
-        vision::layer_norm(xs, ws, bs, eps, out.storage_mut().as_f32_mut(OP, "out")?);
+        vision::layer_norm(
+            self.isa,
+            xs,
+            ws,
+            bs,
+            eps,
+            out.storage_mut().as_f32_mut(OP, "out")?,
+        );
         Ok(())
     }
 
@@ -295,6 +302,7 @@ impl CpuBackend {
         const OP: &str = "gelu";
         same_shape(OP, "out", x, out)?;
         vision::gelu(
+            self.isa,
             x.storage().as_f32(OP, "x")?,
             kind,
             out.storage_mut().as_f32_mut(OP, "out")?,

@@ -281,3 +281,114 @@ impl AttnTolerance {
         Ok(st)
     }
 }
+
+// --- layer_norm, gelu (kernels/{layer_norm,gelu}.md) ---
+// Measured with `cargo test -p tensor --test cpu_vision_kernels --lib --
+// --nocapture` (x86 host with AVX-512: scalar, AVX2, AVX-512) and
+// `cargo xtask test-neon` (NEON under qemu-aarch64).
+
+/// LayerNorm, f32 statistics (shifted corrected two-pass, two-level sums).
+/// An element's error is ~`ε·(|n·w| + |b|)` plus a row-wide `ε`-sized term
+/// (`n` the normalised value), so where `n·w ≈ −b` only `abs` covers it
+/// (test weights `1 ± 0.5`, biases `±0.5`). Measured over every sweep
+/// (widths to 4608, offsets up to 1e4 with spreads down to 1e-3, outliers,
+/// constant and special rows): `|x − r| ≤ A + 1e-6·|r|` everywhere with
+/// A = 1.30e-7 scalar, 8.2e-8 AVX2, 1.13e-7 AVX-512, 8.0e-8 NEON; worst
+/// share of this budget used 0.27 (scalar). Tightened from STYLE.md's
+/// `1e-6 + 1e-5·|r|` to ~4× / 2× those figures: a kernel whose `rstd` is off
+/// by 1 + 4e-6 fails.
+pub const LAYER_NORM: Tolerance = Tolerance::Rel {
+    abs: 5e-7,
+    rel: 2e-6,
+};
+/// `gelu_pytorch_tanh` as `z / (1 + e^v)`: the f32 rounding of `v` is
+/// amplified by `e^v` where the result is small, a relative error of about
+/// `|v|·2⁻²⁴`. Measured worst |x − r|/|r| over |r| ≥ 1e-4: scalar 1.29e-6,
+/// AVX2 1.07e-6, AVX-512 1.07e-6, NEON 1.07e-6 (16–19 ulps); with this rel
+/// an abs of 4.5e-16 would do (5e-14 with rel 2e-6). `abs` covers the far
+/// tail (|r| < 1e-8, relative error up to 1e-5 at f32 underflow) and the
+/// f64 reference's own `1 + tanh` cancellation (it returns `−0` below
+/// z ≈ −9). Tightened from STYLE.md's `1e-6 + 4e-6·|r|`.
+pub const GELU_TANH: Tolerance = Tolerance::Rel {
+    abs: 1e-12,
+    rel: 3e-6,
+};
+/// Exact (erf) GELU: Cephes `erff` polynomial for |z/√2| ≤ 0.75, else
+/// `erfc` (Numerical Recipes' fit, exponent argument kept exact) so the
+/// negative tail is relative. Measured worst |x − r|/|r| over |r| ≥ 1e-4:
+/// scalar 4.8e-7, AVX2 4.3e-7, AVX-512 4.3e-7, NEON 4.3e-7 (≤ 7 ulps); with
+/// rel 5e-7 an abs of 2.3e-16 suffices on AVX2/AVX-512 (the reference's own
+/// `1 + erf` cancellation), 1.5e-11 on scalar. Tightened from STYLE.md's
+/// `1e-6 + 4e-6·|r|` to rel 1e-6 with a 1e-12 floor, so that an erf off by
+/// 1.5e-7 (Abramowitz–Stegun 7.1.26) fails in the negative tail.
+pub const GELU_ERF: Tolerance = Tolerance::Rel {
+    abs: 1e-12,
+    rel: 1e-6,
+};
+
+// --- WGSL kernels other than matmul (crates/tensor/src/wgpu/ops.rs) ---
+// STYLE.md: WGSL f32 against the CPU f64 reference within
+// `1e-5 + 1e-4·|r|` (NMSE ≤ 1e-8); each entry is tightened towards what
+// `cargo test -p tensor --test wgpu_ops -- --nocapture` measured on lavapipe
+// (llvmpipe, LLVM 15+, 256-bit) and keeps headroom for GPU drivers whose
+// `exp`/`sqrt` are only as accurate as WGSL requires (exp: 3 + 2|x| ulp).
+// `add_assign`, copies, gathers and pixel unshuffle are checked `Exact`.
+
+/// `silu_mul` on wgpu. Measured worst |x − r|/|r| = 8.0e-7 (13 ulps; the
+/// driver's `exp` is not the CPU's); rel 5e-6 leaves room for drivers at
+/// WGSL's `exp` bound (3 + 2|x| ulps: 27 ulps = 1.6e-6 at g = −12).
+pub const GPU_SILU_MUL: Tolerance = Tolerance::Rel {
+    abs: 1e-30,
+    rel: 5e-6,
+};
+/// `gelu` tanh form on wgpu (`z / (1 + e^(−2u))`). Measured worst
+/// |x − r|/|r| = 1.6e-6 over |r| ≥ 1e-6 (max abs 4.8e-7), sweep over
+/// [−16, 16). `abs` as the CPU entry: below ~1e-30 the f64 reference's
+/// `1 + tanh` rounds to 0 while the kernel keeps the tiny exact value.
+pub const GPU_GELU_TANH: Tolerance = Tolerance::Rel {
+    abs: 1e-12,
+    rel: 1e-5,
+};
+/// `gelu` erf form on wgpu (Cephes erff / Numerical Recipes erfcc, no
+/// Dekker product: WGSL does not promise a fused `fma`). Measured worst
+/// |x − r|/|r| = 2.2e-6 over |r| ≥ 1e-6 (max abs 4.8e-7).
+pub const GPU_GELU_ERF: Tolerance = Tolerance::Rel {
+    abs: 1e-12,
+    rel: 1e-5,
+};
+/// `rms_norm` on wgpu (tree reduction in workgroup memory). Measured worst
+/// |x − r|/|r| = 2.4e-7 (d ≤ 2048); rel 2e-6.
+pub const GPU_RMS_NORM: Tolerance = Tolerance::Rel {
+    abs: 1e-7,
+    rel: 2e-6,
+};
+/// `layer_norm` on wgpu (two passes, tree reductions). Measured worst
+/// |x − r| = 7.2e-7 on outputs of magnitude ≤ ~4 (3 ulps; near-zero outputs
+/// are the cancellation `(x − mean)·inv·w + b`, hence the absolute term).
+pub const GPU_LAYER_NORM: Tolerance = Tolerance::Rel {
+    abs: 2e-6,
+    rel: 4e-6,
+};
+/// `rope` on wgpu, against the scale `|a·cos θ| + |b·sin θ|` (the host
+/// computes cos/sin of the f32 angles in f64). Measured worst
+/// |x − r|/scale = 1.5e-7 (positions ≤ 100 000, hd ≤ 128); rel 1e-6.
+pub const GPU_ROPE: Tolerance = Tolerance::GpuDot {
+    abs: 1e-30,
+    rel: 1e-6,
+};
+/// `short_conv` on wgpu, against `|C|·Σ|w·bx|`. Measured worst
+/// |x − r|/scale = 1.9e-7 (l ≤ 4, d ≤ 65, state carried over 7 calls);
+/// rel 2e-6 as the CPU entry. The new state is checked `Exact`.
+pub const GPU_SHORT_CONV: Tolerance = Tolerance::GpuDot {
+    abs: 1e-7,
+    rel: 2e-6,
+};
+/// `attention` on wgpu (online softmax over key tiles of 64). Measured
+/// worst max abs 1.3e-7, NMSE 1.1e-13 (inputs uniform in ±1, hd ≤ 256,
+/// kv_len ≤ 257); budgets 7× and 100× (the driver's `exp` may sit at
+/// WGSL's bound).
+pub const GPU_ATTENTION: AttnTolerance = AttnTolerance {
+    max_abs: 1e-6,
+    score_rel: 0.0,
+    nmse: 1e-11,
+};

@@ -1,38 +1,154 @@
-//! Kernels of the vision tower and connector (`kernels/vision.md`):
-//! LayerNorm, the two GELUs and pixel unshuffle. Statistics and the
-//! transcendental functions are evaluated in f64 and rounded once, so every
-//! ISA gives the reference result; these ops are a few percent of a vision
-//! forward pass (the matmuls dominate).
+//! Kernels of the vision tower and connector: LayerNorm
+//! (`kernels/layer_norm.md`), the two GELUs (`kernels/gelu.md`) and pixel
+//! unshuffle (`lfm2vl.md` §5, plain data movement).
+//!
+//! One generic body per kernel (`layer_norm.rs`, `gelu.rs`, over [`Simd`]);
+//! each ISA instantiates it through a thin `#[target_feature]` wrapper
+//! stamped by `isa!` into [`VisionIsa`]. Single-threaded: one call is
+//! memory-bound. Slices may start at any element offset.
+
+mod gelu;
+mod layer_norm;
+pub mod reference;
 
 use crate::Gelu;
+use crate::cpu::dispatch::{IsaToken, Scalar};
+use crate::cpu::simd::Simd;
 
-/// `x`, `out`: `[rows, d]`; `w`, `b`: `[d]`.
-pub fn layer_norm(x: &[f32], w: &[f32], b: &[f32], eps: f32, out: &mut [f32]) {
+/// LayerNorm of each row: `x`, `out`: `[rows, d]` row-major, contiguous,
+/// any element offset; `w`, `b`: `[d]`. `out = (x − mean)·rstd·w + b` with
+/// the biased variance and `rstd = 1/sqrt(var + eps)`, statistics in f32
+/// by a shifted two-pass scheme that stays accurate for rows with a large
+/// mean offset (tolerance class: layer_norm, `testing::tolerance::LAYER_NORM`).
+/// A constant row gives `b` exactly. NaN or `±inf` anywhere in a row makes
+/// the whole row NaN (as the f64 reference and PyTorch). `rows = 0` or
+/// `d = 0` is a no-op.
+///
+/// Panics if `w` and `b` differ in length, or `x` and `out` differ in length
+/// or are not whole rows of `d`.
+#[track_caller]
+pub fn layer_norm(isa: IsaToken, x: &[f32], w: &[f32], b: &[f32], eps: f32, out: &mut [f32]) {
     let d = w.len();
-    assert!(d > 0 && b.len() == d && x.len() == out.len() && x.len().is_multiple_of(d));
-    for (xr, or) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
-        let mean = xr.iter().map(|&v| v as f64).sum::<f64>() / d as f64;
-        let var = xr.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / d as f64;
-        let inv = 1.0 / (var + eps as f64).sqrt();
-        for (((o, &v), &g), &bb) in or.iter_mut().zip(xr).zip(w).zip(b) {
-            *o = ((v as f64 - mean) * inv * g as f64 + bb as f64) as f32;
-        }
+    assert_eq!(b.len(), d, "layer_norm: w has {d} elements, b {}", b.len());
+    assert_eq!(x.len(), out.len(), "layer_norm: x and out lengths differ");
+    if x.is_empty() {
+        return;
+    }
+    assert!(
+        d > 0 && x.len().is_multiple_of(d),
+        "layer_norm: x ({} elements) is not [rows, {d}]",
+        x.len()
+    );
+    match isa {
+        IsaToken::Scalar(s) => s.layer_norm(x, w, b, eps, out),
+        #[cfg(target_arch = "x86_64")]
+        IsaToken::Avx2(s) => s.layer_norm(x, w, b, eps, out),
+        #[cfg(target_arch = "x86_64")]
+        IsaToken::Avx512(s) => s.layer_norm(x, w, b, eps, out),
+        #[cfg(target_arch = "aarch64")]
+        IsaToken::Neon(s) => s.layer_norm(x, w, b, eps, out),
     }
 }
 
-/// Elementwise GELU of `kind`.
-pub fn gelu(x: &[f32], kind: Gelu, out: &mut [f32]) {
-    assert_eq!(x.len(), out.len());
-    const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
-    for (o, &v) in out.iter_mut().zip(x) {
-        let z = v as f64;
-        let y = match kind {
-            Gelu::Tanh => 0.5 * z * (1.0 + (SQRT_2_OVER_PI * (z + 0.044715 * z * z * z)).tanh()),
-            Gelu::Erf => 0.5 * z * (1.0 + libm::erf(z * std::f64::consts::FRAC_1_SQRT_2)),
-        };
-        *o = y as f32;
+/// Elementwise GELU of `kind`, f32 with the vectorised `exp`
+/// (`kernels/gelu.md`; tolerances `testing::tolerance::{GELU_TANH,
+/// GELU_ERF}`): `Tanh` is `gelu_pytorch_tanh`, `Erf` the exact GELU.
+/// `+inf → +inf`, `−inf → NaN` (`−inf·0`, as the reference and PyTorch),
+/// NaN → NaN.
+///
+/// Panics unless the slices have the same length.
+#[track_caller]
+pub fn gelu(isa: IsaToken, x: &[f32], kind: Gelu, out: &mut [f32]) {
+    assert_eq!(x.len(), out.len(), "gelu: x and out lengths differ");
+    match (isa, kind) {
+        (IsaToken::Scalar(s), Gelu::Tanh) => s.gelu_tanh(x, out),
+        (IsaToken::Scalar(s), Gelu::Erf) => s.gelu_erf(x, out),
+        #[cfg(target_arch = "x86_64")]
+        (IsaToken::Avx2(s), Gelu::Tanh) => s.gelu_tanh(x, out),
+        #[cfg(target_arch = "x86_64")]
+        (IsaToken::Avx2(s), Gelu::Erf) => s.gelu_erf(x, out),
+        #[cfg(target_arch = "x86_64")]
+        (IsaToken::Avx512(s), Gelu::Tanh) => s.gelu_tanh(x, out),
+        #[cfg(target_arch = "x86_64")]
+        (IsaToken::Avx512(s), Gelu::Erf) => s.gelu_erf(x, out),
+        #[cfg(target_arch = "aarch64")]
+        (IsaToken::Neon(s), Gelu::Tanh) => s.gelu_tanh(x, out),
+        #[cfg(target_arch = "aarch64")]
+        (IsaToken::Neon(s), Gelu::Erf) => s.gelu_erf(x, out),
     }
 }
+
+/// The vision kernels of one ISA: the generic bodies behind
+/// `#[target_feature]`.
+pub(crate) trait VisionIsa: Simd {
+    fn layer_norm(self, x: &[f32], w: &[f32], b: &[f32], eps: f32, out: &mut [f32]);
+    fn gelu_tanh(self, x: &[f32], out: &mut [f32]);
+    fn gelu_erf(self, x: &[f32], out: &mut [f32]);
+}
+
+impl VisionIsa for Scalar {
+    fn layer_norm(self, x: &[f32], w: &[f32], b: &[f32], eps: f32, out: &mut [f32]) {
+        layer_norm::layer_norm(self, x, w, b, eps, out)
+    }
+    fn gelu_tanh(self, x: &[f32], out: &mut [f32]) {
+        gelu::gelu::<_, false>(self, x, out)
+    }
+    fn gelu_erf(self, x: &[f32], out: &mut [f32]) {
+        gelu::gelu::<_, true>(self, x, out)
+    }
+}
+
+/// Stamps module `$m` of `#[target_feature(enable = $feat)]` wrappers around
+/// the generic bodies and the [`VisionIsa`] impl of token `$tok`.
+macro_rules! isa {
+    ($m:ident, $tok:ident, $feat:literal) => {
+        mod $m {
+            use crate::cpu::dispatch::$tok;
+
+            #[target_feature(enable = $feat)]
+            pub(super) fn layer_norm(
+                s: $tok,
+                x: &[f32],
+                w: &[f32],
+                b: &[f32],
+                eps: f32,
+                out: &mut [f32],
+            ) {
+                super::layer_norm::layer_norm(s, x, w, b, eps, out)
+            }
+            #[target_feature(enable = $feat)]
+            pub(super) fn gelu_tanh(s: $tok, x: &[f32], out: &mut [f32]) {
+                super::gelu::gelu::<_, false>(s, x, out)
+            }
+            #[target_feature(enable = $feat)]
+            pub(super) fn gelu_erf(s: $tok, x: &[f32], out: &mut [f32]) {
+                super::gelu::gelu::<_, true>(s, x, out)
+            }
+        }
+
+        impl VisionIsa for crate::cpu::dispatch::$tok {
+            fn layer_norm(self, x: &[f32], w: &[f32], b: &[f32], eps: f32, out: &mut [f32]) {
+                // SAFETY: the token proves the features the wrapper enables.
+                unsafe { $m::layer_norm(self, x, w, b, eps, out) }
+            }
+            fn gelu_tanh(self, x: &[f32], out: &mut [f32]) {
+                // SAFETY: the token proves the features the wrapper enables.
+                unsafe { $m::gelu_tanh(self, x, out) }
+            }
+            fn gelu_erf(self, x: &[f32], out: &mut [f32]) {
+                // SAFETY: the token proves the features the wrapper enables.
+                unsafe { $m::gelu_erf(self, x, out) }
+            }
+        }
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+isa!(avx2, Avx2, "avx2,fma,f16c");
+#[cfg(target_arch = "x86_64")]
+isa!(avx512, Avx512, "avx512f,avx2,fma,f16c");
+#[cfg(target_arch = "aarch64")]
+isa!(neon, Neon, "neon");
 
 /// `x`: `[h·w, d]`; `out`: `[(h/2)·(w/2), 4d]`.
 pub fn pixel_unshuffle(x: &[f32], h: usize, w: usize, d: usize, out: &mut [f32]) {
