@@ -330,8 +330,9 @@ pub const GELU_ERF: Tolerance = Tolerance::Rel {
 // STYLE.md: WGSL f32 against the CPU f64 reference within
 // `1e-5 + 1e-4·|r|` (NMSE ≤ 1e-8); each entry is tightened towards what
 // `cargo test -p tensor --test wgpu_ops -- --nocapture` measured on lavapipe
-// (llvmpipe, LLVM 15+, 256-bit) and keeps headroom for GPU drivers whose
-// `exp`/`sqrt` are only as accurate as WGSL requires (exp: 3 + 2|x| ulp).
+// (llvmpipe, Mesa 22.3.6, LLVM 15.0.6, 256-bit) and keeps headroom for GPU
+// drivers whose `exp`/`sqrt` are only as accurate as WGSL requires (exp:
+// 3 + 2|x| ulp). Not yet measured on a hardware GPU.
 // `add_assign`, copies, gathers and pixel unshuffle are checked `Exact`.
 
 /// `silu_mul` on wgpu. Measured worst |x − r|/|r| = 8.0e-7 (13 ulps; the

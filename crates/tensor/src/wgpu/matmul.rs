@@ -165,6 +165,7 @@ pub(crate) fn matmul(
             (4, out.storage().buffer()),
         ],
         groups,
+        host: None,
     })
 }
 

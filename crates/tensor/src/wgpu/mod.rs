@@ -6,17 +6,25 @@
 //! - [`pipelines`] compiles each `(ShaderId, override constants)` once.
 //! - [`uniforms`] holds the Rust mirrors of the WGSL uniform structs.
 //! - [`matmul`] encodes the tiled GEMM and the GEMV.
+//! - [`ops`] encodes every other [`Backend`] op (norms, rope, short conv,
+//!   attention, elementwise, gathers and copies).
 //!
 //! Execution model: ops only *record* work. Each op writes its uniform into a
 //! slot of one uniform ring buffer and appends a compute pass to a pending
 //! command encoder; the encoder is submitted when the ring is full (every 64
-//! ops), before a download, or on [`Backend::sync`]. Only `download_f32` and `sync` wait for
+//! ops), before a download, or on [`Backend::sync`]. Small per-call host
+//! data (token ids, rope's cos/sin table) goes the same way through a host
+//! data ring: `queue.write_buffer` lands before the *next* submit, so each
+//! recorded op gets its own slice, and the ring is reset only at a submit.
+//! Row copies (`copy_rows`, `slice_rows`) are `copy_buffer_to_buffer`
+//! commands in the same encoder, ordered with the passes. Only `download_f32` and `sync` wait for
 //! the device, so a whole forward pass runs without host round trips.
 //! Validation errors that escape (the device reports them asynchronously) are
 //! collected and returned by the next `download_f32` or `sync`.
 
 pub mod device;
 pub mod matmul;
+pub mod ops;
 pub mod pipelines;
 pub mod shaders;
 pub mod uniforms;
@@ -38,6 +46,12 @@ const UNIFORM_SLOT_BYTES: u64 = 256;
 /// used up, i.e. every 64 ops, so the device starts working while the host
 /// is still recording the rest of a forward pass.
 const UNIFORM_SLOTS: u64 = 64;
+/// Bytes of the host data ring (ids, rope tables); larger data gets a
+/// buffer of its own.
+const HOST_RING_BYTES: u64 = 1 << 20;
+/// Alignment of each slice of the host data ring: wgpu's largest allowed
+/// `min_storage_buffer_offset_alignment`.
+const HOST_ALIGN: u64 = 256;
 
 /// A device buffer holding one tensor. Sized to a multiple of 4 bytes (at
 /// least 4, since bindings cannot be empty); bf16/f16 data stay packed two
@@ -67,6 +81,9 @@ struct Recorder {
     /// Next free slot of the uniform ring (slots `0..slot` are used by
     /// `encoder`'s passes and must not be rewritten before it is submitted).
     slot: u64,
+    /// Next free byte of the host data ring (bytes `0..host` are read by
+    /// `encoder`'s passes).
+    host: u64,
 }
 
 struct Gpu {
@@ -75,6 +92,8 @@ struct Gpu {
     rec: Mutex<Recorder>,
     /// `UNIFORM_SLOTS` slots of `UNIFORM_SLOT_BYTES`.
     uniforms: wgpu::Buffer,
+    /// `HOST_RING_BYTES` of per-op host data, bound as read-only storage.
+    host_ring: wgpu::Buffer,
     /// A 4-byte storage buffer bound where an optional input is absent.
     placeholder: wgpu::Buffer,
     /// Reused readback buffer (grown on demand).
@@ -100,6 +119,9 @@ pub(crate) struct Dispatch<'a> {
     pub buffers: &'a [(u32, &'a wgpu::Buffer)],
     /// Workgroup counts (each ≤ the device's per-dimension limit).
     pub groups: [u32; 3],
+    /// Host bytes (a multiple of 4, non-empty) bound read-only at the given
+    /// binding: written into the host data ring for this dispatch alone.
+    pub host: Option<(u32, &'a [u8])>,
 }
 
 fn lock<'a, T>(m: &'a Mutex<T>, what: &'static str) -> Result<MutexGuard<'a, T>> {
@@ -138,6 +160,12 @@ impl WgpuBackend {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
+        let host_ring = dev.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("host data ring"),
+            size: HOST_RING_BYTES,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
         let placeholder = dev.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("placeholder"),
             size: 4,
@@ -150,6 +178,7 @@ impl WgpuBackend {
                 pipelines: PipelineCache::default(),
                 rec: Mutex::default(),
                 uniforms,
+                host_ring,
                 placeholder,
                 staging: Mutex::default(),
                 errors,
@@ -201,13 +230,61 @@ impl WgpuBackend {
                 what: "dispatch",
                 detail: format!("uniform of {} bytes does not fit a slot", d.params.len()),
             })?;
+        let max_binding = g.dev.limits.max_storage_buffer_binding_size;
+        if let Some(&(binding, big)) = d.buffers.iter().find(|(_, b)| b.size() > max_binding) {
+            return Err(TensorError::Gpu {
+                what: "dispatch",
+                detail: format!(
+                    "{}: binding {binding} takes {} bytes, over the device's \
+                     max_storage_buffer_binding_size of {max_binding}",
+                    d.shader,
+                    big.size()
+                ),
+            });
+        }
+        let host_len = match d.host {
+            Some((_, bytes)) if bytes.is_empty() || bytes.len() % 4 != 0 => {
+                return Err(TensorError::Gpu {
+                    what: "dispatch",
+                    detail: format!(
+                        "host data of {} bytes (want a positive multiple of 4)",
+                        bytes.len()
+                    ),
+                });
+            }
+            Some((_, bytes)) => bytes.len() as u64,
+            None => 0,
+        };
+        let host_slice = host_len.div_ceil(HOST_ALIGN) * HOST_ALIGN;
+        let in_ring = host_slice <= HOST_RING_BYTES;
         let mut rec = lock(&g.rec, "recorder")?;
-        if rec.slot == UNIFORM_SLOTS {
+        if rec.slot == UNIFORM_SLOTS || (in_ring && rec.host + host_slice > HOST_RING_BYTES) {
             self.submit(&mut rec);
         }
         let offset = rec.slot * UNIFORM_SLOT_BYTES;
         rec.slot += 1;
         g.dev.queue.write_buffer(&g.uniforms, offset, d.params);
+        // (buffer, offset) of the host data, if any.
+        let own_buffer;
+        let host_at = match d.host {
+            None => None,
+            Some((_, bytes)) if in_ring => {
+                let at = rec.host;
+                rec.host += host_slice;
+                g.dev.queue.write_buffer(&g.host_ring, at, bytes);
+                Some((&g.host_ring, at))
+            }
+            Some((_, bytes)) => {
+                own_buffer = g.dev.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("host data (over the ring size)"),
+                    size: host_len,
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                g.dev.queue.write_buffer(&own_buffer, 0, bytes);
+                Some((&own_buffer, 0))
+            }
+        };
 
         let mut entries = Vec::with_capacity(d.buffers.len() + 1);
         entries.push(wgpu::BindGroupEntry {
@@ -222,6 +299,16 @@ impl WgpuBackend {
             entries.push(wgpu::BindGroupEntry {
                 binding,
                 resource: buffer.as_entire_binding(),
+            });
+        }
+        if let (Some((binding, _)), Some((buffer, offset))) = (d.host, host_at) {
+            entries.push(wgpu::BindGroupEntry {
+                binding,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer,
+                    offset,
+                    size: NonZeroU64::new(host_len),
+                }),
             });
         }
         let bind_group = g.dev.device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -250,6 +337,32 @@ impl WgpuBackend {
             self.gpu.dev.queue.submit([enc.finish()]);
         }
         rec.slot = 0;
+        rec.host = 0;
+    }
+
+    /// Records a buffer-to-buffer copy of `size` bytes into the pending
+    /// encoder (ordered with the recorded passes; no wait). Offsets and size
+    /// must be multiples of 4.
+    pub(crate) fn record_copy(
+        &self,
+        src: &wgpu::Buffer,
+        src_offset: u64,
+        dst: &wgpu::Buffer,
+        dst_offset: u64,
+        size: u64,
+    ) -> Result<()> {
+        if size == 0 {
+            return Ok(());
+        }
+        let g = &*self.gpu;
+        let mut rec = lock(&g.rec, "recorder")?;
+        let encoder = rec.encoder.get_or_insert_with(|| {
+            g.dev
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("ops") })
+        });
+        encoder.copy_buffer_to_buffer(src, src_offset, dst, dst_offset, size);
+        Ok(())
     }
 
     /// Submits pending work without waiting for it.
@@ -449,6 +562,93 @@ impl Backend for WgpuBackend {
         out: &mut Tensor<Self>,
     ) -> Result<()> {
         matmul::matmul(self, x, w, bias, out)
+    }
+
+    fn rms_norm(
+        &self,
+        x: &Tensor<Self>,
+        w: &Tensor<Self>,
+        eps: f32,
+        out: &mut Tensor<Self>,
+    ) -> Result<()> {
+        ops::rms_norm(self, x, w, eps, out)
+    }
+
+    fn rope(&self, x: &mut Tensor<Self>, pos0: usize, theta: f32) -> Result<()> {
+        ops::rope(self, x, pos0, theta)
+    }
+
+    fn short_conv(
+        &self,
+        bcx: &Tensor<Self>,
+        w: &Tensor<Self>,
+        state: &mut Tensor<Self>,
+        out: &mut Tensor<Self>,
+    ) -> Result<()> {
+        ops::short_conv(self, bcx, w, state, out)
+    }
+
+    fn attention(
+        &self,
+        q: &Tensor<Self>,
+        k: &Tensor<Self>,
+        v: &Tensor<Self>,
+        kv_len: usize,
+        causal: bool,
+        scale: f32,
+        out: &mut Tensor<Self>,
+    ) -> Result<()> {
+        ops::attention(self, q, k, v, kv_len, causal, scale, out)
+    }
+
+    fn silu_mul(
+        &self,
+        gate: &Tensor<Self>,
+        up: &Tensor<Self>,
+        out: &mut Tensor<Self>,
+    ) -> Result<()> {
+        ops::silu_mul(self, gate, up, out)
+    }
+
+    fn add_assign(&self, x: &mut Tensor<Self>, y: &Tensor<Self>) -> Result<()> {
+        ops::add_assign(self, x, y)
+    }
+
+    fn gather_rows(&self, table: &Tensor<Self>, ids: &[u32], out: &mut Tensor<Self>) -> Result<()> {
+        ops::gather_rows(self, table, ids, out)
+    }
+
+    fn copy_rows(&self, src: &Tensor<Self>, dst: &mut Tensor<Self>, row0: usize) -> Result<()> {
+        ops::copy_rows(self, src, dst, row0)
+    }
+
+    fn layer_norm(
+        &self,
+        x: &Tensor<Self>,
+        w: &Tensor<Self>,
+        b: &Tensor<Self>,
+        eps: f32,
+        out: &mut Tensor<Self>,
+    ) -> Result<()> {
+        ops::layer_norm(self, x, w, b, eps, out)
+    }
+
+    fn gelu(&self, x: &Tensor<Self>, kind: crate::Gelu, out: &mut Tensor<Self>) -> Result<()> {
+        ops::gelu(self, x, kind, out)
+    }
+
+    fn pixel_unshuffle(
+        &self,
+        x: &Tensor<Self>,
+        h: usize,
+        w: usize,
+        out: &mut Tensor<Self>,
+    ) -> Result<()> {
+        ops::pixel_unshuffle(self, x, h, w, out)
+    }
+
+    fn slice_rows(&self, src: &Tensor<Self>, row0: usize, out: &mut Tensor<Self>) -> Result<()> {
+        ops::slice_rows(self, src, row0, out)
     }
 }
 

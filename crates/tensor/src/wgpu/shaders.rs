@@ -39,6 +39,25 @@ const WEIGHTS_F16: ShaderFile = shader_file!("matmul/weights_f16.wgsl");
 const WEIGHTS_F32: ShaderFile = shader_file!("matmul/weights_f32.wgsl");
 const MATMUL: ShaderFile = shader_file!("matmul/matmul.wgsl");
 const GEMV: ShaderFile = shader_file!("matmul/gemv.wgsl");
+const EW_IO: ShaderFile = shader_file!("elementwise/io.wgsl");
+const ADD: ShaderFile = shader_file!("elementwise/add.wgsl");
+const SILU_MUL: ShaderFile = shader_file!("elementwise/silu_mul.wgsl");
+const GELU_TANH: ShaderFile = shader_file!("elementwise/gelu_tanh.wgsl");
+const GELU_ERF: ShaderFile = shader_file!("elementwise/gelu_erf.wgsl");
+const GATHER_IO: ShaderFile = shader_file!("gather/io.wgsl");
+const TABLE_F32: ShaderFile = shader_file!("gather/table_f32.wgsl");
+const TABLE_BF16: ShaderFile = shader_file!("gather/table_bf16.wgsl");
+const TABLE_F16: ShaderFile = shader_file!("gather/table_f16.wgsl");
+const GATHER: ShaderFile = shader_file!("gather/gather.wgsl");
+const PIXEL_UNSHUFFLE: ShaderFile = shader_file!("vision/pixel_unshuffle.wgsl");
+const NORM_IO: ShaderFile = shader_file!("norm/io.wgsl");
+const RMS_NORM: ShaderFile = shader_file!("norm/rms_norm.wgsl");
+const LAYER_NORM: ShaderFile = shader_file!("norm/layer_norm.wgsl");
+const ROPE: ShaderFile = shader_file!("rope/rope.wgsl");
+const CONV_IO: ShaderFile = shader_file!("conv/io.wgsl");
+const SHORT_CONV: ShaderFile = shader_file!("conv/short_conv.wgsl");
+const CONV_STATE: ShaderFile = shader_file!("conv/state.wgsl");
+const ATTENTION: ShaderFile = shader_file!("attention/attention.wgsl");
 
 /// A compute pipeline's WGSL source: `{op}_{in}_{out}` (STYLE.md §3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -55,17 +74,59 @@ pub enum ShaderId {
     GemvF16F32,
     /// GEMV (m = 1), f32 weights.
     GemvF32F32,
+    /// `x += y` in place (f32).
+    AddF32F32,
+    /// `silu(gate) ⊙ up` (f32).
+    SiluMulF32F32,
+    /// `gelu_pytorch_tanh` (f32).
+    GeluTanhF32F32,
+    /// Exact (erf) GELU (f32).
+    GeluErfF32F32,
+    /// Embedding gather from an f32 table.
+    GatherF32F32,
+    /// Embedding gather from a bf16 table packed two per u32.
+    GatherBf16F32,
+    /// Embedding gather from an f16 table packed two per u32.
+    GatherF16F32,
+    /// Pixel unshuffle by 2 (f32).
+    PixelUnshuffleF32F32,
+    /// RMSNorm over rows (f32).
+    RmsNormF32F32,
+    /// LayerNorm over rows (f32).
+    LayerNormF32F32,
+    /// NeoX rotary embedding in place, host cos/sin table (f32).
+    RopeF32F32,
+    /// Short-conv output over `state ++ B⊙X` (f32).
+    ShortConvF32F32,
+    /// Short-conv state update (f32).
+    ConvStateF32F32,
+    /// GQA attention with online softmax (f32).
+    AttentionF32F32,
 }
 
 impl ShaderId {
     /// Every registered shader.
-    pub const ALL: [ShaderId; 6] = [
+    pub const ALL: [ShaderId; 20] = [
         ShaderId::MatmulBf16F32,
         ShaderId::MatmulF16F32,
         ShaderId::MatmulF32F32,
         ShaderId::GemvBf16F32,
         ShaderId::GemvF16F32,
         ShaderId::GemvF32F32,
+        ShaderId::AddF32F32,
+        ShaderId::SiluMulF32F32,
+        ShaderId::GeluTanhF32F32,
+        ShaderId::GeluErfF32F32,
+        ShaderId::GatherF32F32,
+        ShaderId::GatherBf16F32,
+        ShaderId::GatherF16F32,
+        ShaderId::PixelUnshuffleF32F32,
+        ShaderId::RmsNormF32F32,
+        ShaderId::LayerNormF32F32,
+        ShaderId::RopeF32F32,
+        ShaderId::ShortConvF32F32,
+        ShaderId::ConvStateF32F32,
+        ShaderId::AttentionF32F32,
     ];
 
     /// Pipeline and shader-module label, e.g. `"matmul_bf16_f32"`.
@@ -77,6 +138,20 @@ impl ShaderId {
             ShaderId::GemvBf16F32 => "gemv_bf16_f32",
             ShaderId::GemvF16F32 => "gemv_f16_f32",
             ShaderId::GemvF32F32 => "gemv_f32_f32",
+            ShaderId::AddF32F32 => "add_f32_f32",
+            ShaderId::SiluMulF32F32 => "silu_mul_f32_f32",
+            ShaderId::GeluTanhF32F32 => "gelu_tanh_f32_f32",
+            ShaderId::GeluErfF32F32 => "gelu_erf_f32_f32",
+            ShaderId::GatherF32F32 => "gather_f32_f32",
+            ShaderId::GatherBf16F32 => "gather_bf16_f32",
+            ShaderId::GatherF16F32 => "gather_f16_f32",
+            ShaderId::PixelUnshuffleF32F32 => "pixel_unshuffle_f32_f32",
+            ShaderId::RmsNormF32F32 => "rms_norm_f32_f32",
+            ShaderId::LayerNormF32F32 => "layer_norm_f32_f32",
+            ShaderId::RopeF32F32 => "rope_f32_f32",
+            ShaderId::ShortConvF32F32 => "short_conv_f32_f32",
+            ShaderId::ConvStateF32F32 => "conv_state_f32_f32",
+            ShaderId::AttentionF32F32 => "attention_f32_f32",
         }
     }
 
@@ -94,6 +169,20 @@ impl ShaderId {
             ShaderId::GemvBf16F32 => &[BF16, MATMUL_IO, WEIGHTS_BF16, GEMV],
             ShaderId::GemvF16F32 => &[MATMUL_IO, WEIGHTS_F16, GEMV],
             ShaderId::GemvF32F32 => &[MATMUL_IO, WEIGHTS_F32, GEMV],
+            ShaderId::AddF32F32 => &[EW_IO, ADD],
+            ShaderId::SiluMulF32F32 => &[EW_IO, SILU_MUL],
+            ShaderId::GeluTanhF32F32 => &[EW_IO, GELU_TANH],
+            ShaderId::GeluErfF32F32 => &[EW_IO, GELU_ERF],
+            ShaderId::GatherF32F32 => &[GATHER_IO, TABLE_F32, GATHER],
+            ShaderId::GatherBf16F32 => &[BF16, GATHER_IO, TABLE_BF16, GATHER],
+            ShaderId::GatherF16F32 => &[GATHER_IO, TABLE_F16, GATHER],
+            ShaderId::PixelUnshuffleF32F32 => &[PIXEL_UNSHUFFLE],
+            ShaderId::RmsNormF32F32 => &[NORM_IO, RMS_NORM],
+            ShaderId::LayerNormF32F32 => &[NORM_IO, LAYER_NORM],
+            ShaderId::RopeF32F32 => &[ROPE],
+            ShaderId::ShortConvF32F32 => &[CONV_IO, SHORT_CONV],
+            ShaderId::ConvStateF32F32 => &[CONV_IO, CONV_STATE],
+            ShaderId::AttentionF32F32 => &[ATTENTION],
         }
     }
 
@@ -108,7 +197,7 @@ impl ShaderId {
     /// it needs no `shader-f16` feature).
     pub const fn required_downlevel(self) -> wgpu::DownlevelFlags {
         match self {
-            ShaderId::MatmulF16F32 | ShaderId::GemvF16F32 => {
+            ShaderId::MatmulF16F32 | ShaderId::GemvF16F32 | ShaderId::GatherF16F32 => {
                 wgpu::DownlevelFlags::SHADER_F16_IN_F32
             }
             _ => wgpu::DownlevelFlags::empty(),

@@ -17,6 +17,83 @@ pub struct MatmulParams {
     pub has_bias: u32,
 }
 
+/// Mirror of `ElementwiseParams` in `shaders/elementwise/io.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct ElementwiseParams {
+    pub n: u32,
+    pub pad0: u32,
+    pub pad1: u32,
+    pub pad2: u32,
+}
+
+/// Mirror of `GatherParams` in `shaders/gather/io.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct GatherParams {
+    pub d: u32,
+    /// Output elements (ids · d).
+    pub n: u32,
+    pub pad0: u32,
+    pub pad1: u32,
+}
+
+/// Mirror of `PixelUnshuffleParams` in `shaders/vision/pixel_unshuffle.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct PixelUnshuffleParams {
+    pub w: u32,
+    pub d: u32,
+    /// Output elements.
+    pub n: u32,
+    pub pad0: u32,
+}
+
+/// Mirror of `NormParams` in `shaders/norm/io.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct NormParams {
+    pub rows: u32,
+    pub d: u32,
+    pub eps: f32,
+    pub pad0: u32,
+}
+
+/// Mirror of `RopeParams` in `shaders/rope/rope.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct RopeParams {
+    pub t: u32,
+    pub h: u32,
+    pub hd: u32,
+    pub pad0: u32,
+}
+
+/// Mirror of `ConvParams` in `shaders/conv/io.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct ConvParams {
+    pub t: u32,
+    pub d: u32,
+    pub l: u32,
+    pub pad0: u32,
+}
+
+/// Mirror of `AttnParams` in `shaders/attention/attention.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct AttnParams {
+    pub t: u32,
+    pub h: u32,
+    pub h_kv: u32,
+    pub hd: u32,
+    pub kv_len: u32,
+    /// 1 for causal, 0 for bidirectional.
+    pub causal: u32,
+    pub scale: f32,
+    pub pad0: u32,
+}
+
 /// Size and field offsets of one mirror, by WGSL name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UniformLayout {
@@ -27,16 +104,41 @@ pub struct UniformLayout {
     pub fields: Vec<(&'static str, usize)>,
 }
 
+/// The [`UniformLayout`] of a mirror: `layout!(Type { field, … })`.
+macro_rules! layout {
+    ($ty:ident { $($field:ident),* $(,)? }) => {
+        UniformLayout {
+            name: stringify!($ty),
+            size: size_of::<$ty>(),
+            fields: vec![$((stringify!($field), std::mem::offset_of!($ty, $field))),*],
+        }
+    };
+}
+
 /// Every uniform mirror's layout.
 pub fn layouts() -> Vec<UniformLayout> {
-    vec![UniformLayout {
-        name: "MatmulParams",
-        size: size_of::<MatmulParams>(),
-        fields: vec![
-            ("m", std::mem::offset_of!(MatmulParams, m)),
-            ("n", std::mem::offset_of!(MatmulParams, n)),
-            ("k", std::mem::offset_of!(MatmulParams, k)),
-            ("has_bias", std::mem::offset_of!(MatmulParams, has_bias)),
-        ],
-    }]
+    vec![
+        layout!(MatmulParams { m, n, k, has_bias }),
+        layout!(ElementwiseParams {
+            n,
+            pad0,
+            pad1,
+            pad2
+        }),
+        layout!(GatherParams { d, n, pad0, pad1 }),
+        layout!(PixelUnshuffleParams { w, d, n, pad0 }),
+        layout!(NormParams { rows, d, eps, pad0 }),
+        layout!(RopeParams { t, h, hd, pad0 }),
+        layout!(ConvParams { t, d, l, pad0 }),
+        layout!(AttnParams {
+            t,
+            h,
+            h_kv,
+            hd,
+            kv_len,
+            causal,
+            scale,
+            pad0
+        }),
+    ]
 }

@@ -1,0 +1,588 @@
+//! Every WGSL op of `tensor::wgpu::ops` against the CPU f64 references
+//! (`crates/tensor/src/cpu/<op>/reference.rs`) or exact host arithmetic, on
+//! edge shapes (lengths 1, 2, 3, 17, 63, 64, 65, 257; odd hd; GQA ratios 1, 2,
+//! 4; kv_len > t; conv l ∈ {2, 3, 4} with the state carried across calls).
+//! Outputs start as NaN so that every element must be written. Tolerances:
+//! `testing::tolerance::GPU_*` (`Exact` for add, copies, gathers, unshuffle).
+//! Skips without an adapter unless `LFM_REQUIRE_GPU=1`.
+#![cfg(feature = "wgpu")]
+
+use half::{bf16, f16};
+use tensor::cpu::attention::AttnDims;
+use tensor::cpu::{attention, conv, elementwise, norm, rope, vision};
+use tensor::testing::rng::Rng;
+use tensor::testing::tolerance::{
+    ADD, AttnStats, ErrorStats, GPU_ATTENTION, GPU_GELU_ERF, GPU_GELU_TANH, GPU_LAYER_NORM,
+    GPU_RMS_NORM, GPU_ROPE, GPU_SHORT_CONV, GPU_SILU_MUL, Tolerance,
+};
+use tensor::wgpu::{WgpuBackend, gpu_or_skip};
+use tensor::{Backend, DType, Gelu, HostData, Shape, Tensor, TensorError};
+
+/// The edge lengths of the brief.
+const LENS: [usize; 8] = [1, 2, 3, 17, 63, 64, 65, 257];
+
+fn up(be: &WgpuBackend, v: &[f32], dims: &[usize]) -> Tensor<WgpuBackend> {
+    be.upload(HostData::f32(v), Shape::from(dims.to_vec()))
+        .expect("upload")
+}
+
+/// An output tensor filled with NaN: the kernel must overwrite all of it.
+fn nan_out(be: &WgpuBackend, dims: &[usize]) -> Tensor<WgpuBackend> {
+    let n: usize = dims.iter().product();
+    up(be, &vec![f32::NAN; n], dims)
+}
+
+fn down(be: &WgpuBackend, t: &Tensor<WgpuBackend>) -> Vec<f32> {
+    be.download_f32(t).expect("download")
+}
+
+/// Worst errors of one op over its cases.
+#[derive(Default)]
+struct Worst {
+    st: ErrorStats,
+    /// max |x − r| / |r| over the elements with |r| ≥ 1e-6.
+    rel_1e6: f64,
+    cases: usize,
+}
+
+impl Worst {
+    fn check(&mut self, tol: Tolerance, got: &[f32], want: &[f32], scale: &[f64], case: &str) {
+        match tol.check(got, want, scale) {
+            Ok(st) => {
+                self.st.max_abs = self.st.max_abs.max(st.max_abs);
+                self.st.max_rel = self.st.max_rel.max(st.max_rel);
+                self.st.max_ulp = self.st.max_ulp.max(st.max_ulp);
+                self.cases += 1;
+                for (&g, &w) in got.iter().zip(want) {
+                    if w.abs() >= 1e-6 && g.is_finite() {
+                        let rel = (f64::from(g) - f64::from(w)).abs() / f64::from(w.abs());
+                        self.rel_1e6 = self.rel_1e6.max(rel);
+                    }
+                }
+            }
+            Err(e) => panic!(
+                "{case}: first bad index {}: got {}, want {}, bound {:e}",
+                e.index, e.got, e.want, e.bound
+            ),
+        }
+    }
+
+    fn report(&self, what: &str, be: &WgpuBackend) {
+        println!(
+            "{what} on {}: {} cases, worst |x-r| = {:.3e}, worst rel = {:.3e} \
+             (|r| ≥ 1e-6: {:.3e}), worst ulp = {}",
+            be.describe(),
+            self.cases,
+            self.st.max_abs,
+            self.st.max_rel,
+            self.rel_1e6,
+            self.st.max_ulp
+        );
+    }
+}
+
+// ------------------------------------------------------------ elementwise
+
+#[test]
+fn wgpu_add_assign_silu_mul() {
+    let Some(be) = gpu_or_skip() else { return };
+    let (mut w_add, mut w_silu) = (Worst::default(), Worst::default());
+    for n in LENS.into_iter().chain([1000]) {
+        let case = format!("n={n}");
+        let mut rng = Rng::for_case("wgpu_elementwise", &case);
+        let (a, b) = (rng.vec(n, 12.0), rng.vec(n, 2.0));
+        let (ta, tb) = (up(&be, &a, &[n]), up(&be, &b, &[n]));
+
+        let mut out = nan_out(&be, &[n]);
+        be.silu_mul(&ta, &tb, &mut out).expect("silu_mul");
+        let want = elementwise::reference::silu_mul(&a, &b);
+        w_silu.check(GPU_SILU_MUL, &down(&be, &out), &want, &[], &case);
+
+        let mut x = up(&be, &a, &[n]);
+        be.add_assign(&mut x, &tb).expect("add_assign");
+        let want = elementwise::reference::add(&a, &b);
+        w_add.check(ADD, &down(&be, &x), &want, &[], &case);
+    }
+    w_add.report("add_assign", &be);
+    w_silu.report("silu_mul", &be);
+}
+
+#[test]
+fn wgpu_gelu() {
+    let Some(be) = gpu_or_skip() else { return };
+    for (kind, tol) in [(Gelu::Tanh, GPU_GELU_TANH), (Gelu::Erf, GPU_GELU_ERF)] {
+        let mut worst = Worst::default();
+        for n in LENS {
+            let case = format!("{kind:?} n={n}");
+            let mut rng = Rng::for_case("wgpu_gelu", &case);
+            let x = rng.vec(n, 6.0);
+            let mut out = nan_out(&be, &[n]);
+            be.gelu(&up(&be, &x, &[n]), kind, &mut out).expect("gelu");
+            let want = vision::reference::gelu(&x, kind);
+            worst.check(tol, &down(&be, &out), &want, &[], &case);
+        }
+        // A dense sweep over [−16, 16) (both regimes of erf, both tails).
+        let x: Vec<f32> = (0..8192).map(|i| (i as f32 - 4096.0) / 256.0).collect();
+        let mut out = nan_out(&be, &[x.len()]);
+        be.gelu(&up(&be, &x, &[x.len()]), kind, &mut out)
+            .expect("gelu");
+        let want = vision::reference::gelu(&x, kind);
+        worst.check(
+            tol,
+            &down(&be, &out),
+            &want,
+            &[],
+            &format!("{kind:?} sweep"),
+        );
+        worst.report(&format!("gelu {kind:?}"), &be);
+    }
+}
+
+// ------------------------------------------------------ copies and gathers
+
+#[test]
+fn wgpu_copy_and_slice_rows() {
+    let Some(be) = gpu_or_skip() else { return };
+    for w in [1, 3, 17, 64] {
+        for (s, t, row0) in [(1, 1, 0), (5, 2, 3), (17, 1, 16), (65, 17, 7), (4, 0, 4)] {
+            let case = format!("w={w} s={s} t={t} row0={row0}");
+            let mut rng = Rng::for_case("wgpu_rows", &case);
+            let (big, small) = (rng.vec(s * w, 1.0), rng.vec(t * w, 1.0));
+
+            let mut dst = up(&be, &big, &[s, w]);
+            be.copy_rows(&up(&be, &small, &[t, w]), &mut dst, row0)
+                .expect("copy_rows");
+            let mut want = big.clone();
+            want[row0 * w..(row0 + t) * w].copy_from_slice(&small);
+            assert_eq!(down(&be, &dst), want, "copy_rows {case}");
+
+            let mut out = nan_out(&be, &[t, w]);
+            be.slice_rows(&up(&be, &big, &[s, w]), row0, &mut out)
+                .expect("slice_rows");
+            assert_eq!(
+                down(&be, &out),
+                big[row0 * w..(row0 + t) * w],
+                "slice_rows {case}"
+            );
+        }
+        let mut dst = up(&be, &[0.0; 8], &[2, 4]);
+        let err = be.copy_rows(&up(&be, &[0.0; 8], &[2, 4]), &mut dst, 1);
+        assert!(
+            matches!(err, Err(TensorError::OutOfRange { .. })),
+            "{err:?}"
+        );
+    }
+}
+
+fn upload_table(
+    be: &WgpuBackend,
+    dtype: DType,
+    v: &[f32],
+    dims: [usize; 2],
+) -> (Tensor<WgpuBackend>, Vec<f32>) {
+    let shape = Shape::from(dims);
+    match dtype {
+        DType::F32 => (
+            be.upload(HostData::f32(v), shape).expect("upload"),
+            v.to_vec(),
+        ),
+        DType::BF16 => {
+            let h: Vec<bf16> = v.iter().map(|&x| bf16::from_f32(x)).collect();
+            let exact = h.iter().map(|x| x.to_f32()).collect();
+            (
+                be.upload_weight(HostData::bf16(&h), shape).expect("upload"),
+                exact,
+            )
+        }
+        DType::F16 => {
+            let h: Vec<f16> = v.iter().map(|&x| f16::from_f32(x)).collect();
+            let exact = h.iter().map(|x| x.to_f32()).collect();
+            (
+                be.upload_weight(HostData::f16(&h), shape).expect("upload"),
+                exact,
+            )
+        }
+        other => panic!("no test table for {other}"),
+    }
+}
+
+#[test]
+fn wgpu_gather_rows() {
+    let Some(be) = gpu_or_skip() else { return };
+    let mut cases = 0;
+    for dtype in [DType::F32, DType::BF16, DType::F16] {
+        for d in [1, 2, 3, 17, 65] {
+            for vocab in [1, 17, 257] {
+                let case = format!("{dtype} d={d} vocab={vocab}");
+                let mut rng = Rng::for_case("wgpu_gather", &case);
+                let (table, exact) = upload_table(&be, dtype, &rng.vec(vocab * d, 2.0), [vocab, d]);
+                let ids: Vec<u32> = (0..7)
+                    .map(|i| match i {
+                        0 => vocab as u32 - 1,
+                        1 => 0,
+                        _ => (rng.next_u64() % vocab as u64) as u32,
+                    })
+                    .collect();
+                let mut out = nan_out(&be, &[ids.len(), d]);
+                be.gather_rows(&table, &ids, &mut out).expect("gather_rows");
+                let want: Vec<f32> = ids
+                    .iter()
+                    .flat_map(|&i| exact[i as usize * d..(i as usize + 1) * d].to_vec())
+                    .collect();
+                assert_eq!(down(&be, &out), want, "{case}");
+                cases += 1;
+            }
+        }
+    }
+    // Out-of-range ids are an error, not a read past the table.
+    let table = up(&be, &[1.0; 6], &[3, 2]);
+    let mut out = nan_out(&be, &[1, 2]);
+    let err = be.gather_rows(&table, &[3], &mut out);
+    assert!(
+        matches!(err, Err(TensorError::OutOfRange { .. })),
+        "{err:?}"
+    );
+    println!("gather_rows on {}: {cases} cases, bit-exact", be.describe());
+}
+
+/// Many gathers recorded before one readback: each must see its own ids
+/// (the host data ring), including ones larger than the ring.
+#[test]
+fn wgpu_gather_rows_chained() {
+    let Some(be) = gpu_or_skip() else { return };
+    let (vocab, d) = (300, 2);
+    let table_v: Vec<f32> = (0..vocab * d).map(|i| i as f32).collect();
+    let table = up(&be, &table_v, &[vocab, d]);
+    let mut outs = Vec::new();
+    let mut wants = Vec::new();
+    // 300 000 ids take 1.2 MB, more than the 1 MiB ring (a buffer of their
+    // own); four slices of 280 kB fill the ring (a submit mid-recording).
+    let sizes = [1usize, 5, 300_000, 1, 70_000, 70_000, 70_000, 70_000, 3];
+    for (k, n) in (0u32..).zip(sizes) {
+        let ids: Vec<u32> = (0..n)
+            .map(|i| ((i as u32) * 7 + k) % vocab as u32)
+            .collect();
+        let mut out = nan_out(&be, &[n, d]);
+        be.gather_rows(&table, &ids, &mut out).expect("gather_rows");
+        wants.push(
+            ids.iter()
+                .flat_map(|&i| table_v[i as usize * d..(i as usize + 1) * d].to_vec())
+                .collect::<Vec<f32>>(),
+        );
+        outs.push(out);
+    }
+    for (out, want) in outs.iter().zip(&wants) {
+        assert!(
+            down(&be, out) == *want,
+            "chained gather of {} rows",
+            want.len() / d
+        );
+    }
+}
+
+#[test]
+fn wgpu_pixel_unshuffle() {
+    let Some(be) = gpu_or_skip() else { return };
+    for (h, w) in [(2, 2), (4, 6), (6, 4), (8, 8)] {
+        for d in [1, 3, 17] {
+            let case = format!("h={h} w={w} d={d}");
+            let mut rng = Rng::for_case("wgpu_unshuffle", &case);
+            let x = rng.vec(h * w * d, 1.0);
+            let mut out = nan_out(&be, &[h * w / 4, 4 * d]);
+            be.pixel_unshuffle(&up(&be, &x, &[h * w, d]), h, w, &mut out)
+                .expect("pixel_unshuffle");
+            let mut want = Vec::with_capacity(x.len());
+            for a in 0..h / 2 {
+                for b in 0..w / 2 {
+                    for (r, c) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                        let src = (2 * a + r) * w + 2 * b + c;
+                        want.extend_from_slice(&x[src * d..(src + 1) * d]);
+                    }
+                }
+            }
+            assert_eq!(down(&be, &out), want, "{case}");
+        }
+    }
+}
+
+// ----------------------------------------------------------- normalisation
+
+#[test]
+fn wgpu_rms_norm_layer_norm() {
+    let Some(be) = gpu_or_skip() else { return };
+    let (mut w_rms, mut w_ln) = (Worst::default(), Worst::default());
+    for d in LENS.into_iter().chain([1024, 2048]) {
+        for rows in [1, 3, 17] {
+            let case = format!("rows={rows} d={d}");
+            let mut rng = Rng::for_case("wgpu_norm", &case);
+            // An offset mean exercises layer_norm's two passes.
+            let x: Vec<f32> = rng.vec(rows * d, 2.0).iter().map(|v| v + 3.0).collect();
+            let (w, b) = (rng.vec(d, 1.5), rng.vec(d, 0.5));
+            let (tx, tw, tb) = (
+                up(&be, &x, &[rows, d]),
+                up(&be, &w, &[d]),
+                up(&be, &b, &[d]),
+            );
+
+            let mut out = nan_out(&be, &[rows, d]);
+            be.rms_norm(&tx, &tw, 1e-5, &mut out).expect("rms_norm");
+            let want = norm::reference::rms_norm(&x, &w, 1e-5);
+            w_rms.check(GPU_RMS_NORM, &down(&be, &out), &want, &[], &case);
+
+            let mut out = nan_out(&be, &[rows, d]);
+            be.layer_norm(&tx, &tw, &tb, 1e-6, &mut out)
+                .expect("layer_norm");
+            let want = vision::reference::layer_norm(&x, &w, &b, 1e-6);
+            w_ln.check(GPU_LAYER_NORM, &down(&be, &out), &want, &[], &case);
+        }
+    }
+    w_rms.report("rms_norm", &be);
+    w_ln.report("layer_norm", &be);
+}
+
+// -------------------------------------------------------------------- rope
+
+#[test]
+fn wgpu_rope() {
+    let Some(be) = gpu_or_skip() else { return };
+    let mut worst = Worst::default();
+    for (t, h, hd) in [
+        (1, 1, 2),
+        (2, 3, 6),
+        (17, 2, 64),
+        (3, 1, 66),
+        (65, 1, 64),
+        (1, 8, 128),
+    ] {
+        for pos0 in [0, 5, 4000, 100_000] {
+            for theta in [10_000.0f32, 1_000_000.0] {
+                let case = format!("t={t} h={h} hd={hd} pos0={pos0} theta={theta}");
+                let mut rng = Rng::for_case("wgpu_rope", &case);
+                let x = rng.vec(t * h * hd, 2.0);
+                let mut tx = up(&be, &x, &[t, h, hd]);
+                be.rope(&mut tx, pos0, theta).expect("rope");
+                let (want, scale) = rope::reference::rope(&x, h, hd, pos0, theta);
+                worst.check(GPU_ROPE, &down(&be, &tx), &want, &scale, &case);
+            }
+        }
+    }
+    worst.report("rope", &be);
+}
+
+// -------------------------------------------------------------- short conv
+
+#[test]
+fn wgpu_short_conv_with_state_carry() {
+    let Some(be) = gpu_or_skip() else { return };
+    let mut worst = Worst::default();
+    for l in [2, 3, 4] {
+        for d in [1, 3, 17, 65] {
+            let case = format!("l={l} d={d}");
+            let mut rng = Rng::for_case("wgpu_short_conv", &case);
+            let w = rng.vec(d * l, 1.0);
+            let tw = up(&be, &w, &[d, l]);
+            let mut state = vec![0.0f32; (l - 1) * d];
+            let mut tstate = be
+                .zeros(DType::F32, Shape::from([l - 1, d]))
+                .expect("zeros");
+            // Prefill, decode steps, then a prefill shorter than l − 1.
+            for (step, t) in [5usize, 1, 1, 17, 1, 2, 1].into_iter().enumerate() {
+                let bcx = rng.vec(t * 3 * d, 1.0);
+                let mut out = nan_out(&be, &[t, d]);
+                be.short_conv(&up(&be, &bcx, &[t, 3 * d]), &tw, &mut tstate, &mut out)
+                    .expect("short_conv");
+                let r = conv::reference::short_conv(&bcx, &w, &state, d, l);
+                let c = format!("{case} step={step} t={t}");
+                worst.check(GPU_SHORT_CONV, &down(&be, &out), &r.out, &r.mag, &c);
+                let got_state = down(&be, &tstate);
+                assert!(
+                    got_state
+                        .iter()
+                        .zip(&r.state)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{c}: state\n got {got_state:?}\nwant {:?}",
+                    r.state
+                );
+                state = r.state;
+            }
+        }
+    }
+    worst.report("short_conv", &be);
+}
+
+// --------------------------------------------------------------- attention
+
+#[derive(Clone, Copy, Debug)]
+struct AttnCase {
+    t: usize,
+    s: usize,
+    kv_len: usize,
+    h: usize,
+    h_kv: usize,
+    hd: usize,
+    causal: bool,
+}
+
+fn attn_run(be: &WgpuBackend, c: AttnCase) -> AttnStats {
+    let case = format!("{c:?}");
+    let mut rng = Rng::for_case("wgpu_attention", &case);
+    let q = rng.vec(c.t * c.h * c.hd, 1.0);
+    let k = rng.vec(c.s * c.h_kv * c.hd, 1.0);
+    let v = rng.vec(c.s * c.h_kv * c.hd, 1.0);
+    let scale = 1.0 / (c.hd as f32).sqrt();
+    let mut out = nan_out(be, &[c.t, c.h, c.hd]);
+    be.attention(
+        &up(be, &q, &[c.t, c.h, c.hd]),
+        &up(be, &k, &[c.s, c.h_kv, c.hd]),
+        &up(be, &v, &[c.s, c.h_kv, c.hd]),
+        c.kv_len,
+        c.causal,
+        scale,
+        &mut out,
+    )
+    .expect("attention");
+    let dims = AttnDims {
+        t: c.t,
+        h: c.h,
+        h_kv: c.h_kv,
+        hd: c.hd,
+        kv_len: c.kv_len,
+        causal: c.causal,
+        scale,
+    };
+    let r = attention::reference::attention(&q, &k, &v, dims);
+    GPU_ATTENTION
+        .check(&down(be, &out), &r.out, &r.mag)
+        .unwrap_or_else(|e| panic!("{case}: {e:?}"))
+}
+
+#[test]
+fn wgpu_attention() {
+    let Some(be) = gpu_or_skip() else { return };
+    let mut worst = AttnStats::default();
+    let mut n = 0;
+    let heads = [(1, 1), (2, 1), (4, 1), (4, 2), (8, 2)];
+    let mut cases = Vec::new();
+    for (i, &(h, h_kv)) in heads.iter().enumerate() {
+        for hd in [1, 3, 17, 64, 65] {
+            // Decode over a cache longer than kv_len, a causal prefill that
+            // crosses key tiles, bidirectional with t ≠ kv_len.
+            cases.push(AttnCase {
+                t: 1,
+                s: 70,
+                kv_len: 65 + i,
+                h,
+                h_kv,
+                hd,
+                causal: true,
+            });
+            cases.push(AttnCase {
+                t: 17,
+                s: 80,
+                kv_len: 66,
+                h,
+                h_kv,
+                hd,
+                causal: true,
+            });
+            cases.push(AttnCase {
+                t: 3,
+                s: 63,
+                kv_len: 63,
+                h,
+                h_kv,
+                hd,
+                causal: false,
+            });
+        }
+    }
+    cases.push(AttnCase {
+        t: 65,
+        s: 257,
+        kv_len: 257,
+        h: 2,
+        h_kv: 1,
+        hd: 72,
+        causal: false,
+    });
+    cases.push(AttnCase {
+        t: 64,
+        s: 130,
+        kv_len: 129,
+        h: 4,
+        h_kv: 2,
+        hd: 64,
+        causal: true,
+    });
+    cases.push(AttnCase {
+        t: 2,
+        s: 4,
+        kv_len: 0,
+        h: 2,
+        h_kv: 1,
+        hd: 8,
+        causal: false,
+    });
+    cases.push(AttnCase {
+        t: 1,
+        s: 1,
+        kv_len: 1,
+        h: 1,
+        h_kv: 1,
+        hd: 256,
+        causal: true,
+    });
+    for c in cases {
+        let st = attn_run(&be, c);
+        worst.max_abs = worst.max_abs.max(st.max_abs);
+        worst.nmse = worst.nmse.max(st.nmse);
+        n += 1;
+    }
+    println!(
+        "attention on {}: {n} cases, worst |x-r| = {:.3e}, worst NMSE = {:.3e}",
+        be.describe(),
+        worst.max_abs,
+        worst.nmse
+    );
+}
+
+/// A whole chain of ops recorded with no readback in between (one encoder,
+/// the uniform ring wrapping) still matches the step-by-step CPU result.
+#[test]
+fn wgpu_ops_chain_without_readback() {
+    let Some(be) = gpu_or_skip() else { return };
+    let (t, h, hd) = (3, 2, 8);
+    let d = h * hd;
+    let mut rng = Rng::for_case("wgpu_chain", "");
+    let x0 = rng.vec(t * d, 1.0);
+    let w = rng.vec(d, 1.0);
+    let mut x = up(&be, &x0, &[t, d]);
+    let tw = up(&be, &w, &[d]);
+    let mut tmp = be.zeros(DType::F32, Shape::from([t, d])).expect("zeros");
+    let mut want = x0.clone();
+    let mut ropes = Vec::new();
+    for step in 0..100 {
+        be.rms_norm(&x, &tw, 1e-5, &mut tmp).expect("rms_norm");
+        be.add_assign(&mut x, &tmp).expect("add");
+        let normed = norm::reference::rms_norm(&want, &w, 1e-5);
+        for (a, b) in want.iter_mut().zip(&normed) {
+            *a += b;
+        }
+        if step % 10 == 0 {
+            // Each rope call's cos/sin table must survive until its pass runs.
+            let mut r = up(&be, &x0, &[t, h, hd]);
+            be.rope(&mut r, step, 10_000.0).expect("rope");
+            ropes.push((step, r));
+        }
+    }
+    for (step, r) in &ropes {
+        let (rw, scale) = rope::reference::rope(&x0, h, hd, *step, 10_000.0);
+        Worst::default().check(GPU_ROPE, &down(&be, r), &rw, &scale, "chain rope");
+    }
+    let got = down(&be, &x);
+    let rel = Tolerance::Rel {
+        abs: 1e-5,
+        rel: 1e-4,
+    };
+    Worst::default().check(rel, &got, &want, &[], "chain of 100 rms_norm + add");
+}
