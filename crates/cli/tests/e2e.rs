@@ -189,3 +189,54 @@ fn cli_run_streams_text_and_reports_bad_images() -> Result<()> {
     ensure!(err.contains("not-an-image.png"), "{err}");
     Ok(())
 }
+
+/// `--backend wgpu` runs the whole model on the GPU (lavapipe in CI) and
+/// gives transformers' prompt ids and greedy ids.
+#[cfg(feature = "wgpu")]
+#[test]
+fn cli_generate_json_on_wgpu() -> Result<()> {
+    if runtime::model::tensor::wgpu::gpu_or_skip().is_none() {
+        return Ok(());
+    }
+    let dir = scratch()?;
+    for name in ["two_images", "text_only_1.6b"] {
+        let case = Case::load(name)?;
+        let msgs = messages_file(&case, &dir)?;
+        let out = lfm2vl()
+            .args([
+                "generate",
+                "--json",
+                "--greedy",
+                "--max-new-tokens",
+                "16",
+                "--backend",
+                "wgpu",
+            ])
+            .arg("--model")
+            .arg(case.model_dir()?)
+            .arg("--messages")
+            .arg(&msgs)
+            .output()?;
+        ensure!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout)?;
+        let ids = |k: &str| -> Vec<i64> {
+            v[k].as_array()
+                .map(|a| a.iter().filter_map(Value::as_i64).collect())
+                .unwrap_or_default()
+        };
+        ensure!(
+            ids("prompt_ids") == case.input_ids()?,
+            "{name}: prompt ids differ"
+        );
+        ensure!(
+            ids("generated_ids") == case.generated_ids()?,
+            "{name}: generated {:?}",
+            ids("generated_ids")
+        );
+    }
+    Ok(())
+}

@@ -35,7 +35,8 @@ use crate::session::{Event, Generation, Session, StopConfig};
 pub enum BackendChoice {
     Cpu,
     Wgpu,
-    /// The CPU until the wgpu backend carries the whole model.
+    /// A hardware GPU through wgpu when one exists (never a software
+    /// adapter such as lavapipe), else the CPU.
     Auto,
 }
 
@@ -153,7 +154,26 @@ impl Engine {
         let prompt = PromptBuilder::from_dir(&dir).map_err(model::ModelError::from)?;
         let processor =
             ProcessorConfig::load(&dir, &opts.processor).map_err(model::ModelError::from)?;
-        let inner = match opts.backend {
+        let choice = match opts.backend {
+            BackendChoice::Auto => {
+                #[cfg(feature = "wgpu")]
+                let gpu = tensor::wgpu::hardware_gpu();
+                #[cfg(not(feature = "wgpu"))]
+                let gpu: Option<String> = None;
+                match gpu {
+                    Some(name) => {
+                        tracing::info!(adapter = %name, "auto backend: hardware GPU found, using wgpu");
+                        BackendChoice::Wgpu
+                    }
+                    None => {
+                        tracing::info!("auto backend: no hardware GPU, using the CPU");
+                        BackendChoice::Cpu
+                    }
+                }
+            }
+            other => other,
+        };
+        let inner = match choice {
             BackendChoice::Cpu | BackendChoice::Auto => {
                 let isa = match opts.isa {
                     Some(i) => i,

@@ -150,3 +150,27 @@ pub fn adapters() -> Vec<String> {
         })
         .collect()
 }
+
+/// The name of the first hardware GPU (discrete preferred, then integrated),
+/// if any. Software adapters (lavapipe, WARP, SwiftShader) never count:
+/// `--backend auto` must not pick one over the CPU backend.
+pub fn hardware_gpu() -> Option<String> {
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let infos: Vec<wgpu::AdapterInfo> =
+        pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
+            .iter()
+            .map(|a| a.get_info())
+            .collect();
+    [
+        wgpu::DeviceType::DiscreteGpu,
+        wgpu::DeviceType::IntegratedGpu,
+    ]
+    .into_iter()
+    .find_map(|t| {
+        infos
+            .iter()
+            .find(|i| i.device_type == t)
+            .map(|i| i.name.clone())
+    })
+}

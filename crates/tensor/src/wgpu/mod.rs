@@ -29,7 +29,7 @@ pub mod pipelines;
 pub mod shaders;
 pub mod uniforms;
 
-pub use self::device::adapters;
+pub use self::device::{adapters, hardware_gpu};
 
 use std::num::NonZeroU64;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
