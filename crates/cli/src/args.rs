@@ -159,10 +159,10 @@ impl InputArgs {
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
-    /// Model shapes: 450m (LFM2-350M text tower) or 1.6b (LFM2-1.2B).
+    /// Model shapes: 450m (LFM2-VL-450M) or 1.6b (LFM2-VL-1.6B).
     #[arg(long, default_value = "450m")]
     synthetic: String,
-    /// Compute backend (only `cpu` runs the whole model today).
+    /// Compute backend: cpu, wgpu or auto.
     #[arg(long, default_value = "cpu")]
     backend: String,
     /// CPU worker threads (default: all cores).
@@ -186,14 +186,13 @@ pub struct BenchArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Skip image512 / ttft_image512 (slow on software adapters).
+    #[arg(long)]
+    no_image: bool,
 }
 
 pub fn bench(a: BenchArgs) -> Result<()> {
-    anyhow::ensure!(
-        a.backend == "cpu",
-        "--backend {}: only the CPU backend runs the whole model so far",
-        a.backend
-    );
+    let backend = runtime::engine::BackendChoice::parse(&a.backend)?;
     let isa = match &a.isa {
         Some(name) => Isa::require(name)?,
         None => Isa::from_env()?,
@@ -203,6 +202,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let opts = runtime::bench::BenchOptions {
         model: runtime::synthetic::Synthetic::parse(&a.synthetic)?,
+        backend,
         isa,
         threads,
         prompt: a.prompt,
@@ -211,8 +211,10 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         dir: a
             .dir
             .unwrap_or_else(|| std::env::temp_dir().join("lfm2vl-synthetic")),
+        image: !a.no_image,
     };
-    let r = runtime::bench::bench_text(&opts)?;
+    let r = runtime::bench::bench(&opts)?;
+    let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_secs_f64() * 1e3);
     let ops = |v: &[runtime::model::tensor::cpu::profile::OpTime]| {
         let total: f64 = v.iter().map(|o| o.total.as_secs_f64()).sum();
         v.iter()
@@ -233,7 +235,10 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             serde_json::json!({
                 "model": r.model, "backend": r.backend, "load_s": r.load.as_secs_f64(),
                 pp.clone(): r.prefill.tok_s(), tg.clone(): r.decode.tok_s(),
+                "image512_ms": ms(r.image512),
+                "ttft_image512_ms": ms(r.ttft_image512),
                 "prefill_ops": ops(&r.prefill_ops), "decode_ops": ops(&r.decode_ops),
+                "image512_ops": ops(&r.image_ops),
             })
         );
         return Ok(());
@@ -250,7 +255,20 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         r.decode.tok_s(),
         r.decode.median.as_secs_f64() * 1e3 / a.generate as f64
     );
-    for (phase, v) in [("prefill", &r.prefill_ops), ("decode", &r.decode_ops)] {
+    if let (Some(img), Some(ttft)) = (ms(r.image512), ms(r.ttft_image512)) {
+        println!("image512  {img:>8.1} ms  (one 512×512 tile: vision tower + connector)");
+        println!(
+            "ttft_image512 {ttft:>4.1} ms  (image + prefill of its 256 tokens and a short prompt)"
+        );
+    }
+    for (phase, v) in [
+        ("prefill", &r.prefill_ops),
+        ("decode", &r.decode_ops),
+        ("image512", &r.image_ops),
+    ]
+    .into_iter()
+    .filter(|(_, v)| !v.is_empty())
+    {
         println!("\nwhere the {phase} time goes (one profiled run):");
         for o in ops(v) {
             println!(

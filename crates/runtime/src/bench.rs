@@ -1,22 +1,25 @@
-//! `lfm2vl bench`: prefill and decode speed of the text model on a synthetic
-//! checkpoint with the real shapes, loaded through the normal path, with a
-//! per-op breakdown of where the time goes.
+//! `lfm2vl bench`: speed of the whole model on a synthetic checkpoint with
+//! the real LFM2-VL shapes, loaded through the normal path: prefill (ppN),
+//! decode (tgN), one 512×512 image through the vision tower and connector
+//! (image512), and time to first token for that image plus a short prompt
+//! (ttft_image512). On the CPU, a per-op breakdown of where the time goes.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use model::ModelConfig;
-use model::text::TextModel;
-use model::weights::{Checkpoint, Loader, Prefix, names};
+use model::{CropPatches, Lfm2Vl};
+use tensor::Backend;
 use tensor::cpu::profile::OpTime;
 use tensor::cpu::{CpuBackend, Isa};
 
-use crate::error::Result;
+use crate::engine::BackendChoice;
+use crate::error::{Result, RuntimeError};
 use crate::synthetic::Synthetic;
 
 #[derive(Clone, Debug)]
 pub struct BenchOptions {
     pub model: Synthetic,
+    pub backend: BackendChoice,
     pub isa: Isa,
     pub threads: usize,
     /// Prompt tokens for the prefill measurement (llama-bench's pp).
@@ -27,6 +30,8 @@ pub struct BenchOptions {
     pub reps: usize,
     /// Where the synthetic checkpoint is written (reused when present).
     pub dir: PathBuf,
+    /// Also time image512 and ttft_image512.
+    pub image: bool,
 }
 
 /// Tokens per second of one phase.
@@ -49,9 +54,15 @@ pub struct BenchReport {
     pub load: Duration,
     pub prefill: Rate,
     pub decode: Rate,
-    /// Per-op time of one profiled prefill and one profiled decode run.
+    /// One 512×512 crop through the vision tower and the connector.
+    pub image512: Option<Duration>,
+    /// Image encode + prefill of the image's 256 tokens and a short prompt,
+    /// to the first token's logits.
+    pub ttft_image512: Option<Duration>,
+    /// Per-op time of one profiled prefill and decode run (CPU only).
     pub prefill_ops: Vec<OpTime>,
     pub decode_ops: Vec<OpTime>,
+    pub image_ops: Vec<OpTime>,
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -59,14 +70,14 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-/// Deterministic token ids spread over the vocabulary.
+/// Deterministic token ids spread over the vocabulary (never `<image>`).
 fn tokens(n: usize, vocab: usize, salt: usize) -> Vec<u32> {
     (0..n)
-        .map(|i| ((i * 7919 + salt * 104_729 + 17) % vocab) as u32)
+        .map(|i| ((i * 7919 + salt * 104_729 + 1017) % (vocab - 1024) + 1024) as u32)
         .collect()
 }
 
-pub fn bench_text(o: &BenchOptions) -> Result<BenchReport> {
+pub fn bench(o: &BenchOptions) -> Result<BenchReport> {
     let dir = o.dir.join(o.model.name());
     let reuse = std::fs::read(dir.join("config.json"))
         .ok()
@@ -77,56 +88,117 @@ pub fn bench_text(o: &BenchOptions) -> Result<BenchReport> {
         tracing::info!(dir = %dir.display(), "writing synthetic checkpoint");
         o.model.write(&dir)?;
     }
-    let be = CpuBackend::with(o.isa, o.threads)?;
-    let t0 = Instant::now();
-    let cfg = ModelConfig::from_file(&dir.join("config.json"))?;
-    let ckpt = Checkpoint::open_dir(&dir)?;
-    let m = TextModel::load(
-        &Loader::new(&ckpt, &be),
-        &Prefix::new(names::LM_TEXT),
-        &cfg.text,
-    )?;
-    ckpt.finish(&[])?;
-    let load = t0.elapsed();
-    let vocab = cfg.text.vocab_size;
-    let mut st = m.new_state(&be, o.prompt + o.generate + 1)?;
+    match o.backend {
+        BackendChoice::Cpu | BackendChoice::Auto => {
+            let be = CpuBackend::with(o.isa, o.threads)?;
+            let prof = be.clone().with_profiling();
+            run(o, &dir, &be, Some((&prof, &|| prof.profile())))
+        }
+        #[cfg(feature = "wgpu")]
+        BackendChoice::Wgpu => run(o, &dir, &tensor::wgpu::WgpuBackend::new()?, None),
+        #[cfg(not(feature = "wgpu"))]
+        BackendChoice::Wgpu => Err(RuntimeError::Backend(
+            "wgpu".into(),
+            "this build has no wgpu feature".into(),
+        )),
+    }
+}
 
-    let run_prefill = |be: &CpuBackend, st: &mut _, rep: usize| -> Result<Duration> {
-        m.reset(be, st)?;
+type Profiled<'a, B> = Option<(&'a B, &'a dyn Fn() -> Vec<OpTime>)>;
+
+fn run<B: Backend>(
+    o: &BenchOptions,
+    dir: &std::path::Path,
+    be: &B,
+    prof: Profiled<'_, B>,
+) -> Result<BenchReport> {
+    let t0 = Instant::now();
+    let m = Lfm2Vl::load(dir, be)?;
+    let load = t0.elapsed();
+    let vocab = m.text.cfg.vocab_size;
+    let image_id = m
+        .image_token_id()
+        .ok_or_else(|| RuntimeError::Backend("bench".into(), "no image token".into()))?;
+    let mut st = m.text.new_state(be, (o.prompt + o.generate).max(300) + 1)?;
+
+    let run_prefill = |be: &B, st: &mut _, rep: usize| -> Result<Duration> {
+        m.text.reset(be, st)?;
         let ids = tokens(o.prompt, vocab, rep);
         let t = Instant::now();
-        m.prefill(be, &ids, st, o.prompt)?;
+        m.text.prefill(be, &ids, st, o.prompt)?;
         Ok(t.elapsed())
     };
-    let run_decode = |be: &CpuBackend, st: &mut _, rep: usize| -> Result<Duration> {
-        m.reset(be, st)?;
+    let run_decode = |be: &B, st: &mut _, rep: usize| -> Result<Duration> {
+        m.text.reset(be, st)?;
         let ids = tokens(o.generate, vocab, rep + 1000);
         let t = Instant::now();
         for &id in &ids {
-            m.decode(be, id, st)?;
+            m.text.decode(be, id, st)?;
         }
         Ok(t.elapsed())
     };
+    // One 512×512 tile: 32×32 patches of normalised pixels.
+    let vcfg = &m
+        .vision
+        .as_ref()
+        .ok_or_else(|| RuntimeError::Backend("bench".into(), "no vision tower".into()))?
+        .cfg;
+    let (h, w) = (32, 32);
+    let patches: Vec<f32> = (0..h * w * vcfg.patch_dim())
+        .map(|i| ((i * 37 % 255) as f32 - 127.5) / 127.5)
+        .collect();
+    let crop = [CropPatches {
+        patches: &patches,
+        h,
+        w,
+    }];
+    let run_image = |be: &B| -> Result<Duration> {
+        let t = Instant::now();
+        let f = m.encode_images(be, &crop)?;
+        be.download_f32(&f)?; // waits for the device
+        Ok(t.elapsed())
+    };
+    let run_ttft = |be: &B, st: &mut _| -> Result<Duration> {
+        m.text.reset(be, st)?;
+        let mut ids = vec![1, 6, 1024, 498];
+        ids.extend(std::iter::repeat_n(image_id, h * w / 4));
+        ids.extend([499, 2000, 3000, 4000, 7, 6, 1024]);
+        let t = Instant::now();
+        let f = m.encode_images(be, &crop)?;
+        let mut x = m.embed_with_images(be, &ids, Some(&f))?;
+        m.text.prefill_embeds(be, &mut x, st)?;
+        Ok(t.elapsed())
+    };
 
-    // Warm-up, then the timed repetitions.
-    run_prefill(&be, &mut st, 0)?;
-    let mut pre = Vec::new();
-    let mut dec = Vec::new();
-    for rep in 0..o.reps.max(1) {
-        pre.push(run_prefill(&be, &mut st, rep + 1)?);
-        dec.push(run_decode(&be, &mut st, rep + 1)?);
+    // Warm-up (pipelines, caches), then the timed repetitions.
+    run_prefill(be, &mut st, 0)?;
+    if o.image {
+        run_image(be)?;
     }
-    // One profiled run of each (separately, so timing the ops does not
-    // disturb the numbers above).
-    let prof = be.clone().with_profiling();
-    run_prefill(&prof, &mut st, 99)?;
-    let prefill_ops = prof.profile();
-    run_decode(&prof, &mut st, 99)?;
-    let decode_ops = prof.profile();
-
+    let (mut pre, mut dec, mut img, mut ttft) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for rep in 0..o.reps.max(1) {
+        pre.push(run_prefill(be, &mut st, rep + 1)?);
+        dec.push(run_decode(be, &mut st, rep + 1)?);
+        if o.image {
+            img.push(run_image(be)?);
+            ttft.push(run_ttft(be, &mut st)?);
+        }
+    }
+    // One profiled run of each phase, separately from the timed ones.
+    let (mut prefill_ops, mut decode_ops, mut image_ops) = (Vec::new(), Vec::new(), Vec::new());
+    if let Some((pbe, take)) = prof {
+        run_prefill(pbe, &mut st, 99)?;
+        prefill_ops = take();
+        run_decode(pbe, &mut st, 99)?;
+        decode_ops = take();
+        if o.image {
+            run_image(pbe)?;
+            image_ops = take();
+        }
+    }
     Ok(BenchReport {
         model: o.model.name(),
-        backend: tensor::Backend::describe(&be),
+        backend: be.describe(),
         load,
         prefill: Rate {
             tokens: o.prompt,
@@ -136,7 +208,10 @@ pub fn bench_text(o: &BenchOptions) -> Result<BenchReport> {
             tokens: o.generate,
             median: median(dec),
         },
+        image512: (!img.is_empty()).then(|| median(img)),
+        ttft_image512: (!ttft.is_empty()).then(|| median(ttft)),
         prefill_ops,
         decode_ops,
+        image_ops,
     })
 }

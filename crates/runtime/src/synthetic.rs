@@ -1,6 +1,7 @@
-//! Synthetic checkpoints with the real LFM2 shapes and random bf16 weights,
-//! written as a Hugging Face folder (`config.json` + `model.safetensors`)
-//! so that benchmarks load them through the same code as a real model.
+//! Synthetic checkpoints with the real LFM2-VL shapes and random bf16
+//! weights (text tower, SigLIP2 tower, projector), written as a Hugging Face
+//! folder (`config.json` + `model.safetensors`) so that benchmarks load
+//! them through the same code as a real model.
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -31,17 +32,36 @@ impl Synthetic {
 
     pub fn name(self) -> &'static str {
         match self {
-            Synthetic::Lfm2_350m => "lfm2-350m",
-            Synthetic::Lfm2_1_2b => "lfm2-1.2b",
+            Synthetic::Lfm2_350m => "lfm2-vl-450m",
+            Synthetic::Lfm2_1_2b => "lfm2-vl-1.6b",
         }
     }
 
-    /// A plain LFM2 `config.json` with the published values (spec §1.1).
+    /// An LFM2-VL `config.json` with the published values (spec §1.1).
     pub fn config(self) -> Value {
         let (d, heads, ff) = match self {
             Synthetic::Lfm2_350m => (1024, 16, 6656),
             Synthetic::Lfm2_1_2b => (2048, 32, 12288),
         };
+        // SigLIP2 base (450M) or so400m with 26 layers (1.6B).
+        let (vd, vf, vh, vl) = match self {
+            Synthetic::Lfm2_350m => (768, 3072, 12, 12),
+            Synthetic::Lfm2_1_2b => (1152, 4304, 16, 26),
+        };
+        json!({
+            "model_type": "lfm2_vl", "image_token_id": 396, "downsample_factor": 2,
+            "projector_hidden_size": 2560, "projector_bias": true, "projector_hidden_act": "gelu",
+            "text_config": Self::text_config(d, heads, ff),
+            "vision_config": {
+                "model_type": "siglip2_vision_model", "hidden_size": vd, "intermediate_size": vf,
+                "num_attention_heads": vh, "num_hidden_layers": vl, "num_patches": 256,
+                "patch_size": 16, "num_channels": 3, "layer_norm_eps": 1e-6,
+                "hidden_act": "gelu_pytorch_tanh", "vision_use_head": false
+            }
+        })
+    }
+
+    fn text_config(d: usize, heads: usize, ff: usize) -> Value {
         json!({
             "model_type": "lfm2", "hidden_size": d, "num_hidden_layers": 16,
             "num_attention_heads": heads, "num_key_value_heads": 8, "vocab_size": 65536,
@@ -56,7 +76,12 @@ impl Synthetic {
     /// Writes the folder under `dir` (created) and returns its path.
     pub fn write(self, dir: &Path) -> Result<PathBuf> {
         let cfg_v = self.config();
-        let cfg = model::ModelConfig::from_value(cfg_v.clone())?.text;
+        let full = model::ModelConfig::from_value(cfg_v.clone())?;
+        let cfg = full.text.clone();
+        let vcfg = model::vision::VisionConfig::from_values(
+            full.vision.as_ref().unwrap_or(&Value::Null),
+            &full.raw,
+        )?;
         std::fs::create_dir_all(dir).map_err(|source| RuntimeError::Io {
             path: dir.into(),
             source,
@@ -81,12 +106,13 @@ impl Synthetic {
             cfg.vocab_size,
         );
         // (name, shape, scale): matrices N-ish(0, 1/fan_in), norms ~1.
+        let t = "model.language_model";
         let mut tensors: Vec<(String, Vec<usize>, f32)> = vec![
-            ("model.embed_tokens.weight".into(), vec![v, d], 0.5),
-            ("model.embedding_norm.weight".into(), vec![d], -1.0),
+            (format!("{t}.embed_tokens.weight"), vec![v, d], 0.5),
+            (format!("{t}.embedding_norm.weight"), vec![d], -1.0),
         ];
         for i in 0..cfg.num_layers {
-            let p = format!("model.layers.{i}");
+            let p = format!("{t}.layers.{i}");
             tensors.push((format!("{p}.operator_norm.weight"), vec![d], -1.0));
             tensors.push((format!("{p}.ffn_norm.weight"), vec![d], -1.0));
             if cfg.is_attention(i) {
@@ -107,6 +133,52 @@ impl Synthetic {
             tensors.push((format!("{m}.w1.weight"), vec![f, d], 0.0));
             tensors.push((format!("{m}.w3.weight"), vec![f, d], 0.0));
             tensors.push((format!("{m}.w2.weight"), vec![d, f], 0.0));
+        }
+        // Vision tower (published layout) and projector; biases small.
+        let (vd, vf) = (vcfg.hidden_size, vcfg.intermediate_size);
+        let vp = "model.vision_tower.vision_model";
+        let mut affine = |name: String, n: usize, k: usize| {
+            tensors.push((format!("{name}.weight"), vec![n, k], 0.0));
+            tensors.push((format!("{name}.bias"), vec![n], 0.02));
+        };
+        affine(
+            format!("{vp}.embeddings.patch_embedding"),
+            vd,
+            vcfg.patch_dim(),
+        );
+        for j in 0..vcfg.num_layers {
+            let p = format!("{vp}.encoder.layers.{j}");
+            for a in ["q_proj", "k_proj", "v_proj", "out_proj"] {
+                affine(format!("{p}.self_attn.{a}"), vd, vd);
+            }
+            affine(format!("{p}.mlp.fc1"), vf, vd);
+            affine(format!("{p}.mlp.fc2"), vd, vf);
+        }
+        let pj = "model.multi_modal_projector";
+        let din = 4 * vd;
+        affine(format!("{pj}.linear_1"), vcfg.projector_hidden_size, din);
+        affine(format!("{pj}.linear_2"), d, vcfg.projector_hidden_size);
+        tensors.push((
+            format!("{vp}.embeddings.position_embedding.weight"),
+            vec![vcfg.num_patches, vd],
+            0.5,
+        ));
+        for j in 0..vcfg.num_layers {
+            for n in ["layer_norm1", "layer_norm2"] {
+                tensors.push((
+                    format!("{vp}.encoder.layers.{j}.{n}.weight"),
+                    vec![vd],
+                    -1.0,
+                ));
+                tensors.push((format!("{vp}.encoder.layers.{j}.{n}.bias"), vec![vd], 0.02));
+            }
+        }
+        for (n, width) in [
+            (format!("{vp}.post_layernorm"), vd),
+            (format!("{pj}.layer_norm"), din),
+        ] {
+            tensors.push((format!("{n}.weight"), vec![width], -1.0));
+            tensors.push((format!("{n}.bias"), vec![width], 0.02));
         }
         let path = dir.join("model.safetensors");
         write_safetensors(&path, &tensors).map_err(|source| RuntimeError::Io {
