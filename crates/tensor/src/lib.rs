@@ -20,6 +20,7 @@
 //! ```
 
 pub mod backend;
+mod checks;
 pub mod cpu;
 pub mod dtype;
 pub mod error;

@@ -21,7 +21,7 @@ use super::uniforms::{
     RopeParams,
 };
 use super::{Dispatch, WgpuBackend};
-use crate::{DType, Gelu, Result, Shape, Tensor, TensorError};
+use crate::{DType, Gelu, Result, Tensor, TensorError};
 
 type T = Tensor<WgpuBackend>;
 
@@ -35,40 +35,7 @@ pub const ATTN_WG: u32 = 64;
 /// also ≤ `HD_PER_THREAD · ATTN_WG`).
 pub const ATTN_MAX_HD: usize = 256;
 
-fn mismatch(
-    op: &'static str,
-    what: &'static str,
-    expected: impl Into<Shape>,
-    got: &Shape,
-) -> TensorError {
-    TensorError::ShapeMismatch {
-        op,
-        what,
-        expected: expected.into(),
-        got: got.clone(),
-    }
-}
-
-fn same_shape(op: &'static str, what: &'static str, a: &T, b: &T) -> Result<()> {
-    if a.shape() != b.shape() {
-        return Err(mismatch(op, what, a.shape().clone(), b.shape()));
-    }
-    Ok(())
-}
-
-/// Errors unless every tensor is f32.
-fn all_f32(op: &'static str, ts: &[(&'static str, &T)]) -> Result<()> {
-    for &(what, t) in ts {
-        if t.dtype() != DType::F32 {
-            return Err(TensorError::UnsupportedDType {
-                op,
-                what,
-                dtype: t.dtype(),
-            });
-        }
-    }
-    Ok(())
-}
+use crate::checks;
 
 /// `v` as a shader index (u32), or an error naming the op.
 fn u32_of(op: &'static str, v: usize) -> Result<u32> {
@@ -115,8 +82,7 @@ fn elementwise_params(op: &'static str, n: usize) -> Result<ElementwiseParams> {
 /// See [`crate::Backend::add_assign`].
 pub(crate) fn add_assign(be: &WgpuBackend, x: &mut T, y: &T) -> Result<()> {
     const OP: &str = "add_assign";
-    all_f32(OP, &[("x", x), ("y", y)])?;
-    same_shape(OP, "y", x, y)?;
+    checks::elementwise(OP, &[("x", x), ("y", y)])?;
     let n = x.elem_count();
     if n == 0 {
         return Ok(());
@@ -135,9 +101,7 @@ pub(crate) fn add_assign(be: &WgpuBackend, x: &mut T, y: &T) -> Result<()> {
 /// See [`crate::Backend::silu_mul`].
 pub(crate) fn silu_mul(be: &WgpuBackend, gate: &T, up: &T, out: &mut T) -> Result<()> {
     const OP: &str = "silu_mul";
-    all_f32(OP, &[("gate", gate), ("up", up), ("out", out)])?;
-    same_shape(OP, "up", gate, up)?;
-    same_shape(OP, "out", gate, out)?;
+    checks::elementwise(OP, &[("gate", gate), ("up", up), ("out", out)])?;
     let n = gate.elem_count();
     if n == 0 {
         return Ok(());
@@ -160,8 +124,7 @@ pub(crate) fn silu_mul(be: &WgpuBackend, gate: &T, up: &T, out: &mut T) -> Resul
 /// See [`crate::Backend::gelu`].
 pub(crate) fn gelu(be: &WgpuBackend, x: &T, kind: Gelu, out: &mut T) -> Result<()> {
     const OP: &str = "gelu";
-    all_f32(OP, &[("x", x), ("out", out)])?;
-    same_shape(OP, "out", x, out)?;
+    checks::elementwise(OP, &[("x", x), ("out", out)])?;
     let n = x.elem_count();
     if n == 0 {
         return Ok(());
@@ -188,21 +151,7 @@ fn rows_width(t: &T) -> (usize, usize) {
 
 /// See [`crate::Backend::copy_rows`].
 pub(crate) fn copy_rows(be: &WgpuBackend, src: &T, dst: &mut T, row0: usize) -> Result<()> {
-    const OP: &str = "copy_rows";
-    all_f32(OP, &[("src", src), ("dst", dst)])?;
-    let (rows, w) = rows_width(dst);
-    let t = src.shape().rows();
-    if src.shape().last() != w {
-        return Err(mismatch(OP, "src", [t, w], src.shape()));
-    }
-    if row0 + t > rows {
-        return Err(TensorError::OutOfRange {
-            op: OP,
-            what: "row0 + t",
-            value: row0 + t,
-            limit: rows,
-        });
-    }
+    let (t, w) = checks::rows("copy_rows", "src", src, dst, row0)?;
     be.record_copy(
         src.storage().buffer(),
         0,
@@ -214,21 +163,7 @@ pub(crate) fn copy_rows(be: &WgpuBackend, src: &T, dst: &mut T, row0: usize) -> 
 
 /// See [`crate::Backend::slice_rows`].
 pub(crate) fn slice_rows(be: &WgpuBackend, src: &T, row0: usize, out: &mut T) -> Result<()> {
-    const OP: &str = "slice_rows";
-    all_f32(OP, &[("src", src), ("out", out)])?;
-    let (rows, w) = rows_width(src);
-    let t = out.shape().rows();
-    if out.shape().last() != w {
-        return Err(mismatch(OP, "out", [t, w], out.shape()));
-    }
-    if row0 + t > rows {
-        return Err(TensorError::OutOfRange {
-            op: OP,
-            what: "row0 + t",
-            value: row0 + t,
-            limit: rows,
-        });
-    }
+    let (t, w) = checks::rows("slice_rows", "out", out, src, row0)?;
     be.record_copy(
         src.storage().buffer(),
         (row0 * w * 4) as u64,
@@ -241,26 +176,7 @@ pub(crate) fn slice_rows(be: &WgpuBackend, src: &T, row0: usize, out: &mut T) ->
 /// See [`crate::Backend::gather_rows`].
 pub(crate) fn gather_rows(be: &WgpuBackend, table: &T, ids: &[u32], out: &mut T) -> Result<()> {
     const OP: &str = "gather_rows";
-    all_f32(OP, &[("out", out)])?;
-    let &[vocab, d] = table.shape().dims() else {
-        return Err(mismatch(
-            OP,
-            "table (must be [vocab, d])",
-            [0, 0],
-            table.shape(),
-        ));
-    };
-    if out.shape().dims() != [ids.len(), d] {
-        return Err(mismatch(OP, "out", [ids.len(), d], out.shape()));
-    }
-    if let Some(&bad) = ids.iter().find(|&&i| i as usize >= vocab) {
-        return Err(TensorError::OutOfRange {
-            op: OP,
-            what: "token id",
-            value: bad as usize,
-            limit: vocab,
-        });
-    }
+    let (vocab, d) = checks::gather_rows(table, ids, out)?;
     let n = ids.len() * d;
     if n == 0 {
         return Ok(());
@@ -302,19 +218,7 @@ pub(crate) fn pixel_unshuffle(
     out: &mut T,
 ) -> Result<()> {
     const OP: &str = "pixel_unshuffle";
-    all_f32(OP, &[("x", x), ("out", out)])?;
-    let d = x.shape().last();
-    if !h.is_multiple_of(2) || !w.is_multiple_of(2) || x.shape().dims() != [h * w, d] {
-        return Err(mismatch(
-            OP,
-            "x (must be [h·w, d], h and w even)",
-            [h * w, d],
-            x.shape(),
-        ));
-    }
-    if out.shape().dims() != [h * w / 4, 4 * d] {
-        return Err(mismatch(OP, "out", [h * w / 4, 4 * d], out.shape()));
-    }
+    let d = checks::pixel_unshuffle(x, h, w, out)?;
     let n = h * w * d;
     if n == 0 {
         return Ok(());
@@ -368,12 +272,7 @@ fn norm(
 /// See [`crate::Backend::rms_norm`].
 pub(crate) fn rms_norm(be: &WgpuBackend, x: &T, w: &T, eps: f32, out: &mut T) -> Result<()> {
     const OP: &str = "rms_norm";
-    all_f32(OP, &[("x", x), ("w", w), ("out", out)])?;
-    same_shape(OP, "out", x, out)?;
-    let d = x.shape().last();
-    if w.shape().dims() != [d] {
-        return Err(mismatch(OP, "w", [d], w.shape()));
-    }
+    checks::norm(OP, x, &[("w", w)], out)?;
     norm(
         be,
         OP,
@@ -398,14 +297,7 @@ pub(crate) fn layer_norm(
     out: &mut T,
 ) -> Result<()> {
     const OP: &str = "layer_norm";
-    all_f32(OP, &[("x", x), ("w", w), ("b", b), ("out", out)])?;
-    same_shape(OP, "out", x, out)?;
-    let d = x.shape().last();
-    for (what, t) in [("w", w), ("b", b)] {
-        if t.shape().dims() != [d] {
-            return Err(mismatch(OP, what, [d], t.shape()));
-        }
-    }
+    checks::norm(OP, x, &[("w", w), ("b", b)], out)?;
     norm(
         be,
         OP,
@@ -445,18 +337,7 @@ pub fn rope_table(t: usize, hd: usize, pos0: usize, theta: f32) -> Vec<f32> {
 /// See [`crate::Backend::rope`].
 pub(crate) fn rope(be: &WgpuBackend, x: &mut T, pos0: usize, theta: f32) -> Result<()> {
     const OP: &str = "rope";
-    all_f32(OP, &[("x", x)])?;
-    let &[t, h, hd] = x.shape().dims() else {
-        return Err(mismatch(OP, "x (must be [t, h, hd])", [0, 0, 0], x.shape()));
-    };
-    if hd % 2 != 0 || h == 0 {
-        return Err(mismatch(
-            OP,
-            "x (hd must be even, h > 0)",
-            [0, h.max(1), hd + 1],
-            x.shape(),
-        ));
-    }
+    let (t, h, hd) = checks::rope(x)?;
     let pairs = t * h * hd / 2;
     if pairs == 0 {
         return Ok(());
@@ -488,31 +369,7 @@ pub(crate) fn short_conv(
     out: &mut T,
 ) -> Result<()> {
     const OP: &str = "short_conv";
-    all_f32(
-        OP,
-        &[("bcx", bcx), ("w", w), ("state", state), ("out", out)],
-    )?;
-    let &[d, l] = w.shape().dims() else {
-        return Err(mismatch(OP, "w (must be [d, l])", [0, 0], w.shape()));
-    };
-    if l == 0 || d == 0 {
-        return Err(mismatch(
-            OP,
-            "w (must be [d, l], both > 0)",
-            [1, 1],
-            w.shape(),
-        ));
-    }
-    let t = out.shape().rows();
-    if out.shape().last() != d {
-        return Err(mismatch(OP, "out", [t, d], out.shape()));
-    }
-    if bcx.shape().dims() != [t, 3 * d] {
-        return Err(mismatch(OP, "bcx", [t, 3 * d], bcx.shape()));
-    }
-    if state.shape().dims() != [l - 1, d] {
-        return Err(mismatch(OP, "state", [l - 1, d], state.shape()));
-    }
+    let (t, d, l) = checks::short_conv(bcx, w, state, out)?;
     if t == 0 {
         return Ok(());
     }
@@ -562,36 +419,7 @@ pub(crate) fn attention(
     out: &mut T,
 ) -> Result<()> {
     const OP: &str = "attention";
-    all_f32(OP, &[("q", q), ("k", k), ("v", v), ("out", out)])?;
-    let &[t, h, hd] = q.shape().dims() else {
-        return Err(mismatch(OP, "q (must be [t, h, hd])", [0, 0, 0], q.shape()));
-    };
-    let &[s, h_kv, hd_k] = k.shape().dims() else {
-        return Err(mismatch(
-            OP,
-            "k (must be [s, h_kv, hd])",
-            [0, 0, hd],
-            k.shape(),
-        ));
-    };
-    if hd_k != hd || h_kv == 0 || h % h_kv != 0 {
-        return Err(mismatch(
-            OP,
-            "k (hd must match, h % h_kv = 0)",
-            [s, h_kv.max(1), hd],
-            k.shape(),
-        ));
-    }
-    same_shape(OP, "v", k, v)?;
-    same_shape(OP, "out", q, out)?;
-    if kv_len > s || (causal && kv_len < t) {
-        return Err(TensorError::OutOfRange {
-            op: OP,
-            what: "kv_len",
-            value: kv_len,
-            limit: s,
-        });
-    }
+    let checks::AttnShape { t, h, h_kv, hd } = checks::attention(q, k, v, kv_len, causal, out)?;
     if hd > ATTN_MAX_HD {
         return Err(TensorError::OutOfRange {
             op: "attention (wgpu)",
@@ -603,7 +431,7 @@ pub(crate) fn attention(
     if t == 0 || h == 0 || hd == 0 {
         return Ok(());
     }
-    u32_of(OP, s * h_kv * hd)?;
+    u32_of(OP, k.shape().rows() * hd)?;
     u32_of(OP, t * h * hd)?;
     let p = AttnParams {
         t: u32_of(OP, t)?,
