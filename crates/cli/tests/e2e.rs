@@ -50,47 +50,54 @@ fn scratch() -> Result<PathBuf> {
     Ok(d)
 }
 
+/// `lfm2vl generate --json --greedy` on a case: transformers' prompt ids
+/// and greedy ids.
+fn generate_matches(name: &str, backend: &str, dir: &Path) -> Result<()> {
+    let case = Case::load(name)?;
+    let msgs = messages_file(&case, dir)?;
+    let out = lfm2vl()
+        .args([
+            "generate",
+            "--json",
+            "--greedy",
+            "--max-new-tokens",
+            "16",
+            "--backend",
+            backend,
+        ])
+        .arg("--model")
+        .arg(case.model_dir()?)
+        .arg("--messages")
+        .arg(&msgs)
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout)?;
+    let ids = |k: &str| -> Vec<i64> {
+        v[k].as_array()
+            .map(|a| a.iter().filter_map(Value::as_i64).collect())
+            .unwrap_or_default()
+    };
+    ensure!(
+        ids("prompt_ids") == case.input_ids()?,
+        "{name} on {backend}: prompt ids differ"
+    );
+    ensure!(
+        ids("generated_ids") == case.generated_ids()?,
+        "{name} on {backend}: generated {:?}",
+        ids("generated_ids")
+    );
+    Ok(())
+}
+
 #[test]
 fn cli_generate_json_matches_transformers_on_every_case() -> Result<()> {
     let dir = scratch()?;
     for name in Case::names()? {
-        let case = Case::load(&name)?;
-        let msgs = messages_file(&case, &dir)?;
-        let out = lfm2vl()
-            .args([
-                "generate",
-                "--json",
-                "--greedy",
-                "--max-new-tokens",
-                "16",
-                "--backend",
-                "cpu",
-            ])
-            .arg("--model")
-            .arg(case.model_dir()?)
-            .arg("--messages")
-            .arg(&msgs)
-            .output()?;
-        ensure!(
-            out.status.success(),
-            "{name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: Value = serde_json::from_slice(&out.stdout)?;
-        let ids = |k: &str| -> Vec<i64> {
-            v[k].as_array()
-                .map(|a| a.iter().filter_map(Value::as_i64).collect())
-                .unwrap_or_default()
-        };
-        ensure!(
-            ids("prompt_ids") == case.input_ids()?,
-            "{name}: prompt ids differ"
-        );
-        ensure!(
-            ids("generated_ids") == case.generated_ids()?,
-            "{name}: generated {:?}",
-            ids("generated_ids")
-        );
+        generate_matches(&name, "cpu", &dir)?;
     }
     Ok(())
 }
@@ -200,43 +207,7 @@ fn cli_generate_json_on_wgpu() -> Result<()> {
     }
     let dir = scratch()?;
     for name in ["two_images", "text_only_1.6b"] {
-        let case = Case::load(name)?;
-        let msgs = messages_file(&case, &dir)?;
-        let out = lfm2vl()
-            .args([
-                "generate",
-                "--json",
-                "--greedy",
-                "--max-new-tokens",
-                "16",
-                "--backend",
-                "wgpu",
-            ])
-            .arg("--model")
-            .arg(case.model_dir()?)
-            .arg("--messages")
-            .arg(&msgs)
-            .output()?;
-        ensure!(
-            out.status.success(),
-            "{name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: Value = serde_json::from_slice(&out.stdout)?;
-        let ids = |k: &str| -> Vec<i64> {
-            v[k].as_array()
-                .map(|a| a.iter().filter_map(Value::as_i64).collect())
-                .unwrap_or_default()
-        };
-        ensure!(
-            ids("prompt_ids") == case.input_ids()?,
-            "{name}: prompt ids differ"
-        );
-        ensure!(
-            ids("generated_ids") == case.generated_ids()?,
-            "{name}: generated {:?}",
-            ids("generated_ids")
-        );
+        generate_matches(name, "wgpu", &dir)?;
     }
     Ok(())
 }
