@@ -2,8 +2,6 @@
 //! repetition penalty → temperature → top-k → top-p → min-p → sample
 //! (or argmax when greedy). A seeded generator makes a run reproducible.
 
-use std::collections::HashSet;
-
 /// Sampling settings. `temperature == 0` (or `greedy`) means argmax.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SamplingConfig {
@@ -100,8 +98,9 @@ pub fn argmax(v: &[f32]) -> usize {
 pub struct Sampler {
     pub cfg: SamplingConfig,
     rng: Rng,
-    /// Scratch, reused across steps.
+    /// Scratch, reused across steps (no allocation per token).
     order: Vec<usize>,
+    seen: Vec<bool>,
 }
 
 impl Sampler {
@@ -111,17 +110,21 @@ impl Sampler {
             cfg,
             rng,
             order: Vec::new(),
+            seen: Vec::new(),
         }
     }
 
     pub fn sample(&mut self, logits: &mut [f32], history: &[u32]) -> u32 {
         let c = &self.cfg;
         if c.repetition_penalty != 1.0 {
-            let mut seen = HashSet::with_capacity(history.len());
+            // Each id once, however often it occurs.
+            self.seen.clear();
+            self.seen.resize(logits.len(), false);
             for &id in history {
-                if let Some(z) = logits.get_mut(id as usize)
-                    && seen.insert(id)
-                {
+                let i = id as usize;
+                if i < logits.len() && !self.seen[i] {
+                    self.seen[i] = true;
+                    let z = &mut logits[i];
                     *z = if *z < 0.0 {
                         *z * c.repetition_penalty
                     } else {
