@@ -243,15 +243,14 @@ impl<B: Backend> Session<B> {
             .model
             .embed_with_images(&self.be, suffix, features.as_ref())?;
         let d = self.model.text.cfg.hidden_size;
+        // One logits buffer for the whole call: decode steps reuse it.
         let mut logits = Vec::new();
         for r0 in (0..suffix.len()).step_by(self.chunk.max(1)) {
             let r1 = (r0 + self.chunk).min(suffix.len());
             let mut part = self.be.zeros(DType::F32, Shape::from([r1 - r0, d]))?;
             self.be.slice_rows(&x, r0, &mut part)?;
-            logits = self
-                .model
-                .text
-                .prefill_embeds(&self.be, &mut part, &mut self.state)?;
+            let text = &self.model.text;
+            text.prefill_embeds_into(&self.be, &mut part, &mut self.state, &mut logits)?;
         }
         self.cached.truncate(reused);
         self.cached.extend_from_slice(suffix);
@@ -299,7 +298,9 @@ impl<B: Backend> Session<B> {
                 self.push_token(id)?;
                 break Finish::Length;
             }
-            logits = self.model.text.decode(&self.be, id, &mut self.state)?;
+            self.model
+                .text
+                .decode_into(&self.be, id, &mut self.state, &mut logits)?;
             self.cached.push(id);
         };
         Ok(self.finish(
@@ -317,7 +318,10 @@ impl<B: Backend> Session<B> {
     /// (the next turn's prompt starts after it).
     fn push_token(&mut self, id: u32) -> Result<()> {
         if self.state.seq.pos < self.max_len() {
-            self.model.text.decode(&self.be, id, &mut self.state)?;
+            let mut unused = Vec::new();
+            self.model
+                .text
+                .decode_into(&self.be, id, &mut self.state, &mut unused)?;
             self.cached.push(id);
         }
         Ok(())

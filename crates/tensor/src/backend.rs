@@ -74,6 +74,13 @@ pub trait Backend: Sized + Send + Sync {
     /// Reads a tensor back to the host, widened to f32 (exact for all dtypes).
     fn download_f32(&self, t: &Tensor<Self>) -> Result<Vec<f32>>;
 
+    /// Like [`Backend::download_f32`], into a reused buffer (resized to the
+    /// tensor): a decode loop reads its logits without allocating.
+    fn download_f32_into(&self, t: &Tensor<Self>, out: &mut Vec<f32>) -> Result<()> {
+        *out = self.download_f32(t)?;
+        Ok(())
+    }
+
     /// Waits until all submitted work has finished.
     fn sync(&self) -> Result<()>;
 

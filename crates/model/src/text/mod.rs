@@ -197,7 +197,9 @@ impl<B: Backend> TextModel<B> {
             self.forward(be, &mut x, &mut st.seq, &mut |_, _| Ok(()))?;
             be.slice_rows(&x, t - 1, &mut st.io.last)?;
         }
-        self.logits_of_last(be, st)
+        let mut out = Vec::new();
+        self.logits_of_last(be, st, &mut out)?;
+        Ok(out)
     }
 
     /// Prefills one chunk given as embeddings `x` `[t, d]` (e.g. with image
@@ -215,23 +217,56 @@ impl<B: Backend> TextModel<B> {
         }
         self.forward(be, x, &mut st.seq, &mut |_, _| Ok(()))?;
         be.slice_rows(x, t - 1, &mut st.io.last)?;
-        self.logits_of_last(be, st)
+        let mut out = Vec::new();
+        self.logits_of_last(be, st, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`TextModel::prefill_embeds`] writing the logits into `out` (reused).
+    pub fn prefill_embeds_into(
+        &self,
+        be: &B,
+        x: &mut Tensor<B>,
+        st: &mut TextState<B>,
+        out: &mut Vec<f32>,
+    ) -> Result<()> {
+        let t = x.shape().rows();
+        if t == 0 {
+            return Err(ModelError::EmptyPrompt);
+        }
+        self.forward(be, x, &mut st.seq, &mut |_, _| Ok(()))?;
+        be.slice_rows(x, t - 1, &mut st.io.last)?;
+        self.logits_of_last(be, st, out)
     }
 
     /// One decode step for `id` at the next position; returns the logits
-    /// (host f32, `[vocab]`). Allocates nothing.
+    /// (host f32, `[vocab]`).
     pub fn decode(&self, be: &B, id: u32, st: &mut TextState<B>) -> Result<Vec<f32>> {
+        let mut out = Vec::new();
+        self.decode_into(be, id, st, &mut out)?;
+        Ok(out)
+    }
+
+    /// One decode step writing the logits into `out`: with `out` reused, a
+    /// step allocates nothing (device buffers come from the state).
+    pub fn decode_into(
+        &self,
+        be: &B,
+        id: u32,
+        st: &mut TextState<B>,
+        out: &mut Vec<f32>,
+    ) -> Result<()> {
         let TextState { seq, io } = st;
         self.embed(be, &[id], &mut io.x)?;
         self.forward(be, &mut io.x, seq, &mut |_, _| Ok(()))?;
         be.slice_rows(&io.x, 0, &mut io.last)?;
-        self.logits_of_last(be, st)
+        self.logits_of_last(be, st, out)
     }
 
-    fn logits_of_last(&self, be: &B, st: &mut TextState<B>) -> Result<Vec<f32>> {
+    fn logits_of_last(&self, be: &B, st: &mut TextState<B>, out: &mut Vec<f32>) -> Result<()> {
         let io = &mut st.io;
         self.final_norm(be, &io.last, &mut io.normed)?;
         self.head(be, &io.normed, &mut io.logits)?;
-        Ok(be.download_f32(&io.logits)?)
+        Ok(be.download_f32_into(&io.logits, out)?)
     }
 }

@@ -251,6 +251,17 @@ impl Backend for CpuBackend {
         Ok(Tensor::from_storage(s, dtype, shape))
     }
 
+    fn download_f32_into(&self, t: &Tensor<Self>, out: &mut Vec<f32>) -> Result<()> {
+        match t.storage() {
+            CpuStorage::F32(v) => {
+                out.clear();
+                out.extend_from_slice(v);
+            }
+            _ => *out = self.download_f32(t)?,
+        }
+        Ok(())
+    }
+
     fn download_f32(&self, t: &Tensor<Self>) -> Result<Vec<f32>> {
         Ok(match t.storage() {
             CpuStorage::F32(v) => v.clone(),
