@@ -224,3 +224,55 @@ fn engine_two_turn_chat_equals_one_shot() -> Result<()> {
     ensure!(one_shot.text == second.text);
     Ok(())
 }
+
+/// The same placeholder ids with a different image must not reuse the old
+/// image's cache: reuse stops at the first changed image, and the result
+/// equals a fresh run.
+#[test]
+fn session_changed_image_is_not_reused() -> Result<()> {
+    let case = Case::load("two_images")?;
+    let ids: Vec<u32> = case.input_ids()?.iter().map(|&i| i as u32).collect();
+    let pv = case.f32("pixel_values")?;
+    let views = crops(&case, &pv)?;
+    // Change the second image (crops 1..): flip the sign of its patches.
+    let flipped: Vec<Vec<f32>> = views[1..]
+        .iter()
+        .map(|c| c.patches.iter().map(|v| -v).collect())
+        .collect();
+    let mut changed: Vec<CropPatches> = vec![CropPatches {
+        patches: views[0].patches,
+        h: views[0].h,
+        w: views[0].w,
+    }];
+    for (c, f) in views[1..].iter().zip(&flipped) {
+        changed.push(CropPatches {
+            patches: f,
+            h: c.h,
+            w: c.w,
+        });
+    }
+    let (samp, stop) = greedy(6);
+    let mut s = session(&case, 512)?;
+    s.generate(&ids, &views, &samp, &stop, &mut |_| true)?;
+    let again = s.generate(&ids, &changed, &samp, &stop, &mut |_| true)?;
+    let first_img2 = ids
+        .iter()
+        .enumerate()
+        .filter(|&(_, &t)| t == 396)
+        .nth(views[0].h * views[0].w / 4)
+        .map(|(p, _)| p);
+    ensure!(
+        Some(again.reused_tokens) <= first_img2,
+        "reused {} tokens past the changed image",
+        again.reused_tokens
+    );
+    let mut fresh = session(&case, 512)?;
+    let want = fresh.generate(&ids, &changed, &samp, &stop, &mut |_| true)?;
+    ensure!(
+        again.ids == want.ids,
+        "{:?} vs fresh {:?}",
+        again.ids,
+        want.ids
+    );
+    Ok(())
+}

@@ -64,6 +64,18 @@ pub struct Generation {
     pub decode_time: Duration,
 }
 
+/// A 64-bit FNV-1a fingerprint of a crop's shape and patch values.
+fn fingerprint(c: &CropPatches<'_>) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut mix = |v: u64| h = (h ^ v).wrapping_mul(0x0100_0000_01b3);
+    mix(c.h as u64);
+    mix(c.w as u64);
+    for v in c.patches {
+        mix(v.to_bits() as u64);
+    }
+    h
+}
+
 /// Conv states at a known position.
 struct Snapshot {
     pos: usize,
@@ -76,6 +88,9 @@ pub struct Session<B: Backend> {
     state: TextState<B>,
     /// Tokens whose keys/values/conv states are in `state`.
     cached: Vec<u32>,
+    /// Fingerprints of the crops behind the cached `<image>` runs, in order:
+    /// the same placeholder ids with a different image must not reuse the cache.
+    crop_prints: Vec<u64>,
     snapshots: Vec<Snapshot>,
     /// Prefill chunk length (bounds activation memory).
     pub chunk: usize,
@@ -90,6 +105,7 @@ impl<B: Backend> Session<B> {
             model,
             state,
             cached: Vec::new(),
+            crop_prints: Vec::new(),
             snapshots: Vec::new(),
             chunk: 512,
         })
@@ -103,6 +119,7 @@ impl<B: Backend> Session<B> {
     pub fn reset(&mut self) -> Result<()> {
         self.model.text.reset(&self.be, &mut self.state)?;
         self.cached.clear();
+        self.crop_prints.clear();
         self.snapshots.clear();
         Ok(())
     }
@@ -142,9 +159,10 @@ impl<B: Backend> Session<B> {
         Ok(())
     }
 
-    /// How many leading tokens of `ids` can be kept from the cache, after
-    /// rolling the state back if needed. Image-token runs are never split.
-    fn reuse(&mut self, ids: &[u32]) -> Result<usize> {
+    /// How many leading tokens of `ids` (at most `limit`) can be kept from the
+    /// cache, after rolling the state back if needed. Image-token runs are
+    /// never split.
+    fn reuse(&mut self, ids: &[u32], limit: usize) -> Result<usize> {
         let image = self.model.image_token_id();
         let mut lcp = self
             .cached
@@ -153,7 +171,7 @@ impl<B: Backend> Session<B> {
             .take_while(|(a, b)| a == b)
             .count();
         // Keep at least one token to run, so there are logits to sample from.
-        lcp = lcp.min(ids.len().saturating_sub(1));
+        lcp = lcp.min(ids.len().saturating_sub(1)).min(limit);
         while lcp > 0 && Some(ids[lcp - 1]) == image && ids.get(lcp) == image.as_ref() {
             lcp -= 1;
         }
@@ -200,7 +218,28 @@ impl<B: Backend> Session<B> {
             }
             .into());
         }
-        let reused = self.reuse(ids)?;
+        // Reuse stops at the first image whose pixels differ from the cached one.
+        let prints: Vec<u64> = crops.iter().map(fingerprint).collect();
+        let same = self
+            .crop_prints
+            .iter()
+            .zip(&prints)
+            .take_while(|(a, b)| a == b)
+            .count();
+        let limit = match self.model.image_token_id() {
+            Some(img) if same < crops.len() => {
+                let rows_before: usize = crops[..same].iter().map(|c| c.h * c.w / 4).sum();
+                // Position of the first <image> token of crop `same`.
+                ids.iter()
+                    .enumerate()
+                    .filter(|&(_, &t)| t == img)
+                    .nth(rows_before)
+                    .map_or(ids.len(), |(p, _)| p)
+            }
+            _ => ids.len(),
+        };
+        let reused = self.reuse(ids, limit)?;
+        self.crop_prints = prints;
         let suffix = &ids[reused..];
 
         // Encode only the crops whose feature rows land in the suffix.
