@@ -253,8 +253,12 @@ fn session_changed_image_is_not_reused() -> Result<()> {
     }
     let (samp, stop) = greedy(6);
     let mut s = session(&case, 512)?;
-    s.generate(&ids, &views, &samp, &stop, &mut |_| true)?;
-    let again = s.generate(&ids, &changed, &samp, &stop, &mut |_| true)?;
+    let first = s.generate(&ids, &views, &samp, &stop, &mut |_| true)?;
+    // Turn 2 extends turn 1's tokens exactly, but the second image changed.
+    let mut ext = ids.clone();
+    ext.extend(&first.ids);
+    ext.extend([7, 10]);
+    let again = s.generate(&ext, &changed, &samp, &stop, &mut |_| true)?;
     let first_img2 = ids
         .iter()
         .enumerate()
@@ -267,7 +271,7 @@ fn session_changed_image_is_not_reused() -> Result<()> {
         again.reused_tokens
     );
     let mut fresh = session(&case, 512)?;
-    let want = fresh.generate(&ids, &changed, &samp, &stop, &mut |_| true)?;
+    let want = fresh.generate(&ext, &changed, &samp, &stop, &mut |_| true)?;
     ensure!(
         again.ids == want.ids,
         "{:?} vs fresh {:?}",
