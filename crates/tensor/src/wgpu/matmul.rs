@@ -140,23 +140,25 @@ pub(crate) fn matmul(
         k: k as u32,
         has_bias: u32::from(bias.is_some()),
     };
-    let (constants, groups): (Vec<(&'static str, u32)>, u64) = if gemv {
+    // Stack arrays: no allocation per call.
+    let gemv_c;
+    let gemm_c;
+    let (constants, groups): (&[(&'static str, u32)], u64) = if gemv {
         let tpr = gemv_threads_per_row(k, w.dtype());
         let rows_per_group = u64::from(GEMV_WG / tpr);
-        (
-            gemv_constants(tpr).to_vec(),
-            (n as u64).div_ceil(rows_per_group),
-        )
+        gemv_c = gemv_constants(tpr);
+        (&gemv_c, (n as u64).div_ceil(rows_per_group))
     } else {
         let tiles =
             (m as u64).div_ceil(u64::from(GEMM_BM)) * (n as u64).div_ceil(u64::from(GEMM_BN));
-        (gemm_constants().to_vec(), tiles)
+        gemm_c = gemm_constants();
+        (&gemm_c, tiles)
     };
     let groups = grid(groups, limits.max_compute_workgroups_per_dimension)?;
     let bias_buf = bias.map_or(be.placeholder(), |b| b.storage().buffer());
     be.record(&Dispatch {
         shader,
-        constants: &constants,
+        constants,
         params: bytemuck::bytes_of(&params),
         buffers: &[
             (1, w.storage().buffer()),

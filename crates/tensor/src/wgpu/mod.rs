@@ -21,6 +21,15 @@
 //! the device, so a whole forward pass runs without host round trips.
 //! Validation errors that escape (the device reports them asynchronously) are
 //! collected and returned by the next `download_f32` or `sync`.
+//!
+//! Bind groups are cached by everything they bind (pipeline key, uniform
+//! slot, buffers with offsets and sizes; see `BindGroupKey`), and pipeline
+//! keys are fixed arrays, so a steady-state decode step records its
+//! dispatches without creating bind groups or allocating on the host (the
+//! model's decode scratch is preallocated and a step's uniform slots and
+//! host ring offsets repeat). Entries unused for a few downloads/syncs are
+//! dropped, which releases the buffers of dropped tensors they hold.
+//! [`WgpuBackend::bind_group_count`] counts the bind groups created.
 
 pub mod device;
 pub mod matmul;
@@ -31,11 +40,12 @@ pub mod uniforms;
 
 pub use self::device::{adapters, hardware_gpu};
 
+use std::collections::HashMap;
 use std::num::NonZeroU64;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use self::device::GpuDevice;
-use self::pipelines::{CachedPipeline, PipelineCache, PipelineKey};
+use self::pipelines::{PipelineCache, PipelineKey};
 use self::shaders::ShaderId;
 use crate::{Backend, DType, HostData, Result, Shape, Tensor, TensorError};
 
@@ -52,6 +62,15 @@ const HOST_RING_BYTES: u64 = 1 << 20;
 /// Alignment of each slice of the host data ring: wgpu's largest allowed
 /// `min_storage_buffer_offset_alignment`.
 const HOST_ALIGN: u64 = 256;
+/// Most storage bindings (buffers and host data) of one dispatch.
+const MAX_BINDINGS: usize = 7;
+/// Bind groups the cache holds at most; it is cleared when a new one would
+/// go past this.
+const BIND_GROUP_CACHE_MAX: usize = 2048;
+/// A cached bind group unused for this many epochs (an epoch ends at each
+/// download or sync) is dropped, which releases the buffers it holds (e.g.
+/// a prefill's scratch once decoding runs).
+const BIND_GROUP_KEEP_EPOCHS: u64 = 8;
 
 /// A device buffer holding one tensor. Sized to a multiple of 4 bytes (at
 /// least 4, since bindings cannot be empty); bf16/f16 data stay packed two
@@ -74,6 +93,57 @@ impl WgpuStorage {
     }
 }
 
+/// One storage binding of a [`BindGroupKey`]: binding index, buffer,
+/// offset and size (`None`: the whole buffer).
+type BoundBuffer = (u32, wgpu::Buffer, u64, Option<NonZeroU64>);
+
+/// Everything a bind group is built from. The key holds clones of the bound
+/// buffers, so a buffer in the cache stays alive (and its identity cannot be
+/// reused by a new buffer) while the entry lives. A fixed array: building a
+/// key for a lookup allocates nothing.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct BindGroupKey {
+    pipeline: PipelineKey,
+    /// Offset and size of the uniform slot (binding 0).
+    uniform: (u64, NonZeroU64),
+    bindings: [Option<BoundBuffer>; MAX_BINDINGS],
+}
+
+struct CachedBindGroup {
+    group: wgpu::BindGroup,
+    /// The epoch of the last dispatch that used it.
+    last_used: u64,
+}
+
+/// Bind groups by everything they bind. A decode step records the same
+/// dispatches into the same uniform slots, host ring offsets and buffers
+/// each time (the sizes and positions that change live in the uniforms and
+/// the host data), so after the first step every lookup hits.
+#[derive(Default)]
+struct BindGroupCache {
+    map: HashMap<BindGroupKey, CachedBindGroup>,
+    /// Incremented at each download or sync.
+    epoch: u64,
+    /// Bind groups created so far (cached or not).
+    created: usize,
+}
+
+impl BindGroupCache {
+    /// Ends an epoch: drops the entries unused for [`BIND_GROUP_KEEP_EPOCHS`].
+    fn end_epoch(&mut self) {
+        self.epoch += 1;
+        let epoch = self.epoch;
+        self.map
+            .retain(|_, e| epoch - e.last_used <= BIND_GROUP_KEEP_EPOCHS);
+        tracing::trace!(
+            epoch,
+            cached = self.map.len(),
+            created = self.created,
+            "bind group cache"
+        );
+    }
+}
+
 /// Work recorded but not yet submitted.
 #[derive(Default)]
 struct Recorder {
@@ -84,6 +154,7 @@ struct Recorder {
     /// Next free byte of the host data ring (bytes `0..host` are read by
     /// `encoder`'s passes).
     host: u64,
+    bind_groups: BindGroupCache,
 }
 
 struct Gpu {
@@ -98,6 +169,8 @@ struct Gpu {
     placeholder: wgpu::Buffer,
     /// Reused readback buffer (grown on demand).
     staging: Mutex<Option<wgpu::Buffer>>,
+    /// Reused host buffer for rope's cos/sin table.
+    rope_table: Mutex<Vec<f32>>,
     /// Errors the device reported outside an error scope.
     errors: Arc<Mutex<Vec<String>>>,
 }
@@ -128,6 +201,47 @@ fn lock<'a, T>(m: &'a Mutex<T>, what: &'static str) -> Result<MutexGuard<'a, T>>
     m.lock().map_err(|_| TensorError::Gpu {
         what,
         detail: "lock poisoned by a panic".into(),
+    })
+}
+
+/// Creates the bind group of `d`: the uniform slot `(offset, size)` at
+/// binding 0, `d.buffers` whole, and the host data slice if any.
+fn create_bind_group(
+    g: &Gpu,
+    layout: &wgpu::BindGroupLayout,
+    d: &Dispatch<'_>,
+    uniform: (u64, NonZeroU64),
+    host: Option<(u32, &wgpu::Buffer, u64, Option<NonZeroU64>)>,
+) -> wgpu::BindGroup {
+    let mut entries = Vec::with_capacity(d.buffers.len() + 2);
+    entries.push(wgpu::BindGroupEntry {
+        binding: 0,
+        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: &g.uniforms,
+            offset: uniform.0,
+            size: Some(uniform.1),
+        }),
+    });
+    for &(binding, buffer) in d.buffers {
+        entries.push(wgpu::BindGroupEntry {
+            binding,
+            resource: buffer.as_entire_binding(),
+        });
+    }
+    if let Some((binding, buffer, offset, size)) = host {
+        entries.push(wgpu::BindGroupEntry {
+            binding,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer,
+                offset,
+                size,
+            }),
+        });
+    }
+    g.dev.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(d.shader.label()),
+        layout,
+        entries: &entries,
     })
 }
 
@@ -181,6 +295,7 @@ impl WgpuBackend {
                 host_ring,
                 placeholder,
                 staging: Mutex::default(),
+                rope_table: Mutex::default(),
                 errors,
             }),
         })
@@ -205,25 +320,41 @@ impl WgpuBackend {
         self.gpu.pipelines.len()
     }
 
+    /// Number of bind groups created so far. Steady-state decoding reuses
+    /// cached ones, so this stops growing after the first step.
+    pub fn bind_group_count(&self) -> usize {
+        self.gpu.rec.lock().map_or(0, |r| r.bind_groups.created)
+    }
+
+    /// Number of bind groups currently cached.
+    pub fn cached_bind_group_count(&self) -> usize {
+        self.gpu.rec.lock().map_or(0, |r| r.bind_groups.map.len())
+    }
+
     pub(crate) fn placeholder(&self) -> &wgpu::Buffer {
         &self.gpu.placeholder
     }
 
-    /// The cached pipeline for `shader` with `constants`.
-    pub(crate) fn pipeline(
-        &self,
-        shader: ShaderId,
-        constants: &[(&'static str, u32)],
-    ) -> Result<Arc<CachedPipeline>> {
-        self.gpu
-            .pipelines
-            .get(&self.gpu.dev.device, &PipelineKey::new(shader, constants))
+    /// The reused host buffer for rope's cos/sin table (locked).
+    pub(crate) fn rope_scratch(&self) -> Result<MutexGuard<'_, Vec<f32>>> {
+        lock(&self.gpu.rope_table, "rope table")
     }
 
     /// Records one dispatch into the pending encoder (no wait).
     pub(crate) fn record(&self, d: &Dispatch<'_>) -> Result<()> {
         let g = &*self.gpu;
-        let p = self.pipeline(d.shader, d.constants)?;
+        let pipeline_key = PipelineKey::new(d.shader, d.constants)?;
+        let p = g.pipelines.get(&g.dev.device, &pipeline_key)?;
+        if d.buffers.len() + usize::from(d.host.is_some()) > MAX_BINDINGS {
+            return Err(TensorError::Gpu {
+                what: "dispatch",
+                detail: format!(
+                    "{}: {} storage bindings, over the {MAX_BINDINGS} a bind group key holds",
+                    d.shader,
+                    d.buffers.len() + usize::from(d.host.is_some())
+                ),
+            });
+        }
         let params_len = NonZeroU64::new(d.params.len() as u64)
             .filter(|l| l.get() <= UNIFORM_SLOT_BYTES)
             .ok_or_else(|| TensorError::Gpu {
@@ -266,6 +397,7 @@ impl WgpuBackend {
         g.dev.queue.write_buffer(&g.uniforms, offset, d.params);
         // (buffer, offset) of the host data, if any.
         let own_buffer;
+        let own_host_buffer = d.host.is_some() && !in_ring;
         let host_at = match d.host {
             None => None,
             Some((_, bytes)) if in_ring => {
@@ -286,36 +418,56 @@ impl WgpuBackend {
             }
         };
 
-        let mut entries = Vec::with_capacity(d.buffers.len() + 1);
-        entries.push(wgpu::BindGroupEntry {
-            binding: 0,
-            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                buffer: &g.uniforms,
-                offset,
-                size: Some(params_len),
-            }),
-        });
-        for &(binding, buffer) in d.buffers {
-            entries.push(wgpu::BindGroupEntry {
-                binding,
-                resource: buffer.as_entire_binding(),
-            });
-        }
-        if let (Some((binding, _)), Some((buffer, offset))) = (d.host, host_at) {
-            entries.push(wgpu::BindGroupEntry {
-                binding,
-                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer,
-                    offset,
-                    size: NonZeroU64::new(host_len),
-                }),
-            });
-        }
-        let bind_group = g.dev.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(d.shader.label()),
-            layout: &p.layout,
-            entries: &entries,
-        });
+        let host_binding = match (d.host, host_at) {
+            (Some((binding, _)), Some((buffer, at))) => {
+                Some((binding, buffer, at, NonZeroU64::new(host_len)))
+            }
+            _ => None,
+        };
+        let bind_group = if own_host_buffer {
+            // A buffer of its own for this dispatch alone: not worth caching.
+            rec.bind_groups.created += 1;
+            create_bind_group(g, &p.layout, d, (offset, params_len), host_binding)
+        } else {
+            let mut bindings: [Option<BoundBuffer>; MAX_BINDINGS] = Default::default();
+            let bound = d
+                .buffers
+                .iter()
+                .map(|&(binding, buffer)| (binding, buffer, 0, None))
+                .chain(host_binding);
+            for (slot, (binding, buffer, at, size)) in bindings.iter_mut().zip(bound) {
+                *slot = Some((binding, buffer.clone(), at, size));
+            }
+            let key = BindGroupKey {
+                pipeline: pipeline_key,
+                uniform: (offset, params_len),
+                bindings,
+            };
+            let cache = &mut rec.bind_groups;
+            let epoch = cache.epoch;
+            if let Some(hit) = cache.map.get_mut(&key) {
+                hit.last_used = epoch;
+                hit.group.clone()
+            } else {
+                if cache.map.len() >= BIND_GROUP_CACHE_MAX {
+                    tracing::debug!(
+                        entries = cache.map.len(),
+                        "bind group cache full: clearing it"
+                    );
+                    cache.map.clear();
+                }
+                let group = create_bind_group(g, &p.layout, d, (offset, params_len), host_binding);
+                cache.created += 1;
+                cache.map.insert(
+                    key,
+                    CachedBindGroup {
+                        group: group.clone(),
+                        last_used: epoch,
+                    },
+                );
+                group
+            }
+        };
         let encoder = rec.encoder.get_or_insert_with(|| {
             g.dev
                 .device
@@ -373,6 +525,7 @@ impl WgpuBackend {
     }
 
     fn wait(&self) -> Result<()> {
+        lock(&self.gpu.rec, "recorder")?.bind_groups.end_epoch();
         self.gpu
             .dev
             .device
@@ -427,8 +580,9 @@ impl WgpuBackend {
         Ok(buffer)
     }
 
-    /// Copies `t` into the staging buffer and returns its padded bytes.
-    fn read_back(&self, t: &WgpuStorage) -> Result<Vec<u8>> {
+    /// Copies `t` into the staging buffer and returns `f` of its padded
+    /// bytes (read in place from the mapped staging buffer, no copy).
+    fn read_back<R>(&self, t: &WgpuStorage, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
         let g = &*self.gpu;
         let size = t.buffer.size();
         let mut staging = lock(&g.staging, "staging buffer")?;
@@ -472,17 +626,17 @@ impl WgpuBackend {
                 what: "buffer map",
                 detail: e.to_string(),
             })?;
-        let bytes = {
+        let got = {
             let view = staging
                 .get_mapped_range(..size)
                 .map_err(|e| TensorError::Gpu {
                     what: "buffer map",
                     detail: e.to_string(),
                 })?;
-            view.to_vec()
+            f(&view)
         };
         staging.unmap();
-        Ok(bytes)
+        Ok(got)
     }
 }
 
@@ -527,26 +681,33 @@ impl Backend for WgpuBackend {
     }
 
     fn download_f32(&self, t: &Tensor<Self>) -> Result<Vec<f32>> {
-        let raw = self.read_back(t.storage())?;
-        let n = t.elem_count();
-        let out = match t.dtype() {
-            DType::F32 => raw
-                .chunks_exact(4)
-                .take(n)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-            DType::BF16 => raw
-                .chunks_exact(2)
-                .take(n)
-                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
-            DType::F16 => raw
-                .chunks_exact(2)
-                .take(n)
-                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
-        };
+        let mut out = Vec::new();
+        self.download_f32_into(t, &mut out)?;
         Ok(out)
+    }
+
+    fn download_f32_into(&self, t: &Tensor<Self>, out: &mut Vec<f32>) -> Result<()> {
+        let n = t.elem_count();
+        let dtype = t.dtype();
+        out.clear();
+        out.reserve(n);
+        self.read_back(t.storage(), |raw| match dtype {
+            DType::F32 => out.extend(
+                raw.chunks_exact(4)
+                    .take(n)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+            ),
+            DType::BF16 => out.extend(
+                raw.chunks_exact(2)
+                    .take(n)
+                    .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()),
+            ),
+            DType::F16 => out.extend(
+                raw.chunks_exact(2)
+                    .take(n)
+                    .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()),
+            ),
+        })
     }
 
     fn sync(&self) -> Result<()> {

@@ -318,20 +318,26 @@ pub(crate) fn layer_norm(
 /// exactly as transformers (and the CPU backend) computes them, and cos/sin
 /// of that f32 angle in f64, rounded once.
 pub fn rope_table(t: usize, hd: usize, pos0: usize, theta: f32) -> Vec<f32> {
+    let mut cs = Vec::new();
+    rope_table_into(t, hd, pos0, theta, &mut cs);
+    cs
+}
+
+/// [`rope_table`] into a reused buffer (cleared first): no allocation once
+/// `cs` has grown to the table size.
+pub fn rope_table_into(t: usize, hd: usize, pos0: usize, theta: f32, cs: &mut Vec<f32>) {
     let half = hd / 2;
-    let inv: Vec<f32> = (0..half)
-        .map(|j| 1.0 / theta.powf((2 * j) as f32 / hd as f32))
-        .collect();
-    let mut cs = Vec::with_capacity(t * half * 2);
+    cs.clear();
+    cs.reserve(t * half * 2);
     for i in 0..t {
         let pos = (pos0 + i) as f32;
-        for &f in &inv {
-            let (s, c) = f64::from(pos * f).sin_cos();
+        for j in 0..half {
+            let inv = 1.0 / theta.powf((2 * j) as f32 / hd as f32);
+            let (s, c) = f64::from(pos * inv).sin_cos();
             cs.push(c as f32);
             cs.push(s as f32);
         }
     }
-    cs
 }
 
 /// See [`crate::Backend::rope`].
@@ -343,7 +349,10 @@ pub(crate) fn rope(be: &WgpuBackend, x: &mut T, pos0: usize, theta: f32) -> Resu
         return Ok(());
     }
     u32_of(OP, t * h * hd)?;
-    let cs = rope_table(t, hd, pos0, theta);
+    // The backend's reused table buffer: the bytes are copied into the host
+    // ring by `record`, so the lock is held only for this call.
+    let mut cs = be.rope_scratch()?;
+    rope_table_into(t, hd, pos0, theta, &mut cs);
     let p = RopeParams {
         t: u32_of(OP, t)?,
         h: u32_of(OP, h)?,

@@ -13,19 +13,45 @@ use std::sync::{Arc, Mutex};
 use super::shaders::ShaderId;
 use crate::{Result, TensorError};
 
+/// Most override constants one pipeline takes (the GEMM has three).
+pub const MAX_CONSTANTS: usize = 4;
+
 /// Cache key: the shader and its override constants (`name = value`, sorted
-/// by name so that equal sets compare equal).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// by name so that equal sets compare equal). A fixed array, so building a
+/// key for a lookup allocates nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PipelineKey {
     pub shader: ShaderId,
-    pub constants: Vec<(&'static str, u32)>,
+    len: u8,
+    constants: [(&'static str, u32); MAX_CONSTANTS],
 }
 
 impl PipelineKey {
-    pub fn new(shader: ShaderId, constants: &[(&'static str, u32)]) -> Self {
-        let mut constants = constants.to_vec();
-        constants.sort_unstable();
-        PipelineKey { shader, constants }
+    /// The key of `shader` with `constants` (at most [`MAX_CONSTANTS`]).
+    pub fn new(shader: ShaderId, constants: &[(&'static str, u32)]) -> Result<Self> {
+        if constants.len() > MAX_CONSTANTS {
+            return Err(TensorError::Gpu {
+                what: "pipeline key",
+                detail: format!(
+                    "{shader}: {} override constants, over the {MAX_CONSTANTS} a key holds",
+                    constants.len()
+                ),
+            });
+        }
+        let mut fixed = [("", 0u32); MAX_CONSTANTS];
+        fixed[..constants.len()].copy_from_slice(constants);
+        fixed[..constants.len()].sort_unstable();
+        Ok(PipelineKey {
+            shader,
+            // Fits: at most MAX_CONSTANTS.
+            len: constants.len() as u8,
+            constants: fixed,
+        })
+    }
+
+    /// The override constants, sorted by name.
+    pub fn constants(&self) -> &[(&'static str, u32)] {
+        &self.constants[..usize::from(self.len)]
     }
 }
 
@@ -53,7 +79,7 @@ impl PipelineCache {
             return Ok(Arc::clone(p));
         }
         let p = Arc::new(compile(device, key)?);
-        map.insert(key.clone(), Arc::clone(&p));
+        map.insert(*key, Arc::clone(&p));
         Ok(p)
     }
 
@@ -71,10 +97,10 @@ fn compile(device: &wgpu::Device, key: &PipelineKey) -> Result<CachedPipeline> {
     let id = key.shader;
     let source = id.source();
     if std::env::var("LFM_DUMP_WGSL").is_ok_and(|v| v == "1") {
-        tracing::info!(shader = id.label(), constants = ?key.constants, "WGSL source:\n{source}");
+        tracing::info!(shader = id.label(), constants = ?key.constants(), "WGSL source:\n{source}");
     }
     let constants: Vec<(&str, f64)> = key
-        .constants
+        .constants()
         .iter()
         .map(|&(k, v)| (k, f64::from(v)))
         .collect();
@@ -101,6 +127,6 @@ fn compile(device: &wgpu::Device, key: &PipelineKey) -> Result<CachedPipeline> {
             detail: e.to_string(),
         });
     }
-    tracing::debug!(shader = id.label(), constants = ?key.constants, "compiled pipeline");
+    tracing::debug!(shader = id.label(), constants = ?key.constants(), "compiled pipeline");
     Ok(CachedPipeline { pipeline, layout })
 }
