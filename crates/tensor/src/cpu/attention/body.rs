@@ -9,6 +9,11 @@
 //! a stack buffer, tile max, `p = exp(s − m)` (vectorised, `exp_v`), then
 //! `acc = acc·e^(m_old − m_new) + Σ p·v` (vectorised over `hd`). Only
 //! `[rows × heads, hd]` accumulators are kept, never `t × kv_len` scores.
+//!
+//! That per-query path serves decode (one row). Items of several rows
+//! (prefill, the vision tower) take [`group_blocked`] instead: queries
+//! transposed into vector lanes, so scores, softmax and `p·v` run as small
+//! register-blocked matrix products with no horizontal sums.
 
 use super::AttnDims;
 use crate::cpu::elementwise::exp::exp_v;
@@ -60,9 +65,27 @@ pub(super) fn item<S: Simd>(
     // without tails; only `out` needs partial stores.
     let hp = hd.next_multiple_of(S::LANES);
     let nq_max = rows * group.min(nhi);
-    let need = KT + 2 * nq_max + nq_max * hp;
+    // Query-block path (`group_blocked`) once a block fills half a vector
+    // of queries; decode (one row) keeps the per-query path.
+    let blocked = rows > 1 && 2 * nq_max >= S::LANES;
+    let nqp = nq_max.next_multiple_of(S::LANES);
+    let need = if blocked {
+        (hd + KT + 3) * nqp + nq_max * hp
+    } else {
+        KT + 2 * nq_max + nq_max * hp
+    };
     if scratch.len() < need {
         scratch.resize(need, 0.0);
+    }
+    if blocked {
+        for g in ha / group..=(hb - 1) / group {
+            let (ga, gb) = (ha.max(g * group), hb.min((g + 1) * group));
+            let nq = rows * (gb - ga);
+            let nqp = nq.next_multiple_of(S::LANES);
+            let need = (hd + KT + 3) * nqp + nq * hp;
+            group_blocked(s, q, k, v, a, it, (g, ga, gb), out, &mut scratch[..need]);
+        }
+        return;
     }
     let (sb, rest) = scratch.split_at_mut(KT);
     let (ms, rest) = rest.split_at_mut(nq_max);
@@ -121,6 +144,362 @@ pub(super) fn item<S: Simd>(
                 }
             }
         }
+    }
+}
+
+/// Query-block path of one kv head `g` (query heads `ga..gb`): the
+/// queries `qi = (r − r0) · nh + (i − ga)` of the item are transposed once
+/// into `qt = [hd, nqp]` (`nqp`: `nq` rounded up to whole vectors, zero
+/// lanes), so a vector holds one feature of `LANES` queries. Per key tile
+/// the scores come out as `st = [n, nqp]` from FMA chains over `hd` with
+/// the key element broadcast (no horizontal sums); max, `exp` and the
+/// running sums are per-lane vector ops over the keys; `p·v` runs blocks of
+/// queries × `hd` vectors in registers, one `v` load feeding every query of
+/// the block. Causal rows that see fewer keys of the tile than the block's
+/// last row get `−inf` scores there and never read those `v` rows.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn group_blocked<S: Simd>(
+    s: S,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    a: AttnDims,
+    it: Item,
+    (g, ga, gb): (usize, usize, usize),
+    out: &mut [f32],
+    scratch: &mut [f32],
+) {
+    let AttnDims {
+        t,
+        h,
+        h_kv,
+        hd,
+        kv_len,
+        causal,
+        scale,
+    } = a;
+    let Item { r0, r1, ha, hb } = it;
+    let lanes = S::LANES;
+    let nhi = hb - ha;
+    let nh = gb - ga;
+    let nq = (r1 - r0) * nh;
+    let nqp = nq.next_multiple_of(lanes);
+    let hp = hd.next_multiple_of(lanes);
+    let (qt, rest) = scratch.split_at_mut(hd * nqp);
+    let (st, rest) = rest.split_at_mut(KT * nqp);
+    let (ms, rest) = rest.split_at_mut(nqp);
+    let (ls, rest) = rest.split_at_mut(nqp);
+    let (cr, rest) = rest.split_at_mut(nqp);
+    let acc = &mut rest[..nq * hp];
+    let seen = |r: usize| if causal { kv_len - t + r + 1 } else { kv_len };
+    let kstride = h_kv * hd;
+
+    qt.fill(0.0);
+    for r in r0..r1 {
+        for i in ga..gb {
+            let qi = (r - r0) * nh + (i - ga);
+            let qr = &q[(r * h + i) * hd..][..hd];
+            for (c, &x) in qr.iter().enumerate() {
+                qt[c * nqp + qi] = x;
+            }
+        }
+    }
+    ms.fill(f32::NEG_INFINITY);
+    ls.fill(0.0);
+    acc.fill(0.0);
+    let (stp, msp, lsp, crp) = (
+        st.as_mut_ptr(),
+        ms.as_mut_ptr(),
+        ls.as_mut_ptr(),
+        cr.as_mut_ptr(),
+    );
+    let last = seen(r1 - 1);
+    for j0 in (0..last).step_by(KT) {
+        let nmax = last.min(j0 + KT) - j0;
+        // Keys of query `qi` in this tile (its row's).
+        let nk = |qi: usize| seen(r0 + qi / nh).min(j0 + KT).saturating_sub(j0);
+        let kp = k[(j0 * h_kv + g) * hd..].as_ptr();
+        let vp = v[(j0 * h_kv + g) * hd..].as_ptr();
+        scores_t(s, qt, nqp, hd, kp, kstride, nmax, scale, st);
+        if causal {
+            for qi in 0..nq {
+                for j in nk(qi)..nmax {
+                    st[j * nqp + qi] = f32::NEG_INFINITY;
+                }
+            }
+        }
+        // Tile max per query lane, into `cr` for the scalar update below.
+        for qv in (0..nqp).step_by(lanes) {
+            let mut mv = s.splat(f32::NEG_INFINITY);
+            for j in 0..nmax {
+                // SAFETY: j < nmax ≤ KT and qv + LANES ≤ nqp: inside st.
+                mv = s.max(mv, unsafe { s.load(stp.wrapping_add(j * nqp + qv)) });
+            }
+            // SAFETY: qv + LANES ≤ nqp = cr.len().
+            unsafe { s.store(crp.wrapping_add(qv), mv) };
+        }
+        for qi in 0..nqp {
+            let (m_old, mt) = (ms[qi], cr[qi]);
+            let m_new = if mt > m_old { mt } else { m_old };
+            // e^(−inf) = 0 on the first tile; scalar, once per query and tile.
+            cr[qi] = if m_new == m_old {
+                1.0
+            } else {
+                (m_old - m_new).exp()
+            };
+            ms[qi] = m_new;
+        }
+        for qv in (0..nqp).step_by(lanes) {
+            // SAFETY: qv + LANES ≤ nqp, the length of ms, ls and cr.
+            let mn = unsafe { s.load(msp.wrapping_add(qv)) };
+            let mut sum = s.zero();
+            for j in 0..nmax {
+                let sp = stp.wrapping_add(j * nqp + qv);
+                // SAFETY: inside st, as above.
+                let p = exp_v(s, s.sub(unsafe { s.load(sp) }, mn));
+                sum = s.add(sum, p);
+                // SAFETY: as above.
+                unsafe { s.store(sp, p) };
+            }
+            // SAFETY: qv + LANES ≤ nqp, the length of ls and cr.
+            let l = unsafe { s.load(lsp.wrapping_add(qv)) };
+            // SAFETY: as above.
+            let c = unsafe { s.load(crp.wrapping_add(qv)) };
+            // SAFETY: as above.
+            unsafe { s.store(lsp.wrapping_add(qv), s.add(s.mul(l, c), sum)) };
+        }
+        let pt = PvTile {
+            st: stp,
+            nqp,
+            vp,
+            kstride,
+            hd,
+        };
+        let ap = acc.as_mut_ptr();
+        let mut qi = 0;
+        while qi + 4 <= nq {
+            let lo = (qi..qi + 4).map(nk).min().unwrap_or(0);
+            let accs = [0, 1, 2, 3].map(|b| ap.wrapping_add((qi + b) * hp));
+            let corr = [0, 1, 2, 3].map(|b| cr[qi + b]);
+            if lanes >= 16 {
+                pv_block::<S, 4, 4>(s, pt, accs, qi, 0, lo, corr);
+            } else {
+                pv_block::<S, 4, 2>(s, pt, accs, qi, 0, lo, corr);
+            }
+            for b in 0..4 {
+                let n = nk(qi + b);
+                if n > lo {
+                    pv_block::<S, 1, 4>(s, pt, [accs[b]], qi + b, lo, n, [1.0]);
+                }
+            }
+            qi += 4;
+        }
+        while qi < nq {
+            let acc1 = [ap.wrapping_add(qi * hp)];
+            pv_block::<S, 1, 4>(s, pt, acc1, qi, 0, nk(qi), [cr[qi]]);
+            qi += 1;
+        }
+    }
+    for r in r0..r1 {
+        for i in ga..gb {
+            let qi = (r - r0) * nh + (i - ga);
+            let dst = &mut out[((r - r0) * nhi + (i - ha)) * hd..][..hd];
+            if seen(r) == 0 {
+                dst.fill(0.0);
+            } else {
+                finish(s, &acc[qi * hp..(qi + 1) * hp], ls[qi], dst);
+            }
+        }
+    }
+}
+
+/// `st[j · nqp + qi] = scale · qt[:, qi] · k[j]` for keys `j < n` and every
+/// query lane: eight keys × one vector of queries per block, `hd` long FMA
+/// chains with the key element broadcast.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn scores_t<S: Simd>(
+    s: S,
+    qt: &[f32], // [hd, nqp]
+    nqp: usize,
+    hd: usize,
+    kp: *const f32,
+    kstride: usize,
+    n: usize,
+    scale: f32,
+    st: &mut [f32], // [≥ n, nqp]
+) {
+    const KB: usize = 8;
+    let lanes = S::LANES;
+    debug_assert!(qt.len() == hd * nqp && st.len() >= n * nqp);
+    let (qp, sp) = (qt.as_ptr(), st.as_mut_ptr());
+    let sc = s.splat(scale);
+    let mut j = 0;
+    while j + KB <= n {
+        let kr: [*const f32; KB] = std::array::from_fn(|u| kp.wrapping_add((j + u) * kstride));
+        let mut qv = 0;
+        // AVX-512 (32 registers): two query vectors share each broadcast.
+        while lanes >= 16 && qv + 2 * lanes <= nqp {
+            let mut a = [s.zero(); KB];
+            let mut b = [s.zero(); KB];
+            for c in 0..hd {
+                let x0p = qp.wrapping_add(c * nqp + qv);
+                // SAFETY: c < hd, qv + 2·LANES ≤ nqp: inside qt.
+                let x0 = unsafe { s.load(x0p) };
+                // SAFETY: as above.
+                let x1 = unsafe { s.load(x0p.wrapping_add(lanes)) };
+                for u in 0..KB {
+                    // SAFETY: key j + u < n is a tile row of hd readable f32.
+                    let kv = s.splat(unsafe { *kr[u].wrapping_add(c) });
+                    a[u] = s.fma(x0, kv, a[u]);
+                    b[u] = s.fma(x1, kv, b[u]);
+                }
+            }
+            for u in 0..KB {
+                let dp = sp.wrapping_add((j + u) * nqp + qv);
+                // SAFETY: j + u < n, qv + 2·LANES ≤ nqp: inside st.
+                unsafe { s.store(dp, s.mul(a[u], sc)) };
+                // SAFETY: as above.
+                unsafe { s.store(dp.wrapping_add(lanes), s.mul(b[u], sc)) };
+            }
+            qv += 2 * lanes;
+        }
+        while qv < nqp {
+            let mut a = [s.zero(); KB];
+            for c in 0..hd {
+                // SAFETY: c < hd, qv + LANES ≤ nqp: inside qt.
+                let x = unsafe { s.load(qp.wrapping_add(c * nqp + qv)) };
+                for u in 0..KB {
+                    // SAFETY: key j + u < n is a tile row of hd readable f32.
+                    let kv = s.splat(unsafe { *kr[u].wrapping_add(c) });
+                    a[u] = s.fma(x, kv, a[u]);
+                }
+            }
+            for (u, &au) in a.iter().enumerate() {
+                // SAFETY: j + u < n, qv + LANES ≤ nqp: inside st.
+                unsafe { s.store(sp.wrapping_add((j + u) * nqp + qv), s.mul(au, sc)) };
+            }
+            qv += lanes;
+        }
+        j += KB;
+    }
+    while j < n {
+        let kr = kp.wrapping_add(j * kstride);
+        for qv in (0..nqp).step_by(lanes) {
+            let mut a = s.zero();
+            for c in 0..hd {
+                // SAFETY: as above.
+                let x = unsafe { s.load(qp.wrapping_add(c * nqp + qv)) };
+                // SAFETY: key j < n is a tile row of hd readable f32.
+                a = s.fma(x, s.splat(unsafe { *kr.wrapping_add(c) }), a);
+            }
+            // SAFETY: as above.
+            unsafe { s.store(sp.wrapping_add(j * nqp + qv), s.mul(a, sc)) };
+        }
+        j += 1;
+    }
+}
+
+/// Probabilities `st = [KT, nqp]` and the value rows of one tile.
+#[derive(Clone, Copy)]
+struct PvTile {
+    st: *const f32,
+    nqp: usize,
+    vp: *const f32,
+    kstride: usize,
+    hd: usize,
+}
+
+/// For the `QB` queries `qi0..qi0 + QB` (accumulators at `accs`, padded to
+/// whole vectors): `acc = acc · corr + Σ_{ja ≤ j < jb} p[j] · v[j]`, `hd`
+/// in blocks of `VB` vectors held in registers across the keys (each `v`
+/// load feeds `QB` FMAs), then single vectors, then a masked tail.
+#[inline(always)]
+fn pv_block<S: Simd, const QB: usize, const VB: usize>(
+    s: S,
+    pt: PvTile,
+    accs: [*mut f32; QB],
+    qi0: usize,
+    ja: usize,
+    jb: usize,
+    corr: [f32; QB],
+) {
+    let lanes = S::LANES;
+    let PvTile {
+        st,
+        nqp,
+        vp,
+        kstride,
+        hd,
+    } = pt;
+    let nfull = hd / lanes * lanes;
+    let mut cv = [s.zero(); QB];
+    for (cb, &x) in cv.iter_mut().zip(&corr) {
+        *cb = s.splat(x);
+    }
+    let mut c = 0;
+    while c + VB * lanes <= nfull {
+        let mut a = [[s.zero(); VB]; QB];
+        for b in 0..QB {
+            for u in 0..VB {
+                // SAFETY: c + VB·LANES ≤ nfull ≤ the padded accumulator.
+                a[b][u] = s.mul(cv[b], unsafe {
+                    s.load(accs[b].wrapping_add(c + u * lanes))
+                });
+            }
+        }
+        for j in ja..jb {
+            let vr = vp.wrapping_add(j * kstride + c);
+            // No closures here: they would not inherit the target features.
+            let mut x = [s.zero(); VB];
+            for (u, xu) in x.iter_mut().enumerate() {
+                // SAFETY: value row j < n holds hd ≥ c + VB·LANES f32.
+                *xu = unsafe { s.load(vr.wrapping_add(u * lanes)) };
+            }
+            for b in 0..QB {
+                // SAFETY: j < KT, qi0 + b < nqp: inside st.
+                let p = s.splat(unsafe { *st.wrapping_add(j * nqp + qi0 + b) });
+                for u in 0..VB {
+                    a[b][u] = s.fma(p, x[u], a[b][u]);
+                }
+            }
+        }
+        for b in 0..QB {
+            for u in 0..VB {
+                // SAFETY: as the load above.
+                unsafe { s.store(accs[b].wrapping_add(c + u * lanes), a[b][u]) };
+            }
+        }
+        c += VB * lanes;
+    }
+    while c < hd {
+        let rem = (hd - c).min(lanes);
+        let mut a = [s.zero(); QB];
+        for b in 0..QB {
+            // SAFETY: c < hd: a whole vector of the padded accumulator.
+            a[b] = s.mul(cv[b], unsafe { s.load(accs[b].wrapping_add(c)) });
+        }
+        for j in ja..jb {
+            let vr = vp.wrapping_add(j * kstride + c);
+            let x = if rem == lanes {
+                // SAFETY: value row j holds hd ≥ c + LANES f32.
+                unsafe { s.load(vr) }
+            } else {
+                // SAFETY: value row j holds hd = c + rem f32.
+                unsafe { s.load_partial(vr, rem) }
+            };
+            for b in 0..QB {
+                // SAFETY: as above.
+                let p = s.splat(unsafe { *st.wrapping_add(j * nqp + qi0 + b) });
+                a[b] = s.fma(p, x, a[b]);
+            }
+        }
+        for b in 0..QB {
+            // SAFETY: as the load above.
+            unsafe { s.store(accs[b].wrapping_add(c), a[b]) };
+        }
+        c += lanes;
     }
 }
 

@@ -42,7 +42,7 @@ pub struct AttnDims {
 
 /// Query rows per work item at most: the K/V tile is reused by
 /// `rows × (h / h_kv)` queries while it sits in cache.
-const MAX_ROWS: usize = 16;
+const MAX_ROWS: usize = 32;
 /// Below this many multiply-adds the call stays on the caller's thread.
 const MIN_PARALLEL_MACS: usize = 1 << 16;
 
