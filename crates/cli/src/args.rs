@@ -90,6 +90,18 @@ impl InputArgs {
             .collect()
     }
 
+    /// The `--messages` file alone, or `--system`: the start of a chat.
+    pub fn history(&self) -> Result<Vec<ChatMessage>> {
+        match &self.messages {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                parse_messages(&text).with_context(|| format!("parsing {}", path.display()))
+            }
+            None => Ok(self.system_messages()),
+        }
+    }
+
     /// The chat: `--messages`, or `--system` + one user turn of images and the prompt.
     pub fn messages(&self) -> Result<Vec<ChatMessage>> {
         if let Some(path) = &self.messages {
@@ -153,6 +165,7 @@ impl InputArgs {
             s.repetition_penalty = r;
         }
         s.seed = self.seed;
+        s.validate().map_err(anyhow::Error::msg)?;
         Ok(s)
     }
 }

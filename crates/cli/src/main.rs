@@ -191,19 +191,27 @@ fn logits(input: &InputArgs, out: &std::path::Path) -> Result<()> {
 
 fn chat(input: &InputArgs) -> Result<()> {
     let mut engine = load(input)?;
-    let mut messages: Vec<ChatMessage> = input.messages()?;
+    // The history (--messages / --system); --image and a positional prompt
+    // make the first turn, as if typed.
+    let mut messages: Vec<ChatMessage> = input.history()?;
     let mut images = load_message_images(&messages, &[], &input.messages_base())?;
     let mut pending: Vec<std::path::PathBuf> = input.image.clone();
+    let mut first_line = input.prompt.clone();
     eprintln!(
         "chat: type a message; /image PATH attaches an image, /reset starts over, /quit ends"
     );
     let stdin = std::io::stdin();
     let mut stdout = std::io::stdout();
     loop {
-        eprint!("> ");
         let mut line = String::new();
-        if stdin.lock().read_line(&mut line)? == 0 {
-            return Ok(());
+        match first_line.take() {
+            Some(p) => line = p,
+            None => {
+                eprint!("> ");
+                if stdin.lock().read_line(&mut line)? == 0 {
+                    return Ok(());
+                }
+            }
         }
         let line = line.trim();
         if line.is_empty() {
@@ -214,8 +222,8 @@ fn chat(input: &InputArgs) -> Result<()> {
         }
         if line == "/reset" {
             engine.reset()?;
-            messages = input.system_messages();
-            images.clear();
+            messages = input.history()?;
+            images = load_message_images(&messages, &[], &input.messages_base())?;
             pending.clear();
             eprintln!("(conversation reset)");
             continue;
@@ -226,6 +234,7 @@ fn chat(input: &InputArgs) -> Result<()> {
             continue;
         }
         let mut parts: Vec<ContentPart> = Vec::new();
+        let images_before = images.len();
         for p in pending.drain(..) {
             let limits = runtime::model::preprocess::DecodeLimits::default();
             match runtime::model::preprocess::load_image(&p, &limits) {
@@ -255,8 +264,10 @@ fn chat(input: &InputArgs) -> Result<()> {
                 messages.push(ChatMessage::text("assistant", out.text));
             }
             Err(e) => {
+                // Undo the failed turn entirely (its message and its images).
                 eprintln!("error: {e}");
                 messages.pop();
+                images.truncate(images_before);
             }
         }
     }

@@ -211,3 +211,47 @@ fn cli_generate_json_on_wgpu() -> Result<()> {
     }
     Ok(())
 }
+
+/// `chat --image IMG "prompt"` answers the first turn, then reads stdin
+/// until EOF; a bad sampling flag is refused up front.
+#[test]
+fn cli_chat_first_turn_from_flags_then_stdin() -> Result<()> {
+    use std::io::Write;
+    let case = Case::load("single_image")?;
+    let img = fixture_path("cases/images/small_100x150.png");
+    let mut child = lfm2vl()
+        .args(["chat", "--backend", "cpu", "--max-new-tokens", "4"])
+        .arg("--model")
+        .arg(case.model_dir()?)
+        .arg("--image")
+        .arg(&img)
+        .arg("Describe.")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all(b"And now?\n/reset\nHello\n")?;
+    let out = child.wait_with_output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(out.status.success(), "{err}");
+    ensure!(
+        err.matches("decode").count() == 3,
+        "three turns answered: {err}"
+    );
+    ensure!(err.contains("conversation reset"), "{err}");
+    let out = lfm2vl()
+        .args(["run", "--backend", "cpu", "--repetition-penalty", "0"])
+        .arg("--model")
+        .arg(case.model_dir()?)
+        .arg("hi")
+        .output()?;
+    ensure!(
+        !out.status.success()
+            && String::from_utf8_lossy(&out.stderr).contains("repetition_penalty")
+    );
+    Ok(())
+}

@@ -300,6 +300,12 @@ impl Engine {
         let mut emitted = 0usize; // bytes of `text` already streamed
         let mut text = String::new();
         let mut stopped_by_string = false;
+        let stops: Vec<&str> = req
+            .stop_strings
+            .iter()
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
+            .collect();
         let mut callback = |e: &Event| -> bool {
             on_event(e);
             let Event::Token { id } = e else { return true };
@@ -315,18 +321,22 @@ impl Engine {
                 return true;
             }
             text = full;
-            if let Some(cut) = req
-                .stop_strings
-                .iter()
-                .filter_map(|s| text.find(s.as_str()))
-                .min()
-            {
+            if let Some(cut) = stops.iter().filter_map(|s| text.find(s)).min() {
                 text.truncate(cut);
                 stopped_by_string = true;
             }
-            let go_on = if text.len() > emitted && text.is_char_boundary(emitted) {
-                let keep = on_text(&text[emitted..]);
-                emitted = text.len();
+            // Never stream what may turn out to be the start of a stop string.
+            let safe = if stopped_by_string {
+                text.len()
+            } else {
+                text.len() - held_back(&text, &stops)
+            };
+            let go_on = if safe > emitted
+                && text.is_char_boundary(emitted)
+                && text.is_char_boundary(safe)
+            {
+                let keep = on_text(&text[emitted..safe]);
+                emitted = safe;
                 keep
             } else {
                 true
@@ -338,6 +348,26 @@ impl Engine {
             #[cfg(feature = "wgpu")]
             Inner::Wgpu(s) => s.generate(&ids, &crops, &req.sampling, &stop, &mut callback)?,
         };
+        // The final text: everything decoded (an incomplete UTF-8 tail
+        // included), cut at a stop string; stream what was held back.
+        if !stopped_by_string {
+            let stop_ids = &self.stop_ids;
+            let ids_out: Vec<u32> = generation
+                .ids
+                .iter()
+                .copied()
+                .filter(|i| !stop_ids.contains(i))
+                .collect();
+            if let Ok(full) = self.prompt.tokenizer().decode(&ids_out, true) {
+                text = full;
+            }
+            if let Some(cut) = stops.iter().filter_map(|s| text.find(s)).min() {
+                text.truncate(cut);
+            }
+            if text.len() > emitted && text.is_char_boundary(emitted) {
+                on_text(&text[emitted..]);
+            }
+        }
         Ok(Output {
             prompt_ids: ids,
             text,
@@ -360,6 +390,21 @@ impl Engine {
         };
         Ok((ids, logits))
     }
+}
+
+/// Bytes at the end of `text` that could be the start of a stop string.
+fn held_back(text: &str, stops: &[&str]) -> usize {
+    stops
+        .iter()
+        .flat_map(|s| {
+            (1..s.len())
+                .filter(|&n| s.is_char_boundary(n))
+                .map(move |n| &s[..n])
+        })
+        .filter(|prefix| text.ends_with(prefix))
+        .map(str::len)
+        .max()
+        .unwrap_or(0)
 }
 
 /// Each crop's valid rows of `pixel_values`.
@@ -416,4 +461,17 @@ pub fn load_message_images(
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::held_back;
+
+    #[test]
+    fn stream_holds_back_a_possible_stop_string_start() {
+        assert_eq!(held_back("hello\n", &["\n\n"]), 1);
+        assert_eq!(held_back("hello", &["\n\n"]), 0);
+        assert_eq!(held_back("a <|im", &["<|im_end|>", "x"]), 4);
+        assert_eq!(held_back("abc", &[]), 0);
+    }
 }

@@ -15,6 +15,8 @@ pub enum RuntimeError {
         #[source]
         source: std::io::Error,
     },
+    #[error("invalid sampling settings: {0}")]
+    Sampling(String),
     #[error("model {spec:?} not found: {detail}")]
     ModelNotFound { spec: String, detail: String },
     #[error("--backend {0}: {1}")]

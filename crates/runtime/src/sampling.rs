@@ -49,6 +49,31 @@ impl SamplingConfig {
         }
     }
 
+    /// Rejects settings transformers rejects (and NaN): a non-positive
+    /// repetition penalty, a negative or non-finite temperature, `top_p` or
+    /// `min_p` outside [0, 1].
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.repetition_penalty > 0.0 && self.repetition_penalty.is_finite()) {
+            return Err(format!(
+                "repetition_penalty must be > 0, got {}",
+                self.repetition_penalty
+            ));
+        }
+        if !(self.temperature >= 0.0 && self.temperature.is_finite()) {
+            return Err(format!(
+                "temperature must be finite and ≥ 0, got {}",
+                self.temperature
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.top_p) {
+            return Err(format!("top_p must be in [0, 1], got {}", self.top_p));
+        }
+        if !(0.0..=1.0).contains(&self.min_p) {
+            return Err(format!("min_p must be in [0, 1], got {}", self.min_p));
+        }
+        Ok(())
+    }
+
     /// A named preset: `greedy` or `model-card`.
     pub fn preset(name: &str) -> Option<Self> {
         match name {
@@ -249,6 +274,40 @@ mod tests {
         let mut z = vec![0.0, -1.8, -1.95, -5.0];
         Sampler::new(cfg).sample(&mut z, &[]);
         assert!(z[1] > f32::NEG_INFINITY && z[2] == f32::NEG_INFINITY && z[3] == f32::NEG_INFINITY);
+    }
+
+    #[test]
+    fn invalid_settings_are_rejected() {
+        let ok = SamplingConfig::model_card();
+        assert!(ok.validate().is_ok());
+        for bad in [
+            SamplingConfig {
+                repetition_penalty: 0.0,
+                ..ok.clone()
+            },
+            SamplingConfig {
+                repetition_penalty: -1.0,
+                ..ok.clone()
+            },
+            SamplingConfig {
+                temperature: f32::NAN,
+                ..ok.clone()
+            },
+            SamplingConfig {
+                temperature: -0.5,
+                ..ok.clone()
+            },
+            SamplingConfig {
+                top_p: 1.5,
+                ..ok.clone()
+            },
+            SamplingConfig {
+                min_p: -0.1,
+                ..ok.clone()
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
     }
 
     #[test]

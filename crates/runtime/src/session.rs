@@ -208,9 +208,27 @@ impl<B: Backend> Session<B> {
         stop: &StopConfig,
         on_event: &mut dyn FnMut(&Event) -> bool,
     ) -> Result<Generation> {
+        // An error part-way (a backend failure) may leave the caches ahead of
+        // the token record: forget the conversation rather than reuse it.
+        let r = self.generate_inner(ids, crops, sampling, stop, on_event);
+        if r.is_err() {
+            let _ = self.reset();
+        }
+        r
+    }
+
+    fn generate_inner(
+        &mut self,
+        ids: &[u32],
+        crops: &[CropPatches<'_>],
+        sampling: &SamplingConfig,
+        stop: &StopConfig,
+        on_event: &mut dyn FnMut(&Event) -> bool,
+    ) -> Result<Generation> {
         if ids.is_empty() {
             return Err(model::ModelError::EmptyPrompt.into());
         }
+        sampling.validate().map_err(RuntimeError::Sampling)?;
         if ids.len() > self.max_len() {
             return Err(model::ModelError::ContextOverflow {
                 needed: ids.len(),
@@ -284,8 +302,9 @@ impl<B: Backend> Session<B> {
         let d = self.model.text.cfg.hidden_size;
         // One logits buffer for the whole call: decode steps reuse it.
         let mut logits = Vec::new();
-        for r0 in (0..suffix.len()).step_by(self.chunk.max(1)) {
-            let r1 = (r0 + self.chunk).min(suffix.len());
+        let chunk = self.chunk.max(1);
+        for r0 in (0..suffix.len()).step_by(chunk) {
+            let r1 = (r0 + chunk).min(suffix.len());
             let mut part = self.be.zeros(DType::F32, Shape::from([r1 - r0, d]))?;
             self.be.slice_rows(&x, r0, &mut part)?;
             let text = &self.model.text;

@@ -268,7 +268,19 @@ fn sweep(isa: Isa) -> ErrorStats {
             ));
         }
     }
-    // 5. k = 0: the output is the bias (or zero), never garbage.
+    // 5. k = 0: the output is the bias (or zero), never garbage; also on
+    //    the threaded row-split path (many rows, 3 threads).
+    add(run(
+        Case {
+            m: 6 * mr + 1,
+            n: 70_000 / (6 * mr + 1),
+            k: 0,
+            bias: true,
+            threads: 3,
+            ..base
+        },
+        &pools,
+    ));
     for m in [1, 3] {
         add(run(
             Case {

@@ -88,16 +88,14 @@ pub fn attention(
         "h must be a multiple of h_kv > 0"
     );
     assert!(!causal || kv_len >= t, "causal attention needs kv_len ≥ t");
-    assert_eq!(q.len(), t * h * hd, "q is not [t, h, hd]");
-    assert_eq!(out.len(), t * h * hd, "out is not [t, h, hd]");
-    assert!(
-        k.len() >= kv_len * h_kv * hd,
-        "k holds fewer than kv_len rows"
-    );
-    assert!(
-        v.len() >= kv_len * h_kv * hd,
-        "v holds fewer than kv_len rows"
-    );
+    // Checked products: a wrapped length check would let the raw-pointer
+    // loads in the body read past `k`/`v` in release builds.
+    let prod3 = |a: usize, b: usize, c: usize| a.checked_mul(b).and_then(|x| x.checked_mul(c));
+    assert_eq!(Some(q.len()), prod3(t, h, hd), "q is not [t, h, hd]");
+    assert_eq!(Some(out.len()), prod3(t, h, hd), "out is not [t, h, hd]");
+    let kv_need = prod3(kv_len, h_kv, hd).expect("kv_len · h_kv · hd overflows");
+    assert!(k.len() >= kv_need, "k holds fewer than kv_len rows");
+    assert!(v.len() >= kv_need, "v holds fewer than kv_len rows");
     if out.is_empty() {
         return;
     }

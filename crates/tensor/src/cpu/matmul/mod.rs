@@ -110,13 +110,17 @@ pub fn geometry(isa: IsaToken) -> Geometry {
 #[track_caller]
 pub fn matmul(isa: IsaToken, pool: Option<&rayon::ThreadPool>, a: &MatmulArgs<'_>, y: &mut [f32]) {
     let layout = geometry(isa).panels();
-    assert_eq!(a.x.len(), a.m * a.k, "x is not [m, k]");
+    // Checked products: a wrapped length check would let the raw-pointer
+    // tile stores below run past `y` in release builds.
+    let prod = |p: usize, q: usize| p.checked_mul(q);
+    assert_eq!(Some(a.x.len()), prod(a.m, a.k), "x is not [m, k]");
+    let panels_len = prod(a.n.div_ceil(layout.nr), layout.nr).and_then(|r| prod(r, a.k));
     assert_eq!(
-        a.w.len(),
-        layout.packed_len(a.n, a.k),
+        Some(a.w.len()),
+        panels_len,
         "w is not the {layout:?} panels of [n, k]"
     );
-    assert_eq!(y.len(), a.m * a.n, "y is not [m, n]");
+    assert_eq!(Some(y.len()), prod(a.m, a.n), "y is not [m, n]");
     if let Some(b) = a.bias {
         assert_eq!(b.len(), a.n, "bias is not [n]");
     }
@@ -157,7 +161,8 @@ fn drive<S: MatmulIsa, E: Element>(
     let (m, n, k) = (a.m, a.n, a.k);
     let nr = S::NRV * S::LANES;
     let threads = pool.map_or(1, |p| p.current_num_threads());
-    let pool = pool.filter(|_| threads > 1 && m * n * k.max(1) >= 1 << 16);
+    // k = 0 stays on one thread (rayon's chunking needs non-empty chunks).
+    let pool = pool.filter(|_| threads > 1 && k > 0 && m * n * k >= 1 << 16);
     let Some(pool) = pool else {
         if m == 1 {
             s.gemv(a.x, w, a.bias, y);
