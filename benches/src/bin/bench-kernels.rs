@@ -1,5 +1,5 @@
 //! `cargo xtask bench-kernels [--json] [--quick] [--isa LIST] [--m LIST]
-//! [--dtype LIST] [--threads LIST] [--no-gpu]`
+//! [--dtype LIST] [--threads LIST] [--no-gpu] [--no-cpu]`
 //!
 //! Matmul `y[m,n] = x[m,k]·w[n,k]ᵀ` at the LFM2-VL shapes, per ISA, thread
 //! count and weight dtype (plus the wgpu backend when an adapter exists).
@@ -45,6 +45,7 @@ struct Opts {
     dtypes: Vec<DType>,
     threads: Vec<usize>,
     gpu: bool,
+    cpu: bool,
 }
 
 fn list<T>(s: &str, f: impl Fn(&str) -> Option<T>) -> Result<Vec<T>> {
@@ -67,6 +68,7 @@ fn parse() -> Result<Opts> {
             vec![1]
         },
         gpu: true,
+        cpu: true,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -75,6 +77,7 @@ fn parse() -> Result<Opts> {
             "--json" => o.json = true,
             "--quick" => o.budget = Budget::QUICK,
             "--no-gpu" => o.gpu = false,
+            "--no-cpu" => o.cpu = false,
             "--isa" => o.isas = list(&val()?, |s| Isa::require(s).ok())?,
             "--m" => o.ms = list(&val()?, |s| s.parse().ok())?,
             "--threads" => o.threads = list(&val()?, |s| s.parse().ok().filter(|&t| t > 0))?,
@@ -89,7 +92,7 @@ fn parse() -> Result<Opts> {
             "-h" | "--help" => {
                 println!(
                     "bench-kernels [--json] [--quick] [--isa scalar,avx2,avx512,neon] [--m 1,64,512,1024] \
-                     [--dtype bf16,f32,f16] [--threads 1,2] [--no-gpu]"
+                     [--dtype bf16,f32,f16] [--threads 1,2] [--no-gpu] [--no-cpu]"
                 );
                 std::process::exit(0);
             }
@@ -180,7 +183,8 @@ fn main() -> Result<()> {
     // Machine limits.
     let mut peak: HashMap<(Isa, usize), f64> = HashMap::new();
     let mut mem: HashMap<usize, f64> = HashMap::new();
-    for &t in &o.threads {
+    let cpu_threads: &[usize] = if o.cpu { &o.threads } else { &[] };
+    for &t in cpu_threads {
         let g = mem_read_gbps(t);
         mem.insert(t, g);
         emit(
@@ -198,7 +202,7 @@ fn main() -> Result<()> {
     }
     if !o.json {
         println!("machine limits:");
-        for &t in &o.threads {
+        for &t in cpu_threads {
             print!("  threads {t}: mem_read {:.1} GB/s", mem[&t]);
             for &isa in &o.isas {
                 print!(", {isa} peak {:.1} GFLOPS", peak[&(isa, t)]);
@@ -211,7 +215,7 @@ fn main() -> Result<()> {
         );
     }
 
-    for &t in &o.threads {
+    for &t in cpu_threads {
         for &isa in &o.isas {
             let be = CpuBackend::with(isa, t)?;
             for &dtype in &o.dtypes {
