@@ -282,10 +282,16 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     .into_iter()
     .filter(|(_, v)| !v.is_empty())
     {
-        println!("\nwhere the {phase} time goes (one profiled run):");
+        let sum: f64 = v.iter().map(|o| o.total.as_secs_f64() * 1e3).sum();
+        let what = if r.backend.starts_with("wgpu") {
+            "GPU time per shader"
+        } else {
+            "time per op"
+        };
+        println!("\nwhere the {phase} time goes (one profiled run; {what}, {sum:.2} ms in all):");
         for o in ops(v) {
             println!(
-                "  {:<14} {:>6} calls {:>10.2} ms {:>6.1}%",
+                "  {:<22} {:>6} calls {:>10.3} ms {:>6.1}%",
                 o["op"].as_str().unwrap_or(""),
                 o["calls"],
                 o["ms"].as_f64().unwrap_or(0.0),

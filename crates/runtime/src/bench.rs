@@ -2,7 +2,8 @@
 //! the real LFM2-VL shapes, loaded through the normal path: prefill (ppN),
 //! decode (tgN), one 512×512 image through the vision tower and connector
 //! (image512), and time to first token for that image plus a short prompt
-//! (ttft_image512). On the CPU, a per-op breakdown of where the time goes.
+//! (ttft_image512), and a per-op breakdown of where the time goes (on wgpu,
+//! per-shader GPU time).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -59,7 +60,8 @@ pub struct BenchReport {
     /// Image encode + prefill of the image's 256 tokens and a short prompt,
     /// to the first token's logits.
     pub ttft_image512: Option<Duration>,
-    /// Per-op time of one profiled prefill and decode run (CPU only).
+    /// Per-op time of one profiled prefill and decode run (on wgpu: GPU
+    /// time per shader from timestamp queries, where the adapter has them).
     pub prefill_ops: Vec<OpTime>,
     pub decode_ops: Vec<OpTime>,
     pub image_ops: Vec<OpTime>,
@@ -95,7 +97,11 @@ pub fn bench(o: &BenchOptions) -> Result<BenchReport> {
             run(o, &dir, &be, Some((&prof, &|| prof.profile())))
         }
         #[cfg(feature = "wgpu")]
-        BackendChoice::Wgpu => run(o, &dir, &tensor::wgpu::WgpuBackend::new()?, None),
+        BackendChoice::Wgpu => {
+            let be = tensor::wgpu::WgpuBackend::new()?;
+            let prof = be.clone().with_profiling();
+            run(o, &dir, &be, Some((&prof, &|| prof.profile())))
+        }
         #[cfg(not(feature = "wgpu"))]
         BackendChoice::Wgpu => Err(RuntimeError::Backend(
             "wgpu".into(),

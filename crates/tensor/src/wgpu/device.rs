@@ -118,11 +118,11 @@ fn pick_by_name(instance: &wgpu::Instance, want: &str) -> Result<wgpu::Adapter> 
         })
 }
 
-/// The optional features we ask for: none yet (bf16 and f16 weights are
-/// unpacked from u32 with core WGSL). `SHADER_F16` arithmetic kernels would
-/// be added here, gated on `LFM_WGPU_FORCE_F32`.
-pub fn required_features(_adapter: wgpu::Features) -> wgpu::Features {
-    wgpu::Features::empty()
+/// The optional features we ask for: timestamp queries where the adapter
+/// has them (for [`super::WgpuBackend::with_profiling`]; unused otherwise).
+/// bf16 and f16 weights are unpacked from u32 with core WGSL.
+pub fn required_features(adapter: wgpu::Features) -> wgpu::Features {
+    adapter & wgpu::Features::TIMESTAMP_QUERY
 }
 
 /// WebGPU's default limits (clamped to what the adapter has), with the

@@ -9,69 +9,51 @@
 //! - [`ops`] encodes every other [`Backend`] op (norms, rope, short conv,
 //!   attention, elementwise, gathers and copies).
 //!
-//! Execution model: ops only *record* work. Each op writes its uniform into a
-//! slot of one uniform ring buffer and appends a compute pass to a pending
-//! command encoder; the encoder is submitted when the ring is full (every 64
-//! ops), before a download, or on [`Backend::sync`]. Small per-call host
-//! data (token ids, rope's cos/sin table) goes the same way through a host
-//! data ring: `queue.write_buffer` lands before the *next* submit, so each
-//! recorded op gets its own slice, and the ring is reset only at a submit.
-//! Row copies (`copy_rows`, `slice_rows`) are `copy_buffer_to_buffer`
-//! commands in the same encoder, ordered with the passes. Only `download_f32` and `sync` wait for
-//! the device, so a whole forward pass runs without host round trips.
-//! Validation errors that escape (the device reports them asynchronously) are
-//! collected and returned by the next `download_f32` or `sync`.
-//!
-//! Bind groups are cached by everything they bind (pipeline key, uniform
-//! slot, buffers with offsets and sizes; see `BindGroupKey`), and pipeline
-//! keys are fixed arrays, so a steady-state decode step records its
-//! dispatches without creating bind groups or allocating on the host (the
-//! model's decode scratch is preallocated and a step's uniform slots and
-//! host ring offsets repeat). Entries unused for a few downloads/syncs are
-//! dropped, which releases the buffers of dropped tensors they hold.
-//! [`WgpuBackend::bind_group_count`] counts the bind groups created.
+//! Execution model: ops only *record* work into one pending command
+//! encoder ([`recorder`]: one open compute pass, uniforms and small host data
+//! staged on the host and uploaded once per submit, bind groups cached with
+//! the uniform at a dynamic offset); the encoder is submitted every
+//! `UNIFORM_SLOTS` ops, before a download, or on [`Backend::sync`]. Only
+//! `download_f32` and `sync` wait for the device, so a whole forward pass
+//! runs without host round trips. Validation errors that escape (the device
+//! reports them asynchronously) are collected and returned by the next
+//! `download_f32` or `sync`. [`profile`] times each shader on the GPU.
 
 pub mod device;
 pub mod matmul;
 pub mod ops;
 pub mod pipelines;
+pub mod profile;
+mod recorder;
 pub mod shaders;
 pub mod uniforms;
 
 pub use self::device::{adapters, hardware_gpu};
 
-use std::collections::HashMap;
-use std::num::NonZeroU64;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use self::device::GpuDevice;
-use self::pipelines::{PipelineCache, PipelineKey};
-use self::shaders::ShaderId;
+use self::pipelines::PipelineCache;
+use self::profile::{Sink, Timestamps};
+pub(crate) use self::recorder::Dispatch;
+use self::recorder::Recorder;
 use crate::{Backend, DType, HostData, Result, Shape, Tensor, TensorError};
 
 /// Bytes per uniform slot: wgpu's largest allowed
 /// `min_uniform_buffer_offset_alignment`, so any adapter accepts the offsets.
 const UNIFORM_SLOT_BYTES: u64 = 256;
-/// Uniform slots in the ring. The pending encoder is submitted when they are
-/// used up, i.e. every 64 ops, so the device starts working while the host
-/// is still recording the rest of a forward pass.
+/// Uniform slots in the ring unless `LFM_WGPU_OPS_PER_SUBMIT` says otherwise
+/// (8..=4096). The pending encoder is submitted when they are used up, i.e.
+/// every 64 ops, so the device starts working while the host is still
+/// recording the rest of a forward pass.
 const UNIFORM_SLOTS: u64 = 64;
+const OPS_PER_SUBMIT_ENV: &str = "LFM_WGPU_OPS_PER_SUBMIT";
 /// Bytes of the host data ring (ids, rope tables); larger data gets a
 /// buffer of its own.
 const HOST_RING_BYTES: u64 = 1 << 20;
 /// Alignment of each slice of the host data ring: wgpu's largest allowed
 /// `min_storage_buffer_offset_alignment`.
 const HOST_ALIGN: u64 = 256;
-/// Most storage bindings (buffers and host data) of one dispatch.
-const MAX_BINDINGS: usize = 7;
-/// Bind groups the cache holds at most; it is cleared when a new one would
-/// go past this.
-const BIND_GROUP_CACHE_MAX: usize = 2048;
-/// A cached bind group unused for this many epochs (an epoch ends at each
-/// download or sync) is dropped, which releases the buffers it holds (e.g.
-/// a prefill's scratch once decoding runs).
-const BIND_GROUP_KEEP_EPOCHS: u64 = 8;
-
 /// A device buffer holding one tensor. Sized to a multiple of 4 bytes (at
 /// least 4, since bindings cannot be empty); bf16/f16 data stay packed two
 /// per u32, element `e` in word `e / 2`, low half first.
@@ -93,75 +75,13 @@ impl WgpuStorage {
     }
 }
 
-/// One storage binding of a [`BindGroupKey`]: binding index, buffer,
-/// offset and size (`None`: the whole buffer).
-type BoundBuffer = (u32, wgpu::Buffer, u64, Option<NonZeroU64>);
-
-/// Everything a bind group is built from. The key holds clones of the bound
-/// buffers, so a buffer in the cache stays alive (and its identity cannot be
-/// reused by a new buffer) while the entry lives. A fixed array: building a
-/// key for a lookup allocates nothing.
-#[derive(Clone, PartialEq, Eq, Hash)]
-struct BindGroupKey {
-    pipeline: PipelineKey,
-    /// Offset and size of the uniform slot (binding 0).
-    uniform: (u64, NonZeroU64),
-    bindings: [Option<BoundBuffer>; MAX_BINDINGS],
-}
-
-struct CachedBindGroup {
-    group: wgpu::BindGroup,
-    /// The epoch of the last dispatch that used it.
-    last_used: u64,
-}
-
-/// Bind groups by everything they bind. A decode step records the same
-/// dispatches into the same uniform slots, host ring offsets and buffers
-/// each time (the sizes and positions that change live in the uniforms and
-/// the host data), so after the first step every lookup hits.
-#[derive(Default)]
-struct BindGroupCache {
-    map: HashMap<BindGroupKey, CachedBindGroup>,
-    /// Incremented at each download or sync.
-    epoch: u64,
-    /// Bind groups created so far (cached or not).
-    created: usize,
-}
-
-impl BindGroupCache {
-    /// Ends an epoch: drops the entries unused for [`BIND_GROUP_KEEP_EPOCHS`].
-    fn end_epoch(&mut self) {
-        self.epoch += 1;
-        let epoch = self.epoch;
-        self.map
-            .retain(|_, e| epoch - e.last_used <= BIND_GROUP_KEEP_EPOCHS);
-        tracing::trace!(
-            epoch,
-            cached = self.map.len(),
-            created = self.created,
-            "bind group cache"
-        );
-    }
-}
-
-/// Work recorded but not yet submitted.
-#[derive(Default)]
-struct Recorder {
-    encoder: Option<wgpu::CommandEncoder>,
-    /// Next free slot of the uniform ring (slots `0..slot` are used by
-    /// `encoder`'s passes and must not be rewritten before it is submitted).
-    slot: u64,
-    /// Next free byte of the host data ring (bytes `0..host` are read by
-    /// `encoder`'s passes).
-    host: u64,
-    bind_groups: BindGroupCache,
-}
-
 struct Gpu {
     dev: GpuDevice,
     pipelines: PipelineCache,
     rec: Mutex<Recorder>,
-    /// `UNIFORM_SLOTS` slots of `UNIFORM_SLOT_BYTES`.
+    /// Ops per submit: the uniform ring's slots.
+    slots: u64,
+    /// `slots` slots of `UNIFORM_SLOT_BYTES`.
     uniforms: wgpu::Buffer,
     /// `HOST_RING_BYTES` of per-op host data, bound as read-only storage.
     host_ring: wgpu::Buffer,
@@ -173,75 +93,22 @@ struct Gpu {
     rope_table: Mutex<Vec<f32>>,
     /// Errors the device reported outside an error scope.
     errors: Arc<Mutex<Vec<String>>>,
+    /// Profiling's query set and buffers (devices with timestamp queries).
+    timestamps: Option<Timestamps>,
 }
 
 /// The wgpu backend. Cheap to clone (the device is shared).
 #[derive(Clone)]
 pub struct WgpuBackend {
     gpu: Arc<Gpu>,
-}
-
-/// One compute dispatch for [`WgpuBackend::record`].
-pub(crate) struct Dispatch<'a> {
-    pub shader: ShaderId,
-    /// Override constants (`name = value`).
-    pub constants: &'a [(&'static str, u32)],
-    /// The uniform struct's bytes, bound at binding 0.
-    pub params: &'a [u8],
-    /// Storage buffers by binding index.
-    pub buffers: &'a [(u32, &'a wgpu::Buffer)],
-    /// Workgroup counts (each ≤ the device's per-dimension limit).
-    pub groups: [u32; 3],
-    /// Host bytes (a multiple of 4, non-empty) bound read-only at the given
-    /// binding: written into the host data ring for this dispatch alone.
-    pub host: Option<(u32, &'a [u8])>,
+    /// Per-shader GPU time, when profiling is on.
+    profile: Option<Sink>,
 }
 
 fn lock<'a, T>(m: &'a Mutex<T>, what: &'static str) -> Result<MutexGuard<'a, T>> {
     m.lock().map_err(|_| TensorError::Gpu {
         what,
         detail: "lock poisoned by a panic".into(),
-    })
-}
-
-/// Creates the bind group of `d`: the uniform slot `(offset, size)` at
-/// binding 0, `d.buffers` whole, and the host data slice if any.
-fn create_bind_group(
-    g: &Gpu,
-    layout: &wgpu::BindGroupLayout,
-    d: &Dispatch<'_>,
-    uniform: (u64, NonZeroU64),
-    host: Option<(u32, &wgpu::Buffer, u64, Option<NonZeroU64>)>,
-) -> wgpu::BindGroup {
-    let mut entries = Vec::with_capacity(d.buffers.len() + 2);
-    entries.push(wgpu::BindGroupEntry {
-        binding: 0,
-        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-            buffer: &g.uniforms,
-            offset: uniform.0,
-            size: Some(uniform.1),
-        }),
-    });
-    for &(binding, buffer) in d.buffers {
-        entries.push(wgpu::BindGroupEntry {
-            binding,
-            resource: buffer.as_entire_binding(),
-        });
-    }
-    if let Some((binding, buffer, offset, size)) = host {
-        entries.push(wgpu::BindGroupEntry {
-            binding,
-            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                buffer,
-                offset,
-                size,
-            }),
-        });
-    }
-    g.dev.device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some(d.shader.label()),
-        layout,
-        entries: &entries,
     })
 }
 
@@ -268,9 +135,20 @@ impl WgpuBackend {
                     v.push(e.to_string());
                 }
             }));
+        let slots = match std::env::var(OPS_PER_SUBMIT_ENV) {
+            Ok(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (8..=4096).contains(n))
+                .ok_or_else(|| TensorError::Gpu {
+                    what: "configuration",
+                    detail: format!("{OPS_PER_SUBMIT_ENV}={v:?}: want a number in 8..=4096"),
+                })?,
+            Err(_) => UNIFORM_SLOTS,
+        };
         let uniforms = dev.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("uniform ring"),
-            size: UNIFORM_SLOT_BYTES * UNIFORM_SLOTS,
+            size: UNIFORM_SLOT_BYTES * slots,
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
@@ -286,17 +164,24 @@ impl WgpuBackend {
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });
+        let timestamps = dev
+            .features
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
+            .then(|| Timestamps::new(&dev.device, &dev.queue, slots));
         Ok(WgpuBackend {
+            profile: None,
             gpu: Arc::new(Gpu {
                 dev,
                 pipelines: PipelineCache::default(),
                 rec: Mutex::default(),
+                slots,
                 uniforms,
                 host_ring,
                 placeholder,
                 staging: Mutex::default(),
                 rope_table: Mutex::default(),
                 errors,
+                timestamps,
             }),
         })
     }
@@ -328,7 +213,7 @@ impl WgpuBackend {
 
     /// Number of bind groups currently cached.
     pub fn cached_bind_group_count(&self) -> usize {
-        self.gpu.rec.lock().map_or(0, |r| r.bind_groups.map.len())
+        self.gpu.rec.lock().map_or(0, |r| r.bind_groups.len())
     }
 
     pub(crate) fn placeholder(&self) -> &wgpu::Buffer {
@@ -340,188 +225,10 @@ impl WgpuBackend {
         lock(&self.gpu.rope_table, "rope table")
     }
 
-    /// Records one dispatch into the pending encoder (no wait).
-    pub(crate) fn record(&self, d: &Dispatch<'_>) -> Result<()> {
-        let g = &*self.gpu;
-        let pipeline_key = PipelineKey::new(d.shader, d.constants)?;
-        let p = g.pipelines.get(&g.dev.device, &pipeline_key)?;
-        if d.buffers.len() + usize::from(d.host.is_some()) > MAX_BINDINGS {
-            return Err(TensorError::Gpu {
-                what: "dispatch",
-                detail: format!(
-                    "{}: {} storage bindings, over the {MAX_BINDINGS} a bind group key holds",
-                    d.shader,
-                    d.buffers.len() + usize::from(d.host.is_some())
-                ),
-            });
-        }
-        let params_len = NonZeroU64::new(d.params.len() as u64)
-            .filter(|l| l.get() <= UNIFORM_SLOT_BYTES)
-            .ok_or_else(|| TensorError::Gpu {
-                what: "dispatch",
-                detail: format!("uniform of {} bytes does not fit a slot", d.params.len()),
-            })?;
-        let max_binding = g.dev.limits.max_storage_buffer_binding_size;
-        if let Some(&(binding, big)) = d.buffers.iter().find(|(_, b)| b.size() > max_binding) {
-            return Err(TensorError::Gpu {
-                what: "dispatch",
-                detail: format!(
-                    "{}: binding {binding} takes {} bytes, over the device's \
-                     max_storage_buffer_binding_size of {max_binding}",
-                    d.shader,
-                    big.size()
-                ),
-            });
-        }
-        let host_len = match d.host {
-            Some((_, bytes)) if bytes.is_empty() || bytes.len() % 4 != 0 => {
-                return Err(TensorError::Gpu {
-                    what: "dispatch",
-                    detail: format!(
-                        "host data of {} bytes (want a positive multiple of 4)",
-                        bytes.len()
-                    ),
-                });
-            }
-            Some((_, bytes)) => bytes.len() as u64,
-            None => 0,
-        };
-        let host_slice = host_len.div_ceil(HOST_ALIGN) * HOST_ALIGN;
-        let in_ring = host_slice <= HOST_RING_BYTES;
-        let mut rec = lock(&g.rec, "recorder")?;
-        if rec.slot == UNIFORM_SLOTS || (in_ring && rec.host + host_slice > HOST_RING_BYTES) {
-            self.submit(&mut rec);
-        }
-        let offset = rec.slot * UNIFORM_SLOT_BYTES;
-        rec.slot += 1;
-        g.dev.queue.write_buffer(&g.uniforms, offset, d.params);
-        // (buffer, offset) of the host data, if any.
-        let own_buffer;
-        let own_host_buffer = d.host.is_some() && !in_ring;
-        let host_at = match d.host {
-            None => None,
-            Some((_, bytes)) if in_ring => {
-                let at = rec.host;
-                rec.host += host_slice;
-                g.dev.queue.write_buffer(&g.host_ring, at, bytes);
-                Some((&g.host_ring, at))
-            }
-            Some((_, bytes)) => {
-                own_buffer = g.dev.device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("host data (over the ring size)"),
-                    size: host_len,
-                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                });
-                g.dev.queue.write_buffer(&own_buffer, 0, bytes);
-                Some((&own_buffer, 0))
-            }
-        };
-
-        let host_binding = match (d.host, host_at) {
-            (Some((binding, _)), Some((buffer, at))) => {
-                Some((binding, buffer, at, NonZeroU64::new(host_len)))
-            }
-            _ => None,
-        };
-        let bind_group = if own_host_buffer {
-            // A buffer of its own for this dispatch alone: not worth caching.
-            rec.bind_groups.created += 1;
-            create_bind_group(g, &p.layout, d, (offset, params_len), host_binding)
-        } else {
-            let mut bindings: [Option<BoundBuffer>; MAX_BINDINGS] = Default::default();
-            let bound = d
-                .buffers
-                .iter()
-                .map(|&(binding, buffer)| (binding, buffer, 0, None))
-                .chain(host_binding);
-            for (slot, (binding, buffer, at, size)) in bindings.iter_mut().zip(bound) {
-                *slot = Some((binding, buffer.clone(), at, size));
-            }
-            let key = BindGroupKey {
-                pipeline: pipeline_key,
-                uniform: (offset, params_len),
-                bindings,
-            };
-            let cache = &mut rec.bind_groups;
-            let epoch = cache.epoch;
-            if let Some(hit) = cache.map.get_mut(&key) {
-                hit.last_used = epoch;
-                hit.group.clone()
-            } else {
-                if cache.map.len() >= BIND_GROUP_CACHE_MAX {
-                    tracing::debug!(
-                        entries = cache.map.len(),
-                        "bind group cache full: clearing it"
-                    );
-                    cache.map.clear();
-                }
-                let group = create_bind_group(g, &p.layout, d, (offset, params_len), host_binding);
-                cache.created += 1;
-                cache.map.insert(
-                    key,
-                    CachedBindGroup {
-                        group: group.clone(),
-                        last_used: epoch,
-                    },
-                );
-                group
-            }
-        };
-        let encoder = rec.encoder.get_or_insert_with(|| {
-            g.dev
-                .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("ops") })
-        });
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some(d.shader.label()),
-            timestamp_writes: None,
-        });
-        pass.set_pipeline(&p.pipeline);
-        pass.set_bind_group(0, &bind_group, &[]);
-        pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
-        Ok(())
-    }
-
-    /// Submits the pending encoder, if any, and frees the uniform ring.
-    fn submit(&self, rec: &mut Recorder) {
-        if let Some(enc) = rec.encoder.take() {
-            self.gpu.dev.queue.submit([enc.finish()]);
-        }
-        rec.slot = 0;
-        rec.host = 0;
-    }
-
-    /// Records a buffer-to-buffer copy of `size` bytes into the pending
-    /// encoder (ordered with the recorded passes; no wait). Offsets and size
-    /// must be multiples of 4.
-    pub(crate) fn record_copy(
-        &self,
-        src: &wgpu::Buffer,
-        src_offset: u64,
-        dst: &wgpu::Buffer,
-        dst_offset: u64,
-        size: u64,
-    ) -> Result<()> {
-        if size == 0 {
-            return Ok(());
-        }
-        let g = &*self.gpu;
-        let mut rec = lock(&g.rec, "recorder")?;
-        let encoder = rec.encoder.get_or_insert_with(|| {
-            g.dev
-                .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("ops") })
-        });
-        encoder.copy_buffer_to_buffer(src, src_offset, dst, dst_offset, size);
-        Ok(())
-    }
-
     /// Submits pending work without waiting for it.
     pub fn flush(&self) -> Result<()> {
         let mut rec = lock(&self.gpu.rec, "recorder")?;
-        self.submit(&mut rec);
-        Ok(())
+        self.submit(&mut rec)
     }
 
     fn wait(&self) -> Result<()> {
@@ -600,16 +307,7 @@ impl WgpuBackend {
                 detail: "no staging buffer".into(),
             });
         };
-        {
-            let mut rec = lock(&g.rec, "recorder")?;
-            let encoder = rec.encoder.get_or_insert_with(|| {
-                g.dev
-                    .device
-                    .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("ops") })
-            });
-            encoder.copy_buffer_to_buffer(&t.buffer, 0, staging, 0, size);
-            self.submit(&mut rec);
-        }
+        self.submit_with_copy(&t.buffer, staging, size)?;
         let (tx, rx) = std::sync::mpsc::channel();
         staging.map_async(wgpu::MapMode::Read, ..size, move |r| {
             // The receiver outlives this callback: it is dropped only after

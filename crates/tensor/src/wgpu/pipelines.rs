@@ -1,8 +1,10 @@
 //! Compute pipelines, compiled once and cached by `(ShaderId, override
 //! constants)`.
 //!
-//! Pipelines use the layout wgpu derives from the shader (`layout: None`);
-//! bind groups are built against `pipeline.get_bind_group_layout(0)`.
+//! Each pipeline gets an explicit layout mirroring the one wgpu would derive
+//! from the shader (the group-0 bindings its entry point uses, read by naga),
+//! except that the uniform at binding 0 takes a *dynamic offset*: one bind
+//! group serves every slot of the uniform ring.
 //! Compilation runs inside a validation error scope, so a bad shader comes
 //! back as [`TensorError::Shader`] instead of a panic. `LFM_DUMP_WGSL=1` logs
 //! every final source at `info`.
@@ -104,14 +106,24 @@ fn compile(device: &wgpu::Device, key: &PipelineKey) -> Result<CachedPipeline> {
         .iter()
         .map(|&(k, v)| (k, f64::from(v)))
         .collect();
+    let entries = layout_entries(id, &source)?;
     let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some(id.label()),
+        entries: &entries,
+    });
+    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some(id.label()),
+        bind_group_layouts: &[Some(&layout)],
+        immediate_size: 0,
+    });
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some(id.label()),
         source: wgpu::ShaderSource::Wgsl(source.into()),
     });
     let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
         label: Some(id.label()),
-        layout: None,
+        layout: Some(&pipeline_layout),
         module: &module,
         entry_point: Some(id.entry_point()),
         compilation_options: wgpu::PipelineCompilationOptions {
@@ -120,7 +132,6 @@ fn compile(device: &wgpu::Device, key: &PipelineKey) -> Result<CachedPipeline> {
         },
         cache: None,
     });
-    let layout = pipeline.get_bind_group_layout(0);
     if let Some(e) = pollster::block_on(scope.pop()) {
         return Err(TensorError::Shader {
             shader: id.label(),
@@ -129,4 +140,64 @@ fn compile(device: &wgpu::Device, key: &PipelineKey) -> Result<CachedPipeline> {
     }
     tracing::debug!(shader = id.label(), constants = ?key.constants(), "compiled pipeline");
     Ok(CachedPipeline { pipeline, layout })
+}
+
+/// The group-0 layout entries of `id`'s entry point: the bindings it uses
+/// (as wgpu's derived layout would list them), storage buffers read-only
+/// unless written, and the uniform with a dynamic offset.
+fn layout_entries(id: ShaderId, source: &str) -> Result<Vec<wgpu::BindGroupLayoutEntry>> {
+    let bad = |detail: String| TensorError::Shader {
+        shader: id.label(),
+        detail,
+    };
+    let module = naga::front::wgsl::parse_str(source).map_err(|e| bad(e.emit_to_string(source)))?;
+    let info = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::empty(),
+        naga::valid::Capabilities::all(),
+    )
+    .validate(&module)
+    .map_err(|e| bad(e.emit_to_string(source)))?;
+    let ep = module
+        .entry_points
+        .iter()
+        .position(|e| e.name == id.entry_point())
+        .ok_or_else(|| bad(format!("no entry point {}", id.entry_point())))?;
+    let uses = info.get_entry_point(ep);
+    let mut entries = Vec::new();
+    for (handle, var) in module.global_variables.iter() {
+        let Some(binding) = &var.binding else {
+            continue;
+        };
+        if binding.group != 0 || uses[handle].is_empty() {
+            continue;
+        }
+        let ty = match var.space {
+            naga::AddressSpace::Uniform => wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: true,
+                min_binding_size: None,
+            },
+            naga::AddressSpace::Storage { access } => wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Storage {
+                    read_only: !access.contains(naga::StorageAccess::STORE),
+                },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            other => {
+                return Err(bad(format!(
+                    "binding {} in address space {other:?} (only buffers are supported)",
+                    binding.binding
+                )));
+            }
+        };
+        entries.push(wgpu::BindGroupLayoutEntry {
+            binding: binding.binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty,
+            count: None,
+        });
+    }
+    entries.sort_by_key(|e| e.binding);
+    Ok(entries)
 }
