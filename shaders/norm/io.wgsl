@@ -1,40 +1,6 @@
-// Shared bindings of the row normalisations (kernels/rms_norm.md,
-// kernels/layer_norm.md): one workgroup of WG threads per row of d; the
-// threads stride over the row and reduce their partial sums in workgroup
-// memory. Rows are spread over a 2D grid of workgroups.
+// Bindings of rms_norm and layer_norm (prelude: norm/reduce.wgsl).
 
-// Rust mirror: tensor::wgpu::uniforms::NormParams.
-struct NormParams {
-    rows: u32,
-    // Row width.
-    d: u32,
-    eps: f32,
-    pad0: u32,
-}
-
-// Threads per workgroup (a power of two).
-override WG: u32 = 256u;
-
-@group(0) @binding(0) var<uniform> params: NormParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;        // [rows, d]
 @group(0) @binding(2) var<storage, read> w: array<f32>;        // [d]
 @group(0) @binding(3) var<storage, read> b: array<f32>;        // [d] (layer_norm only)
 @group(0) @binding(4) var<storage, read_write> out: array<f32>; // [rows, d]
-
-var<workgroup> partial: array<f32, WG>;
-
-// The sum of every thread's `v` (all threads of the workgroup must call it).
-fn workgroup_sum(li: u32, v: f32) -> f32 {
-    partial[li] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (li < s) {
-            partial[li] += partial[li + s];
-        }
-        workgroupBarrier();
-    }
-    let total = partial[0];
-    // Nobody may overwrite partial[0] before everyone has read it.
-    workgroupBarrier();
-    return total;
-}

@@ -120,6 +120,22 @@ pub trait Backend: Sized + Send + Sync {
         Err(unsupported::<Self>("rms_norm"))
     }
 
+    /// The residual add followed by the next RMSNorm: `x += y`, then
+    /// `out = rms_norm(x, w, eps)` (shapes as in [`Backend::add_assign`] and
+    /// [`Backend::rms_norm`]). The default runs the two ops; a backend may
+    /// fuse them (wgpu does: one dispatch instead of two).
+    fn add_rms_norm(
+        &self,
+        x: &mut Tensor<Self>,
+        y: &Tensor<Self>,
+        w: &Tensor<Self>,
+        eps: f32,
+        out: &mut Tensor<Self>,
+    ) -> Result<()> {
+        self.add_assign(x, y)?;
+        self.rms_norm(x, w, eps, out)
+    }
+
     /// NeoX (half-split) rotary embedding, in place. `x`: f32 `[t, h, hd]`
     /// (`hd` even); row `i` has position `pos0 + i`. For pair `j < hd/2`:
     /// `inv = theta^(−2j/hd)` and `a = pos · inv`, both computed in f32 as

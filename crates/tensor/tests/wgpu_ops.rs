@@ -340,6 +340,38 @@ fn wgpu_rms_norm_layer_norm() {
     w_ln.report("layer_norm", &be);
 }
 
+#[test]
+fn wgpu_add_rms_norm_matches_add_then_norm() {
+    let Some(be) = gpu_or_skip() else { return };
+    let mut worst = Worst::default();
+    for d in LENS.into_iter().chain([1024, 2048]) {
+        for rows in [1, 3, 17] {
+            let case = format!("rows={rows} d={d}");
+            let mut rng = Rng::for_case("wgpu_add_rms_norm", &case);
+            let (x, y, w) = (
+                rng.vec(rows * d, 2.0),
+                rng.vec(rows * d, 2.0),
+                rng.vec(d, 1.5),
+            );
+            let mut tx = up(&be, &x, &[rows, d]);
+            let mut out = nan_out(&be, &[rows, d]);
+            be.add_rms_norm(
+                &mut tx,
+                &up(&be, &y, &[rows, d]),
+                &up(&be, &w, &[d]),
+                1e-5,
+                &mut out,
+            )
+            .expect("add_rms_norm");
+            let sum: Vec<f32> = x.iter().zip(&y).map(|(a, b)| a + b).collect();
+            assert_eq!(down(&be, &tx), sum, "{case}: x += y is one f32 add");
+            let want = norm::reference::rms_norm(&sum, &w, 1e-5);
+            worst.check(GPU_RMS_NORM, &down(&be, &out), &want, &[], &case);
+        }
+    }
+    worst.report("add_rms_norm", &be);
+}
+
 // -------------------------------------------------------------------- rope
 
 #[test]

@@ -206,8 +206,7 @@ impl<B: Backend> DecoderLayer<B> {
             }
             _ => unreachable!("caches are built from the same layer list"),
         }
-        be.add_assign(x, &s.o)?;
-        be.rms_norm(x, &self.ffn_norm, self.eps, u)?;
+        be.add_rms_norm(x, &s.o, &self.ffn_norm, self.eps, u)?;
         self.mlp.forward(be, u, s)?;
         be.add_assign(x, &s.o)?;
         Ok(())

@@ -433,6 +433,17 @@ impl Backend for WgpuBackend {
         ops::rms_norm(self, x, w, eps, out)
     }
 
+    fn add_rms_norm(
+        &self,
+        x: &mut Tensor<Self>,
+        y: &Tensor<Self>,
+        w: &Tensor<Self>,
+        eps: f32,
+        out: &mut Tensor<Self>,
+    ) -> Result<()> {
+        ops::add_rms_norm(self, x, y, w, eps, out)
+    }
+
     fn rope(&self, x: &mut Tensor<Self>, pos0: usize, theta: f32) -> Result<()> {
         ops::rope(self, x, pos0, theta)
     }

@@ -287,6 +287,33 @@ pub(crate) fn rms_norm(be: &WgpuBackend, x: &T, w: &T, eps: f32, out: &mut T) ->
     )
 }
 
+/// See [`crate::Backend::add_rms_norm`]: one dispatch.
+pub(crate) fn add_rms_norm(
+    be: &WgpuBackend,
+    x: &mut T,
+    y: &T,
+    w: &T,
+    eps: f32,
+    out: &mut T,
+) -> Result<()> {
+    const OP: &str = "add_rms_norm";
+    checks::elementwise(OP, &[("x", x), ("y", y)])?;
+    checks::norm(OP, x, &[("w", w)], out)?;
+    norm(
+        be,
+        OP,
+        ShaderId::AddRmsNormF32F32,
+        x,
+        eps,
+        &[
+            (1, x.storage().buffer()),
+            (2, w.storage().buffer()),
+            (3, y.storage().buffer()),
+            (4, out.storage().buffer()),
+        ],
+    )
+}
+
 /// See [`crate::Backend::layer_norm`].
 pub(crate) fn layer_norm(
     be: &WgpuBackend,
@@ -389,6 +416,22 @@ pub(crate) fn short_conv(
         l: u32_of(OP, l)?,
         pad0: 0,
     };
+    if t == 1 && l > 1 {
+        // Decode: output and state shift in one dispatch.
+        return dispatch_1d(
+            be,
+            ShaderId::ConvStepF32F32,
+            bytemuck::bytes_of(&p),
+            &[
+                (1, bcx.storage().buffer()),
+                (2, w.storage().buffer()),
+                (3, state.storage().buffer()),
+                (4, out.storage().buffer()),
+            ],
+            None,
+            d as u64,
+        );
+    }
     dispatch_1d(
         be,
         ShaderId::ShortConvF32F32,

@@ -50,13 +50,16 @@ const TABLE_BF16: ShaderFile = shader_file!("gather/table_bf16.wgsl");
 const TABLE_F16: ShaderFile = shader_file!("gather/table_f16.wgsl");
 const GATHER: ShaderFile = shader_file!("gather/gather.wgsl");
 const PIXEL_UNSHUFFLE: ShaderFile = shader_file!("vision/pixel_unshuffle.wgsl");
+const NORM_REDUCE: ShaderFile = shader_file!("norm/reduce.wgsl");
 const NORM_IO: ShaderFile = shader_file!("norm/io.wgsl");
+const ADD_RMS_NORM: ShaderFile = shader_file!("norm/add_rms_norm.wgsl");
 const RMS_NORM: ShaderFile = shader_file!("norm/rms_norm.wgsl");
 const LAYER_NORM: ShaderFile = shader_file!("norm/layer_norm.wgsl");
 const ROPE: ShaderFile = shader_file!("rope/rope.wgsl");
 const CONV_IO: ShaderFile = shader_file!("conv/io.wgsl");
 const SHORT_CONV: ShaderFile = shader_file!("conv/short_conv.wgsl");
 const CONV_STATE: ShaderFile = shader_file!("conv/state.wgsl");
+const CONV_STEP: ShaderFile = shader_file!("conv/step.wgsl");
 const ATTENTION: ShaderFile = shader_file!("attention/attention.wgsl");
 
 /// A compute pipeline's WGSL source: `{op}_{in}_{out}` (STYLE.md §3).
@@ -92,6 +95,8 @@ pub enum ShaderId {
     PixelUnshuffleF32F32,
     /// RMSNorm over rows (f32).
     RmsNormF32F32,
+    /// Residual add then RMSNorm, one dispatch (f32).
+    AddRmsNormF32F32,
     /// LayerNorm over rows (f32).
     LayerNormF32F32,
     /// NeoX rotary embedding in place, host cos/sin table (f32).
@@ -100,13 +105,15 @@ pub enum ShaderId {
     ShortConvF32F32,
     /// Short-conv state update (f32).
     ConvStateF32F32,
+    /// Short-conv decode step: output and state shift (f32).
+    ConvStepF32F32,
     /// GQA attention with online softmax (f32).
     AttentionF32F32,
 }
 
 impl ShaderId {
     /// Every registered shader.
-    pub const ALL: [ShaderId; 20] = [
+    pub const ALL: [ShaderId; 22] = [
         ShaderId::MatmulBf16F32,
         ShaderId::MatmulF16F32,
         ShaderId::MatmulF32F32,
@@ -122,10 +129,12 @@ impl ShaderId {
         ShaderId::GatherF16F32,
         ShaderId::PixelUnshuffleF32F32,
         ShaderId::RmsNormF32F32,
+        ShaderId::AddRmsNormF32F32,
         ShaderId::LayerNormF32F32,
         ShaderId::RopeF32F32,
         ShaderId::ShortConvF32F32,
         ShaderId::ConvStateF32F32,
+        ShaderId::ConvStepF32F32,
         ShaderId::AttentionF32F32,
     ];
 
@@ -147,10 +156,12 @@ impl ShaderId {
             ShaderId::GatherF16F32 => "gather_f16_f32",
             ShaderId::PixelUnshuffleF32F32 => "pixel_unshuffle_f32_f32",
             ShaderId::RmsNormF32F32 => "rms_norm_f32_f32",
+            ShaderId::AddRmsNormF32F32 => "add_rms_norm_f32_f32",
             ShaderId::LayerNormF32F32 => "layer_norm_f32_f32",
             ShaderId::RopeF32F32 => "rope_f32_f32",
             ShaderId::ShortConvF32F32 => "short_conv_f32_f32",
             ShaderId::ConvStateF32F32 => "conv_state_f32_f32",
+            ShaderId::ConvStepF32F32 => "conv_step_f32_f32",
             ShaderId::AttentionF32F32 => "attention_f32_f32",
         }
     }
@@ -177,11 +188,13 @@ impl ShaderId {
             ShaderId::GatherBf16F32 => &[BF16, GATHER_IO, TABLE_BF16, GATHER],
             ShaderId::GatherF16F32 => &[GATHER_IO, TABLE_F16, GATHER],
             ShaderId::PixelUnshuffleF32F32 => &[PIXEL_UNSHUFFLE],
-            ShaderId::RmsNormF32F32 => &[NORM_IO, RMS_NORM],
-            ShaderId::LayerNormF32F32 => &[NORM_IO, LAYER_NORM],
+            ShaderId::RmsNormF32F32 => &[NORM_REDUCE, NORM_IO, RMS_NORM],
+            ShaderId::AddRmsNormF32F32 => &[NORM_REDUCE, ADD_RMS_NORM],
+            ShaderId::LayerNormF32F32 => &[NORM_REDUCE, NORM_IO, LAYER_NORM],
             ShaderId::RopeF32F32 => &[ROPE],
             ShaderId::ShortConvF32F32 => &[CONV_IO, SHORT_CONV],
             ShaderId::ConvStateF32F32 => &[CONV_IO, CONV_STATE],
+            ShaderId::ConvStepF32F32 => &[CONV_IO, CONV_STEP],
             ShaderId::AttentionF32F32 => &[ATTENTION],
         }
     }
