@@ -248,6 +248,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             serde_json::json!({
                 "model": r.model, "backend": r.backend, "load_s": r.load.as_secs_f64(),
                 pp.clone(): r.prefill.tok_s(), tg.clone(): r.decode.tok_s(),
+                "decode_host_ms_per_token": r.decode_waited.map(|w| (r.decode.median.as_secs_f64() - w.as_secs_f64()) * 1e3 / a.generate as f64),
                 "image512_ms": ms(r.image512),
                 "ttft_image512_ms": ms(r.ttft_image512),
                 "prefill_ops": ops(&r.prefill_ops), "decode_ops": ops(&r.decode_ops),
@@ -268,6 +269,13 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         r.decode.tok_s(),
         r.decode.median.as_secs_f64() * 1e3 / a.generate as f64
     );
+    if let Some(waited) = r.decode_waited {
+        let step = r.decode.median.as_secs_f64() * 1e3 / a.generate as f64;
+        let host = step - waited.as_secs_f64() * 1e3 / a.generate as f64;
+        println!(
+            "          host work {host:.3} ms/token of {step:.3} (the rest waits for the device)"
+        );
+    }
     if let (Some(img), Some(ttft)) = (ms(r.image512), ms(r.ttft_image512)) {
         println!("image512  {img:>8.1} ms  (one 512×512 tile: vision tower + connector)");
         println!(

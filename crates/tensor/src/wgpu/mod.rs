@@ -30,6 +30,7 @@ pub mod uniforms;
 
 pub use self::device::{adapters, hardware_gpu};
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use self::device::GpuDevice;
@@ -95,6 +96,8 @@ struct Gpu {
     errors: Arc<Mutex<Vec<String>>>,
     /// Profiling's query set and buffers (devices with timestamp queries).
     timestamps: Option<Timestamps>,
+    /// Nanoseconds spent in `wait` (see [`WgpuBackend::waited`]).
+    waited_ns: AtomicU64,
 }
 
 /// The wgpu backend. Cheap to clone (the device is shared).
@@ -182,6 +185,7 @@ impl WgpuBackend {
                 rope_table: Mutex::default(),
                 errors,
                 timestamps,
+                waited_ns: AtomicU64::new(0),
             }),
         })
     }
@@ -233,15 +237,27 @@ impl WgpuBackend {
 
     fn wait(&self) -> Result<()> {
         lock(&self.gpu.rec, "recorder")?.bind_groups.end_epoch();
-        self.gpu
+        let t = std::time::Instant::now();
+        let polled = self
+            .gpu
             .dev
             .device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| TensorError::Gpu {
-                what: "device poll",
-                detail: e.to_string(),
-            })?;
+            .poll(wgpu::PollType::wait_indefinitely());
+        let ns = u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.gpu.waited_ns.fetch_add(ns, Ordering::Relaxed);
+        polled.map_err(|e| TensorError::Gpu {
+            what: "device poll",
+            detail: e.to_string(),
+        })?;
         self.take_errors()
+    }
+
+    /// Host time spent waiting for the device in downloads and syncs since
+    /// the backend was opened. A wall-clock time minus the growth of this is
+    /// the host's own work (recording, submitting, reading back): when that
+    /// is most of a decode step, the step is bound by the host, not the GPU.
+    pub fn waited(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.gpu.waited_ns.load(Ordering::Relaxed))
     }
 
     /// Returns (and clears) the errors the device reported asynchronously.
