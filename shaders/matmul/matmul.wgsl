@@ -1,105 +1,262 @@
 // Tiled GEMM: y[m, n] = x[m, k] · w[n, k]ᵀ (+ bias[n]), f32 accumulation
 // (kernels/matmul.md). Preludes: matmul/io.wgsl and one weights_*.wgsl.
 //
-// One workgroup computes a BM × BN tile of y, BM = WG_Y · TM and
-// BN = WG_X · TN. Each step along k stages an x tile [BM, BK] and a w tile
-// [BN, BK] in workgroup memory (k-major, widened to f32, zero outside the
-// matrix), then every thread accumulates its TM × TN register tile. Thread
-// (tx, ty) owns rows ty + r·WG_Y and columns tx + c·WG_X, so neighbouring
-// threads write neighbouring outputs.
+// One workgroup computes a TILE × TILE tile of y with KS k-slices of P × P
+// threads (P = TILE / TM). Thread (tx, ty) of a slice owns a TM × TM block
+// of outputs held in 4 × 4 `Block`s of vec4 registers: rows 4·ty.. and, when
+// TM = 8, TILE/2 + 4·ty..; columns likewise from tx. The split layout keeps
+// the workgroup-memory reads of a warp on few, distinct vec4s.
+//
+// Each step along k stages an x tile [TILE, BK] and a w tile [TILE, BK] per
+// slice in workgroup memory, k-major, as vec4s of 4 consecutive rows (rows
+// padded so that the staging stores avoid bank conflicts). Every thread
+// stages exactly one vec4 of each (BK = 4 · P² / TILE): 4 rows at one k,
+// consecutive threads reading consecutive k. The next step's values are
+// loaded into registers before the current step is computed, so the global
+// loads overlap the FMAs. Per k inside a step a thread reads TM/4 vec4s of x
+// and TM/4 of w and does TM² FMAs (as vec4 FMAs).
+//
+// Edges: rows of x past m and of w past n are clamped to the last row (they
+// only feed outputs that are never stored); columns past k read as zero in
+// both x and w. Slice s takes k-steps s, s + KS, ..., all slices running the
+// same number of steps (surplus steps stage zeros); with KS > 1 the slices'
+// blocks are summed through workgroup memory and slice 0 writes y.
 //
 // Tiles are numbered row-major over (m tiles, n tiles) and spread over a 2D
 // grid of workgroups (the host keeps each dimension ≤ 65535); surplus
 // workgroups of the last grid row exit at once.
+//
+// No private array is indexed: accumulators, staged values and row offsets
+// are named struct fields and vector components.
 
-// Register tile per thread (function-scope arrays need const sizes).
-const TM: u32 = 4u;
-const TN: u32 = 4u;
+// Set through pipeline override constants (wgpu/matmul.rs GemmVariant):
+// tile side, outputs per thread per side (4 or 8), k-slices (a power of two).
+override TILE: u32 = 128u;
+override TM: u32 = 8u;
+override KS: u32 = 1u;
 
-// Workgroup shape and k-step, set through pipeline override constants.
-override WG_X: u32 = 16u;
-override WG_Y: u32 = 16u;
-override BK: u32 = 16u;
+// Threads per side of a slice, per slice and per workgroup.
+override P: u32 = TILE / TM;
+override SLICE: u32 = P * P;
+override WG: u32 = KS * SLICE;
+// The k-step: one vec4 (4 rows at one k) of x and of w per thread.
+override BK: u32 = 4u * SLICE / TILE;
+// vec4s per staged k row: TILE / 4, padded so that the 8 threads of a
+// quarter warp (consecutive k, same rows) store into distinct banks.
+override S: u32 = TILE / 4u + max(1u, 8u / BK);
+// vec4s of one staged tile.
+override TILE_LEN: u32 = BK * S;
+// vec4s the k-slice reduction stages at most (half the slices' blocks).
+override RED_LEN: u32 = (KS / 2u) * SLICE * 4u;
+override SMEM_LEN: u32 = max(2u * KS * TILE_LEN, RED_LEN);
 
-override BM: u32 = WG_Y * TM;
-override BN: u32 = WG_X * TN;
-override XS_LEN: u32 = BM * BK;
-override WS_LEN: u32 = BN * BK;
+// Slice s: x tile at s·2·TILE_LEN, w tile right after it, each [BK, S]:
+// smem[base + q·S + i] = (x or w)[row0 + 4i .. 4i + 3, k0 + q].
+// Reused by the k-slice reduction once the k loop is done.
+var<workgroup> smem: array<vec4<f32>, SMEM_LEN>;
 
-var<workgroup> xs: array<f32, XS_LEN>;  // [BK, BM]: xs[q·BM + i] = x[m0 + i, k0 + q]
-var<workgroup> ws: array<f32, WS_LEN>;  // [BK, BN]: ws[q·BN + j] = w[n0 + j, k0 + q]
+// A 4 × 4 block of outputs: field rJ is row J, one column per component.
+struct Block {
+    r0: vec4<f32>,
+    r1: vec4<f32>,
+    r2: vec4<f32>,
+    r3: vec4<f32>,
+}
 
-@compute @workgroup_size(WG_X, WG_Y, 1)
+// acc + a ⊗ b: a holds one k of 4 rows of x, b the same k of 4 rows of w.
+fn outer(acc: Block, a: vec4<f32>, b: vec4<f32>) -> Block {
+    return Block(
+        fma(vec4<f32>(a.x), b, acc.r0),
+        fma(vec4<f32>(a.y), b, acc.r1),
+        fma(vec4<f32>(a.z), b, acc.r2),
+        fma(vec4<f32>(a.w), b, acc.r3),
+    );
+}
+
+// x[rows + col] for the 4 row offsets in `rows`, or zeros past column k.
+fn load_x4(rows: vec4<u32>, col: u32, k: u32) -> vec4<f32> {
+    if (col >= k) {
+        return vec4<f32>();
+    }
+    return vec4<f32>(x[rows.x + col], x[rows.y + col], x[rows.z + col], x[rows.w + col]);
+}
+
+// w elements rows + col widened to f32, or zeros past column k (load_w
+// indexes elements globally, so rows of odd k starting mid-word are fine).
+fn load_w4(rows: vec4<u32>, col: u32, k: u32) -> vec4<f32> {
+    if (col >= k) {
+        return vec4<f32>();
+    }
+    return vec4<f32>(
+        load_w(rows.x + col),
+        load_w(rows.y + col),
+        load_w(rows.z + col),
+        load_w(rows.w + col),
+    );
+}
+
+// Sums `acc` over the k-slices, halving the live slices per round through
+// workgroup memory; slice 0 returns the total. Call from uniform control
+// flow after the k loop (it starts with a barrier).
+fn reduce_slices(acc: Block, s: u32, l: u32) -> Block {
+    var v = acc;
+    for (var h = KS / 2u; h > 0u; h /= 2u) {
+        workgroupBarrier();
+        if (s >= h && s < 2u * h) {
+            let o = ((s - h) * SLICE + l) * 4u;
+            smem[o] = v.r0;
+            smem[o + 1u] = v.r1;
+            smem[o + 2u] = v.r2;
+            smem[o + 3u] = v.r3;
+        }
+        workgroupBarrier();
+        if (s < h) {
+            let o = (s * SLICE + l) * 4u;
+            v = Block(v.r0 + smem[o], v.r1 + smem[o + 1u], v.r2 + smem[o + 2u], v.r3 + smem[o + 3u]);
+        }
+    }
+    return v;
+}
+
+// y[row, col .. col + 3] = v + bias, skipping outputs outside [m, n].
+fn store_row(v: vec4<f32>, row: u32, col: u32) {
+    let n = params.n;
+    if (row >= params.m) {
+        return;
+    }
+    var b = vec4<f32>();
+    if (params.has_bias != 0u) {
+        let last = n - 1u;
+        b = vec4<f32>(
+            bias[min(col, last)],
+            bias[min(col + 1u, last)],
+            bias[min(col + 2u, last)],
+            bias[min(col + 3u, last)],
+        );
+    }
+    let r = v + b;
+    let o = row * n + col;
+    if (col + 3u < n) {
+        y[o] = r.x;
+        y[o + 1u] = r.y;
+        y[o + 2u] = r.z;
+        y[o + 3u] = r.w;
+    } else {
+        if (col < n) {
+            y[o] = r.x;
+        }
+        if (col + 1u < n) {
+            y[o + 1u] = r.y;
+        }
+        if (col + 2u < n) {
+            y[o + 2u] = r.z;
+        }
+    }
+}
+
+// Stores block `c` whose top-left output is (row, col).
+fn store_block(c: Block, row: u32, col: u32) {
+    store_row(c.r0, row, col);
+    store_row(c.r1, row + 1u, col);
+    store_row(c.r2, row + 2u, col);
+    store_row(c.r3, row + 3u, col);
+}
+
+@compute @workgroup_size(WG, 1, 1)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(local_invocation_index) li: u32,
 ) {
     let m = params.m;
     let n = params.n;
     let k = params.k;
-    let tiles_n = (n + BN - 1u) / BN;
+    let tiles_n = (n + TILE - 1u) / TILE;
     let tile = wid.y * nwg.x + wid.x;
-    if (tile >= tiles_n * ((m + BM - 1u) / BM)) {
+    if (tile >= tiles_n * ((m + TILE - 1u) / TILE)) {
         return;
     }
-    let m0 = (tile / tiles_n) * BM;
-    let n0 = (tile % tiles_n) * BN;
-    let threads = WG_X * WG_Y;
+    let m0 = (tile / tiles_n) * TILE;
+    let n0 = (tile % tiles_n) * TILE;
 
-    var acc: array<array<f32, TN>, TM>;
-    for (var k0 = 0u; k0 < k; k0 += BK) {
-        // Stage the tiles; consecutive threads read consecutive k.
-        for (var t = li; t < XS_LEN; t += threads) {
-            let i = t / BK;
-            let q = t % BK;
-            let row = m0 + i;
-            let col = k0 + q;
-            var v = 0.0;
-            if (row < m && col < k) {
-                v = x[row * k + col];
-            }
-            xs[q * BM + i] = v;
-        }
-        for (var t = li; t < WS_LEN; t += threads) {
-            let j = t / BK;
-            let q = t % BK;
-            let row = n0 + j;
-            let col = k0 + q;
-            var v = 0.0;
-            if (row < n && col < k) {
-                v = load_w(row * k + col);
-            }
-            ws[q * BN + j] = v;
-        }
-        workgroupBarrier();
+    let s = li / SLICE;  // k-slice
+    let l = li % SLICE;  // thread within the slice
+    let tx = l % P;
+    let ty = l / P;
+    let base = s * 2u * TILE_LEN;  // this slice's staged x tile; w follows
 
-        for (var q = 0u; q < BK; q++) {
-            var a: array<f32, TM>;
-            var b: array<f32, TN>;
-            for (var r = 0u; r < TM; r++) {
-                a[r] = xs[q * BM + lid.y + r * WG_Y];
-            }
-            for (var c = 0u; c < TN; c++) {
-                b[c] = ws[q * BN + lid.x + c * WG_X];
-            }
-            for (var r = 0u; r < TM; r++) {
-                for (var c = 0u; c < TN; c++) {
-                    acc[r][c] = fma(a[r], b[c], acc[r][c]);
-                }
+    // Staging role: k offset q in the step, rows 4·rg .. 4·rg + 3.
+    let q = l % BK;
+    let rg = l / BK;
+    let slot = base + q * S + rg;
+    let r = 4u * rg;
+    let xr = vec4<u32>(
+        min(m0 + r, m - 1u),
+        min(m0 + r + 1u, m - 1u),
+        min(m0 + r + 2u, m - 1u),
+        min(m0 + r + 3u, m - 1u),
+    ) * k;
+    let wr = vec4<u32>(
+        min(n0 + r, n - 1u),
+        min(n0 + r + 1u, n - 1u),
+        min(n0 + r + 2u, n - 1u),
+        min(n0 + r + 3u, n - 1u),
+    ) * k;
+
+    let steps = (k + BK - 1u) / BK;
+    let iters = (steps + KS - 1u) / KS;
+    let stride = KS * BK;
+    var col = s * BK + q;  // the k column this thread stages next
+    var xv = load_x4(xr, col, k);
+    var wv = load_w4(wr, col, k);
+
+    // TM = 4 uses c00 only; the other blocks are dead code there.
+    var c00 = Block();
+    var c01 = Block();
+    var c10 = Block();
+    var c11 = Block();
+    for (var it = 0u; it < iters; it++) {
+        workgroupBarrier();  // the previous step's reads are done
+        smem[slot] = xv;
+        smem[slot + TILE_LEN] = wv;
+        workgroupBarrier();
+        // Prefetch the next step (zeros past k) while this one computes.
+        col += stride;
+        xv = load_x4(xr, col, k);
+        wv = load_w4(wr, col, k);
+        for (var kq = 0u; kq < BK; kq++) {
+            let xo = base + kq * S + ty;
+            let wo = base + TILE_LEN + kq * S + tx;
+            let a0 = smem[xo];
+            let b0 = smem[wo];
+            c00 = outer(c00, a0, b0);
+            if (TM == 8u) {
+                let a1 = smem[xo + P];
+                let b1 = smem[wo + P];
+                c01 = outer(c01, a0, b1);
+                c10 = outer(c10, a1, b0);
+                c11 = outer(c11, a1, b1);
             }
         }
-        workgroupBarrier();
     }
 
-    for (var r = 0u; r < TM; r++) {
-        let row = m0 + lid.y + r * WG_Y;
-        for (var c = 0u; c < TN; c++) {
-            let col = n0 + lid.x + c * WG_X;
-            if (row < m && col < n) {
-                y[row * n + col] = acc[r][c] + bias_at(col);
-            }
+    if (KS > 1u) {
+        c00 = reduce_slices(c00, s, l);
+        if (TM == 8u) {
+            c01 = reduce_slices(c01, s, l);
+            c10 = reduce_slices(c10, s, l);
+            c11 = reduce_slices(c11, s, l);
+        }
+    }
+    if (s == 0u) {
+        let row = m0 + 4u * ty;
+        let col0 = n0 + 4u * tx;
+        store_block(c00, row, col0);
+        if (TM == 8u) {
+            let h = TILE / 2u;
+            store_block(c01, row, col0 + h);
+            store_block(c10, row + h, col0);
+            store_block(c11, row + h, col0 + h);
         }
     }
 }

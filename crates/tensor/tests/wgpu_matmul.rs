@@ -1,7 +1,8 @@
 //! The WGSL matmul (tiled GEMM and GEMV) against the f64 reference
 //! (`kernels/matmul.md`) on the shared edge shapes, bf16 / f16 / f32 weights,
-//! odd k (bf16 rows starting mid-word), misaligned host bytes, grids over
-//! 65535 workgroups, and chains of ops with no readback in between.
+//! odd k (bf16 rows starting mid-word), misaligned host bytes, every GEMM
+//! variant at its tile and k-step edges, grids over 65535 workgroups, and
+//! chains of ops with no readback in between.
 //! Tolerance: `testing::tolerance::GPU_MATMUL`. Skips without an adapter
 //! unless `LFM_REQUIRE_GPU=1`.
 #![cfg(feature = "wgpu")]
@@ -12,7 +13,10 @@ use tensor::dtype::Element;
 use tensor::testing::rng::Rng;
 use tensor::testing::shapes;
 use tensor::testing::tolerance::{ErrorStats, GPU_MATMUL};
-use tensor::wgpu::matmul::{GEMM_BK, GEMM_BM, GEMM_BN};
+use tensor::wgpu::matmul::{
+    GEMM_LARGE, GEMM_SMALL, GEMM_VARIANTS, GemmVariant, GemvKind, gemm_variant, gemm_with,
+    gemv_kind, gemv_with,
+};
 use tensor::wgpu::{WgpuBackend, gpu_or_skip};
 use tensor::{Backend, DType, HostData, Shape, Tensor};
 
@@ -26,6 +30,10 @@ struct Case {
     /// Byte offset of the weights inside the host buffer they are uploaded
     /// from (odd offsets mimic safetensors inside an mmap).
     w_off: usize,
+    /// The GEMM variant to force (`gemm_with`); `None`: the backend's choice.
+    variant: Option<GemmVariant>,
+    /// The GEMV kind to force (`gemv_with`, m = 1).
+    gemv: Option<GemvKind>,
 }
 
 const BASE: Case = Case {
@@ -35,6 +43,8 @@ const BASE: Case = Case {
     k: 1,
     bias: false,
     w_off: 0,
+    variant: None,
+    gemv: None,
 };
 
 /// Host bytes of `v` placed `off` bytes into a larger buffer.
@@ -90,8 +100,12 @@ fn run(be: &WgpuBackend, c: Case) -> ErrorStats {
     let mut out = be
         .upload(HostData::f32(&garbage), Shape::from([c.m, c.n]))
         .expect("upload out");
-    be.matmul(&xt, &w, bt.as_ref(), &mut out)
-        .unwrap_or_else(|e| panic!("{c:?}: {e}"));
+    match (c.variant, c.gemv) {
+        (Some(v), _) => gemm_with(be, &xt, &w, bt.as_ref(), &mut out, v),
+        (None, Some(kind)) => gemv_with(be, &xt, &w, bt.as_ref(), &mut out, kind),
+        (None, None) => be.matmul(&xt, &w, bt.as_ref(), &mut out),
+    }
+    .unwrap_or_else(|e| panic!("{c:?}: {e}"));
     let got = be
         .download_f32(&out)
         .unwrap_or_else(|e| panic!("{c:?}: {e}"));
@@ -162,8 +176,9 @@ fn matmul_wgpu_small_cross() {
 fn matmul_wgpu_edges() {
     let Some(be) = gpu_or_skip() else { return };
     let mut worst = Worst::default();
-    // The shared edge lengths around the k-step (BK) and the output tile.
-    let mut lens = shapes::edge_lengths(GEMM_BK as usize, GEMM_BM as usize);
+    // The shared edge lengths around the k-step and the output tile of the
+    // variant small shapes get.
+    let mut lens = shapes::edge_lengths(GEMM_SMALL.bk() as usize, GEMM_SMALL.tile as usize);
     lens.retain(|&l| l > 0);
     for &len in &lens {
         for dtype in DTYPES {
@@ -213,9 +228,9 @@ fn matmul_wgpu_edges() {
         }
     }
     // Tile ±1 in m and n at once, with odd and even k.
-    let (bm, bn) = (GEMM_BM as usize, GEMM_BN as usize);
-    for &m in &[bm - 1, bm, bm + 1, 2 * bm + 1] {
-        for &n in &[bn - 1, bn, bn + 1] {
+    let t = GEMM_SMALL.tile as usize;
+    for &m in &[t - 1, t, t + 1, 2 * t + 1] {
+        for &n in &[t - 1, t, t + 1] {
             for &k in &[15, 16, 33] {
                 worst.add(run(
                     &be,
@@ -268,6 +283,166 @@ fn matmul_wgpu_larger_shapes() {
     worst.report("matmul_wgpu_larger_shapes", &be);
 }
 
+/// Every GEMM variant at its own edges: m and n at the tile ±1 (and tiny
+/// m), k = 1, k below, at and above the k-step, k spanning several steps of
+/// every k-slice with a tail, odd k (bf16/f16 rows starting mid-word); each
+/// weight dtype, with and without bias.
+#[test]
+fn matmul_wgpu_gemm_variants_edges() {
+    let Some(be) = gpu_or_skip() else { return };
+    for v in GEMM_VARIANTS {
+        let mut worst = Worst::default();
+        let (t, bk, ks) = (v.tile as usize, v.bk() as usize, v.ks as usize);
+        let mut ks_lens = vec![1, bk - 1, bk, bk + 1, 2 * ks * bk + 3, 3 * ks * bk];
+        ks_lens.sort_unstable();
+        ks_lens.dedup();
+        let mut i = 0;
+        for &m in &[2, 3, t - 1, t, t + 1] {
+            for &n in &[1, t - 1, t, t + 1] {
+                for &k in &ks_lens {
+                    for dtype in DTYPES {
+                        i += 1;
+                        worst.add(run(
+                            &be,
+                            Case {
+                                m,
+                                n,
+                                k,
+                                dtype,
+                                bias: i % 2 == 0,
+                                variant: Some(v),
+                                ..BASE
+                            },
+                        ));
+                    }
+                }
+            }
+        }
+        // Several tiles in both directions, many k-steps, m = 1 too.
+        for (m, n, k) in [(2 * t + 1, 3 * t - 1, 8 * ks * bk + 5), (1, t + 3, 37)] {
+            for dtype in DTYPES {
+                for bias in [false, true] {
+                    worst.add(run(
+                        &be,
+                        Case {
+                            m,
+                            n,
+                            k,
+                            dtype,
+                            bias,
+                            variant: Some(v),
+                            ..BASE
+                        },
+                    ));
+                }
+            }
+        }
+        worst.report(&format!("matmul_wgpu_gemm_variants_edges {v:?}"), &be);
+    }
+}
+
+/// The backend's variant choice on model-like shapes small enough for a
+/// CPU reference, covering every variant.
+/// Every GEMV kind on bf16 rows of 8k elements (the 16-byte-load kernels)
+/// around their strides: k = 8 (one vector), a vector short of and past one
+/// stride and two, the model widths; n around the rows per workgroup.
+#[test]
+fn matmul_wgpu_gemv_kinds_edges() {
+    let Some(be) = gpu_or_skip() else { return };
+    let mut kinds = vec![GemvKind::Words, GemvKind::X8];
+    if gemv_kind(&be, 8, DType::BF16) == GemvKind::X8Subgroup {
+        kinds.push(GemvKind::X8Subgroup);
+    } else {
+        println!(
+            "{}: no fixed-size subgroups, X8Subgroup not run",
+            be.describe()
+        );
+    }
+    for &kind in &kinds {
+        let mut worst = Worst::default();
+        for k in [8, 16, 56, 64, 248, 256, 264, 512, 1032, 1024, 4608] {
+            for n in [1, 3, 7, 8, 9, 31, 32, 33, 65, 300] {
+                for bias in [false, true] {
+                    worst.add(run(
+                        &be,
+                        Case {
+                            dtype: DType::BF16,
+                            n,
+                            k,
+                            bias,
+                            w_off: usize::from(bias) * 6,
+                            gemv: Some(kind),
+                            ..BASE
+                        },
+                    ));
+                }
+            }
+        }
+        worst.report(&format!("gemv {kind:?}"), &be);
+    }
+}
+
+/// The x8 kinds refuse what they cannot run: other dtypes, k not a multiple
+/// of 8, more than one row.
+#[test]
+fn matmul_wgpu_gemv_kind_applies_only_where_it_can() {
+    let Some(be) = gpu_or_skip() else { return };
+    assert_eq!(gemv_kind(&be, 12, DType::BF16), GemvKind::Words);
+    assert_eq!(gemv_kind(&be, 16, DType::F32), GemvKind::Words);
+    assert_eq!(gemv_kind(&be, 16, DType::F16), GemvKind::Words);
+    assert_ne!(gemv_kind(&be, 16, DType::BF16), GemvKind::Words);
+    let w = be
+        .upload(HostData::bf16(&[bf16::ONE; 2 * 12]), Shape::from([2, 12]))
+        .expect("w");
+    let x = be
+        .upload(HostData::f32(&[1.0; 12]), Shape::from([1, 12]))
+        .expect("x");
+    let mut y = be.zeros(DType::F32, Shape::from([1, 2])).expect("y");
+    assert!(gemv_with(&be, &x, &w, None, &mut y, GemvKind::X8).is_err());
+    let x2 = be
+        .upload(HostData::f32(&[1.0; 24]), Shape::from([2, 12]))
+        .expect("x2");
+    let mut y2 = be.zeros(DType::F32, Shape::from([2, 2])).expect("y2");
+    assert!(gemv_with(&be, &x2, &w, None, &mut y2, GemvKind::Words).is_err());
+}
+
+#[test]
+fn matmul_wgpu_gemm_variant_choice() {
+    let Some(be) = gpu_or_skip() else { return };
+    let mut worst = Worst::default();
+    let mut seen = Vec::new();
+    for (m, n, k) in [
+        (2, 300, 257),
+        (64, 1024, 65),
+        (512, 1024, 33),
+        (1024, 2049, 17),
+        (2049, 2048, 9),
+    ] {
+        let v = gemm_variant(m, n);
+        if !seen.contains(&v) {
+            seen.push(v);
+        }
+        worst.add(run(
+            &be,
+            Case {
+                m,
+                n,
+                k,
+                dtype: DType::BF16,
+                bias: true,
+                ..BASE
+            },
+        ));
+    }
+    assert_eq!(
+        seen.len(),
+        GEMM_VARIANTS.len(),
+        "shapes cover every variant: {seen:?}"
+    );
+    assert_eq!(gemm_variant(4096, 4096), GEMM_LARGE);
+    worst.report("matmul_wgpu_gemm_variant_choice", &be);
+}
+
 #[test]
 fn matmul_wgpu_misaligned_and_k0() {
     let Some(be) = gpu_or_skip() else { return };
@@ -295,6 +470,7 @@ fn matmul_wgpu_misaligned_and_k0() {
                     dtype,
                     w_off: off,
                     bias: true,
+                    ..BASE
                 },
             ));
         }
@@ -303,19 +479,24 @@ fn matmul_wgpu_misaligned_and_k0() {
     for (m, n, k) in [(0, 5, 3), (4, 0, 3), (1, 0, 0), (0, 0, 0)] {
         worst.add(run(&be, Case { m, n, k, ..BASE }));
     }
-    // k = 0: the output is the bias (or zero), never garbage.
-    for m in [1, 3] {
-        for bias in [true, false] {
-            worst.add(run(
-                &be,
-                Case {
-                    m,
-                    n: 7,
-                    k: 0,
-                    bias,
-                    ..BASE
-                },
-            ));
+    // k = 0: the output is the bias (or zero), never garbage; through the
+    // backend's choice and through every GEMM variant.
+    let variants = GEMM_VARIANTS.map(Some);
+    for variant in [None].iter().chain(&variants) {
+        for m in [1, 3] {
+            for bias in [true, false] {
+                worst.add(run(
+                    &be,
+                    Case {
+                        m,
+                        n: 7,
+                        k: 0,
+                        bias,
+                        variant: *variant,
+                        ..BASE
+                    },
+                ));
+            }
         }
     }
     worst.report("matmul_wgpu_misaligned_and_k0", &be);
@@ -338,8 +519,8 @@ fn matmul_wgpu_grid_over_65535_workgroups() {
             ..BASE
         },
     ));
-    // GEMM: one 64 × 64 tile per workgroup.
-    let n = (max + 1) * GEMM_BN as usize + 1;
+    // GEMM: one tile per workgroup, in the smallest tile.
+    let n = (max + 1) * GEMM_SMALL.tile as usize + 1;
     worst.add(run(
         &be,
         Case {
@@ -348,6 +529,7 @@ fn matmul_wgpu_grid_over_65535_workgroups() {
             k: 1,
             dtype: DType::F32,
             bias: true,
+            variant: Some(GEMM_SMALL),
             ..BASE
         },
     ));

@@ -151,23 +151,10 @@ fn wgsl_uniform_layouts_match_rust_mirrors() {
     println!("uniform mirrors checked: {used:?}");
 }
 
-/// A module-scope `const NAME: u32` of a shader, as naga evaluated it.
-fn const_u32(module: &naga::Module, name: &str) -> Option<u32> {
-    module
-        .constants
-        .iter()
-        .find(|(_, c)| c.name.as_deref() == Some(name))
-        .and_then(|(_, c)| match module.global_expressions[c.init] {
-            naga::Expression::Literal(naga::Literal::U32(v)) => Some(v),
-            _ => None,
-        })
-}
-
-/// The override constants the host sets exist in the shaders, and the
-/// shader's register-tile consts agree with the host's tile arithmetic.
+/// The override constants the host sets exist in the shaders.
 #[test]
 fn wgsl_matmul_constants_match_host() {
-    use tensor::wgpu::matmul::{GEMM_TM, GEMM_TN, gemm_constants, gemv_constants};
+    use tensor::wgpu::matmul::{GEMM_VARIANTS, GemvKind, gemv_constants};
     for id in ShaderId::ALL {
         let (module, _) = shaders::validate(id, richest().0, richest().1).expect("valid");
         let overrides: BTreeSet<&str> = module
@@ -176,19 +163,75 @@ fn wgsl_matmul_constants_match_host() {
             .filter_map(|(_, o)| o.name.as_deref())
             .collect();
         let set: Vec<&str> = if id.label().starts_with("gemv") {
-            gemv_constants(64).iter().map(|c| c.0).collect()
+            let kind = match id {
+                ShaderId::GemvBf16X8SgF32 => GemvKind::X8Subgroup,
+                ShaderId::GemvBf16X8F32 => GemvKind::X8,
+                _ => GemvKind::Words,
+            };
+            gemv_constants(kind, 64).iter().map(|c| c.0).collect()
         } else if !id.label().starts_with("matmul") {
             // The other ops (wgpu/ops.rs) set only the workgroup size.
             vec!["WG"]
         } else {
-            assert_eq!(const_u32(&module, "TM"), Some(GEMM_TM), "{id}: TM");
-            assert_eq!(const_u32(&module, "TN"), Some(GEMM_TN), "{id}: TN");
-            gemm_constants().iter().map(|c| c.0).collect()
+            GEMM_VARIANTS[0].constants().iter().map(|c| c.0).collect()
         };
         for name in set {
             assert!(
                 overrides.contains(name),
                 "{id}: host sets override {name}, shader has {overrides:?}"
+            );
+        }
+    }
+}
+
+/// Every GEMM variant, with its override constants applied: the workgroup
+/// size is the host's `threads()`, and the workgroup size and memory fit
+/// WebGPU's default limits (the limits the device asks for).
+#[test]
+fn wgsl_matmul_variants_fit_default_limits() {
+    use tensor::wgpu::matmul::GEMM_VARIANTS;
+    let limits = wgpu::Limits::default();
+    for id in [
+        ShaderId::MatmulBf16F32,
+        ShaderId::MatmulF16F32,
+        ShaderId::MatmulF32F32,
+    ] {
+        let (module, info) = shaders::validate(id, richest().0, richest().1).expect("valid");
+        for v in GEMM_VARIANTS {
+            let constants: naga::back::PipelineConstants = v
+                .constants()
+                .iter()
+                .map(|&(name, value)| (name.to_string(), f64::from(value)))
+                .collect();
+            let (module, _) = naga::back::pipeline_constants::process_overrides(
+                &module,
+                &info,
+                Some((naga::ShaderStage::Compute, id.entry_point())),
+                &constants,
+            )
+            .unwrap_or_else(|e| panic!("{id} {v:?}: {e}"));
+            let size = module.entry_points[0].workgroup_size;
+            assert_eq!(size, [v.threads(), 1, 1], "{id} {v:?}: workgroup size");
+            assert!(
+                v.threads() <= limits.max_compute_invocations_per_workgroup,
+                "{id} {v:?}: {} threads",
+                v.threads()
+            );
+            let mut layouter = naga::proc::Layouter::default();
+            layouter.update(module.to_ctx()).expect("layout");
+            let bytes: u32 = module
+                .global_variables
+                .iter()
+                .filter(|(_, g)| g.space == naga::AddressSpace::WorkGroup)
+                .map(|(_, g)| layouter[g.ty].size)
+                .sum();
+            assert!(
+                bytes <= limits.max_compute_workgroup_storage_size,
+                "{id} {v:?}: {bytes} bytes of workgroup memory"
+            );
+            println!(
+                "{id} {v:?}: {} threads, {bytes} B workgroup memory",
+                v.threads()
             );
         }
     }

@@ -3,14 +3,19 @@
 //! `LFM_WGPU_ADAPTER=<substring>` picks the first adapter whose name contains
 //! the substring (case-insensitive, e.g. `llvmpipe`); otherwise wgpu's
 //! high-performance choice is taken. The adapter is logged at `info`. The
-//! device is asked for no optional features and for WebGPU's default limits,
-//! except the buffer-size limits, which are raised to the adapter's so that
-//! large weight matrices (65536 × 1024 bf16 = 128 MiB) fit in one binding.
+//! device is asked for two optional features where the adapter has them
+//! (timestamp queries for profiling; subgroups, unless
+//! `LFM_WGPU_NO_SUBGROUPS=1`) and for WebGPU's default limits, except the
+//! buffer-size limits, which are raised to the adapter's so that large
+//! weight matrices (65536 × 1024 bf16 = 128 MiB) fit in one binding.
 
 use crate::{Result, TensorError};
 
 /// Environment variable selecting an adapter by name substring.
 pub const ADAPTER_ENV: &str = "LFM_WGPU_ADAPTER";
+/// Environment variable that keeps subgroup operations off (`1`): every
+/// kernel then takes its workgroup-memory fallback.
+pub const NO_SUBGROUPS_ENV: &str = "LFM_WGPU_NO_SUBGROUPS";
 
 /// An opened device with the facts kernels size themselves by.
 pub struct GpuDevice {
@@ -23,6 +28,10 @@ pub struct GpuDevice {
     pub features: wgpu::Features,
     /// The adapter's downlevel capabilities (all set on a WebGPU-compliant adapter).
     pub downlevel: wgpu::DownlevelFlags,
+    /// The subgroup size, where subgroups were granted and the adapter's
+    /// size is fixed (min = max): the kernels that map rows to subgroups
+    /// need it exact. `None`: they take their fallbacks.
+    pub subgroup_size: Option<u32>,
 }
 
 impl GpuDevice {
@@ -54,7 +63,13 @@ impl GpuDevice {
             "wgpu adapter"
         );
 
-        let features = required_features(adapter.features());
+        let mut features = required_features(adapter.features());
+        if std::env::var(NO_SUBGROUPS_ENV).is_ok_and(|v| v == "1") {
+            features.remove(wgpu::Features::SUBGROUP);
+        }
+        let subgroup_size = (features.contains(wgpu::Features::SUBGROUP)
+            && info.subgroup_min_size == info.subgroup_max_size)
+            .then_some(info.subgroup_min_size);
         let downlevel = adapter.get_downlevel_capabilities().flags;
         let limits = required_limits(&adapter.limits());
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
@@ -72,6 +87,8 @@ impl GpuDevice {
             max_storage_buffer_binding_size = limits.max_storage_buffer_binding_size,
             max_buffer_size = limits.max_buffer_size,
             ?features,
+            subgroup_min_size = info.subgroup_min_size,
+            subgroup_max_size = info.subgroup_max_size,
             "wgpu device"
         );
         Ok(GpuDevice {
@@ -81,6 +98,7 @@ impl GpuDevice {
             limits,
             features,
             downlevel,
+            subgroup_size,
         })
     }
 
@@ -118,11 +136,12 @@ fn pick_by_name(instance: &wgpu::Instance, want: &str) -> Result<wgpu::Adapter> 
         })
 }
 
-/// The optional features we ask for: timestamp queries where the adapter
-/// has them (for [`super::WgpuBackend::with_profiling`]; unused otherwise).
-/// bf16 and f16 weights are unpacked from u32 with core WGSL.
+/// The optional features we ask for, where the adapter has them: timestamp
+/// queries (for [`super::WgpuBackend::with_profiling`]; unused otherwise)
+/// and subgroups (kernels with a subgroup variant use it; each has a
+/// fallback). bf16 and f16 weights are unpacked from u32 with core WGSL.
 pub fn required_features(adapter: wgpu::Features) -> wgpu::Features {
-    adapter & wgpu::Features::TIMESTAMP_QUERY
+    adapter & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP)
 }
 
 /// WebGPU's default limits (clamped to what the adapter has), with the

@@ -2,11 +2,15 @@
 //! with x f32, w bf16 / f16 (packed two per u32) or f32 in PyTorch Linear
 //! layout, f32 accumulation, f32 output.
 //!
-//! Two kernels, chosen by `m`:
-//! - m = 1 (decode): `shaders/matmul/gemv.wgsl`, memory-bound, `TPR` threads
-//!   per weight row reducing through workgroup memory.
-//! - m ≥ 2: `shaders/matmul/matmul.wgsl`, a tiled GEMM with 64 × 64 output
-//!   tiles (16 × 16 threads, 4 × 4 registers each) and a k-step of 16.
+//! Two kernel families, chosen by `m`:
+//! - m = 1 (decode), memory-bound, in the kinds of [`GemvKind`] picked by
+//!   [`gemv_kind`]: bf16 rows of a multiple of 8 elements are read 16 bytes
+//!   at a time (`gemv_x8*.wgsl`, reduced with `subgroupAdd` where the adapter
+//!   has fixed-size subgroups, else in workgroup memory); anything else goes
+//!   through `gemv.wgsl` (4-byte words, `TPR` threads per row).
+//! - m ≥ 2: `shaders/matmul/matmul.wgsl`, a tiled GEMM in the variants of
+//!   [`GemmVariant`] (tile side, outputs per thread, k-slices), picked by
+//!   [`gemm_variant`] so that small shapes still fill a large GPU.
 //!
 //! Tolerance class: `testing::tolerance::GPU_MATMUL`.
 
@@ -16,29 +20,153 @@ use super::{Dispatch, WgpuBackend};
 use crate::backend::matmul_dims;
 use crate::{DType, Result, Tensor, TensorError};
 
-/// GEMM override constants: threads per workgroup in x (n) and y (m), k-step.
-pub const GEMM_WG_X: u32 = 16;
-pub const GEMM_WG_Y: u32 = 16;
-pub const GEMM_BK: u32 = 16;
-/// Register tile per thread (`TM`, `TN` consts in the shader).
-pub const GEMM_TM: u32 = 4;
-pub const GEMM_TN: u32 = 4;
-/// Output tile of one GEMM workgroup.
-pub const GEMM_BM: u32 = GEMM_WG_Y * GEMM_TM;
-pub const GEMM_BN: u32 = GEMM_WG_X * GEMM_TN;
+/// One pipeline variant of the tiled GEMM (`shaders/matmul/matmul.wgsl`):
+/// a `tile × tile` output tile per workgroup, `tm × tm` outputs per thread
+/// (4 or 8), and `ks` k-slices (a power of two) whose partial sums are added
+/// in workgroup memory. Threads per workgroup: `ks · (tile / tm)²`; the
+/// k-step is `4 · (tile / tm)² / tile`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GemmVariant {
+    pub tile: u32,
+    pub tm: u32,
+    pub ks: u32,
+}
+
+/// 128 × 128 tiles, 8 × 8 outputs per thread, 256 threads, k-step 8: the
+/// most reuse per load, for shapes with enough tiles to fill the GPU.
+pub const GEMM_LARGE: GemmVariant = GemmVariant {
+    tile: 128,
+    tm: 8,
+    ks: 1,
+};
+/// 64 × 64 tiles, 8 × 8 outputs per thread, 64 threads, k-step 4.
+pub const GEMM_MEDIUM: GemmVariant = GemmVariant {
+    tile: 64,
+    tm: 8,
+    ks: 1,
+};
+/// 64 × 64 tiles, 8 × 8 outputs per thread, 4 k-slices: 256 threads.
+pub const GEMM_MEDIUM_SPLIT: GemmVariant = GemmVariant {
+    tile: 64,
+    tm: 8,
+    ks: 4,
+};
+/// 32 × 32 tiles, 4 × 4 outputs per thread, 4 k-slices: 256 threads,
+/// k-step 8. For small `m · n` (short prompts), where tiles are few.
+pub const GEMM_SMALL: GemmVariant = GemmVariant {
+    tile: 32,
+    tm: 4,
+    ks: 4,
+};
+/// Every variant [`gemm_variant`] can pick.
+pub const GEMM_VARIANTS: [GemmVariant; 4] =
+    [GEMM_LARGE, GEMM_MEDIUM, GEMM_MEDIUM_SPLIT, GEMM_SMALL];
+
+/// Workgroups a variant needs before it is picked (see [`gemm_variant`]):
+/// about two per SM of a 132-SM GPU for the 256-thread large tile, four for
+/// the 64-thread medium tile, one for the k-sliced medium tile.
+const LARGE_MIN_TILES: u64 = 256;
+const MEDIUM_MIN_TILES: u64 = 512;
+const MEDIUM_SPLIT_MIN_TILES: u64 = 128;
+
+impl GemmVariant {
+    /// Override constants of the pipeline.
+    pub fn constants(self) -> [(&'static str, u32); 3] {
+        [("TILE", self.tile), ("TM", self.tm), ("KS", self.ks)]
+    }
+
+    /// Workgroups (output tiles) for an `m × n` output.
+    pub fn tiles(self, m: usize, n: usize) -> u64 {
+        let t = u64::from(self.tile);
+        (m as u64).div_ceil(t) * (n as u64).div_ceil(t)
+    }
+
+    /// Threads per workgroup.
+    pub fn threads(self) -> u32 {
+        let p = self.tile / self.tm;
+        self.ks * p * p
+    }
+
+    /// The k-step: each thread stages 4 rows at one k of x and of w.
+    pub fn bk(self) -> u32 {
+        let p = self.tile / self.tm;
+        4 * p * p / self.tile
+    }
+}
+
+/// The GEMM variant for an `m × n` output (m ≥ 2): the largest tile that
+/// still yields enough workgroups to spread over the GPU, else k-slices to
+/// multiply the threads of the few tiles there are.
+pub fn gemm_variant(m: usize, n: usize) -> GemmVariant {
+    if GEMM_LARGE.tiles(m, n) >= LARGE_MIN_TILES {
+        GEMM_LARGE
+    } else if GEMM_MEDIUM.tiles(m, n) >= MEDIUM_MIN_TILES {
+        GEMM_MEDIUM
+    } else if GEMM_MEDIUM_SPLIT.tiles(m, n) >= MEDIUM_SPLIT_MIN_TILES {
+        GEMM_MEDIUM_SPLIT
+    } else {
+        GEMM_SMALL
+    }
+}
 
 /// GEMV threads per workgroup.
 pub const GEMV_WG: u32 = 256;
 
-/// Override constants of the tiled GEMM (`shaders/matmul/matmul.wgsl`).
-pub fn gemm_constants() -> [(&'static str, u32); 3] {
-    [("WG_X", GEMM_WG_X), ("WG_Y", GEMM_WG_Y), ("BK", GEMM_BK)]
+/// Override constants of the GEMV `kind` with `per_row` threads per row
+/// (`TPR`; for `X8Subgroup`, the subgroup size `SG`).
+pub fn gemv_constants(kind: GemvKind, per_row: u32) -> [(&'static str, u32); 2] {
+    let name = if kind == GemvKind::X8Subgroup {
+        "SG"
+    } else {
+        "TPR"
+    };
+    [("WG", GEMV_WG), (name, per_row)]
 }
 
-/// Override constants of the GEMV (`shaders/matmul/gemv.wgsl`) with `tpr`
-/// threads per row.
-pub fn gemv_constants(tpr: u32) -> [(&'static str, u32); 2] {
-    [("WG", GEMV_WG), ("TPR", tpr)]
+/// The m = 1 kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GemvKind {
+    /// `gemv.wgsl`: 4-byte loads; any weight dtype and k.
+    Words,
+    /// `gemv_x8_wg.wgsl`: bf16 weights, k a positive multiple of 8, 16-byte
+    /// loads, reduction in workgroup memory.
+    X8,
+    /// `gemv_x8_sg.wgsl`: as `X8`, one subgroup per row and `subgroupAdd`;
+    /// needs the device's fixed subgroup size ([`super::device::GpuDevice::subgroup_size`]).
+    X8Subgroup,
+}
+
+/// The fastest GEMV kind that applies to `k` and `dtype` on `be`'s device.
+pub fn gemv_kind(be: &WgpuBackend, k: usize, dtype: DType) -> GemvKind {
+    if dtype != DType::BF16 || k == 0 || !k.is_multiple_of(8) {
+        GemvKind::Words
+    } else if gemv_subgroup(be).is_some() {
+        GemvKind::X8Subgroup
+    } else {
+        GemvKind::X8
+    }
+}
+
+/// The subgroup size the subgroup GEMV runs with: the device's fixed size,
+/// if it divides the workgroup.
+fn gemv_subgroup(be: &WgpuBackend) -> Option<u32> {
+    let dev = be.device();
+    dev.subgroup_size
+        .filter(|&s| s > 0 && GEMV_WG.is_multiple_of(s))
+        .filter(|_| dev.features.contains(wgpu::Features::SUBGROUP))
+}
+
+/// Threads per row of the x8 GEMV (`gemv_x8_wg.wgsl`): enough to cover the
+/// row's 16-byte vectors in a few strides.
+pub fn gemv_x8_threads_per_row(k: usize) -> u32 {
+    let vectors = k / 8;
+    if vectors >= 128 {
+        64
+    } else if vectors >= 32 {
+        32
+    } else {
+        8
+    }
 }
 
 /// GEMV threads per row: enough to cover a row's storage words in a few
@@ -83,6 +211,80 @@ pub(crate) fn matmul(
     bias: Option<&Tensor<WgpuBackend>>, // [n] f32
     out: &mut Tensor<WgpuBackend>,      // [m, n] f32
 ) -> Result<()> {
+    record(be, x, w, bias, out, Choice::Auto)
+}
+
+/// Which kernel [`record`] runs.
+#[derive(Clone, Copy)]
+enum Choice {
+    /// The GEMV for m = 1 ([`gemv_kind`]), the GEMM of [`gemm_variant`] else.
+    Auto,
+    Gemm(GemmVariant),
+    Gemv(GemvKind),
+}
+
+/// The matmul of an m = 1 `x` through the GEMV `kind`: for tests of every
+/// kind and for timing them on a real GPU. Errors where the kind does not
+/// apply (dtype, k, or the device's subgroups). Same contract as
+/// [`crate::Backend::matmul`].
+pub fn gemv_with(
+    be: &WgpuBackend,
+    x: &Tensor<WgpuBackend>,            // [1, k] f32
+    w: &Tensor<WgpuBackend>,            // [n, k] f32, bf16 or f16
+    bias: Option<&Tensor<WgpuBackend>>, // [n] f32
+    out: &mut Tensor<WgpuBackend>,      // [1, n] f32
+    kind: GemvKind,
+) -> Result<()> {
+    let k = x.shape().last();
+    let applies = match kind {
+        GemvKind::Words => true,
+        GemvKind::X8 => gemv_kind(be, k, w.dtype()) != GemvKind::Words,
+        GemvKind::X8Subgroup => gemv_kind(be, k, w.dtype()) == GemvKind::X8Subgroup,
+    };
+    if x.shape().rows() != 1 || !applies {
+        return Err(TensorError::Gpu {
+            what: "matmul",
+            detail: format!(
+                "GEMV {kind:?} does not apply to x {} and w {} {} on this device",
+                x.shape(),
+                w.dtype(),
+                w.shape()
+            ),
+        });
+    }
+    record(be, x, w, bias, out, Choice::Gemv(kind))
+}
+
+/// The matmul through the tiled GEMM in `variant`, whatever the shape
+/// (m = 1 included): for tests of every variant and for tuning
+/// [`gemm_variant`] on a real GPU. Same contract as [`crate::Backend::matmul`].
+pub fn gemm_with(
+    be: &WgpuBackend,
+    x: &Tensor<WgpuBackend>,            // [m, k] f32
+    w: &Tensor<WgpuBackend>,            // [n, k] f32, bf16 or f16
+    bias: Option<&Tensor<WgpuBackend>>, // [n] f32
+    out: &mut Tensor<WgpuBackend>,      // [m, n] f32
+    variant: GemmVariant,
+) -> Result<()> {
+    if !GEMM_VARIANTS.contains(&variant) {
+        return Err(TensorError::Gpu {
+            what: "matmul",
+            detail: format!("{variant:?} is not one of GEMM_VARIANTS"),
+        });
+    }
+    record(be, x, w, bias, out, Choice::Gemm(variant))
+}
+
+/// Checks and records the matmul: the GEMV for m = 1 and the GEMM variant
+/// of [`gemm_variant`] otherwise, unless `choice` names a kernel.
+fn record(
+    be: &WgpuBackend,
+    x: &Tensor<WgpuBackend>,            // [m, k] f32
+    w: &Tensor<WgpuBackend>,            // [n, k] f32, bf16 or f16
+    bias: Option<&Tensor<WgpuBackend>>, // [n] f32
+    out: &mut Tensor<WgpuBackend>,      // [m, n] f32
+    choice: Choice,
+) -> Result<()> {
     let (m, n, k) = matmul_dims(x, w, bias, out)?;
     if m == 0 || n == 0 {
         return Ok(());
@@ -115,14 +317,22 @@ pub(crate) fn matmul(
             detail: format!("m={m} n={n} k={k} overflows u32 indexing"),
         });
     }
-    let gemv = m == 1;
-    let shader = match (w.dtype(), gemv) {
-        (DType::BF16, false) => ShaderId::MatmulBf16F32,
-        (DType::F16, false) => ShaderId::MatmulF16F32,
-        (DType::F32, false) => ShaderId::MatmulF32F32,
-        (DType::BF16, true) => ShaderId::GemvBf16F32,
-        (DType::F16, true) => ShaderId::GemvF16F32,
-        (DType::F32, true) => ShaderId::GemvF32F32,
+    // The kernel: Ok(GEMM variant) or Err(GEMV kind).
+    let kernel = match choice {
+        Choice::Auto if m == 1 => Err(gemv_kind(be, k, w.dtype())),
+        Choice::Auto => Ok(gemm_variant(m, n)),
+        Choice::Gemm(v) => Ok(v),
+        Choice::Gemv(kind) => Err(kind),
+    };
+    let shader = match (w.dtype(), kernel) {
+        (_, Err(GemvKind::X8)) => ShaderId::GemvBf16X8F32,
+        (_, Err(GemvKind::X8Subgroup)) => ShaderId::GemvBf16X8SgF32,
+        (DType::BF16, Err(_)) => ShaderId::GemvBf16F32,
+        (DType::F16, Err(_)) => ShaderId::GemvF16F32,
+        (DType::F32, Err(_)) => ShaderId::GemvF32F32,
+        (DType::BF16, Ok(_)) => ShaderId::MatmulBf16F32,
+        (DType::F16, Ok(_)) => ShaderId::MatmulF16F32,
+        (DType::F32, Ok(_)) => ShaderId::MatmulF32F32,
     };
     let dev = be.device();
     if !dev.features.contains(shader.required_features())
@@ -141,18 +351,23 @@ pub(crate) fn matmul(
         has_bias: u32::from(bias.is_some()),
     };
     // Stack arrays: no allocation per call.
-    let gemv_c;
-    let gemm_c;
-    let (constants, groups): (&[(&'static str, u32)], u64) = if gemv {
-        let tpr = gemv_threads_per_row(k, w.dtype());
-        let rows_per_group = u64::from(GEMV_WG / tpr);
-        gemv_c = gemv_constants(tpr);
-        (&gemv_c, (n as u64).div_ceil(rows_per_group))
-    } else {
-        let tiles =
-            (m as u64).div_ceil(u64::from(GEMM_BM)) * (n as u64).div_ceil(u64::from(GEMM_BN));
-        gemm_c = gemm_constants();
-        (&gemm_c, tiles)
+    let two;
+    let three;
+    let (constants, groups): (&[(&'static str, u32)], u64) = match kernel {
+        Err(kind) => {
+            let per_row = match kind {
+                GemvKind::Words => gemv_threads_per_row(k, w.dtype()),
+                GemvKind::X8 => gemv_x8_threads_per_row(k),
+                // gemv_kind and gemv_with checked that the device has one.
+                GemvKind::X8Subgroup => gemv_subgroup(be).unwrap_or(GEMV_WG),
+            };
+            two = gemv_constants(kind, per_row);
+            (&two, (n as u64).div_ceil(u64::from(GEMV_WG / per_row)))
+        }
+        Ok(variant) => {
+            three = variant.constants();
+            (&three, variant.tiles(m, n))
+        }
     };
     let groups = grid(groups, limits.max_compute_workgroups_per_dimension)?;
     let bias_buf = bias.map_or(be.placeholder(), |b| b.storage().buffer());
@@ -190,5 +405,27 @@ mod tests {
             );
         }
         assert!(grid(65536 * 65536, 65535).is_err());
+    }
+
+    #[test]
+    fn gemm_variant_spreads_small_shapes() {
+        // Short prompts and the m = 64 case: the k-sliced 32 × 32 tile.
+        assert_eq!(gemm_variant(2, 1024), GEMM_SMALL);
+        assert_eq!(gemm_variant(64, 1024), GEMM_SMALL);
+        // pp512 and one vision crop (1024 patches) of the 450M model.
+        assert_eq!(gemm_variant(512, 1024), GEMM_MEDIUM_SPLIT);
+        assert_eq!(gemm_variant(1024, 768), GEMM_MEDIUM_SPLIT);
+        assert_eq!(gemm_variant(512, 4608), GEMM_MEDIUM);
+        assert_eq!(gemm_variant(1024, 3072), GEMM_MEDIUM);
+        assert_eq!(gemm_variant(2048, 4608), GEMM_LARGE);
+        assert_eq!(gemm_variant(512, 65536), GEMM_LARGE);
+        for v in GEMM_VARIANTS {
+            let p = v.tile / v.tm;
+            assert!(v.tm == 4 || v.tm == 8, "{v:?}");
+            assert!(v.ks.is_power_of_two(), "{v:?}");
+            // Each thread stages exactly one vec4 of x and of w per step.
+            assert_eq!(v.bk() * v.tile, 4 * p * p, "{v:?}");
+            assert!(v.threads() <= 256, "{v:?}");
+        }
     }
 }

@@ -39,6 +39,9 @@ const WEIGHTS_F16: ShaderFile = shader_file!("matmul/weights_f16.wgsl");
 const WEIGHTS_F32: ShaderFile = shader_file!("matmul/weights_f32.wgsl");
 const MATMUL: ShaderFile = shader_file!("matmul/matmul.wgsl");
 const GEMV: ShaderFile = shader_file!("matmul/gemv.wgsl");
+const GEMV_X8: ShaderFile = shader_file!("matmul/gemv_x8.wgsl");
+const GEMV_X8_WG: ShaderFile = shader_file!("matmul/gemv_x8_wg.wgsl");
+const GEMV_X8_SG: ShaderFile = shader_file!("matmul/gemv_x8_sg.wgsl");
 const EW_IO: ShaderFile = shader_file!("elementwise/io.wgsl");
 const ADD: ShaderFile = shader_file!("elementwise/add.wgsl");
 const SILU_MUL: ShaderFile = shader_file!("elementwise/silu_mul.wgsl");
@@ -77,6 +80,12 @@ pub enum ShaderId {
     GemvF16F32,
     /// GEMV (m = 1), f32 weights.
     GemvF32F32,
+    /// GEMV (m = 1), bf16 weights with rows of 8k elements, 16-byte loads,
+    /// reduction in workgroup memory.
+    GemvBf16X8F32,
+    /// As `GemvBf16X8F32`, one subgroup per row reduced with `subgroupAdd`
+    /// (adapters with the `SUBGROUP` feature and a fixed subgroup size).
+    GemvBf16X8SgF32,
     /// `x += y` in place (f32).
     AddF32F32,
     /// `silu(gate) ⊙ up` (f32).
@@ -113,13 +122,15 @@ pub enum ShaderId {
 
 impl ShaderId {
     /// Every registered shader.
-    pub const ALL: [ShaderId; 22] = [
+    pub const ALL: [ShaderId; 24] = [
         ShaderId::MatmulBf16F32,
         ShaderId::MatmulF16F32,
         ShaderId::MatmulF32F32,
         ShaderId::GemvBf16F32,
         ShaderId::GemvF16F32,
         ShaderId::GemvF32F32,
+        ShaderId::GemvBf16X8F32,
+        ShaderId::GemvBf16X8SgF32,
         ShaderId::AddF32F32,
         ShaderId::SiluMulF32F32,
         ShaderId::GeluTanhF32F32,
@@ -147,6 +158,8 @@ impl ShaderId {
             ShaderId::GemvBf16F32 => "gemv_bf16_f32",
             ShaderId::GemvF16F32 => "gemv_f16_f32",
             ShaderId::GemvF32F32 => "gemv_f32_f32",
+            ShaderId::GemvBf16X8F32 => "gemv_bf16x8_f32",
+            ShaderId::GemvBf16X8SgF32 => "gemv_bf16x8_sg_f32",
             ShaderId::AddF32F32 => "add_f32_f32",
             ShaderId::SiluMulF32F32 => "silu_mul_f32_f32",
             ShaderId::GeluTanhF32F32 => "gelu_tanh_f32_f32",
@@ -180,6 +193,8 @@ impl ShaderId {
             ShaderId::GemvBf16F32 => &[BF16, MATMUL_IO, WEIGHTS_BF16, GEMV],
             ShaderId::GemvF16F32 => &[MATMUL_IO, WEIGHTS_F16, GEMV],
             ShaderId::GemvF32F32 => &[MATMUL_IO, WEIGHTS_F32, GEMV],
+            ShaderId::GemvBf16X8F32 => &[BF16, GEMV_X8, GEMV_X8_WG],
+            ShaderId::GemvBf16X8SgF32 => &[BF16, GEMV_X8, GEMV_X8_SG],
             ShaderId::AddF32F32 => &[EW_IO, ADD],
             ShaderId::SiluMulF32F32 => &[EW_IO, SILU_MUL],
             ShaderId::GeluTanhF32F32 => &[EW_IO, GELU_TANH],
@@ -199,9 +214,12 @@ impl ShaderId {
         }
     }
 
-    /// The wgpu features the shader needs beyond core WebGPU (none yet).
+    /// The wgpu features the shader needs beyond core WebGPU.
     pub const fn required_features(self) -> wgpu::Features {
-        wgpu::Features::empty()
+        match self {
+            ShaderId::GemvBf16X8SgF32 => wgpu::Features::SUBGROUP,
+            _ => wgpu::Features::empty(),
+        }
     }
 
     /// The adapter capabilities (downlevel flags) the shader needs: the f16
