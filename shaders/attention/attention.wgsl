@@ -1,5 +1,7 @@
 // Multi-head attention with grouped KV heads (kernels/attention.md), causal
-// over a KV cache or bidirectional. One workgroup per (query row r, head i);
+// over a KV cache or bidirectional: the decode kernel (t = 1; the host takes
+// attention_tiled.wgsl for t > 1). Prelude: attention/io.wgsl.
+// One workgroup per (query row r, head i);
 // keys are processed in tiles of WG, one key per thread, with an online
 // softmax: per tile, every thread scores its key against q (kept in
 // workgroup memory), the tile's max updates the running max m, the running
@@ -8,33 +10,11 @@
 // probabilities. Never materialises t × kv_len. hd ≤ MAX_HD and
 // hd ≤ HD_PER_THREAD·WG (checked on the host).
 
-// Rust mirror: tensor::wgpu::uniforms::AttnParams.
-struct AttnParams {
-    t: u32,
-    h: u32,
-    h_kv: u32,
-    hd: u32,
-    // Keys used: rows 0..kv_len of k and v.
-    kv_len: u32,
-    // 1: query row r sits at position kv_len − t + r and sees keys up to it.
-    causal: u32,
-    scale: f32,
-    pad0: u32,
-}
-
 // Threads per workgroup = keys per tile.
 override WG: u32 = 64u;
 // Largest head width and output dims per thread.
 const MAX_HD: u32 = 256u;
 const HD_PER_THREAD: u32 = 4u;
-// Below every score (a finite stand-in for −inf, so e^(m − x) stays 0, not NaN).
-const NEG_BIG: f32 = -3.0e38;
-
-@group(0) @binding(0) var<uniform> params: AttnParams;
-@group(0) @binding(1) var<storage, read> q: array<f32>;          // [t, h, hd]
-@group(0) @binding(2) var<storage, read> k: array<f32>;          // [s, h_kv, hd]
-@group(0) @binding(3) var<storage, read> v: array<f32>;          // [s, h_kv, hd]
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;  // [t, h, hd]
 
 var<workgroup> qs: array<f32, MAX_HD>;
 var<workgroup> p: array<f32, WG>;

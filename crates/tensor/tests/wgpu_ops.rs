@@ -1,7 +1,8 @@
 //! Every WGSL op of `tensor::wgpu::ops` against the CPU f64 references
 //! (`crates/tensor/src/cpu/<op>/reference.rs`) or exact host arithmetic, on
 //! edge shapes (lengths 1, 2, 3, 17, 63, 64, 65, 257; odd hd; GQA ratios 1, 2,
-//! 4; kv_len > t; conv l ∈ {2, 3, 4} with the state carried across calls).
+//! 4; kv_len > t; attention rows around the tiled kernel's blocks, NaN rows;
+//! conv l ∈ {2, 3, 4} with the state carried across calls).
 //! Outputs start as NaN so that every element must be written. Tolerances:
 //! `testing::tolerance::GPU_*` (`Exact` for add, copies, gathers, unshuffle).
 //! Skips without an adapter unless `LFM_REQUIRE_GPU=1`.
@@ -15,6 +16,7 @@ use tensor::testing::tolerance::{
     ADD, AttnStats, ErrorStats, GPU_ATTENTION, GPU_GELU_ERF, GPU_GELU_TANH, GPU_LAYER_NORM,
     GPU_RMS_NORM, GPU_ROPE, GPU_SHORT_CONV, GPU_SILU_MUL, Tolerance,
 };
+use tensor::wgpu::ops::AttnTiles;
 use tensor::wgpu::{WgpuBackend, gpu_or_skip};
 use tensor::{Backend, DType, Gelu, HostData, Shape, Tensor, TensorError};
 
@@ -456,11 +458,37 @@ struct AttnCase {
 }
 
 fn attn_run(be: &WgpuBackend, c: AttnCase) -> AttnStats {
-    let case = format!("{c:?}");
+    attn_run_nan(be, c, None)
+}
+
+/// Which input of [`attn_run_nan`] gets a NaN row.
+#[derive(Clone, Copy, Debug)]
+enum NanIn {
+    K,
+    V,
+}
+
+/// One attention case against the reference. Rows `kv_len..s` of k and v
+/// hold NaN (they must not be read); `nan` also puts NaN in row `j <
+/// kv_len` of k or v (every kv head), which the reference spreads to the
+/// rows that see key `j` and to no other.
+fn attn_run_nan(be: &WgpuBackend, c: AttnCase, nan: Option<(NanIn, usize)>) -> AttnStats {
+    let case = match nan {
+        None => format!("{c:?}"),
+        Some(n) => format!("{c:?} nan {n:?}"),
+    };
     let mut rng = Rng::for_case("wgpu_attention", &case);
     let q = rng.vec(c.t * c.h * c.hd, 1.0);
-    let k = rng.vec(c.s * c.h_kv * c.hd, 1.0);
-    let v = rng.vec(c.s * c.h_kv * c.hd, 1.0);
+    let mut k = rng.vec(c.s * c.h_kv * c.hd, 1.0);
+    let mut v = rng.vec(c.s * c.h_kv * c.hd, 1.0);
+    let row = c.h_kv * c.hd;
+    k[c.kv_len * row..].fill(f32::NAN);
+    v[c.kv_len * row..].fill(f32::NAN);
+    match nan {
+        Some((NanIn::K, j)) => k[j * row..][..row].fill(f32::NAN),
+        Some((NanIn::V, j)) => v[j * row..][..row].fill(f32::NAN),
+        None => {}
+    }
     let scale = 1.0 / (c.hd as f32).sqrt();
     let mut out = nan_out(be, &[c.t, c.h, c.hd]);
     be.attention(
@@ -576,6 +604,79 @@ fn wgpu_attention() {
         worst.max_abs,
         worst.nmse
     );
+}
+
+/// The tiled kernel (t > 1) on edge shapes around its blocks: t ∈ {1, 2,
+/// BQ − 1, BQ, BQ + 1, 100}; causal with kv_len = t and with a cached
+/// prefix, bidirectional with kv_len = t and kv_len ≠ t, kv_len off the
+/// key-block grid; GQA ratios 1, 2 (h = 4 and 16) and 4 in turn; every tile
+/// plan from hd = 1 to 256 (the head widths of the models: 64, 72).
+#[test]
+fn wgpu_attention_tiled_edges() {
+    let Some(be) = gpu_or_skip() else { return };
+    let limits = &be.device().limits;
+    let heads = [(1, 1), (4, 2), (16, 8), (8, 2)];
+    let mut worst = AttnStats::default();
+    let mut n = 0;
+    for (i, hd) in [1, 5, 33, 64, 72, 80, 128, 256].into_iter().enumerate() {
+        let tiles = AttnTiles::new(hd, limits).expect("a tile plan fits the default limits");
+        let (bq, bkv) = (tiles.bq() as usize, tiles.bkv as usize);
+        // Off the key-block grid.
+        let odd = |x: usize| if x.is_multiple_of(bkv) { x + 1 } else { x };
+        for (j, t) in [1, 2, bq - 1, bq, bq + 1, 100].into_iter().enumerate() {
+            let (h, h_kv) = heads[(i + j) % heads.len()];
+            for (causal, kv_len) in [
+                (true, t),
+                (true, odd(t + bkv + 3)),
+                (false, t),
+                (false, odd(2 * bkv + 5)),
+            ] {
+                let c = AttnCase {
+                    t,
+                    s: kv_len + 3,
+                    kv_len,
+                    h,
+                    h_kv,
+                    hd,
+                    causal,
+                };
+                let st = attn_run(&be, c);
+                worst.max_abs = worst.max_abs.max(st.max_abs);
+                worst.nmse = worst.nmse.max(st.nmse);
+                n += 1;
+            }
+        }
+    }
+    println!(
+        "tiled attention on {}: {n} cases, worst |x-r| = {:.3e}, worst NMSE = {:.3e}",
+        be.describe(),
+        worst.max_abs,
+        worst.nmse
+    );
+}
+
+/// A NaN in key or value row j reaches exactly the rows that see key j
+/// (causal: later rows of the same query block do, earlier ones must not),
+/// on both kernels.
+#[test]
+fn wgpu_attention_nan_rows() {
+    let Some(be) = gpu_or_skip() else { return };
+    for t in [1, 40] {
+        for which in [NanIn::K, NanIn::V] {
+            let c = AttnCase {
+                t,
+                s: 53,
+                kv_len: 50,
+                h: 4,
+                h_kv: 2,
+                hd: 64,
+                causal: true,
+            };
+            // Position 30: query rows 20.. of the t = 40 chunk see it.
+            attn_run_nan(&be, c, Some((which, 30)));
+            attn_run_nan(&be, AttnCase { causal: false, ..c }, Some((which, 30)));
+        }
+    }
 }
 
 /// A whole chain of ops recorded with no readback in between (one encoder,

@@ -155,6 +155,7 @@ fn wgsl_uniform_layouts_match_rust_mirrors() {
 #[test]
 fn wgsl_matmul_constants_match_host() {
     use tensor::wgpu::matmul::{GEMM_VARIANTS, GemvKind, gemv_constants};
+    use tensor::wgpu::ops::AttnTiles;
     for id in ShaderId::ALL {
         let (module, _) = shaders::validate(id, richest().0, richest().1).expect("valid");
         let overrides: BTreeSet<&str> = module
@@ -169,6 +170,9 @@ fn wgsl_matmul_constants_match_host() {
                 _ => GemvKind::Words,
             };
             gemv_constants(kind, 64).iter().map(|c| c.0).collect()
+        } else if id == ShaderId::AttentionTiledF32F32 {
+            let tiles = AttnTiles::new(64, &wgpu::Limits::default()).expect("fits");
+            tiles.constants().iter().map(|c| c.0).collect()
         } else if !id.label().starts_with("matmul") {
             // The other ops (wgpu/ops.rs) set only the workgroup size.
             vec!["WG"]
@@ -234,5 +238,25 @@ fn wgsl_matmul_variants_fit_default_limits() {
                 v.threads()
             );
         }
+    }
+}
+
+/// The tiled attention kernel's tile plans: every head width up to the
+/// maximum gets one within WebGPU's default limits, and the model widths
+/// get the large blocks (kernels/attention.md).
+#[test]
+fn wgsl_attention_tiles_fit_default_limits() {
+    use tensor::wgpu::ops::{ATTN_MAX_HD, AttnTiles};
+    let limits = wgpu::Limits::default();
+    for hd in 1..=ATTN_MAX_HD {
+        let p = AttnTiles::new(hd, &limits).unwrap_or_else(|| panic!("hd {hd}: no plan"));
+        assert!(4 * p.h4 as usize >= hd && p.h4s >= p.h4, "hd {hd}: {p:?}");
+        assert!(p.threads() <= limits.max_compute_invocations_per_workgroup);
+        assert!(p.shared_bytes() <= u64::from(limits.max_compute_workgroup_storage_size));
+        assert!(p.bkv.is_multiple_of(p.rk), "hd {hd}: {p:?}");
+    }
+    for (hd, bq, bkv, threads) in [(64, 32, 16, 64), (72, 32, 16, 72)] {
+        let p = AttnTiles::new(hd, &limits).expect("plan");
+        assert_eq!((p.bq(), p.bkv, p.threads()), (bq, bkv, threads), "hd {hd}");
     }
 }

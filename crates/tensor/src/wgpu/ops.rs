@@ -9,8 +9,11 @@
 //! - `rms_norm` and `layer_norm` use one workgroup of [`NORM_WG`] per row.
 //! - `short_conv` is two dispatches: the output (one thread per element,
 //!   reading the old state), then the state shift (one thread per channel).
-//! - `attention` uses one workgroup of [`ATTN_WG`] threads per (query row,
-//!   head), key tiles of [`ATTN_WG`] and an online softmax.
+//! - `attention` for one query row (decode) uses one workgroup of
+//!   [`ATTN_WG`] threads per head, key tiles of [`ATTN_WG`] and an online
+//!   softmax; for t > 1, the tiled kernel: one workgroup per block of query
+//!   rows of one head, key blocks staged in workgroup memory, tile sizes
+//!   from [`AttnTiles`] (kernels/attention.md).
 //!
 //! Tolerances: `testing::tolerance::GPU_*`.
 
@@ -31,8 +34,8 @@ pub const ELEM_WG: u32 = 256;
 pub const NORM_WG: u32 = 256;
 /// Threads per workgroup (one (row, head) each) of attention, and keys per tile.
 pub const ATTN_WG: u32 = 64;
-/// Largest head width the attention kernel takes (`MAX_HD` in the shader,
-/// also ≤ `HD_PER_THREAD · ATTN_WG`).
+/// Largest head width the attention kernels take (`MAX_HD` in the decode
+/// shader, also ≤ `HD_PER_THREAD · ATTN_WG`).
 pub const ATTN_MAX_HD: usize = 256;
 
 use crate::checks;
@@ -458,6 +461,109 @@ pub(crate) fn short_conv(
     )
 }
 
+/// Tile sizes of `attention_tiled.wgsl` for one head width: its override
+/// constants. A workgroup holds `bq = 4·qg` query rows of one head and
+/// walks keys in blocks of `bkv`; thread (query group, dim group) keeps 4
+/// rows × `dv` vec4s of the output in registers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttnTiles {
+    /// Query groups of 4 rows (`QG`).
+    pub qg: u32,
+    /// Keys per block (`BKV`).
+    pub bkv: u32,
+    /// vec4s per head row, `ceil(hd / 4)` (`H4`).
+    pub h4: u32,
+    /// Stride of staged rows in vec4s, `h4` or `h4 + 1` (`H4S`).
+    pub h4s: u32,
+    /// Output vec4s per thread and row (`DV`).
+    pub dv: u32,
+    /// Keys per score tile, 1 or 2 (`RK`).
+    pub rk: u32,
+}
+
+impl AttnTiles {
+    /// (query rows, keys) per block, most reuse first.
+    const BLOCKS: [(u32, u32); 8] = [
+        (32, 16),
+        (32, 8),
+        (16, 16),
+        (16, 8),
+        (8, 8),
+        (8, 4),
+        (4, 4),
+        (4, 2),
+    ];
+
+    /// The largest blocks whose threads and workgroup memory fit `limits`,
+    /// an odd row stride (no bank conflicts) preferred; `None` if even the
+    /// smallest does not fit (the caller falls back to the decode kernel).
+    /// hd 64: 32 × 16 keys, 64 threads, 14.9 KiB; hd 72: 32 × 16, 72 threads,
+    /// 15.6 KiB (even stride); hd 128: 16 × 8, 32 threads.
+    pub fn new(hd: usize, limits: &wgpu::Limits) -> Option<Self> {
+        let h4 = u32::try_from(hd.div_ceil(4)).ok().filter(|&h4| h4 >= 1)?;
+        let dv = match h4 {
+            ..=8 => 1,
+            9..=24 => 2,
+            _ => 4,
+        };
+        let max_threads = limits
+            .max_compute_invocations_per_workgroup
+            .min(limits.max_compute_workgroup_size_x);
+        for (bq, bkv) in Self::BLOCKS {
+            for h4s in [h4 | 1, h4] {
+                let mut tiles = AttnTiles {
+                    qg: bq / 4,
+                    bkv,
+                    h4,
+                    h4s,
+                    dv,
+                    rk: 2,
+                };
+                // One key per score tile when two would leave over a
+                // quarter of the threads idle.
+                if 4 * (tiles.qg * bkv / 2) < 3 * tiles.threads() {
+                    tiles.rk = 1;
+                }
+                if tiles.threads() <= max_threads
+                    && tiles.shared_bytes() <= u64::from(limits.max_compute_workgroup_storage_size)
+                {
+                    return Some(tiles);
+                }
+            }
+        }
+        None
+    }
+
+    /// Query rows per workgroup.
+    pub fn bq(&self) -> u32 {
+        4 * self.qg
+    }
+
+    /// Threads per workgroup (`WG`): query groups × dim groups, at least
+    /// one per query row.
+    pub fn threads(&self) -> u32 {
+        (self.qg * self.h4.div_ceil(self.dv)).max(self.bq())
+    }
+
+    /// Workgroup memory: q block, k/v block, scores, per-row factors.
+    pub fn shared_bytes(&self) -> u64 {
+        let vec4s = (self.bq() + self.bkv) * self.h4s + self.bkv * self.qg + self.qg;
+        16 * u64::from(vec4s)
+    }
+
+    /// The pipeline's override constants.
+    pub fn constants(&self) -> [(&'static str, u32); 6] {
+        [
+            ("QG", self.qg),
+            ("BKV", self.bkv),
+            ("H4", self.h4),
+            ("H4S", self.h4s),
+            ("DV", self.dv),
+            ("RK", self.rk),
+        ]
+    }
+}
+
 /// See [`crate::Backend::attention`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn attention(
@@ -495,17 +601,33 @@ pub(crate) fn attention(
         scale,
         pad0: 0,
     };
-    be.record(&Dispatch {
-        shader: ShaderId::AttentionF32F32,
-        constants: &[("WG", ATTN_WG)],
-        params: bytemuck::bytes_of(&p),
-        buffers: &[
-            (1, q.storage().buffer()),
-            (2, k.storage().buffer()),
-            (3, v.storage().buffer()),
-            (4, out.storage().buffer()),
-        ],
-        groups: groups(be, (t * h) as u64)?,
-        host: None,
-    })
+    let buffers = [
+        (1, q.storage().buffer()),
+        (2, k.storage().buffer()),
+        (3, v.storage().buffer()),
+        (4, out.storage().buffer()),
+    ];
+    let tiles = if t > 1 {
+        AttnTiles::new(hd, &be.device().limits)
+    } else {
+        None
+    };
+    match tiles {
+        Some(tiles) => be.record(&Dispatch {
+            shader: ShaderId::AttentionTiledF32F32,
+            constants: &tiles.constants(),
+            params: bytemuck::bytes_of(&p),
+            buffers: &buffers,
+            groups: groups(be, t.div_ceil(tiles.bq() as usize) as u64 * h as u64)?,
+            host: None,
+        }),
+        None => be.record(&Dispatch {
+            shader: ShaderId::AttentionF32F32,
+            constants: &[("WG", ATTN_WG)],
+            params: bytemuck::bytes_of(&p),
+            buffers: &buffers,
+            groups: groups(be, (t * h) as u64)?,
+            host: None,
+        }),
+    }
 }

@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex};
 use super::shaders::ShaderId;
 use crate::{Result, TensorError};
 
-/// Most override constants one pipeline takes (the GEMM has three).
-pub const MAX_CONSTANTS: usize = 4;
+/// Most override constants one pipeline takes (tiled attention has six).
+pub const MAX_CONSTANTS: usize = 8;
 
 /// Cache key: the shader and its override constants (`name = value`, sorted
 /// by name so that equal sets compare equal). A fixed array, so building a

@@ -63,7 +63,9 @@ const CONV_IO: ShaderFile = shader_file!("conv/io.wgsl");
 const SHORT_CONV: ShaderFile = shader_file!("conv/short_conv.wgsl");
 const CONV_STATE: ShaderFile = shader_file!("conv/state.wgsl");
 const CONV_STEP: ShaderFile = shader_file!("conv/step.wgsl");
+const ATTENTION_IO: ShaderFile = shader_file!("attention/io.wgsl");
 const ATTENTION: ShaderFile = shader_file!("attention/attention.wgsl");
+const ATTENTION_TILED: ShaderFile = shader_file!("attention/attention_tiled.wgsl");
 
 /// A compute pipeline's WGSL source: `{op}_{in}_{out}` (STYLE.md §3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -116,13 +118,15 @@ pub enum ShaderId {
     ConvStateF32F32,
     /// Short-conv decode step: output and state shift (f32).
     ConvStepF32F32,
-    /// GQA attention with online softmax (f32).
+    /// GQA attention, one workgroup per (row, head): decode (f32).
     AttentionF32F32,
+    /// GQA attention, flash-style query blocks × key blocks: t > 1 (f32).
+    AttentionTiledF32F32,
 }
 
 impl ShaderId {
     /// Every registered shader.
-    pub const ALL: [ShaderId; 24] = [
+    pub const ALL: [ShaderId; 25] = [
         ShaderId::MatmulBf16F32,
         ShaderId::MatmulF16F32,
         ShaderId::MatmulF32F32,
@@ -147,6 +151,7 @@ impl ShaderId {
         ShaderId::ConvStateF32F32,
         ShaderId::ConvStepF32F32,
         ShaderId::AttentionF32F32,
+        ShaderId::AttentionTiledF32F32,
     ];
 
     /// Pipeline and shader-module label, e.g. `"matmul_bf16_f32"`.
@@ -176,6 +181,7 @@ impl ShaderId {
             ShaderId::ConvStateF32F32 => "conv_state_f32_f32",
             ShaderId::ConvStepF32F32 => "conv_step_f32_f32",
             ShaderId::AttentionF32F32 => "attention_f32_f32",
+            ShaderId::AttentionTiledF32F32 => "attention_tiled_f32_f32",
         }
     }
 
@@ -210,7 +216,8 @@ impl ShaderId {
             ShaderId::ShortConvF32F32 => &[CONV_IO, SHORT_CONV],
             ShaderId::ConvStateF32F32 => &[CONV_IO, CONV_STATE],
             ShaderId::ConvStepF32F32 => &[CONV_IO, CONV_STEP],
-            ShaderId::AttentionF32F32 => &[ATTENTION],
+            ShaderId::AttentionF32F32 => &[ATTENTION_IO, ATTENTION],
+            ShaderId::AttentionTiledF32F32 => &[ATTENTION_IO, ATTENTION_TILED],
         }
     }
 
