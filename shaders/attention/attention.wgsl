@@ -1,6 +1,7 @@
 // Multi-head attention with grouped KV heads (kernels/attention.md), causal
 // over a KV cache or bidirectional: the decode kernel (t = 1; the host takes
-// attention_tiled.wgsl for t > 1). Prelude: attention/io.wgsl.
+// attention_tiled.wgsl for t > 1, decode.wgsl where hd % 4 = 0).
+// Preludes: attention/params.wgsl, attention/io.wgsl.
 // One workgroup per (query row r, head i);
 // keys are processed in tiles of WG, one key per thread, with an online
 // softmax: per tile, every thread scores its key against q (kept in

@@ -1,6 +1,7 @@
 // Tiled (flash-attention style) multi-head attention with grouped KV heads
 // for t > 1: prefill and the vision tower (kernels/attention.md; the host
-// takes attention.wgsl for decode). Prelude: attention/io.wgsl.
+// takes decode.wgsl or attention.wgsl for decode). Preludes:
+// attention/params.wgsl, attention/io.wgsl.
 //
 // A workgroup owns a block of BQ = 4·QG query rows of one head and walks
 // the keys its rows see in blocks of BKV, staging each K block and then

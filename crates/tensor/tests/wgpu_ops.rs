@@ -655,6 +655,43 @@ fn wgpu_attention_tiled_edges() {
     );
 }
 
+/// The decode kernels (t = 1): the vec4 one for hd % 4 = 0 and the scalar
+/// one otherwise, with kv_len around its key tile (128) and long caches,
+/// causal and bidirectional, GQA; rows past kv_len hold NaN.
+#[test]
+fn wgpu_attention_decode_edges() {
+    let Some(be) = gpu_or_skip() else { return };
+    let heads = [(1, 1), (4, 2), (16, 8), (8, 2)];
+    let mut worst = AttnStats::default();
+    let mut n = 0;
+    for (i, hd) in [4, 8, 64, 72, 128, 256, 6, 65].into_iter().enumerate() {
+        for (j, kv_len) in [1, 2, 63, 127, 128, 129, 300, 1000].into_iter().enumerate() {
+            let (h, h_kv) = heads[(i + j) % heads.len()];
+            for causal in [true, false] {
+                let c = AttnCase {
+                    t: 1,
+                    s: kv_len + 2,
+                    kv_len,
+                    h,
+                    h_kv,
+                    hd,
+                    causal,
+                };
+                let st = attn_run(&be, c);
+                worst.max_abs = worst.max_abs.max(st.max_abs);
+                worst.nmse = worst.nmse.max(st.nmse);
+                n += 1;
+            }
+        }
+    }
+    println!(
+        "decode attention on {}: {n} cases, worst |x-r| = {:.3e}, worst NMSE = {:.3e}",
+        be.describe(),
+        worst.max_abs,
+        worst.nmse
+    );
+}
+
 /// A NaN in key or value row j reaches exactly the rows that see key j
 /// (causal: later rows of the same query block do, earlier ones must not),
 /// on both kernels.

@@ -6,6 +6,8 @@ pub mod config;
 mod encoder;
 pub mod posembed;
 
+use std::sync::Mutex;
+
 use tensor::{Backend, DType, HostData, Shape, Tensor};
 
 pub use self::config::VisionConfig;
@@ -17,10 +19,17 @@ use crate::weights::{Checkpoint, Loader, Prefix, names};
 /// Sees the embeddings (`None`) and each encoder layer's output (`Some(j)`).
 pub type LayerHook<'a, B> = dyn FnMut(Option<usize>, &Tensor<B>) -> Result<()> + 'a;
 
+/// Crop shapes whose resized position embeddings stay on the device. A
+/// tiled image uses two or three shapes (the tiles and the thumbnail).
+const POS_CACHE_SHAPES: usize = 8;
+
 pub struct VisionTower<B: Backend> {
     pub cfg: VisionConfig,
     patch: Affine<B>,   // [D, 3·p²]
     pos_grid: Vec<f32>, // [g·g, D] on the host, resized per crop shape
+    /// Resized position embeddings by crop shape `(h, w)`, most recent last:
+    /// the resize runs on the host once per shape, not once per crop.
+    pos_cache: Mutex<Vec<((usize, usize), Tensor<B>)>>,
     layers: Vec<EncoderLayer<B>>,
     post_ln: Norm<B>,
 }
@@ -69,6 +78,7 @@ impl<B: Backend> VisionTower<B> {
                 .ckpt
                 .get_shaped(&e.join("position_embedding").name("weight"), &[g * g, d])?
                 .to_f32(),
+            pos_cache: Mutex::default(),
             layers: (0..cfg.num_layers)
                 .map(|j| EncoderLayer::load(ld, &p.join("encoder").join("layers").join(j), cfg))
                 .collect::<Result<Vec<_>>>()?,
@@ -128,11 +138,25 @@ impl<B: Backend> VisionTower<B> {
         }
         let mut x = be.zeros(DType::F32, Shape::from([n, d]))?;
         self.patch.forward(be, patches, &mut x)?;
-        let pos = be.upload(
-            HostData::f32(&self.position_embeddings(h, w)),
-            Shape::from([n, d]),
-        )?;
-        be.add_assign(&mut x, &pos)?;
+        {
+            // A panic elsewhere cannot leave an entry half-made: keep using it.
+            let mut cache = self.pos_cache.lock().unwrap_or_else(|e| e.into_inner());
+            let at = match cache.iter().position(|(shape, _)| *shape == (h, w)) {
+                Some(i) => i,
+                None => {
+                    if cache.len() == POS_CACHE_SHAPES {
+                        cache.remove(0);
+                    }
+                    let pos = be.upload(
+                        HostData::f32(&self.position_embeddings(h, w)),
+                        Shape::from([n, d]),
+                    )?;
+                    cache.push(((h, w), pos));
+                    cache.len() - 1
+                }
+            };
+            be.add_assign(&mut x, &cache[at].1)?;
+        }
         hook(None, &x)?;
         let mut s = Scratch::new(be, &self.cfg, n)?;
         for (j, layer) in self.layers.iter().enumerate() {

@@ -34,6 +34,10 @@ pub const ELEM_WG: u32 = 256;
 pub const NORM_WG: u32 = 256;
 /// Threads per workgroup (one (row, head) each) of attention, and keys per tile.
 pub const ATTN_WG: u32 = 64;
+/// Threads (= keys per tile) of `attention/decode.wgsl`, the row kernel for
+/// head widths that are a multiple of 4 (a power of two ≥ 64, since the
+/// kernel splits the keys over `ATTN_DECODE_WG / (hd / 4)` slices).
+pub const ATTN_DECODE_WG: u32 = 128;
 /// Largest head width the attention kernels take (`MAX_HD` in the decode
 /// shader, also ≤ `HD_PER_THREAD · ATTN_WG`).
 pub const ATTN_MAX_HD: usize = 256;
@@ -622,8 +626,20 @@ pub(crate) fn attention(
             host: None,
         }),
         None => be.record(&Dispatch {
-            shader: ShaderId::AttentionF32F32,
-            constants: &[("WG", ATTN_WG)],
+            // One workgroup per (row, head): 16-byte loads where hd allows.
+            shader: if hd.is_multiple_of(4) {
+                ShaderId::AttentionDecodeF32F32
+            } else {
+                ShaderId::AttentionF32F32
+            },
+            constants: &[(
+                "WG",
+                if hd.is_multiple_of(4) {
+                    ATTN_DECODE_WG
+                } else {
+                    ATTN_WG
+                },
+            )],
             params: bytemuck::bytes_of(&p),
             buffers: &buffers,
             groups: groups(be, (t * h) as u64)?,

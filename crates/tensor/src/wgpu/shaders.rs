@@ -63,7 +63,9 @@ const CONV_IO: ShaderFile = shader_file!("conv/io.wgsl");
 const SHORT_CONV: ShaderFile = shader_file!("conv/short_conv.wgsl");
 const CONV_STATE: ShaderFile = shader_file!("conv/state.wgsl");
 const CONV_STEP: ShaderFile = shader_file!("conv/step.wgsl");
+const ATTENTION_PARAMS: ShaderFile = shader_file!("attention/params.wgsl");
 const ATTENTION_IO: ShaderFile = shader_file!("attention/io.wgsl");
+const ATTENTION_DECODE: ShaderFile = shader_file!("attention/decode.wgsl");
 const ATTENTION: ShaderFile = shader_file!("attention/attention.wgsl");
 const ATTENTION_TILED: ShaderFile = shader_file!("attention/attention_tiled.wgsl");
 
@@ -120,13 +122,16 @@ pub enum ShaderId {
     ConvStepF32F32,
     /// GQA attention, one workgroup per (row, head): decode (f32).
     AttentionF32F32,
+    /// GQA attention, one workgroup per (row, head), hd % 4 = 0, 16-byte
+    /// loads and keys split over slices: decode (f32).
+    AttentionDecodeF32F32,
     /// GQA attention, flash-style query blocks × key blocks: t > 1 (f32).
     AttentionTiledF32F32,
 }
 
 impl ShaderId {
     /// Every registered shader.
-    pub const ALL: [ShaderId; 25] = [
+    pub const ALL: [ShaderId; 26] = [
         ShaderId::MatmulBf16F32,
         ShaderId::MatmulF16F32,
         ShaderId::MatmulF32F32,
@@ -151,6 +156,7 @@ impl ShaderId {
         ShaderId::ConvStateF32F32,
         ShaderId::ConvStepF32F32,
         ShaderId::AttentionF32F32,
+        ShaderId::AttentionDecodeF32F32,
         ShaderId::AttentionTiledF32F32,
     ];
 
@@ -181,6 +187,7 @@ impl ShaderId {
             ShaderId::ConvStateF32F32 => "conv_state_f32_f32",
             ShaderId::ConvStepF32F32 => "conv_step_f32_f32",
             ShaderId::AttentionF32F32 => "attention_f32_f32",
+            ShaderId::AttentionDecodeF32F32 => "attention_decode_f32_f32",
             ShaderId::AttentionTiledF32F32 => "attention_tiled_f32_f32",
         }
     }
@@ -216,8 +223,9 @@ impl ShaderId {
             ShaderId::ShortConvF32F32 => &[CONV_IO, SHORT_CONV],
             ShaderId::ConvStateF32F32 => &[CONV_IO, CONV_STATE],
             ShaderId::ConvStepF32F32 => &[CONV_IO, CONV_STEP],
-            ShaderId::AttentionF32F32 => &[ATTENTION_IO, ATTENTION],
-            ShaderId::AttentionTiledF32F32 => &[ATTENTION_IO, ATTENTION_TILED],
+            ShaderId::AttentionF32F32 => &[ATTENTION_PARAMS, ATTENTION_IO, ATTENTION],
+            ShaderId::AttentionDecodeF32F32 => &[ATTENTION_PARAMS, ATTENTION_DECODE],
+            ShaderId::AttentionTiledF32F32 => &[ATTENTION_PARAMS, ATTENTION_IO, ATTENTION_TILED],
         }
     }
 
