@@ -19,17 +19,28 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,te
     --format=csv 2>&1 | tee "$OUT/gpu.txt"
 export RUST_LOG=${RUST_LOG:-info}
 DIR=/tmp/lfm-synthetic
+# A step is `kernels`, a model (`450m`, `1.6b`), or a model with one
+# environment setting for a variant run: `450m@LFM_WGPU_NO_SUBGROUPS=1`
+# (image timings skipped).
 steps=${STEPS:-kernels 450m 1.6b}
 for s in $steps; do
+    model=${s%%@*}
     case $s in
     kernels)
-        timeout 150 "$BIN/bench-kernels" --no-cpu --m 1,64,512,1024 --dtype bf16,f32 \
-            2>&1 | tee "$OUT/kernels.txt" ;;
-    450m | 1.6b)
-        timeout 200 "$BIN/lfm2vl" bench --backend wgpu --synthetic "$s" --dir "$DIR" \
-            ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench-$s.txt" ;;
+        timeout 150 "$BIN/bench-kernels" --no-cpu --m 1,64,512,1024 --dtype ${DTYPES:-bf16,f32} \
+            ${KERNEL_ARGS:-} 2>&1 | tee "$OUT/kernels.txt" ;;
+    *@*)
+        setting=${s#*@}
+        env "$setting" timeout 120 "$BIN/lfm2vl" bench --backend wgpu --synthetic "$model" \
+            --dir "$DIR" --no-image ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench-$model-${setting//[^A-Za-z0-9_.-]/_}.txt" ;;
+    *)
+        timeout 200 "$BIN/lfm2vl" bench --backend wgpu --synthetic "$model" --dir "$DIR" \
+            ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench-$model.txt" ;;
     esac
     echo "== step $s: exit $?"
 done
 echo "===== summary"
-grep -h -i "adapter\|tok/s\|image512\|ttft" "$OUT"/bench-*.txt 2>/dev/null | cut -c1-200
+for f in "$OUT"/bench-*.txt; do
+    echo "-- $(basename "$f")"
+    grep -i "tok/s\|host work\|image512 \|ttft" "$f" | cut -c1-160
+done

@@ -1,5 +1,6 @@
 //! `cargo xtask bench-kernels [--json] [--quick] [--isa LIST] [--m LIST]
-//! [--dtype LIST] [--threads LIST] [--no-gpu] [--no-cpu]`
+//! [--dtype LIST] [--threads LIST] [--no-gpu] [--no-cpu]
+//! [--gemm-variants]`
 //!
 //! Matmul `y[m,n] = x[m,k]·w[n,k]ᵀ` at the LFM2-VL shapes, per ISA, thread
 //! count and weight dtype (plus the wgpu backend when an adapter exists).
@@ -46,6 +47,7 @@ struct Opts {
     threads: Vec<usize>,
     gpu: bool,
     cpu: bool,
+    variants: bool,
 }
 
 fn list<T>(s: &str, f: impl Fn(&str) -> Option<T>) -> Result<Vec<T>> {
@@ -69,6 +71,7 @@ fn parse() -> Result<Opts> {
         },
         gpu: true,
         cpu: true,
+        variants: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -78,6 +81,7 @@ fn parse() -> Result<Opts> {
             "--quick" => o.budget = Budget::QUICK,
             "--no-gpu" => o.gpu = false,
             "--no-cpu" => o.cpu = false,
+            "--gemm-variants" => o.variants = true,
             "--isa" => o.isas = list(&val()?, |s| Isa::require(s).ok())?,
             "--m" => o.ms = list(&val()?, |s| s.parse().ok())?,
             "--threads" => o.threads = list(&val()?, |s| s.parse().ok().filter(|&t| t > 0))?,
@@ -92,7 +96,7 @@ fn parse() -> Result<Opts> {
             "-h" | "--help" => {
                 println!(
                     "bench-kernels [--json] [--quick] [--isa scalar,avx2,avx512,neon] [--m 1,64,512,1024] \
-                     [--dtype bf16,f32,f16] [--threads 1,2] [--no-gpu] [--no-cpu]"
+                     [--dtype bf16,f32,f16] [--threads 1,2] [--no-gpu] [--no-cpu] [--gemm-variants]"
                 );
                 std::process::exit(0);
             }
@@ -201,7 +205,9 @@ fn main() -> Result<()> {
         }
     }
     if !o.json {
-        println!("machine limits:");
+        if o.cpu {
+            println!("machine limits:");
+        }
         for &t in cpu_threads {
             print!("  threads {t}: mem_read {:.1} GB/s", mem[&t]);
             for &isa in &o.isas {
@@ -288,8 +294,62 @@ fn report(
 #[cfg(feature = "wgpu")]
 mod gpu {
     use super::*;
+    use tensor::wgpu::WgpuBackend;
+    use tensor::wgpu::matmul::{GEMM_VARIANTS, gemm_with};
 
-    /// The wgpu backend on the same shapes, when an adapter exists.
+    /// One matmul `y = x · wᵀ` through some kernel choice.
+    type MatmulCall<'a> = dyn Fn(
+            &Tensor<WgpuBackend>,
+            &Tensor<WgpuBackend>,
+            &mut Tensor<WgpuBackend>,
+        ) -> tensor::Result<()>
+        + 'a;
+
+    /// Matmuls recorded back to back per timed sample, so a sample measures
+    /// the kernels and not one submit-and-wait round trip per call.
+    const BATCH: usize = 16;
+
+    /// Median seconds per matmul of batches of [`BATCH`] calls rotating over
+    /// `ws`, each batch ended by one sync.
+    fn bench_batched(
+        be: &WgpuBackend,
+        ws: &[Tensor<WgpuBackend>],
+        dtype: DType,
+        (m, n, k): (usize, usize, usize),
+        budget: Budget,
+        rng: &mut Rng,
+        call: &MatmulCall<'_>,
+    ) -> Result<Result1> {
+        let x = be.upload(HostData::f32(&rng.vec(m * k, 1.0)), Shape::from([m, k]))?;
+        let mut y = be.zeros(DType::F32, Shape::from([m, n]))?;
+        let mut i = 0;
+        let mut err = None;
+        let secs = median_secs(budget, || {
+            for _ in 0..BATCH {
+                let w = &ws[i % ws.len()];
+                i += 1;
+                if let Err(e) = call(&x, w, &mut y) {
+                    err.get_or_insert(e);
+                }
+            }
+            if let Err(e) = be.sync() {
+                err.get_or_insert(e);
+            }
+        }) / BATCH as f64;
+        if let Some(e) = err {
+            return Err(e.into());
+        }
+        let flops = 2.0 * (m * n * k) as f64;
+        let bytes = (dtype.bytes_for(n * k) + 4 * (m * k + m * n)) as f64;
+        Ok(Result1 {
+            median_s: secs,
+            gflops: flops / secs / 1e9,
+            gbps: bytes / secs / 1e9,
+        })
+    }
+
+    /// The wgpu backend on the same shapes, when an adapter exists; with
+    /// `variants`, every GEMM variant on each m > 1 shape as well.
     pub fn run(o: &Opts, rng: &mut Rng) -> Result<()> {
         let Some(be) = tensor::wgpu::gpu_or_skip() else {
             return Ok(());
@@ -298,9 +358,13 @@ mod gpu {
         // A software adapter (lavapipe) takes minutes on the large shapes:
         // there the GPU run only proves the path works.
         let software = be.is_software();
-        if software && !o.json {
-            println!("\n{name} is a software adapter: GPU shapes limited to m <= 64, n <= 4608");
+        if !o.json {
+            println!("\nwgpu: {name}; time per matmul in batches of {BATCH} (one sync per batch)");
+            if software {
+                println!("{name} is a software adapter: GPU shapes limited to m <= 64, n <= 4608");
+            }
         }
+        let isa = format!("wgpu:{}", be.device().info.name);
         for &dtype in o
             .dtypes
             .iter()
@@ -309,20 +373,22 @@ mod gpu {
             for &(n, k) in NK.iter().filter(|&&(n, _)| !software || n <= 4608) {
                 let ws = cold_weights(&be, dtype, n, k, rng)?;
                 for &m in o.ms.iter().filter(|&&m| !software || m <= 64) {
-                    let r = bench_one(&be, &ws, dtype, m, n, k, o.budget, rng)?;
-                    report(
-                        o,
-                        "matmul",
-                        m,
-                        n,
-                        k,
-                        dtype,
-                        &format!("wgpu:{name}"),
-                        0,
-                        &r,
-                        "gpu",
-                        f64::NAN,
-                    );
+                    let shape = (m, n, k);
+                    let r = bench_batched(&be, &ws, dtype, shape, o.budget, rng, &|x, w, y| {
+                        be.matmul(x, w, None, y)
+                    })?;
+                    report(o, "matmul", m, n, k, dtype, &isa, 0, &r, "gpu", f64::NAN);
+                    if !o.variants || m == 1 {
+                        continue;
+                    }
+                    for v in GEMM_VARIANTS {
+                        let r =
+                            bench_batched(&be, &ws, dtype, shape, o.budget, rng, &|x, w, y| {
+                                gemm_with(&be, x, w, None, y, v)
+                            })?;
+                        let op = format!("gemm{}x{}k{}", v.tile, v.tm, v.ks);
+                        report(o, &op, m, n, k, dtype, &isa, 0, &r, "gpu", f64::NAN);
+                    }
                 }
             }
         }

@@ -278,6 +278,12 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     }
     if let (Some(img), Some(ttft)) = (ms(r.image512), ms(r.ttft_image512)) {
         println!("image512  {img:>8.1} ms  (one 512×512 tile: vision tower + connector)");
+        if let (Some(waited), Some(_)) = (r.image_waited, r.decode_waited) {
+            let host = img - waited.as_secs_f64() * 1e3;
+            println!(
+                "          host work {host:.2} ms of {img:.2} (the rest waits for the device)"
+            );
+        }
         println!(
             "ttft_image512 {ttft:>4.1} ms  (image + prefill of its 256 tokens and a short prompt)"
         );

@@ -61,6 +61,9 @@ pub struct BenchReport {
     pub decode_waited: Option<Duration>,
     /// One 512×512 crop through the vision tower and the connector.
     pub image512: Option<Duration>,
+    /// Of `image512`, how long the host waited for the device (zero on
+    /// the CPU backend).
+    pub image_waited: Option<Duration>,
     /// Image encode + prefill of the image's 256 tokens and a short prompt,
     /// to the first token's logits.
     pub ttft_image512: Option<Duration>,
@@ -178,11 +181,13 @@ fn run<B: Backend>(
         h,
         w,
     }];
-    let run_image = |be: &B| -> Result<Duration> {
+    // (wall time, time spent waiting for the device) of one image.
+    let run_image = |be: &B| -> Result<(Duration, Duration)> {
+        let w0 = waited();
         let t = Instant::now();
         let f = m.encode_images(be, &crop)?;
         be.download_f32(&f)?; // waits for the device
-        Ok(t.elapsed())
+        Ok((t.elapsed(), waited().saturating_sub(w0)))
     };
     let run_ttft = |be: &B, st: &mut _| -> Result<Duration> {
         m.text.reset(be, st)?;
@@ -225,6 +230,8 @@ fn run<B: Backend>(
     // The repetition of median wall time, with its waiting.
     dec.sort();
     let dec_median = dec[dec.len() / 2];
+    img.sort();
+    let img_median = img.get(img.len() / 2).copied();
     Ok(BenchReport {
         model: o.model.name(),
         backend: be.describe(),
@@ -238,7 +245,8 @@ fn run<B: Backend>(
             median: dec_median.0,
         },
         decode_waited: Some(dec_median.1),
-        image512: (!img.is_empty()).then(|| median(img)),
+        image512: img_median.map(|d| d.0),
+        image_waited: img_median.map(|d| d.1),
         ttft_image512: (!ttft.is_empty()).then(|| median(ttft)),
         prefill_ops,
         decode_ops,

@@ -23,13 +23,16 @@ pub type LayerHook<'a, B> = dyn FnMut(Option<usize>, &Tensor<B>) -> Result<()> +
 /// tiled image uses two or three shapes (the tiles and the thumbnail).
 const POS_CACHE_SHAPES: usize = 8;
 
+/// A crop shape `(h, w)` and its resized position embeddings `[h·w, D]`.
+type PosEntry<B> = ((usize, usize), Tensor<B>);
+
 pub struct VisionTower<B: Backend> {
     pub cfg: VisionConfig,
     patch: Affine<B>,   // [D, 3·p²]
     pos_grid: Vec<f32>, // [g·g, D] on the host, resized per crop shape
     /// Resized position embeddings by crop shape `(h, w)`, most recent last:
     /// the resize runs on the host once per shape, not once per crop.
-    pos_cache: Mutex<Vec<((usize, usize), Tensor<B>)>>,
+    pos_cache: Mutex<Vec<PosEntry<B>>>,
     layers: Vec<EncoderLayer<B>>,
     post_ln: Norm<B>,
 }
