@@ -20,8 +20,7 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,te
 export RUST_LOG=${RUST_LOG:-info}
 DIR=/tmp/lfm-synthetic
 # A step is `kernels`, a model (`450m`, `1.6b`), or a model with one
-# environment setting for a variant run: `450m@LFM_WGPU_NO_SUBGROUPS=1`
-# (image timings skipped).
+# environment setting for a variant run: `450m@LFM_WGPU_NO_SUBGROUPS=1`.
 steps=${STEPS:-kernels 450m 1.6b}
 for s in $steps; do
     model=${s%%@*}
@@ -32,7 +31,7 @@ for s in $steps; do
     *@*)
         setting=${s#*@}
         env "$setting" timeout 120 "$BIN/lfm2vl" bench --backend wgpu --synthetic "$model" \
-            --dir "$DIR" --no-image ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench-$model-${setting//[^A-Za-z0-9_.-]/_}.txt" ;;
+            --dir "$DIR" ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench-$model-${setting//[^A-Za-z0-9_.-]/_}.txt" ;;
     *)
         timeout 200 "$BIN/lfm2vl" bench --backend wgpu --synthetic "$model" --dir "$DIR" \
             ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench-$model.txt" ;;

@@ -79,8 +79,7 @@ fn check_case(be: &WgpuBackend, name: &str, worst: &mut Worst) -> Result<()> {
     // Logits at every position, one-shot prefill.
     let mut st = m.text.new_state(be, t)?;
     let mut x = be.upload(HostData::f32(&embeds_host), Shape::from([t, d]))?;
-    m.text
-        .forward(be, &mut x, &mut st.seq, &mut |_, _| Ok(()))?;
+    m.text.forward_fused(be, &mut x, &mut st.seq)?;
     let mut normed = be.zeros(DType::F32, Shape::from([t, d]))?;
     m.text.final_norm(be, &x, &mut normed)?;
     let mut logits = be.zeros(DType::F32, Shape::from([t, vocab]))?;

@@ -422,7 +422,7 @@ impl<B: Backend> Session<B> {
         let mut st = self.model.text.new_state(&self.be, t)?;
         self.model
             .text
-            .forward(&self.be, &mut x, &mut st.seq, &mut |_, _| Ok(()))?;
+            .forward_fused(&self.be, &mut x, &mut st.seq)?;
         let d = self.model.text.cfg.hidden_size;
         let mut normed = self.be.zeros(DType::F32, Shape::from([t, d]))?;
         self.model.text.final_norm(&self.be, &x, &mut normed)?;

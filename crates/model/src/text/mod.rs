@@ -125,6 +125,24 @@ impl<B: Backend> TextModel<B> {
         st: &mut Sequence<B>,
         hook: &mut dyn FnMut(usize, &Tensor<B>) -> Result<()>,
     ) -> Result<()> {
+        self.run_layers(be, x, st, Some(hook))
+    }
+
+    /// [`TextModel::forward`] without a hook: each layer's last residual add
+    /// is fused into the next layer's first RMSNorm
+    /// ([`DecoderLayer::forward_deferred`]), the same arithmetic in fewer
+    /// dispatches. What prefill and decode run.
+    pub fn forward_fused(&self, be: &B, x: &mut Tensor<B>, st: &mut Sequence<B>) -> Result<()> {
+        self.run_layers(be, x, st, None)
+    }
+
+    fn run_layers(
+        &self,
+        be: &B,
+        x: &mut Tensor<B>,
+        st: &mut Sequence<B>,
+        mut hook: Option<&mut dyn FnMut(usize, &Tensor<B>) -> Result<()>>,
+    ) -> Result<()> {
         let t = x.shape().rows();
         let d = self.cfg.hidden_size;
         if x.shape().dims() != [t, d] {
@@ -142,26 +160,28 @@ impl<B: Backend> TextModel<B> {
                 limit: st.max_len,
             });
         }
-        if t == 1 {
-            // Decode: the session's preallocated scratch.
-            let Sequence {
-                caches,
-                scratch,
-                u,
-                pos,
-                ..
-            } = st;
-            for (i, (layer, cache)) in self.layers.iter().zip(caches.iter_mut()).enumerate() {
-                layer.forward(be, x, u, *pos, cache, scratch)?;
-                hook(i, x)?;
-            }
+        // Decode: the session's preallocated scratch; prefill: its own.
+        let (mut own_s, mut own_u);
+        let (s, u) = if t == 1 {
+            (&mut st.scratch, &mut st.u)
         } else {
-            let mut s = Scratch::new(be, &self.cfg, t)?;
-            let mut u = be.zeros(DType::F32, Shape::from([t, d]))?;
-            for (i, (layer, cache)) in self.layers.iter().zip(st.caches.iter_mut()).enumerate() {
-                layer.forward(be, x, &mut u, st.pos, cache, &mut s)?;
-                hook(i, x)?;
+            own_s = Scratch::new(be, &self.cfg, t)?;
+            own_u = be.zeros(DType::F32, Shape::from([t, d]))?;
+            (&mut own_s, &mut own_u)
+        };
+        let pos = st.pos;
+        for (i, (layer, cache)) in self.layers.iter().zip(st.caches.iter_mut()).enumerate() {
+            match hook.as_mut() {
+                Some(hook) => {
+                    layer.forward(be, x, u, pos, cache, s)?;
+                    hook(i, x)?;
+                }
+                None => layer.forward_deferred(be, x, u, pos, cache, s, i > 0)?,
             }
+        }
+        if hook.is_none() && !self.layers.is_empty() {
+            // The last layer's MLP output.
+            be.add_assign(x, &s.o)?;
         }
         st.pos += t;
         Ok(())
@@ -194,7 +214,7 @@ impl<B: Backend> TextModel<B> {
             let t = part.len();
             let mut x = be.zeros(DType::F32, Shape::from([t, d]))?;
             self.embed(be, part, &mut x)?;
-            self.forward(be, &mut x, &mut st.seq, &mut |_, _| Ok(()))?;
+            self.forward_fused(be, &mut x, &mut st.seq)?;
             be.slice_rows(&x, t - 1, &mut st.io.last)?;
         }
         let mut out = Vec::new();
@@ -215,7 +235,7 @@ impl<B: Backend> TextModel<B> {
         if t == 0 {
             return Err(ModelError::EmptyPrompt);
         }
-        self.forward(be, x, &mut st.seq, &mut |_, _| Ok(()))?;
+        self.forward_fused(be, x, &mut st.seq)?;
         be.slice_rows(x, t - 1, &mut st.io.last)?;
         let mut out = Vec::new();
         self.logits_of_last(be, st, &mut out)?;
@@ -234,7 +254,7 @@ impl<B: Backend> TextModel<B> {
         if t == 0 {
             return Err(ModelError::EmptyPrompt);
         }
-        self.forward(be, x, &mut st.seq, &mut |_, _| Ok(()))?;
+        self.forward_fused(be, x, &mut st.seq)?;
         be.slice_rows(x, t - 1, &mut st.io.last)?;
         self.logits_of_last(be, st, out)
     }
@@ -258,7 +278,7 @@ impl<B: Backend> TextModel<B> {
     ) -> Result<()> {
         let TextState { seq, io } = st;
         self.embed(be, &[id], &mut io.x)?;
-        self.forward(be, &mut io.x, seq, &mut |_, _| Ok(()))?;
+        self.forward_fused(be, &mut io.x, seq)?;
         be.slice_rows(&io.x, 0, &mut io.last)?;
         self.logits_of_last(be, st, out)
     }

@@ -7,7 +7,8 @@
 //! (timestamp queries for profiling; subgroups, unless
 //! `LFM_WGPU_NO_SUBGROUPS=1`) and for WebGPU's default limits, except the
 //! buffer-size limits, which are raised to the adapter's so that large
-//! weight matrices (65536 × 1024 bf16 = 128 MiB) fit in one binding.
+//! weight matrices (65536 × 1024 bf16 = 128 MiB) fit in one binding, and
+//! the workgroup memory, which larger attention tiles use.
 
 use crate::{Result, TensorError};
 
@@ -145,11 +146,14 @@ pub fn required_features(adapter: wgpu::Features) -> wgpu::Features {
 }
 
 /// WebGPU's default limits (clamped to what the adapter has), with the
-/// buffer-size limits raised to the adapter's.
+/// buffer-size limits and the workgroup memory raised to the adapter's
+/// (kernels size their tiles by the granted workgroup memory, e.g. tiled
+/// attention's query blocks).
 pub fn required_limits(adapter: &wgpu::Limits) -> wgpu::Limits {
     let mut l = wgpu::Limits::default().or_worse_values_from(adapter);
     l.max_storage_buffer_binding_size = adapter.max_storage_buffer_binding_size;
     l.max_buffer_size = adapter.max_buffer_size;
+    l.max_compute_workgroup_storage_size = adapter.max_compute_workgroup_storage_size;
     l
 }
 

@@ -465,6 +465,27 @@ pub(crate) fn short_conv(
     )
 }
 
+/// Environment variable naming the tiled-attention block to try first,
+/// `<query rows>x<keys>` (e.g. `32x16`; query rows a multiple of 4): for
+/// tuning on a new GPU. Ignored (with a warning) when malformed.
+pub const ATTN_BLOCK_ENV: &str = "LFM_WGPU_ATTN_BLOCK";
+
+/// The block of [`ATTN_BLOCK_ENV`], read once.
+fn attn_block_env() -> Option<(u32, u32)> {
+    static BLOCK: std::sync::OnceLock<Option<(u32, u32)>> = std::sync::OnceLock::new();
+    *BLOCK.get_or_init(|| {
+        let v = std::env::var(ATTN_BLOCK_ENV).ok()?;
+        let parsed = v
+            .split_once('x')
+            .and_then(|(q, k)| Some((q.trim().parse::<u32>().ok()?, k.trim().parse::<u32>().ok()?)))
+            .filter(|&(q, k)| q >= 4 && q.is_multiple_of(4) && k >= 1);
+        if parsed.is_none() {
+            tracing::warn!("{ATTN_BLOCK_ENV}={v:?} is not <query rows>x<keys>: ignored");
+        }
+        parsed
+    })
+}
+
 /// Tile sizes of `attention_tiled.wgsl` for one head width: its override
 /// constants. A workgroup holds `bq = 4·qg` query rows of one head and
 /// walks keys in blocks of `bkv`; thread (query group, dim group) keeps 4
@@ -487,7 +508,9 @@ pub struct AttnTiles {
 
 impl AttnTiles {
     /// (query rows, keys) per block, most reuse first.
-    const BLOCKS: [(u32, u32); 8] = [
+    const BLOCKS: [(u32, u32); 10] = [
+        (64, 32),
+        (64, 16),
         (32, 16),
         (32, 8),
         (16, 16),
@@ -501,9 +524,21 @@ impl AttnTiles {
     /// The largest blocks whose threads and workgroup memory fit `limits`,
     /// an odd row stride (no bank conflicts) preferred; `None` if even the
     /// smallest does not fit (the caller falls back to the decode kernel).
-    /// hd 64: 32 × 16 keys, 64 threads, 14.9 KiB; hd 72: 32 × 16, 72 threads,
-    /// 15.6 KiB (even stride); hd 128: 16 × 8, 32 threads.
+    /// Under WebGPU's default 16 KiB: hd 64: 32 × 16 keys, 64 threads,
+    /// 14.9 KiB; hd 72: 32 × 16, 72 threads, 15.6 KiB (even stride); hd 128:
+    /// 16 × 8, 32 threads. With the 48 KiB of most desktop GPUs (the device
+    /// asks for the adapter's limit): hd 64 and 72 take 64 × 32.
     pub fn new(hd: usize, limits: &wgpu::Limits) -> Option<Self> {
+        Self::with_blocks(hd, limits, attn_block_env())
+    }
+
+    /// As [`AttnTiles::new`], trying the block `first` (query rows, keys)
+    /// before the usual order.
+    pub fn with_blocks(
+        hd: usize,
+        limits: &wgpu::Limits,
+        first: Option<(u32, u32)>,
+    ) -> Option<Self> {
         let h4 = u32::try_from(hd.div_ceil(4)).ok().filter(|&h4| h4 >= 1)?;
         let dv = match h4 {
             ..=8 => 1,
@@ -513,7 +548,7 @@ impl AttnTiles {
         let max_threads = limits
             .max_compute_invocations_per_workgroup
             .min(limits.max_compute_workgroup_size_x);
-        for (bq, bkv) in Self::BLOCKS {
+        for (bq, bkv) in first.into_iter().chain(Self::BLOCKS) {
             for h4s in [h4 | 1, h4] {
                 let mut tiles = AttnTiles {
                     qg: bq / 4,
