@@ -20,6 +20,9 @@ pub struct TextModel<B: Backend> {
     final_norm: Tensor<B>, // [d]
 }
 
+/// Sees the residual stream after each layer (`TextModel::forward`).
+pub type LayerHook<'a, B> = dyn FnMut(usize, &Tensor<B>) -> Result<()> + 'a;
+
 impl<B: Backend> TextModel<B> {
     /// Loads the language model under `prefix` (`model.language_model` for
     /// LFM2-VL, `model` for a plain LFM2).
@@ -123,7 +126,7 @@ impl<B: Backend> TextModel<B> {
         be: &B,
         x: &mut Tensor<B>,
         st: &mut Sequence<B>,
-        hook: &mut dyn FnMut(usize, &Tensor<B>) -> Result<()>,
+        hook: &mut LayerHook<'_, B>,
     ) -> Result<()> {
         self.run_layers(be, x, st, Some(hook))
     }
@@ -141,7 +144,7 @@ impl<B: Backend> TextModel<B> {
         be: &B,
         x: &mut Tensor<B>,
         st: &mut Sequence<B>,
-        mut hook: Option<&mut dyn FnMut(usize, &Tensor<B>) -> Result<()>>,
+        mut hook: Option<&mut LayerHook<'_, B>>,
     ) -> Result<()> {
         let t = x.shape().rows();
         let d = self.cfg.hidden_size;
