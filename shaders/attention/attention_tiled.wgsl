@@ -31,7 +31,7 @@
 // Per-thread state is vec4s and structs of vec4s, indexed only by
 // constants (no private arrays); branches on DV and RK fold away, as they
 // are pipeline constants. Workgroup memory: 16·((BQ + BKV)·H4S + BKV·QG +
-// QG) bytes (≤ 16 KiB; the host picks the tiles).
+// QG) bytes (within the device's limit; the host picks the tiles).
 
 // Query groups: BQ = 4·QG rows per workgroup.
 override QG: u32 = 8u;

@@ -16,7 +16,7 @@ use tensor::testing::tolerance::{
     ADD, AttnStats, ErrorStats, GPU_ATTENTION, GPU_GELU_ERF, GPU_GELU_TANH, GPU_LAYER_NORM,
     GPU_RMS_NORM, GPU_ROPE, GPU_SHORT_CONV, GPU_SILU_MUL, Tolerance,
 };
-use tensor::wgpu::ops::AttnTiles;
+use tensor::wgpu::ops::{AttnTiles, attention_tiled_with};
 use tensor::wgpu::{WgpuBackend, gpu_or_skip};
 use tensor::{Backend, DType, Gelu, HostData, Shape, Tensor, TensorError};
 
@@ -458,7 +458,7 @@ struct AttnCase {
 }
 
 fn attn_run(be: &WgpuBackend, c: AttnCase) -> AttnStats {
-    attn_run_nan(be, c, None)
+    attn_run_nan(be, c, None, None)
 }
 
 /// Which input of [`attn_run_nan`] gets a NaN row.
@@ -472,7 +472,14 @@ enum NanIn {
 /// hold NaN (they must not be read); `nan` also puts NaN in row `j <
 /// kv_len` of k or v (every kv head), which the reference spreads to the
 /// rows that see key `j` and to no other.
-fn attn_run_nan(be: &WgpuBackend, c: AttnCase, nan: Option<(NanIn, usize)>) -> AttnStats {
+/// `tiles`: run the tiled kernel with this plan (`attention_tiled_with`)
+/// instead of the backend's choice.
+fn attn_run_nan(
+    be: &WgpuBackend,
+    c: AttnCase,
+    nan: Option<(NanIn, usize)>,
+    tiles: Option<AttnTiles>,
+) -> AttnStats {
     let case = match nan {
         None => format!("{c:?}"),
         Some(n) => format!("{c:?} nan {n:?}"),
@@ -491,16 +498,16 @@ fn attn_run_nan(be: &WgpuBackend, c: AttnCase, nan: Option<(NanIn, usize)>) -> A
     }
     let scale = 1.0 / (c.hd as f32).sqrt();
     let mut out = nan_out(be, &[c.t, c.h, c.hd]);
-    be.attention(
-        &up(be, &q, &[c.t, c.h, c.hd]),
-        &up(be, &k, &[c.s, c.h_kv, c.hd]),
-        &up(be, &v, &[c.s, c.h_kv, c.hd]),
-        c.kv_len,
-        c.causal,
-        scale,
-        &mut out,
-    )
-    .expect("attention");
+    let (tq, tk, tv) = (
+        up(be, &q, &[c.t, c.h, c.hd]),
+        up(be, &k, &[c.s, c.h_kv, c.hd]),
+        up(be, &v, &[c.s, c.h_kv, c.hd]),
+    );
+    match tiles {
+        Some(p) => attention_tiled_with(be, &tq, &tk, &tv, c.kv_len, c.causal, scale, &mut out, p),
+        None => be.attention(&tq, &tk, &tv, c.kv_len, c.causal, scale, &mut out),
+    }
+    .unwrap_or_else(|e| panic!("{case}: {e}"));
     let dims = AttnDims {
         t: c.t,
         h: c.h,
@@ -618,37 +625,49 @@ fn wgpu_attention_tiled_edges() {
     let heads = [(1, 1), (4, 2), (16, 8), (8, 2)];
     let mut worst = AttnStats::default();
     let mut n = 0;
+    let mut plans_run = Vec::new();
     for (i, hd) in [1, 5, 33, 64, 72, 80, 128, 256].into_iter().enumerate() {
-        let tiles = AttnTiles::new(hd, limits).expect("a tile plan fits the default limits");
-        let (bq, bkv) = (tiles.bq() as usize, tiles.bkv as usize);
-        // Off the key-block grid.
-        let odd = |x: usize| if x.is_multiple_of(bkv) { x + 1 } else { x };
-        for (j, t) in [1, 2, bq - 1, bq, bq + 1, 100].into_iter().enumerate() {
-            let (h, h_kv) = heads[(i + j) % heads.len()];
-            for (causal, kv_len) in [
-                (true, t),
-                (true, odd(t + bkv + 3)),
-                (false, t),
-                (false, odd(2 * bkv + 5)),
-            ] {
-                let c = AttnCase {
-                    t,
-                    s: kv_len + 3,
-                    kv_len,
-                    h,
-                    h_kv,
-                    hd,
-                    causal,
-                };
-                let st = attn_run(&be, c);
-                worst.max_abs = worst.max_abs.max(st.max_abs);
-                worst.nmse = worst.nmse.max(st.nmse);
-                n += 1;
+        // The largest plan, and the largest without 64-row blocks (what
+        // the backend takes when 64 rows make too few workgroups).
+        let largest = AttnTiles::new(hd, limits).expect("a tile plan fits the default limits");
+        let smaller = AttnTiles::with_blocks(hd, limits, None, 64).expect("a plan");
+        let mut plans = vec![largest];
+        if smaller != largest {
+            plans.push(smaller);
+        }
+        for tiles in plans {
+            plans_run.push((hd, tiles.bq(), tiles.bkv));
+            let (bq, bkv) = (tiles.bq() as usize, tiles.bkv as usize);
+            // Off the key-block grid.
+            let odd = |x: usize| if x.is_multiple_of(bkv) { x + 1 } else { x };
+            for (j, t) in [1, 2, bq - 1, bq, bq + 1, 100].into_iter().enumerate() {
+                let (h, h_kv) = heads[(i + j) % heads.len()];
+                for (causal, kv_len) in [
+                    (true, t),
+                    (true, odd(t + bkv + 3)),
+                    (false, t),
+                    (false, odd(2 * bkv + 5)),
+                ] {
+                    let c = AttnCase {
+                        t,
+                        s: kv_len + 3,
+                        kv_len,
+                        h,
+                        h_kv,
+                        hd,
+                        causal,
+                    };
+                    let st = attn_run_nan(&be, c, None, Some(tiles));
+                    worst.max_abs = worst.max_abs.max(st.max_abs);
+                    worst.nmse = worst.nmse.max(st.nmse);
+                    n += 1;
+                }
             }
         }
     }
     println!(
-        "tiled attention on {}: {n} cases, worst |x-r| = {:.3e}, worst NMSE = {:.3e}",
+        "tiled attention on {}: {n} cases, plans (hd, rows, keys) {plans_run:?}, \
+         worst |x-r| = {:.3e}, worst NMSE = {:.3e}",
         be.describe(),
         worst.max_abs,
         worst.nmse
@@ -710,8 +729,13 @@ fn wgpu_attention_nan_rows() {
                 causal: true,
             };
             // Position 30: query rows 20.. of the t = 40 chunk see it.
-            attn_run_nan(&be, c, Some((which, 30)));
-            attn_run_nan(&be, AttnCase { causal: false, ..c }, Some((which, 30)));
+            attn_run_nan(&be, c, Some((which, 30)), None);
+            attn_run_nan(
+                &be,
+                AttnCase { causal: false, ..c },
+                Some((which, 30)),
+                None,
+            );
         }
     }
 }

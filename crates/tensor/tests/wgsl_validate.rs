@@ -259,4 +259,20 @@ fn wgsl_attention_tiles_fit_default_limits() {
         let p = AttnTiles::new(hd, &limits).expect("plan");
         assert_eq!((p.bq(), p.bkv, p.threads()), (bq, bkv, threads), "hd {hd}");
     }
+    // With a desktop GPU's 48 KiB, 64-row blocks are taken only where they
+    // still give ATTN_MIN_GROUPS workgroups (the H100 measurements in
+    // AttnTiles::for_shape).
+    let big = wgpu::Limits {
+        max_compute_workgroup_storage_size: 48 << 10,
+        ..wgpu::Limits::default()
+    };
+    for (hd, t, h, bq) in [
+        (64, 1024, 12, 32), // 450M vision tower: 192 workgroups of 64 rows
+        (72, 1024, 16, 64), // 1.6B vision tower: 256
+        (64, 512, 16, 32),  // 450M prefill of 512
+        (64, 4096, 16, 64), // a long prefill
+    ] {
+        let p = AttnTiles::for_shape(hd, t, h, &big).expect("plan");
+        assert_eq!(p.bq(), bq, "hd {hd} t {t} h {h}: {p:?}");
+    }
 }

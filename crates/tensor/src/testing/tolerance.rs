@@ -384,8 +384,8 @@ pub const GPU_SHORT_CONV: Tolerance = Tolerance::GpuDot {
     abs: 1e-7,
     rel: 2e-6,
 };
-/// `attention` on wgpu (online softmax; decode: key tiles of 64, t > 1:
-/// the tiled kernel's key blocks of ≤ 16). Measured worst max abs 1.3e-7,
+/// `attention` on wgpu (online softmax; decode: key tiles of 64 or 128,
+/// t > 1: the tiled kernel's key blocks of ≤ 32). Measured worst max abs 1.3e-7,
 /// NMSE 1.1e-13 (inputs uniform in ±1, hd ≤ 256, kv_len ≤ 257); tiled edge
 /// shapes 1.8e-7, 5.8e-13. Budgets 5× and 17× (the driver's `exp` may sit
 /// at WGSL's bound); other `LFM_TEST_SEED`s reach NMSE 3.5e-12 only on

@@ -10,7 +10,7 @@
 //!   attention, elementwise, gathers and copies).
 //!
 //! Execution model: ops only *record* work into one pending command
-//! encoder ([`recorder`]: one open compute pass, uniforms and small host data
+//! encoder (`recorder.rs`: one open compute pass, uniforms and small host data
 //! staged on the host and uploaded once per submit, bind groups cached with
 //! the uniform at a dynamic offset); the encoder is submitted every
 //! `UNIFORM_SLOTS` ops, before a download, or on [`Backend::sync`]. Only

@@ -6,14 +6,17 @@
 //!
 //! - Elementwise kernels, gathers, pixel unshuffle and rope use one thread
 //!   per element (or rotated pair) in workgroups of [`ELEM_WG`].
-//! - `rms_norm` and `layer_norm` use one workgroup of [`NORM_WG`] per row.
-//! - `short_conv` is two dispatches: the output (one thread per element,
-//!   reading the old state), then the state shift (one thread per channel).
-//! - `attention` for one query row (decode) uses one workgroup of
-//!   [`ATTN_WG`] threads per head, key tiles of [`ATTN_WG`] and an online
-//!   softmax; for t > 1, the tiled kernel: one workgroup per block of query
-//!   rows of one head, key blocks staged in workgroup memory, tile sizes
-//!   from [`AttnTiles`] (kernels/attention.md).
+//! - `rms_norm`, `add_rms_norm` and `layer_norm` use one workgroup of
+//!   [`NORM_WG`] per row.
+//! - `short_conv` is two dispatches for a prefill: the output (one thread
+//!   per element, reading the old state), then the state shift (one thread
+//!   per channel); a decode step (t = 1) is one dispatch doing both.
+//! - `attention` for one query row (decode) uses one workgroup per head with
+//!   an online softmax over key tiles: [`ATTN_DECODE_WG`] threads and
+//!   16-byte loads where hd % 4 = 0, else [`ATTN_WG`]; for t > 1, the tiled
+//!   kernel: one workgroup per block of query rows of one head, key blocks
+//!   staged in workgroup memory, tile sizes from [`AttnTiles::for_shape`]
+//!   (kernels/attention.md).
 //!
 //! Tolerances: `testing::tolerance::GPU_*`.
 
@@ -465,6 +468,10 @@ pub(crate) fn short_conv(
     )
 }
 
+/// Fewest workgroups a 64-row attention block must give to be chosen (see
+/// [`AttnTiles::for_shape`]): about two per multiprocessor of a large GPU.
+pub const ATTN_MIN_GROUPS: usize = 256;
+
 /// Environment variable naming the tiled-attention block to try first,
 /// `<query rows>x<keys>` (e.g. `32x16`; query rows a multiple of 4): for
 /// tuning on a new GPU. Ignored (with a warning) when malformed.
@@ -527,17 +534,33 @@ impl AttnTiles {
     /// Under WebGPU's default 16 KiB: hd 64: 32 × 16 keys, 64 threads,
     /// 14.9 KiB; hd 72: 32 × 16, 72 threads, 15.6 KiB (even stride); hd 128:
     /// 16 × 8, 32 threads. With the 48 KiB of most desktop GPUs (the device
-    /// asks for the adapter's limit): hd 64 and 72 take 64 × 32.
+    /// asks for the adapter's limit), hd 64 and 72 fit 64 × 32; the backend
+    /// takes those only for large shapes ([`AttnTiles::for_shape`]).
     pub fn new(hd: usize, limits: &wgpu::Limits) -> Option<Self> {
-        Self::with_blocks(hd, limits, attn_block_env())
+        Self::with_blocks(hd, limits, None, 0)
+    }
+
+    /// The plan the backend runs for `t` query rows of `h` heads: the block
+    /// of `LFM_WGPU_ATTN_BLOCK` if set and fitting, else as [`AttnTiles::new`]
+    /// except that 64-row blocks are taken only when they still make at
+    /// least [`ATTN_MIN_GROUPS`] workgroups. Measured on an H100 (vision
+    /// tower, t = 1024): 12 heads of 64 ran 4.5 ms with 32 × 16 blocks and
+    /// 6.6 ms with 64 × 32 (192 workgroups), 16 heads of 72 ran 16.7 ms
+    /// with 64 × 32 (256 workgroups) and 20.6 ms with 32 × 16.
+    pub fn for_shape(hd: usize, t: usize, h: usize, limits: &wgpu::Limits) -> Option<Self> {
+        let groups = |bq: u32| t.div_ceil(bq as usize) * h;
+        let skip = if groups(64) >= ATTN_MIN_GROUPS { 0 } else { 64 };
+        Self::with_blocks(hd, limits, attn_block_env(), skip)
     }
 
     /// As [`AttnTiles::new`], trying the block `first` (query rows, keys)
-    /// before the usual order.
+    /// before the usual order, whose blocks of `skip_rows` query rows are
+    /// left out (0: none).
     pub fn with_blocks(
         hd: usize,
         limits: &wgpu::Limits,
         first: Option<(u32, u32)>,
+        skip_rows: u32,
     ) -> Option<Self> {
         let h4 = u32::try_from(hd.div_ceil(4)).ok().filter(|&h4| h4 >= 1)?;
         let dv = match h4 {
@@ -548,7 +571,8 @@ impl AttnTiles {
         let max_threads = limits
             .max_compute_invocations_per_workgroup
             .min(limits.max_compute_workgroup_size_x);
-        for (bq, bkv) in first.into_iter().chain(Self::BLOCKS) {
+        let usual = Self::BLOCKS.into_iter().filter(|&(bq, _)| bq != skip_rows);
+        for (bq, bkv) in first.into_iter().chain(usual) {
             for h4s in [h4 | 1, h4] {
                 let mut tiles = AttnTiles {
                     qg: bq / 4,
@@ -615,6 +639,40 @@ pub(crate) fn attention(
     scale: f32,
     out: &mut T,
 ) -> Result<()> {
+    attention_impl(be, q, k, v, kv_len, causal, scale, out, None)
+}
+
+/// The attention through the tiled kernel with the plan `tiles`, whatever
+/// the shape (t = 1 included): for tests of every block size and for tuning
+/// on a real GPU. Same contract as [`crate::Backend::attention`]; `tiles`
+/// must fit the device (see [`AttnTiles::new`]) and match the head width.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_tiled_with(
+    be: &WgpuBackend,
+    q: &T,
+    k: &T,
+    v: &T,
+    kv_len: usize,
+    causal: bool,
+    scale: f32,
+    out: &mut T,
+    tiles: AttnTiles,
+) -> Result<()> {
+    attention_impl(be, q, k, v, kv_len, causal, scale, out, Some(tiles))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn attention_impl(
+    be: &WgpuBackend,
+    q: &T,
+    k: &T,
+    v: &T,
+    kv_len: usize,
+    causal: bool,
+    scale: f32,
+    out: &mut T,
+    forced: Option<AttnTiles>,
+) -> Result<()> {
     const OP: &str = "attention";
     let checks::AttnShape { t, h, h_kv, hd } = checks::attention(q, k, v, kv_len, causal, out)?;
     if hd > ATTN_MAX_HD {
@@ -646,10 +704,22 @@ pub(crate) fn attention(
         (3, v.storage().buffer()),
         (4, out.storage().buffer()),
     ];
-    let tiles = if t > 1 {
-        AttnTiles::new(hd, &be.device().limits)
-    } else {
-        None
+    let limits = &be.device().limits;
+    let tiles = match forced {
+        Some(tiles) => {
+            if tiles.h4 as usize != hd.div_ceil(4)
+                || tiles.threads() > limits.max_compute_invocations_per_workgroup
+                || tiles.shared_bytes() > u64::from(limits.max_compute_workgroup_storage_size)
+            {
+                return Err(TensorError::Gpu {
+                    what: "attention",
+                    detail: format!("{tiles:?} does not fit hd {hd} on this device"),
+                });
+            }
+            Some(tiles)
+        }
+        None if t > 1 => AttnTiles::for_shape(hd, t, h, limits),
+        None => None,
     };
     match tiles {
         Some(tiles) => be.record(&Dispatch {
