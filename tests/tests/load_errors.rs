@@ -130,6 +130,31 @@ fn load_errors_name_the_tensor() -> Result<()> {
     Ok(())
 }
 
+/// The vision q/k/v projections are stacked into one matmul at load: parts
+/// of different dtypes are an error naming them, not a silent conversion.
+#[test]
+fn stacked_weights_of_mixed_dtypes_are_an_error() -> Result<()> {
+    const K: &str = "model.vision_tower.vision_model.encoder.layers.0.self_attn.k_proj.weight";
+    let mut t = read(&model_dir()?)?;
+    let (d, s, b) = t[K].clone();
+    ensure!(d == Dtype::BF16, "fixture dtype {d:?}");
+    // The same values as f32: a valid tensor on its own.
+    let wide: Vec<u8> = b
+        .chunks_exact(2)
+        .flat_map(|h| (u32::from(u16::from_le_bytes([h[0], h[1]])) << 16).to_le_bytes())
+        .collect();
+    t.insert(K.into(), (Dtype::F32, s, wide));
+    let e = load(&folder("mixed", Some(&t))?)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    ensure!(
+        e.contains(K) && e.contains("different dtypes") && e.contains("f32"),
+        "mixed: {e}"
+    );
+    Ok(())
+}
+
 #[test]
 fn load_errors_for_broken_files() -> Result<()> {
     let src = model_dir()?.join("model.safetensors");

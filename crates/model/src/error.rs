@@ -56,6 +56,8 @@ pub enum ModelError {
     ContextOverflow { needed: usize, limit: usize },
     #[error("weight `{name}` has dtype {dtype}, which this op cannot use")]
     WeightDType { name: String, dtype: DType },
+    #[error("weights {names} are stacked into one matrix but have different dtypes ({dtypes})")]
+    MixedDType { names: String, dtypes: String },
     #[error(transparent)]
     Tensor(#[from] TensorError),
     #[error(transparent)]

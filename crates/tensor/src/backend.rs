@@ -222,6 +222,14 @@ pub trait Backend: Sized + Send + Sync {
         Err(unsupported::<Self>("copy_rows"))
     }
 
+    /// Copies columns `col0..col0 + c` of every row of `src` (f32 `[rows,
+    /// c_src]`) into `out` (f32 `[rows, c]`): splitting a fused projection
+    /// (e.g. q | k | v) into its parts. Past `c_src` is an `OutOfRange` error.
+    fn copy_cols(&self, src: &Tensor<Self>, col0: usize, out: &mut Tensor<Self>) -> Result<()> {
+        let _ = (src, col0, out);
+        Err(unsupported::<Self>("copy_cols"))
+    }
+
     // ---- Vision ops (SigLIP2 + connector).
 
     /// LayerNorm over the last dimension `d` with biased variance:

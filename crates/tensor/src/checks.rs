@@ -225,6 +225,32 @@ pub(crate) fn rows<B: Backend>(
     Ok((t, w))
 }
 
+/// Column copies: `out` `[rows, c]` from columns `col0..col0 + c` of `src`
+/// `[rows, c_src]` (both f32, viewed as rows × last dimension). Returns
+/// `(rows, c_src, c)`.
+pub(crate) fn cols<B: Backend>(
+    op: &'static str,
+    src: &Tensor<B>,
+    col0: usize,
+    out: &Tensor<B>,
+) -> Result<(usize, usize, usize)> {
+    all_f32(op, &[("src", src), ("out", out)])?;
+    let (rows, c_src) = (src.shape().rows(), src.shape().last());
+    let c = out.shape().last();
+    if out.shape().rows() != rows {
+        return Err(mismatch(op, "out", [rows, c], out.shape()));
+    }
+    if col0.checked_add(c).is_none_or(|end| end > c_src) {
+        return Err(out_of_range(
+            op,
+            "col0 + out columns",
+            col0.saturating_add(c),
+            c_src,
+        ));
+    }
+    Ok((rows, c_src, c))
+}
+
 /// Pixel unshuffle: `x` `[h·w, d]` with `h`, `w` even, `out` `[(h/2)(w/2), 4d]`; returns `d`.
 pub(crate) fn pixel_unshuffle<B: Backend>(
     x: &Tensor<B>,

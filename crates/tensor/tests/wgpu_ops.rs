@@ -176,6 +176,54 @@ fn wgpu_copy_and_slice_rows() {
     }
 }
 
+/// Column copies (splitting a fused q | k | v projection) on wgpu and on the
+/// CPU against the plain slice: exact, including one column, the last
+/// columns, zero columns and ragged widths; out-of-range columns are errors.
+#[test]
+fn wgpu_and_cpu_copy_cols() {
+    let Some(be) = gpu_or_skip() else { return };
+    let cpu = tensor::cpu::CpuBackend::with(tensor::cpu::Isa::Scalar, 1).expect("cpu");
+    for (rows, c_src, col0, c) in [
+        (1, 1, 0, 1),
+        (3, 7, 6, 1),
+        (5, 12, 4, 4),
+        (17, 3 * 65, 65, 65),
+        (257, 2304, 1536, 768),
+        (4, 9, 9, 0),
+    ] {
+        let case = format!("rows={rows} c_src={c_src} col0={col0} c={c}");
+        let mut rng = Rng::for_case("copy_cols", &case);
+        let src = rng.vec(rows * c_src, 1.0);
+        let want: Vec<f32> = src
+            .chunks_exact(c_src)
+            .flat_map(|r| r[col0..col0 + c].iter().copied())
+            .collect();
+        let mut out = nan_out(&be, &[rows, c]);
+        be.copy_cols(&up(&be, &src, &[rows, c_src]), col0, &mut out)
+            .expect("copy_cols");
+        assert_eq!(down(&be, &out), want, "wgpu {case}");
+        let cs = cpu
+            .upload(HostData::f32(&src), Shape::from([rows, c_src]))
+            .expect("upload");
+        let mut co = cpu
+            .zeros(DType::F32, Shape::from([rows, c]))
+            .expect("zeros");
+        cpu.copy_cols(&cs, col0, &mut co).expect("cpu copy_cols");
+        assert_eq!(cpu.download_f32(&co).expect("download"), want, "cpu {case}");
+    }
+    let src = up(&be, &[0.0; 12], &[3, 4]);
+    for (col0, c) in [(1, 4), (4, 1), (usize::MAX, 2)] {
+        let mut out = nan_out(&be, &[3, c]);
+        let err = be.copy_cols(&src, col0, &mut out);
+        assert!(
+            matches!(err, Err(TensorError::OutOfRange { .. })),
+            "{col0} {c}: {err:?}"
+        );
+    }
+    let mut wrong_rows = nan_out(&be, &[2, 2]);
+    assert!(be.copy_cols(&src, 0, &mut wrong_rows).is_err());
+}
+
 fn upload_table(
     be: &WgpuBackend,
     dtype: DType,

@@ -49,9 +49,9 @@ impl<B: Backend> Norm<B> {
 
 pub(crate) struct EncoderLayer<B: Backend> {
     ln1: Norm<B>,
-    q: Affine<B>,
-    k: Affine<B>,
-    v: Affine<B>,
+    /// q_proj | k_proj | v_proj stacked: `[3D, D]` and `[3D]`, one matmul
+    /// (better filled on a GPU than three `[D, D]` ones) split by columns.
+    qkv: Affine<B>,
     out: Affine<B>,
     ln2: Norm<B>,
     fc1: Affine<B>,
@@ -63,6 +63,7 @@ pub(crate) struct EncoderLayer<B: Backend> {
 /// Activations of one crop of `n` patches.
 pub(crate) struct Scratch<B: Backend> {
     pub u: Tensor<B>,   // [n, D]
+    pub qkv: Tensor<B>, // [n, 3D]
     pub q: Tensor<B>,   // [n, D]
     pub k: Tensor<B>,   // [n, D]
     pub v: Tensor<B>,   // [n, D]
@@ -78,6 +79,7 @@ impl<B: Backend> Scratch<B> {
         let z = |c: usize| be.zeros(DType::F32, Shape::from([n, c]));
         Ok(Scratch {
             u: z(d)?,
+            qkv: z(3 * d)?,
             q: z(d)?,
             k: z(d)?,
             v: z(d)?,
@@ -95,9 +97,17 @@ impl<B: Backend> EncoderLayer<B> {
         let a = p.join("self_attn");
         Ok(EncoderLayer {
             ln1: Norm::load(ld, &p.join("layer_norm1"), d, eps)?,
-            q: Affine::load(ld, &a.join("q_proj"), d, d)?,
-            k: Affine::load(ld, &a.join("k_proj"), d, d)?,
-            v: Affine::load(ld, &a.join("v_proj"), d, d)?,
+            qkv: {
+                let (q, k, v) = (a.join("q_proj"), a.join("k_proj"), a.join("v_proj"));
+                Affine {
+                    w: ld.linear_stacked(&[(&q, d), (&k, d), (&v, d)], d)?,
+                    b: ld.vector_stacked(&[
+                        (&q.name("bias"), d),
+                        (&k.name("bias"), d),
+                        (&v.name("bias"), d),
+                    ])?,
+                }
+            },
             out: Affine::load(ld, &a.join("out_proj"), d, d)?,
             ln2: Norm::load(ld, &p.join("layer_norm2"), d, eps)?,
             fc1: Affine::load(ld, &p.join("mlp").join("fc1"), f, d)?,
@@ -112,9 +122,11 @@ impl<B: Backend> EncoderLayer<B> {
         let n = x.shape().rows();
         let (h, hd) = (self.heads, self.hd);
         self.ln1.forward(be, x, &mut s.u)?;
-        self.q.forward(be, &s.u, &mut s.q)?;
-        self.k.forward(be, &s.u, &mut s.k)?;
-        self.v.forward(be, &s.u, &mut s.v)?;
+        self.qkv.forward(be, &s.u, &mut s.qkv)?;
+        let d = h * hd;
+        be.copy_cols(&s.qkv, 0, &mut s.q)?;
+        be.copy_cols(&s.qkv, d, &mut s.k)?;
+        be.copy_cols(&s.qkv, 2 * d, &mut s.v)?;
         for t in [&mut s.q, &mut s.k, &mut s.v, &mut s.att] {
             t.set_shape([n, h, hd])?;
         }

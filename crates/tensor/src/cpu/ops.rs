@@ -178,6 +178,20 @@ impl CpuBackend {
         Ok(())
     }
 
+    pub(super) fn op_copy_cols(&self, src: &T, col0: usize, out: &mut T) -> Result<()> {
+        const OP: &str = "copy_cols";
+        let (_, c_src, c) = checks::cols(OP, src, col0, out)?;
+        if c == 0 {
+            return Ok(());
+        }
+        let s = src.storage().as_f32(OP, "src")?;
+        let o = out.storage_mut().as_f32_mut(OP, "out")?;
+        for (o, s) in o.chunks_exact_mut(c).zip(s.chunks_exact(c_src)) {
+            o.copy_from_slice(&s[col0..col0 + c]);
+        }
+        Ok(())
+    }
+
     pub(super) fn op_pixel_unshuffle(&self, x: &T, h: usize, w: usize, out: &mut T) -> Result<()> {
         const OP: &str = "pixel_unshuffle";
         let d = checks::pixel_unshuffle(x, h, w, out)?;

@@ -536,6 +536,10 @@ impl Backend for WgpuBackend {
     fn slice_rows(&self, src: &Tensor<Self>, row0: usize, out: &mut Tensor<Self>) -> Result<()> {
         ops::slice_rows(self, src, row0, out)
     }
+
+    fn copy_cols(&self, src: &Tensor<Self>, col0: usize, out: &mut Tensor<Self>) -> Result<()> {
+        ops::copy_cols(self, src, col0, out)
+    }
 }
 
 /// Test helper: the process-wide backend, or `None` after printing a skip

@@ -23,8 +23,8 @@
 use super::matmul::grid;
 use super::shaders::ShaderId;
 use super::uniforms::{
-    AttnParams, ConvParams, ElementwiseParams, GatherParams, NormParams, PixelUnshuffleParams,
-    RopeParams,
+    AttnParams, ConvParams, CopyColsParams, ElementwiseParams, GatherParams, NormParams,
+    PixelUnshuffleParams, RopeParams,
 };
 use super::{Dispatch, WgpuBackend};
 use crate::{DType, Gelu, Result, Tensor, TensorError};
@@ -180,6 +180,31 @@ pub(crate) fn slice_rows(be: &WgpuBackend, src: &T, row0: usize, out: &mut T) ->
         out.storage().buffer(),
         0,
         (t * w * 4) as u64,
+    )
+}
+
+/// See [`crate::Backend::copy_cols`].
+pub(crate) fn copy_cols(be: &WgpuBackend, src: &T, col0: usize, out: &mut T) -> Result<()> {
+    const OP: &str = "copy_cols";
+    let (rows, c_src, c) = checks::cols(OP, src, col0, out)?;
+    let n = rows * c;
+    if n == 0 {
+        return Ok(());
+    }
+    u32_of(OP, rows * c_src)?;
+    let p = CopyColsParams {
+        n: u32_of(OP, n)?,
+        c_src: u32_of(OP, c_src)?,
+        c: u32_of(OP, c)?,
+        col0: u32_of(OP, col0)?,
+    };
+    dispatch_1d(
+        be,
+        ShaderId::CopyColsF32F32,
+        bytemuck::bytes_of(&p),
+        &[(1, src.storage().buffer()), (2, out.storage().buffer())],
+        None,
+        n as u64,
     )
 }
 

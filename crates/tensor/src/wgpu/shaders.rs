@@ -52,6 +52,7 @@ const TABLE_F32: ShaderFile = shader_file!("gather/table_f32.wgsl");
 const TABLE_BF16: ShaderFile = shader_file!("gather/table_bf16.wgsl");
 const TABLE_F16: ShaderFile = shader_file!("gather/table_f16.wgsl");
 const GATHER: ShaderFile = shader_file!("gather/gather.wgsl");
+const COPY_COLS: ShaderFile = shader_file!("gather/copy_cols.wgsl");
 const PIXEL_UNSHUFFLE: ShaderFile = shader_file!("vision/pixel_unshuffle.wgsl");
 const NORM_REDUCE: ShaderFile = shader_file!("norm/reduce.wgsl");
 const NORM_IO: ShaderFile = shader_file!("norm/io.wgsl");
@@ -104,6 +105,8 @@ pub enum ShaderId {
     GatherBf16F32,
     /// Embedding gather from an f16 table packed two per u32.
     GatherF16F32,
+    /// Column copy (f32).
+    CopyColsF32F32,
     /// Pixel unshuffle by 2 (f32).
     PixelUnshuffleF32F32,
     /// RMSNorm over rows (f32).
@@ -131,7 +134,7 @@ pub enum ShaderId {
 
 impl ShaderId {
     /// Every registered shader.
-    pub const ALL: [ShaderId; 26] = [
+    pub const ALL: [ShaderId; 27] = [
         ShaderId::MatmulBf16F32,
         ShaderId::MatmulF16F32,
         ShaderId::MatmulF32F32,
@@ -147,6 +150,7 @@ impl ShaderId {
         ShaderId::GatherF32F32,
         ShaderId::GatherBf16F32,
         ShaderId::GatherF16F32,
+        ShaderId::CopyColsF32F32,
         ShaderId::PixelUnshuffleF32F32,
         ShaderId::RmsNormF32F32,
         ShaderId::AddRmsNormF32F32,
@@ -178,6 +182,7 @@ impl ShaderId {
             ShaderId::GatherF32F32 => "gather_f32_f32",
             ShaderId::GatherBf16F32 => "gather_bf16_f32",
             ShaderId::GatherF16F32 => "gather_f16_f32",
+            ShaderId::CopyColsF32F32 => "copy_cols_f32_f32",
             ShaderId::PixelUnshuffleF32F32 => "pixel_unshuffle_f32_f32",
             ShaderId::RmsNormF32F32 => "rms_norm_f32_f32",
             ShaderId::AddRmsNormF32F32 => "add_rms_norm_f32_f32",
@@ -215,6 +220,7 @@ impl ShaderId {
             ShaderId::GatherF32F32 => &[GATHER_IO, TABLE_F32, GATHER],
             ShaderId::GatherBf16F32 => &[BF16, GATHER_IO, TABLE_BF16, GATHER],
             ShaderId::GatherF16F32 => &[GATHER_IO, TABLE_F16, GATHER],
+            ShaderId::CopyColsF32F32 => &[COPY_COLS],
             ShaderId::PixelUnshuffleF32F32 => &[PIXEL_UNSHUFFLE],
             ShaderId::RmsNormF32F32 => &[NORM_REDUCE, NORM_IO, RMS_NORM],
             ShaderId::AddRmsNormF32F32 => &[NORM_REDUCE, ADD_RMS_NORM],

@@ -27,6 +27,18 @@ pub struct ElementwiseParams {
     pub pad2: u32,
 }
 
+/// Mirror of `CopyColsParams` in `shaders/gather/copy_cols.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct CopyColsParams {
+    /// Output elements (rows · c).
+    pub n: u32,
+    /// Columns of `src` and of `out`.
+    pub c_src: u32,
+    pub c: u32,
+    pub col0: u32,
+}
+
 /// Mirror of `GatherParams` in `shaders/gather/io.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
@@ -126,6 +138,7 @@ pub fn layouts() -> Vec<UniformLayout> {
             pad2
         }),
         layout!(GatherParams { d, n, pad0, pad1 }),
+        layout!(CopyColsParams { n, c_src, c, col0 }),
         layout!(PixelUnshuffleParams { w, d, n, pad0 }),
         layout!(NormParams { rows, d, eps, pad0 }),
         layout!(RopeParams { t, h, hd, pad0 }),
