@@ -1,0 +1,315 @@
+//! The WGSL attention kernels against the CPU f64 reference
+//! (`crates/tensor/src/cpu/attention/reference.rs`, kernels/attention.md):
+//! the decode kernels (t = 1, vec4 and scalar), the tiled kernel with every
+//! block size the device fits, GQA ratios 1, 2, 4, kv_len > t, causal and
+//! bidirectional, rows past kv_len and chosen rows holding NaN. Outputs start
+//! as NaN. Tolerance: `testing::tolerance::GPU_ATTENTION`. Skips without an
+//! adapter unless `LFM_REQUIRE_GPU=1`.
+#![cfg(feature = "wgpu")]
+
+use tensor::Backend;
+use tensor::cpu::attention;
+use tensor::cpu::attention::AttnDims;
+use tensor::testing::rng::Rng;
+use tensor::testing::tolerance::{AttnStats, GPU_ATTENTION};
+use tensor::wgpu::ops::{AttnTiles, attention_tiled_with};
+use tensor::wgpu::{WgpuBackend, gpu_or_skip};
+
+mod wgpu_common;
+use wgpu_common::{down, nan_out, up};
+
+// --------------------------------------------------------------- attention
+
+#[derive(Clone, Copy, Debug)]
+struct AttnCase {
+    t: usize,
+    s: usize,
+    kv_len: usize,
+    h: usize,
+    h_kv: usize,
+    hd: usize,
+    causal: bool,
+}
+
+fn attn_run(be: &WgpuBackend, c: AttnCase) -> AttnStats {
+    attn_run_nan(be, c, None, None)
+}
+
+/// Which input of [`attn_run_nan`] gets a NaN row.
+#[derive(Clone, Copy, Debug)]
+enum NanIn {
+    K,
+    V,
+}
+
+/// One attention case against the reference. Rows `kv_len..s` of k and v
+/// hold NaN (they must not be read); `nan` also puts NaN in row `j <
+/// kv_len` of k or v (every kv head), which the reference spreads to the
+/// rows that see key `j` and to no other.
+/// `tiles`: run the tiled kernel with this plan (`attention_tiled_with`)
+/// instead of the backend's choice.
+fn attn_run_nan(
+    be: &WgpuBackend,
+    c: AttnCase,
+    nan: Option<(NanIn, usize)>,
+    tiles: Option<AttnTiles>,
+) -> AttnStats {
+    let case = match nan {
+        None => format!("{c:?}"),
+        Some(n) => format!("{c:?} nan {n:?}"),
+    };
+    let mut rng = Rng::for_case("wgpu_attention", &case);
+    let q = rng.vec(c.t * c.h * c.hd, 1.0);
+    let mut k = rng.vec(c.s * c.h_kv * c.hd, 1.0);
+    let mut v = rng.vec(c.s * c.h_kv * c.hd, 1.0);
+    let row = c.h_kv * c.hd;
+    k[c.kv_len * row..].fill(f32::NAN);
+    v[c.kv_len * row..].fill(f32::NAN);
+    match nan {
+        Some((NanIn::K, j)) => k[j * row..][..row].fill(f32::NAN),
+        Some((NanIn::V, j)) => v[j * row..][..row].fill(f32::NAN),
+        None => {}
+    }
+    let scale = 1.0 / (c.hd as f32).sqrt();
+    let mut out = nan_out(be, &[c.t, c.h, c.hd]);
+    let (tq, tk, tv) = (
+        up(be, &q, &[c.t, c.h, c.hd]),
+        up(be, &k, &[c.s, c.h_kv, c.hd]),
+        up(be, &v, &[c.s, c.h_kv, c.hd]),
+    );
+    match tiles {
+        Some(p) => attention_tiled_with(be, &tq, &tk, &tv, c.kv_len, c.causal, scale, &mut out, p),
+        None => be.attention(&tq, &tk, &tv, c.kv_len, c.causal, scale, &mut out),
+    }
+    .unwrap_or_else(|e| panic!("{case}: {e}"));
+    let dims = AttnDims {
+        t: c.t,
+        h: c.h,
+        h_kv: c.h_kv,
+        hd: c.hd,
+        kv_len: c.kv_len,
+        causal: c.causal,
+        scale,
+    };
+    let r = attention::reference::attention(&q, &k, &v, dims);
+    GPU_ATTENTION
+        .check(&down(be, &out), &r.out, &r.mag)
+        .unwrap_or_else(|e| panic!("{case}: {e:?}"))
+}
+
+#[test]
+fn wgpu_attention() {
+    let Some(be) = gpu_or_skip() else { return };
+    let mut worst = AttnStats::default();
+    let mut n = 0;
+    let heads = [(1, 1), (2, 1), (4, 1), (4, 2), (8, 2)];
+    let mut cases = Vec::new();
+    for (i, &(h, h_kv)) in heads.iter().enumerate() {
+        for hd in [1, 3, 17, 64, 65] {
+            // Decode over a cache longer than kv_len, a causal prefill that
+            // crosses key tiles, bidirectional with t ≠ kv_len.
+            cases.push(AttnCase {
+                t: 1,
+                s: 70,
+                kv_len: 65 + i,
+                h,
+                h_kv,
+                hd,
+                causal: true,
+            });
+            cases.push(AttnCase {
+                t: 17,
+                s: 80,
+                kv_len: 66,
+                h,
+                h_kv,
+                hd,
+                causal: true,
+            });
+            cases.push(AttnCase {
+                t: 3,
+                s: 63,
+                kv_len: 63,
+                h,
+                h_kv,
+                hd,
+                causal: false,
+            });
+        }
+    }
+    cases.push(AttnCase {
+        t: 65,
+        s: 257,
+        kv_len: 257,
+        h: 2,
+        h_kv: 1,
+        hd: 72,
+        causal: false,
+    });
+    cases.push(AttnCase {
+        t: 64,
+        s: 130,
+        kv_len: 129,
+        h: 4,
+        h_kv: 2,
+        hd: 64,
+        causal: true,
+    });
+    cases.push(AttnCase {
+        t: 2,
+        s: 4,
+        kv_len: 0,
+        h: 2,
+        h_kv: 1,
+        hd: 8,
+        causal: false,
+    });
+    cases.push(AttnCase {
+        t: 1,
+        s: 1,
+        kv_len: 1,
+        h: 1,
+        h_kv: 1,
+        hd: 256,
+        causal: true,
+    });
+    for c in cases {
+        let st = attn_run(&be, c);
+        worst.max_abs = worst.max_abs.max(st.max_abs);
+        worst.nmse = worst.nmse.max(st.nmse);
+        n += 1;
+    }
+    println!(
+        "attention on {}: {n} cases, worst |x-r| = {:.3e}, worst NMSE = {:.3e}",
+        be.describe(),
+        worst.max_abs,
+        worst.nmse
+    );
+}
+
+/// The tiled kernel (t > 1) on edge shapes around its blocks: t ∈ {1, 2,
+/// BQ − 1, BQ, BQ + 1, 100}; causal with kv_len = t and with a cached
+/// prefix, bidirectional with kv_len = t and kv_len ≠ t, kv_len off the
+/// key-block grid; GQA ratios 1, 2 (h = 4 and 16) and 4 in turn; every tile
+/// plan from hd = 1 to 256 (the head widths of the models: 64, 72).
+#[test]
+fn wgpu_attention_tiled_edges() {
+    let Some(be) = gpu_or_skip() else { return };
+    let limits = &be.device().limits;
+    let heads = [(1, 1), (4, 2), (16, 8), (8, 2)];
+    let mut worst = AttnStats::default();
+    let mut n = 0;
+    let mut plans_run = Vec::new();
+    for (i, hd) in [1, 5, 33, 64, 72, 80, 128, 256].into_iter().enumerate() {
+        // The largest plan, and the largest without 64-row blocks (what
+        // the backend takes when 64 rows make too few workgroups).
+        let largest = AttnTiles::new(hd, limits).expect("a tile plan fits the default limits");
+        let smaller = AttnTiles::with_blocks(hd, limits, None, 64).expect("a plan");
+        let mut plans = vec![largest];
+        if smaller != largest {
+            plans.push(smaller);
+        }
+        for tiles in plans {
+            plans_run.push((hd, tiles.bq(), tiles.bkv));
+            let (bq, bkv) = (tiles.bq() as usize, tiles.bkv as usize);
+            // Off the key-block grid.
+            let odd = |x: usize| if x.is_multiple_of(bkv) { x + 1 } else { x };
+            for (j, t) in [1, 2, bq - 1, bq, bq + 1, 100].into_iter().enumerate() {
+                let (h, h_kv) = heads[(i + j) % heads.len()];
+                for (causal, kv_len) in [
+                    (true, t),
+                    (true, odd(t + bkv + 3)),
+                    (false, t),
+                    (false, odd(2 * bkv + 5)),
+                ] {
+                    let c = AttnCase {
+                        t,
+                        s: kv_len + 3,
+                        kv_len,
+                        h,
+                        h_kv,
+                        hd,
+                        causal,
+                    };
+                    let st = attn_run_nan(&be, c, None, Some(tiles));
+                    worst.max_abs = worst.max_abs.max(st.max_abs);
+                    worst.nmse = worst.nmse.max(st.nmse);
+                    n += 1;
+                }
+            }
+        }
+    }
+    println!(
+        "tiled attention on {}: {n} cases, plans (hd, rows, keys) {plans_run:?}, \
+         worst |x-r| = {:.3e}, worst NMSE = {:.3e}",
+        be.describe(),
+        worst.max_abs,
+        worst.nmse
+    );
+}
+
+/// The decode kernels (t = 1): the vec4 one for hd % 4 = 0 and the scalar
+/// one otherwise, with kv_len around its key tile (128) and long caches,
+/// causal and bidirectional, GQA; rows past kv_len hold NaN.
+#[test]
+fn wgpu_attention_decode_edges() {
+    let Some(be) = gpu_or_skip() else { return };
+    let heads = [(1, 1), (4, 2), (16, 8), (8, 2)];
+    let mut worst = AttnStats::default();
+    let mut n = 0;
+    for (i, hd) in [4, 8, 64, 72, 128, 256, 6, 65].into_iter().enumerate() {
+        for (j, kv_len) in [1, 2, 63, 127, 128, 129, 300, 1000].into_iter().enumerate() {
+            let (h, h_kv) = heads[(i + j) % heads.len()];
+            for causal in [true, false] {
+                let c = AttnCase {
+                    t: 1,
+                    s: kv_len + 2,
+                    kv_len,
+                    h,
+                    h_kv,
+                    hd,
+                    causal,
+                };
+                let st = attn_run(&be, c);
+                worst.max_abs = worst.max_abs.max(st.max_abs);
+                worst.nmse = worst.nmse.max(st.nmse);
+                n += 1;
+            }
+        }
+    }
+    println!(
+        "decode attention on {}: {n} cases, worst |x-r| = {:.3e}, worst NMSE = {:.3e}",
+        be.describe(),
+        worst.max_abs,
+        worst.nmse
+    );
+}
+
+/// A NaN in key or value row j reaches exactly the rows that see key j
+/// (causal: later rows of the same query block do, earlier ones must not),
+/// on both kernels.
+#[test]
+fn wgpu_attention_nan_rows() {
+    let Some(be) = gpu_or_skip() else { return };
+    for t in [1, 40] {
+        for which in [NanIn::K, NanIn::V] {
+            let c = AttnCase {
+                t,
+                s: 53,
+                kv_len: 50,
+                h: 4,
+                h_kv: 2,
+                hd: 64,
+                causal: true,
+            };
+            // Position 30: query rows 20.. of the t = 40 chunk see it.
+            attn_run_nan(&be, c, Some((which, 30)), None);
+            attn_run_nan(
+                &be,
+                AttnCase { causal: false, ..c },
+                Some((which, 30)),
+                None,
+            );
+        }
+    }
+}
