@@ -349,7 +349,8 @@ mod gpu {
     }
 
     /// The wgpu backend on the same shapes, when an adapter exists; with
-    /// `variants`, every GEMM variant on each m > 1 shape as well.
+    /// `variants`, every GEMM variant the device can run (`GemmVariant::fits`)
+    /// on each m > 1 shape as well, reported as `GemmVariant::name`.
     pub fn run(o: &Opts, rng: &mut Rng) -> Result<()> {
         let Some(be) = tensor::wgpu::gpu_or_skip() else {
             return Ok(());
@@ -381,13 +382,17 @@ mod gpu {
                     if !o.variants || m == 1 {
                         continue;
                     }
-                    for v in GEMM_VARIANTS {
+                    // Variants whose workgroup memory the device does not
+                    // grant are skipped (gemm_with would refuse them).
+                    for v in GEMM_VARIANTS
+                        .into_iter()
+                        .filter(|v| v.fits(&be.device().limits))
+                    {
                         let r =
                             bench_batched(&be, &ws, dtype, shape, o.budget, rng, &|x, w, y| {
                                 gemm_with(&be, x, w, None, y, v)
                             })?;
-                        let op = format!("gemm{}x{}k{}", v.tile, v.tm, v.ks);
-                        report(o, &op, m, n, k, dtype, &isa, 0, &r, "gpu", f64::NAN);
+                        report(o, &v.name(), m, n, k, dtype, &isa, 0, &r, "gpu", f64::NAN);
                     }
                 }
             }

@@ -13,9 +13,10 @@ use tensor::dtype::Element;
 use tensor::testing::rng::Rng;
 use tensor::testing::shapes;
 use tensor::testing::tolerance::{ErrorStats, GPU_MATMUL};
+use tensor::wgpu::device::GpuDevice;
 use tensor::wgpu::matmul::{
-    GEMM_LARGE, GEMM_SMALL, GEMM_VARIANTS, GemmVariant, GemvKind, gemm_variant, gemm_with,
-    gemv_kind, gemv_with,
+    GEMM_LARGE, GEMM_LARGE_DB, GEMM_LARGE_DB16, GEMM_MEDIUM, GEMM_SMALL, GEMM_VARIANTS,
+    GemmVariant, GemvKind, gemm_variant, gemm_with, gemv_kind, gemv_with,
 };
 use tensor::wgpu::{WgpuBackend, gpu_or_skip};
 use tensor::{Backend, DType, HostData, Shape, Tensor};
@@ -286,11 +287,19 @@ fn matmul_wgpu_larger_shapes() {
 /// Every GEMM variant at its own edges: m and n at the tile ±1 (and tiny
 /// m), k = 1, k below, at and above the k-step, k spanning several steps of
 /// every k-slice with a tail, odd k (bf16/f16 rows starting mid-word); each
-/// weight dtype, with and without bias.
+/// weight dtype, with and without bias. Variants whose workgroup memory the
+/// device does not grant are skipped (and named).
 #[test]
 fn matmul_wgpu_gemm_variants_edges() {
     let Some(be) = gpu_or_skip() else { return };
+    let limits = &be.device().limits;
+    let (mut ran, mut skipped) = (Vec::new(), Vec::new());
     for v in GEMM_VARIANTS {
+        if !v.fits(limits) {
+            skipped.push(format!("{} ({} B)", v.name(), v.workgroup_bytes()));
+            continue;
+        }
+        ran.push(v.name());
         let mut worst = Worst::default();
         let (t, bk, ks) = (v.tile as usize, v.bk() as usize, v.ks as usize);
         let mut ks_lens = vec![1, bk - 1, bk, bk + 1, 2 * ks * bk + 3, 3 * ks * bk];
@@ -338,6 +347,73 @@ fn matmul_wgpu_gemm_variants_edges() {
             }
         }
         worst.report(&format!("matmul_wgpu_gemm_variants_edges {v:?}"), &be);
+    }
+    println!(
+        "{}: {} B workgroup memory; ran {ran:?}; skipped {skipped:?}",
+        be.describe(),
+        limits.max_compute_workgroup_storage_size
+    );
+    // Those gemm_variant picks (within WebGPU's defaults) always run.
+    assert!(ran.len() >= 4, "ran {ran:?}");
+}
+
+/// A device that grants less workgroup memory than a variant needs: the
+/// variant is refused with an error naming it, the others still run, and
+/// the backend's own choice falls back to a variant that fits.
+#[test]
+fn matmul_wgpu_gemm_variant_refused_where_it_does_not_fit() {
+    if gpu_or_skip().is_none() {
+        return;
+    }
+    // The host sizes kernels by `limits`: pretend WebGPU's default 16 KiB,
+    // then 4 KiB (below every 256-thread variant).
+    for bytes in [16 << 10, 4 << 10] {
+        let mut dev = GpuDevice::open().expect("device");
+        dev.limits.max_compute_workgroup_storage_size = bytes;
+        let limits = dev.limits.clone();
+        let be = WgpuBackend::with_device(dev).expect("backend");
+        let (m, n, k) = (130, 129, 37);
+        let mut rng = Rng::for_case("matmul_wgpu_refused", &format!("{bytes}"));
+        let x = rng.vec(m * k, 1.0);
+        let w = rng.vec(n * k, 0.5);
+        let (want, mag) = reference::matmul(&x, &w, None, m, n, k);
+        let xt = be
+            .upload(HostData::f32(&x), Shape::from([m, k]))
+            .expect("x");
+        let wt = be
+            .upload(HostData::f32(&w), Shape::from([n, k]))
+            .expect("w");
+        let mut out = be.zeros(DType::F32, Shape::from([m, n])).expect("out");
+        let mut fit = 0;
+        for v in GEMM_VARIANTS {
+            let r = gemm_with(&be, &xt, &wt, None, &mut out, v);
+            if v.fits(&limits) {
+                r.unwrap_or_else(|e| panic!("{bytes} B, {v:?}: {e}"));
+                let got = be.download_f32(&out).expect("download");
+                GPU_MATMUL
+                    .check(&got, &want, &mag)
+                    .unwrap_or_else(|e| panic!("{bytes} B, {v:?}: {e:?}"));
+                fit += 1;
+            } else {
+                let e = r.expect_err("does not fit").to_string();
+                assert!(e.contains(&v.name()), "{bytes} B: {e}");
+            }
+        }
+        if bytes == 16 << 10 {
+            assert!(GEMM_LARGE_DB.fits(&limits) && !GEMM_LARGE_DB16.fits(&limits));
+            assert_eq!(fit, 6, "{bytes} B");
+        } else {
+            assert_eq!(fit, 1, "{bytes} B: only the 64-thread tile");
+        }
+        // The backend's choice (GEMM_SMALL here at 16 KiB; at 4 KiB it does
+        // not fit and GEMM_MEDIUM runs instead).
+        be.matmul(&xt, &wt, None, &mut out).expect("auto");
+        let got = be.download_f32(&out).expect("download");
+        GPU_MATMUL
+            .check(&got, &want, &mag)
+            .unwrap_or_else(|e| panic!("{bytes} B, auto: {e:?}"));
+        assert!(GEMM_MEDIUM.fits(&limits));
+        be.sync().expect("no device errors");
     }
 }
 
@@ -434,10 +510,11 @@ fn matmul_wgpu_gemm_variant_choice() {
             },
         ));
     }
-    assert_eq!(
-        seen.len(),
-        GEMM_VARIANTS.len(),
-        "shapes cover every variant: {seen:?}"
+    // The first four variants are those gemm_variant picks.
+    assert_eq!(seen.len(), 4, "shapes cover every variant: {seen:?}");
+    assert!(
+        seen.iter().all(|v| GEMM_VARIANTS[..4].contains(v)),
+        "{seen:?}"
     );
     assert_eq!(gemm_variant(4096, 4096), GEMM_LARGE);
     worst.report("matmul_wgpu_gemm_variant_choice", &be);
@@ -481,8 +558,8 @@ fn matmul_wgpu_misaligned_and_k0() {
     }
     // k = 0: the output is the bias (or zero), never garbage; through the
     // backend's choice and through every GEMM variant.
-    let variants = GEMM_VARIANTS.map(Some);
-    for variant in [None].iter().chain(&variants) {
+    let variants = GEMM_VARIANTS.map(|v| v.fits(&be.device().limits).then_some(v));
+    for variant in [None].iter().chain(variants.iter().filter(|v| v.is_some())) {
         for m in [1, 3] {
             for bias in [true, false] {
                 worst.add(run(

@@ -189,12 +189,22 @@ fn wgsl_matmul_constants_match_host() {
 }
 
 /// Every GEMM variant, with its override constants applied: the workgroup
-/// size is the host's `threads()`, and the workgroup size and memory fit
-/// WebGPU's default limits (the limits the device asks for).
+/// size is the host's `threads()` and the workgroup memory exactly the
+/// host's `workgroup_bytes()` (what `GemmVariant::fits` checks against the
+/// device). The variants `gemm_variant` picks fit WebGPU's default limits;
+/// every variant fits a desktop GPU's 48 KiB.
 #[test]
-fn wgsl_matmul_variants_fit_default_limits() {
-    use tensor::wgpu::matmul::GEMM_VARIANTS;
-    let limits = wgpu::Limits::default();
+fn wgsl_matmul_variants_fit_their_limits() {
+    use tensor::wgpu::matmul::{GEMM_VARIANTS, gemm_variant};
+    let default = wgpu::Limits::default();
+    let desktop = wgpu::Limits {
+        max_compute_workgroup_storage_size: 48 << 10,
+        ..wgpu::Limits::default()
+    };
+    let picked: Vec<_> = [(2, 64), (64, 1024), (1024, 768), (1024, 3072), (512, 65536)]
+        .iter()
+        .map(|&(m, n)| gemm_variant(m, n))
+        .collect();
     for id in [
         ShaderId::MatmulBf16F32,
         ShaderId::MatmulF16F32,
@@ -216,11 +226,6 @@ fn wgsl_matmul_variants_fit_default_limits() {
             .unwrap_or_else(|e| panic!("{id} {v:?}: {e}"));
             let size = module.entry_points[0].workgroup_size;
             assert_eq!(size, [v.threads(), 1, 1], "{id} {v:?}: workgroup size");
-            assert!(
-                v.threads() <= limits.max_compute_invocations_per_workgroup,
-                "{id} {v:?}: {} threads",
-                v.threads()
-            );
             let mut layouter = naga::proc::Layouter::default();
             layouter.update(module.to_ctx()).expect("layout");
             let bytes: u32 = module
@@ -229,13 +234,21 @@ fn wgsl_matmul_variants_fit_default_limits() {
                 .filter(|(_, g)| g.space == naga::AddressSpace::WorkGroup)
                 .map(|(_, g)| layouter[g.ty].size)
                 .sum();
-            assert!(
-                bytes <= limits.max_compute_workgroup_storage_size,
-                "{id} {v:?}: {bytes} bytes of workgroup memory"
+            assert_eq!(
+                bytes,
+                v.workgroup_bytes(),
+                "{id} {v:?}: workgroup memory (shader vs host)"
             );
+            assert!(v.fits(&desktop), "{id} {v:?}: {bytes} B");
+            if picked.contains(&v) {
+                assert!(v.fits(&default), "{id} {v:?}: {bytes} B, picked by default");
+            }
             println!(
-                "{id} {v:?}: {} threads, {bytes} B workgroup memory",
-                v.threads()
+                "{id} {}: {} threads, k-step {}, {bytes} B workgroup memory, fits WebGPU defaults: {}",
+                v.name(),
+                v.threads(),
+                v.bk(),
+                v.fits(&default)
             );
         }
     }

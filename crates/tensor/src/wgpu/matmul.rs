@@ -9,7 +9,8 @@
 //!   has fixed-size subgroups, else in workgroup memory); anything else goes
 //!   through `gemv.wgsl` (4-byte words, `TPR` threads per row).
 //! - m ≥ 2: `shaders/matmul/matmul.wgsl`, a tiled GEMM in the variants of
-//!   [`GemmVariant`] (tile side, outputs per thread, k-slices), picked by
+//!   [`GemmVariant`] (tile side, outputs per thread, k-slices, k-step,
+//!   single or double buffered staging), picked by
 //!   [`gemm_variant`] so that small shapes still fill a large GPU.
 //!
 //! Tolerance class: `testing::tolerance::GPU_MATMUL`.
@@ -22,14 +23,20 @@ use crate::{DType, Result, Tensor, TensorError};
 
 /// One pipeline variant of the tiled GEMM (`shaders/matmul/matmul.wgsl`):
 /// a `tile × tile` output tile per workgroup, `tm × tm` outputs per thread
-/// (4 or 8), and `ks` k-slices (a power of two) whose partial sums are added
-/// in workgroup memory. Threads per workgroup: `ks · (tile / tm)²`; the
-/// k-step is `4 · (tile / tm)² / tile`.
+/// (4 or 8), `ks` k-slices (a power of two) whose partial sums are added in
+/// workgroup memory, `ld` vec4s of x and of w staged per thread per k-step
+/// (1 or 2) and `nb` staging buffers (1: two barriers per k-step; 2: double
+/// buffered, one barrier per k-step, tiles swizzled instead of padded).
+/// Threads per workgroup: `ks · (tile / tm)²`; the k-step is
+/// `ld · 4 · (tile / tm)² / tile`. A variant runs only where the device
+/// grants its workgroup memory ([`GemmVariant::fits`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GemmVariant {
     pub tile: u32,
     pub tm: u32,
     pub ks: u32,
+    pub ld: u32,
+    pub nb: u32,
 }
 
 /// 128 × 128 tiles, 8 × 8 outputs per thread, 256 threads, k-step 8: the
@@ -38,18 +45,24 @@ pub const GEMM_LARGE: GemmVariant = GemmVariant {
     tile: 128,
     tm: 8,
     ks: 1,
+    ld: 1,
+    nb: 1,
 };
 /// 64 × 64 tiles, 8 × 8 outputs per thread, 64 threads, k-step 4.
 pub const GEMM_MEDIUM: GemmVariant = GemmVariant {
     tile: 64,
     tm: 8,
     ks: 1,
+    ld: 1,
+    nb: 1,
 };
 /// 64 × 64 tiles, 8 × 8 outputs per thread, 4 k-slices: 256 threads.
 pub const GEMM_MEDIUM_SPLIT: GemmVariant = GemmVariant {
     tile: 64,
     tm: 8,
     ks: 4,
+    ld: 1,
+    nb: 1,
 };
 /// 32 × 32 tiles, 4 × 4 outputs per thread, 4 k-slices: 256 threads,
 /// k-step 8. For small `m · n` (short prompts), where tiles are few.
@@ -57,10 +70,54 @@ pub const GEMM_SMALL: GemmVariant = GemmVariant {
     tile: 32,
     tm: 4,
     ks: 4,
+    ld: 1,
+    nb: 1,
 };
-/// Every variant [`gemm_variant`] can pick.
-pub const GEMM_VARIANTS: [GemmVariant; 4] =
-    [GEMM_LARGE, GEMM_MEDIUM, GEMM_MEDIUM_SPLIT, GEMM_SMALL];
+/// [`GEMM_LARGE`] double buffered: k-step 8, 16 KiB (fits WebGPU's default).
+pub const GEMM_LARGE_DB: GemmVariant = GemmVariant {
+    tile: 128,
+    tm: 8,
+    ks: 1,
+    ld: 1,
+    nb: 2,
+};
+/// [`GEMM_LARGE`] double buffered with k-step 16: 32 KiB.
+pub const GEMM_LARGE_DB16: GemmVariant = GemmVariant {
+    tile: 128,
+    tm: 8,
+    ks: 1,
+    ld: 2,
+    nb: 2,
+};
+/// [`GEMM_MEDIUM`] double buffered with k-step 8: 8 KiB.
+pub const GEMM_MEDIUM_DB: GemmVariant = GemmVariant {
+    tile: 64,
+    tm: 8,
+    ks: 1,
+    ld: 2,
+    nb: 2,
+};
+/// [`GEMM_MEDIUM_SPLIT`] double buffered with k-step 8: 32 KiB.
+pub const GEMM_MEDIUM_SPLIT_DB: GemmVariant = GemmVariant {
+    tile: 64,
+    tm: 8,
+    ks: 4,
+    ld: 2,
+    nb: 2,
+};
+/// Every variant: those [`gemm_variant`] can pick (the first four, within
+/// WebGPU's default limits), then the double-buffered ones, for
+/// [`gemm_with`] (tests, tuning).
+pub const GEMM_VARIANTS: [GemmVariant; 8] = [
+    GEMM_LARGE,
+    GEMM_MEDIUM,
+    GEMM_MEDIUM_SPLIT,
+    GEMM_SMALL,
+    GEMM_LARGE_DB,
+    GEMM_LARGE_DB16,
+    GEMM_MEDIUM_DB,
+    GEMM_MEDIUM_SPLIT_DB,
+];
 
 /// Workgroups a variant needs before it is picked (see [`gemm_variant`]):
 /// about two per SM of a 132-SM GPU for the 256-thread large tile, four for
@@ -71,8 +128,14 @@ const MEDIUM_SPLIT_MIN_TILES: u64 = 128;
 
 impl GemmVariant {
     /// Override constants of the pipeline.
-    pub fn constants(self) -> [(&'static str, u32); 3] {
-        [("TILE", self.tile), ("TM", self.tm), ("KS", self.ks)]
+    pub fn constants(self) -> [(&'static str, u32); 5] {
+        [
+            ("TILE", self.tile),
+            ("TM", self.tm),
+            ("KS", self.ks),
+            ("LD", self.ld),
+            ("NB", self.nb),
+        ]
     }
 
     /// Workgroups (output tiles) for an `m × n` output.
@@ -87,16 +150,54 @@ impl GemmVariant {
         self.ks * p * p
     }
 
-    /// The k-step: each thread stages 4 rows at one k of x and of w.
+    /// The k-step: each thread stages `ld` vec4s (4 rows at one k) of x and
+    /// of w.
     pub fn bk(self) -> u32 {
         let p = self.tile / self.tm;
-        4 * p * p / self.tile
+        self.ld * 4 * p * p / self.tile
+    }
+
+    /// Bytes of workgroup memory (`SMEM_LEN` vec4s in the shader): per
+    /// buffer and k-slice an x and a w tile of `bk` k rows of `tile / 4`
+    /// vec4s (plus the bank padding when single buffered), or the k-slice
+    /// reduction's if larger.
+    pub fn workgroup_bytes(self) -> u32 {
+        let p = self.tile / self.tm;
+        let slice = p * p;
+        let bkl = 4 * slice / self.tile;
+        let pad = (8 / bkl).max(1);
+        let row = self.tile / 4 + if self.nb == 1 { pad } else { 0 };
+        let staging = self.nb * self.ks * 2 * self.bk() * row;
+        let reduction = (self.ks / 2) * slice * 4;
+        16 * staging.max(reduction)
+    }
+
+    /// Whether a device with `limits` can run the variant (workgroup size
+    /// and memory).
+    pub fn fits(self, limits: &wgpu::Limits) -> bool {
+        self.threads() <= limits.max_compute_invocations_per_workgroup
+            && self.threads() <= limits.max_compute_workgroup_size_x
+            && self.workgroup_bytes() <= limits.max_compute_workgroup_storage_size
+    }
+
+    /// A short name for reports: `gemm{tile}x{tm}k{ks}`, with `_bk{bk}` and
+    /// `_db` where the staging differs from the single-buffered one vec4.
+    pub fn name(self) -> String {
+        let mut s = format!("gemm{}x{}k{}", self.tile, self.tm, self.ks);
+        if self.ld != 1 || self.nb != 1 {
+            s.push_str(&format!("_bk{}", self.bk()));
+        }
+        if self.nb == 2 {
+            s.push_str("_db");
+        }
+        s
     }
 }
 
 /// The GEMM variant for an `m × n` output (m ≥ 2): the largest tile that
 /// still yields enough workgroups to spread over the GPU, else k-slices to
-/// multiply the threads of the few tiles there are.
+/// multiply the threads of the few tiles there are. Always single buffered,
+/// within WebGPU's default limits.
 pub fn gemm_variant(m: usize, n: usize) -> GemmVariant {
     if GEMM_LARGE.tiles(m, n) >= LARGE_MIN_TILES {
         GEMM_LARGE
@@ -257,7 +358,9 @@ pub fn gemv_with(
 
 /// The matmul through the tiled GEMM in `variant`, whatever the shape
 /// (m = 1 included): for tests of every variant and for tuning
-/// [`gemm_variant`] on a real GPU. Same contract as [`crate::Backend::matmul`].
+/// [`gemm_variant`] on a real GPU. Errors where the device does not grant
+/// the variant's workgroup size or memory ([`GemmVariant::fits`]). Same
+/// contract as [`crate::Backend::matmul`].
 pub fn gemm_with(
     be: &WgpuBackend,
     x: &Tensor<WgpuBackend>,            // [m, k] f32
@@ -320,10 +423,28 @@ fn record(
     // The kernel: Ok(GEMM variant) or Err(GEMV kind).
     let kernel = match choice {
         Choice::Auto if m == 1 => Err(gemv_kind(be, k, w.dtype())),
-        Choice::Auto => Ok(gemm_variant(m, n)),
+        // A device granted less than WebGPU's defaults: the 64-thread tile.
+        Choice::Auto => Ok(Some(gemm_variant(m, n))
+            .filter(|v| v.fits(limits))
+            .unwrap_or(GEMM_MEDIUM)),
         Choice::Gemm(v) => Ok(v),
         Choice::Gemv(kind) => Err(kind),
     };
+    if let Ok(v) = kernel
+        && !v.fits(limits)
+    {
+        return Err(TensorError::Gpu {
+            what: "matmul",
+            detail: format!(
+                "GEMM {} needs {} threads and {} B of workgroup memory; the device grants {} and {} B",
+                v.name(),
+                v.threads(),
+                v.workgroup_bytes(),
+                limits.max_compute_invocations_per_workgroup,
+                limits.max_compute_workgroup_storage_size
+            ),
+        });
+    }
     let shader = match (w.dtype(), kernel) {
         (_, Err(GemvKind::X8)) => ShaderId::GemvBf16X8F32,
         (_, Err(GemvKind::X8Subgroup)) => ShaderId::GemvBf16X8SgF32,
@@ -423,9 +544,50 @@ mod tests {
             let p = v.tile / v.tm;
             assert!(v.tm == 4 || v.tm == 8, "{v:?}");
             assert!(v.ks.is_power_of_two(), "{v:?}");
-            // Each thread stages exactly one vec4 of x and of w per step.
-            assert_eq!(v.bk() * v.tile, 4 * p * p, "{v:?}");
+            assert!(v.ld == 1 || v.ld == 2, "{v:?}");
+            assert!(v.nb == 1 || v.nb == 2, "{v:?}");
+            // Each thread stages exactly `ld` vec4s of x and of w per step.
+            assert_eq!(v.bk() * v.tile, v.ld * 4 * p * p, "{v:?}");
             assert!(v.threads() <= 256, "{v:?}");
+            if v.nb == 2 {
+                // The swizzle permutes aligned groups of 8 vec4s of a k row
+                // and reads the second half of a block at + P.
+                assert!((v.tile / 4).is_multiple_of(8), "{v:?}");
+                assert!(v.tm == 4 || p.is_multiple_of(8), "{v:?}");
+            }
         }
+        let names: std::collections::BTreeSet<String> =
+            GEMM_VARIANTS.iter().map(|v| v.name()).collect();
+        assert_eq!(names.len(), GEMM_VARIANTS.len(), "names are unique");
+    }
+
+    #[test]
+    fn gemm_variant_fits_webgpu_defaults() {
+        let default = wgpu::Limits::default();
+        for (m, n) in [(2, 1), (64, 1024), (512, 1024), (1024, 3072), (4096, 65536)] {
+            let v = gemm_variant(m, n);
+            assert!(v.fits(&default), "{m} x {n}: {v:?}");
+            assert_eq!(
+                v.nb, 1,
+                "{m} x {n}: the default choice stays single buffered"
+            );
+        }
+        for v in GEMM_VARIANTS.iter().take(4) {
+            assert!(v.fits(&default), "{v:?}");
+        }
+        assert!(
+            GEMM_MEDIUM.workgroup_bytes() <= 4096,
+            "the fallback fits anything"
+        );
+        // The workgroup memory of each variant (kernels/matmul.md).
+        let bytes: Vec<u32> = GEMM_VARIANTS.iter().map(|v| v.workgroup_bytes()).collect();
+        assert_eq!(bytes, [8448, 2304, 9216, 9216, 16384, 32768, 8192, 32768]);
+        let small = wgpu::Limits {
+            max_compute_workgroup_storage_size: 16 << 10,
+            ..default
+        };
+        assert!(GEMM_LARGE_DB.fits(&small));
+        assert!(!GEMM_LARGE_DB16.fits(&small));
+        assert!(!GEMM_MEDIUM_SPLIT_DB.fits(&small));
     }
 }
