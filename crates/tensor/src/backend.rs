@@ -230,6 +230,15 @@ pub trait Backend: Sized + Send + Sync {
         Err(unsupported::<Self>("copy_cols"))
     }
 
+    /// SwiGLU over a stacked gate | up projection: `gu` f32 `[t, 2f]`, `out`
+    /// f32 `[t, f]`, `out[r, c] = silu(gu[r, c]) · gu[r, f + c]` with the
+    /// arithmetic of [`Backend::silu_mul`] (one matmul for w1 | w3 instead of
+    /// two, and no split).
+    fn swiglu(&self, gu: &Tensor<Self>, out: &mut Tensor<Self>) -> Result<()> {
+        let _ = (gu, out);
+        Err(unsupported::<Self>("swiglu"))
+    }
+
     // ---- Vision ops (SigLIP2 + connector).
 
     /// LayerNorm over the last dimension `d` with biased variance:

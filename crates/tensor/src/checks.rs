@@ -251,6 +251,18 @@ pub(crate) fn cols<B: Backend>(
     Ok((rows, c_src, c))
 }
 
+/// SwiGLU over stacked halves: `gu` `[t, 2f]` (gate | up), `out` `[t, f]`;
+/// returns `(t, f)`.
+pub(crate) fn swiglu<B: Backend>(gu: &Tensor<B>, out: &Tensor<B>) -> Result<(usize, usize)> {
+    const OP: &str = "swiglu";
+    all_f32(OP, &[("gu", gu), ("out", out)])?;
+    let (t, f) = (out.shape().rows(), out.shape().last());
+    if gu.shape().rows() != t || gu.shape().last() != 2 * f {
+        return Err(mismatch(OP, "gu (gate | up)", [t, 2 * f], gu.shape()));
+    }
+    Ok((t, f))
+}
+
 /// Pixel unshuffle: `x` `[h·w, d]` with `h`, `w` even, `out` `[(h/2)(w/2), 4d]`; returns `d`.
 pub(crate) fn pixel_unshuffle<B: Backend>(
     x: &Tensor<B>,

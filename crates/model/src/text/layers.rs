@@ -124,28 +124,26 @@ impl<B: Backend> Attention<B> {
     }
 }
 
-/// `Lfm2MLP`: `w2 · (silu(w1·x) ⊙ w3·x)`.
+/// `Lfm2MLP`: `w2 · (silu(w1·x) ⊙ w3·x)`, with w1 | w3 stacked into one
+/// matmul whose halves [`Backend::swiglu`] combines.
 pub struct Mlp<B: Backend> {
-    w1: Tensor<B>, // [f, d] gate
-    w3: Tensor<B>, // [f, d] up
-    w2: Tensor<B>, // [d, f] down
+    w13: Tensor<B>, // [2f, d]: gate rows, then up rows
+    w2: Tensor<B>,  // [d, f] down
 }
 
 impl<B: Backend> Mlp<B> {
     pub fn load(ld: &Loader<B>, p: &Prefix, cfg: &TextConfig) -> Result<Self> {
         let (d, f) = (cfg.hidden_size, cfg.ffn_dim());
         Ok(Mlp {
-            w1: ld.linear(&p.join("w1"), f, d)?,
-            w3: ld.linear(&p.join("w3"), f, d)?,
+            w13: ld.linear_stacked(&[(&p.join("w1"), f), (&p.join("w3"), f)], d)?,
             w2: ld.linear(&p.join("w2"), d, f)?,
         })
     }
 
     /// `u`: normed input `[t, d]`; result in `s.o`.
     fn forward(&self, be: &B, u: &Tensor<B>, s: &mut Scratch<B>) -> Result<()> {
-        be.matmul(u, &self.w1, None, &mut s.gate)?;
-        be.matmul(u, &self.w3, None, &mut s.up)?;
-        be.silu_mul(&s.gate, &s.up, &mut s.gu)?;
+        be.matmul(u, &self.w13, None, &mut s.gate_up)?;
+        be.swiglu(&s.gate_up, &mut s.gu)?;
         be.matmul(&s.gu, &self.w2, None, &mut s.o)?;
         Ok(())
     }

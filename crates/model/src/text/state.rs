@@ -19,18 +19,17 @@ pub enum LayerCache<B: Backend> {
 /// Activation buffers for a chunk of `t` tokens (all f32).
 pub struct Scratch<B: Backend> {
     pub t: usize,
-    pub o: Tensor<B>,    // [t, d] block output
-    pub bcx: Tensor<B>,  // [t, 3d]
-    pub y: Tensor<B>,    // [t, d]
-    pub q: Tensor<B>,    // [t, h·hd]
-    pub qn: Tensor<B>,   // [t·h, hd]
-    pub k: Tensor<B>,    // [t, h_kv·hd]
-    pub kn: Tensor<B>,   // [t·h_kv, hd]
-    pub v: Tensor<B>,    // [t, h_kv·hd]
-    pub att: Tensor<B>,  // [t, h, hd]
-    pub gate: Tensor<B>, // [t, f]
-    pub up: Tensor<B>,   // [t, f]
-    pub gu: Tensor<B>,   // [t, f]
+    pub o: Tensor<B>,       // [t, d] block output
+    pub bcx: Tensor<B>,     // [t, 3d]
+    pub y: Tensor<B>,       // [t, d]
+    pub q: Tensor<B>,       // [t, h·hd]
+    pub qn: Tensor<B>,      // [t·h, hd]
+    pub k: Tensor<B>,       // [t, h_kv·hd]
+    pub kn: Tensor<B>,      // [t·h_kv, hd]
+    pub v: Tensor<B>,       // [t, h_kv·hd]
+    pub att: Tensor<B>,     // [t, h, hd]
+    pub gate_up: Tensor<B>, // [t, 2f]: w1·x | w3·x
+    pub gu: Tensor<B>,      // [t, f]
 }
 
 impl<B: Backend> Scratch<B> {
@@ -54,8 +53,7 @@ impl<B: Backend> Scratch<B> {
             kn: z(&[t * h_kv, hd])?,
             v: z(&[t, h_kv * hd])?,
             att: z(&[t, h, hd])?,
-            gate: z(&[t, f])?,
-            up: z(&[t, f])?,
+            gate_up: z(&[t, 2 * f])?,
             gu: z(&[t, f])?,
         })
     }

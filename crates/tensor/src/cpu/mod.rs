@@ -390,6 +390,10 @@ impl Backend for CpuBackend {
         self.timed("slice_rows", || self.op_slice_rows(src, row0, out))
     }
 
+    fn swiglu(&self, gu: &Tensor<Self>, out: &mut Tensor<Self>) -> Result<()> {
+        self.timed("swiglu", || self.op_swiglu(gu, out))
+    }
+
     fn copy_cols(&self, src: &Tensor<Self>, col0: usize, out: &mut Tensor<Self>) -> Result<()> {
         self.timed("copy_cols", || self.op_copy_cols(src, col0, out))
     }

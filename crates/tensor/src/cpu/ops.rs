@@ -128,6 +128,21 @@ impl CpuBackend {
         Ok(())
     }
 
+    pub(super) fn op_swiglu(&self, gu: &T, out: &mut T) -> Result<()> {
+        const OP: &str = "swiglu";
+        let (_, f) = checks::swiglu(gu, out)?;
+        if f == 0 {
+            return Ok(());
+        }
+        let g = gu.storage().as_f32(OP, "gu")?;
+        let o = out.storage_mut().as_f32_mut(OP, "out")?;
+        for (o, row) in o.chunks_exact_mut(f).zip(g.chunks_exact(2 * f)) {
+            let (gate, up) = row.split_at(f);
+            elementwise::silu_mul(self.isa, gate, up, o);
+        }
+        Ok(())
+    }
+
     pub(super) fn op_gelu(&self, x: &T, kind: Gelu, out: &mut T) -> Result<()> {
         const OP: &str = "gelu";
         checks::elementwise(OP, &[("x", x), ("out", out)])?;

@@ -537,6 +537,10 @@ impl Backend for WgpuBackend {
         ops::slice_rows(self, src, row0, out)
     }
 
+    fn swiglu(&self, gu: &Tensor<Self>, out: &mut Tensor<Self>) -> Result<()> {
+        ops::swiglu(self, gu, out)
+    }
+
     fn copy_cols(&self, src: &Tensor<Self>, col0: usize, out: &mut Tensor<Self>) -> Result<()> {
         ops::copy_cols(self, src, col0, out)
     }

@@ -24,7 +24,7 @@ use super::matmul::grid;
 use super::shaders::ShaderId;
 use super::uniforms::{
     AttnParams, ConvParams, CopyColsParams, ElementwiseParams, GatherParams, NormParams,
-    PixelUnshuffleParams, RopeParams,
+    PixelUnshuffleParams, RopeParams, SwigluParams,
 };
 use super::{Dispatch, WgpuBackend};
 use crate::{DType, Gelu, Result, Tensor, TensorError};
@@ -126,6 +126,30 @@ pub(crate) fn silu_mul(be: &WgpuBackend, gate: &T, up: &T, out: &mut T) -> Resul
             (2, up.storage().buffer()),
             (3, out.storage().buffer()),
         ],
+        None,
+        n as u64,
+    )
+}
+
+/// See [`crate::Backend::swiglu`].
+pub(crate) fn swiglu(be: &WgpuBackend, gu: &T, out: &mut T) -> Result<()> {
+    const OP: &str = "swiglu";
+    let (t, f) = checks::swiglu(gu, out)?;
+    let n = t * f;
+    if n == 0 {
+        return Ok(());
+    }
+    u32_of(OP, 2 * n)?;
+    let p = SwigluParams {
+        n: u32_of(OP, n)?,
+        f: u32_of(OP, f)?,
+        ..Default::default()
+    };
+    dispatch_1d(
+        be,
+        ShaderId::SwigluF32F32,
+        bytemuck::bytes_of(&p),
+        &[(1, gu.storage().buffer()), (2, out.storage().buffer())],
         None,
         n as u64,
     )

@@ -45,6 +45,7 @@ const GEMV_X8_SG: ShaderFile = shader_file!("matmul/gemv_x8_sg.wgsl");
 const EW_IO: ShaderFile = shader_file!("elementwise/io.wgsl");
 const ADD: ShaderFile = shader_file!("elementwise/add.wgsl");
 const SILU_MUL: ShaderFile = shader_file!("elementwise/silu_mul.wgsl");
+const SWIGLU: ShaderFile = shader_file!("elementwise/swiglu.wgsl");
 const GELU_TANH: ShaderFile = shader_file!("elementwise/gelu_tanh.wgsl");
 const GELU_ERF: ShaderFile = shader_file!("elementwise/gelu_erf.wgsl");
 const GATHER_IO: ShaderFile = shader_file!("gather/io.wgsl");
@@ -95,6 +96,8 @@ pub enum ShaderId {
     AddF32F32,
     /// `silu(gate) ⊙ up` (f32).
     SiluMulF32F32,
+    /// `silu(gate) ⊙ up` over stacked `gate | up` rows (f32).
+    SwigluF32F32,
     /// `gelu_pytorch_tanh` (f32).
     GeluTanhF32F32,
     /// Exact (erf) GELU (f32).
@@ -134,7 +137,7 @@ pub enum ShaderId {
 
 impl ShaderId {
     /// Every registered shader.
-    pub const ALL: [ShaderId; 27] = [
+    pub const ALL: [ShaderId; 28] = [
         ShaderId::MatmulBf16F32,
         ShaderId::MatmulF16F32,
         ShaderId::MatmulF32F32,
@@ -145,6 +148,7 @@ impl ShaderId {
         ShaderId::GemvBf16X8SgF32,
         ShaderId::AddF32F32,
         ShaderId::SiluMulF32F32,
+        ShaderId::SwigluF32F32,
         ShaderId::GeluTanhF32F32,
         ShaderId::GeluErfF32F32,
         ShaderId::GatherF32F32,
@@ -177,6 +181,7 @@ impl ShaderId {
             ShaderId::GemvBf16X8SgF32 => "gemv_bf16x8_sg_f32",
             ShaderId::AddF32F32 => "add_f32_f32",
             ShaderId::SiluMulF32F32 => "silu_mul_f32_f32",
+            ShaderId::SwigluF32F32 => "swiglu_f32_f32",
             ShaderId::GeluTanhF32F32 => "gelu_tanh_f32_f32",
             ShaderId::GeluErfF32F32 => "gelu_erf_f32_f32",
             ShaderId::GatherF32F32 => "gather_f32_f32",
@@ -215,6 +220,7 @@ impl ShaderId {
             ShaderId::GemvBf16X8SgF32 => &[BF16, GEMV_X8, GEMV_X8_SG],
             ShaderId::AddF32F32 => &[EW_IO, ADD],
             ShaderId::SiluMulF32F32 => &[EW_IO, SILU_MUL],
+            ShaderId::SwigluF32F32 => &[SWIGLU],
             ShaderId::GeluTanhF32F32 => &[EW_IO, GELU_TANH],
             ShaderId::GeluErfF32F32 => &[EW_IO, GELU_ERF],
             ShaderId::GatherF32F32 => &[GATHER_IO, TABLE_F32, GATHER],

@@ -27,6 +27,18 @@ pub struct ElementwiseParams {
     pub pad2: u32,
 }
 
+/// Mirror of `SwigluParams` in `shaders/elementwise/swiglu.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct SwigluParams {
+    /// Output elements (t · f).
+    pub n: u32,
+    /// Half width f of the stacked gate | up rows.
+    pub f: u32,
+    pub pad0: u32,
+    pub pad1: u32,
+}
+
 /// Mirror of `CopyColsParams` in `shaders/gather/copy_cols.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
@@ -139,6 +151,7 @@ pub fn layouts() -> Vec<UniformLayout> {
         }),
         layout!(GatherParams { d, n, pad0, pad1 }),
         layout!(CopyColsParams { n, c_src, c, col0 }),
+        layout!(SwigluParams { n, f, pad0, pad1 }),
         layout!(PixelUnshuffleParams { w, d, n, pad0 }),
         layout!(NormParams { rows, d, eps, pad0 }),
         layout!(RopeParams { t, h, hd, pad0 }),
