@@ -146,6 +146,30 @@ pub trait Backend: Sized + Send + Sync {
         Err(unsupported::<Self>("rope"))
     }
 
+    /// LFM2's per-head q/k normalisation followed by RoPE:
+    /// `q_out = rope(rms_norm(q, q_w, eps), pos0, theta)` and likewise `k_out`
+    /// from `k`, `k_w`. `q`, `q_out`: f32 `[t, h, hd]`; `k`, `k_out`: f32
+    /// `[t, h_kv, hd]`; `q_w`, `k_w`: f32 `[hd]`. The default runs the four
+    /// ops; a backend may fuse them (wgpu: one dispatch).
+    #[allow(clippy::too_many_arguments)]
+    fn qk_norm_rope(
+        &self,
+        q: &Tensor<Self>,
+        k: &Tensor<Self>,
+        q_w: &Tensor<Self>,
+        k_w: &Tensor<Self>,
+        eps: f32,
+        pos0: usize,
+        theta: f32,
+        q_out: &mut Tensor<Self>,
+        k_out: &mut Tensor<Self>,
+    ) -> Result<()> {
+        self.rms_norm(q, q_w, eps, q_out)?;
+        self.rms_norm(k, k_w, eps, k_out)?;
+        self.rope(q_out, pos0, theta)?;
+        self.rope(k_out, pos0, theta)
+    }
+
     /// The LFM2 short-conv core for one sequence, prefill (`t > 1`) or decode
     /// (`t = 1`) alike. `bcx`: f32 `[t, 3d]`, the in_proj output, whose rows
     /// are the chunks `B | C | X` in that order. With `bx = B ⊙ X`, the

@@ -251,6 +251,33 @@ pub(crate) fn cols<B: Backend>(
     Ok((rows, c_src, c))
 }
 
+/// The fused q/k norm + RoPE: each of (`q`, `q_w`, `q_out`) and (`k`, `k_w`,
+/// `k_out`) as for rms_norm and rope, with the same `t` and `hd`. Returns
+/// `(t, h, h_kv, hd)`.
+pub(crate) fn qk_norm_rope<B: Backend>(
+    q: &Tensor<B>,
+    k: &Tensor<B>,
+    q_w: &Tensor<B>,
+    k_w: &Tensor<B>,
+    q_out: &Tensor<B>,
+    k_out: &Tensor<B>,
+) -> Result<(usize, usize, usize, usize)> {
+    const OP: &str = "qk_norm_rope";
+    norm(OP, q, &[("q_w", q_w)], q_out)?;
+    norm(OP, k, &[("k_w", k_w)], k_out)?;
+    let (t, h, hd) = rope(q_out)?;
+    let (tk, h_kv, hdk) = rope(k_out)?;
+    if (tk, hdk) != (t, hd) {
+        return Err(mismatch(
+            OP,
+            "k (as [t, h_kv, hd])",
+            [t, h_kv, hd],
+            k.shape(),
+        ));
+    }
+    Ok((t, h, h_kv, hd))
+}
+
 /// SwiGLU over stacked halves: `gu` `[t, 2f]` (gate | up), `out` `[t, f]`;
 /// returns `(t, f)`.
 pub(crate) fn swiglu<B: Backend>(gu: &Tensor<B>, out: &Tensor<B>) -> Result<(usize, usize)> {

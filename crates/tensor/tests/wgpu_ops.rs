@@ -436,6 +436,54 @@ fn wgpu_rope() {
     worst.report("rope", &be);
 }
 
+/// The fused per-head q/k norm + RoPE against the f64 reference chain
+/// (rms_norm, then rope of its f32 output): GQA head counts, odd pairs,
+/// several rows and positions; each output checked with `GPU_ROPE`.
+#[test]
+fn wgpu_qk_norm_rope_matches_norm_then_rope() {
+    let Some(be) = gpu_or_skip() else { return };
+    let mut worst = Worst::default();
+    for (t, h, h_kv) in [(1, 1, 1), (3, 4, 2), (17, 16, 8), (2, 2, 1)] {
+        for hd in [2, 6, 64, 72, 130] {
+            for pos0 in [0, 5, 4000] {
+                let case = format!("t={t} h={h} h_kv={h_kv} hd={hd} pos0={pos0}");
+                let mut rng = Rng::for_case("wgpu_qk_norm_rope", &case);
+                let (q, k) = (rng.vec(t * h * hd, 2.0), rng.vec(t * h_kv * hd, 2.0));
+                let (qw, kw) = (rng.vec(hd, 1.5), rng.vec(hd, 1.5));
+                let (theta, eps) = (1_000_000.0f32, 1e-5f32);
+                let mut q_out = nan_out(&be, &[t, h, hd]);
+                let mut k_out = nan_out(&be, &[t, h_kv, hd]);
+                be.qk_norm_rope(
+                    &up(&be, &q, &[t, h, hd]),
+                    &up(&be, &k, &[t, h_kv, hd]),
+                    &up(&be, &qw, &[hd]),
+                    &up(&be, &kw, &[hd]),
+                    eps,
+                    pos0,
+                    theta,
+                    &mut q_out,
+                    &mut k_out,
+                )
+                .expect("qk_norm_rope");
+                for (x, w, heads, out, what) in
+                    [(&q, &qw, h, &q_out, "q"), (&k, &kw, h_kv, &k_out, "k")]
+                {
+                    let normed = norm::reference::rms_norm(x, w, eps);
+                    let (want, scale) = rope::reference::rope(&normed, heads, hd, pos0, theta);
+                    worst.check(
+                        GPU_ROPE,
+                        &down(&be, out),
+                        &want,
+                        &scale,
+                        &format!("{case} {what}"),
+                    );
+                }
+            }
+        }
+    }
+    worst.report("qk_norm_rope", &be);
+}
+
 // -------------------------------------------------------------- short conv
 
 #[test]

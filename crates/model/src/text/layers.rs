@@ -95,17 +95,22 @@ impl<B: Backend> Attention<B> {
         be.matmul(u, &self.k_proj, None, &mut s.k)?;
         be.matmul(u, &self.v_proj, None, &mut s.v)?;
         // Per-head RMSNorm over hd, then RoPE.
-        s.q.set_shape([t * h, hd])?;
-        s.qn.set_shape([t * h, hd])?;
-        s.k.set_shape([t * h_kv, hd])?;
-        s.kn.set_shape([t * h_kv, hd])?;
-        s.v.set_shape([t * h_kv, hd])?;
-        be.rms_norm(&s.q, &self.q_norm, self.eps, &mut s.qn)?;
-        be.rms_norm(&s.k, &self.k_norm, self.eps, &mut s.kn)?;
+        s.q.set_shape([t, h, hd])?;
         s.qn.set_shape([t, h, hd])?;
+        s.k.set_shape([t, h_kv, hd])?;
         s.kn.set_shape([t, h_kv, hd])?;
-        be.rope(&mut s.qn, pos0, self.theta)?;
-        be.rope(&mut s.kn, pos0, self.theta)?;
+        s.v.set_shape([t * h_kv, hd])?;
+        be.qk_norm_rope(
+            &s.q,
+            &s.k,
+            &self.q_norm,
+            &self.k_norm,
+            self.eps,
+            pos0,
+            self.theta,
+            &mut s.qn,
+            &mut s.kn,
+        )?;
         // Append to the caches (rows of hd), then attend over all cached keys.
         be.copy_rows(&s.kn, k_cache, pos0 * h_kv)?;
         be.copy_rows(&s.v, v_cache, pos0 * h_kv)?;

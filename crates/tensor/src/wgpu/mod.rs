@@ -464,6 +464,21 @@ impl Backend for WgpuBackend {
         ops::rope(self, x, pos0, theta)
     }
 
+    fn qk_norm_rope(
+        &self,
+        q: &Tensor<Self>,
+        k: &Tensor<Self>,
+        q_w: &Tensor<Self>,
+        k_w: &Tensor<Self>,
+        eps: f32,
+        pos0: usize,
+        theta: f32,
+        q_out: &mut Tensor<Self>,
+        k_out: &mut Tensor<Self>,
+    ) -> Result<()> {
+        ops::qk_norm_rope(self, q, k, q_w, k_w, eps, pos0, theta, q_out, k_out)
+    }
+
     fn short_conv(
         &self,
         bcx: &Tensor<Self>,
