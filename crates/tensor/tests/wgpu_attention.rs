@@ -1,7 +1,7 @@
 //! The WGSL attention kernels against the CPU f64 reference
 //! (`crates/tensor/src/cpu/attention/reference.rs`, kernels/attention.md):
 //! the decode kernels (t = 1, vec4 and scalar), the tiled kernel with every
-//! block size the device fits, GQA ratios 1, 2, 4, kv_len > t, causal and
+//! block size the device fits, the rows kernel with its plans, GQA ratios 1, 2, 4, kv_len > t, causal and
 //! bidirectional, rows past kv_len and chosen rows holding NaN. Outputs start
 //! as NaN. Tolerance: `testing::tolerance::GPU_ATTENTION`. Skips without an
 //! adapter unless `LFM_REQUIRE_GPU=1`.
@@ -12,7 +12,7 @@ use tensor::cpu::attention;
 use tensor::cpu::attention::AttnDims;
 use tensor::testing::rng::Rng;
 use tensor::testing::tolerance::{AttnStats, GPU_ATTENTION};
-use tensor::wgpu::ops::{AttnTiles, attention_tiled_with};
+use tensor::wgpu::ops::{AttnRows, AttnTiles, attention_rows_with, attention_tiled_with};
 use tensor::wgpu::{WgpuBackend, gpu_or_skip};
 
 mod wgpu_common;
@@ -32,7 +32,18 @@ struct AttnCase {
 }
 
 fn attn_run(be: &WgpuBackend, c: AttnCase) -> AttnStats {
-    attn_run_nan(be, c, None, None)
+    attn_run_nan(be, c, None, Kernel::Backend)
+}
+
+/// The kernel [`attn_run_nan`] runs.
+#[derive(Clone, Copy, Debug)]
+enum Kernel {
+    /// The backend's choice (`Backend::attention`).
+    Backend,
+    /// The tiled kernel with this plan (`attention_tiled_with`).
+    Tiled(AttnTiles),
+    /// The rows kernel with this plan (`attention_rows_with`).
+    Rows(AttnRows),
 }
 
 /// Which input of [`attn_run_nan`] gets a NaN row.
@@ -46,17 +57,21 @@ enum NanIn {
 /// hold NaN (they must not be read); `nan` also puts NaN in row `j <
 /// kv_len` of k or v (every kv head), which the reference spreads to the
 /// rows that see key `j` and to no other.
-/// `tiles`: run the tiled kernel with this plan (`attention_tiled_with`)
-/// instead of the backend's choice.
+/// `kernel`: the backend's choice or a forced kernel and plan.
 fn attn_run_nan(
     be: &WgpuBackend,
     c: AttnCase,
     nan: Option<(NanIn, usize)>,
-    tiles: Option<AttnTiles>,
+    kernel: Kernel,
 ) -> AttnStats {
     let case = match nan {
         None => format!("{c:?}"),
         Some(n) => format!("{c:?} nan {n:?}"),
+    };
+    // The inputs depend on the case only, not on the kernel.
+    let label = match kernel {
+        Kernel::Backend => case.clone(),
+        _ => format!("{case} {kernel:?}"),
     };
     let mut rng = Rng::for_case("wgpu_attention", &case);
     let q = rng.vec(c.t * c.h * c.hd, 1.0);
@@ -77,11 +92,16 @@ fn attn_run_nan(
         up(be, &k, &[c.s, c.h_kv, c.hd]),
         up(be, &v, &[c.s, c.h_kv, c.hd]),
     );
-    match tiles {
-        Some(p) => attention_tiled_with(be, &tq, &tk, &tv, c.kv_len, c.causal, scale, &mut out, p),
-        None => be.attention(&tq, &tk, &tv, c.kv_len, c.causal, scale, &mut out),
+    match kernel {
+        Kernel::Tiled(p) => {
+            attention_tiled_with(be, &tq, &tk, &tv, c.kv_len, c.causal, scale, &mut out, p)
+        }
+        Kernel::Rows(p) => {
+            attention_rows_with(be, &tq, &tk, &tv, c.kv_len, c.causal, scale, &mut out, p)
+        }
+        Kernel::Backend => be.attention(&tq, &tk, &tv, c.kv_len, c.causal, scale, &mut out),
     }
-    .unwrap_or_else(|e| panic!("{case}: {e}"));
+    .unwrap_or_else(|e| panic!("{label}: {e}"));
     let dims = AttnDims {
         t: c.t,
         h: c.h,
@@ -94,7 +114,7 @@ fn attn_run_nan(
     let r = attention::reference::attention(&q, &k, &v, dims);
     GPU_ATTENTION
         .check(&down(be, &out), &r.out, &r.mag)
-        .unwrap_or_else(|e| panic!("{case}: {e:?}"))
+        .unwrap_or_else(|e| panic!("{label}: {e:?}"))
 }
 
 #[test]
@@ -231,7 +251,7 @@ fn wgpu_attention_tiled_edges() {
                         hd,
                         causal,
                     };
-                    let st = attn_run_nan(&be, c, None, Some(tiles));
+                    let st = attn_run_nan(&be, c, None, Kernel::Tiled(tiles));
                     worst.max_abs = worst.max_abs.max(st.max_abs);
                     worst.nmse = worst.nmse.max(st.nmse);
                     n += 1;
@@ -242,6 +262,79 @@ fn wgpu_attention_tiled_edges() {
     println!(
         "tiled attention on {}: {n} cases, plans (hd, rows, keys) {plans_run:?}, \
          worst |x-r| = {:.3e}, worst NMSE = {:.3e}",
+        be.describe(),
+        worst.max_abs,
+        worst.nmse
+    );
+}
+
+/// The rows kernel (t > 1, hd % 4 = 0, hd ≤ 128) on edge shapes around
+/// its blocks: t ∈ {2, R − 1, R, R + 1, 100, 300} (R rows per workgroup);
+/// causal with kv_len = t and with a cached prefix, bidirectional with
+/// kv_len = t and kv_len ≠ t, kv_len off the key-block grid; GQA ratios 1,
+/// 2 (h = 4 and 16) and 4 in turn; hd ∈ {4, 8, 64, 72, 128}, each with the
+/// plan the backend takes on this device, the one it takes under WebGPU's
+/// default limits and small plans (one split; 8-key splits), so that keys
+/// cross blocks and splits.
+#[test]
+fn wgpu_attention_rows_edges() {
+    let Some(be) = gpu_or_skip() else { return };
+    let limits = &be.device().limits;
+    let default = wgpu::Limits::default();
+    let heads = [(1, 1), (4, 2), (16, 8), (8, 2)];
+    let mut worst = AttnStats::default();
+    let mut n = 0;
+    let mut plans_run = Vec::new();
+    for (i, hd) in [4, 8, 64, 72, 128].into_iter().enumerate() {
+        let mut plans = vec![AttnRows::new(hd, limits).expect("a rows plan fits")];
+        for p in [
+            AttnRows::new(hd, &default),
+            AttnRows::with_plan(hd, 16, 2, 8),
+            AttnRows::with_plan(hd, 8, 1, 8),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if p.fits(limits) && !plans.contains(&p) {
+                plans.push(p);
+            }
+        }
+        for plan in plans {
+            plans_run.push((hd, plan.rows, plan.splits, plan.ks));
+            let (r, bkv) = (plan.rows as usize, plan.bkv() as usize);
+            // Off the key-block grid.
+            let odd = |x: usize| if x.is_multiple_of(bkv) { x + 1 } else { x };
+            for (j, t) in [2, r - 1, r, r + 1, 100, 300].into_iter().enumerate() {
+                if t < 2 {
+                    continue;
+                }
+                let (h, h_kv) = heads[(i + j) % heads.len()];
+                for (causal, kv_len) in [
+                    (true, t),
+                    (true, odd(t + bkv + 3)),
+                    (false, t),
+                    (false, odd(2 * bkv + 5)),
+                ] {
+                    let c = AttnCase {
+                        t,
+                        s: kv_len + 3,
+                        kv_len,
+                        h,
+                        h_kv,
+                        hd,
+                        causal,
+                    };
+                    let st = attn_run_nan(&be, c, None, Kernel::Rows(plan));
+                    worst.max_abs = worst.max_abs.max(st.max_abs);
+                    worst.nmse = worst.nmse.max(st.nmse);
+                    n += 1;
+                }
+            }
+        }
+    }
+    println!(
+        "rows attention on {}: {n} cases, plans (hd, rows, splits, keys per split) \
+         {plans_run:?}, worst |x-r| = {:.3e}, worst NMSE = {:.3e}",
         be.describe(),
         worst.max_abs,
         worst.nmse
@@ -287,10 +380,25 @@ fn wgpu_attention_decode_edges() {
 
 /// A NaN in key or value row j reaches exactly the rows that see key j
 /// (causal: later rows of the same query block do, earlier ones must not),
-/// on both kernels.
+/// on every kernel: the backend's choice (t = 1: `decode.wgsl`; t = 40: the
+/// rows kernel), the tiled kernel and small rows plans (key 30 on a block's
+/// causal diagonal, in a split other than the first).
 #[test]
 fn wgpu_attention_nan_rows() {
     let Some(be) = gpu_or_skip() else { return };
+    let limits = &be.device().limits;
+    let mut kernels = vec![Kernel::Backend];
+    kernels.push(Kernel::Tiled(AttnTiles::new(64, limits).expect("plan")));
+    for p in [
+        AttnRows::new(64, limits),
+        AttnRows::with_plan(64, 16, 2, 8),
+        AttnRows::with_plan(64, 8, 1, 8),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        kernels.push(Kernel::Rows(p));
+    }
     for t in [1, 40] {
         for which in [NanIn::K, NanIn::V] {
             let c = AttnCase {
@@ -302,14 +410,16 @@ fn wgpu_attention_nan_rows() {
                 hd: 64,
                 causal: true,
             };
-            // Position 30: query rows 20.. of the t = 40 chunk see it.
-            attn_run_nan(&be, c, Some((which, 30)), None);
-            attn_run_nan(
-                &be,
-                AttnCase { causal: false, ..c },
-                Some((which, 30)),
-                None,
-            );
+            for &kernel in &kernels {
+                // Position 30: query rows 20.. of the t = 40 chunk see it.
+                attn_run_nan(&be, c, Some((which, 30)), kernel);
+                attn_run_nan(
+                    &be,
+                    AttnCase { causal: false, ..c },
+                    Some((which, 30)),
+                    kernel,
+                );
+            }
         }
     }
 }

@@ -155,7 +155,7 @@ fn wgsl_uniform_layouts_match_rust_mirrors() {
 #[test]
 fn wgsl_matmul_constants_match_host() {
     use tensor::wgpu::matmul::{GEMM_VARIANTS, GemvKind, gemv_constants};
-    use tensor::wgpu::ops::AttnTiles;
+    use tensor::wgpu::ops::{AttnRows, AttnTiles};
     for id in ShaderId::ALL {
         let (module, _) = shaders::validate(id, richest().0, richest().1).expect("valid");
         let overrides: BTreeSet<&str> = module
@@ -173,6 +173,9 @@ fn wgsl_matmul_constants_match_host() {
         } else if id == ShaderId::AttentionTiledF32F32 {
             let tiles = AttnTiles::new(64, &wgpu::Limits::default()).expect("fits");
             tiles.constants().iter().map(|c| c.0).collect()
+        } else if id == ShaderId::AttentionRowsF32F32 {
+            let plan = AttnRows::new(64, &wgpu::Limits::default()).expect("fits");
+            plan.constants().iter().map(|c| c.0).collect()
         } else if !id.label().starts_with("matmul") {
             // The other ops (wgpu/ops.rs) set only the workgroup size.
             vec!["WG"]
@@ -287,5 +290,66 @@ fn wgsl_attention_tiles_fit_default_limits() {
     ] {
         let p = AttnTiles::for_shape(hd, t, h, &big).expect("plan");
         assert_eq!(p.bq(), bq, "hd {hd} t {t} h {h}: {p:?}");
+    }
+}
+
+/// The rows attention kernel: every plan at every head width it takes, with
+/// its override constants applied, has the host's workgroup size and
+/// workgroup memory (what `AttnRows::fits` checks); every such width gets a
+/// plan within WebGPU's default limits, and the model widths the planned
+/// ones (kernels/attention.md).
+#[test]
+fn wgsl_attention_rows_plans_match_host() {
+    use tensor::wgpu::ops::AttnRows;
+    let id = ShaderId::AttentionRowsF32F32;
+    let default = wgpu::Limits::default();
+    let big = wgpu::Limits {
+        max_compute_workgroup_storage_size: 48 << 10,
+        ..wgpu::Limits::default()
+    };
+    let (module, info) = shaders::validate(id, richest().0, richest().1).expect("valid");
+    for hd in (4..=AttnRows::MAX_HD).step_by(4) {
+        let small = AttnRows::new(hd, &default).unwrap_or_else(|| panic!("hd {hd}: no plan"));
+        let mut plans = vec![small, AttnRows::new(hd, &big).expect("plan")];
+        for (r, s, ks) in [(32, 4, 16), (8, 1, 8), (16, 2, 24)] {
+            plans.extend(AttnRows::with_plan(hd, r, s, ks));
+        }
+        for p in plans {
+            let constants: naga::back::PipelineConstants = p
+                .constants()
+                .iter()
+                .map(|&(name, value)| (name.to_string(), f64::from(value)))
+                .collect();
+            let (module, _) = naga::back::pipeline_constants::process_overrides(
+                &module,
+                &info,
+                Some((naga::ShaderStage::Compute, id.entry_point())),
+                &constants,
+            )
+            .unwrap_or_else(|e| panic!("hd {hd} {p:?}: {e}"));
+            let size = module.entry_points[0].workgroup_size;
+            assert_eq!(size, [p.threads(), 1, 1], "hd {hd} {p:?}: workgroup size");
+            let mut layouter = naga::proc::Layouter::default();
+            layouter.update(module.to_ctx()).expect("layout");
+            let bytes: u64 = module
+                .global_variables
+                .iter()
+                .filter(|(_, g)| g.space == naga::AddressSpace::WorkGroup)
+                .map(|(_, g)| u64::from(layouter[g.ty].size))
+                .sum();
+            assert_eq!(bytes, p.shared_bytes(), "hd {hd} {p:?}: workgroup memory");
+        }
+    }
+    for hd in [1, 6, 65, 132, 256] {
+        assert_eq!(AttnRows::new(hd, &big), None, "hd {hd}");
+    }
+    for (hd, limits, plan) in [
+        (64, &default, (32, 4, 8)),
+        (72, &default, (32, 2, 8)),
+        (64, &big, (32, 4, 16)),
+        (72, &big, (32, 4, 16)),
+    ] {
+        let p = AttnRows::new(hd, limits).expect("plan");
+        assert_eq!((p.rows, p.splits, p.ks), plan, "hd {hd}: {p:?}");
     }
 }

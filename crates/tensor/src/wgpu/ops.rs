@@ -13,10 +13,12 @@
 //!   per channel); a decode step (t = 1) is one dispatch doing both.
 //! - `attention` for one query row (decode) uses one workgroup per head with
 //!   an online softmax over key tiles: [`ATTN_DECODE_WG`] threads and
-//!   16-byte loads where hd % 4 = 0, else [`ATTN_WG`]; for t > 1, the tiled
-//!   kernel: one workgroup per block of query rows of one head, key blocks
-//!   staged in workgroup memory, tile sizes from [`AttnTiles::for_shape`]
-//!   (kernels/attention.md).
+//!   16-byte loads where hd % 4 = 0, else [`ATTN_WG`]; for t > 1, the rows
+//!   kernel where hd % 4 = 0 and hd ≤ 128 (one query row per thread, plan
+//!   from [`AttnRows::for_shape`]), else the tiled kernel: one workgroup per
+//!   block of query rows of one head, key blocks staged in workgroup memory,
+//!   tile sizes from [`AttnTiles::for_shape`]; [`ATTN_KERNEL_ENV`] forces
+//!   either (kernels/attention.md).
 //!
 //! Tolerances: `testing::tolerance::GPU_*`.
 
@@ -726,6 +728,199 @@ impl AttnTiles {
     }
 }
 
+/// Environment variable picking the attention kernel for t > 1: `rows`
+/// (`attention/rows.wgsl`, the default where it applies) or `tiled`
+/// (`attention/attention_tiled.wgsl`). For A/B runs on a GPU; read once,
+/// ignored with a warning when malformed.
+pub const ATTN_KERNEL_ENV: &str = "LFM_WGPU_ATTN_KERNEL";
+
+/// Environment variable naming the plan of the rows kernel to try first,
+/// `<rows>x<splits>x<keys per split>` (e.g. `32x4x16`; keys a multiple of
+/// 8): for tuning on a new GPU. Ignored (with a warning) when malformed.
+pub const ATTN_ROWS_ENV: &str = "LFM_WGPU_ATTN_ROWS";
+
+/// The attention kernels for t > 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttnKernel {
+    /// `attention/rows.wgsl` (hd % 4 = 0, hd ≤ [`AttnRows::MAX_HD`]).
+    Rows,
+    /// `attention/attention_tiled.wgsl` (any hd ≤ [`ATTN_MAX_HD`]).
+    Tiled,
+}
+
+/// The kernel of [`ATTN_KERNEL_ENV`], read once.
+fn attn_kernel_env() -> Option<AttnKernel> {
+    static KERNEL: std::sync::OnceLock<Option<AttnKernel>> = std::sync::OnceLock::new();
+    *KERNEL.get_or_init(|| {
+        let v = std::env::var(ATTN_KERNEL_ENV).ok()?;
+        match v.trim() {
+            "rows" => Some(AttnKernel::Rows),
+            "tiled" => Some(AttnKernel::Tiled),
+            _ => {
+                tracing::warn!("{ATTN_KERNEL_ENV}={v:?} is not rows or tiled: ignored");
+                None
+            }
+        }
+    })
+}
+
+/// The plan of [`ATTN_ROWS_ENV`], read once.
+fn attn_rows_env() -> Option<(u32, u32, u32)> {
+    static PLAN: std::sync::OnceLock<Option<(u32, u32, u32)>> = std::sync::OnceLock::new();
+    *PLAN.get_or_init(|| {
+        let v = std::env::var(ATTN_ROWS_ENV).ok()?;
+        let n: Vec<Option<u32>> = v.split('x').map(|x| x.trim().parse().ok()).collect();
+        let parsed = match n[..] {
+            [Some(r), Some(s), Some(ks)] if r >= 1 && s >= 1 && ks.is_multiple_of(8) => {
+                Some((r, s, ks))
+            }
+            _ => None,
+        };
+        if parsed.is_none() {
+            tracing::warn!(
+                "{ATTN_ROWS_ENV}={v:?} is not <rows>x<splits>x<keys per split>: ignored"
+            );
+        }
+        parsed
+    })
+}
+
+/// Plan of `attention/rows.wgsl` (its override constants): a workgroup of
+/// `rows · splits` threads owns `rows` query rows of one head, one row and
+/// one key split per thread (q and the output accumulator in registers),
+/// and walks the keys in blocks of `bkv() = splits · ks` staged in
+/// workgroup memory; split `s` takes keys `s·ks .. (s + 1)·ks` of each
+/// block, and the splits of a row are merged at the end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttnRows {
+    /// Query rows per workgroup (`R`).
+    pub rows: u32,
+    /// Key splits, threads per row (`S`).
+    pub splits: u32,
+    /// Keys per split and block, a multiple of 8 (`KS`).
+    pub ks: u32,
+    /// vec4s per head row, `hd / 4` (`H4`).
+    pub h4: u32,
+}
+
+impl AttnRows {
+    /// Largest head width the kernel takes (its q and accumulator live in
+    /// registers: 2·hd floats per thread).
+    pub const MAX_HD: usize = 128;
+
+    /// (rows, splits, keys per split), most preferred first: 32 rows make
+    /// a warp of one split (its k and v reads are broadcasts), 4 splits
+    /// quadruple the threads of a vision-tower call (t · h · 4).
+    const PLANS: [(u32, u32, u32); 7] = [
+        (32, 4, 16),
+        (32, 4, 8),
+        (32, 2, 16),
+        (32, 2, 8),
+        (32, 1, 8),
+        (16, 1, 8),
+        (8, 1, 8),
+    ];
+
+    /// The plan `(rows, splits, ks)` for head width `hd`, if the kernel
+    /// takes `hd` and the plan is well formed (not checked against any
+    /// device: see [`AttnRows::fits`]).
+    pub fn with_plan(hd: usize, rows: u32, splits: u32, ks: u32) -> Option<Self> {
+        if hd == 0 || !hd.is_multiple_of(4) || hd > Self::MAX_HD {
+            return None;
+        }
+        if rows == 0 || splits == 0 || ks == 0 || !ks.is_multiple_of(8) {
+            return None;
+        }
+        Some(AttnRows {
+            rows,
+            splits,
+            ks,
+            h4: (hd / 4) as u32,
+        })
+    }
+
+    /// The first plan of the usual list that fits `limits`; `None` when
+    /// `hd` is not a multiple of 4, exceeds [`AttnRows::MAX_HD`] or no
+    /// plan fits. hd 64: 32 rows × 4 splits × 16 keys (128 threads, 32 KiB)
+    /// with 48 KiB of workgroup memory, × 8 keys (16 KiB) within WebGPU's
+    /// default 16 KiB; hd 72: 32 × 4 × 16 (36 KiB) / 32 × 2 × 8 (10 KiB).
+    pub fn new(hd: usize, limits: &wgpu::Limits) -> Option<Self> {
+        Self::with_first(hd, limits, None)
+    }
+
+    /// As [`AttnRows::new`], the plan of `LFM_WGPU_ATTN_ROWS` first if set
+    /// and fitting.
+    pub fn for_shape(hd: usize, limits: &wgpu::Limits) -> Option<Self> {
+        Self::with_first(hd, limits, attn_rows_env())
+    }
+
+    /// As [`AttnRows::new`], trying `first` (rows, splits, ks) before the
+    /// usual list.
+    pub fn with_first(
+        hd: usize,
+        limits: &wgpu::Limits,
+        first: Option<(u32, u32, u32)>,
+    ) -> Option<Self> {
+        first
+            .into_iter()
+            .chain(Self::PLANS)
+            .filter_map(|(r, s, ks)| Self::with_plan(hd, r, s, ks))
+            .find(|p| p.fits(limits))
+    }
+
+    /// Every plan of the usual list that fits `limits` (tests).
+    pub fn all(hd: usize, limits: &wgpu::Limits) -> Vec<Self> {
+        Self::PLANS
+            .into_iter()
+            .filter_map(|(r, s, ks)| Self::with_plan(hd, r, s, ks))
+            .filter(|p| p.fits(limits))
+            .collect()
+    }
+
+    /// Whether the threads and workgroup memory fit `limits`.
+    pub fn fits(&self, limits: &wgpu::Limits) -> bool {
+        let max_threads = limits
+            .max_compute_invocations_per_workgroup
+            .min(limits.max_compute_workgroup_size_x);
+        self.threads() <= max_threads
+            && self.shared_bytes() <= u64::from(limits.max_compute_workgroup_storage_size)
+    }
+
+    /// Keys per block (`BKV`).
+    pub fn bkv(&self) -> u32 {
+        self.splits * self.ks
+    }
+
+    /// Threads per workgroup (`WG`).
+    pub fn threads(&self) -> u32 {
+        self.rows * self.splits
+    }
+
+    /// Workgroup memory: the K and V block, which the split merge reuses
+    /// (`rows · h4` partial outputs and one (m, l) per thread).
+    pub fn shared_bytes(&self) -> u64 {
+        let vec4s = (2 * self.bkv() * self.h4).max(self.rows * self.h4 + self.threads());
+        16 * u64::from(vec4s)
+    }
+
+    /// The pipeline's override constants.
+    pub fn constants(&self) -> [(&'static str, u32); 4] {
+        [
+            ("R", self.rows),
+            ("S", self.splits),
+            ("KS", self.ks),
+            ("H4", self.h4),
+        ]
+    }
+}
+
+/// The kernel and plan of one attention call (t > 1).
+#[derive(Clone, Copy, Debug)]
+enum AttnPlan {
+    Tiled(AttnTiles),
+    Rows(AttnRows),
+}
+
 /// See [`crate::Backend::attention`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn attention(
@@ -757,7 +952,46 @@ pub fn attention_tiled_with(
     out: &mut T,
     tiles: AttnTiles,
 ) -> Result<()> {
-    attention_impl(be, q, k, v, kv_len, causal, scale, out, Some(tiles))
+    attention_impl(
+        be,
+        q,
+        k,
+        v,
+        kv_len,
+        causal,
+        scale,
+        out,
+        Some(AttnPlan::Tiled(tiles)),
+    )
+}
+
+/// The attention through the rows kernel with the plan `plan`, whatever
+/// the shape (t = 1 included): for tests and tuning. Same contract as
+/// [`crate::Backend::attention`]; `plan` must fit the device (see
+/// [`AttnRows::fits`]) and match the head width (`hd = 4 · plan.h4`).
+#[allow(clippy::too_many_arguments)]
+pub fn attention_rows_with(
+    be: &WgpuBackend,
+    q: &T,
+    k: &T,
+    v: &T,
+    kv_len: usize,
+    causal: bool,
+    scale: f32,
+    out: &mut T,
+    plan: AttnRows,
+) -> Result<()> {
+    attention_impl(
+        be,
+        q,
+        k,
+        v,
+        kv_len,
+        causal,
+        scale,
+        out,
+        Some(AttnPlan::Rows(plan)),
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -770,7 +1004,7 @@ fn attention_impl(
     causal: bool,
     scale: f32,
     out: &mut T,
-    forced: Option<AttnTiles>,
+    forced: Option<AttnPlan>,
 ) -> Result<()> {
     const OP: &str = "attention";
     let checks::AttnShape { t, h, h_kv, hd } = checks::attention(q, k, v, kv_len, causal, out)?;
@@ -804,29 +1038,56 @@ fn attention_impl(
         (4, out.storage().buffer()),
     ];
     let limits = &be.device().limits;
-    let tiles = match forced {
-        Some(tiles) => {
+    let misfit = |what: String| TensorError::Gpu {
+        what: "attention",
+        detail: format!("{what} does not fit hd {hd} on this device"),
+    };
+    let plan = match forced {
+        Some(AttnPlan::Tiled(tiles)) => {
             if tiles.h4 as usize != hd.div_ceil(4)
                 || tiles.threads() > limits.max_compute_invocations_per_workgroup
                 || tiles.shared_bytes() > u64::from(limits.max_compute_workgroup_storage_size)
             {
-                return Err(TensorError::Gpu {
-                    what: "attention",
-                    detail: format!("{tiles:?} does not fit hd {hd} on this device"),
-                });
+                return Err(misfit(format!("{tiles:?}")));
             }
-            Some(tiles)
+            Some(AttnPlan::Tiled(tiles))
         }
-        None if t > 1 => AttnTiles::for_shape(hd, t, h, limits),
+        Some(AttnPlan::Rows(rows)) => {
+            if 4 * rows.h4 as usize != hd
+                || AttnRows::with_plan(hd, rows.rows, rows.splits, rows.ks) != Some(rows)
+                || !rows.fits(limits)
+            {
+                return Err(misfit(format!("{rows:?}")));
+            }
+            Some(AttnPlan::Rows(rows))
+        }
+        None if t > 1 => {
+            let rows = match attn_kernel_env() {
+                Some(AttnKernel::Tiled) => None,
+                _ => AttnRows::for_shape(hd, limits),
+            };
+            match rows {
+                Some(rows) => Some(AttnPlan::Rows(rows)),
+                None => AttnTiles::for_shape(hd, t, h, limits).map(AttnPlan::Tiled),
+            }
+        }
         None => None,
     };
-    match tiles {
-        Some(tiles) => be.record(&Dispatch {
+    match plan {
+        Some(AttnPlan::Tiled(tiles)) => be.record(&Dispatch {
             shader: ShaderId::AttentionTiledF32F32,
             constants: &tiles.constants(),
             params: bytemuck::bytes_of(&p),
             buffers: &buffers,
             groups: groups(be, t.div_ceil(tiles.bq() as usize) as u64 * h as u64)?,
+            host: None,
+        }),
+        Some(AttnPlan::Rows(rows)) => be.record(&Dispatch {
+            shader: ShaderId::AttentionRowsF32F32,
+            constants: &rows.constants(),
+            params: bytemuck::bytes_of(&p),
+            buffers: &buffers,
+            groups: groups(be, t.div_ceil(rows.rows as usize) as u64 * h as u64)?,
             host: None,
         }),
         None => be.record(&Dispatch {

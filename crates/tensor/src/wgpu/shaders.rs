@@ -71,6 +71,7 @@ const ATTENTION_IO: ShaderFile = shader_file!("attention/io.wgsl");
 const ATTENTION_DECODE: ShaderFile = shader_file!("attention/decode.wgsl");
 const ATTENTION: ShaderFile = shader_file!("attention/attention.wgsl");
 const ATTENTION_TILED: ShaderFile = shader_file!("attention/attention_tiled.wgsl");
+const ATTENTION_ROWS: ShaderFile = shader_file!("attention/rows.wgsl");
 
 /// A compute pipeline's WGSL source: `{op}_{in}_{out}` (STYLE.md §3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -136,11 +137,14 @@ pub enum ShaderId {
     AttentionDecodeF32F32,
     /// GQA attention, flash-style query blocks × key blocks: t > 1 (f32).
     AttentionTiledF32F32,
+    /// GQA attention, one query row per thread, key blocks in workgroup
+    /// memory, hd % 4 = 0 and hd ≤ 128: t > 1 (f32).
+    AttentionRowsF32F32,
 }
 
 impl ShaderId {
     /// Every registered shader.
-    pub const ALL: [ShaderId; 29] = [
+    pub const ALL: [ShaderId; 30] = [
         ShaderId::MatmulBf16F32,
         ShaderId::MatmulF16F32,
         ShaderId::MatmulF32F32,
@@ -170,6 +174,7 @@ impl ShaderId {
         ShaderId::AttentionF32F32,
         ShaderId::AttentionDecodeF32F32,
         ShaderId::AttentionTiledF32F32,
+        ShaderId::AttentionRowsF32F32,
     ];
 
     /// Pipeline and shader-module label, e.g. `"matmul_bf16_f32"`.
@@ -204,6 +209,7 @@ impl ShaderId {
             ShaderId::AttentionF32F32 => "attention_f32_f32",
             ShaderId::AttentionDecodeF32F32 => "attention_decode_f32_f32",
             ShaderId::AttentionTiledF32F32 => "attention_tiled_f32_f32",
+            ShaderId::AttentionRowsF32F32 => "attention_rows_f32_f32",
         }
     }
 
@@ -244,6 +250,7 @@ impl ShaderId {
             ShaderId::AttentionF32F32 => &[ATTENTION_PARAMS, ATTENTION_IO, ATTENTION],
             ShaderId::AttentionDecodeF32F32 => &[ATTENTION_PARAMS, ATTENTION_DECODE],
             ShaderId::AttentionTiledF32F32 => &[ATTENTION_PARAMS, ATTENTION_IO, ATTENTION_TILED],
+            ShaderId::AttentionRowsF32F32 => &[ATTENTION_PARAMS, ATTENTION_ROWS],
         }
     }
 
