@@ -289,6 +289,7 @@ fn wgpu_attention_rows_edges() {
         let mut plans = vec![AttnRows::new(hd, limits).expect("a rows plan fits")];
         for p in [
             AttnRows::new(hd, &default),
+            AttnRows::with_plan(hd, 32, 4, 16),
             AttnRows::with_plan(hd, 16, 2, 8),
             AttnRows::with_plan(hd, 8, 1, 8),
         ]

@@ -346,7 +346,7 @@ fn wgsl_attention_rows_plans_match_host() {
     for (hd, limits, plan) in [
         (64, &default, (32, 4, 8)),
         (72, &default, (32, 2, 8)),
-        (64, &big, (32, 4, 16)),
+        (64, &big, (32, 4, 8)),
         (72, &big, (32, 4, 16)),
     ] {
         let p = AttnRows::new(hd, limits).expect("plan");

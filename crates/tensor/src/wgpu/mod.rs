@@ -49,6 +49,11 @@ const UNIFORM_SLOT_BYTES: u64 = 256;
 /// recording the rest of a forward pass.
 const UNIFORM_SLOTS: u64 = 64;
 const OPS_PER_SUBMIT_ENV: &str = "LFM_WGPU_OPS_PER_SUBMIT";
+/// The first submit after a wait goes out after this many ops (unless
+/// `LFM_WGPU_FIRST_SUBMIT` says otherwise; 0: no early submit), so the
+/// device starts a decode step or an image while the host records the rest.
+const FIRST_SUBMIT: u64 = 16;
+const FIRST_SUBMIT_ENV: &str = "LFM_WGPU_FIRST_SUBMIT";
 /// Bytes of the host data ring (ids, rope tables); larger data gets a
 /// buffer of its own.
 const HOST_RING_BYTES: u64 = 1 << 20;
@@ -82,6 +87,8 @@ struct Gpu {
     rec: Mutex<Recorder>,
     /// Ops per submit: the uniform ring's slots.
     slots: u64,
+    /// Ops of the first submit after a wait (≤ `slots`).
+    first_submit: u64,
     /// `slots` slots of `UNIFORM_SLOT_BYTES`.
     uniforms: wgpu::Buffer,
     /// `HOST_RING_BYTES` of per-op host data, bound as read-only storage.
@@ -149,6 +156,22 @@ impl WgpuBackend {
                 })?,
             Err(_) => UNIFORM_SLOTS,
         };
+        let first_submit = match std::env::var(FIRST_SUBMIT_ENV) {
+            Ok(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n <= 4096)
+                .ok_or_else(|| TensorError::Gpu {
+                    what: "configuration",
+                    detail: format!("{FIRST_SUBMIT_ENV}={v:?}: want a number in 0..=4096"),
+                })?,
+            Err(_) => FIRST_SUBMIT,
+        };
+        let first_submit = if first_submit == 0 {
+            slots
+        } else {
+            first_submit.min(slots)
+        };
         let uniforms = dev.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("uniform ring"),
             size: UNIFORM_SLOT_BYTES * slots,
@@ -178,6 +201,7 @@ impl WgpuBackend {
                 pipelines: PipelineCache::default(),
                 rec: Mutex::default(),
                 slots,
+                first_submit,
                 uniforms,
                 host_ring,
                 placeholder,
@@ -236,7 +260,11 @@ impl WgpuBackend {
     }
 
     fn wait(&self) -> Result<()> {
-        lock(&self.gpu.rec, "recorder")?.bind_groups.end_epoch();
+        {
+            let mut rec = lock(&self.gpu.rec, "recorder")?;
+            rec.bind_groups.end_epoch();
+            rec.submits_since_wait = 0;
+        }
         let t = std::time::Instant::now();
         let polled = self
             .gpu

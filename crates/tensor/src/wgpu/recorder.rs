@@ -10,7 +10,9 @@
 //!   `write_buffer` each just before the submit (a `write_buffer` per op
 //!   costs a staging allocation and a copy each: that was most of a decode
 //!   step's host time). The encoder is submitted when the uniform ring is
-//!   full (every `slots` ops), before a download, or on `sync`.
+//!   full (every `slots` ops; the first submit after a wait already after
+//!   `first_submit` ops, so the device starts early), before a download, or
+//!   on `sync`.
 //! - The uniform is bound with a dynamic offset, so a bind group does not
 //!   depend on the slot. Bind groups are cached by pipeline and bound
 //!   buffers (`BindGroupKey`): a steady-state decode step creates none.
@@ -123,6 +125,9 @@ pub(super) struct Recorder {
     pub bind_groups: BindGroupCache,
     /// Timestamp pairs written by `encoder`'s passes (profiling only).
     pub queries: PendingQueries,
+    /// Submits since the device was last waited for: the first one goes out
+    /// early (`Gpu::first_submit` ops).
+    pub submits_since_wait: u64,
 }
 
 impl Recorder {
@@ -254,7 +259,12 @@ impl WgpuBackend {
         let host_slice = host_len.div_ceil(HOST_ALIGN) * HOST_ALIGN;
         let in_ring = host_slice <= HOST_RING_BYTES;
         let mut rec = lock(&g.rec, "recorder")?;
-        if rec.slot == g.slots || (in_ring && rec.host + host_slice > HOST_RING_BYTES) {
+        let limit = if rec.submits_since_wait == 0 {
+            g.first_submit
+        } else {
+            g.slots
+        };
+        if rec.slot >= limit || (in_ring && rec.host + host_slice > HOST_RING_BYTES) {
             self.submit(&mut rec)?;
         }
         // The uniform: into the shadow of the next slot.
@@ -357,6 +367,7 @@ impl WgpuBackend {
         let profiled = rec.queries.resolve(g, rec.encoder.as_mut());
         if let Some(enc) = rec.encoder.take() {
             g.dev.queue.submit([enc.finish()]);
+            rec.submits_since_wait += 1;
         }
         rec.slot = 0;
         rec.host = 0;
