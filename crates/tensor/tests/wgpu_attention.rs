@@ -225,9 +225,16 @@ fn wgpu_attention_tiled_edges() {
         // the backend takes when 64 rows make too few workgroups).
         let largest = AttnTiles::new(hd, limits).expect("a tile plan fits the default limits");
         let smaller = AttnTiles::with_blocks(hd, limits, None, 64).expect("a plan");
+        // An odd key block (as LFM_WGPU_ATTN_BLOCK may ask for): one key per
+        // score tile, so the last key of a block is scored too.
+        let odd = AttnTiles::with_blocks(hd, limits, Some((32, 15)), 0).expect("a plan");
+        // (hd 256 does not fit 32 × 15 and takes the usual plan.)
+        assert!(odd.bkv != 15 || odd.rk == 1, "hd {hd}: {odd:?}");
         let mut plans = vec![largest];
-        if smaller != largest {
-            plans.push(smaller);
+        for p in [smaller, odd] {
+            if !plans.contains(&p) {
+                plans.push(p);
+            }
         }
         for tiles in plans {
             plans_run.push((hd, tiles.bq(), tiles.bkv));
@@ -422,5 +429,38 @@ fn wgpu_attention_nan_rows() {
                 );
             }
         }
+    }
+}
+
+/// A caller's tiled plan is validated: a wrong head width, a row stride
+/// narrower than the row, or an output split the kernel lacks is an error,
+/// not a wrong result.
+#[test]
+fn wgpu_attention_tiled_with_rejects_bad_plans() {
+    let Some(be) = gpu_or_skip() else { return };
+    let limits = &be.device().limits;
+    let good = AttnTiles::new(64, limits).expect("plan");
+    let q = up(&be, &[0.5; 2 * 64], &[2, 1, 64]);
+    let kv = up(&be, &[0.5; 2 * 64], &[2, 1, 64]);
+    let run = |tiles: AttnTiles| {
+        let mut out = nan_out(&be, &[2, 1, 64]);
+        attention_tiled_with(&be, &q, &kv, &kv, 2, true, 0.125, &mut out, tiles)
+    };
+    assert!(run(good).is_ok());
+    for bad in [
+        AttnTiles { h4: 17, ..good },
+        AttnTiles {
+            h4s: good.h4 - 1,
+            ..good
+        },
+        AttnTiles { dv: 3, ..good },
+        AttnTiles { qg: 0, ..good },
+        AttnTiles {
+            bkv: 5,
+            rk: 2,
+            ..good
+        },
+    ] {
+        assert!(run(bad).is_err(), "{bad:?}");
     }
 }

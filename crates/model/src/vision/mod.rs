@@ -145,7 +145,12 @@ impl<B: Backend> VisionTower<B> {
             // A panic elsewhere cannot leave an entry half-made: keep using it.
             let mut cache = self.pos_cache.lock().unwrap_or_else(|e| e.into_inner());
             let at = match cache.iter().position(|(shape, _)| *shape == (h, w)) {
-                Some(i) => i,
+                Some(i) => {
+                    // Most recently used last: eviction takes the first.
+                    let hit = cache.remove(i);
+                    cache.push(hit);
+                    cache.len() - 1
+                }
                 None => {
                     if cache.len() == POS_CACHE_SHAPES {
                         cache.remove(0);

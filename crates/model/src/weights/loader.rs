@@ -45,10 +45,10 @@ impl<'a, B: Backend> Loader<'a, B> {
                 dtypes: list(&|(t, _)| t.dtype.to_string()),
             });
         }
-        let bytes: Vec<u8> = raws
-            .iter()
-            .flat_map(|(t, _)| t.bytes.iter().copied())
-            .collect();
+        let mut bytes = Vec::with_capacity(raws.iter().map(|(t, _)| t.bytes.len()).sum());
+        for (t, _) in &raws {
+            bytes.extend_from_slice(t.bytes);
+        }
         let n: usize = parts.iter().map(|&(_, n)| n).sum();
         Ok(self
             .be

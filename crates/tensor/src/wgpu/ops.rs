@@ -586,7 +586,9 @@ fn attn_block_env() -> Option<(u32, u32)> {
         let parsed = v
             .split_once('x')
             .and_then(|(q, k)| Some((q.trim().parse::<u32>().ok()?, k.trim().parse::<u32>().ok()?)))
-            .filter(|&(q, k)| q >= 4 && q.is_multiple_of(4) && k >= 1);
+            .filter(|&(q, k)| {
+                (4..=256).contains(&q) && q.is_multiple_of(4) && (1..=256).contains(&k)
+            });
         if parsed.is_none() {
             tracing::warn!("{ATTN_BLOCK_ENV}={v:?} is not <query rows>x<keys>: ignored");
         }
@@ -685,7 +687,9 @@ impl AttnTiles {
                 };
                 // One key per score tile when two would leave over a
                 // quarter of the threads idle.
-                if 4 * (tiles.qg * bkv / 2) < 3 * tiles.threads() {
+                // Also with an odd key block: a score tile of two keys
+                // would leave the last key unscored.
+                if !bkv.is_multiple_of(2) || 4 * (tiles.qg * bkv / 2) < 3 * tiles.threads() {
                     tiles.rk = 1;
                 }
                 if tiles.threads() <= max_threads
@@ -696,6 +700,23 @@ impl AttnTiles {
             }
         }
         None
+    }
+
+    /// Whether this plan is one the kernel can run for `hd` within `limits`
+    /// (what [`attention_tiled_with`] accepts from a caller).
+    pub fn valid_for(&self, hd: usize, limits: &wgpu::Limits) -> bool {
+        let max_threads = limits
+            .max_compute_invocations_per_workgroup
+            .min(limits.max_compute_workgroup_size_x);
+        self.h4 as usize == hd.div_ceil(4)
+            && (self.h4s == self.h4 || self.h4s == (self.h4 | 1))
+            && matches!(self.dv, 1 | 2 | 4)
+            && (1..=64).contains(&self.qg)
+            && (1..=256).contains(&self.bkv)
+            && matches!(self.rk, 1 | 2)
+            && self.bkv.is_multiple_of(self.rk)
+            && self.threads() <= max_threads
+            && self.shared_bytes() <= u64::from(limits.max_compute_workgroup_storage_size)
     }
 
     /// Query rows per workgroup.
@@ -828,7 +849,12 @@ impl AttnRows {
         if hd == 0 || !hd.is_multiple_of(4) || hd > Self::MAX_HD {
             return None;
         }
-        if rows == 0 || splits == 0 || ks == 0 || !ks.is_multiple_of(8) {
+        // Bounded so that the thread and byte counts cannot overflow.
+        if !(1..=256).contains(&rows)
+            || !(1..=64).contains(&splits)
+            || !(8..=512).contains(&ks)
+            || !ks.is_multiple_of(8)
+        {
             return None;
         }
         Some(AttnRows {
@@ -1051,10 +1077,7 @@ fn attention_impl(
     };
     let plan = match forced {
         Some(AttnPlan::Tiled(tiles)) => {
-            if tiles.h4 as usize != hd.div_ceil(4)
-                || tiles.threads() > limits.max_compute_invocations_per_workgroup
-                || tiles.shared_bytes() > u64::from(limits.max_compute_workgroup_storage_size)
-            {
+            if !tiles.valid_for(hd, limits) {
                 return Err(misfit(format!("{tiles:?}")));
             }
             Some(AttnPlan::Tiled(tiles))

@@ -19,10 +19,14 @@ use crate::{Result, TensorError};
 /// Calls and GPU time per shader label.
 pub(super) type Sink = Arc<Mutex<HashMap<&'static str, (u64, Duration)>>>;
 
+/// Most timestamp pairs per submit: wgpu caps a query set at 4096 queries.
+pub(super) const MAX_PAIRS: u64 = 2048;
+
 /// The device objects of profiling, created with the backend when the
 /// device has timestamp queries.
 pub(super) struct Timestamps {
-    /// Two queries per dispatch of one submit (it has at most `slots`).
+    /// Two queries per dispatch of one submit (at most `slots`, capped at
+    /// [`MAX_PAIRS`]; the recorder submits when they run out).
     pairs: u64,
     set: wgpu::QuerySet,
     resolve: wgpu::Buffer,
@@ -33,6 +37,7 @@ pub(super) struct Timestamps {
 
 impl Timestamps {
     pub fn new(dev: &wgpu::Device, queue: &wgpu::Queue, pairs: u64) -> Self {
+        let pairs = pairs.clamp(1, MAX_PAIRS);
         let bytes = pairs * 2 * 8;
         Timestamps {
             pairs,
@@ -66,9 +71,17 @@ pub(super) struct PendingQueries {
 }
 
 impl PendingQueries {
+    /// Whether the query set has no pair left for another dispatch (the
+    /// recorder submits first).
+    pub fn is_full(&self, g: &Gpu) -> bool {
+        g.timestamps
+            .as_ref()
+            .is_some_and(|ts| self.labels.len() as u64 >= ts.pairs)
+    }
+
     /// Reserves the next pair for a dispatch of `label`: the query set and
-    /// the index of its first query. `None` when the set is full (cannot
-    /// happen: a submit holds at most one dispatch per uniform slot).
+    /// the index of its first query. `None` when the set is full (the
+    /// recorder submits before that: [`PendingQueries::is_full`]).
     pub fn push(
         &mut self,
         g: &Gpu,

@@ -264,7 +264,9 @@ impl WgpuBackend {
         } else {
             g.slots
         };
-        if rec.slot >= limit || (in_ring && rec.host + host_slice > HOST_RING_BYTES) {
+        let queries_full = self.profile.is_some() && rec.queries.is_full(g);
+        if rec.slot >= limit || (in_ring && rec.host + host_slice > HOST_RING_BYTES) || queries_full
+        {
             self.submit(&mut rec)?;
         }
         // The uniform: into the shadow of the next slot.
