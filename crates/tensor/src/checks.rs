@@ -253,7 +253,9 @@ pub(crate) fn cols<B: Backend>(
 
 /// The fused q/k norm + RoPE: each of (`q`, `q_w`, `q_out`) and (`k`, `k_w`,
 /// `k_out`) as for rms_norm and rope, with the same `t` and `hd`. Returns
-/// `(t, h, h_kv, hd)`.
+/// `(t, h, h_kv, hd)`. (The CPU runs the unfused default, which checks
+/// each op.)
+#[cfg(feature = "wgpu")]
 pub(crate) fn qk_norm_rope<B: Backend>(
     q: &Tensor<B>,
     k: &Tensor<B>,

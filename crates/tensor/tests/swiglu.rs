@@ -7,7 +7,7 @@
 use tensor::cpu::elementwise::reference;
 use tensor::cpu::{CpuBackend, Isa};
 use tensor::testing::rng::Rng;
-use tensor::testing::tolerance::{GPU_SILU_MUL, SILU_MUL};
+use tensor::testing::tolerance::SILU_MUL;
 use tensor::{Backend, DType, HostData, Shape, Tensor};
 
 const SHAPES: [(usize, usize); 7] = [
@@ -88,7 +88,7 @@ fn swiglu_wgpu_equals_its_silu_mul() {
     for (t, f) in SHAPES {
         let (got, two, want) = both(&be, t, f);
         assert_eq!(bits(&got), bits(&two), "t={t} f={f}");
-        GPU_SILU_MUL
+        tensor::testing::tolerance::GPU_SILU_MUL
             .check(&got, &want, &[])
             .unwrap_or_else(|e| panic!("t={t} f={f}: {e:?}"));
     }
