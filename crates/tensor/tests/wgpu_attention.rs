@@ -12,7 +12,7 @@ use tensor::cpu::attention;
 use tensor::cpu::attention::AttnDims;
 use tensor::testing::rng::Rng;
 use tensor::testing::tolerance::{AttnStats, GPU_ATTENTION};
-use tensor::wgpu::ops::{AttnRows, AttnTiles, attention_rows_with, attention_tiled_with};
+use tensor::wgpu::attention::{AttnRows, AttnTiles, attention_rows_with, attention_tiled_with};
 use tensor::wgpu::{WgpuBackend, gpu_or_skip};
 
 mod wgpu_common;

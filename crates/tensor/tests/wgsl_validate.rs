@@ -154,8 +154,8 @@ fn wgsl_uniform_layouts_match_rust_mirrors() {
 /// The override constants the host sets exist in the shaders.
 #[test]
 fn wgsl_matmul_constants_match_host() {
+    use tensor::wgpu::attention::{AttnRows, AttnTiles};
     use tensor::wgpu::matmul::{GEMM_VARIANTS, GemvKind, gemv_constants};
-    use tensor::wgpu::ops::{AttnRows, AttnTiles};
     for id in ShaderId::ALL {
         let (module, _) = shaders::validate(id, richest().0, richest().1).expect("valid");
         let overrides: BTreeSet<&str> = module
@@ -262,7 +262,7 @@ fn wgsl_matmul_variants_fit_their_limits() {
 /// get the large blocks (kernels/attention.md).
 #[test]
 fn wgsl_attention_tiles_fit_default_limits() {
-    use tensor::wgpu::ops::{ATTN_MAX_HD, AttnTiles};
+    use tensor::wgpu::attention::{ATTN_MAX_HD, AttnTiles};
     let limits = wgpu::Limits::default();
     for hd in 1..=ATTN_MAX_HD {
         let p = AttnTiles::new(hd, &limits).unwrap_or_else(|| panic!("hd {hd}: no plan"));
@@ -300,7 +300,7 @@ fn wgsl_attention_tiles_fit_default_limits() {
 /// ones (kernels/attention.md).
 #[test]
 fn wgsl_attention_rows_plans_match_host() {
-    use tensor::wgpu::ops::AttnRows;
+    use tensor::wgpu::attention::AttnRows;
     let id = ShaderId::AttentionRowsF32F32;
     let default = wgpu::Limits::default();
     let big = wgpu::Limits {

@@ -6,8 +6,9 @@
 //! - [`pipelines`] compiles each `(ShaderId, override constants)` once.
 //! - [`uniforms`] holds the Rust mirrors of the WGSL uniform structs.
 //! - [`matmul`] encodes the tiled GEMM and the GEMV.
+//! - [`attention`] encodes attention (decode, rows and tiled kernels).
 //! - [`ops`] encodes every other [`Backend`] op (norms, rope, short conv,
-//!   attention, elementwise, gathers and copies).
+//!   elementwise, gathers and copies).
 //!
 //! Execution model: ops only *record* work into one pending command
 //! encoder (`recorder.rs`: one open compute pass, uniforms and small host data
@@ -19,6 +20,7 @@
 //! reports them asynchronously) are collected and returned by the next
 //! `download_f32` or `sync`. [`profile`] times each shader on the GPU.
 
+pub mod attention;
 pub mod device;
 pub mod matmul;
 pub mod ops;
@@ -527,7 +529,7 @@ impl Backend for WgpuBackend {
         scale: f32,
         out: &mut Tensor<Self>,
     ) -> Result<()> {
-        ops::attention(self, q, k, v, kv_len, causal, scale, out)
+        attention::attention(self, q, k, v, kv_len, causal, scale, out)
     }
 
     fn silu_mul(
