@@ -123,9 +123,13 @@ pub fn argmax(v: &[f32]) -> usize {
 pub struct Sampler {
     pub cfg: SamplingConfig,
     rng: Rng,
-    /// Scratch, reused across steps (no allocation per token).
+    /// Scratch, reused across steps (no allocation per token once grown).
     order: Vec<usize>,
     seen: Vec<bool>,
+    /// A copy of the logits for top-k's selection.
+    kth: Vec<f32>,
+    /// Softmax probabilities.
+    probs: Vec<f64>,
 }
 
 impl Sampler {
@@ -136,6 +140,8 @@ impl Sampler {
             rng,
             order: Vec::new(),
             seen: Vec::new(),
+            kth: Vec::new(),
+            probs: Vec::new(),
         }
     }
 
@@ -165,7 +171,9 @@ impl Sampler {
             logits.iter_mut().for_each(|z| *z /= c.temperature);
         }
         if c.top_k > 0 && c.top_k < logits.len() {
-            let mut sorted: Vec<f32> = logits.to_vec();
+            let sorted = &mut self.kth;
+            sorted.clear();
+            sorted.extend_from_slice(logits);
             let k = c.top_k;
             sorted.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
             let kth = sorted[k - 1];
@@ -181,7 +189,8 @@ impl Sampler {
             self.order
                 .extend((0..logits.len()).filter(|&i| logits[i] > f32::NEG_INFINITY));
             self.order.sort_by(|&a, &b| logits[a].total_cmp(&logits[b]));
-            let probs = softmax(logits);
+            softmax_into(logits, &mut self.probs);
+            let probs = &self.probs;
             let mut cum = 0.0f64;
             let last = self.order.len().saturating_sub(1);
             for (rank, &i) in self.order.iter().enumerate() {
@@ -192,7 +201,8 @@ impl Sampler {
             }
         }
         if c.min_p > 0.0 {
-            let probs = softmax(logits);
+            softmax_into(logits, &mut self.probs);
+            let probs = &self.probs;
             let top = probs.iter().cloned().fold(0.0, f64::max);
             let best = argmax(logits);
             for (i, z) in logits.iter_mut().enumerate() {
@@ -201,9 +211,9 @@ impl Sampler {
                 }
             }
         }
-        let probs = softmax(logits);
+        softmax_into(logits, &mut self.probs);
         let mut u = self.rng.uniform();
-        for (i, p) in probs.iter().enumerate() {
+        for (i, p) in self.probs.iter().enumerate() {
             if u < *p {
                 return i as u32;
             }
@@ -213,21 +223,19 @@ impl Sampler {
     }
 }
 
-/// Softmax in f64 (−inf entries get 0).
-fn softmax(z: &[f32]) -> Vec<f64> {
+/// Softmax in f64 (−inf entries get 0) into `out` (reused).
+fn softmax_into(z: &[f32], out: &mut Vec<f64>) {
     let m = z.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let e: Vec<f64> = z
-        .iter()
-        .map(|&v| {
-            if v == f32::NEG_INFINITY {
-                0.0
-            } else {
-                (v as f64 - m).exp()
-            }
-        })
-        .collect();
-    let s: f64 = e.iter().sum();
-    e.into_iter().map(|v| v / s).collect()
+    out.clear();
+    out.extend(z.iter().map(|&v| {
+        if v == f32::NEG_INFINITY {
+            0.0
+        } else {
+            (v as f64 - m).exp()
+        }
+    }));
+    let s: f64 = out.iter().sum();
+    out.iter_mut().for_each(|v| *v /= s);
 }
 
 #[cfg(test)]
