@@ -207,6 +207,51 @@ fn wgpu_attention() {
     );
 }
 
+/// (query heads, kv heads) taken in turn by the edge tests: GQA ratios
+/// 1, 2, 2 and 4.
+const HEADS: [(usize, usize); 4] = [(1, 1), (4, 2), (16, 8), (8, 2)];
+
+/// The edge sweep of one plan: for each `t` in `ts`, causal with kv_len = t
+/// and with a prefix, bidirectional with kv_len = t and kv_len ≠ t (kv_len
+/// off the `bkv` key-block grid), GQA ratios taken in turn from `i`.
+/// Returns the number of cases run.
+fn edge_sweep(
+    be: &WgpuBackend,
+    hd: usize,
+    i: usize,
+    ts: &[usize],
+    bkv: usize,
+    kernel: Kernel,
+    worst: &mut AttnStats,
+) -> usize {
+    let odd = |x: usize| if x.is_multiple_of(bkv) { x + 1 } else { x };
+    let mut n = 0;
+    for (j, &t) in ts.iter().enumerate() {
+        let (h, h_kv) = HEADS[(i + j) % HEADS.len()];
+        for (causal, kv_len) in [
+            (true, t),
+            (true, odd(t + bkv + 3)),
+            (false, t),
+            (false, odd(2 * bkv + 5)),
+        ] {
+            let c = AttnCase {
+                t,
+                s: kv_len + 3,
+                kv_len,
+                h,
+                h_kv,
+                hd,
+                causal,
+            };
+            let st = attn_run_nan(be, c, None, kernel);
+            worst.max_abs = worst.max_abs.max(st.max_abs);
+            worst.nmse = worst.nmse.max(st.nmse);
+            n += 1;
+        }
+    }
+    n
+}
+
 /// The tiled kernel (t > 1) on edge shapes around its blocks: t ∈ {1, 2,
 /// BQ − 1, BQ, BQ + 1, 100}; causal with kv_len = t and with a cached
 /// prefix, bidirectional with kv_len = t and kv_len ≠ t, kv_len off the
@@ -216,7 +261,6 @@ fn wgpu_attention() {
 fn wgpu_attention_tiled_edges() {
     let Some(be) = gpu_or_skip() else { return };
     let limits = &be.device().limits;
-    let heads = [(1, 1), (4, 2), (16, 8), (8, 2)];
     let mut worst = AttnStats::default();
     let mut n = 0;
     let mut plans_run = Vec::new();
@@ -239,31 +283,8 @@ fn wgpu_attention_tiled_edges() {
         for tiles in plans {
             plans_run.push((hd, tiles.bq(), tiles.bkv));
             let (bq, bkv) = (tiles.bq() as usize, tiles.bkv as usize);
-            // Off the key-block grid.
-            let odd = |x: usize| if x.is_multiple_of(bkv) { x + 1 } else { x };
-            for (j, t) in [1, 2, bq - 1, bq, bq + 1, 100].into_iter().enumerate() {
-                let (h, h_kv) = heads[(i + j) % heads.len()];
-                for (causal, kv_len) in [
-                    (true, t),
-                    (true, odd(t + bkv + 3)),
-                    (false, t),
-                    (false, odd(2 * bkv + 5)),
-                ] {
-                    let c = AttnCase {
-                        t,
-                        s: kv_len + 3,
-                        kv_len,
-                        h,
-                        h_kv,
-                        hd,
-                        causal,
-                    };
-                    let st = attn_run_nan(&be, c, None, Kernel::Tiled(tiles));
-                    worst.max_abs = worst.max_abs.max(st.max_abs);
-                    worst.nmse = worst.nmse.max(st.nmse);
-                    n += 1;
-                }
-            }
+            let ts = [1, 2, bq - 1, bq, bq + 1, 100];
+            n += edge_sweep(&be, hd, i, &ts, bkv, Kernel::Tiled(tiles), &mut worst);
         }
     }
     println!(
@@ -288,7 +309,6 @@ fn wgpu_attention_rows_edges() {
     let Some(be) = gpu_or_skip() else { return };
     let limits = &be.device().limits;
     let default = wgpu::Limits::default();
-    let heads = [(1, 1), (4, 2), (16, 8), (8, 2)];
     let mut worst = AttnStats::default();
     let mut n = 0;
     let mut plans_run = Vec::new();
@@ -310,34 +330,12 @@ fn wgpu_attention_rows_edges() {
         for plan in plans {
             plans_run.push((hd, plan.rows, plan.splits, plan.ks));
             let (r, bkv) = (plan.rows as usize, plan.bkv() as usize);
-            // Off the key-block grid.
-            let odd = |x: usize| if x.is_multiple_of(bkv) { x + 1 } else { x };
-            for (j, t) in [2, r - 1, r, r + 1, 100, 300].into_iter().enumerate() {
-                if t < 2 {
-                    continue;
-                }
-                let (h, h_kv) = heads[(i + j) % heads.len()];
-                for (causal, kv_len) in [
-                    (true, t),
-                    (true, odd(t + bkv + 3)),
-                    (false, t),
-                    (false, odd(2 * bkv + 5)),
-                ] {
-                    let c = AttnCase {
-                        t,
-                        s: kv_len + 3,
-                        kv_len,
-                        h,
-                        h_kv,
-                        hd,
-                        causal,
-                    };
-                    let st = attn_run_nan(&be, c, None, Kernel::Rows(plan));
-                    worst.max_abs = worst.max_abs.max(st.max_abs);
-                    worst.nmse = worst.nmse.max(st.nmse);
-                    n += 1;
-                }
-            }
+            // t ≥ 2: the rows kernel serves prefills (t = 1 is decode's).
+            let ts: Vec<usize> = [2, r - 1, r, r + 1, 100, 300]
+                .into_iter()
+                .filter(|&t| t >= 2)
+                .collect();
+            n += edge_sweep(&be, hd, i, &ts, bkv, Kernel::Rows(plan), &mut worst);
         }
     }
     println!(
@@ -355,12 +353,11 @@ fn wgpu_attention_rows_edges() {
 #[test]
 fn wgpu_attention_decode_edges() {
     let Some(be) = gpu_or_skip() else { return };
-    let heads = [(1, 1), (4, 2), (16, 8), (8, 2)];
     let mut worst = AttnStats::default();
     let mut n = 0;
     for (i, hd) in [4, 8, 64, 72, 128, 256, 6, 65].into_iter().enumerate() {
         for (j, kv_len) in [1, 2, 63, 127, 128, 129, 300, 1000].into_iter().enumerate() {
-            let (h, h_kv) = heads[(i + j) % heads.len()];
+            let (h, h_kv) = HEADS[(i + j) % HEADS.len()];
             for causal in [true, false] {
                 let c = AttnCase {
                     t: 1,
