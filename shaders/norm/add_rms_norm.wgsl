@@ -2,7 +2,7 @@
 // x ← x + y, then out = w ⊙ (x · 1/sqrt(mean(x²) + eps)) per row. The same
 // arithmetic, striding and reduction as elementwise/add.wgsl followed by
 // norm/rms_norm.wgsl, in one dispatch. Each thread re-reads only the
-// elements it wrote. Prelude: norm/reduce.wgsl.
+// elements it wrote. Preludes: norm/params.wgsl, norm/reduce.wgsl.
 
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;  // [rows, d]
 @group(0) @binding(2) var<storage, read> w: array<f32>;        // [d]

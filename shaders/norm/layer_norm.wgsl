@@ -1,6 +1,7 @@
 // LayerNorm (kernels/layer_norm.md): out = (x − mean)/sqrt(var + eps) ⊙ w + b
 // per row with the biased variance, two passes (mean, then Σ(x − mean)²) in
-// f32. Preludes: norm/reduce.wgsl, norm/io.wgsl.
+// f32. Preludes: norm/params.wgsl,
+// norm/reduce.wgsl, norm/io.wgsl.
 
 @compute @workgroup_size(WG, 1, 1)
 fn main(

@@ -1,22 +1,10 @@
-// Shared parts of the row normalisations (kernels/rms_norm.md,
-// kernels/layer_norm.md): the uniform and the workgroup reduction. One
-// workgroup of WG threads per row of d; the threads stride over the row and
-// reduce their partial sums in workgroup memory. Rows are spread over a 2D
-// grid of workgroups.
-
-// Rust mirror: tensor::wgpu::uniforms::NormParams.
-struct NormParams {
-    rows: u32,
-    // Row width.
-    d: u32,
-    eps: f32,
-    pad0: u32,
-}
+// The workgroup reduction of the row normalisations (kernels/rms_norm.md,
+// kernels/layer_norm.md; also rope/qk_norm_rope.wgsl): one workgroup of WG
+// threads per row; the threads stride over the row and reduce their
+// partial sums in workgroup memory. The uniform: norm/params.wgsl.
 
 // Threads per workgroup (a power of two).
 override WG: u32 = 256u;
-
-@group(0) @binding(0) var<uniform> params: NormParams;
 
 var<workgroup> partial: array<f32, WG>;
 

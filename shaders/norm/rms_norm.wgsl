@@ -1,5 +1,6 @@
 // RMSNorm (kernels/rms_norm.md): out = w ⊙ (x · 1/sqrt(mean(x²) + eps)) per
-// row, f32 statistics. Preludes: norm/reduce.wgsl, norm/io.wgsl.
+// row, f32 statistics. Preludes: norm/params.wgsl,
+// norm/reduce.wgsl, norm/io.wgsl.
 
 @compute @workgroup_size(WG, 1, 1)
 fn main(

@@ -7,6 +7,7 @@
 // and rotated with the host's cos/sin of its position (as rope.wgsl). The
 // reduction order differs from rms_norm.wgsl's, so results match the
 // four-dispatch path within the norm's tolerance, not bit for bit.
+// Prelude: norm/reduce.wgsl (WG, workgroup_sum).
 
 // Rust mirror: tensor::wgpu::uniforms::QkNormRopeParams.
 struct QkNormRopeParams {
@@ -21,9 +22,6 @@ struct QkNormRopeParams {
     pad2: u32,
 }
 
-// Threads per workgroup (a power of two).
-override WG: u32 = 64u;
-
 @group(0) @binding(0) var<uniform> params: QkNormRopeParams;
 @group(0) @binding(1) var<storage, read> cs: array<vec2<f32>>;          // [t, hd/2] (cos, sin)
 @group(0) @binding(2) var<storage, read> q: array<f32>;                 // [t, h, hd]
@@ -32,21 +30,6 @@ override WG: u32 = 64u;
 @group(0) @binding(5) var<storage, read> k_w: array<f32>;               // [hd]
 @group(0) @binding(6) var<storage, read_write> q_out: array<f32>;       // [t, h, hd]
 @group(0) @binding(7) var<storage, read_write> k_out: array<f32>;       // [t, h_kv, hd]
-
-var<workgroup> partial: array<f32, WG>;
-
-// The sum of every thread's `v` (all threads of the workgroup must call it).
-fn workgroup_sum(li: u32, v: f32) -> f32 {
-    partial[li] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (li < s) {
-            partial[li] += partial[li + s];
-        }
-        workgroupBarrier();
-    }
-    return partial[0];
-}
 
 // Element e of the input head (q when `is_q`, else k).
 fn load_x(is_q: bool, e: u32) -> f32 {

@@ -131,23 +131,17 @@ pub(super) struct Recorder {
 }
 
 impl Recorder {
+    /// The pending encoder (created if needed) with no pass open.
     fn encoder(&mut self, dev: &wgpu::Device) -> &mut wgpu::CommandEncoder {
         self.end_pass();
-        self.encoder.get_or_insert_with(|| {
-            dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("ops") })
-        })
+        pending_encoder(&mut self.encoder, dev)
     }
 
     /// The open compute pass, begun if needed.
     fn pass(&mut self, dev: &wgpu::Device) -> &mut wgpu::ComputePass<'static> {
         let Recorder { encoder, pass, .. } = self;
         pass.get_or_insert_with(|| {
-            encoder
-                .get_or_insert_with(|| {
-                    dev.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                        label: Some("ops"),
-                    })
-                })
+            pending_encoder(encoder, dev)
                 .begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some("ops"),
                     timestamp_writes: None,
@@ -159,6 +153,16 @@ impl Recorder {
     fn end_pass(&mut self) {
         self.pass = None;
     }
+}
+
+/// The encoder in `slot`, created if there is none.
+fn pending_encoder<'a>(
+    slot: &'a mut Option<wgpu::CommandEncoder>,
+    dev: &wgpu::Device,
+) -> &'a mut wgpu::CommandEncoder {
+    slot.get_or_insert_with(|| {
+        dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("ops") })
+    })
 }
 
 /// Creates the bind group of `d`: the uniform (dynamic offset, `uniform`
