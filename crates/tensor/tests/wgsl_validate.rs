@@ -155,6 +155,7 @@ fn wgsl_uniform_layouts_match_rust_mirrors() {
 #[test]
 fn wgsl_matmul_constants_match_host() {
     use tensor::wgpu::attention::{AttnRows, AttnTiles};
+    use tensor::wgpu::coop::CoopGemm;
     use tensor::wgpu::matmul::{GEMM_VARIANTS, GemvKind, gemv_constants};
     for id in ShaderId::ALL {
         let (module, _) = shaders::validate(id, richest().0, richest().1).expect("valid");
@@ -176,6 +177,13 @@ fn wgsl_matmul_constants_match_host() {
         } else if id == ShaderId::AttentionRowsF32F32 {
             let plan = AttnRows::new(64, &wgpu::Limits::default()).expect("fits");
             plan.constants().iter().map(|c| c.0).collect()
+        } else if id.label().starts_with("matmul_coop") {
+            let c = CoopGemm {
+                cm: 16,
+                sgm: 2,
+                sgn: 2,
+            };
+            c.constants(32).iter().map(|c| c.0).collect()
         } else if !id.label().starts_with("matmul") {
             // The other ops (wgpu/ops.rs) set only the workgroup size.
             vec!["WG"]
@@ -253,6 +261,51 @@ fn wgsl_matmul_variants_fit_their_limits() {
                 v.bk(),
                 v.fits(&default)
             );
+        }
+    }
+}
+
+/// Every tensor-core GEMM grid at both fragment sides, with its override
+/// constants applied for 32- and 8-wide subgroups: the workgroup size and
+/// memory are the host's `threads()` and `workgroup_bytes()` (what
+/// `CoopGemm::fits` checks against the device).
+#[test]
+fn wgsl_coop_gemm_fits_its_limits() {
+    use tensor::wgpu::coop::{COOP_GRIDS, CoopGemm};
+    for (id, cm) in [
+        (ShaderId::MatmulCoop16Bf16F32, 16),
+        (ShaderId::MatmulCoop16F16F32, 16),
+        (ShaderId::MatmulCoop8Bf16F32, 8),
+        (ShaderId::MatmulCoop8F16F32, 8),
+    ] {
+        let (module, info) = shaders::validate(id, richest().0, richest().1).expect("valid");
+        for (sgm, sgn) in COOP_GRIDS {
+            for sg in [32, 8] {
+                let c = CoopGemm { cm, sgm, sgn };
+                let constants: naga::back::PipelineConstants = c
+                    .constants(sg)
+                    .iter()
+                    .map(|&(name, value)| (name.to_string(), f64::from(value)))
+                    .collect();
+                let (module, _) = naga::back::pipeline_constants::process_overrides(
+                    &module,
+                    &info,
+                    Some((naga::ShaderStage::Compute, id.entry_point())),
+                    &constants,
+                )
+                .unwrap_or_else(|e| panic!("{id} {c:?}: {e}"));
+                let size = module.entry_points[0].workgroup_size;
+                assert_eq!(size, [c.threads(sg), 1, 1], "{id} {c:?} sg {sg}");
+                let mut layouter = naga::proc::Layouter::default();
+                layouter.update(module.to_ctx()).expect("layout");
+                let bytes: u32 = module
+                    .global_variables
+                    .iter()
+                    .filter(|(_, g)| g.space == naga::AddressSpace::WorkGroup)
+                    .map(|(_, g)| layouter[g.ty].size)
+                    .sum();
+                assert_eq!(bytes, c.workgroup_bytes(), "{id} {c:?}: workgroup memory");
+            }
         }
     }
 }

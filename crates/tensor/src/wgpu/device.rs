@@ -3,9 +3,12 @@
 //! `LFM_WGPU_ADAPTER=<substring>` picks the first adapter whose name contains
 //! the substring (case-insensitive, e.g. `llvmpipe`); otherwise wgpu's
 //! high-performance choice is taken. The adapter is logged at `info`. The
-//! device is asked for two optional features where the adapter has them
+//! device is asked for optional features where the adapter has them
 //! (timestamp queries for profiling; subgroups, unless
-//! `LFM_WGPU_NO_SUBGROUPS=1`) and for WebGPU's default limits, except the
+//! `LFM_WGPU_NO_SUBGROUPS=1`; cooperative matrices with `shader-f16`, for
+//! the tensor-core GEMM, where the adapter multiplies 16 × 16 × 16 or
+//! 8 × 8 × 8 f16 fragments into f32 and has a fixed subgroup size, unless
+//! `LFM_WGPU_NO_COOP=1`) and for WebGPU's default limits, except the
 //! buffer-size limits, which are raised to the adapter's so that large
 //! weight matrices (65536 × 1024 bf16 = 128 MiB) fit in one binding, and
 //! the workgroup memory, which larger attention tiles use.
@@ -17,6 +20,9 @@ pub const ADAPTER_ENV: &str = "LFM_WGPU_ADAPTER";
 /// Environment variable that keeps subgroup operations off (`1`): every
 /// kernel then takes its workgroup-memory fallback.
 pub const NO_SUBGROUPS_ENV: &str = "LFM_WGPU_NO_SUBGROUPS";
+/// Environment variable that keeps cooperative matrices off (`1`): the
+/// GEMM then runs on the tiled f32 kernel only.
+pub const NO_COOP_ENV: &str = "LFM_WGPU_NO_COOP";
 
 /// An opened device with the facts kernels size themselves by.
 pub struct GpuDevice {
@@ -33,6 +39,10 @@ pub struct GpuDevice {
     /// size is fixed (min = max): the kernels that map rows to subgroups
     /// need it exact. `None`: they take their fallbacks.
     pub subgroup_size: Option<u32>,
+    /// The side of the cooperative-matrix fragments the tensor-core GEMM
+    /// uses (16 or 8: f16 × f16 + f32 of that square size), where the
+    /// feature was granted. `None`: the GEMM stays on the f32 kernel.
+    pub coop_fragment: Option<u32>,
 }
 
 impl GpuDevice {
@@ -71,6 +81,23 @@ impl GpuDevice {
         let subgroup_size = (features.contains(wgpu::Features::SUBGROUP)
             && info.subgroup_min_size == info.subgroup_max_size)
             .then_some(info.subgroup_min_size);
+        let coop_fragment = coop_fragment(&adapter.cooperative_matrix_properties())
+            .filter(|_| subgroup_size.is_some())
+            .filter(|_| features.contains(COOP_FEATURES))
+            .filter(|_| !std::env::var(NO_COOP_ENV).is_ok_and(|v| v == "1"));
+        if coop_fragment.is_none() {
+            features.remove(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX);
+        }
+        let experimental_features = if coop_fragment.is_some() {
+            // SAFETY: wgpu marks its cooperative-matrix support experimental
+            // ("may contain UB-containing bugs"). We use it in one kernel,
+            // `matmul_coop.wgsl`, validated by naga, on the configurations
+            // the adapter reports, and tested against the f64 reference
+            // wherever an adapter has it; `LFM_WGPU_NO_COOP=1` turns it off.
+            unsafe { wgpu::ExperimentalFeatures::enabled() }
+        } else {
+            wgpu::ExperimentalFeatures::disabled()
+        };
         let downlevel = adapter.get_downlevel_capabilities().flags;
         let limits = required_limits(&adapter.limits());
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
@@ -78,6 +105,7 @@ impl GpuDevice {
             required_features: features,
             required_limits: limits.clone(),
             memory_hints: wgpu::MemoryHints::Performance,
+            experimental_features,
             ..Default::default()
         }))
         .map_err(|e| TensorError::Gpu {
@@ -90,6 +118,7 @@ impl GpuDevice {
             ?features,
             subgroup_min_size = info.subgroup_min_size,
             subgroup_max_size = info.subgroup_max_size,
+            ?coop_fragment,
             "wgpu device"
         );
         Ok(GpuDevice {
@@ -100,6 +129,7 @@ impl GpuDevice {
             features,
             downlevel,
             subgroup_size,
+            coop_fragment,
         })
     }
 
@@ -137,12 +167,40 @@ fn pick_by_name(instance: &wgpu::Instance, want: &str) -> Result<wgpu::Adapter> 
         })
 }
 
+/// The features the tensor-core GEMM needs together (`matmul_coop.wgsl`).
+pub const COOP_FEATURES: wgpu::Features = wgpu::Features::SUBGROUP
+    .union(wgpu::Features::SHADER_F16)
+    .union(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX);
+
 /// The optional features we ask for, where the adapter has them: timestamp
-/// queries (for [`super::WgpuBackend::with_profiling`]; unused otherwise)
-/// and subgroups (kernels with a subgroup variant use it; each has a
-/// fallback). bf16 and f16 weights are unpacked from u32 with core WGSL.
+/// queries (for [`super::WgpuBackend::with_profiling`]; unused otherwise),
+/// subgroups (kernels with a subgroup variant use it; each has a fallback),
+/// and `shader-f16` with cooperative matrices (the tensor-core GEMM; the
+/// device drops the latter where no fragment configuration suits it). bf16
+/// and f16 weights are unpacked from u32 with core WGSL.
 pub fn required_features(adapter: wgpu::Features) -> wgpu::Features {
-    adapter & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP)
+    adapter
+        & (wgpu::Features::TIMESTAMP_QUERY
+            | wgpu::Features::SUBGROUP
+            | wgpu::Features::SHADER_F16
+            | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
+}
+
+/// The fragment side the tensor-core GEMM runs with, among the adapter's
+/// cooperative-matrix configurations: 16 where it multiplies 16 × 16 × 16
+/// f16 fragments into f32 (NVIDIA), else 8 for 8 × 8 × 8 (Apple, lavapipe).
+/// naga writes square fragments only.
+pub fn coop_fragment(configs: &[wgpu::CooperativeMatrixProperties]) -> Option<u32> {
+    use wgpu::CooperativeScalarType as T;
+    [16, 8].into_iter().find(|&side| {
+        configs.iter().any(|c| {
+            c.m_size == side
+                && c.n_size == side
+                && c.k_size == side
+                && c.ab_type == T::F16
+                && c.cr_type == T::F32
+        })
+    })
 }
 
 /// WebGPU's default limits (clamped to what the adapter has), with the

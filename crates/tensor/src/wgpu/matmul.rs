@@ -12,9 +12,13 @@
 //!   [`GemmVariant`] (tile side, outputs per thread, k-slices, k-step,
 //!   single or double buffered staging), picked by
 //!   [`gemm_variant`] so that small shapes still fill a large GPU.
+//! - m ≥ [`super::coop::COOP_MIN_M`] with bf16 or f16 weights, where the device has
+//!   cooperative matrices: the tensor-core GEMM of [`super::coop`]
+//!   (`matmul_coop.wgsl`).
 //!
 //! Tolerance class: `testing::tolerance::GPU_MATMUL`.
 
+use super::coop::{COOP_GRIDS, CoopGemm, coop_applies};
 use super::shaders::ShaderId;
 use super::uniforms::MatmulParams;
 use super::{Dispatch, WgpuBackend};
@@ -318,10 +322,20 @@ pub(crate) fn matmul(
 /// Which kernel [`record`] runs.
 #[derive(Clone, Copy)]
 enum Choice {
-    /// The GEMV for m = 1 ([`gemv_kind`]), the GEMM of [`gemm_variant`] else.
+    /// The GEMV for m = 1 ([`gemv_kind`]), the tensor-core GEMM where
+    /// [`coop_applies`], the GEMM of [`gemm_variant`] else.
     Auto,
     Gemm(GemmVariant),
     Gemv(GemvKind),
+    Coop(CoopGemm),
+}
+
+/// The kernel [`record`] resolved a [`Choice`] to.
+#[derive(Clone, Copy)]
+enum Kernel {
+    Gemm(GemmVariant),
+    Gemv(GemvKind),
+    Coop(CoopGemm),
 }
 
 /// The matmul of an m = 1 `x` through the GEMV `kind`: for tests of every
@@ -378,8 +392,46 @@ pub fn gemm_with(
     record(be, x, w, bias, out, Choice::Gemm(variant))
 }
 
-/// Checks and records the matmul: the GEMV for m = 1 and the GEMM variant
-/// of [`gemm_variant`] otherwise, unless `choice` names a kernel.
+/// The matmul through the tensor-core GEMM on the subgroup grid
+/// `sgm × sgn` (one of [`COOP_GRIDS`]), whatever the shape (m = 1
+/// included): for tests and for timing the grids on a real GPU. Errors
+/// where the device has no cooperative matrices, the weights are not bf16
+/// or f16, or the grid does not fit the device. Same contract as
+/// [`crate::Backend::matmul`].
+pub fn coop_with(
+    be: &WgpuBackend,
+    x: &Tensor<WgpuBackend>,            // [m, k] f32
+    w: &Tensor<WgpuBackend>,            // [n, k] bf16 or f16
+    bias: Option<&Tensor<WgpuBackend>>, // [n] f32
+    out: &mut Tensor<WgpuBackend>,      // [m, n] f32
+    (sgm, sgn): (u32, u32),
+) -> Result<()> {
+    let dev = be.device();
+    let Some(cm) = dev.coop_fragment.filter(|_| dev.subgroup_size.is_some()) else {
+        return Err(TensorError::Gpu {
+            what: "matmul",
+            detail: format!("{} has no cooperative matrices", be.device().describe()),
+        });
+    };
+    if !COOP_GRIDS.contains(&(sgm, sgn)) {
+        return Err(TensorError::Gpu {
+            what: "matmul",
+            detail: format!("subgroup grid {sgm}x{sgn} is not one of {COOP_GRIDS:?}"),
+        });
+    }
+    if !matches!(w.dtype(), DType::BF16 | DType::F16) {
+        return Err(TensorError::UnsupportedDType {
+            op: "matmul (tensor-core GEMM)",
+            what: "w",
+            dtype: w.dtype(),
+        });
+    }
+    record(be, x, w, bias, out, Choice::Coop(CoopGemm { cm, sgm, sgn }))
+}
+
+/// Checks and records the matmul: the GEMV for m = 1, the tensor-core GEMM
+/// where [`coop_applies`] and the GEMM variant of [`gemm_variant`]
+/// otherwise, unless `choice` names a kernel.
 fn record(
     be: &WgpuBackend,
     x: &Tensor<WgpuBackend>,            // [m, k] f32
@@ -420,40 +472,59 @@ fn record(
             detail: format!("m={m} n={n} k={k} overflows u32 indexing"),
         });
     }
-    // The kernel: Ok(GEMM variant) or Err(GEMV kind).
+    let sg = be.device().subgroup_size.unwrap_or(0);
     let kernel = match choice {
-        Choice::Auto if m == 1 => Err(gemv_kind(be, k, w.dtype())),
-        // A device granted less than WebGPU's defaults: the 64-thread tile.
-        Choice::Auto => Ok(Some(gemm_variant(m, n))
-            .filter(|v| v.fits(limits))
-            .unwrap_or(GEMM_MEDIUM)),
-        Choice::Gemm(v) => Ok(v),
-        Choice::Gemv(kind) => Err(kind),
+        Choice::Auto if m == 1 => Kernel::Gemv(gemv_kind(be, k, w.dtype())),
+        Choice::Auto => match coop_applies(be, m, w.dtype()).filter(|c| c.fits(limits, sg)) {
+            Some(c) => Kernel::Coop(c),
+            // A device granted less than WebGPU's defaults: the 64-thread tile.
+            None => Kernel::Gemm(
+                Some(gemm_variant(m, n))
+                    .filter(|v| v.fits(limits))
+                    .unwrap_or(GEMM_MEDIUM),
+            ),
+        },
+        Choice::Gemm(v) => Kernel::Gemm(v),
+        Choice::Gemv(kind) => Kernel::Gemv(kind),
+        Choice::Coop(c) => Kernel::Coop(c),
     };
-    if let Ok(v) = kernel
-        && !v.fits(limits)
-    {
+    let refused = match kernel {
+        Kernel::Gemm(v) if !v.fits(limits) => Some((v.name(), v.threads(), v.workgroup_bytes())),
+        Kernel::Coop(c) if !c.fits(limits, sg) => {
+            Some((c.name(), c.threads(sg), c.workgroup_bytes()))
+        }
+        _ => None,
+    };
+    if let Some((name, threads, bytes)) = refused {
         return Err(TensorError::Gpu {
             what: "matmul",
             detail: format!(
-                "GEMM {} needs {} threads and {} B of workgroup memory; the device grants {} and {} B",
-                v.name(),
-                v.threads(),
-                v.workgroup_bytes(),
+                "GEMM {name} needs {threads} threads and {bytes} B of workgroup memory; the device grants {} and {} B",
                 limits.max_compute_invocations_per_workgroup,
                 limits.max_compute_workgroup_storage_size
             ),
         });
     }
     let shader = match (w.dtype(), kernel) {
-        (_, Err(GemvKind::X8)) => ShaderId::GemvBf16X8F32,
-        (_, Err(GemvKind::X8Subgroup)) => ShaderId::GemvBf16X8SgF32,
-        (DType::BF16, Err(_)) => ShaderId::GemvBf16F32,
-        (DType::F16, Err(_)) => ShaderId::GemvF16F32,
-        (DType::F32, Err(_)) => ShaderId::GemvF32F32,
-        (DType::BF16, Ok(_)) => ShaderId::MatmulBf16F32,
-        (DType::F16, Ok(_)) => ShaderId::MatmulF16F32,
-        (DType::F32, Ok(_)) => ShaderId::MatmulF32F32,
+        (_, Kernel::Gemv(GemvKind::X8)) => ShaderId::GemvBf16X8F32,
+        (_, Kernel::Gemv(GemvKind::X8Subgroup)) => ShaderId::GemvBf16X8SgF32,
+        (DType::BF16, Kernel::Gemv(_)) => ShaderId::GemvBf16F32,
+        (DType::F16, Kernel::Gemv(_)) => ShaderId::GemvF16F32,
+        (DType::F32, Kernel::Gemv(_)) => ShaderId::GemvF32F32,
+        (DType::BF16, Kernel::Gemm(_)) => ShaderId::MatmulBf16F32,
+        (DType::F16, Kernel::Gemm(_)) => ShaderId::MatmulF16F32,
+        (DType::F32, Kernel::Gemm(_)) => ShaderId::MatmulF32F32,
+        (DType::BF16, Kernel::Coop(c)) if c.cm == 16 => ShaderId::MatmulCoop16Bf16F32,
+        (DType::BF16, Kernel::Coop(_)) => ShaderId::MatmulCoop8Bf16F32,
+        (DType::F16, Kernel::Coop(c)) if c.cm == 16 => ShaderId::MatmulCoop16F16F32,
+        (DType::F16, Kernel::Coop(_)) => ShaderId::MatmulCoop8F16F32,
+        (dtype, _) => {
+            return Err(TensorError::UnsupportedDType {
+                op: "matmul (wgpu)",
+                what: "w",
+                dtype,
+            });
+        }
     };
     let dev = be.device();
     if !dev.features.contains(shader.required_features())
@@ -474,8 +545,9 @@ fn record(
     // Stack arrays: no allocation per call.
     let two;
     let three;
+    let five;
     let (constants, groups): (&[(&'static str, u32)], u64) = match kernel {
-        Err(kind) => {
+        Kernel::Gemv(kind) => {
             let per_row = match kind {
                 GemvKind::Words => gemv_threads_per_row(k, w.dtype()),
                 GemvKind::X8 => gemv_x8_threads_per_row(k),
@@ -485,9 +557,13 @@ fn record(
             two = gemv_constants(kind, per_row);
             (&two, (n as u64).div_ceil(u64::from(GEMV_WG / per_row)))
         }
-        Ok(variant) => {
-            three = variant.constants();
-            (&three, variant.tiles(m, n))
+        Kernel::Gemm(variant) => {
+            five = variant.constants();
+            (&five, variant.tiles(m, n))
+        }
+        Kernel::Coop(c) => {
+            three = c.constants(sg);
+            (&three, c.tiles(m, n))
         }
     };
     let groups = grid(groups, limits.max_compute_workgroups_per_dimension)?;

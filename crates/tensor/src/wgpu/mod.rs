@@ -21,6 +21,7 @@
 //! `download_f32` or `sync`. [`profile`] times each shader on the GPU.
 
 pub mod attention;
+pub mod coop;
 pub mod device;
 pub mod matmul;
 pub mod ops;

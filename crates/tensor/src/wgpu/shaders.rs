@@ -38,6 +38,9 @@ const WEIGHTS_BF16: ShaderFile = shader_file!("matmul/weights_bf16.wgsl");
 const WEIGHTS_F16: ShaderFile = shader_file!("matmul/weights_f16.wgsl");
 const WEIGHTS_F32: ShaderFile = shader_file!("matmul/weights_f32.wgsl");
 const MATMUL: ShaderFile = shader_file!("matmul/matmul.wgsl");
+const COOP8: ShaderFile = shader_file!("matmul/coop8.wgsl");
+const COOP16: ShaderFile = shader_file!("matmul/coop16.wgsl");
+const MATMUL_COOP: ShaderFile = shader_file!("matmul/matmul_coop.wgsl");
 const GEMV: ShaderFile = shader_file!("matmul/gemv.wgsl");
 const GEMV_X8: ShaderFile = shader_file!("matmul/gemv_x8.wgsl");
 const GEMV_X8_WG: ShaderFile = shader_file!("matmul/gemv_x8_wg.wgsl");
@@ -83,6 +86,14 @@ pub enum ShaderId {
     MatmulF16F32,
     /// Tiled GEMM, f32 weights.
     MatmulF32F32,
+    /// Cooperative-matrix GEMM on 8 × 8 × 8 f16 fragments, bf16 weights.
+    MatmulCoop8Bf16F32,
+    /// Cooperative-matrix GEMM on 16 × 16 × 16 f16 fragments, bf16 weights.
+    MatmulCoop16Bf16F32,
+    /// Cooperative-matrix GEMM on 8 × 8 × 8 f16 fragments, f16 weights.
+    MatmulCoop8F16F32,
+    /// Cooperative-matrix GEMM on 16 × 16 × 16 f16 fragments, f16 weights.
+    MatmulCoop16F16F32,
     /// GEMV (m = 1), bf16 weights packed two per u32.
     GemvBf16F32,
     /// GEMV (m = 1), f16 weights packed two per u32.
@@ -145,10 +156,14 @@ pub enum ShaderId {
 
 impl ShaderId {
     /// Every registered shader.
-    pub const ALL: [ShaderId; 30] = [
+    pub const ALL: [ShaderId; 34] = [
         ShaderId::MatmulBf16F32,
         ShaderId::MatmulF16F32,
         ShaderId::MatmulF32F32,
+        ShaderId::MatmulCoop8Bf16F32,
+        ShaderId::MatmulCoop16Bf16F32,
+        ShaderId::MatmulCoop8F16F32,
+        ShaderId::MatmulCoop16F16F32,
         ShaderId::GemvBf16F32,
         ShaderId::GemvF16F32,
         ShaderId::GemvF32F32,
@@ -184,6 +199,10 @@ impl ShaderId {
             ShaderId::MatmulBf16F32 => "matmul_bf16_f32",
             ShaderId::MatmulF16F32 => "matmul_f16_f32",
             ShaderId::MatmulF32F32 => "matmul_f32_f32",
+            ShaderId::MatmulCoop8Bf16F32 => "matmul_coop8_bf16_f32",
+            ShaderId::MatmulCoop16Bf16F32 => "matmul_coop16_bf16_f32",
+            ShaderId::MatmulCoop8F16F32 => "matmul_coop8_f16_f32",
+            ShaderId::MatmulCoop16F16F32 => "matmul_coop16_f16_f32",
             ShaderId::GemvBf16F32 => "gemv_bf16_f32",
             ShaderId::GemvF16F32 => "gemv_f16_f32",
             ShaderId::GemvF32F32 => "gemv_f32_f32",
@@ -225,6 +244,10 @@ impl ShaderId {
             ShaderId::MatmulBf16F32 => &[BF16, MATMUL_IO, WEIGHTS_BF16, MATMUL],
             ShaderId::MatmulF16F32 => &[MATMUL_IO, WEIGHTS_F16, MATMUL],
             ShaderId::MatmulF32F32 => &[MATMUL_IO, WEIGHTS_F32, MATMUL],
+            ShaderId::MatmulCoop8Bf16F32 => &[COOP8, BF16, MATMUL_IO, WEIGHTS_BF16, MATMUL_COOP],
+            ShaderId::MatmulCoop16Bf16F32 => &[COOP16, BF16, MATMUL_IO, WEIGHTS_BF16, MATMUL_COOP],
+            ShaderId::MatmulCoop8F16F32 => &[COOP8, MATMUL_IO, WEIGHTS_F16, MATMUL_COOP],
+            ShaderId::MatmulCoop16F16F32 => &[COOP16, MATMUL_IO, WEIGHTS_F16, MATMUL_COOP],
             ShaderId::GemvBf16F32 => &[BF16, MATMUL_IO, WEIGHTS_BF16, GEMV],
             ShaderId::GemvF16F32 => &[MATMUL_IO, WEIGHTS_F16, GEMV],
             ShaderId::GemvF32F32 => &[MATMUL_IO, WEIGHTS_F32, GEMV],
@@ -259,6 +282,12 @@ impl ShaderId {
     pub const fn required_features(self) -> wgpu::Features {
         match self {
             ShaderId::GemvBf16X8SgF32 => wgpu::Features::SUBGROUP,
+            ShaderId::MatmulCoop8Bf16F32
+            | ShaderId::MatmulCoop16Bf16F32
+            | ShaderId::MatmulCoop8F16F32
+            | ShaderId::MatmulCoop16F16F32 => wgpu::Features::SUBGROUP
+                .union(wgpu::Features::SHADER_F16)
+                .union(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX),
             _ => wgpu::Features::empty(),
         }
     }
@@ -269,9 +298,11 @@ impl ShaderId {
     /// it needs no `shader-f16` feature).
     pub const fn required_downlevel(self) -> wgpu::DownlevelFlags {
         match self {
-            ShaderId::MatmulF16F32 | ShaderId::GemvF16F32 | ShaderId::GatherF16F32 => {
-                wgpu::DownlevelFlags::SHADER_F16_IN_F32
-            }
+            ShaderId::MatmulF16F32
+            | ShaderId::MatmulCoop8F16F32
+            | ShaderId::MatmulCoop16F16F32
+            | ShaderId::GemvF16F32
+            | ShaderId::GatherF16F32 => wgpu::DownlevelFlags::SHADER_F16_IN_F32,
             _ => wgpu::DownlevelFlags::empty(),
         }
     }
@@ -331,6 +362,10 @@ pub fn naga_capabilities(
         features.contains(wgpu::Features::SHADER_F16),
     );
     caps.set(Caps::SUBGROUP, features.contains(wgpu::Features::SUBGROUP));
+    caps.set(
+        Caps::COOPERATIVE_MATRIX,
+        features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX),
+    );
     caps.set(
         Caps::SUBGROUP_BARRIER,
         features.contains(wgpu::Features::SUBGROUP_BARRIER),

@@ -1,0 +1,11 @@
+// Cooperative-matrix fragments of 8 × 8 × 8 for matmul/matmul_coop.wgsl
+// (kernels/matmul.md): f16 inputs, f32 accumulator. This prelude comes first:
+// the enable directives must precede every declaration.
+enable f16;
+enable wgpu_cooperative_matrix;
+
+// Fragment side: rows and columns of every fragment, and its k depth.
+const CM: u32 = 8u;
+alias FragA = coop_mat8x8<f16, A>;
+alias FragB = coop_mat8x8<f16, B>;
+alias FragC = coop_mat8x8<f32, C>;

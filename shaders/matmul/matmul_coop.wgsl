@@ -1,0 +1,184 @@
+// Cooperative-matrix GEMM: y[m, n] = x[m, k] · w[n, k]ᵀ (+ bias[n]) on the
+// adapter's matrix units (tensor cores), f32 accumulation
+// (kernels/matmul.md, "Cooperative matrices"). Preludes, in order:
+// matmul/coop{8,16}.wgsl (CM and the fragment types), common/bf16.wgsl where
+// the weights are bf16, matmul/io.wgsl, and weights_bf16.wgsl or
+// weights_f16.wgsl (load_w).
+//
+// Precision: the fragments multiply f16 values. The weights (bf16 or f16)
+// are narrowed to f16, exactly for |w| in [2⁻¹⁴, 65504] (a bf16 significand
+// has 8 bits, an f16 one 11) and to within 2⁻²⁵ absolute below that. x is
+// f32: it is split into hi = f16(x) and lo = f16(x − hi) and both halves are
+// multiplied, which carries x to within 2⁻²²·|x| + 2⁻²⁵ (about f32's own
+// rounding of a long sum). Range: a value f16 cannot carry (|x| or |w|
+// above 65504, f16's largest, or NaN) becomes ±inf, so the outputs it feeds
+// are non-finite instead of silently wrong; kernels/matmul.md says why the
+// model's matmul inputs stay in range.
+//
+// Layout: SGM × SGN subgroups of SG threads; each owns a 2 × 2 block of
+// CM × CM fragments, so a workgroup computes a BM × BN tile (BM = 2·CM·SGM,
+// BN = 2·CM·SGN). Each k-step of BK = 2·CM stages, in workgroup memory,
+// x's hi and lo halves row-major ([BM, BK], row stride SA) and w's tile as
+// [BN, BK] (stride SA), which is the k × n fragment B column-major. Two
+// barriers per step. SA = BK + 8 keeps every fragment row 16-byte aligned
+// (as cooperative loads require) and spreads a fragment's rows over the
+// banks. Each thread stages elements li, li + WG, ... of each tile, so a
+// subgroup reads consecutive k of one row.
+//
+// Edges: rows of x past m and of w past n are clamped to the last row (they
+// only feed outputs that are never stored); columns past k stage zeros in
+// both. The result leaves through a CM × CM f32 scratch per subgroup, one
+// fragment at a time, written by the subgroup's threads with the bias and
+// the bounds checks (coalesced along a row).
+//
+// Tiles are numbered row-major over (m tiles, n tiles) and spread over a 2D
+// grid of workgroups (the host keeps each dimension ≤ 65535); surplus
+// workgroups of the last grid row exit at once. Cooperative operations need
+// uniform control flow: every loop bound is uniform and only the pointers
+// depend on the subgroup.
+
+// Set through pipeline override constants (wgpu/matmul.rs CoopGemm): the
+// device's subgroup size and the subgroup grid of a workgroup.
+override SG: u32 = 32u;
+override SGM: u32 = 2u;
+override SGN: u32 = 2u;
+
+override WG: u32 = SG * SGM * SGN;
+override BM: u32 = 2u * CM * SGM;
+override BN: u32 = 2u * CM * SGN;
+const BK: u32 = 2u * CM;
+// Staged row stride in f16 elements (a multiple of 8: 16 bytes).
+const SA: u32 = BK + 8u;
+// Scratch row stride in f32 elements (a multiple of 4: 16 bytes).
+const SC: u32 = CM + 4u;
+
+const F16_MAX: f32 = 65504.0;
+// The bits of f32 +inf.
+const F32_INF: u32 = 0x7f800000u;
+
+var<workgroup> xh: array<f16, BM * SA>;
+var<workgroup> xl: array<f16, BM * SA>;
+var<workgroup> ws: array<f16, BN * SA>;
+var<workgroup> cs: array<f32, SGM * SGN * CM * SC>;
+
+// f16 of v where |v| ≤ 65504; ±inf beyond, and +inf for NaN.
+fn narrow(v: f32) -> f16 {
+    if (abs(v) <= F16_MAX) {
+        return f16(v);
+    }
+    let inf = f16(bitcast<f32>(F32_INF));
+    return select(inf, -inf, v < 0.0);
+}
+
+// Stages the k-step at k0: x's [BM, BK] tile from row m0 as hi and lo
+// halves, and w's [BN, BK] tile from row n0.
+fn stage(m0: u32, n0: u32, k0: u32, li: u32) {
+    let m = params.m;
+    let n = params.n;
+    let k = params.k;
+    for (var i = li; i < BM * BK; i += WG) {
+        let r = i / BK;
+        let c = i % BK;
+        let col = k0 + c;
+        var v = 0.0;
+        if (col < k) {
+            v = x[min(m0 + r, m - 1u) * k + col];
+        }
+        let hi = narrow(v);
+        xh[r * SA + c] = hi;
+        xl[r * SA + c] = narrow(v - f32(hi));
+    }
+    for (var i = li; i < BN * BK; i += WG) {
+        let r = i / BK;
+        let c = i % BK;
+        let col = k0 + c;
+        var v = 0.0;
+        if (col < k) {
+            v = load_w(min(n0 + r, n - 1u) * k + col);
+        }
+        ws[r * SA + c] = narrow(v);
+    }
+}
+
+// Writes fragment `c`, whose top-left output is (row0, col0), through the
+// subgroup's scratch. Call from uniform control flow (it has barriers).
+fn emit(c: FragC, row0: u32, col0: u32, sid: u32, lane: u32, sg: u32) {
+    let base = sid * CM * SC;
+    let stride = SC;
+    coopStoreT(c, &cs[base], stride);
+    workgroupBarrier();
+    let m = params.m;
+    let n = params.n;
+    for (var i = lane; i < CM * CM; i += sg) {
+        let row = row0 + i / CM;
+        let col = col0 + i % CM;
+        if (row < m && col < n) {
+            y[row * n + col] = cs[base + (i / CM) * SC + i % CM] + bias_at(col);
+        }
+    }
+    workgroupBarrier();
+}
+
+@compute @workgroup_size(WG, 1, 1)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+    @builtin(subgroup_id) sid: u32,
+    @builtin(subgroup_invocation_id) lane: u32,
+    @builtin(subgroup_size) sg: u32,
+) {
+    let m = params.m;
+    let n = params.n;
+    let k = params.k;
+    let tiles_n = (n + BN - 1u) / BN;
+    let tile = wid.y * nwg.x + wid.x;
+    if (tile >= tiles_n * ((m + BM - 1u) / BM)) {
+        return;
+    }
+    let m0 = (tile / tiles_n) * BM;
+    let n0 = (tile % tiles_n) * BN;
+    // The subgroup's 2 × 2 fragments start at row fr and column fc of the tile.
+    let fr = (sid / SGN) * 2u * CM;
+    let fc = (sid % SGN) * 2u * CM;
+    let sa = SA;
+
+    var c00 = FragC();
+    var c01 = FragC();
+    var c10 = FragC();
+    var c11 = FragC();
+    let steps = (k + BK - 1u) / BK;
+    for (var s = 0u; s < steps; s++) {
+        // The previous step's fragment loads are done: stage this step.
+        workgroupBarrier();
+        stage(m0, n0, s * BK, li);
+        workgroupBarrier();
+        for (var kk = 0u; kk < BK; kk += CM) {
+            let ia0 = fr * SA + kk;
+            let ia1 = ia0 + CM * SA;
+            let ib0 = fc * SA + kk;
+            let ib1 = ib0 + CM * SA;
+            let ah0 = coopLoadT<FragA>(&xh[ia0], sa);
+            let al0 = coopLoadT<FragA>(&xl[ia0], sa);
+            let ah1 = coopLoadT<FragA>(&xh[ia1], sa);
+            let al1 = coopLoadT<FragA>(&xl[ia1], sa);
+            let b0 = coopLoad<FragB>(&ws[ib0], sa);
+            let b1 = coopLoad<FragB>(&ws[ib1], sa);
+            c00 = coopMultiplyAdd(al0, b0, c00);
+            c00 = coopMultiplyAdd(ah0, b0, c00);
+            c01 = coopMultiplyAdd(al0, b1, c01);
+            c01 = coopMultiplyAdd(ah0, b1, c01);
+            c10 = coopMultiplyAdd(al1, b0, c10);
+            c10 = coopMultiplyAdd(ah1, b0, c10);
+            c11 = coopMultiplyAdd(al1, b1, c11);
+            c11 = coopMultiplyAdd(ah1, b1, c11);
+        }
+    }
+
+    let r0 = m0 + fr;
+    let q0 = n0 + fc;
+    emit(c00, r0, q0, sid, lane, sg);
+    emit(c01, r0, q0 + CM, sid, lane, sg);
+    emit(c10, r0 + CM, q0, sid, lane, sg);
+    emit(c11, r0 + CM, q0 + CM, sid, lane, sg);
+}
