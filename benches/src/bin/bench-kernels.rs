@@ -295,7 +295,8 @@ fn report(
 mod gpu {
     use super::*;
     use tensor::wgpu::WgpuBackend;
-    use tensor::wgpu::matmul::{GEMM_VARIANTS, gemm_with};
+    use tensor::wgpu::coop::{COOP_GRIDS, CoopGemm, coop_gemm};
+    use tensor::wgpu::matmul::{GEMM_VARIANTS, coop_with, gemm_with};
 
     /// One matmul `y = x · wᵀ` through some kernel choice.
     type MatmulCall<'a> = dyn Fn(
@@ -350,7 +351,9 @@ mod gpu {
 
     /// The wgpu backend on the same shapes, when an adapter exists; with
     /// `variants`, every GEMM variant the device can run (`GemmVariant::fits`)
-    /// on each m > 1 shape as well, reported as `GemmVariant::name`.
+    /// on each m > 1 shape as well, reported as `GemmVariant::name`, and,
+    /// where the device has cooperative matrices, every tensor-core grid for
+    /// bf16 weights (`CoopGemm::name`).
     pub fn run(o: &Opts, rng: &mut Rng) -> Result<()> {
         let Some(be) = tensor::wgpu::gpu_or_skip() else {
             return Ok(());
@@ -393,6 +396,21 @@ mod gpu {
                                 gemm_with(&be, x, w, None, y, v)
                             })?;
                         report(o, &v.name(), m, n, k, dtype, &isa, 0, &r, "gpu", f64::NAN);
+                    }
+                    let Some(coop) = coop_gemm(&be).filter(|_| dtype == DType::BF16) else {
+                        continue;
+                    };
+                    let sg = be.device().subgroup_size.unwrap_or(0);
+                    for (sgm, sgn) in COOP_GRIDS {
+                        let c = CoopGemm { sgm, sgn, ..coop };
+                        if !c.fits(&be.device().limits, sg) {
+                            continue;
+                        }
+                        let r =
+                            bench_batched(&be, &ws, dtype, shape, o.budget, rng, &|x, w, y| {
+                                coop_with(&be, x, w, None, y, (sgm, sgn))
+                            })?;
+                        report(o, &c.name(), m, n, k, dtype, &isa, 0, &r, "gpu", f64::NAN);
                     }
                 }
             }
