@@ -13,7 +13,7 @@ use tensor::dtype::Element;
 use tensor::testing::rng::Rng;
 use tensor::testing::shapes;
 use tensor::testing::tolerance::{ErrorStats, GPU_MATMUL};
-use tensor::wgpu::coop::{COOP_GRIDS, COOP_MIN_M, coop_applies, coop_gemm};
+use tensor::wgpu::coop::{COOP_GRIDS, COOP_MIN_M, coop_applies, coop_gemm, self_check};
 use tensor::wgpu::device::GpuDevice;
 use tensor::wgpu::matmul::{
     GEMM_LARGE, GEMM_LARGE_DB, GEMM_LARGE_DB16, GEMM_MEDIUM, GEMM_SMALL, GEMM_VARIANTS,
@@ -948,4 +948,33 @@ fn matmul_wgpu_coop_refused_where_it_cannot_run() {
     let r = coop_with(&be, &x, &wb, None, &mut y, COOP_GRIDS[0]);
     assert_eq!(r.is_ok(), coop_gemm(&be).is_some(), "{r:?}");
     assert!(coop_with(&be, &x, &wb, None, &mut y, (3, 3)).is_err());
+}
+
+/// The start-up self-check of the tensor-core GEMM passes an exact kernel
+/// (the f32 GEMM; the tensor-core GEMM where the adapter has it) and fails
+/// one that is off (the bias dropped, or x rounded to f16 as a kernel
+/// without x's low half would).
+#[test]
+fn matmul_wgpu_coop_self_check_tells_exact_from_wrong() {
+    let Some(be) = gpu_or_skip() else { return };
+    self_check(&be, &|x, w, b, y| {
+        gemm_with(&be, x, w, Some(b), y, GEMM_SMALL)
+    })
+    .expect("the f32 GEMM is exact on the check's values");
+    let no_bias = self_check(&be, &|x, w, _, y| be.matmul(x, w, None, y));
+    assert!(no_bias.is_err(), "a kernel without the bias must fail");
+    let rounded = self_check(&be, &|x, w, b, y| {
+        let host = be.download_f32(x)?;
+        let halves: Vec<f32> = host.iter().map(|&v| f16::from_f32(v).to_f32()).collect();
+        let xr = be.upload(HostData::f32(&halves), x.shape().clone())?;
+        gemm_with(&be, &xr, w, Some(b), y, GEMM_SMALL)
+    });
+    let e = rounded.expect_err("x rounded to f16 must fail").to_string();
+    assert!(e.contains("self-check"), "{e}");
+    if let Some(c) = coop_gemm(&be) {
+        self_check(&be, &|x, w, b, y| {
+            coop_with(&be, x, w, Some(b), y, (c.sgm, c.sgn))
+        })
+        .expect("the tensor-core GEMM passes");
+    }
 }

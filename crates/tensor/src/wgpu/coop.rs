@@ -7,8 +7,10 @@
 //! the f32 GEMM's tolerance class (`testing::tolerance::GPU_MATMUL`) for
 //! |x|, |w| ≤ 65504.
 
+use half::bf16;
+
 use super::WgpuBackend;
-use crate::DType;
+use crate::{Backend, DType, HostData, Result, Shape, Tensor, TensorError};
 
 /// One pipeline variant: `sgm × sgn` subgroups per workgroup, each owning
 /// 2 × 2 fragments of `cm × cm` outputs; the tile is `2·cm·sgm` rows by
@@ -93,6 +95,53 @@ pub fn coop_gemm(be: &WgpuBackend) -> Option<CoopGemm> {
 /// on the tensor cores.
 pub fn coop_applies(be: &WgpuBackend, m: usize, dtype: DType) -> Option<CoopGemm> {
     coop_gemm(be).filter(|_| m >= COOP_MIN_M && matches!(dtype, DType::BF16 | DType::F16))
+}
+
+/// One matmul `out = x · wᵀ + bias` through some kernel.
+pub type MatmulFn<'a> = dyn Fn(
+        &Tensor<WgpuBackend>,
+        &Tensor<WgpuBackend>,
+        &Tensor<WgpuBackend>,
+        &mut Tensor<WgpuBackend>,
+    ) -> Result<()>
+    + 'a;
+
+/// Runs `matmul` on a small problem whose exact result f32 holds, over
+/// partial tiles in m, n and k, and errors unless every output is exact.
+/// x is `a + b·2⁻¹²` (a, b small integers): f16 holds `a` but not the
+/// `2⁻¹²` part, so a kernel that drops x's low half fails, and so does one
+/// that mislays a fragment, the bias or an edge. The backend runs it on the
+/// tensor-core GEMM once at start-up (cooperative matrices are an
+/// experimental wgpu feature): where it fails, the f32 GEMM is used.
+pub fn self_check(be: &WgpuBackend, matmul: &MatmulFn<'_>) -> Result<()> {
+    let (m, n, k) = (37usize, 70usize, 45usize);
+    let x: Vec<f32> = (0..m * k)
+        .map(|i| ((i * 7) % 9) as f32 - 4.0 + ((i * 5) % 7) as f32 * (1.0 / 4096.0))
+        .collect();
+    let w: Vec<f32> = (0..n * k).map(|i| ((i * 3) % 7) as f32 - 3.0).collect();
+    let bias: Vec<f32> = (0..n).map(|i| i as f32 * 0.5 - 8.0).collect();
+    let wb: Vec<bf16> = w.iter().map(|&v| bf16::from_f32(v)).collect();
+    let xt = be.upload(HostData::f32(&x), Shape::from([m, k]))?;
+    let wt = be.upload(HostData::bf16(&wb), Shape::from([n, k]))?;
+    let bt = be.upload(HostData::f32(&bias), Shape::from([n]))?;
+    let mut out = be.zeros(DType::F32, Shape::from([m, n]))?;
+    matmul(&xt, &wt, &bt, &mut out)?;
+    let got = be.download_f32(&out)?;
+    for (i, &g) in got.iter().enumerate() {
+        let (r, c) = (i / n, i % n);
+        // Exact in f64 and in f32: |Σ| < 2¹⁰ on a 2⁻¹² grid.
+        let want: f64 = (0..k)
+            .map(|p| f64::from(x[r * k + p]) * f64::from(w[c * k + p]))
+            .sum::<f64>()
+            + f64::from(bias[c]);
+        if f64::from(g) != want {
+            return Err(TensorError::Gpu {
+                what: "tensor-core GEMM self-check",
+                detail: format!("output ({r}, {c}) is {g}, want {want}"),
+            });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

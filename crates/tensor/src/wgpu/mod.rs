@@ -197,7 +197,7 @@ impl WgpuBackend {
             .features
             .contains(wgpu::Features::TIMESTAMP_QUERY)
             .then(|| Timestamps::new(&dev.device, &dev.queue, slots));
-        Ok(WgpuBackend {
+        let mut be = WgpuBackend {
             profile: None,
             gpu: Arc::new(Gpu {
                 dev,
@@ -214,7 +214,36 @@ impl WgpuBackend {
                 timestamps,
                 waited_ns: AtomicU64::new(0),
             }),
-        })
+        };
+        be.check_coop();
+        Ok(be)
+    }
+
+    /// Runs [`coop::self_check`] on the tensor-core GEMM where the device
+    /// has cooperative matrices (an experimental wgpu feature), and turns
+    /// the GEMM off with a warning where it fails: the f32 GEMM then runs.
+    fn check_coop(&mut self) {
+        let Some(c) = coop::coop_gemm(self) else {
+            return;
+        };
+        let checked = coop::self_check(self, &|x, w, b, y| {
+            matmul::coop_with(self, x, w, Some(b), y, (c.sgm, c.sgn))
+        });
+        match checked {
+            Ok(()) => tracing::info!(
+                fragment = format_args!("{0}x{0}x{0} f16 -> f32", c.cm),
+                "tensor-core GEMM on (cooperative matrices)"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "tensor-core GEMM off: its self-check failed");
+                if let Some(gpu) = Arc::get_mut(&mut self.gpu) {
+                    gpu.dev.coop_fragment = None;
+                    if let Ok(mut errors) = gpu.errors.lock() {
+                        errors.clear();
+                    }
+                }
+            }
+        }
     }
 
     pub fn device(&self) -> &GpuDevice {
