@@ -1,0 +1,218 @@
+//! The tensor-core GEMM (`shaders/matmul/matmul_coop.wgsl`,
+//! `kernels/matmul.md`) against the f64 reference: every subgroup grid at
+//! its edges, the automatic choice, non-finite and out-of-range inputs, the
+//! start-up self-check, and the errors where it cannot run. Tolerance:
+//! `testing::tolerance::GPU_MATMUL`, plus the bound of
+//! `matmul_wgpu_coop_edges`. Skips without an adapter that has cooperative
+//! matrices unless `LFM_REQUIRE_COOP=1` (`.ci/lavapipe-coop` sets it).
+#![cfg(feature = "wgpu")]
+
+mod matmul_cases;
+
+use half::{bf16, f16};
+use matmul_cases::{BASE, Case, DTYPES, Worst, run};
+use tensor::wgpu::coop::{COOP_GRIDS, COOP_MIN_M, coop_applies, coop_gemm, self_check};
+use tensor::wgpu::matmul::{GEMM_SMALL, coop_with, gemm_with};
+use tensor::wgpu::{WgpuBackend, gpu_or_skip};
+use tensor::{Backend, DType, HostData, Shape};
+
+/// The tensor-core GEMM's backend, or `None` (skip) where the adapter has no
+/// cooperative matrices; `LFM_REQUIRE_COOP=1` makes that a failure (CI sets
+/// it where it runs these tests on an adapter that has them).
+fn coop_or_skip() -> Option<WgpuBackend> {
+    let be = gpu_or_skip()?;
+    if coop_gemm(&be).is_some() {
+        return Some(be);
+    }
+    if std::env::var("LFM_REQUIRE_COOP").is_ok_and(|v| v == "1") {
+        panic!(
+            "LFM_REQUIRE_COOP=1 but {} has no cooperative matrices",
+            be.describe()
+        );
+    }
+    println!(
+        "SKIP: {} has no cooperative matrices; set LFM_REQUIRE_COOP=1 to fail instead",
+        be.describe()
+    );
+    None
+}
+
+/// The tensor-core GEMM on every subgroup grid at its edges: m and n at
+/// the tile ±1 (and m = 1), k = 1, k below, at and above the k-step, k over
+/// several steps with a tail, odd k (rows starting mid-word); bf16 and f16
+/// weights, with and without bias, odd weight offsets. Besides the shared
+/// matmul tolerance, the worst error relative to Σ|ab| must stay within
+/// 2e-6 (measured on lavapipe's 8 × 8 fragments: 1.7e-7): x is carried in
+/// two f16 halves. With the high half alone (plain f16 inputs) the shared
+/// tolerance already fails, at 3.6e-4 relative on the first k = 1 case.
+#[test]
+fn matmul_wgpu_coop_edges() {
+    let Some(be) = coop_or_skip() else { return };
+    let cm = coop_gemm(&be).expect("coop").cm as usize;
+    let mut all = Worst::default();
+    let mut ran = Vec::new();
+    for grid in COOP_GRIDS {
+        let (sgm, sgn) = (grid.0 as usize, grid.1 as usize);
+        let (tm, tn, bk) = (2 * cm * sgm, 2 * cm * sgn, 2 * cm);
+        let mut worst = Worst::default();
+        let mut i = 0;
+        for &m in &[1, 2, tm - 1, tm, tm + 1] {
+            for &n in &[1, tn - 1, tn, tn + 1] {
+                for &k in &[1, bk - 1, bk, bk + 1, 3 * bk + 5] {
+                    for dtype in [DType::BF16, DType::F16] {
+                        i += 1;
+                        worst.add(run(
+                            &be,
+                            Case {
+                                m,
+                                n,
+                                k,
+                                dtype,
+                                bias: i % 2 == 0,
+                                w_off: i % 3,
+                                coop: Some(grid),
+                                ..BASE
+                            },
+                        ));
+                    }
+                }
+            }
+        }
+        // Several tiles both ways and a long k.
+        for dtype in [DType::BF16, DType::F16] {
+            worst.add(run(
+                &be,
+                Case {
+                    m: 2 * tm + 3,
+                    n: 3 * tn - 1,
+                    k: 517,
+                    dtype,
+                    bias: true,
+                    coop: Some(grid),
+                    ..BASE
+                },
+            ));
+        }
+        worst.report(&format!("matmul_wgpu_coop_edges {grid:?}"), &be);
+        all.add(worst.0);
+        ran.push(grid);
+    }
+    assert!(
+        all.0.max_rel <= 2e-6,
+        "worst |x-r|/Σ|ab| = {:e}: x lost its low f16 half?",
+        all.0.max_rel
+    );
+    assert_eq!(ran, COOP_GRIDS);
+}
+
+/// The automatic choice takes the tensor-core GEMM from COOP_MIN_M rows on,
+/// for bf16 and f16 weights only (f32 weights stay on the f32 kernel), and
+/// the results match the reference on model-like shapes.
+#[test]
+fn matmul_wgpu_coop_choice() {
+    let Some(be) = coop_or_skip() else { return };
+    assert!(coop_applies(&be, COOP_MIN_M, DType::BF16).is_some());
+    assert!(coop_applies(&be, COOP_MIN_M, DType::F16).is_some());
+    assert!(coop_applies(&be, COOP_MIN_M - 1, DType::BF16).is_none());
+    assert!(coop_applies(&be, 1024, DType::F32).is_none());
+    let mut worst = Worst::default();
+    for (m, n, k) in [(COOP_MIN_M, 300, 257), (256, 192, 768), (130, 97, 300)] {
+        for dtype in DTYPES {
+            worst.add(run(
+                &be,
+                Case {
+                    m,
+                    n,
+                    k,
+                    dtype,
+                    bias: true,
+                    ..BASE
+                },
+            ));
+        }
+    }
+    worst.report("matmul_wgpu_coop_choice", &be);
+}
+
+/// Non-finite inputs and values f16 cannot carry make the outputs they
+/// feed non-finite (never a silently wrong finite number); other outputs
+/// are untouched.
+#[test]
+fn matmul_wgpu_coop_non_finite_and_out_of_range() {
+    let Some(be) = coop_or_skip() else { return };
+    let (m, n, k) = (COOP_MIN_M + 1, 20, 33);
+    for bad in [f32::NAN, f32::INFINITY, 1e6, -70000.0] {
+        let mut x = vec![0.25f32; m * k];
+        x[k / 2] = bad; // row 0 only
+        let w = vec![bf16::from_f32(0.5); n * k];
+        let xt = be
+            .upload(HostData::f32(&x), Shape::from([m, k]))
+            .expect("x");
+        let wt = be
+            .upload(HostData::bf16(&w), Shape::from([n, k]))
+            .expect("w");
+        let mut y = be.zeros(DType::F32, Shape::from([m, n])).expect("y");
+        coop_with(&be, &xt, &wt, None, &mut y, COOP_GRIDS[0]).expect("matmul");
+        let y = be.download_f32(&y).expect("download");
+        assert!(
+            y[..n].iter().all(|v| !v.is_finite()),
+            "x = {bad}: row 0 must be non-finite, got {:?}",
+            &y[..4]
+        );
+        let want = 0.25 * 0.5 * k as f32;
+        assert!(
+            y[n..].iter().all(|&v| v == want),
+            "x = {bad}: other rows stay {want}"
+        );
+    }
+}
+
+/// Where the adapter has no cooperative matrices, forcing the tensor-core
+/// GEMM is an error (not a panic), and so are f32 weights anywhere.
+#[test]
+fn matmul_wgpu_coop_refused_where_it_cannot_run() {
+    let Some(be) = gpu_or_skip() else { return };
+    let x = be
+        .upload(HostData::f32(&[1.0; 2 * 8]), Shape::from([2, 8]))
+        .expect("x");
+    let mut y = be.zeros(DType::F32, Shape::from([2, 3])).expect("y");
+    let w32 = be
+        .upload(HostData::f32(&[1.0; 3 * 8]), Shape::from([3, 8]))
+        .expect("w");
+    assert!(coop_with(&be, &x, &w32, None, &mut y, COOP_GRIDS[0]).is_err());
+    let wb = be
+        .upload(HostData::bf16(&[bf16::ONE; 3 * 8]), Shape::from([3, 8]))
+        .expect("w");
+    let r = coop_with(&be, &x, &wb, None, &mut y, COOP_GRIDS[0]);
+    assert_eq!(r.is_ok(), coop_gemm(&be).is_some(), "{r:?}");
+    assert!(coop_with(&be, &x, &wb, None, &mut y, (3, 3)).is_err());
+}
+
+/// The start-up self-check of the tensor-core GEMM passes an exact kernel
+/// (the f32 GEMM; the tensor-core GEMM where the adapter has it) and fails
+/// one that is off (the bias dropped, or x rounded to f16 as a kernel
+/// without x's low half would).
+#[test]
+fn matmul_wgpu_coop_self_check_tells_exact_from_wrong() {
+    let Some(be) = gpu_or_skip() else { return };
+    self_check(&be, &|x, w, b, y| {
+        gemm_with(&be, x, w, Some(b), y, GEMM_SMALL)
+    })
+    .expect("the f32 GEMM is exact on the check's values");
+    let no_bias = self_check(&be, &|x, w, _, y| be.matmul(x, w, None, y));
+    assert!(no_bias.is_err(), "a kernel without the bias must fail");
+    let rounded = self_check(&be, &|x, w, b, y| {
+        let host = be.download_f32(x)?;
+        let halves: Vec<f32> = host.iter().map(|&v| f16::from_f32(v).to_f32()).collect();
+        let xr = be.upload(HostData::f32(&halves), x.shape().clone())?;
+        gemm_with(&be, &xr, w, Some(b), y, GEMM_SMALL)
+    });
+    let e = rounded.expect_err("x rounded to f16 must fail").to_string();
+    assert!(e.contains("self-check"), "{e}");
+    if let Some(c) = coop_gemm(&be) {
+        self_check(&be, &|x, w, b, y| {
+            coop_with(&be, x, w, Some(b), y, (c.sgm, c.sgn))
+        })
+        .expect("the tensor-core GEMM passes");
+    }
+}
