@@ -251,6 +251,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
                 "decode_host_ms_per_token": r.decode_waited.map(|w| (r.decode.median.as_secs_f64() - w.as_secs_f64()) * 1e3 / a.generate as f64),
                 "image512_ms": ms(r.image512),
                 "ttft_image512_ms": ms(r.ttft_image512),
+                "sampling_us_per_token": r.sampling.as_secs_f64() * 1e6,
                 "prefill_ops": ops(&r.prefill_ops), "decode_ops": ops(&r.decode_ops),
                 "image512_ops": ops(&r.image_ops),
             })
@@ -276,6 +277,10 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             "          host work {host:.3} ms/token of {step:.3} (the rest waits for the device)"
         );
     }
+    println!(
+        "sampling  {:>8.1} µs/token  (model-card preset on the host; not in {tg})",
+        r.sampling.as_secs_f64() * 1e6
+    );
     if let (Some(img), Some(ttft)) = (ms(r.image512), ms(r.ttft_image512)) {
         println!("image512  {img:>8.1} ms  (one 512×512 tile: vision tower + connector)");
         if let (Some(waited), Some(_)) = (r.image_waited, r.decode_waited) {

@@ -15,6 +15,7 @@ use tensor::cpu::{CpuBackend, Isa};
 
 use crate::engine::BackendChoice;
 use crate::error::{Result, RuntimeError};
+use crate::sampling::{Sampler, SamplingConfig};
 use crate::synthetic::Synthetic;
 
 #[derive(Clone, Debug)]
@@ -67,11 +68,42 @@ pub struct BenchReport {
     /// Image encode + prefill of the image's 256 tokens and a short prompt,
     /// to the first token's logits.
     pub ttft_image512: Option<Duration>,
+    /// Host time per token of drawing from the decode's logits with the
+    /// model card's sampling preset (repetition penalty, temperature,
+    /// top-k, min-p), which the decode rate above leaves out (it feeds the
+    /// benchmark's own ids).
+    pub sampling: Duration,
     /// Per-op time of one profiled prefill and decode run (on wgpu: GPU
     /// time per shader from timestamp queries, where the adapter has them).
     pub prefill_ops: Vec<OpTime>,
     pub decode_ops: Vec<OpTime>,
     pub image_ops: Vec<OpTime>,
+}
+
+/// Median host time of one [`Sampler::sample`] with the model card's
+/// preset, over real logits of the model (one decode step) and a 300-token
+/// history, each draw from a fresh copy of the logits.
+fn time_sampling<B: Backend>(
+    text: &model::text::TextModel<B>,
+    be: &B,
+    st: &mut model::text::TextState<B>,
+    vocab: usize,
+) -> Result<Duration> {
+    text.reset(be, st)?;
+    let mut logits = Vec::new();
+    text.decode_into(be, tokens(1, vocab, 7)[0], st, &mut logits)?;
+    let history = tokens(300, vocab, 8);
+    let mut sampler = Sampler::new(SamplingConfig::model_card());
+    let mut scratch = logits.clone();
+    let times = (0..64)
+        .map(|_| {
+            scratch.copy_from_slice(&logits);
+            let t = Instant::now();
+            std::hint::black_box(sampler.sample(&mut scratch, &history));
+            t.elapsed()
+        })
+        .collect();
+    Ok(median(times))
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -215,6 +247,7 @@ fn run<B: Backend>(
             ttft.push(run_ttft(be, &mut st)?);
         }
     }
+    let sampling = time_sampling(&m.text, be, &mut st, vocab)?;
     // One profiled run of each phase, separately from the timed ones.
     let (mut prefill_ops, mut decode_ops, mut image_ops) = (Vec::new(), Vec::new(), Vec::new());
     if let Some((pbe, take)) = prof {
@@ -248,6 +281,7 @@ fn run<B: Backend>(
         image512: img_median.map(|d| d.0),
         image_waited: img_median.map(|d| d.1),
         ttft_image512: (!ttft.is_empty()).then(|| median(ttft)),
+        sampling,
         prefill_ops,
         decode_ops,
         image_ops,

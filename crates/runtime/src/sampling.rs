@@ -126,8 +126,10 @@ pub struct Sampler {
     /// Scratch, reused across steps (no allocation per token once grown).
     order: Vec<usize>,
     seen: Vec<bool>,
-    /// A copy of the logits for top-k's selection.
+    /// Top-k's running selection.
     kth: Vec<f32>,
+    /// The ids that can still be drawn, ascending.
+    cand: Vec<u32>,
     /// Softmax probabilities.
     probs: Vec<f64>,
 }
@@ -141,11 +143,197 @@ impl Sampler {
             order: Vec::new(),
             seen: Vec::new(),
             kth: Vec::new(),
+            cand: Vec::new(),
             probs: Vec::new(),
         }
     }
 
     pub fn sample(&mut self, logits: &mut [f32], history: &[u32]) -> u32 {
+        let c = &self.cfg;
+        if c.repetition_penalty != 1.0 {
+            apply_repetition_penalty(logits, history, c.repetition_penalty, &mut self.seen);
+        }
+        if c.greedy || c.temperature <= 0.0 {
+            return argmax(logits) as u32;
+        }
+        if c.temperature != 1.0 {
+            logits.iter_mut().for_each(|z| *z /= c.temperature);
+        }
+        // From here on only the candidates (the ids whose logit is not
+        // −inf, ascending) can be drawn; top-k leaves at most k of them plus
+        // ties, so the steps below cost O(k), not O(vocabulary).
+        let cand = &mut self.cand;
+        cand.clear();
+        if c.top_k > 0 && c.top_k < logits.len() {
+            let kth = kth_largest(logits, c.top_k, &mut self.kth);
+            for (i, z) in logits.iter_mut().enumerate() {
+                if *z < kth {
+                    *z = f32::NEG_INFINITY;
+                } else if *z != f32::NEG_INFINITY {
+                    cand.push(i as u32);
+                }
+            }
+        } else {
+            cand.extend(
+                (0..logits.len() as u32).filter(|&i| logits[i as usize] != f32::NEG_INFINITY),
+            );
+        }
+        if c.top_p < 1.0 {
+            // Ascending by probability; drop the low tail whose mass is ≤ 1 − top_p,
+            // always keeping the most likely token.
+            self.order.clear();
+            self.order.extend(
+                cand.iter()
+                    .map(|&i| i as usize)
+                    .filter(|&i| logits[i] > f32::NEG_INFINITY),
+            );
+            self.order.sort_by(|&a, &b| logits[a].total_cmp(&logits[b]));
+            softmax_over(logits, cand, &mut self.probs);
+            let mut cum = 0.0f64;
+            let last = self.order.len().saturating_sub(1);
+            for (rank, &i) in self.order.iter().enumerate() {
+                cum += self.probs[i];
+                if cum <= 1.0 - c.top_p as f64 && rank < last {
+                    logits[i] = f32::NEG_INFINITY;
+                }
+            }
+            cand.retain(|&i| logits[i as usize] != f32::NEG_INFINITY);
+        }
+        if c.min_p > 0.0 {
+            softmax_over(logits, cand, &mut self.probs);
+            let top = cand
+                .iter()
+                .map(|&i| self.probs[i as usize])
+                .fold(0.0, f64::max);
+            let best = argmax_of(logits, cand);
+            for &i in cand.iter() {
+                let i = i as usize;
+                if self.probs[i] < c.min_p as f64 * top && i != best {
+                    logits[i] = f32::NEG_INFINITY;
+                }
+            }
+            cand.retain(|&i| logits[i as usize] != f32::NEG_INFINITY);
+        }
+        softmax_over(logits, cand, &mut self.probs);
+        let mut u = self.rng.uniform();
+        for &i in cand.iter() {
+            let p = self.probs[i as usize];
+            if u < p {
+                return i;
+            }
+            u -= p;
+        }
+        argmax(logits) as u32
+    }
+}
+
+/// [`argmax`] of `v` where every entry outside `cand` (ascending) is −inf:
+/// the first candidate holding the largest value, in O(|cand|). With a NaN
+/// among the candidates (or none) the whole-vector rule decides.
+fn argmax_of(v: &[f32], cand: &[u32]) -> usize {
+    let mut best: Option<usize> = None;
+    for &i in cand {
+        let x = v[i as usize];
+        if x.is_nan() {
+            return argmax(v);
+        }
+        if best.is_none_or(|b| x > v[b]) {
+            best = Some(i as usize);
+        }
+    }
+    best.unwrap_or_else(|| argmax(v))
+}
+
+/// Divides positive logits of ids in `history` by `penalty` and multiplies
+/// negative ones, each id once however often it occurs (`seen`: scratch).
+fn apply_repetition_penalty(
+    logits: &mut [f32],
+    history: &[u32],
+    penalty: f32,
+    seen: &mut Vec<bool>,
+) {
+    seen.clear();
+    seen.resize(logits.len(), false);
+    for &id in history {
+        let i = id as usize;
+        if i < logits.len() && !seen[i] {
+            seen[i] = true;
+            let z = &mut logits[i];
+            *z = if *z < 0.0 { *z * penalty } else { *z / penalty };
+        }
+    }
+}
+
+/// The k-th largest of `v` in `f32::total_cmp` order (1 ≤ k < v.len()),
+/// as `select_nth_unstable` over a copy of `v` would give, in one pass:
+/// `buf` keeps every value above the running k-th largest and is cut back
+/// to its top k whenever it reaches 4k. A value dropped was at most the
+/// running threshold, which only grows, so every value above the final
+/// threshold is in `buf`, and `buf` holds at least k values at or above it.
+fn kth_largest(v: &[f32], k: usize, buf: &mut Vec<f32>) -> f32 {
+    let desc = |a: &f32, b: &f32| b.total_cmp(a);
+    buf.clear();
+    buf.extend_from_slice(&v[..k]);
+    buf.select_nth_unstable_by(k - 1, desc);
+    let mut kth = buf[k - 1];
+    for &z in &v[k..] {
+        if z.total_cmp(&kth).is_gt() {
+            buf.push(z);
+            if buf.len() >= 4 * k {
+                buf.select_nth_unstable_by(k - 1, desc);
+                buf.truncate(k);
+                kth = buf[k - 1];
+            }
+        }
+    }
+    buf.select_nth_unstable_by(k - 1, desc);
+    buf[k - 1]
+}
+
+/// Softmax in f64 over the ids in `cand` (ascending; every other logit is
+/// −inf) into `out`, indexed by id: the same values, summed in the same
+/// order, as [`softmax_into`] over the whole vector (the −inf entries add
+/// exact zeros there). Entries of `out` outside `cand` are stale.
+fn softmax_over(z: &[f32], cand: &[u32], out: &mut Vec<f64>) {
+    out.resize(z.len(), 0.0);
+    let m = cand
+        .iter()
+        .map(|&i| z[i as usize])
+        .fold(f32::NEG_INFINITY, f32::max) as f64;
+    let mut s = 0.0f64;
+    for &i in cand {
+        let e = (z[i as usize] as f64 - m).exp();
+        out[i as usize] = e;
+        s += e;
+    }
+    for &i in cand {
+        out[i as usize] /= s;
+    }
+}
+
+/// Softmax in f64 (−inf entries get 0) into `out` (reused): the whole-vector
+/// form, kept as the reference of [`softmax_over`].
+#[cfg(test)]
+fn softmax_into(z: &[f32], out: &mut Vec<f64>) {
+    let m = z.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
+    out.clear();
+    out.extend(z.iter().map(|&v| {
+        if v == f32::NEG_INFINITY {
+            0.0
+        } else {
+            (v as f64 - m).exp()
+        }
+    }));
+    let s: f64 = out.iter().sum();
+    out.iter_mut().for_each(|v| *v /= s);
+}
+
+#[cfg(test)]
+impl Sampler {
+    /// The sampler as it was written first: every step over the whole
+    /// vocabulary. The reference of [`Sampler::sample`], which must give the
+    /// same ids and leave the same logits.
+    fn sample_reference(&mut self, logits: &mut [f32], history: &[u32]) -> u32 {
         let c = &self.cfg;
         if c.repetition_penalty != 1.0 {
             // Each id once, however often it occurs.
@@ -221,21 +409,6 @@ impl Sampler {
         }
         argmax(logits) as u32
     }
-}
-
-/// Softmax in f64 (−inf entries get 0) into `out` (reused).
-fn softmax_into(z: &[f32], out: &mut Vec<f64>) {
-    let m = z.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
-    out.clear();
-    out.extend(z.iter().map(|&v| {
-        if v == f32::NEG_INFINITY {
-            0.0
-        } else {
-            (v as f64 - m).exp()
-        }
-    }));
-    let s: f64 = out.iter().sum();
-    out.iter_mut().for_each(|v| *v /= s);
 }
 
 #[cfg(test)]
@@ -356,5 +529,88 @@ mod tests {
         assert_ne!(a, run(8));
         let count = |id| a.iter().filter(|&&x| x == id).count() as f64 / a.len() as f64;
         assert!((count(0) - 1.0 / 6.0).abs() < 0.02 && (count(2) - 0.5).abs() < 0.02);
+    }
+}
+
+#[cfg(test)]
+mod candidates {
+    use super::*;
+
+    /// Logits with the awkward values: ties, −inf entries, ±0, a few large
+    /// ones, a rare NaN; `n` of them.
+    fn logits(rng: &mut Rng, n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| match rng.next_u64() % 256 {
+                0..=15 => f32::NEG_INFINITY,
+                16..=31 => 2.5,
+                32..=47 => -0.0,
+                48..=63 => 0.0,
+                64..=79 => 30.0 + (i % 3) as f32,
+                80 => f32::NAN,
+                _ => (rng.uniform() * 16.0 - 8.0) as f32,
+            })
+            .collect()
+    }
+
+    /// The candidate-list sampler gives the ids of the whole-vocabulary
+    /// reference and leaves the same logits, bit for bit, over a grid of
+    /// settings (top-k off, 1, ties at the cut, all but one; top-p; min-p;
+    /// temperatures; the repetition penalty) and 20 draws each.
+    #[test]
+    fn sample_matches_the_whole_vocabulary_reference() {
+        let mut rng = Rng::new(11);
+        let mut cases = 0;
+        for n in [1usize, 2, 7, 300, 4099] {
+            for top_k in [0, 1, 5, 50, n.saturating_sub(1), n] {
+                for top_p in [1.0, 0.9, 0.3] {
+                    for min_p in [0.0, 0.15, 0.6] {
+                        for (temperature, penalty) in [(1.0, 1.0), (0.1, 1.05), (0.7, 1.3)] {
+                            let cfg = SamplingConfig {
+                                greedy: false,
+                                temperature,
+                                top_k,
+                                top_p,
+                                min_p,
+                                repetition_penalty: penalty,
+                                seed: cases,
+                            };
+                            let mut fast = Sampler::new(cfg.clone());
+                            let mut slow = Sampler::new(cfg.clone());
+                            let history: Vec<u32> =
+                                (0..n.min(40)).map(|i| (i * 7 % n) as u32).collect();
+                            for draw in 0..20 {
+                                let base = logits(&mut rng, n);
+                                let (mut a, mut b) = (base.clone(), base);
+                                let ia = fast.sample(&mut a, &history);
+                                let ib = slow.sample_reference(&mut b, &history);
+                                assert_eq!(ia, ib, "{cfg:?} n {n} draw {draw}");
+                                let bits =
+                                    |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                                assert_eq!(bits(&a), bits(&b), "{cfg:?} n {n} draw {draw}: logits");
+                            }
+                            cases += 1;
+                        }
+                    }
+                }
+            }
+        }
+        println!("{cases} settings, 20 draws each: same ids and logits");
+    }
+
+    /// `kth_largest` is the k-th largest in `total_cmp` order for every k,
+    /// as a full sort says, including −0 / +0 and repeated values.
+    #[test]
+    fn kth_largest_matches_a_full_sort() {
+        let mut rng = Rng::new(3);
+        let mut buf = Vec::new();
+        for n in [2usize, 3, 17, 200, 1000] {
+            let v = logits(&mut rng, n);
+            let mut sorted = v.clone();
+            sorted.sort_by(|a, b| b.total_cmp(a));
+            for k in 1..n {
+                let got = kth_largest(&v, k, &mut buf);
+                assert_eq!(got.to_bits(), sorted[k - 1].to_bits(), "n {n} k {k}");
+            }
+        }
     }
 }

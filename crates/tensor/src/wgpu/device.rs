@@ -215,8 +215,9 @@ pub fn required_limits(adapter: &wgpu::Limits) -> wgpu::Limits {
     l
 }
 
-/// Every adapter wgpu can see, one line each (`name (backend, type, driver)`),
-/// for `lfm2vl info`. Opens no device.
+/// Every adapter wgpu can see, one line each (`name (backend, type, driver)`,
+/// plus the cooperative-matrix fragments the tensor-core GEMM would use
+/// there), for `lfm2vl info`. Opens no device.
 pub fn adapters() -> Vec<String> {
     let instance =
         wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
@@ -224,8 +225,14 @@ pub fn adapters() -> Vec<String> {
         .iter()
         .map(|a| {
             let i = a.get_info();
+            let coop = coop_fragment(&a.cooperative_matrix_properties())
+                .filter(|_| a.features().contains(COOP_FEATURES))
+                .filter(|_| i.subgroup_min_size == i.subgroup_max_size)
+                .map_or(String::new(), |s| {
+                    format!("; cooperative matrices {s}x{s}x{s} f16->f32")
+                });
             format!(
-                "{} ({:?}, {:?}, {} {})",
+                "{} ({:?}, {:?}, {} {}{coop})",
                 i.name, i.backend, i.device_type, i.driver, i.driver_info
             )
         })
