@@ -1,5 +1,5 @@
 // The workgroup reduction of the row normalisations (kernels/rms_norm.md,
-// kernels/layer_norm.md; also rope/qk_norm_rope.wgsl): one workgroup of WG
+// kernels/layer_norm.md; also rope/qkv_norm_rope.wgsl): one workgroup of WG
 // threads per row; the threads stride over the row and reduce their
 // partial sums in workgroup memory. The uniform: norm/params.wgsl.
 

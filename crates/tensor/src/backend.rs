@@ -146,28 +146,30 @@ pub trait Backend: Sized + Send + Sync {
         Err(unsupported::<Self>("rope"))
     }
 
-    /// LFM2's per-head q/k normalisation followed by RoPE:
-    /// `q_out = rope(rms_norm(q, q_w, eps), pos0, theta)` and likewise `k_out`
-    /// from `k`, `k_w`. `q`, `q_out`: f32 `[t, h, hd]`; `k`, `k_out`: f32
-    /// `[t, h_kv, hd]`; `q_w`, `k_w`: f32 `[hd]`. The default runs the four
-    /// ops; a backend may fuse them (wgpu: one dispatch).
+    /// The input side of an LFM2 attention layer from the stacked
+    /// projection: `qkv` f32 `[t, (h + 2·h_kv)·hd]`, each row `q | k | v`
+    /// (h, h_kv and h_kv heads of `hd`). Writes
+    /// `q_out` (f32 `[t, h, hd]`) = `rope(rms_norm(q, q_w, eps), pos0, theta)`,
+    /// appends `rope(rms_norm(k, k_w, eps), pos0, theta)` to `k_cache` and `v`
+    /// to `v_cache` at rows `pos0 .. pos0 + t` (f32 `[s, h_kv, hd]`, or any
+    /// shape of `s·h_kv` rows of `hd`; `pos0 + t ≤ s`); `q_w`, `k_w`: f32
+    /// `[hd]`. The norm and the rotation are those of [`Backend::rms_norm`]
+    /// and [`Backend::rope`] per head.
     #[allow(clippy::too_many_arguments)]
-    fn qk_norm_rope(
+    fn qkv_norm_rope(
         &self,
-        q: &Tensor<Self>,
-        k: &Tensor<Self>,
+        qkv: &Tensor<Self>,
         q_w: &Tensor<Self>,
         k_w: &Tensor<Self>,
         eps: f32,
         pos0: usize,
         theta: f32,
         q_out: &mut Tensor<Self>,
-        k_out: &mut Tensor<Self>,
+        k_cache: &mut Tensor<Self>,
+        v_cache: &mut Tensor<Self>,
     ) -> Result<()> {
-        self.rms_norm(q, q_w, eps, q_out)?;
-        self.rms_norm(k, k_w, eps, k_out)?;
-        self.rope(q_out, pos0, theta)?;
-        self.rope(k_out, pos0, theta)
+        let _ = (qkv, q_w, k_w, eps, pos0, theta, q_out, k_cache, v_cache);
+        Err(unsupported::<Self>("qkv_norm_rope"))
     }
 
     /// The LFM2 short-conv core for one sequence, prefill (`t > 1`) or decode

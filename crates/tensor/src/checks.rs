@@ -251,31 +251,64 @@ pub(crate) fn cols<B: Backend>(
     Ok((rows, c_src, c))
 }
 
-/// The fused q/k norm + RoPE: each of (`q`, `q_w`, `q_out`) and (`k`, `k_w`,
-/// `k_out`) as for rms_norm and rope, with the same `t` and `hd`. Returns
-/// `(t, h, h_kv, hd)`. (The CPU runs the unfused default, which checks
-/// each op.)
-#[cfg(feature = "wgpu")]
-pub(crate) fn qk_norm_rope<B: Backend>(
-    q: &Tensor<B>,
-    k: &Tensor<B>,
+/// The attention layer's input side (`Backend::qkv_norm_rope`): `q_out`
+/// as for rope (`[t, h, hd]`, `hd` even), `q_w` and `k_w` f32 `[hd]`, `qkv`
+/// `[t, (h + 2·h_kv)·hd]`, the caches of one shape holding `s·h_kv` rows of
+/// `hd` with `h_kv` dividing `h` and `pos0 + t ≤ s`. Returns
+/// `(t, h, h_kv, hd)`.
+pub(crate) fn qkv_norm_rope<B: Backend>(
+    qkv: &Tensor<B>,
     q_w: &Tensor<B>,
     k_w: &Tensor<B>,
+    pos0: usize,
     q_out: &Tensor<B>,
-    k_out: &Tensor<B>,
+    k_cache: &Tensor<B>,
+    v_cache: &Tensor<B>,
 ) -> Result<(usize, usize, usize, usize)> {
-    const OP: &str = "qk_norm_rope";
-    norm(OP, q, &[("q_w", q_w)], q_out)?;
-    norm(OP, k, &[("k_w", k_w)], k_out)?;
+    const OP: &str = "qkv_norm_rope";
+    all_f32(
+        OP,
+        &[
+            ("qkv", qkv),
+            ("q_w", q_w),
+            ("k_w", k_w),
+            ("k_cache", k_cache),
+            ("v_cache", v_cache),
+        ],
+    )?;
     let (t, h, hd) = rope(q_out)?;
-    let (tk, h_kv, hdk) = rope(k_out)?;
-    if (tk, hdk) != (t, hd) {
+    for (what, w) in [("q_w", q_w), ("k_w", k_w)] {
+        if w.shape().dims() != [hd] {
+            return Err(mismatch(OP, what, [hd], w.shape()));
+        }
+    }
+    same_shape(OP, "v_cache (as k_cache)", k_cache, v_cache)?;
+    let width = qkv.shape().last();
+    let per_kv = 2 * hd.max(1);
+    let h_kv = width.saturating_sub(h * hd) / per_kv;
+    if qkv.shape().rows() != t
+        || h_kv == 0
+        || width != (h + 2 * h_kv) * hd
+        || !h.is_multiple_of(h_kv)
+    {
         return Err(mismatch(
             OP,
-            "k (as [t, h_kv, hd])",
-            [t, h_kv, hd],
-            k.shape(),
+            "qkv (as [t, (h + 2·h_kv)·hd], h_kv dividing h)",
+            [t, (h + 2 * h_kv.max(1)) * hd],
+            qkv.shape(),
         ));
+    }
+    let rows = k_cache.shape().elem_count() / (h_kv * hd).max(1);
+    if k_cache.shape().last() != hd || rows * h_kv * hd != k_cache.shape().elem_count() {
+        return Err(mismatch(
+            OP,
+            "k_cache (as [s, h_kv, hd])",
+            [rows, h_kv, hd],
+            k_cache.shape(),
+        ));
+    }
+    if pos0 + t > rows {
+        return Err(out_of_range(OP, "pos0 + t (cache rows)", pos0 + t, rows));
     }
     Ok((t, h, h_kv, hd))
 }

@@ -204,3 +204,89 @@ tests!(Isa::Neon;
     rope_neon_large_pos => rope_large_pos,
     rope_neon_nan_inf => rope_nan_inf,
 );
+
+/// The CPU backend's `qkv_norm_rope` on every tier equals the unfused ops
+/// (rms_norm and rope on the split q and k, v copied into the caches) bit
+/// for bit, leaves the other cache rows alone, and rejects bad operands
+/// with typed errors: a qkv width that is not (h + 2·h_kv)·hd, caches too
+/// short for pos0 + t, mismatched caches.
+#[test]
+fn cpu_qkv_norm_rope_equals_the_unfused_ops() {
+    use tensor::cpu::CpuBackend;
+    use tensor::{Backend, HostData, Shape, TensorError};
+    for isa in Isa::available() {
+        let be = CpuBackend::with(isa, 1).expect("backend");
+        let up = |v: &[f32], d: &[usize]| {
+            be.upload(HostData::f32(v), Shape::from(d.to_vec()))
+                .expect("upload")
+        };
+        let down = |t: &tensor::Tensor<CpuBackend>| be.download_f32(t).expect("download");
+        for (t, h, h_kv, hd, pos0) in [(1, 1, 1, 2, 0), (3, 4, 2, 64, 5), (5, 6, 2, 18, 40)] {
+            let mut rng = Rng::for_case("cpu_qkv_norm_rope", &format!("{t} {h} {h_kv} {hd}"));
+            let (nq, nk) = (h * hd, h_kv * hd);
+            let qkv = rng.vec(t * (nq + 2 * nk), 2.0);
+            let part = |o: usize, n: usize| -> Vec<f32> {
+                qkv.chunks_exact(nq + 2 * nk)
+                    .flat_map(|r| r[o..o + n].to_vec())
+                    .collect()
+            };
+            let (qw, kw) = (rng.vec(hd, 1.5), rng.vec(hd, 1.5));
+            let (eps, theta, s) = (1e-5, 1e6, pos0 + t + 3);
+            let sentinel = vec![7.0f32; s * nk];
+            let (mut q_out, mut kc, mut vc) = (
+                up(&vec![0.0; t * nq], &[t, h, hd]),
+                up(&sentinel, &[s, h_kv, hd]),
+                up(&sentinel, &[s, h_kv, hd]),
+            );
+            let (tqkv, tqw, tkw) = (up(&qkv, &[t, nq + 2 * nk]), up(&qw, &[hd]), up(&kw, &[hd]));
+            be.qkv_norm_rope(
+                &tqkv, &tqw, &tkw, eps, pos0, theta, &mut q_out, &mut kc, &mut vc,
+            )
+            .expect("qkv_norm_rope");
+            // The unfused ops.
+            let (mut q2, mut k2) = (
+                up(&vec![0.0; t * nq], &[t, h, hd]),
+                up(&vec![0.0; t * nk], &[t, h_kv, hd]),
+            );
+            be.rms_norm(&up(&part(0, nq), &[t, h, hd]), &tqw, eps, &mut q2)
+                .expect("norm");
+            be.rms_norm(&up(&part(nq, nk), &[t, h_kv, hd]), &tkw, eps, &mut k2)
+                .expect("norm");
+            be.rope(&mut q2, pos0, theta).expect("rope");
+            be.rope(&mut k2, pos0, theta).expect("rope");
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&down(&q_out)), bits(&down(&q2)), "{isa:?}: q");
+            let new = pos0 * nk..(pos0 + t) * nk;
+            let (kh, vh) = (down(&kc), down(&vc));
+            assert_eq!(bits(&kh[new.clone()]), bits(&down(&k2)), "{isa:?}: k");
+            assert_eq!(&vh[new.clone()], &part(nq + nk, nk)[..], "{isa:?}: v");
+            for c in [&kh, &vh] {
+                assert!(
+                    c[..new.start]
+                        .iter()
+                        .chain(&c[new.end..])
+                        .all(|&e| e == 7.0)
+                );
+            }
+            // Typed errors, nothing written.
+            let short = pos0 + t - 1;
+            let (mut ks, mut vs) = (
+                up(&vec![0.0; short * nk], &[short, h_kv, hd]),
+                up(&vec![0.0; short * nk], &[short, h_kv, hd]),
+            );
+            let e = be.qkv_norm_rope(
+                &tqkv, &tqw, &tkw, eps, pos0, theta, &mut q_out, &mut ks, &mut vs,
+            );
+            assert!(matches!(e, Err(TensorError::OutOfRange { .. })), "{e:?}");
+            let narrow = up(&qkv[..t * (nq + 2 * nk - 1)], &[t, nq + 2 * nk - 1]);
+            let e = be.qkv_norm_rope(
+                &narrow, &tqw, &tkw, eps, pos0, theta, &mut q_out, &mut kc, &mut vc,
+            );
+            assert!(matches!(e, Err(TensorError::ShapeMismatch { .. })), "{e:?}");
+            let e = be.qkv_norm_rope(
+                &tqkv, &tqw, &tkw, eps, pos0, theta, &mut q_out, &mut kc, &mut vs,
+            );
+            assert!(matches!(e, Err(TensorError::ShapeMismatch { .. })), "{e:?}");
+        }
+    }
+}

@@ -436,52 +436,69 @@ fn wgpu_rope() {
     worst.report("rope", &be);
 }
 
-/// The fused per-head q/k norm + RoPE against the f64 reference chain
-/// (rms_norm, then rope of its f32 output): GQA head counts, odd pairs,
-/// several rows and positions; each output checked with `GPU_ROPE`.
+/// The attention input op (`qkv_norm_rope`: per-head q/k norm + RoPE from
+/// stacked q | k | v, k and v appended to the caches) against the f64
+/// reference chain (rms_norm, then rope of its f32 output): GQA head counts,
+/// odd pairs, several rows and positions; q and the new cache rows checked
+/// with `GPU_ROPE`, v copied exactly, every other cache row untouched.
 #[test]
-fn wgpu_qk_norm_rope_matches_norm_then_rope() {
+fn wgpu_qkv_norm_rope_matches_norm_then_rope() {
     let Some(be) = gpu_or_skip() else { return };
     let mut worst = Worst::default();
     for (t, h, h_kv) in [(1, 1, 1), (3, 4, 2), (17, 16, 8), (2, 2, 1)] {
         for hd in [2, 6, 64, 72, 130] {
-            for pos0 in [0, 5, 4000] {
+            for pos0 in [0, 5, 1000] {
                 let case = format!("t={t} h={h} h_kv={h_kv} hd={hd} pos0={pos0}");
-                let mut rng = Rng::for_case("wgpu_qk_norm_rope", &case);
-                let (q, k) = (rng.vec(t * h * hd, 2.0), rng.vec(t * h_kv * hd, 2.0));
+                let mut rng = Rng::for_case("wgpu_qkv_norm_rope", &case);
+                let (nq, nk) = (h * hd, h_kv * hd);
+                let qkv = rng.vec(t * (nq + 2 * nk), 2.0);
+                let part = |o: usize, n: usize| -> Vec<f32> {
+                    qkv.chunks_exact(nq + 2 * nk)
+                        .flat_map(|r| r[o..o + n].to_vec())
+                        .collect()
+                };
+                let (q, k, v) = (part(0, nq), part(nq, nk), part(nq + nk, nk));
                 let (qw, kw) = (rng.vec(hd, 1.5), rng.vec(hd, 1.5));
                 let (theta, eps) = (1_000_000.0f32, 1e-5f32);
+                let s = pos0 + t + 2;
+                let sentinel = vec![7.0f32; s * nk];
                 let mut q_out = nan_out(&be, &[t, h, hd]);
-                let mut k_out = nan_out(&be, &[t, h_kv, hd]);
-                be.qk_norm_rope(
-                    &up(&be, &q, &[t, h, hd]),
-                    &up(&be, &k, &[t, h_kv, hd]),
+                let mut k_cache = up(&be, &sentinel, &[s, h_kv, hd]);
+                let mut v_cache = up(&be, &sentinel, &[s, h_kv, hd]);
+                be.qkv_norm_rope(
+                    &up(&be, &qkv, &[t, nq + 2 * nk]),
                     &up(&be, &qw, &[hd]),
                     &up(&be, &kw, &[hd]),
                     eps,
                     pos0,
                     theta,
                     &mut q_out,
-                    &mut k_out,
+                    &mut k_cache,
+                    &mut v_cache,
                 )
-                .expect("qk_norm_rope");
-                for (x, w, heads, out, what) in
-                    [(&q, &qw, h, &q_out, "q"), (&k, &kw, h_kv, &k_out, "k")]
-                {
+                .expect("qkv_norm_rope");
+                let (kc, vc) = (down(&be, &k_cache), down(&be, &v_cache));
+                let new = pos0 * nk..(pos0 + t) * nk;
+                for (x, w, heads, got, what) in [
+                    (&q, &qw, h, down(&be, &q_out), "q"),
+                    (&k, &kw, h_kv, kc[new.clone()].to_vec(), "k"),
+                ] {
                     let normed = norm::reference::rms_norm(x, w, eps);
                     let (want, scale) = rope::reference::rope(&normed, heads, hd, pos0, theta);
-                    worst.check(
-                        GPU_ROPE,
-                        &down(&be, out),
-                        &want,
-                        &scale,
-                        &format!("{case} {what}"),
+                    worst.check(GPU_ROPE, &got, &want, &scale, &format!("{case} {what}"));
+                }
+                assert_eq!(&vc[new.clone()], &v[..], "{case}: v copied exactly");
+                for (c, what) in [(&kc, "k"), (&vc, "v")] {
+                    let untouched = c[..new.start].iter().chain(&c[new.end..]);
+                    assert!(
+                        untouched.clone().all(|&e| e == 7.0),
+                        "{case}: {what} cache rows outside pos0..pos0 + t"
                     );
                 }
             }
         }
     }
-    worst.report("qk_norm_rope", &be);
+    worst.report("qkv_norm_rope", &be);
 }
 
 // -------------------------------------------------------------- short conv

@@ -43,14 +43,12 @@ impl<B: Backend> ShortConv<B> {
 
 /// `Lfm2Attention`: GQA with per-head q/k RMSNorm before NeoX RoPE.
 pub struct Attention<B: Backend> {
-    q_proj: Tensor<B>,   // [h·hd, d]
-    k_proj: Tensor<B>,   // [h_kv·hd, d]
-    v_proj: Tensor<B>,   // [h_kv·hd, d]
+    /// q_proj | k_proj | v_proj stacked: `[(h + 2·h_kv)·hd, d]`, one matmul.
+    qkv_proj: Tensor<B>,
     out_proj: Tensor<B>, // [d, h·hd]
     q_norm: Tensor<B>,   // [hd]
     k_norm: Tensor<B>,   // [hd]
     h: usize,
-    h_kv: usize,
     hd: usize,
     eps: f32,
     theta: f32,
@@ -65,14 +63,18 @@ impl<B: Backend> Attention<B> {
             cfg.head_dim(),
         );
         Ok(Attention {
-            q_proj: ld.linear(&p.join("q_proj"), h * hd, d)?,
-            k_proj: ld.linear(&p.join("k_proj"), h_kv * hd, d)?,
-            v_proj: ld.linear(&p.join("v_proj"), h_kv * hd, d)?,
+            qkv_proj: ld.linear_stacked(
+                &[
+                    (&p.join("q_proj"), h * hd),
+                    (&p.join("k_proj"), h_kv * hd),
+                    (&p.join("v_proj"), h_kv * hd),
+                ],
+                d,
+            )?,
             out_proj: ld.linear(&p.join("out_proj"), d, h * hd)?,
             q_norm: ld.vector(&p.join("q_layernorm").name("weight"), hd)?,
             k_norm: ld.vector(&p.join("k_layernorm").name("weight"), hd)?,
             h,
-            h_kv,
             hd,
             eps: cfg.norm_eps,
             theta: cfg.rope_theta,
@@ -90,41 +92,27 @@ impl<B: Backend> Attention<B> {
         v_cache: &mut Tensor<B>, // [max_len, h_kv, hd]
         s: &mut Scratch<B>,
     ) -> Result<()> {
-        let (t, h, h_kv, hd) = (s.t, self.h, self.h_kv, self.hd);
-        be.matmul(u, &self.q_proj, None, &mut s.q)?;
-        be.matmul(u, &self.k_proj, None, &mut s.k)?;
-        be.matmul(u, &self.v_proj, None, &mut s.v)?;
-        // Per-head RMSNorm over hd, then RoPE.
-        s.q.set_shape([t, h, hd])?;
-        s.qn.set_shape([t, h, hd])?;
-        s.k.set_shape([t, h_kv, hd])?;
-        s.kn.set_shape([t, h_kv, hd])?;
-        s.v.set_shape([t * h_kv, hd])?;
-        be.qk_norm_rope(
-            &s.q,
-            &s.k,
+        let (t, h, hd) = (s.t, self.h, self.hd);
+        be.matmul(u, &self.qkv_proj, None, &mut s.qkv)?;
+        // Per-head RMSNorm over hd, then RoPE; k and v appended to the
+        // caches; then attend over all cached keys.
+        be.qkv_norm_rope(
+            &s.qkv,
             &self.q_norm,
             &self.k_norm,
             self.eps,
             pos0,
             self.theta,
             &mut s.qn,
-            &mut s.kn,
+            k_cache,
+            v_cache,
         )?;
-        // Append to the caches (rows of hd), then attend over all cached keys.
-        be.copy_rows(&s.kn, k_cache, pos0 * h_kv)?;
-        be.copy_rows(&s.v, v_cache, pos0 * h_kv)?;
         let scale = 1.0 / (hd as f32).sqrt();
         be.attention(&s.qn, k_cache, v_cache, pos0 + t, true, scale, &mut s.att)?;
         s.att.set_shape([t, h * hd])?;
         be.matmul(&s.att, &self.out_proj, None, &mut s.o)?;
-        // Restore the matmul-facing shapes for the next call.
+        // Restore the attention-facing shape for the next call.
         s.att.set_shape([t, h, hd])?;
-        s.q.set_shape([t, h * hd])?;
-        s.qn.set_shape([t * h, hd])?;
-        s.k.set_shape([t, h_kv * hd])?;
-        s.kn.set_shape([t * h_kv, hd])?;
-        s.v.set_shape([t, h_kv * hd])?;
         Ok(())
     }
 }

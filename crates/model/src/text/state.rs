@@ -22,11 +22,8 @@ pub struct Scratch<B: Backend> {
     pub o: Tensor<B>,       // [t, d] block output
     pub bcx: Tensor<B>,     // [t, 3d]
     pub y: Tensor<B>,       // [t, d]
-    pub q: Tensor<B>,       // [t, h·hd]
-    pub qn: Tensor<B>,      // [t·h, hd]
-    pub k: Tensor<B>,       // [t, h_kv·hd]
-    pub kn: Tensor<B>,      // [t·h_kv, hd]
-    pub v: Tensor<B>,       // [t, h_kv·hd]
+    pub qkv: Tensor<B>,     // [t, (h + 2·h_kv)·hd]: q | k | v
+    pub qn: Tensor<B>,      // [t, h, hd] normed, rotated queries
     pub att: Tensor<B>,     // [t, h, hd]
     pub gate_up: Tensor<B>, // [t, 2f]: w1·x | w3·x
     pub gu: Tensor<B>,      // [t, f]
@@ -47,11 +44,8 @@ impl<B: Backend> Scratch<B> {
             o: z(&[t, d])?,
             bcx: z(&[t, 3 * d])?,
             y: z(&[t, d])?,
-            q: z(&[t, h * hd])?,
-            qn: z(&[t * h, hd])?,
-            k: z(&[t, h_kv * hd])?,
-            kn: z(&[t * h_kv, hd])?,
-            v: z(&[t, h_kv * hd])?,
+            qkv: z(&[t, (h + 2 * h_kv) * hd])?,
+            qn: z(&[t, h, hd])?,
             att: z(&[t, h, hd])?,
             gate_up: z(&[t, 2 * f])?,
             gu: z(&[t, f])?,

@@ -340,6 +340,23 @@ impl Backend for CpuBackend {
         self.timed("rope", || self.op_rope(x, pos0, theta))
     }
 
+    fn qkv_norm_rope(
+        &self,
+        qkv: &Tensor<Self>,
+        q_w: &Tensor<Self>,
+        k_w: &Tensor<Self>,
+        eps: f32,
+        pos0: usize,
+        theta: f32,
+        q_out: &mut Tensor<Self>,
+        k_cache: &mut Tensor<Self>,
+        v_cache: &mut Tensor<Self>,
+    ) -> Result<()> {
+        self.timed("qkv_norm_rope", || {
+            self.op_qkv_norm_rope(qkv, q_w, k_w, eps, pos0, theta, q_out, k_cache, v_cache)
+        })
+    }
+
     fn short_conv(
         &self,
         bcx: &Tensor<Self>,

@@ -58,6 +58,51 @@ impl CpuBackend {
         Ok(())
     }
 
+    /// See [`crate::Backend::qkv_norm_rope`]: per head exactly the
+    /// rms_norm and rope kernels, so the results equal the unfused ops bit
+    /// for bit.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn op_qkv_norm_rope(
+        &self,
+        qkv: &T,
+        q_w: &T,
+        k_w: &T,
+        eps: f32,
+        pos0: usize,
+        theta: f32,
+        q_out: &mut T,
+        k_cache: &mut T,
+        v_cache: &mut T,
+    ) -> Result<()> {
+        const OP: &str = "qkv_norm_rope";
+        let (t, h, h_kv, hd) = checks::qkv_norm_rope(qkv, q_w, k_w, pos0, q_out, k_cache, v_cache)?;
+        if t == 0 || hd == 0 {
+            return Ok(());
+        }
+        let (nq, nk) = (h * hd, h_kv * hd);
+        let src = qkv.storage().as_f32(OP, "qkv")?;
+        let (qw, kw) = (
+            q_w.storage().as_f32(OP, "q_w")?,
+            k_w.storage().as_f32(OP, "k_w")?,
+        );
+        let rows = || src.chunks_exact(nq + 2 * nk);
+        let q = q_out.storage_mut().as_f32_mut(OP, "q_out")?;
+        for (row, out) in rows().zip(q.chunks_exact_mut(nq)) {
+            norm::rms_norm(self.isa, &row[..nq], qw, eps, out);
+        }
+        rope::rope(self.isa, q, h, hd, pos0, theta);
+        let kc = &mut k_cache.storage_mut().as_f32_mut(OP, "k_cache")?[pos0 * nk..(pos0 + t) * nk];
+        for (row, out) in rows().zip(kc.chunks_exact_mut(nk)) {
+            norm::rms_norm(self.isa, &row[nq..nq + nk], kw, eps, out);
+        }
+        rope::rope(self.isa, kc, h_kv, hd, pos0, theta);
+        let vc = &mut v_cache.storage_mut().as_f32_mut(OP, "v_cache")?[pos0 * nk..(pos0 + t) * nk];
+        for (row, out) in rows().zip(vc.chunks_exact_mut(nk)) {
+            out.copy_from_slice(&row[nq + nk..]);
+        }
+        Ok(())
+    }
+
     pub(super) fn op_short_conv(&self, bcx: &T, w: &T, state: &mut T, out: &mut T) -> Result<()> {
         const OP: &str = "short_conv";
         let (_, d, l) = checks::short_conv(bcx, w, state, out)?;

@@ -524,19 +524,21 @@ impl Backend for WgpuBackend {
         ops::rope(self, x, pos0, theta)
     }
 
-    fn qk_norm_rope(
+    fn qkv_norm_rope(
         &self,
-        q: &Tensor<Self>,
-        k: &Tensor<Self>,
+        qkv: &Tensor<Self>,
         q_w: &Tensor<Self>,
         k_w: &Tensor<Self>,
         eps: f32,
         pos0: usize,
         theta: f32,
         q_out: &mut Tensor<Self>,
-        k_out: &mut Tensor<Self>,
+        k_cache: &mut Tensor<Self>,
+        v_cache: &mut Tensor<Self>,
     ) -> Result<()> {
-        ops::qk_norm_rope(self, q, k, q_w, k_w, eps, pos0, theta, q_out, k_out)
+        ops::qkv_norm_rope(
+            self, qkv, q_w, k_w, eps, pos0, theta, q_out, k_cache, v_cache,
+        )
     }
 
     fn short_conv(

@@ -18,7 +18,7 @@ use super::matmul::grid;
 use super::shaders::ShaderId;
 use super::uniforms::{
     ConvParams, CopyColsParams, ElementwiseParams, GatherParams, NormParams, PixelUnshuffleParams,
-    QkNormRopeParams, RopeParams, SwigluParams,
+    QkvNormRopeParams, RopeParams, SwigluParams,
 };
 use super::{Dispatch, WgpuBackend};
 use crate::{DType, Gelu, Result, Tensor, TensorError};
@@ -440,52 +440,55 @@ pub(crate) fn rope(be: &WgpuBackend, x: &mut T, pos0: usize, theta: f32) -> Resu
     )
 }
 
-/// Threads per workgroup of the fused q/k norm + RoPE (one head row each).
-pub const QK_NORM_ROPE_WG: u32 = 64;
+/// Threads per workgroup of the fused q/k norm + RoPE and cache append (one
+/// head row each).
+pub const QKV_NORM_ROPE_WG: u32 = 64;
 
-/// See [`crate::Backend::qk_norm_rope`]: one dispatch.
+/// See [`crate::Backend::qkv_norm_rope`]: one dispatch.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn qk_norm_rope(
+pub(crate) fn qkv_norm_rope(
     be: &WgpuBackend,
-    q: &T,
-    k: &T,
+    qkv: &T,
     q_w: &T,
     k_w: &T,
     eps: f32,
     pos0: usize,
     theta: f32,
     q_out: &mut T,
-    k_out: &mut T,
+    k_cache: &mut T,
+    v_cache: &mut T,
 ) -> Result<()> {
-    const OP: &str = "qk_norm_rope";
-    let (t, h, h_kv, hd) = checks::qk_norm_rope(q, k, q_w, k_w, q_out, k_out)?;
+    const OP: &str = "qkv_norm_rope";
+    let (t, h, h_kv, hd) = checks::qkv_norm_rope(qkv, q_w, k_w, pos0, q_out, k_cache, v_cache)?;
     if t == 0 || hd == 0 {
         return Ok(());
     }
-    u32_of(OP, t * (h + h_kv) * hd)?;
+    u32_of(OP, t * (h + 2 * h_kv) * hd)?;
+    u32_of(OP, k_cache.shape().elem_count())?;
     let mut cs = be.rope_scratch()?;
     rope_table_into(t, hd, pos0, theta, &mut cs);
-    let p = QkNormRopeParams {
+    let p = QkvNormRopeParams {
         t: u32_of(OP, t)?,
         h: u32_of(OP, h)?,
         h_kv: u32_of(OP, h_kv)?,
         hd: u32_of(OP, hd)?,
         eps,
+        kv_row0: u32_of(OP, pos0 * h_kv)?,
         ..Default::default()
     };
     be.record(&Dispatch {
-        shader: ShaderId::QkNormRopeF32F32,
-        constants: &[("WG", QK_NORM_ROPE_WG)],
+        shader: ShaderId::QkvNormRopeF32F32,
+        constants: &[("WG", QKV_NORM_ROPE_WG)],
         params: bytemuck::bytes_of(&p),
         buffers: &[
-            (2, q.storage().buffer()),
-            (3, k.storage().buffer()),
+            (2, qkv.storage().buffer()),
             (4, q_w.storage().buffer()),
             (5, k_w.storage().buffer()),
             (6, q_out.storage().buffer()),
-            (7, k_out.storage().buffer()),
+            (7, k_cache.storage().buffer()),
+            (8, v_cache.storage().buffer()),
         ],
-        groups: groups(be, (t * (h + h_kv)) as u64)?,
+        groups: groups(be, (t * (h + 2 * h_kv)) as u64)?,
         host: Some((1, bytemuck::cast_slice(&cs))),
     })
 }

@@ -65,7 +65,7 @@ const ADD_RMS_NORM: ShaderFile = shader_file!("norm/add_rms_norm.wgsl");
 const RMS_NORM: ShaderFile = shader_file!("norm/rms_norm.wgsl");
 const LAYER_NORM: ShaderFile = shader_file!("norm/layer_norm.wgsl");
 const ROPE: ShaderFile = shader_file!("rope/rope.wgsl");
-const QK_NORM_ROPE: ShaderFile = shader_file!("rope/qk_norm_rope.wgsl");
+const QKV_NORM_ROPE: ShaderFile = shader_file!("rope/qkv_norm_rope.wgsl");
 const CONV_IO: ShaderFile = shader_file!("conv/io.wgsl");
 const SHORT_CONV: ShaderFile = shader_file!("conv/short_conv.wgsl");
 const CONV_STATE: ShaderFile = shader_file!("conv/state.wgsl");
@@ -134,8 +134,9 @@ pub enum ShaderId {
     LayerNormF32F32,
     /// NeoX rotary embedding in place, host cos/sin table (f32).
     RopeF32F32,
-    /// Per-head q/k RMSNorm then RoPE, one dispatch (f32).
-    QkNormRopeF32F32,
+    /// Per-head q/k RMSNorm then RoPE from stacked q | k | v, k and v into
+    /// the caches, one dispatch (f32).
+    QkvNormRopeF32F32,
     /// Short-conv output over `state ++ B⊙X` (f32).
     ShortConvF32F32,
     /// Short-conv state update (f32).
@@ -183,7 +184,7 @@ impl ShaderId {
         ShaderId::AddRmsNormF32F32,
         ShaderId::LayerNormF32F32,
         ShaderId::RopeF32F32,
-        ShaderId::QkNormRopeF32F32,
+        ShaderId::QkvNormRopeF32F32,
         ShaderId::ShortConvF32F32,
         ShaderId::ConvStateF32F32,
         ShaderId::ConvStepF32F32,
@@ -222,7 +223,7 @@ impl ShaderId {
             ShaderId::AddRmsNormF32F32 => "add_rms_norm_f32_f32",
             ShaderId::LayerNormF32F32 => "layer_norm_f32_f32",
             ShaderId::RopeF32F32 => "rope_f32_f32",
-            ShaderId::QkNormRopeF32F32 => "qk_norm_rope_f32_f32",
+            ShaderId::QkvNormRopeF32F32 => "qkv_norm_rope_f32_f32",
             ShaderId::ShortConvF32F32 => "short_conv_f32_f32",
             ShaderId::ConvStateF32F32 => "conv_state_f32_f32",
             ShaderId::ConvStepF32F32 => "conv_step_f32_f32",
@@ -267,7 +268,7 @@ impl ShaderId {
             ShaderId::AddRmsNormF32F32 => &[NORM_PARAMS, NORM_REDUCE, ADD_RMS_NORM],
             ShaderId::LayerNormF32F32 => &[NORM_PARAMS, NORM_REDUCE, NORM_IO, LAYER_NORM],
             ShaderId::RopeF32F32 => &[ROPE],
-            ShaderId::QkNormRopeF32F32 => &[NORM_REDUCE, QK_NORM_ROPE],
+            ShaderId::QkvNormRopeF32F32 => &[NORM_REDUCE, QKV_NORM_ROPE],
             ShaderId::ShortConvF32F32 => &[CONV_IO, SHORT_CONV],
             ShaderId::ConvStateF32F32 => &[CONV_IO, CONV_STATE],
             ShaderId::ConvStepF32F32 => &[CONV_IO, CONV_STEP],

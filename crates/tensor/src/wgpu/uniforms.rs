@@ -27,18 +27,18 @@ pub struct ElementwiseParams {
     pub pad2: u32,
 }
 
-/// Mirror of `QkNormRopeParams` in `shaders/rope/qk_norm_rope.wgsl`.
+/// Mirror of `QkvNormRopeParams` in `shaders/rope/qkv_norm_rope.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
-pub struct QkNormRopeParams {
+pub struct QkvNormRopeParams {
     pub t: u32,
     pub h: u32,
     pub h_kv: u32,
     pub hd: u32,
     pub eps: f32,
+    pub kv_row0: u32,
     pub pad0: u32,
     pub pad1: u32,
-    pub pad2: u32,
 }
 
 /// Mirror of `SwigluParams` in `shaders/elementwise/swiglu.wgsl`.
@@ -166,15 +166,15 @@ pub fn layouts() -> Vec<UniformLayout> {
         layout!(GatherParams { d, n, pad0, pad1 }),
         layout!(CopyColsParams { n, c_src, c, col0 }),
         layout!(SwigluParams { n, f, pad0, pad1 }),
-        layout!(QkNormRopeParams {
+        layout!(QkvNormRopeParams {
             t,
             h,
             h_kv,
             hd,
             eps,
+            kv_row0,
             pad0,
-            pad1,
-            pad2
+            pad1
         }),
         layout!(PixelUnshuffleParams { w, d, n, pad0 }),
         layout!(NormParams { rows, d, eps, pad0 }),
