@@ -277,7 +277,9 @@ fn kth_largest(v: &[f32], k: usize, buf: &mut Vec<f32>) -> f32 {
     buf.select_nth_unstable_by(k - 1, desc);
     let mut kth = buf[k - 1];
     for &z in &v[k..] {
-        if z.total_cmp(&kth).is_gt() {
+        // `!(z < kth)` (true for z ≥ kth and for NaN) skips most values
+        // with one comparison before the exact total-order test.
+        if !(z < kth) && z.total_cmp(&kth).is_gt() {
             buf.push(z);
             if buf.len() >= 4 * k {
                 buf.select_nth_unstable_by(k - 1, desc);
@@ -292,9 +294,13 @@ fn kth_largest(v: &[f32], k: usize, buf: &mut Vec<f32>) -> f32 {
 
 /// Softmax in f64 over the ids in `cand` (ascending; every other logit is
 /// −inf) into `out`, indexed by id: the same values, summed in the same
-/// order, as [`softmax_into`] over the whole vector (the −inf entries add
+/// order, as [`softmax_dense`] over the whole vector (the −inf entries add
 /// exact zeros there). Entries of `out` outside `cand` are stale.
 fn softmax_over(z: &[f32], cand: &[u32], out: &mut Vec<f64>) {
+    if cand.len() == z.len() {
+        // Every id (no top-k): the dense form, without the indirection.
+        return softmax_dense(z, out);
+    }
     out.resize(z.len(), 0.0);
     let m = cand
         .iter()
@@ -312,9 +318,9 @@ fn softmax_over(z: &[f32], cand: &[u32], out: &mut Vec<f64>) {
 }
 
 /// Softmax in f64 (−inf entries get 0) into `out` (reused): the whole-vector
-/// form, kept as the reference of [`softmax_over`].
-#[cfg(test)]
-fn softmax_into(z: &[f32], out: &mut Vec<f64>) {
+/// form ([`softmax_over`] when every id is a candidate; the reference
+/// sampler's).
+fn softmax_dense(z: &[f32], out: &mut Vec<f64>) {
     let m = z.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
     out.clear();
     out.extend(z.iter().map(|&v| {
@@ -377,7 +383,7 @@ impl Sampler {
             self.order
                 .extend((0..logits.len()).filter(|&i| logits[i] > f32::NEG_INFINITY));
             self.order.sort_by(|&a, &b| logits[a].total_cmp(&logits[b]));
-            softmax_into(logits, &mut self.probs);
+            softmax_dense(logits, &mut self.probs);
             let probs = &self.probs;
             let mut cum = 0.0f64;
             let last = self.order.len().saturating_sub(1);
@@ -389,7 +395,7 @@ impl Sampler {
             }
         }
         if c.min_p > 0.0 {
-            softmax_into(logits, &mut self.probs);
+            softmax_dense(logits, &mut self.probs);
             let probs = &self.probs;
             let top = probs.iter().cloned().fold(0.0, f64::max);
             let best = argmax(logits);
@@ -399,7 +405,7 @@ impl Sampler {
                 }
             }
         }
-        softmax_into(logits, &mut self.probs);
+        softmax_dense(logits, &mut self.probs);
         let mut u = self.rng.uniform();
         for (i, p) in self.probs.iter().enumerate() {
             if u < *p {
