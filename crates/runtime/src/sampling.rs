@@ -277,9 +277,9 @@ fn kth_largest(v: &[f32], k: usize, buf: &mut Vec<f32>) -> f32 {
     buf.select_nth_unstable_by(k - 1, desc);
     let mut kth = buf[k - 1];
     for &z in &v[k..] {
-        // `!(z < kth)` (true for z ≥ kth and for NaN) skips most values
-        // with one comparison before the exact total-order test.
-        if !(z < kth) && z.total_cmp(&kth).is_gt() {
+        // Not below kth (z ≥ kth, or a NaN): one comparison skips most
+        // values before the exact total-order test.
+        if z.partial_cmp(&kth) != Some(std::cmp::Ordering::Less) && z.total_cmp(&kth).is_gt() {
             buf.push(z);
             if buf.len() >= 4 * k {
                 buf.select_nth_unstable_by(k - 1, desc);
