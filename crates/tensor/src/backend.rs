@@ -265,6 +265,23 @@ pub trait Backend: Sized + Send + Sync {
         Err(unsupported::<Self>("swiglu"))
     }
 
+    /// The MLP's first half: `gu = x · w13ᵀ` (`w13` the stacked w1 | w3,
+    /// `[2f, k]`, as for [`Backend::matmul`]) then `out = swiglu(gu)` (as
+    /// [`Backend::swiglu`]). `gu`: the caller's f32 `[m, 2f]` scratch, which a
+    /// backend that fuses the two may leave unwritten; `out`: f32 `[m, f]`.
+    /// The default runs the two ops; wgpu fuses them for m = 1 (one GEMV
+    /// whose subgroups reduce a gate and an up row each).
+    fn matmul_swiglu(
+        &self,
+        x: &Tensor<Self>,
+        w13: &Tensor<Self>,
+        gu: &mut Tensor<Self>,
+        out: &mut Tensor<Self>,
+    ) -> Result<()> {
+        self.matmul(x, w13, None, gu)?;
+        self.swiglu(gu, out)
+    }
+
     // ---- Vision ops (SigLIP2 + connector).
 
     /// LayerNorm over the last dimension `d` with biased variance:

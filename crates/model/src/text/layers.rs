@@ -135,8 +135,7 @@ impl<B: Backend> Mlp<B> {
 
     /// `u`: normed input `[t, d]`; result in `s.o`.
     fn forward(&self, be: &B, u: &Tensor<B>, s: &mut Scratch<B>) -> Result<()> {
-        be.matmul(u, &self.w13, None, &mut s.gate_up)?;
-        be.swiglu(&s.gate_up, &mut s.gu)?;
+        be.matmul_swiglu(u, &self.w13, &mut s.gate_up, &mut s.gu)?;
         be.matmul(&s.gu, &self.w2, None, &mut s.o)?;
         Ok(())
     }

@@ -308,6 +308,61 @@ pub fn grid(groups: u64, max_per_dim: u32) -> Result<[u32; 3]> {
     Ok([x as u32, y as u32, 1])
 }
 
+/// The fused m = 1 form of [`crate::Backend::matmul_swiglu`]
+/// (`gemv_x8_sg_swiglu.wgsl`): records it and returns `true` where it
+/// applies (one row, the subgroup GEMV kind for `w13`, an even row count);
+/// `false` leaves the call to the two-op default. Operands are checked as
+/// the two ops would check them.
+pub(crate) fn gemv_swiglu(
+    be: &WgpuBackend,
+    x: &Tensor<WgpuBackend>,   // [1, k] f32
+    w13: &Tensor<WgpuBackend>, // [2f, k] bf16: w1 | w3
+    gu: &Tensor<WgpuBackend>,  // [1, 2f] f32 (left unwritten)
+    out: &mut Tensor<WgpuBackend>,
+) -> Result<bool> {
+    let (m, n2, k) = matmul_dims(x, w13, None, gu)?;
+    let (_, f) = crate::checks::swiglu(gu, out)?;
+    if m != 1 || n2 != 2 * f || gemv_kind(be, k, w13.dtype()) != GemvKind::X8Subgroup {
+        return Ok(false);
+    }
+    if f == 0 {
+        return Ok(true);
+    }
+    let limits = &be.device().limits;
+    if w13.storage().buffer().size() > limits.max_storage_buffer_binding_size
+        || u32::try_from(n2 * k).is_err()
+    {
+        return Ok(false);
+    }
+    let Some(sg) = gemv_subgroup(be) else {
+        return Ok(false);
+    };
+    let params = MatmulParams {
+        m: 1,
+        n: f as u32,
+        k: k as u32,
+        has_bias: 0,
+    };
+    let constants = gemv_constants(GemvKind::X8Subgroup, sg);
+    let groups = grid(
+        (f as u64).div_ceil(u64::from(GEMV_WG / sg)),
+        limits.max_compute_workgroups_per_dimension,
+    )?;
+    be.record(&Dispatch {
+        shader: ShaderId::GemvSwigluBf16X8SgF32,
+        constants: &constants,
+        params: bytemuck::bytes_of(&params),
+        buffers: &[
+            (1, w13.storage().buffer()),
+            (2, x.storage().buffer()),
+            (4, out.storage().buffer()),
+        ],
+        groups,
+        host: None,
+    })?;
+    Ok(true)
+}
+
 /// Records the matmul (see [`crate::Backend::matmul`]).
 pub(crate) fn matmul(
     be: &WgpuBackend,

@@ -618,6 +618,20 @@ impl Backend for WgpuBackend {
         ops::swiglu(self, gu, out)
     }
 
+    fn matmul_swiglu(
+        &self,
+        x: &Tensor<Self>,
+        w13: &Tensor<Self>,
+        gu: &mut Tensor<Self>,
+        out: &mut Tensor<Self>,
+    ) -> Result<()> {
+        if matmul::gemv_swiglu(self, x, w13, gu, out)? {
+            return Ok(());
+        }
+        self.matmul(x, w13, None, gu)?;
+        self.swiglu(gu, out)
+    }
+
     fn copy_cols(&self, src: &Tensor<Self>, col0: usize, out: &mut Tensor<Self>) -> Result<()> {
         ops::copy_cols(self, src, col0, out)
     }

@@ -45,6 +45,7 @@ const GEMV: ShaderFile = shader_file!("matmul/gemv.wgsl");
 const GEMV_X8: ShaderFile = shader_file!("matmul/gemv_x8.wgsl");
 const GEMV_X8_WG: ShaderFile = shader_file!("matmul/gemv_x8_wg.wgsl");
 const GEMV_X8_SG: ShaderFile = shader_file!("matmul/gemv_x8_sg.wgsl");
+const GEMV_X8_SG_SWIGLU: ShaderFile = shader_file!("matmul/gemv_x8_sg_swiglu.wgsl");
 const EW_IO: ShaderFile = shader_file!("elementwise/io.wgsl");
 const ADD: ShaderFile = shader_file!("elementwise/add.wgsl");
 const SILU_MUL: ShaderFile = shader_file!("elementwise/silu_mul.wgsl");
@@ -106,6 +107,9 @@ pub enum ShaderId {
     /// As `GemvBf16X8F32`, one subgroup per row reduced with `subgroupAdd`
     /// (adapters with the `SUBGROUP` feature and a fixed subgroup size).
     GemvBf16X8SgF32,
+    /// As `GemvBf16X8SgF32` over stacked w1 | w3 rows with the SwiGLU
+    /// epilogue: one subgroup per output reduces its gate and up rows.
+    GemvSwigluBf16X8SgF32,
     /// `x += y` in place (f32).
     AddF32F32,
     /// `silu(gate) ⊙ up` (f32).
@@ -157,7 +161,7 @@ pub enum ShaderId {
 
 impl ShaderId {
     /// Every registered shader.
-    pub const ALL: [ShaderId; 34] = [
+    pub const ALL: [ShaderId; 35] = [
         ShaderId::MatmulBf16F32,
         ShaderId::MatmulF16F32,
         ShaderId::MatmulF32F32,
@@ -170,6 +174,7 @@ impl ShaderId {
         ShaderId::GemvF32F32,
         ShaderId::GemvBf16X8F32,
         ShaderId::GemvBf16X8SgF32,
+        ShaderId::GemvSwigluBf16X8SgF32,
         ShaderId::AddF32F32,
         ShaderId::SiluMulF32F32,
         ShaderId::SwigluF32F32,
@@ -209,6 +214,7 @@ impl ShaderId {
             ShaderId::GemvF32F32 => "gemv_f32_f32",
             ShaderId::GemvBf16X8F32 => "gemv_bf16x8_f32",
             ShaderId::GemvBf16X8SgF32 => "gemv_bf16x8_sg_f32",
+            ShaderId::GemvSwigluBf16X8SgF32 => "gemv_swiglu_bf16x8_sg_f32",
             ShaderId::AddF32F32 => "add_f32_f32",
             ShaderId::SiluMulF32F32 => "silu_mul_f32_f32",
             ShaderId::SwigluF32F32 => "swiglu_f32_f32",
@@ -254,6 +260,7 @@ impl ShaderId {
             ShaderId::GemvF32F32 => &[MATMUL_IO, WEIGHTS_F32, GEMV],
             ShaderId::GemvBf16X8F32 => &[BF16, GEMV_X8, GEMV_X8_WG],
             ShaderId::GemvBf16X8SgF32 => &[BF16, GEMV_X8, GEMV_X8_SG],
+            ShaderId::GemvSwigluBf16X8SgF32 => &[BF16, GEMV_X8, GEMV_X8_SG_SWIGLU],
             ShaderId::AddF32F32 => &[EW_IO, ADD],
             ShaderId::SiluMulF32F32 => &[EW_IO, SILU_MUL],
             ShaderId::SwigluF32F32 => &[SWIGLU],
@@ -282,7 +289,7 @@ impl ShaderId {
     /// The wgpu features the shader needs beyond core WebGPU.
     pub const fn required_features(self) -> wgpu::Features {
         match self {
-            ShaderId::GemvBf16X8SgF32 => wgpu::Features::SUBGROUP,
+            ShaderId::GemvBf16X8SgF32 | ShaderId::GemvSwigluBf16X8SgF32 => wgpu::Features::SUBGROUP,
             ShaderId::MatmulCoop8Bf16F32
             | ShaderId::MatmulCoop16Bf16F32
             | ShaderId::MatmulCoop8F16F32
