@@ -1,30 +1,14 @@
 // GEMV for bf16 weights whose rows hold a multiple of 8 elements
 // (kernels/matmul.md): y[n] = w[n, k] · x[k] (+ bias[n]), f32 accumulation.
-// Preludes: common/bf16.wgsl.
-// This prelude holds the bindings and each thread's share of a row's dot
-// product; the main file reduces the shares: matmul/gemv_x8_wg.wgsl in
-// workgroup memory (any adapter), matmul/gemv_x8_sg.wgsl with subgroupAdd.
+// Preludes: common/bf16.wgsl, then the bindings: matmul/gemv_x8_io.wgsl
+// (the plain GEMV's) or those of a fused kernel (`params.k`, `w`, `x`).
+// This prelude holds each thread's share of a row's dot product; the main
+// file reduces the shares: matmul/gemv_x8_wg.wgsl in workgroup memory (any
+// adapter), matmul/gemv_x8_sg.wgsl with subgroupAdd, and the fused
+// matmul/gemv_x8_sg_swiglu.wgsl and matmul/gemv_x8_sg_conv.wgsl likewise.
 // The weights and x are read 16 bytes at a time (8 bf16 weights, 4 f32 of
 // x), which is what lets a large GEMV keep enough bytes in flight to run at
 // memory bandwidth (matmul/gemv.wgsl reads 4 bytes at a time).
-
-// Rust mirror: tensor::wgpu::uniforms::MatmulParams (as in matmul/io.wgsl).
-struct MatmulParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    // 1 when `bias` holds n values to add, 0 when it is a placeholder.
-    has_bias: u32,
-}
-
-// Threads per workgroup.
-override WG: u32 = 256u;
-
-@group(0) @binding(0) var<uniform> params: MatmulParams;
-@group(0) @binding(1) var<storage, read> w: array<vec4<u32>>;  // [n, k / 8] bf16 ×8
-@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;  // [k / 4]
-@group(0) @binding(3) var<storage, read> bias: array<f32>;     // [n] (or a placeholder)
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;  // [n]
 
 // `acc` plus the products of the 8 weights `wv` (elements 8j..8j+8 of a
 // row, unpacked with common/bf16.wgsl) with x elements 8j..8j+8.
@@ -52,13 +36,4 @@ fn row_share(row: u32, lane: u32, stride: u32) -> f32 {
         acc = dot8(w[base + j], j, acc);
     }
     return (acc.x + acc.y) + (acc.z + acc.w);
-}
-
-// y[row] from the row's full dot product.
-fn store_row(row: u32, dot: f32) {
-    var b = 0.0;
-    if (params.has_bias != 0u) {
-        b = bias[row];
-    }
-    y[row] = dot + b;
 }

@@ -192,6 +192,26 @@ pub trait Backend: Sized + Send + Sync {
         Err(unsupported::<Self>("short_conv"))
     }
 
+    /// The short-conv block's first half: `bcx = x · in_projᵀ` (as
+    /// [`Backend::matmul`], `in_proj` `[3d, k]`) then
+    /// `short_conv(bcx, w, state, out)` (as [`Backend::short_conv`]). `bcx`:
+    /// the caller's f32 `[t, 3d]` scratch, which a backend that fuses the two
+    /// may leave unwritten. The default runs the two ops; wgpu fuses the
+    /// decode step (t = 1: one GEMV whose subgroups reduce the B, C and X
+    /// rows of a channel and step its conv).
+    fn matmul_short_conv(
+        &self,
+        x: &Tensor<Self>,
+        in_proj: &Tensor<Self>,
+        w: &Tensor<Self>,
+        bcx: &mut Tensor<Self>,
+        state: &mut Tensor<Self>,
+        out: &mut Tensor<Self>,
+    ) -> Result<()> {
+        self.matmul(x, in_proj, None, bcx)?;
+        self.short_conv(bcx, w, state, out)
+    }
+
     /// Multi-head attention with grouped KV heads, for one sequence.
     /// `q`: f32 `[t, h, hd]`; `k`, `v`: f32 `[s, h_kv, hd]` with `h % h_kv = 0`,
     /// of which rows `0..kv_len` are used (a KV cache may be longer); query

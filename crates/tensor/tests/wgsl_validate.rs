@@ -166,7 +166,9 @@ fn wgsl_matmul_constants_match_host() {
             .collect();
         let set: Vec<&str> = if id.label().starts_with("gemv") {
             let kind = match id {
-                ShaderId::GemvBf16X8SgF32 | ShaderId::GemvSwigluBf16X8SgF32 => GemvKind::X8Subgroup,
+                ShaderId::GemvBf16X8SgF32
+                | ShaderId::GemvSwigluBf16X8SgF32
+                | ShaderId::GemvConvBf16X8SgF32 => GemvKind::X8Subgroup,
                 ShaderId::GemvBf16X8F32 => GemvKind::X8,
                 _ => GemvKind::Words,
             };

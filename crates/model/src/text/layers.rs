@@ -34,8 +34,7 @@ impl<B: Backend> ShortConv<B> {
         state: &mut Tensor<B>,
         s: &mut Scratch<B>,
     ) -> Result<()> {
-        be.matmul(u, &self.in_proj, None, &mut s.bcx)?;
-        be.short_conv(&s.bcx, &self.conv, state, &mut s.y)?;
+        be.matmul_short_conv(u, &self.in_proj, &self.conv, &mut s.bcx, state, &mut s.y)?;
         be.matmul(&s.y, &self.out_proj, None, &mut s.o)?;
         Ok(())
     }

@@ -20,7 +20,7 @@
 
 use super::coop::{COOP_GRIDS, CoopGemm, coop_applies};
 use super::shaders::ShaderId;
-use super::uniforms::MatmulParams;
+use super::uniforms::{GemvConvParams, MatmulParams};
 use super::{Dispatch, WgpuBackend};
 use crate::backend::matmul_dims;
 use crate::{DType, Result, Tensor, TensorError};
@@ -356,6 +356,65 @@ pub(crate) fn gemv_swiglu(
             (1, w13.storage().buffer()),
             (2, x.storage().buffer()),
             (4, out.storage().buffer()),
+        ],
+        groups,
+        host: None,
+    })?;
+    Ok(true)
+}
+
+/// The fused decode form of [`crate::Backend::matmul_short_conv`]
+/// (`gemv_x8_sg_conv.wgsl`): records it and returns `true` where it applies
+/// (one row, a kernel of length ≥ 2, the subgroup GEMV kind for `in_proj`);
+/// `false` leaves the call to the two-op default. Operands are checked as
+/// the two ops would check them.
+pub(crate) fn gemv_short_conv(
+    be: &WgpuBackend,
+    x: &Tensor<WgpuBackend>,       // [1, k] f32
+    in_proj: &Tensor<WgpuBackend>, // [3d, k] bf16: B | C | X
+    w: &Tensor<WgpuBackend>,       // [d, l] f32
+    bcx: &Tensor<WgpuBackend>,     // [1, 3d] f32 (left unwritten)
+    state: &mut Tensor<WgpuBackend>,
+    out: &mut Tensor<WgpuBackend>,
+) -> Result<bool> {
+    let (_, _, k) = matmul_dims(x, in_proj, None, bcx)?;
+    let (t, d, l) = crate::checks::short_conv(bcx, w, state, out)?;
+    if t != 1 || l < 2 || gemv_kind(be, k, in_proj.dtype()) != GemvKind::X8Subgroup {
+        return Ok(false);
+    }
+    if d == 0 {
+        return Ok(true);
+    }
+    let limits = &be.device().limits;
+    if in_proj.storage().buffer().size() > limits.max_storage_buffer_binding_size
+        || u32::try_from(3 * d * k).is_err()
+        || u32::try_from(d * l).is_err()
+    {
+        return Ok(false);
+    }
+    let Some(sg) = gemv_subgroup(be) else {
+        return Ok(false);
+    };
+    let params = GemvConvParams {
+        d: d as u32,
+        k: k as u32,
+        l: l as u32,
+        pad0: 0,
+    };
+    let groups = grid(
+        (d as u64).div_ceil(u64::from(GEMV_WG / sg)),
+        limits.max_compute_workgroups_per_dimension,
+    )?;
+    be.record(&Dispatch {
+        shader: ShaderId::GemvConvBf16X8SgF32,
+        constants: &[("WG", GEMV_WG), ("SG", sg)],
+        params: bytemuck::bytes_of(&params),
+        buffers: &[
+            (1, in_proj.storage().buffer()),
+            (2, x.storage().buffer()),
+            (3, w.storage().buffer()),
+            (4, out.storage().buffer()),
+            (5, state.storage().buffer()),
         ],
         groups,
         host: None,

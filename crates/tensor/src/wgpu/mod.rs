@@ -618,6 +618,22 @@ impl Backend for WgpuBackend {
         ops::swiglu(self, gu, out)
     }
 
+    fn matmul_short_conv(
+        &self,
+        x: &Tensor<Self>,
+        in_proj: &Tensor<Self>,
+        w: &Tensor<Self>,
+        bcx: &mut Tensor<Self>,
+        state: &mut Tensor<Self>,
+        out: &mut Tensor<Self>,
+    ) -> Result<()> {
+        if matmul::gemv_short_conv(self, x, in_proj, w, bcx, state, out)? {
+            return Ok(());
+        }
+        self.matmul(x, in_proj, None, bcx)?;
+        self.short_conv(bcx, w, state, out)
+    }
+
     fn matmul_swiglu(
         &self,
         x: &Tensor<Self>,

@@ -43,6 +43,8 @@ const COOP16: ShaderFile = shader_file!("matmul/coop16.wgsl");
 const MATMUL_COOP: ShaderFile = shader_file!("matmul/matmul_coop.wgsl");
 const GEMV: ShaderFile = shader_file!("matmul/gemv.wgsl");
 const GEMV_X8: ShaderFile = shader_file!("matmul/gemv_x8.wgsl");
+const GEMV_X8_IO: ShaderFile = shader_file!("matmul/gemv_x8_io.wgsl");
+const GEMV_X8_SG_CONV: ShaderFile = shader_file!("matmul/gemv_x8_sg_conv.wgsl");
 const GEMV_X8_WG: ShaderFile = shader_file!("matmul/gemv_x8_wg.wgsl");
 const GEMV_X8_SG: ShaderFile = shader_file!("matmul/gemv_x8_sg.wgsl");
 const GEMV_X8_SG_SWIGLU: ShaderFile = shader_file!("matmul/gemv_x8_sg_swiglu.wgsl");
@@ -110,6 +112,9 @@ pub enum ShaderId {
     /// As `GemvBf16X8SgF32` over stacked w1 | w3 rows with the SwiGLU
     /// epilogue: one subgroup per output reduces its gate and up rows.
     GemvSwigluBf16X8SgF32,
+    /// As `GemvBf16X8SgF32` over the short conv's in_proj (B | C | X rows)
+    /// with the conv decode step as its epilogue.
+    GemvConvBf16X8SgF32,
     /// `x += y` in place (f32).
     AddF32F32,
     /// `silu(gate) ⊙ up` (f32).
@@ -161,7 +166,7 @@ pub enum ShaderId {
 
 impl ShaderId {
     /// Every registered shader.
-    pub const ALL: [ShaderId; 35] = [
+    pub const ALL: [ShaderId; 36] = [
         ShaderId::MatmulBf16F32,
         ShaderId::MatmulF16F32,
         ShaderId::MatmulF32F32,
@@ -175,6 +180,7 @@ impl ShaderId {
         ShaderId::GemvBf16X8F32,
         ShaderId::GemvBf16X8SgF32,
         ShaderId::GemvSwigluBf16X8SgF32,
+        ShaderId::GemvConvBf16X8SgF32,
         ShaderId::AddF32F32,
         ShaderId::SiluMulF32F32,
         ShaderId::SwigluF32F32,
@@ -215,6 +221,7 @@ impl ShaderId {
             ShaderId::GemvBf16X8F32 => "gemv_bf16x8_f32",
             ShaderId::GemvBf16X8SgF32 => "gemv_bf16x8_sg_f32",
             ShaderId::GemvSwigluBf16X8SgF32 => "gemv_swiglu_bf16x8_sg_f32",
+            ShaderId::GemvConvBf16X8SgF32 => "gemv_conv_bf16x8_sg_f32",
             ShaderId::AddF32F32 => "add_f32_f32",
             ShaderId::SiluMulF32F32 => "silu_mul_f32_f32",
             ShaderId::SwigluF32F32 => "swiglu_f32_f32",
@@ -258,9 +265,10 @@ impl ShaderId {
             ShaderId::GemvBf16F32 => &[BF16, MATMUL_IO, WEIGHTS_BF16, GEMV],
             ShaderId::GemvF16F32 => &[MATMUL_IO, WEIGHTS_F16, GEMV],
             ShaderId::GemvF32F32 => &[MATMUL_IO, WEIGHTS_F32, GEMV],
-            ShaderId::GemvBf16X8F32 => &[BF16, GEMV_X8, GEMV_X8_WG],
-            ShaderId::GemvBf16X8SgF32 => &[BF16, GEMV_X8, GEMV_X8_SG],
-            ShaderId::GemvSwigluBf16X8SgF32 => &[BF16, GEMV_X8, GEMV_X8_SG_SWIGLU],
+            ShaderId::GemvBf16X8F32 => &[BF16, GEMV_X8_IO, GEMV_X8, GEMV_X8_WG],
+            ShaderId::GemvBf16X8SgF32 => &[BF16, GEMV_X8_IO, GEMV_X8, GEMV_X8_SG],
+            ShaderId::GemvSwigluBf16X8SgF32 => &[BF16, GEMV_X8_IO, GEMV_X8, GEMV_X8_SG_SWIGLU],
+            ShaderId::GemvConvBf16X8SgF32 => &[BF16, GEMV_X8, GEMV_X8_SG_CONV],
             ShaderId::AddF32F32 => &[EW_IO, ADD],
             ShaderId::SiluMulF32F32 => &[EW_IO, SILU_MUL],
             ShaderId::SwigluF32F32 => &[SWIGLU],
@@ -289,7 +297,9 @@ impl ShaderId {
     /// The wgpu features the shader needs beyond core WebGPU.
     pub const fn required_features(self) -> wgpu::Features {
         match self {
-            ShaderId::GemvBf16X8SgF32 | ShaderId::GemvSwigluBf16X8SgF32 => wgpu::Features::SUBGROUP,
+            ShaderId::GemvBf16X8SgF32
+            | ShaderId::GemvSwigluBf16X8SgF32
+            | ShaderId::GemvConvBf16X8SgF32 => wgpu::Features::SUBGROUP,
             ShaderId::MatmulCoop8Bf16F32
             | ShaderId::MatmulCoop16Bf16F32
             | ShaderId::MatmulCoop8F16F32

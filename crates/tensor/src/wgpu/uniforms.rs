@@ -107,6 +107,16 @@ pub struct RopeParams {
     pub pad0: u32,
 }
 
+/// Mirror of `GemvConvParams` in `shaders/matmul/gemv_x8_sg_conv.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct GemvConvParams {
+    pub d: u32,
+    pub k: u32,
+    pub l: u32,
+    pub pad0: u32,
+}
+
 /// Mirror of `ConvParams` in `shaders/conv/io.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
@@ -180,6 +190,7 @@ pub fn layouts() -> Vec<UniformLayout> {
         layout!(NormParams { rows, d, eps, pad0 }),
         layout!(RopeParams { t, h, hd, pad0 }),
         layout!(ConvParams { t, d, l, pad0 }),
+        layout!(GemvConvParams { d, k, l, pad0 }),
         layout!(AttnParams {
             t,
             h,
