@@ -35,5 +35,61 @@ fn row_share(row: u32, lane: u32, stride: u32) -> f32 {
     if (j < k8) {
         acc = dot8(w[base + j], j, acc);
     }
+    return share_sum(acc);
+}
+
+// Horizontal sum of a share's accumulator, in row_share's order.
+fn share_sum(acc: vec4<f32>) -> f32 {
     return (acc.x + acc.y) + (acc.z + acc.w);
+}
+
+// The shares of rows r.x and r.y at once, for the fused kernels: each row
+// accumulates in row_share's order (the same values), with the two rows'
+// loads interleaved so that a subgroup keeps twice the bytes in flight.
+fn row_share2(r: vec2<u32>, lane: u32, stride: u32) -> vec2<f32> {
+    let k8 = params.k / 8u;
+    let b = r * k8;
+    var a0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0);
+    var j = lane;
+    for (; j + stride < k8; j += 2u * stride) {
+        let w00 = w[b.x + j];
+        let w01 = w[b.x + j + stride];
+        let w10 = w[b.y + j];
+        let w11 = w[b.y + j + stride];
+        a0 = dot8(w01, j + stride, dot8(w00, j, a0));
+        a1 = dot8(w11, j + stride, dot8(w10, j, a1));
+    }
+    if (j < k8) {
+        a0 = dot8(w[b.x + j], j, a0);
+        a1 = dot8(w[b.y + j], j, a1);
+    }
+    return vec2<f32>(share_sum(a0), share_sum(a1));
+}
+
+// As row_share2 for three rows.
+fn row_share3(r: vec3<u32>, lane: u32, stride: u32) -> vec3<f32> {
+    let k8 = params.k / 8u;
+    let b = r * k8;
+    var a0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0);
+    var j = lane;
+    for (; j + stride < k8; j += 2u * stride) {
+        let w00 = w[b.x + j];
+        let w01 = w[b.x + j + stride];
+        let w10 = w[b.y + j];
+        let w11 = w[b.y + j + stride];
+        let w20 = w[b.z + j];
+        let w21 = w[b.z + j + stride];
+        a0 = dot8(w01, j + stride, dot8(w00, j, a0));
+        a1 = dot8(w11, j + stride, dot8(w10, j, a1));
+        a2 = dot8(w21, j + stride, dot8(w20, j, a2));
+    }
+    if (j < k8) {
+        a0 = dot8(w[b.x + j], j, a0);
+        a1 = dot8(w[b.y + j], j, a1);
+        a2 = dot8(w[b.z + j], j, a2);
+    }
+    return vec3<f32>(share_sum(a0), share_sum(a1), share_sum(a2));
 }

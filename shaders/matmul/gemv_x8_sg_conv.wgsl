@@ -2,8 +2,9 @@
 // `matmul_short_conv`, kernels/matmul.md, kernels/short_conv.md): w is the
 // in_proj [3d, k] bf16 (k a multiple of 8) whose rows are B | C | X; for
 // channel c one subgroup reduces rows c, d + c and 2d + c with subgroupAdd
-// (prelude: matmul/gemv_x8.wgsl, whose row_share is the unfused GEMV's, so
-// B, C and X are the values the two-dispatch path would store), then lane 0
+// (prelude: matmul/gemv_x8.wgsl, whose row_share3 accumulates each row in
+// the unfused GEMV's order with the three rows' loads interleaved, so B, C
+// and X are the values the two-dispatch path would store), then lane 0
 // does conv/step.wgsl's work for c: out[c] = C · Σ_{i<l} conv_w[c, i] ·
 // seq[i] with seq = state ++ B·X, and shifts its own column of the state.
 // Same products and fma order as the unfused path (bit-exact). Chosen only
@@ -44,9 +45,10 @@ fn main(
     let d = params.d;
     // Uniform per subgroup: every lane of a subgroup has the same channel.
     if (c < d) {
-        let b = subgroupAdd(row_share(c, lane, SG));
-        let cc = subgroupAdd(row_share(d + c, lane, SG));
-        let xx = subgroupAdd(row_share(2u * d + c, lane, SG));
+        let bcx = subgroupAdd(row_share3(vec3<u32>(c, d + c, 2u * d + c), lane, SG));
+        let b = bcx.x;
+        let cc = bcx.y;
+        let xx = bcx.z;
         if (lane == 0u) {
             let l = params.l;
             let bx = b * xx;

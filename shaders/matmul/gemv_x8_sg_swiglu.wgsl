@@ -3,8 +3,9 @@
 // multiple of 8) and y[c] = silu(g) · u with g = w[c] · x and u = w[f + c] · x,
 // the arithmetic of elementwise/swiglu.wgsl; params.n = f. One subgroup per
 // output: it reduces both dot products with subgroupAdd (prelude:
-// matmul/gemv_x8.wgsl, whose row_share is the unfused GEMV's, so g and u are
-// the values the two-dispatch path would store). Chosen only on adapters
+// matmul/gemv_x8.wgsl, whose row_share2 accumulates each row in the unfused
+// GEMV's order with the two rows' loads interleaved, so g and u are the
+// values the two-dispatch path would store). Chosen only on adapters
 // whose subgroup size is fixed (min = max = SG, set by the host), like
 // matmul/gemv_x8_sg.wgsl.
 
@@ -22,8 +23,9 @@ fn main(
     let f = params.n;
     // Uniform per subgroup: every lane of a subgroup has the same output.
     if (c < f) {
-        let g = subgroupAdd(row_share(c, lane, SG));
-        let u = subgroupAdd(row_share(c + f, lane, SG));
+        let gu = subgroupAdd(row_share2(vec2<u32>(c, c + f), lane, SG));
+        let g = gu.x;
+        let u = gu.y;
         if (lane == 0u) {
             y[c] = g / (1.0 + exp(-g)) * u;
         }
