@@ -308,6 +308,18 @@ pub fn grid(groups: u64, max_per_dim: u32) -> Result<[u32; 3]> {
     Ok([x as u32, y as u32, 1])
 }
 
+/// Environment variable that keeps the fused decode GEMVs off (`0`): the
+/// GEMV and the SwiGLU or conv step then run as two dispatches (for A/B
+/// timing on a GPU).
+pub const FUSED_GEMV_ENV: &str = "LFM_WGPU_FUSED_GEMV";
+
+/// Whether the fused decode GEMVs may run (`LFM_WGPU_FUSED_GEMV` is not `0`;
+/// read once).
+fn fused_gemv_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| !std::env::var(FUSED_GEMV_ENV).is_ok_and(|v| v == "0"))
+}
+
 /// The fused m = 1 form of [`crate::Backend::matmul_swiglu`]
 /// (`gemv_x8_sg_swiglu.wgsl`): records it and returns `true` where it
 /// applies (one row, the subgroup GEMV kind for `w13`, an even row count);
@@ -322,7 +334,11 @@ pub(crate) fn gemv_swiglu(
 ) -> Result<bool> {
     let (m, n2, k) = matmul_dims(x, w13, None, gu)?;
     let (_, f) = crate::checks::swiglu(gu, out)?;
-    if m != 1 || n2 != 2 * f || gemv_kind(be, k, w13.dtype()) != GemvKind::X8Subgroup {
+    if m != 1
+        || n2 != 2 * f
+        || gemv_kind(be, k, w13.dtype()) != GemvKind::X8Subgroup
+        || !fused_gemv_enabled()
+    {
         return Ok(false);
     }
     if f == 0 {
@@ -379,7 +395,11 @@ pub(crate) fn gemv_short_conv(
 ) -> Result<bool> {
     let (_, _, k) = matmul_dims(x, in_proj, None, bcx)?;
     let (t, d, l) = crate::checks::short_conv(bcx, w, state, out)?;
-    if t != 1 || l < 2 || gemv_kind(be, k, in_proj.dtype()) != GemvKind::X8Subgroup {
+    if t != 1
+        || l < 2
+        || gemv_kind(be, k, in_proj.dtype()) != GemvKind::X8Subgroup
+        || !fused_gemv_enabled()
+    {
         return Ok(false);
     }
     if d == 0 {
