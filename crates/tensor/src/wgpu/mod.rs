@@ -418,7 +418,13 @@ impl Backend for WgpuBackend {
     type Storage = WgpuStorage;
 
     fn describe(&self) -> String {
-        format!("wgpu ({})", self.gpu.dev.describe())
+        match self.gpu.dev.coop_fragment {
+            Some(s) => format!(
+                "wgpu ({}; tensor-core GEMM on {s}x{s}x{s} f16 fragments)",
+                self.gpu.dev.describe()
+            ),
+            None => format!("wgpu ({})", self.gpu.dev.describe()),
+        }
     }
 
     fn upload(&self, data: HostData<'_>, shape: Shape) -> Result<Tensor<Self>> {
