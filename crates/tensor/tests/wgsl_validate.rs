@@ -408,3 +408,56 @@ fn wgsl_attention_rows_plans_match_host() {
         assert_eq!((p.rows, p.splits, p.ks), plan, "hd {hd}: {p:?}");
     }
 }
+
+/// naga's SPIR-V of the tensor-core GEMM, for every subgroup grid at both
+/// fragment sides on 32-wide subgroups, written to
+/// `CARGO_TARGET_TMPDIR/spv/`: `.ci/lavapipe-coop` runs `spirv-val` on it
+/// (no adapter in CI runs the 16 × 16 variants an NVIDIA GPU takes).
+#[test]
+fn wgsl_coop_spirv_is_written() {
+    use tensor::wgpu::coop::{COOP_GRIDS, CoopGemm};
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("spv");
+    std::fs::create_dir_all(&dir).expect("spv dir");
+    let mut written = 0;
+    for (id, cm) in [
+        (ShaderId::MatmulCoop16Bf16F32, 16),
+        (ShaderId::MatmulCoop16F16F32, 16),
+        (ShaderId::MatmulCoop8Bf16F32, 8),
+        (ShaderId::MatmulCoop8F16F32, 8),
+    ] {
+        let (module, info) = shaders::validate(id, richest().0, richest().1).expect("valid");
+        for (sgm, sgn) in COOP_GRIDS {
+            let c = CoopGemm { cm, sgm, sgn };
+            let constants: naga::back::PipelineConstants = c
+                .constants(32)
+                .iter()
+                .map(|&(name, value)| (name.to_string(), f64::from(value)))
+                .collect();
+            let stage = (naga::ShaderStage::Compute, id.entry_point());
+            let (module, info) = naga::back::pipeline_constants::process_overrides(
+                &module,
+                &info,
+                Some(stage),
+                &constants,
+            )
+            .unwrap_or_else(|e| panic!("{id} {c:?}: {e}"));
+            let options = naga::back::spv::Options {
+                lang_version: (1, 5),
+                flags: naga::back::spv::WriterFlags::empty(),
+                ..Default::default()
+            };
+            let pipeline = naga::back::spv::PipelineOptions {
+                shader_stage: stage.0,
+                entry_point: stage.1.into(),
+            };
+            let words = naga::back::spv::write_vec(&module, &info, &options, Some(&pipeline))
+                .unwrap_or_else(|e| panic!("{id} {c:?}: {e}"));
+            let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+            let path = dir.join(format!("{}_{sgm}x{sgn}.spv", id.label()));
+            std::fs::write(&path, bytes).expect("write spv");
+            written += 1;
+        }
+    }
+    assert_eq!(written, 4 * COOP_GRIDS.len());
+    println!("{written} SPIR-V modules in {}", dir.display());
+}
