@@ -201,6 +201,41 @@ fn wgsl_matmul_constants_match_host() {
     }
 }
 
+/// `id`'s module with the override `constants` applied (naga's
+/// `process_overrides`, as the device's pipeline creation does).
+fn with_overrides(
+    id: ShaderId,
+    module: &naga::Module,
+    info: &naga::valid::ModuleInfo,
+    constants: &[(&'static str, u32)],
+) -> (naga::Module, naga::valid::ModuleInfo) {
+    let constants: naga::back::PipelineConstants = constants
+        .iter()
+        .map(|&(name, value)| (name.to_string(), f64::from(value)))
+        .collect();
+    let (module, info) = naga::back::pipeline_constants::process_overrides(
+        module,
+        info,
+        Some((naga::ShaderStage::Compute, id.entry_point())),
+        &constants,
+    )
+    .unwrap_or_else(|e| panic!("{id} {constants:?}: {e}"));
+    (module.into_owned(), info.into_owned())
+}
+
+/// The workgroup size and the bytes of workgroup memory of an applied module.
+fn workgroup_of(module: &naga::Module) -> ([u32; 3], u32) {
+    let mut layouter = naga::proc::Layouter::default();
+    layouter.update(module.to_ctx()).expect("layout");
+    let bytes = module
+        .global_variables
+        .iter()
+        .filter(|(_, g)| g.space == naga::AddressSpace::WorkGroup)
+        .map(|(_, g)| layouter[g.ty].size)
+        .sum();
+    (module.entry_points[0].workgroup_size, bytes)
+}
+
 /// Every GEMM variant, with its override constants applied: the workgroup
 /// size is the host's `threads()` and the workgroup memory exactly the
 /// host's `workgroup_bytes()` (what `GemmVariant::fits` checks against the
@@ -225,28 +260,9 @@ fn wgsl_matmul_variants_fit_their_limits() {
     ] {
         let (module, info) = shaders::validate(id, richest().0, richest().1).expect("valid");
         for v in GEMM_VARIANTS {
-            let constants: naga::back::PipelineConstants = v
-                .constants()
-                .iter()
-                .map(|&(name, value)| (name.to_string(), f64::from(value)))
-                .collect();
-            let (module, _) = naga::back::pipeline_constants::process_overrides(
-                &module,
-                &info,
-                Some((naga::ShaderStage::Compute, id.entry_point())),
-                &constants,
-            )
-            .unwrap_or_else(|e| panic!("{id} {v:?}: {e}"));
-            let size = module.entry_points[0].workgroup_size;
+            let (module, _) = with_overrides(id, &module, &info, &v.constants());
+            let (size, bytes) = workgroup_of(&module);
             assert_eq!(size, [v.threads(), 1, 1], "{id} {v:?}: workgroup size");
-            let mut layouter = naga::proc::Layouter::default();
-            layouter.update(module.to_ctx()).expect("layout");
-            let bytes: u32 = module
-                .global_variables
-                .iter()
-                .filter(|(_, g)| g.space == naga::AddressSpace::WorkGroup)
-                .map(|(_, g)| layouter[g.ty].size)
-                .sum();
             assert_eq!(
                 bytes,
                 v.workgroup_bytes(),
@@ -284,28 +300,9 @@ fn wgsl_coop_gemm_fits_its_limits() {
         for (sgm, sgn) in COOP_GRIDS {
             for sg in [32, 8] {
                 let c = CoopGemm { cm, sgm, sgn };
-                let constants: naga::back::PipelineConstants = c
-                    .constants(sg)
-                    .iter()
-                    .map(|&(name, value)| (name.to_string(), f64::from(value)))
-                    .collect();
-                let (module, _) = naga::back::pipeline_constants::process_overrides(
-                    &module,
-                    &info,
-                    Some((naga::ShaderStage::Compute, id.entry_point())),
-                    &constants,
-                )
-                .unwrap_or_else(|e| panic!("{id} {c:?}: {e}"));
-                let size = module.entry_points[0].workgroup_size;
+                let (module, _) = with_overrides(id, &module, &info, &c.constants(sg));
+                let (size, bytes) = workgroup_of(&module);
                 assert_eq!(size, [c.threads(sg), 1, 1], "{id} {c:?} sg {sg}");
-                let mut layouter = naga::proc::Layouter::default();
-                layouter.update(module.to_ctx()).expect("layout");
-                let bytes: u32 = module
-                    .global_variables
-                    .iter()
-                    .filter(|(_, g)| g.space == naga::AddressSpace::WorkGroup)
-                    .map(|(_, g)| layouter[g.ty].size)
-                    .sum();
                 assert_eq!(bytes, c.workgroup_bytes(), "{id} {c:?}: workgroup memory");
             }
         }
@@ -428,19 +425,8 @@ fn wgsl_coop_spirv_is_written() {
         let (module, info) = shaders::validate(id, richest().0, richest().1).expect("valid");
         for (sgm, sgn) in COOP_GRIDS {
             let c = CoopGemm { cm, sgm, sgn };
-            let constants: naga::back::PipelineConstants = c
-                .constants(32)
-                .iter()
-                .map(|&(name, value)| (name.to_string(), f64::from(value)))
-                .collect();
             let stage = (naga::ShaderStage::Compute, id.entry_point());
-            let (module, info) = naga::back::pipeline_constants::process_overrides(
-                &module,
-                &info,
-                Some(stage),
-                &constants,
-            )
-            .unwrap_or_else(|e| panic!("{id} {c:?}: {e}"));
+            let (module, info) = with_overrides(id, &module, &info, &c.constants(32));
             let options = naga::back::spv::Options {
                 lang_version: (1, 5),
                 flags: naga::back::spv::WriterFlags::empty(),
