@@ -367,29 +367,14 @@ fn wgsl_attention_rows_plans_match_host() {
             plans.extend(AttnRows::with_plan(hd, r, s, ks));
         }
         for p in plans {
-            let constants: naga::back::PipelineConstants = p
-                .constants()
-                .iter()
-                .map(|&(name, value)| (name.to_string(), f64::from(value)))
-                .collect();
-            let (module, _) = naga::back::pipeline_constants::process_overrides(
-                &module,
-                &info,
-                Some((naga::ShaderStage::Compute, id.entry_point())),
-                &constants,
-            )
-            .unwrap_or_else(|e| panic!("hd {hd} {p:?}: {e}"));
-            let size = module.entry_points[0].workgroup_size;
+            let (module, _) = with_overrides(id, &module, &info, &p.constants());
+            let (size, bytes) = workgroup_of(&module);
             assert_eq!(size, [p.threads(), 1, 1], "hd {hd} {p:?}: workgroup size");
-            let mut layouter = naga::proc::Layouter::default();
-            layouter.update(module.to_ctx()).expect("layout");
-            let bytes: u64 = module
-                .global_variables
-                .iter()
-                .filter(|(_, g)| g.space == naga::AddressSpace::WorkGroup)
-                .map(|(_, g)| u64::from(layouter[g.ty].size))
-                .sum();
-            assert_eq!(bytes, p.shared_bytes(), "hd {hd} {p:?}: workgroup memory");
+            assert_eq!(
+                u64::from(bytes),
+                p.shared_bytes(),
+                "hd {hd} {p:?}: workgroup memory"
+            );
         }
     }
     for hd in [1, 6, 65, 132, 256] {
