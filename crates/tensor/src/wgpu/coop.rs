@@ -127,6 +127,8 @@ pub fn self_check(be: &WgpuBackend, matmul: &MatmulFn<'_>) -> Result<()> {
     let mut out = be.zeros(DType::F32, Shape::from([m, n]))?;
     matmul(&xt, &wt, &bt, &mut out)?;
     let got = be.download_f32(&out)?;
+    // (row, col, got, want) of the inexact outputs.
+    let mut wrong = Vec::new();
     for (i, &g) in got.iter().enumerate() {
         let (r, c) = (i / n, i % n);
         // Exact in f64 and in f32: |Σ| < 2¹⁰ on a 2⁻¹² grid.
@@ -135,13 +137,26 @@ pub fn self_check(be: &WgpuBackend, matmul: &MatmulFn<'_>) -> Result<()> {
             .sum::<f64>()
             + f64::from(bias[c]);
         if f64::from(g) != want {
-            return Err(TensorError::Gpu {
-                what: "tensor-core GEMM self-check",
-                detail: format!("output ({r}, {c}) is {g}, want {want}"),
-            });
+            wrong.push((r, c, g, want));
         }
     }
-    Ok(())
+    if wrong.is_empty() {
+        return Ok(());
+    }
+    let first: Vec<String> = wrong
+        .iter()
+        .take(4)
+        .map(|(r, c, g, w)| format!("({r}, {c}) is {g}, want {w}"))
+        .collect();
+    Err(TensorError::Gpu {
+        what: "tensor-core GEMM self-check",
+        detail: format!(
+            "{} of {} outputs inexact: {}",
+            wrong.len(),
+            m * n,
+            first.join("; ")
+        ),
+    })
 }
 
 #[cfg(test)]
