@@ -4,10 +4,12 @@
 // channel c one subgroup reduces rows c, d + c and 2d + c with subgroupAdd
 // (prelude: matmul/gemv_x8.wgsl, whose row_share3 accumulates each row in
 // the unfused GEMV's order with the three rows' loads interleaved, so B, C
-// and X are the values the two-dispatch path would store), then lane 0
-// does conv/step.wgsl's work for c: out[c] = C · Σ_{i<l} conv_w[c, i] ·
-// seq[i] with seq = state ++ B·X, and shifts its own column of the state.
-// Same products and fma order as the unfused path (bit-exact). Chosen only
+// and X are the values the two-dispatch path would store, up to how the
+// adapter orders a vector subgroupAdd), then lane 0 does conv/step.wgsl's
+// work for c: out[c] = C · Σ_{i<l} conv_w[c, i] · seq[i] with
+// seq = state ++ B·X, and shifts its own column of the state: the same
+// products and fma order as the unfused path (bit-exact on lavapipe,
+// where the test asserts it). Chosen only
 // on adapters whose subgroup size is fixed (min = max = SG, set by the
 // host), like matmul/gemv_x8_sg.wgsl.
 

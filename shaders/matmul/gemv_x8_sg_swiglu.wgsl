@@ -5,7 +5,8 @@
 // output: it reduces both dot products with subgroupAdd (prelude:
 // matmul/gemv_x8.wgsl, whose row_share2 accumulates each row in the unfused
 // GEMV's order with the two rows' loads interleaved, so g and u are the
-// values the two-dispatch path would store). Chosen only on adapters
+// values the two-dispatch path would store, up to how the adapter orders a
+// vector subgroupAdd). Chosen only on adapters
 // whose subgroup size is fixed (min = max = SG, set by the host), like
 // matmul/gemv_x8_sg.wgsl.
 

@@ -254,7 +254,8 @@ pub(crate) fn cols<B: Backend>(
 /// The attention layer's input side (`Backend::qkv_norm_rope`): `q_out`
 /// as for rope (`[t, h, hd]`, `hd` even), `q_w` and `k_w` f32 `[hd]`, `qkv`
 /// `[t, (h + 2·h_kv)·hd]`, the caches of one shape holding `s·h_kv` rows of
-/// `hd` with `h_kv` dividing `h` and `pos0 + t ≤ s`. Returns
+/// `hd` (`[s, h_kv, hd]` where they are 3-D) with `h_kv` dividing `h` and
+/// `pos0 + t ≤ s`. Returns
 /// `(t, h, h_kv, hd)`.
 pub(crate) fn qkv_norm_rope<B: Backend>(
     qkv: &Tensor<B>,
@@ -299,7 +300,12 @@ pub(crate) fn qkv_norm_rope<B: Backend>(
         ));
     }
     let rows = k_cache.shape().elem_count() / (h_kv * hd).max(1);
-    if k_cache.shape().last() != hd || rows * h_kv * hd != k_cache.shape().elem_count() {
+    let heads_ok = match k_cache.shape().dims() {
+        &[_, heads, _] => heads == h_kv,
+        _ => true,
+    };
+    if k_cache.shape().last() != hd || rows * h_kv * hd != k_cache.shape().elem_count() || !heads_ok
+    {
         return Err(mismatch(
             OP,
             "k_cache (as [s, h_kv, hd])",

@@ -287,6 +287,16 @@ fn cpu_qkv_norm_rope_equals_the_unfused_ops() {
                 &tqkv, &tqw, &tkw, eps, pos0, theta, &mut q_out, &mut kc, &mut vs,
             );
             assert!(matches!(e, Err(TensorError::ShapeMismatch { .. })), "{e:?}");
+            // 3-D caches whose heads are not h_kv wide, with as many elements.
+            let wide = [s, 2 * h_kv, hd];
+            let (mut kw, mut vw) = (
+                up(&vec![0.0; s * 2 * nk], &wide),
+                up(&vec![0.0; s * 2 * nk], &wide),
+            );
+            let e = be.qkv_norm_rope(
+                &tqkv, &tqw, &tkw, eps, pos0, theta, &mut q_out, &mut kw, &mut vw,
+            );
+            assert!(matches!(e, Err(TensorError::ShapeMismatch { .. })), "{e:?}");
         }
     }
 }

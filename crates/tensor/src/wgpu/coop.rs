@@ -108,18 +108,23 @@ pub type MatmulFn<'a> = dyn Fn(
 
 /// Runs `matmul` on a small problem whose exact result f32 holds, over
 /// partial tiles in m, n and k, and errors unless every output is exact.
-/// x is `a + b·2⁻¹²` (a, b small integers): f16 holds `a` but not the
-/// `2⁻¹²` part, so a kernel that drops x's low half fails, and so does one
-/// that mislays a fragment, the bias or an edge. The backend runs it on the
-/// tensor-core GEMM once at start-up (cooperative matrices are an
-/// experimental wgpu feature): where it fails, the f32 GEMM is used.
+/// x is `a + b·2⁻¹²` (a, b small integers), and `2⁻⁸` times that on odd
+/// rows: f16 holds `a` but not the `2⁻¹²` part, so a kernel that drops x's
+/// low half fails, and so does one that mislays a fragment, the bias or an
+/// edge; on the odd rows the low half is an f16 subnormal, so a device that
+/// flushes f16 subnormals fails too. The backend runs it on the tensor-core
+/// GEMM once at start-up (cooperative matrices are an experimental wgpu
+/// feature): where it fails, the f32 GEMM is used.
 pub fn self_check(be: &WgpuBackend, matmul: &MatmulFn<'_>) -> Result<()> {
     let (m, n, k) = (37usize, 70usize, 45usize);
     let x: Vec<f32> = (0..m * k)
-        .map(|i| ((i * 7) % 9) as f32 - 4.0 + ((i * 5) % 7) as f32 * (1.0 / 4096.0))
+        .map(|i| {
+            let v = ((i * 7) % 9) as f32 - 4.0 + ((i * 5) % 7) as f32 * (1.0 / 4096.0);
+            if (i / k) % 2 == 1 { v / 256.0 } else { v }
+        })
         .collect();
     let w: Vec<f32> = (0..n * k).map(|i| ((i * 3) % 7) as f32 - 3.0).collect();
-    let bias: Vec<f32> = (0..n).map(|i| i as f32 * 0.5 - 8.0).collect();
+    let bias: Vec<f32> = (0..n).map(|i| (i % 5) as f32 * 0.25 - 0.5).collect();
     let wb: Vec<bf16> = w.iter().map(|&v| bf16::from_f32(v)).collect();
     let xt = be.upload(HostData::f32(&x), Shape::from([m, k]))?;
     let wt = be.upload(HostData::bf16(&wb), Shape::from([n, k]))?;
@@ -131,7 +136,8 @@ pub fn self_check(be: &WgpuBackend, matmul: &MatmulFn<'_>) -> Result<()> {
     let mut wrong = Vec::new();
     for (i, &g) in got.iter().enumerate() {
         let (r, c) = (i / n, i % n);
-        // Exact in f64 and in f32: |Σ| < 2¹⁰ on a 2⁻¹² grid.
+        // Exact in f64 and in f32: |Σ| < 2¹⁰ on a 2⁻¹² grid (even rows), or
+        // < 2² on a 2⁻²⁰ grid (odd rows); |bias| ≤ 0.5 on a 2⁻² grid.
         let want: f64 = (0..k)
             .map(|p| f64::from(x[r * k + p]) * f64::from(w[c * k + p]))
             .sum::<f64>()

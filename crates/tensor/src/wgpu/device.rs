@@ -86,7 +86,10 @@ impl GpuDevice {
             .filter(|_| features.contains(COOP_FEATURES))
             .filter(|_| !std::env::var(NO_COOP_ENV).is_ok_and(|v| v == "1"));
         if coop_fragment.is_none() {
-            features.remove(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX);
+            // Only the tensor-core GEMM needs shader-f16.
+            features.remove(
+                wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX | wgpu::Features::SHADER_F16,
+            );
         }
         let experimental_features = if coop_fragment.is_some() {
             // SAFETY: wgpu marks its cooperative-matrix support experimental
@@ -176,8 +179,9 @@ pub const COOP_FEATURES: wgpu::Features = wgpu::Features::SUBGROUP
 /// queries (for [`super::WgpuBackend::with_profiling`]; unused otherwise),
 /// subgroups (kernels with a subgroup variant use it; each has a fallback),
 /// and `shader-f16` with cooperative matrices (the tensor-core GEMM; the
-/// device drops the latter where no fragment configuration suits it). bf16
-/// and f16 weights are unpacked from u32 with core WGSL.
+/// device drops both where no fragment configuration suits it, or with
+/// `LFM_WGPU_NO_COOP=1`). bf16 and f16 weights are unpacked from u32 with
+/// core WGSL.
 pub fn required_features(adapter: wgpu::Features) -> wgpu::Features {
     adapter
         & (wgpu::Features::TIMESTAMP_QUERY

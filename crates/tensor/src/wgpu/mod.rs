@@ -236,11 +236,16 @@ impl WgpuBackend {
             ),
             Err(e) => {
                 tracing::warn!(error = %e, "tensor-core GEMM off: its self-check failed");
-                if let Some(gpu) = Arc::get_mut(&mut self.gpu) {
-                    gpu.dev.coop_fragment = None;
-                    if let Ok(mut errors) = gpu.errors.lock() {
-                        errors.clear();
+                match Arc::get_mut(&mut self.gpu) {
+                    Some(gpu) => {
+                        gpu.dev.coop_fragment = None;
+                        if let Ok(mut errors) = gpu.errors.lock() {
+                            errors.clear();
+                        }
                     }
+                    // Unreachable: `with_device` calls this before the
+                    // backend is shared.
+                    None => tracing::error!("tensor-core GEMM could not be turned off"),
                 }
             }
         }

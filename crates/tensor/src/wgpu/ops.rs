@@ -460,7 +460,7 @@ pub(crate) fn qkv_norm_rope(
 ) -> Result<()> {
     const OP: &str = "qkv_norm_rope";
     let (t, h, h_kv, hd) = checks::qkv_norm_rope(qkv, q_w, k_w, pos0, q_out, k_cache, v_cache)?;
-    if t == 0 || hd == 0 {
+    if t == 0 {
         return Ok(());
     }
     u32_of(OP, t * (h + 2 * h_kv) * hd)?;
