@@ -20,7 +20,7 @@
 
 use super::coop::{COOP_GRIDS, CoopGemm, coop_applies};
 use super::shaders::ShaderId;
-use super::uniforms::{GemvConvParams, MatmulParams};
+use super::uniforms::MatmulParams;
 use super::{Dispatch, WgpuBackend};
 use crate::backend::matmul_dims;
 use crate::{DType, Result, Tensor, TensorError};
@@ -254,7 +254,7 @@ pub fn gemv_kind(be: &WgpuBackend, k: usize, dtype: DType) -> GemvKind {
 
 /// The subgroup size the subgroup GEMV runs with: the device's fixed size,
 /// if it divides the workgroup.
-fn gemv_subgroup(be: &WgpuBackend) -> Option<u32> {
+pub(crate) fn gemv_subgroup(be: &WgpuBackend) -> Option<u32> {
     let dev = be.device();
     dev.subgroup_size
         .filter(|&s| s > 0 && GEMV_WG.is_multiple_of(s))
@@ -306,140 +306,6 @@ pub fn grid(groups: u64, max_per_dim: u32) -> Result<[u32; 3]> {
     }
     // Both fit in u32: x, y ≤ max ≤ u32::MAX.
     Ok([x as u32, y as u32, 1])
-}
-
-/// Environment variable that keeps the fused decode GEMVs off (`0`): the
-/// GEMV and the SwiGLU or conv step then run as two dispatches (for A/B
-/// timing on a GPU).
-pub const FUSED_GEMV_ENV: &str = "LFM_WGPU_FUSED_GEMV";
-
-/// Whether the fused decode GEMVs may run (`LFM_WGPU_FUSED_GEMV` is not `0`;
-/// read once).
-fn fused_gemv_enabled() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| !std::env::var(FUSED_GEMV_ENV).is_ok_and(|v| v == "0"))
-}
-
-/// The fused m = 1 form of [`crate::Backend::matmul_swiglu`]
-/// (`gemv_x8_sg_swiglu.wgsl`): records it and returns `true` where it
-/// applies (one row, the subgroup GEMV kind for `w13`, an even row count);
-/// `false` leaves the call to the two-op default. Operands are checked as
-/// the two ops would check them.
-pub(crate) fn gemv_swiglu(
-    be: &WgpuBackend,
-    x: &Tensor<WgpuBackend>,   // [1, k] f32
-    w13: &Tensor<WgpuBackend>, // [2f, k] bf16: w1 | w3
-    gu: &Tensor<WgpuBackend>,  // [1, 2f] f32 (left unwritten)
-    out: &mut Tensor<WgpuBackend>,
-) -> Result<bool> {
-    let (m, n2, k) = matmul_dims(x, w13, None, gu)?;
-    let (_, f) = crate::checks::swiglu(gu, out)?;
-    if m != 1
-        || n2 != 2 * f
-        || gemv_kind(be, k, w13.dtype()) != GemvKind::X8Subgroup
-        || !fused_gemv_enabled()
-    {
-        return Ok(false);
-    }
-    if f == 0 {
-        return Ok(true);
-    }
-    let limits = &be.device().limits;
-    if w13.storage().buffer().size() > limits.max_storage_buffer_binding_size
-        || u32::try_from(n2 * k).is_err()
-    {
-        return Ok(false);
-    }
-    let Some(sg) = gemv_subgroup(be) else {
-        return Ok(false);
-    };
-    let params = MatmulParams {
-        m: 1,
-        n: f as u32,
-        k: k as u32,
-        has_bias: 0,
-    };
-    let constants = gemv_constants(GemvKind::X8Subgroup, sg);
-    let groups = grid(
-        (f as u64).div_ceil(u64::from(GEMV_WG / sg)),
-        limits.max_compute_workgroups_per_dimension,
-    )?;
-    be.record(&Dispatch {
-        shader: ShaderId::GemvSwigluBf16X8SgF32,
-        constants: &constants,
-        params: bytemuck::bytes_of(&params),
-        buffers: &[
-            (1, w13.storage().buffer()),
-            (2, x.storage().buffer()),
-            (4, out.storage().buffer()),
-        ],
-        groups,
-        host: None,
-    })?;
-    Ok(true)
-}
-
-/// The fused decode form of [`crate::Backend::matmul_short_conv`]
-/// (`gemv_x8_sg_conv.wgsl`): records it and returns `true` where it applies
-/// (one row, a kernel of length ≥ 2, the subgroup GEMV kind for `in_proj`);
-/// `false` leaves the call to the two-op default. Operands are checked as
-/// the two ops would check them.
-pub(crate) fn gemv_short_conv(
-    be: &WgpuBackend,
-    x: &Tensor<WgpuBackend>,       // [1, k] f32
-    in_proj: &Tensor<WgpuBackend>, // [3d, k] bf16: B | C | X
-    w: &Tensor<WgpuBackend>,       // [d, l] f32
-    bcx: &Tensor<WgpuBackend>,     // [1, 3d] f32 (left unwritten)
-    state: &mut Tensor<WgpuBackend>,
-    out: &mut Tensor<WgpuBackend>,
-) -> Result<bool> {
-    let (_, _, k) = matmul_dims(x, in_proj, None, bcx)?;
-    let (t, d, l) = crate::checks::short_conv(bcx, w, state, out)?;
-    if t != 1
-        || l < 2
-        || gemv_kind(be, k, in_proj.dtype()) != GemvKind::X8Subgroup
-        || !fused_gemv_enabled()
-    {
-        return Ok(false);
-    }
-    if d == 0 {
-        return Ok(true);
-    }
-    let limits = &be.device().limits;
-    if in_proj.storage().buffer().size() > limits.max_storage_buffer_binding_size
-        || u32::try_from(3 * d * k).is_err()
-        || u32::try_from(d * l).is_err()
-    {
-        return Ok(false);
-    }
-    let Some(sg) = gemv_subgroup(be) else {
-        return Ok(false);
-    };
-    let params = GemvConvParams {
-        d: d as u32,
-        k: k as u32,
-        l: l as u32,
-        pad0: 0,
-    };
-    let groups = grid(
-        (d as u64).div_ceil(u64::from(GEMV_WG / sg)),
-        limits.max_compute_workgroups_per_dimension,
-    )?;
-    be.record(&Dispatch {
-        shader: ShaderId::GemvConvBf16X8SgF32,
-        constants: &[("WG", GEMV_WG), ("SG", sg)],
-        params: bytemuck::bytes_of(&params),
-        buffers: &[
-            (1, in_proj.storage().buffer()),
-            (2, x.storage().buffer()),
-            (3, w.storage().buffer()),
-            (4, out.storage().buffer()),
-            (5, state.storage().buffer()),
-        ],
-        groups,
-        host: None,
-    })?;
-    Ok(true)
 }
 
 /// Records the matmul (see [`crate::Backend::matmul`]).

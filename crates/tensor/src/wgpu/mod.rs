@@ -5,7 +5,9 @@
 //! - [`shaders`] is the one registry of WGSL files (`shaders/` at the repo root).
 //! - [`pipelines`] compiles each `(ShaderId, override constants)` once.
 //! - [`uniforms`] holds the Rust mirrors of the WGSL uniform structs.
-//! - [`matmul`] encodes the tiled GEMM and the GEMV.
+//! - [`matmul`] encodes the tiled GEMM and the GEMV; [`coop`] holds the
+//!   tensor-core GEMM's grids; [`gemv_fused`] the decode GEMVs with a fused
+//!   SwiGLU or conv-step epilogue.
 //! - [`attention`] encodes attention (decode, rows and tiled kernels).
 //! - [`ops`] encodes every other [`Backend`] op (norms, rope, short conv,
 //!   elementwise, gathers and copies).
@@ -23,6 +25,7 @@
 pub mod attention;
 pub mod coop;
 pub mod device;
+pub mod gemv_fused;
 pub mod matmul;
 pub mod ops;
 pub mod pipelines;
@@ -638,7 +641,7 @@ impl Backend for WgpuBackend {
         state: &mut Tensor<Self>,
         out: &mut Tensor<Self>,
     ) -> Result<()> {
-        if matmul::gemv_short_conv(self, x, in_proj, w, bcx, state, out)? {
+        if gemv_fused::gemv_short_conv(self, x, in_proj, w, bcx, state, out)? {
             return Ok(());
         }
         self.matmul(x, in_proj, None, bcx)?;
@@ -652,7 +655,7 @@ impl Backend for WgpuBackend {
         gu: &mut Tensor<Self>,
         out: &mut Tensor<Self>,
     ) -> Result<()> {
-        if matmul::gemv_swiglu(self, x, w13, gu, out)? {
+        if gemv_fused::gemv_swiglu(self, x, w13, gu, out)? {
             return Ok(());
         }
         self.matmul(x, w13, None, gu)?;
