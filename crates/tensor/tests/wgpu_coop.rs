@@ -132,6 +132,23 @@ fn matmul_wgpu_coop_choice() {
         }
     }
     worst.report("matmul_wgpu_coop_choice", &be);
+    // The kernel that ran, per weight dtype and m, from the profiler.
+    let prof = be.clone().with_profiling();
+    let cm = coop_gemm(&be).expect("coop").cm;
+    for (m, dtype, want) in [
+        (COOP_MIN_M, DType::BF16, format!("matmul_coop{cm}_bf16_f32")),
+        (COOP_MIN_M, DType::F16, format!("matmul_coop{cm}_f16_f32")),
+        (COOP_MIN_M - 1, DType::BF16, "matmul_bf16_f32".to_string()),
+        (COOP_MIN_M, DType::F32, "matmul_f32_f32".to_string()),
+    ] {
+        let x = prof.zeros(DType::F32, Shape::from([m, 16])).expect("x");
+        let w = prof.zeros(dtype, Shape::from([8, 16])).expect("w");
+        let mut y = prof.zeros(DType::F32, Shape::from([m, 8])).expect("y");
+        prof.matmul(&x, &w, None, &mut y).expect("matmul");
+        prof.sync().expect("sync");
+        let ops: Vec<String> = prof.profile().iter().map(|o| o.op.to_string()).collect();
+        assert_eq!(ops, [want], "m = {m}, {dtype} weights");
+    }
 }
 
 /// Non-finite inputs and values f16 cannot carry make the outputs they
