@@ -19,12 +19,17 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,te
     --format=csv 2>&1 | tee "$OUT/gpu.txt"
 export RUST_LOG=${RUST_LOG:-info}
 DIR=/tmp/lfm-synthetic
-# A step is `kernels`, a model (`450m`, `1.6b`), or a model with one
-# environment setting for a variant run: `450m@LFM_WGPU_NO_SUBGROUPS=1`.
+# A step is `kernels`, `recording` (host cost per dispatch, bench-recording),
+# a model (`450m`, `1.6b`), or a model with one environment setting for a
+# variant run: `450m@LFM_WGPU_NO_SUBGROUPS=1`.
 steps=${STEPS:-kernels 450m 1.6b}
 for s in $steps; do
     model=${s%%@*}
     case $s in
+    recording)
+        env LFM_WGPU_OPS_PER_SUBMIT=4096 LFM_WGPU_FIRST_SUBMIT=0 timeout 60 \
+            "$BIN/bench-recording" 2>&1 | tee "$OUT/recording.txt"
+        timeout 60 "$BIN/bench-recording" 2>&1 | tee -a "$OUT/recording.txt" ;;
     kernels)
         timeout 150 "$BIN/bench-kernels" --no-cpu --m 1,64,512,1024 --dtype ${DTYPES:-bf16,f32} \
             ${KERNEL_ARGS:-} 2>&1 | tee "$OUT/kernels.txt" ;;

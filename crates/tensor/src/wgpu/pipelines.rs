@@ -10,6 +10,7 @@
 //! every final source at `info`.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 use super::shaders::ShaderId;
@@ -18,15 +19,102 @@ use crate::{Result, TensorError};
 /// Most override constants one pipeline takes (tiled attention has six).
 pub const MAX_CONSTANTS: usize = 8;
 
-/// Cache key: the shader and its override constants (`name = value`, sorted
-/// by name so that equal sets compare equal). A fixed array, so building a
-/// key for a lookup allocates nothing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Cache key: the shader and its override constants (`name = value`, in the
+/// caller's order). A fixed array, so building a key for a lookup allocates
+/// nothing. Every lookup of every dispatch builds, hashes and compares one
+/// (twice: pipeline and bind-group caches), so names are compared and hashed
+/// by identity (address and length of the `&'static str`), not by content:
+/// the same constants in another order, or the same name from another
+/// literal, only make a second, identical pipeline, never a wrong one (the
+/// pipeline gets its constants by name).
+#[derive(Clone, Copy, Debug)]
 pub struct PipelineKey {
     pub shader: ShaderId,
     len: u8,
     constants: [(&'static str, u32); MAX_CONSTANTS],
 }
+
+impl PipelineKey {
+    /// The names' identities and the values, for `Eq` and `Hash`.
+    fn parts(&self) -> impl Iterator<Item = (usize, usize, u32)> + '_ {
+        self.constants()
+            .iter()
+            .map(|&(name, value)| (name.as_ptr() as usize, name.len(), value))
+    }
+}
+
+impl PartialEq for PipelineKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.shader == other.shader && self.len == other.len && self.parts().eq(other.parts())
+    }
+}
+
+impl Eq for PipelineKey {}
+
+impl Hash for PipelineKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.shader.hash(state);
+        self.len.hash(state);
+        for (ptr, len, value) in self.parts() {
+            state.write_usize(ptr);
+            state.write_usize(len);
+            state.write_u32(value);
+        }
+    }
+}
+
+/// A fast hasher for the caches' keys, which are the program's own (shader
+/// ids, constants, buffer handles; no untrusted input): the multiply-rotate
+/// mix of rustc's `FxHasher`, a few cycles per word where std's SipHash
+/// spends tens.
+#[derive(Default, Clone, Copy)]
+pub struct KeyHasher(u64);
+
+impl KeyHasher {
+    fn mix(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.mix(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.mix(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 56));
+        }
+    }
+
+    fn write_u8(&mut self, v: u8) {
+        self.mix(u64::from(v));
+    }
+
+    fn write_u32(&mut self, v: u32) {
+        self.mix(u64::from(v));
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.mix(v);
+    }
+
+    fn write_usize(&mut self, v: usize) {
+        self.mix(v as u64);
+    }
+}
+
+/// `HashMap` with [`KeyHasher`].
+pub type KeyMap<K, V> = HashMap<K, V, BuildHasherDefault<KeyHasher>>;
 
 impl PipelineKey {
     /// The key of `shader` with `constants` (at most [`MAX_CONSTANTS`]).
@@ -42,7 +130,6 @@ impl PipelineKey {
         }
         let mut fixed = [("", 0u32); MAX_CONSTANTS];
         fixed[..constants.len()].copy_from_slice(constants);
-        fixed[..constants.len()].sort_unstable();
         Ok(PipelineKey {
             shader,
             // Fits: at most MAX_CONSTANTS.
@@ -51,7 +138,7 @@ impl PipelineKey {
         })
     }
 
-    /// The override constants, sorted by name.
+    /// The override constants.
     pub fn constants(&self) -> &[(&'static str, u32)] {
         &self.constants[..usize::from(self.len)]
     }
@@ -67,7 +154,7 @@ pub struct CachedPipeline {
 /// for the map access and compilation.
 #[derive(Default)]
 pub struct PipelineCache {
-    map: Mutex<HashMap<PipelineKey, Arc<CachedPipeline>>>,
+    map: Mutex<KeyMap<PipelineKey, Arc<CachedPipeline>>>,
 }
 
 impl PipelineCache {
@@ -200,4 +287,54 @@ fn layout_entries(id: ShaderId, source: &str) -> Result<Vec<wgpu::BindGroupLayou
     }
     entries.sort_by_key(|e| e.binding);
     Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::BuildHasher;
+
+    fn hash(k: &PipelineKey) -> u64 {
+        BuildHasherDefault::<KeyHasher>::default().hash_one(k)
+    }
+
+    #[test]
+    fn pipeline_keys_compare_and_hash_by_shader_names_and_values() {
+        const WG: &str = "WG";
+        const TPR: &str = "TPR";
+        let key = |s, c: &[(&'static str, u32)]| PipelineKey::new(s, c).expect("key");
+        let a = key(ShaderId::GemvBf16F32, &[(WG, 256), (TPR, 64)]);
+        assert_eq!(a, key(ShaderId::GemvBf16F32, &[(WG, 256), (TPR, 64)]));
+        assert_eq!(
+            hash(&a),
+            hash(&key(ShaderId::GemvBf16F32, &[(WG, 256), (TPR, 64)]))
+        );
+        for other in [
+            key(ShaderId::GemvF16F32, &[(WG, 256), (TPR, 64)]),
+            key(ShaderId::GemvBf16F32, &[(WG, 256), (TPR, 32)]),
+            key(ShaderId::GemvBf16F32, &[(WG, 256)]),
+            key(ShaderId::GemvBf16F32, &[(TPR, 256), (WG, 64)]),
+        ] {
+            assert_ne!(a, other, "{other:?}");
+            assert_ne!(hash(&a), hash(&other), "{other:?}");
+        }
+        assert_eq!(a.constants(), [(WG, 256), (TPR, 64)]);
+        let too_many = [(WG, 1); MAX_CONSTANTS + 1];
+        assert!(PipelineKey::new(ShaderId::GemvBf16F32, &too_many).is_err());
+    }
+
+    #[test]
+    fn key_hasher_tells_byte_strings_apart() {
+        let h = |b: &[u8]| {
+            let mut s = KeyHasher::default();
+            s.write(b);
+            s.finish()
+        };
+        let cases: [&[u8]; 6] = [b"", b"a", b"a\0", b"ab", b"abcdefgh", b"abcdefgh\0"];
+        for (i, x) in cases.iter().enumerate() {
+            for y in &cases[i + 1..] {
+                assert_ne!(h(x), h(y), "{x:?} vs {y:?}");
+            }
+        }
+    }
 }

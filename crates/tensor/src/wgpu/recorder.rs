@@ -19,12 +19,11 @@
 
 use std::num::NonZeroU64;
 
-use super::pipelines::{CachedPipeline, PipelineKey};
+use super::pipelines::{CachedPipeline, KeyMap, PipelineKey};
 use super::profile::PendingQueries;
 use super::shaders::ShaderId;
 use super::{Gpu, HOST_ALIGN, HOST_RING_BYTES, UNIFORM_SLOT_BYTES, WgpuBackend, lock};
 use crate::{Result, TensorError};
-use std::collections::HashMap;
 
 /// Most storage bindings (buffers and host data) of one dispatch.
 pub(super) const MAX_BINDINGS: usize = 7;
@@ -80,7 +79,7 @@ struct CachedBindGroup {
 /// data), so after the first step every lookup hits.
 #[derive(Default)]
 pub(super) struct BindGroupCache {
-    map: HashMap<BindGroupKey, CachedBindGroup>,
+    map: KeyMap<BindGroupKey, CachedBindGroup>,
     /// Incremented at each download or sync.
     epoch: u64,
     /// Bind groups created so far (cached or not).

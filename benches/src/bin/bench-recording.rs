@@ -1,0 +1,63 @@
+//! `cargo run --release -p benches --bin bench-recording [-- --ops N]`
+//!
+//! The host's cost of recording one dispatch on the wgpu backend: chains of
+//! small decode-like ops (residual add, RMSNorm, a 1024 × 1024 bf16 GEMV)
+//! recorded back to back, timed up to (not including) the final sync. Run
+//! with `LFM_WGPU_OPS_PER_SUBMIT=4096 LFM_WGPU_FIRST_SUBMIT=0` to time the
+//! recording alone (one submit at the end); with the defaults the submits
+//! every 64 ops are included. Prints the median over 7 rounds in µs per
+//! dispatch. On a software adapter the device's own threads compete for
+//! the host's cores, so the figure is noisier there.
+
+use anyhow::Result;
+
+#[cfg(feature = "wgpu")]
+fn main() -> Result<()> {
+    use anyhow::Context;
+    use std::time::Instant;
+    use tensor::{Backend, DType, Shape};
+    let mut ops = 3900usize;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--ops" => ops = args.next().context("--ops N")?.parse()?,
+            other => anyhow::bail!("unknown argument {other:?} (usage: bench-recording [--ops N])"),
+        }
+    }
+    let be = tensor::wgpu::WgpuBackend::new()?;
+    let z = |dt: DType, dims: &[usize]| be.zeros(dt, Shape::from(dims.to_vec()));
+    let (mut x, y, w, mut o) = (
+        z(DType::F32, &[1, 1024])?,
+        z(DType::F32, &[1, 1024])?,
+        z(DType::F32, &[1024])?,
+        z(DType::F32, &[1, 1024])?,
+    );
+    let (wb, mut g) = (z(DType::BF16, &[1024, 1024])?, z(DType::F32, &[1, 1024])?);
+    let mut round = |n: usize| -> Result<f64> {
+        let t = Instant::now();
+        for _ in 0..n.div_ceil(3) {
+            be.add_assign(&mut x, &y)?;
+            be.rms_norm(&x, &w, 1e-5, &mut o)?;
+            be.matmul(&o, &wb, None, &mut g)?;
+        }
+        let us = t.elapsed().as_secs_f64() * 1e6 / (3 * n.div_ceil(3)) as f64;
+        be.sync()?;
+        Ok(us)
+    };
+    round(300)?; // pipelines and bind groups
+    let mut v = (0..7).map(|_| round(ops)).collect::<Result<Vec<f64>>>()?;
+    v.sort_by(f64::total_cmp);
+    println!(
+        "{}: {:.2} µs per dispatch recorded (median of 7 rounds of {ops}; min {:.2}, max {:.2})",
+        be.describe(),
+        v[3],
+        v[0],
+        v[6]
+    );
+    Ok(())
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn main() -> Result<()> {
+    anyhow::bail!("bench-recording needs the wgpu feature")
+}
