@@ -1,8 +1,10 @@
-//! `cargo run --release -p benches --bin bench-recording [-- --ops N]`
+//! `cargo run --release -p benches --bin bench-recording [-- --ops N] [--d D]`
 //!
 //! The host's cost of recording one dispatch on the wgpu backend: chains of
-//! small decode-like ops (residual add, RMSNorm, a 1024 × 1024 bf16 GEMV)
-//! recorded back to back, timed up to (not including) the final sync. Run
+//! small decode-like ops (residual add, RMSNorm, a d × d bf16 GEMV, d = 1024
+//! unless `--d` says otherwise; a small d keeps a software adapter's own
+//! work out of the way) recorded back to back, timed up to (not including)
+//! the final sync. Run
 //! with `LFM_WGPU_OPS_PER_SUBMIT=4096 LFM_WGPU_FIRST_SUBMIT=0` to time the
 //! recording alone (one submit at the end); with the defaults the submits
 //! every 64 ops are included. Prints the median over 7 rounds in µs per
@@ -17,22 +19,28 @@ fn main() -> Result<()> {
     use std::time::Instant;
     use tensor::{Backend, DType, Shape};
     let mut ops = 3900usize;
+    let mut d = 1024usize;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--ops" => ops = args.next().context("--ops N")?.parse()?,
-            other => anyhow::bail!("unknown argument {other:?} (usage: bench-recording [--ops N])"),
+            "--d" => d = args.next().context("--d D")?.parse()?,
+            other => {
+                anyhow::bail!(
+                    "unknown argument {other:?} (usage: bench-recording [--ops N] [--d D])"
+                )
+            }
         }
     }
     let be = tensor::wgpu::WgpuBackend::new()?;
     let z = |dt: DType, dims: &[usize]| be.zeros(dt, Shape::from(dims.to_vec()));
     let (mut x, y, w, mut o) = (
-        z(DType::F32, &[1, 1024])?,
-        z(DType::F32, &[1, 1024])?,
-        z(DType::F32, &[1024])?,
-        z(DType::F32, &[1, 1024])?,
+        z(DType::F32, &[1, d])?,
+        z(DType::F32, &[1, d])?,
+        z(DType::F32, &[d])?,
+        z(DType::F32, &[1, d])?,
     );
-    let (wb, mut g) = (z(DType::BF16, &[1024, 1024])?, z(DType::F32, &[1, 1024])?);
+    let (wb, mut g) = (z(DType::BF16, &[d, d])?, z(DType::F32, &[1, d])?);
     let mut round = |n: usize| -> Result<f64> {
         let t = Instant::now();
         for _ in 0..n.div_ceil(3) {
@@ -48,7 +56,7 @@ fn main() -> Result<()> {
     let mut v = (0..7).map(|_| round(ops)).collect::<Result<Vec<f64>>>()?;
     v.sort_by(f64::total_cmp);
     println!(
-        "{}: {:.2} µs per dispatch recorded (median of 7 rounds of {ops}; min {:.2}, max {:.2})",
+        "{}, d = {d}: {:.2} µs per dispatch recorded (median of 7 rounds of {ops}; min {:.2}, max {:.2})",
         be.describe(),
         v[3],
         v[0],
