@@ -308,6 +308,18 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             "time per op"
         };
         println!("\nwhere the {phase} time goes (one profiled run; {what}, {sum:.2} ms in all):");
+        if phase == "decode" {
+            let calls: u64 = v.iter().map(|o| o.calls).sum();
+            println!(
+                "  {:.1} {} per token",
+                calls as f64 / a.generate.max(1) as f64,
+                if r.backend.starts_with("wgpu") {
+                    "dispatches"
+                } else {
+                    "ops"
+                }
+            );
+        }
         for o in ops(v) {
             println!(
                 "  {:<22} {:>6} calls {:>10.3} ms {:>6.1}%",
