@@ -1,6 +1,7 @@
-// Cooperative-matrix fragments of 8 × 8 × 8 for matmul/matmul_coop.wgsl
-// (kernels/matmul.md): f16 inputs, f32 accumulator. This prelude comes first:
-// the enable directives must precede every declaration.
+// Cooperative-matrix fragments of 8 × 8 × 8 for the tensor-core kernels
+// (matmul/matmul_coop.wgsl, attention/attention_coop.wgsl;
+// kernels/matmul.md): f16 inputs, f32 accumulator. This prelude comes
+// first: the enable directives must precede every declaration.
 enable f16;
 enable wgpu_cooperative_matrix;
 

@@ -1,19 +1,20 @@
 // Cooperative-matrix GEMM: y[m, n] = x[m, k] · w[n, k]ᵀ (+ bias[n]) on the
 // adapter's matrix units (tensor cores), f32 accumulation
 // (kernels/matmul.md, "Cooperative matrices"). Preludes, in order:
-// matmul/coop{8,16}.wgsl (CM and the fragment types), common/bf16.wgsl where
-// the weights are bf16, matmul/io.wgsl, and weights_bf16.wgsl or
-// weights_f16.wgsl (load_w).
+// matmul/coop{8,16}.wgsl (CM and the fragment types), common/split_f16.wgsl,
+// common/bf16.wgsl where the weights are bf16, matmul/io.wgsl, and
+// weights_bf16.wgsl or weights_f16.wgsl (load_w).
 //
 // Precision: the fragments multiply f16 values. The weights (bf16 or f16)
 // are narrowed to f16, exactly for |w| in [2⁻¹⁴, 65504] (a bf16 significand
 // has 8 bits, an f16 one 11) and to within 2⁻²⁵ absolute below that. x is
-// f32: it is split into hi = f16(x) and lo = f16(x − hi) and both halves are
-// multiplied, which carries x to within 2⁻²²·|x| + 2⁻²⁵ (about f32's own
-// rounding of a long sum). Range: a value f16 cannot carry (|x| or |w|
-// above 65504, f16's largest, or NaN) becomes ±inf, so the outputs it feeds
-// are non-finite instead of silently wrong; kernels/matmul.md says why the
-// model's matmul inputs stay in range.
+// f32: it is split into hi ≈ x in f16 and lo = f16(x − hi) (split_f16) and
+// both halves are multiplied, which carries x to within 2⁻²²·|x| + 2⁻²⁵
+// (about f32's own rounding of a long sum). Range: a value f16 cannot carry
+// (|x| or |w| above 65504, f16's largest, or NaN) becomes ±inf (NaN x: a
+// pair whose products are NaN), so the outputs it feeds are non-finite
+// instead of silently wrong; kernels/matmul.md says why the model's matmul
+// inputs stay in range.
 //
 // Layout: SGM × SGN subgroups of SG threads; each owns a 2 × 2 block of
 // CM × CM fragments, so a workgroup computes a BM × BN tile (BM = 2·CM·SGM,
@@ -52,23 +53,10 @@ const SA: u32 = BK + 8u;
 // Scratch row stride in f32 elements (a multiple of 4: 16 bytes).
 const SC: u32 = CM + 4u;
 
-const F16_MAX: f32 = 65504.0;
-// The bits of f32 +inf.
-const F32_INF: u32 = 0x7f800000u;
-
 var<workgroup> xh: array<f16, BM * SA>;
 var<workgroup> xl: array<f16, BM * SA>;
 var<workgroup> ws: array<f16, BN * SA>;
 var<workgroup> cs: array<f32, SGM * SGN * CM * SC>;
-
-// f16 of v where |v| ≤ 65504; ±inf beyond, and +inf for NaN.
-fn narrow(v: f32) -> f16 {
-    if (abs(v) <= F16_MAX) {
-        return f16(v);
-    }
-    let inf = f16(bitcast<f32>(F32_INF));
-    return select(inf, -inf, v < 0.0);
-}
 
 // Stages the k-step at k0: x's [BM, BK] tile from row m0 as hi and lo
 // halves, and w's [BN, BK] tile from row n0.
@@ -84,9 +72,9 @@ fn stage(m0: u32, n0: u32, k0: u32, li: u32) {
         if (col < k) {
             v = x[min(m0 + r, m - 1u) * k + col];
         }
-        let hi = narrow(v);
-        xh[r * SA + c] = hi;
-        xl[r * SA + c] = narrow(v - f32(hi));
+        let xs = split_f16(v);
+        xh[r * SA + c] = xs.x;
+        xl[r * SA + c] = xs.y;
     }
     for (var i = li; i < BN * BK; i += WG) {
         let r = i / BK;
@@ -96,7 +84,8 @@ fn stage(m0: u32, n0: u32, k0: u32, li: u32) {
         if (col < k) {
             v = load_w(min(n0 + r, n - 1u) * k + col);
         }
-        ws[r * SA + c] = narrow(v);
+        // Exact in f16 for bf16 and f16 weights in f16's normal range.
+        ws[r * SA + c] = split_f16(v).x;
     }
 }
 

@@ -8,114 +8,15 @@
 #![cfg(feature = "wgpu")]
 
 use tensor::Backend;
-use tensor::cpu::attention;
-use tensor::cpu::attention::AttnDims;
-use tensor::testing::rng::Rng;
-use tensor::testing::tolerance::{AttnStats, GPU_ATTENTION};
-use tensor::wgpu::attention::{AttnRows, AttnTiles, attention_rows_with, attention_tiled_with};
-use tensor::wgpu::{WgpuBackend, gpu_or_skip};
+use tensor::testing::tolerance::AttnStats;
+use tensor::wgpu::attention::{AttnRows, AttnTiles, attention_tiled_with};
+use tensor::wgpu::gpu_or_skip;
 
 mod wgpu_common;
-use wgpu_common::{down, nan_out, up};
+use wgpu_common::{nan_out, up};
 
-// --------------------------------------------------------------- attention
-
-#[derive(Clone, Copy, Debug)]
-struct AttnCase {
-    t: usize,
-    s: usize,
-    kv_len: usize,
-    h: usize,
-    h_kv: usize,
-    hd: usize,
-    causal: bool,
-}
-
-fn attn_run(be: &WgpuBackend, c: AttnCase) -> AttnStats {
-    attn_run_nan(be, c, None, Kernel::Backend)
-}
-
-/// The kernel [`attn_run_nan`] runs.
-#[derive(Clone, Copy, Debug)]
-enum Kernel {
-    /// The backend's choice (`Backend::attention`).
-    Backend,
-    /// The tiled kernel with this plan (`attention_tiled_with`).
-    Tiled(AttnTiles),
-    /// The rows kernel with this plan (`attention_rows_with`).
-    Rows(AttnRows),
-}
-
-/// Which input of [`attn_run_nan`] gets a NaN row.
-#[derive(Clone, Copy, Debug)]
-enum NanIn {
-    K,
-    V,
-}
-
-/// One attention case against the reference. Rows `kv_len..s` of k and v
-/// hold NaN (they must not be read); `nan` also puts NaN in row `j <
-/// kv_len` of k or v (every kv head), which the reference spreads to the
-/// rows that see key `j` and to no other.
-/// `kernel`: the backend's choice or a forced kernel and plan.
-fn attn_run_nan(
-    be: &WgpuBackend,
-    c: AttnCase,
-    nan: Option<(NanIn, usize)>,
-    kernel: Kernel,
-) -> AttnStats {
-    let case = match nan {
-        None => format!("{c:?}"),
-        Some(n) => format!("{c:?} nan {n:?}"),
-    };
-    // The inputs depend on the case only, not on the kernel.
-    let label = match kernel {
-        Kernel::Backend => case.clone(),
-        _ => format!("{case} {kernel:?}"),
-    };
-    let mut rng = Rng::for_case("wgpu_attention", &case);
-    let q = rng.vec(c.t * c.h * c.hd, 1.0);
-    let mut k = rng.vec(c.s * c.h_kv * c.hd, 1.0);
-    let mut v = rng.vec(c.s * c.h_kv * c.hd, 1.0);
-    let row = c.h_kv * c.hd;
-    k[c.kv_len * row..].fill(f32::NAN);
-    v[c.kv_len * row..].fill(f32::NAN);
-    match nan {
-        Some((NanIn::K, j)) => k[j * row..][..row].fill(f32::NAN),
-        Some((NanIn::V, j)) => v[j * row..][..row].fill(f32::NAN),
-        None => {}
-    }
-    let scale = 1.0 / (c.hd as f32).sqrt();
-    let mut out = nan_out(be, &[c.t, c.h, c.hd]);
-    let (tq, tk, tv) = (
-        up(be, &q, &[c.t, c.h, c.hd]),
-        up(be, &k, &[c.s, c.h_kv, c.hd]),
-        up(be, &v, &[c.s, c.h_kv, c.hd]),
-    );
-    match kernel {
-        Kernel::Tiled(p) => {
-            attention_tiled_with(be, &tq, &tk, &tv, c.kv_len, c.causal, scale, &mut out, p)
-        }
-        Kernel::Rows(p) => {
-            attention_rows_with(be, &tq, &tk, &tv, c.kv_len, c.causal, scale, &mut out, p)
-        }
-        Kernel::Backend => be.attention(&tq, &tk, &tv, c.kv_len, c.causal, scale, &mut out),
-    }
-    .unwrap_or_else(|e| panic!("{label}: {e}"));
-    let dims = AttnDims {
-        t: c.t,
-        h: c.h,
-        h_kv: c.h_kv,
-        hd: c.hd,
-        kv_len: c.kv_len,
-        causal: c.causal,
-        scale,
-    };
-    let r = attention::reference::attention(&q, &k, &v, dims);
-    GPU_ATTENTION
-        .check(&down(be, &out), &r.out, &r.mag)
-        .unwrap_or_else(|e| panic!("{label}: {e:?}"))
-}
+mod attention_cases;
+use attention_cases::{AttnCase, HEADS, Kernel, NanIn, attn_run, attn_run_nan, edge_sweep};
 
 #[test]
 fn wgpu_attention() {
@@ -205,51 +106,6 @@ fn wgpu_attention() {
         worst.max_abs,
         worst.nmse
     );
-}
-
-/// (query heads, kv heads) taken in turn by the edge tests: GQA ratios
-/// 1, 2, 2 and 4.
-const HEADS: [(usize, usize); 4] = [(1, 1), (4, 2), (16, 8), (8, 2)];
-
-/// The edge sweep of one plan: for each `t` in `ts`, causal with kv_len = t
-/// and with a prefix, bidirectional with kv_len = t and kv_len ≠ t (kv_len
-/// off the `bkv` key-block grid), GQA ratios taken in turn from `i`.
-/// Returns the number of cases run.
-fn edge_sweep(
-    be: &WgpuBackend,
-    hd: usize,
-    i: usize,
-    ts: &[usize],
-    bkv: usize,
-    kernel: Kernel,
-    worst: &mut AttnStats,
-) -> usize {
-    let odd = |x: usize| if x.is_multiple_of(bkv) { x + 1 } else { x };
-    let mut n = 0;
-    for (j, &t) in ts.iter().enumerate() {
-        let (h, h_kv) = HEADS[(i + j) % HEADS.len()];
-        for (causal, kv_len) in [
-            (true, t),
-            (true, odd(t + bkv + 3)),
-            (false, t),
-            (false, odd(2 * bkv + 5)),
-        ] {
-            let c = AttnCase {
-                t,
-                s: kv_len + 3,
-                kv_len,
-                h,
-                h_kv,
-                hd,
-                causal,
-            };
-            let st = attn_run_nan(be, c, None, kernel);
-            worst.max_abs = worst.max_abs.max(st.max_abs);
-            worst.nmse = worst.nmse.max(st.nmse);
-            n += 1;
-        }
-    }
-    n
 }
 
 /// The tiled kernel (t > 1) on edge shapes around its blocks: t ∈ {1, 2,

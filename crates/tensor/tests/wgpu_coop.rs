@@ -1,20 +1,33 @@
-//! The tensor-core GEMM (`shaders/matmul/matmul_coop.wgsl`,
-//! `kernels/matmul.md`) against the f64 reference: every subgroup grid at
-//! its edges, the automatic choice, non-finite and out-of-range inputs, the
-//! start-up self-check, and the errors where it cannot run. Tolerance:
-//! `testing::tolerance::GPU_MATMUL`, plus the bound of
-//! `matmul_wgpu_coop_edges`. Skips without an adapter that has cooperative
-//! matrices unless `LFM_REQUIRE_COOP=1` (`.ci/lavapipe-coop` sets it).
+//! The tensor-core kernels against the f64 references: the GEMM
+//! (`shaders/matmul/matmul_coop.wgsl`, `kernels/matmul.md`) and the
+//! bidirectional attention (`shaders/attention/attention_coop.wgsl`,
+//! `kernels/attention.md`): every subgroup grid or plan at its edges, the
+//! automatic choice, non-finite and out-of-range inputs, the start-up
+//! self-checks, and the errors where they cannot run. Tolerances:
+//! `testing::tolerance::GPU_MATMUL` (plus the bound of
+//! `matmul_wgpu_coop_edges`) and `GPU_ATTENTION`. Skips without an adapter
+//! that has cooperative matrices unless `LFM_REQUIRE_COOP=1`
+//! (`.ci/lavapipe-coop` sets it).
 #![cfg(feature = "wgpu")]
 
+mod attention_cases;
 mod matmul_cases;
+mod wgpu_common;
 
+use attention_cases::{AttnCase, Kernel, NanIn, attn_run, attn_run_nan, edge_sweep};
 use half::{bf16, f16};
 use matmul_cases::{BASE, Case, DTYPES, Worst, run};
+use tensor::testing::tolerance::AttnStats;
+use tensor::wgpu::attention::{AttnRows, attention_rows_with};
+use tensor::wgpu::attention_coop::{
+    AttnCoop, SELF_CHECK_HD, attention_coop_with, coop_attention_plan,
+    self_check as attention_self_check,
+};
 use tensor::wgpu::coop::{COOP_GRIDS, COOP_MIN_M, coop_applies, coop_gemm, self_check};
 use tensor::wgpu::matmul::{GEMM_SMALL, coop_with, gemm_with};
 use tensor::wgpu::{WgpuBackend, gpu_or_skip};
 use tensor::{Backend, DType, HostData, Shape};
+use wgpu_common::{down, nan_out, up};
 
 /// The tensor-core GEMM's backend, or `None` (skip) where the adapter has no
 /// cooperative matrices; `LFM_REQUIRE_COOP=1` makes that a failure (CI sets
@@ -231,5 +244,223 @@ fn matmul_wgpu_coop_self_check_tells_exact_from_wrong() {
             coop_with(&be, x, w, Some(b), y, (c.sgm, c.sgn))
         })
         .expect("the tensor-core GEMM passes");
+    }
+}
+
+// ------------------------------------------------------------- attention
+
+/// The device's subgroup size and fragment side (coop devices only).
+fn sg_cm(be: &WgpuBackend) -> (u32, u32) {
+    let dev = be.device();
+    (
+        dev.subgroup_size.expect("fixed subgroups"),
+        dev.coop_fragment.expect("coop"),
+    )
+}
+
+/// The tensor-core attention on every plan the device fits, at its edges:
+/// t ∈ {2, BQ − 1, BQ, BQ + 1, 100} (BQ query rows per workgroup),
+/// kv_len = t, kv_len off the key-block grid and kv_len = 1; head widths
+/// 1 (all padding), 8, 40, 64 and 72 (the towers'), 128 (the most it
+/// takes); GQA ratios 1, 2 and 4 in turn; rows of k and v past kv_len
+/// hold NaN. Tolerance `GPU_ATTENTION`, as for the f32 kernels.
+#[test]
+fn attention_wgpu_coop_edges() {
+    let Some(be) = coop_or_skip() else { return };
+    let (sg, cm) = sg_cm(&be);
+    let limits = &be.device().limits;
+    let mut worst = AttnStats::default();
+    let mut n = 0;
+    let mut plans_run = Vec::new();
+    for (i, hd) in [1, 8, 40, 64, 72, 128].into_iter().enumerate() {
+        for (ns, kf) in AttnCoop::PLANS {
+            let plan = AttnCoop::with_plan(hd, cm, ns, kf).expect("a plan");
+            if !plan.fits(limits, sg) {
+                continue;
+            }
+            plans_run.push((hd, ns, kf));
+            let bq = plan.rows() as usize;
+            let ts: Vec<usize> = [2, bq - 1, bq, bq + 1, 100]
+                .into_iter()
+                .filter(|&t| t >= 2)
+                .collect();
+            let bkv = plan.bkv() as usize;
+            n += edge_sweep(&be, hd, i, &ts, bkv, Kernel::Coop(plan), &mut worst);
+        }
+    }
+    // Every width gets the preferred plan's fallbacks at least.
+    for hd in [1, 8, 40, 64, 72, 128] {
+        assert!(
+            plans_run.iter().any(|p| p.0 == hd),
+            "hd {hd}: no plan fits {}",
+            be.describe()
+        );
+    }
+    println!(
+        "tensor-core attention on {}: {n} cases, plans (hd, subgroups, key fragments) \
+         {plans_run:?}, worst |x-r| = {:.3e}, worst NMSE = {:.3e}",
+        be.describe(),
+        worst.max_abs,
+        worst.nmse
+    );
+}
+
+/// The backend takes the tensor-core attention for bidirectional calls
+/// with t > 1 only (causal prefill keeps the rows kernel, decode its own),
+/// with results within tolerance on the towers' shapes.
+#[test]
+fn attention_wgpu_coop_choice() {
+    let Some(be) = coop_or_skip() else { return };
+    let (_, cm) = sg_cm(&be);
+    assert!(coop_attention_plan(&be, 2, 64, false).is_some());
+    assert!(coop_attention_plan(&be, 1024, 72, false).is_some());
+    assert!(coop_attention_plan(&be, 1024, 64, true).is_none());
+    assert!(coop_attention_plan(&be, 1, 64, false).is_none());
+    assert!(coop_attention_plan(&be, 64, 129, false).is_none());
+    let mut worst = AttnStats::default();
+    for (t, h, hd) in [(256, 12, 64), (100, 16, 72)] {
+        let c = AttnCase {
+            t,
+            s: t,
+            kv_len: t,
+            h,
+            h_kv: h,
+            hd,
+            causal: false,
+        };
+        let st = attn_run(&be, c);
+        worst.max_abs = worst.max_abs.max(st.max_abs);
+        worst.nmse = worst.nmse.max(st.nmse);
+    }
+    println!(
+        "tensor-core attention (backend's choice) on {}: worst |x-r| = {:.3e}, NMSE = {:.3e}",
+        be.describe(),
+        worst.max_abs,
+        worst.nmse
+    );
+    // The kernel that ran, from the profiler.
+    let prof = be.clone().with_profiling();
+    for (t, causal, want) in [
+        (40, false, format!("attention_coop{cm}_f32_f32")),
+        (40, true, "attention_rows_f32_f32".to_string()),
+        (1, false, "attention_decode_f32_f32".to_string()),
+    ] {
+        let q = prof.zeros(DType::F32, Shape::from([t, 2, 64])).expect("q");
+        let kv = prof
+            .zeros(DType::F32, Shape::from([40, 2, 64]))
+            .expect("kv");
+        let mut out = prof
+            .zeros(DType::F32, Shape::from([t, 2, 64]))
+            .expect("out");
+        prof.attention(&q, &kv, &kv, 40, causal, 0.125, &mut out)
+            .expect("attention");
+        prof.sync().expect("sync");
+        let ops: Vec<String> = prof.profile().iter().map(|o| o.op.to_string()).collect();
+        assert_eq!(ops, [want], "t = {t}, causal {causal}");
+    }
+}
+
+/// NaN in a visible k row makes every row NaN, in a visible v row that
+/// column of every row, as the reference says (bidirectional: every row
+/// sees every key); values f16 cannot carry make their row non-finite
+/// (never a silently wrong finite number) and leave the others alone.
+#[test]
+fn attention_wgpu_coop_non_finite_and_out_of_range() {
+    let Some(be) = coop_or_skip() else { return };
+    let (sg, cm) = sg_cm(&be);
+    let plan = AttnCoop::new(64, cm, sg, &be.device().limits).expect("plan");
+    let c = AttnCase {
+        t: 40,
+        s: 53,
+        kv_len: 50,
+        h: 4,
+        h_kv: 2,
+        hd: 64,
+        causal: false,
+    };
+    for which in [NanIn::K, NanIn::V] {
+        for j in [0, 30, 49] {
+            attn_run_nan(&be, c, Some((which, j)), Kernel::Coop(plan));
+        }
+    }
+    // q is carried scaled by scale·log2 e (0.18 here): 1e6 and −6e5 are
+    // beyond f16's 65504 after it, −7e4 is not (and must stay finite).
+    let (t, hd) = (33, 64);
+    for bad in [f32::INFINITY, 1e6, -6e5, -7e4] {
+        let mut q = vec![0.25f32; t * hd];
+        q[hd / 2] = bad; // row 0 only
+        let kv: Vec<f32> = (0..t * hd).map(|i| ((i % 7) as f32 - 3.0) / 4.0).collect();
+        let q = up(&be, &q, &[t, 1, hd]);
+        let kv = up(&be, &kv, &[t, 1, hd]);
+        let mut out = be.zeros(DType::F32, Shape::from([t, 1, hd])).expect("out");
+        attention_coop_with(&be, &q, &kv, &kv, t, false, 0.125, &mut out, plan).expect("attend");
+        let y = down(&be, &out);
+        let beyond = (bad * 0.125 * std::f32::consts::LOG2_E).abs() > 65504.0;
+        assert!(
+            y[..hd].iter().all(|v| v.is_finite() != beyond),
+            "q = {bad}: row 0 must be {}, got {:?}",
+            if beyond { "non-finite" } else { "finite" },
+            &y[..4]
+        );
+        assert!(
+            y[hd..].iter().all(|v| v.is_finite()),
+            "q = {bad}: other rows stay finite"
+        );
+    }
+}
+
+/// Where it cannot run, forcing the tensor-core attention is an error (not
+/// a panic): no cooperative matrices, a causal call, a plan for another
+/// head width or fragment side.
+#[test]
+fn attention_wgpu_coop_refused_where_it_cannot_run() {
+    let Some(be) = gpu_or_skip() else { return };
+    let q = up(&be, &[0.5; 2 * 64], &[2, 1, 64]);
+    let run = |plan: AttnCoop, causal: bool| {
+        let mut out = nan_out(&be, &[2, 1, 64]);
+        attention_coop_with(&be, &q, &q, &q, 2, causal, 0.125, &mut out, plan)
+    };
+    let dev = be.device();
+    let Some((sg, cm)) = dev.subgroup_size.zip(dev.coop_fragment) else {
+        let plan = AttnCoop::with_plan(64, 16, 2, 2).expect("plan");
+        assert!(run(plan, false).is_err());
+        return;
+    };
+    let plan = AttnCoop::new(64, cm, sg, &dev.limits).expect("plan");
+    assert!(run(plan, false).is_ok());
+    assert!(run(plan, true).is_err(), "causal");
+    let other = AttnCoop::with_plan(72, cm, plan.ns, plan.kf).expect("plan");
+    assert!(run(other, false).is_err(), "head width");
+    let side = AttnCoop::with_plan(64, 24 - cm, plan.ns, plan.kf).expect("plan");
+    assert!(run(side, false).is_err(), "fragment side");
+}
+
+/// The start-up self-check passes the f32 rows kernel and the tensor-core
+/// kernel, and fails a kernel whose q lost its low f16 half (as one
+/// without the split would).
+#[test]
+fn attention_wgpu_coop_self_check_tells_exact_from_wrong() {
+    let Some(be) = gpu_or_skip() else { return };
+    let rows = |q: &_, k: &_, v: &_, kv_len, scale, out: &mut _| {
+        let plan = AttnRows::new(SELF_CHECK_HD, &be.device().limits).expect("plan");
+        attention_rows_with(&be, q, k, v, kv_len, false, scale, out, plan)
+    };
+    attention_self_check(&be, &rows).expect("the rows kernel passes");
+    let rounded = attention_self_check(&be, &|q, k, v, kv_len, scale, out| {
+        let host = be.download_f32(q)?;
+        let halves: Vec<f32> = host.iter().map(|&x| f16::from_f32(x).to_f32()).collect();
+        let qr = be.upload(HostData::f32(&halves), q.shape().clone())?;
+        rows(&qr, k, v, kv_len, scale, out)
+    });
+    let e = rounded.expect_err("q rounded to f16 must fail").to_string();
+    assert!(e.contains("self-check"), "{e}");
+    let dev = be.device();
+    if let Some((sg, cm)) = dev.subgroup_size.zip(dev.coop_fragment) {
+        let plan = AttnCoop::new(SELF_CHECK_HD, cm, sg, &dev.limits).expect("plan");
+        attention_self_check(&be, &|q, k, v, kv_len, scale, out| {
+            attention_coop_with(&be, q, k, v, kv_len, false, scale, out, plan)
+        })
+        .expect("the tensor-core attention passes");
+        assert!(dev.coop_attention, "the backend's own check passed too");
     }
 }

@@ -391,6 +391,31 @@ fn wgsl_attention_rows_plans_match_host() {
     }
 }
 
+/// Writes naga's SPIR-V of `id` with the override `constants` applied to `path`.
+fn write_spv(
+    id: ShaderId,
+    module: &naga::Module,
+    info: &naga::valid::ModuleInfo,
+    constants: &[(&'static str, u32)],
+    path: &std::path::Path,
+) {
+    let stage = (naga::ShaderStage::Compute, id.entry_point());
+    let (module, info) = with_overrides(id, module, info, constants);
+    let options = naga::back::spv::Options {
+        lang_version: (1, 5),
+        flags: naga::back::spv::WriterFlags::empty(),
+        ..Default::default()
+    };
+    let pipeline = naga::back::spv::PipelineOptions {
+        shader_stage: stage.0,
+        entry_point: stage.1.into(),
+    };
+    let words = naga::back::spv::write_vec(&module, &info, &options, Some(&pipeline))
+        .unwrap_or_else(|e| panic!("{id} {constants:?}: {e}"));
+    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    std::fs::write(path, bytes).expect("write spv");
+}
+
 /// naga's SPIR-V of the tensor-core GEMM, for every subgroup grid at both
 /// fragment sides on 32-wide subgroups, written to
 /// `CARGO_TARGET_TMPDIR/spv/`: `.ci/lavapipe-coop` runs `spirv-val` on it
@@ -410,25 +435,36 @@ fn wgsl_coop_spirv_is_written() {
         let (module, info) = shaders::validate(id, richest().0, richest().1).expect("valid");
         for (sgm, sgn) in COOP_GRIDS {
             let c = CoopGemm { cm, sgm, sgn };
-            let stage = (naga::ShaderStage::Compute, id.entry_point());
-            let (module, info) = with_overrides(id, &module, &info, &c.constants(32));
-            let options = naga::back::spv::Options {
-                lang_version: (1, 5),
-                flags: naga::back::spv::WriterFlags::empty(),
-                ..Default::default()
-            };
-            let pipeline = naga::back::spv::PipelineOptions {
-                shader_stage: stage.0,
-                entry_point: stage.1.into(),
-            };
-            let words = naga::back::spv::write_vec(&module, &info, &options, Some(&pipeline))
-                .unwrap_or_else(|e| panic!("{id} {c:?}: {e}"));
-            let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
             let path = dir.join(format!("{}_{sgm}x{sgn}.spv", id.label()));
-            std::fs::write(&path, bytes).expect("write spv");
+            write_spv(id, &module, &info, &c.constants(32), &path);
             written += 1;
         }
     }
-    assert_eq!(written, 4 * COOP_GRIDS.len());
+    // The tensor-core attention, every plan, at the towers' head widths.
+    use tensor::wgpu::attention_coop::AttnCoop;
+    for (id, cm) in [
+        (ShaderId::AttentionCoop16F32F32, 16),
+        (ShaderId::AttentionCoop8F32F32, 8),
+    ] {
+        let (module, info) = shaders::validate(id, richest().0, richest().1).expect("valid");
+        for hd in [64, 72] {
+            for (ns, kf) in AttnCoop::PLANS {
+                let p = AttnCoop::with_plan(hd, cm, ns, kf).expect("plan");
+                let name = format!("{}_hd{hd}_{ns}x{kf}", id.label());
+                write_spv(
+                    id,
+                    &module,
+                    &info,
+                    &p.constants(32),
+                    &dir.join(name + ".spv"),
+                );
+                written += 1;
+            }
+        }
+    }
+    assert_eq!(
+        written,
+        4 * COOP_GRIDS.len() + 2 * 2 * AttnCoop::PLANS.len()
+    );
     println!("{written} SPIR-V modules in {}", dir.display());
 }

@@ -13,6 +13,7 @@
 //!
 //! Tolerance: `testing::tolerance::GPU_ATTENTION`.
 
+use super::attention_coop::{self, AttnCoop, coop_attention_plan};
 use super::ops::{groups, u32_of};
 use super::shaders::ShaderId;
 use super::uniforms::AttnParams;
@@ -212,10 +213,11 @@ impl AttnTiles {
     }
 }
 
-/// Environment variable picking the attention kernel for t > 1: `rows`
-/// (`attention/rows.wgsl`, the default where it applies) or `tiled`
-/// (`attention/attention_tiled.wgsl`). For A/B runs on a GPU; read once,
-/// ignored with a warning when malformed.
+/// Environment variable picking the attention kernel for t > 1: `coop`
+/// (`attention/attention_coop.wgsl`, the default for bidirectional calls
+/// where it applies), `rows` (`attention/rows.wgsl`, the default elsewhere
+/// where it applies) or `tiled` (`attention/attention_tiled.wgsl`). For
+/// A/B runs on a GPU; read once, ignored with a warning when malformed.
 pub const ATTN_KERNEL_ENV: &str = "LFM_WGPU_ATTN_KERNEL";
 
 /// Environment variable naming the plan of the rows kernel to try first,
@@ -226,6 +228,9 @@ pub const ATTN_ROWS_ENV: &str = "LFM_WGPU_ATTN_ROWS";
 /// The attention kernels for t > 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AttnKernel {
+    /// `attention/attention_coop.wgsl` (bidirectional, cooperative
+    /// matrices: [`super::attention_coop`]).
+    Coop,
     /// `attention/rows.wgsl` (hd % 4 = 0, hd ≤ [`AttnRows::MAX_HD`]).
     Rows,
     /// `attention/attention_tiled.wgsl` (any hd ≤ [`ATTN_MAX_HD`]).
@@ -233,15 +238,16 @@ pub enum AttnKernel {
 }
 
 /// The kernel of [`ATTN_KERNEL_ENV`], read once.
-fn attn_kernel_env() -> Option<AttnKernel> {
+pub(super) fn attn_kernel_env() -> Option<AttnKernel> {
     static KERNEL: std::sync::OnceLock<Option<AttnKernel>> = std::sync::OnceLock::new();
     *KERNEL.get_or_init(|| {
         let v = std::env::var(ATTN_KERNEL_ENV).ok()?;
         match v.trim() {
+            "coop" => Some(AttnKernel::Coop),
             "rows" => Some(AttnKernel::Rows),
             "tiled" => Some(AttnKernel::Tiled),
             _ => {
-                tracing::warn!("{ATTN_KERNEL_ENV}={v:?} is not rows or tiled: ignored");
+                tracing::warn!("{ATTN_KERNEL_ENV}={v:?} is not coop, rows or tiled: ignored");
                 None
             }
         }
@@ -415,6 +421,7 @@ impl AttnRows {
 enum AttnPlan {
     Tiled(AttnTiles),
     Rows(AttnRows),
+    Coop(AttnCoop),
 }
 
 /// See [`crate::Backend::attention`].
@@ -490,6 +497,32 @@ pub fn attention_rows_with(
     )
 }
 
+/// [`super::attention_coop::attention_coop_with`]'s body.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn attention_forced_coop(
+    be: &WgpuBackend,
+    q: &T,
+    k: &T,
+    v: &T,
+    kv_len: usize,
+    causal: bool,
+    scale: f32,
+    out: &mut T,
+    plan: AttnCoop,
+) -> Result<()> {
+    attention_impl(
+        be,
+        q,
+        k,
+        v,
+        kv_len,
+        causal,
+        scale,
+        out,
+        Some(AttnPlan::Coop(plan)),
+    )
+}
+
 #[allow(clippy::too_many_arguments)]
 fn attention_impl(
     be: &WgpuBackend,
@@ -554,14 +587,37 @@ fn attention_impl(
             }
             Some(AttnPlan::Rows(rows))
         }
+        Some(AttnPlan::Coop(plan)) => {
+            let dev = be.device();
+            let Some((cm, sg)) = dev.coop_fragment.zip(dev.subgroup_size) else {
+                return Err(TensorError::Gpu {
+                    what: "attention",
+                    detail: format!("{} has no cooperative matrices", dev.describe()),
+                });
+            };
+            if causal {
+                return Err(TensorError::Gpu {
+                    what: "attention",
+                    detail: "the tensor-core kernel is bidirectional only".into(),
+                });
+            }
+            if plan.cm != cm
+                || AttnCoop::with_plan(hd, cm, plan.ns, plan.kf) != Some(plan)
+                || !plan.fits(limits, sg)
+            {
+                return Err(misfit(format!("{plan:?}")));
+            }
+            Some(AttnPlan::Coop(plan))
+        }
         None if t > 1 => {
             let rows = match attn_kernel_env() {
                 Some(AttnKernel::Tiled) => None,
                 _ => AttnRows::for_shape(hd, limits),
             };
-            match rows {
-                Some(rows) => Some(AttnPlan::Rows(rows)),
-                None => AttnTiles::for_shape(hd, t, h, limits).map(AttnPlan::Tiled),
+            match (coop_attention_plan(be, t, hd, causal), rows) {
+                (Some(plan), _) => Some(AttnPlan::Coop(plan)),
+                (None, Some(rows)) => Some(AttnPlan::Rows(rows)),
+                (None, None) => AttnTiles::for_shape(hd, t, h, limits).map(AttnPlan::Tiled),
             }
         }
         None => None,
@@ -575,6 +631,7 @@ fn attention_impl(
             groups: groups(be, t.div_ceil(tiles.bq() as usize) as u64 * h as u64)?,
             host: None,
         }),
+        Some(AttnPlan::Coop(plan)) => attention_coop::record(be, &p, &buffers, plan),
         Some(AttnPlan::Rows(rows)) => be.record(&Dispatch {
             shader: ShaderId::AttentionRowsF32F32,
             constants: &rows.constants(),

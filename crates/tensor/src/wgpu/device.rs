@@ -43,6 +43,10 @@ pub struct GpuDevice {
     /// uses (16 or 8: f16 × f16 + f32 of that square size), where the
     /// feature was granted. `None`: the GEMM stays on the f32 kernel.
     pub coop_fragment: Option<u32>,
+    /// Whether bidirectional attention runs on the cooperative matrices
+    /// too (`attention_coop.wgsl`): set with `coop_fragment`, cleared where
+    /// its start-up self-check fails.
+    pub coop_attention: bool,
 }
 
 impl GpuDevice {
@@ -133,6 +137,7 @@ impl GpuDevice {
             downlevel,
             subgroup_size,
             coop_fragment,
+            coop_attention: coop_fragment.is_some(),
         })
     }
 

@@ -40,6 +40,7 @@ const WEIGHTS_F32: ShaderFile = shader_file!("matmul/weights_f32.wgsl");
 const MATMUL: ShaderFile = shader_file!("matmul/matmul.wgsl");
 const COOP8: ShaderFile = shader_file!("matmul/coop8.wgsl");
 const COOP16: ShaderFile = shader_file!("matmul/coop16.wgsl");
+const SPLIT_F16: ShaderFile = shader_file!("common/split_f16.wgsl");
 const MATMUL_COOP: ShaderFile = shader_file!("matmul/matmul_coop.wgsl");
 const GEMV: ShaderFile = shader_file!("matmul/gemv.wgsl");
 const GEMV_X8: ShaderFile = shader_file!("matmul/gemv_x8.wgsl");
@@ -79,6 +80,7 @@ const ATTENTION_DECODE: ShaderFile = shader_file!("attention/decode.wgsl");
 const ATTENTION: ShaderFile = shader_file!("attention/attention.wgsl");
 const ATTENTION_TILED: ShaderFile = shader_file!("attention/attention_tiled.wgsl");
 const ATTENTION_ROWS: ShaderFile = shader_file!("attention/rows.wgsl");
+const ATTENTION_COOP: ShaderFile = shader_file!("attention/attention_coop.wgsl");
 
 /// A compute pipeline's WGSL source: `{op}_{in}_{out}` (STYLE.md §3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -162,11 +164,16 @@ pub enum ShaderId {
     /// GQA attention, one query row per thread, key blocks in workgroup
     /// memory, hd % 4 = 0 and hd ≤ 128: t > 1 (f32).
     AttentionRowsF32F32,
+    /// Bidirectional attention on cooperative matrices, 8 × 8 × 8 f16
+    /// fragments: t > 1 (f32 in and out, operands split in f16 halves).
+    AttentionCoop8F32F32,
+    /// Bidirectional attention on cooperative matrices, 16 × 16 × 16.
+    AttentionCoop16F32F32,
 }
 
 impl ShaderId {
     /// Every registered shader.
-    pub const ALL: [ShaderId; 36] = [
+    pub const ALL: [ShaderId; 38] = [
         ShaderId::MatmulBf16F32,
         ShaderId::MatmulF16F32,
         ShaderId::MatmulF32F32,
@@ -203,6 +210,8 @@ impl ShaderId {
         ShaderId::AttentionDecodeF32F32,
         ShaderId::AttentionTiledF32F32,
         ShaderId::AttentionRowsF32F32,
+        ShaderId::AttentionCoop8F32F32,
+        ShaderId::AttentionCoop16F32F32,
     ];
 
     /// Pipeline and shader-module label, e.g. `"matmul_bf16_f32"`.
@@ -244,6 +253,8 @@ impl ShaderId {
             ShaderId::AttentionDecodeF32F32 => "attention_decode_f32_f32",
             ShaderId::AttentionTiledF32F32 => "attention_tiled_f32_f32",
             ShaderId::AttentionRowsF32F32 => "attention_rows_f32_f32",
+            ShaderId::AttentionCoop8F32F32 => "attention_coop8_f32_f32",
+            ShaderId::AttentionCoop16F32F32 => "attention_coop16_f32_f32",
         }
     }
 
@@ -258,10 +269,21 @@ impl ShaderId {
             ShaderId::MatmulBf16F32 => &[BF16, MATMUL_IO, WEIGHTS_BF16, MATMUL],
             ShaderId::MatmulF16F32 => &[MATMUL_IO, WEIGHTS_F16, MATMUL],
             ShaderId::MatmulF32F32 => &[MATMUL_IO, WEIGHTS_F32, MATMUL],
-            ShaderId::MatmulCoop8Bf16F32 => &[COOP8, BF16, MATMUL_IO, WEIGHTS_BF16, MATMUL_COOP],
-            ShaderId::MatmulCoop16Bf16F32 => &[COOP16, BF16, MATMUL_IO, WEIGHTS_BF16, MATMUL_COOP],
-            ShaderId::MatmulCoop8F16F32 => &[COOP8, MATMUL_IO, WEIGHTS_F16, MATMUL_COOP],
-            ShaderId::MatmulCoop16F16F32 => &[COOP16, MATMUL_IO, WEIGHTS_F16, MATMUL_COOP],
+            ShaderId::MatmulCoop8Bf16F32 => {
+                &[COOP8, SPLIT_F16, BF16, MATMUL_IO, WEIGHTS_BF16, MATMUL_COOP]
+            }
+            ShaderId::MatmulCoop16Bf16F32 => &[
+                COOP16,
+                SPLIT_F16,
+                BF16,
+                MATMUL_IO,
+                WEIGHTS_BF16,
+                MATMUL_COOP,
+            ],
+            ShaderId::MatmulCoop8F16F32 => &[COOP8, SPLIT_F16, MATMUL_IO, WEIGHTS_F16, MATMUL_COOP],
+            ShaderId::MatmulCoop16F16F32 => {
+                &[COOP16, SPLIT_F16, MATMUL_IO, WEIGHTS_F16, MATMUL_COOP]
+            }
             ShaderId::GemvBf16F32 => &[BF16, MATMUL_IO, WEIGHTS_BF16, GEMV],
             ShaderId::GemvF16F32 => &[MATMUL_IO, WEIGHTS_F16, GEMV],
             ShaderId::GemvF32F32 => &[MATMUL_IO, WEIGHTS_F32, GEMV],
@@ -291,6 +313,20 @@ impl ShaderId {
             ShaderId::AttentionDecodeF32F32 => &[ATTENTION_PARAMS, ATTENTION_DECODE],
             ShaderId::AttentionTiledF32F32 => &[ATTENTION_PARAMS, ATTENTION_IO, ATTENTION_TILED],
             ShaderId::AttentionRowsF32F32 => &[ATTENTION_PARAMS, ATTENTION_ROWS],
+            ShaderId::AttentionCoop8F32F32 => &[
+                COOP8,
+                SPLIT_F16,
+                ATTENTION_PARAMS,
+                ATTENTION_IO,
+                ATTENTION_COOP,
+            ],
+            ShaderId::AttentionCoop16F32F32 => &[
+                COOP16,
+                SPLIT_F16,
+                ATTENTION_PARAMS,
+                ATTENTION_IO,
+                ATTENTION_COOP,
+            ],
         }
     }
 
@@ -303,7 +339,9 @@ impl ShaderId {
             ShaderId::MatmulCoop8Bf16F32
             | ShaderId::MatmulCoop16Bf16F32
             | ShaderId::MatmulCoop8F16F32
-            | ShaderId::MatmulCoop16F16F32 => wgpu::Features::SUBGROUP
+            | ShaderId::MatmulCoop16F16F32
+            | ShaderId::AttentionCoop8F32F32
+            | ShaderId::AttentionCoop16F32F32 => wgpu::Features::SUBGROUP
                 .union(wgpu::Features::SHADER_F16)
                 .union(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX),
             _ => wgpu::Features::empty(),
