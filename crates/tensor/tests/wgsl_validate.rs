@@ -155,6 +155,7 @@ fn wgsl_uniform_layouts_match_rust_mirrors() {
 #[test]
 fn wgsl_matmul_constants_match_host() {
     use tensor::wgpu::attention::{AttnRows, AttnTiles};
+    use tensor::wgpu::attention_coop::AttnCoop;
     use tensor::wgpu::coop::CoopGemm;
     use tensor::wgpu::matmul::{GEMM_VARIANTS, GemvKind, gemv_constants};
     for id in ShaderId::ALL {
@@ -179,6 +180,9 @@ fn wgsl_matmul_constants_match_host() {
         } else if id == ShaderId::AttentionRowsF32F32 {
             let plan = AttnRows::new(64, &wgpu::Limits::default()).expect("fits");
             plan.constants().iter().map(|c| c.0).collect()
+        } else if id.label().starts_with("attention_coop") {
+            let plan = AttnCoop::with_plan(64, 16, 2, 2).expect("plan");
+            plan.constants(32).iter().map(|c| c.0).collect()
         } else if id.label().starts_with("matmul_coop") {
             let c = CoopGemm {
                 cm: 16,
@@ -304,6 +308,32 @@ fn wgsl_coop_gemm_fits_its_limits() {
                 let (size, bytes) = workgroup_of(&module);
                 assert_eq!(size, [c.threads(sg), 1, 1], "{id} {c:?} sg {sg}");
                 assert_eq!(bytes, c.workgroup_bytes(), "{id} {c:?}: workgroup memory");
+            }
+        }
+    }
+}
+
+/// The tensor-core attention's plans at both fragment sides, with their
+/// override constants applied for 32- and 8-wide subgroups (where the
+/// fragment fits the subgroup): the workgroup size and memory are the
+/// host's `threads()` and `shared_bytes()` (what `AttnCoop::fits` checks).
+#[test]
+fn wgsl_coop_attention_fits_its_limits() {
+    use tensor::wgpu::attention_coop::AttnCoop;
+    for (id, cm) in [
+        (ShaderId::AttentionCoop16F32F32, 16),
+        (ShaderId::AttentionCoop8F32F32, 8),
+    ] {
+        let (module, info) = shaders::validate(id, richest().0, richest().1).expect("valid");
+        for hd in [1, 40, 64, 72, 128] {
+            for (ns, kf) in AttnCoop::PLANS {
+                let p = AttnCoop::with_plan(hd, cm, ns, kf).expect("plan");
+                for sg in [32, 8].into_iter().filter(|&sg| sg >= cm) {
+                    let (module, _) = with_overrides(id, &module, &info, &p.constants(sg));
+                    let (size, bytes) = workgroup_of(&module);
+                    assert_eq!(size, [p.threads(sg), 1, 1], "{id} hd {hd} {p:?} sg {sg}");
+                    assert_eq!(bytes, p.shared_bytes(), "{id} hd {hd} {p:?}: memory");
+                }
             }
         }
     }
