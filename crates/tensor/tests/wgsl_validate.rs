@@ -421,35 +421,59 @@ fn wgsl_attention_rows_plans_match_host() {
     }
 }
 
-/// Writes naga's SPIR-V of `id` with the override `constants` applied to `path`.
+/// Writes naga's SPIR-V of `id` with the override `constants` applied, as
+/// wgpu's Vulkan backend asks naga for it on a Vulkan 1.3 device (SPIR-V
+/// 1.6, indices restricted, workgroup memory zeroed, loops bounded), twice:
+/// with storage-buffer accesses unchecked (a device with
+/// robustBufferAccess2, as NVIDIA's) to `{stem}.spv` and restricted to
+/// `{stem}_restrict.spv`. naga's bounds-check code is where its writer
+/// panicked on an earlier version of attention_coop.wgsl. Returns the
+/// number of files written.
 fn write_spv(
     id: ShaderId,
     module: &naga::Module,
     info: &naga::valid::ModuleInfo,
     constants: &[(&'static str, u32)],
-    path: &std::path::Path,
-) {
+    dir: &std::path::Path,
+    stem: &str,
+) -> usize {
+    use naga::proc::{BoundsCheckPolicies, BoundsCheckPolicy as P};
     let stage = (naga::ShaderStage::Compute, id.entry_point());
     let (module, info) = with_overrides(id, module, info, constants);
-    let options = naga::back::spv::Options {
-        lang_version: (1, 5),
-        flags: naga::back::spv::WriterFlags::empty(),
-        ..Default::default()
-    };
     let pipeline = naga::back::spv::PipelineOptions {
         shader_stage: stage.0,
         entry_point: stage.1.into(),
     };
-    let words = naga::back::spv::write_vec(&module, &info, &options, Some(&pipeline))
-        .unwrap_or_else(|e| panic!("{id} {constants:?}: {e}"));
-    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-    std::fs::write(path, bytes).expect("write spv");
+    let mut n = 0;
+    for (buffer, suffix) in [(P::Unchecked, ""), (P::Restrict, "_restrict")] {
+        let options = naga::back::spv::Options {
+            lang_version: (1, 6),
+            flags: naga::back::spv::WriterFlags::empty(),
+            bounds_check_policies: BoundsCheckPolicies {
+                index: P::Restrict,
+                buffer,
+                image_load: P::Restrict,
+                binding_array: P::Unchecked,
+            },
+            zero_initialize_workgroup_memory:
+                naga::back::spv::ZeroInitializeWorkgroupMemoryMode::Native,
+            force_loop_bounding: true,
+            ..Default::default()
+        };
+        let words = naga::back::spv::write_vec(&module, &info, &options, Some(&pipeline))
+            .unwrap_or_else(|e| panic!("{id} {constants:?}: {e}"));
+        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        std::fs::write(dir.join(format!("{stem}{suffix}.spv")), bytes).expect("write spv");
+        n += 1;
+    }
+    n
 }
 
-/// naga's SPIR-V of the tensor-core GEMM, for every subgroup grid at both
-/// fragment sides on 32-wide subgroups, written to
-/// `CARGO_TARGET_TMPDIR/spv/`: `.ci/lavapipe-coop` runs `spirv-val` on it
-/// (no adapter in CI runs the 16 × 16 variants an NVIDIA GPU takes).
+/// naga's SPIR-V of the tensor-core kernels on 32-wide subgroups, at both
+/// fragment sides: the GEMM on every subgroup grid, the attention on every
+/// plan at hd 64 and 72; written to `CARGO_TARGET_TMPDIR/spv/`:
+/// `.ci/lavapipe-coop` runs `spirv-val` on it (no adapter in CI runs the
+/// 16 × 16 variants an NVIDIA GPU takes).
 #[test]
 fn wgsl_coop_spirv_is_written() {
     use tensor::wgpu::coop::{COOP_GRIDS, CoopGemm};
@@ -465,9 +489,8 @@ fn wgsl_coop_spirv_is_written() {
         let (module, info) = shaders::validate(id, richest().0, richest().1).expect("valid");
         for (sgm, sgn) in COOP_GRIDS {
             let c = CoopGemm { cm, sgm, sgn };
-            let path = dir.join(format!("{}_{sgm}x{sgn}.spv", id.label()));
-            write_spv(id, &module, &info, &c.constants(32), &path);
-            written += 1;
+            let stem = format!("{}_{sgm}x{sgn}", id.label());
+            written += write_spv(id, &module, &info, &c.constants(32), &dir, &stem);
         }
     }
     // The tensor-core attention, every plan, at the towers' head widths.
@@ -480,21 +503,14 @@ fn wgsl_coop_spirv_is_written() {
         for hd in [64, 72] {
             for (ns, kf) in AttnCoop::PLANS {
                 let p = AttnCoop::with_plan(hd, cm, ns, kf).expect("plan");
-                let name = format!("{}_hd{hd}_{ns}x{kf}", id.label());
-                write_spv(
-                    id,
-                    &module,
-                    &info,
-                    &p.constants(32),
-                    &dir.join(name + ".spv"),
-                );
-                written += 1;
+                let stem = format!("{}_hd{hd}_{ns}x{kf}", id.label());
+                written += write_spv(id, &module, &info, &p.constants(32), &dir, &stem);
             }
         }
     }
     assert_eq!(
         written,
-        4 * COOP_GRIDS.len() + 2 * 2 * AttnCoop::PLANS.len()
+        2 * (4 * COOP_GRIDS.len() + 2 * 2 * AttnCoop::PLANS.len())
     );
     println!("{written} SPIR-V modules in {}", dir.display());
 }

@@ -217,7 +217,10 @@ pub fn self_check(be: &WgpuBackend, attend: &AttendFn<'_>) -> Result<()> {
         .iter()
         .zip(&want)
         .enumerate()
-        .filter(|(_, (g, w))| !((**g - **w).abs() <= 1e-5))
+        .filter(|(_, (g, w))| {
+            let err = (**g - **w).abs();
+            err.is_nan() || err > 1e-5
+        })
         .map(|(i, (g, w))| (i, *g, *w))
         .collect();
     if wrong.is_empty() {

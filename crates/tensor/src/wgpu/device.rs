@@ -6,9 +6,10 @@
 //! device is asked for optional features where the adapter has them
 //! (timestamp queries for profiling; subgroups, unless
 //! `LFM_WGPU_NO_SUBGROUPS=1`; cooperative matrices with `shader-f16`, for
-//! the tensor-core GEMM, where the adapter multiplies 16 × 16 × 16 or
-//! 8 × 8 × 8 f16 fragments into f32 and has a fixed subgroup size, unless
-//! `LFM_WGPU_NO_COOP=1`) and for WebGPU's default limits, except the
+//! the tensor-core GEMM and attention, where the adapter multiplies
+//! 16 × 16 × 16 or 8 × 8 × 8 f16 fragments into f32 and has a fixed
+//! subgroup size, unless `LFM_WGPU_NO_COOP=1`; where the device refuses
+//! them, one without is opened) and for WebGPU's default limits, except the
 //! buffer-size limits, which are raised to the adapter's so that large
 //! weight matrices (65536 × 1024 bf16 = 128 MiB) fit in one binding, and
 //! the workgroup memory, which larger attention tiles use.
@@ -21,7 +22,7 @@ pub const ADAPTER_ENV: &str = "LFM_WGPU_ADAPTER";
 /// kernel then takes its workgroup-memory fallback.
 pub const NO_SUBGROUPS_ENV: &str = "LFM_WGPU_NO_SUBGROUPS";
 /// Environment variable that keeps cooperative matrices off (`1`): the
-/// GEMM then runs on the tiled f32 kernel only.
+/// GEMM then runs on the tiled f32 kernel only, attention on the rows one.
 pub const NO_COOP_ENV: &str = "LFM_WGPU_NO_COOP";
 
 /// An opened device with the facts kernels size themselves by.
@@ -39,9 +40,10 @@ pub struct GpuDevice {
     /// size is fixed (min = max): the kernels that map rows to subgroups
     /// need it exact. `None`: they take their fallbacks.
     pub subgroup_size: Option<u32>,
-    /// The side of the cooperative-matrix fragments the tensor-core GEMM
-    /// uses (16 or 8: f16 × f16 + f32 of that square size), where the
-    /// feature was granted. `None`: the GEMM stays on the f32 kernel.
+    /// The side of the cooperative-matrix fragments the tensor-core kernels
+    /// use (16 or 8: f16 × f16 + f32 of that square size), where the
+    /// feature was granted. `None`: the GEMM stays on the f32 kernel and
+    /// attention on the SIMT ones.
     pub coop_fragment: Option<u32>,
     /// Whether bidirectional attention runs on the cooperative matrices
     /// too (`attention_coop.wgsl`): set with `coop_fragment`, cleared where
@@ -90,32 +92,49 @@ impl GpuDevice {
             .filter(|_| features.contains(COOP_FEATURES))
             .filter(|_| !std::env::var(NO_COOP_ENV).is_ok_and(|v| v == "1"));
         if coop_fragment.is_none() {
-            // Only the tensor-core GEMM needs shader-f16.
+            // Only the tensor-core kernels need shader-f16.
             features.remove(
                 wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX | wgpu::Features::SHADER_F16,
             );
         }
         let experimental_features = if coop_fragment.is_some() {
             // SAFETY: wgpu marks its cooperative-matrix support experimental
-            // ("may contain UB-containing bugs"). We use it in one kernel,
-            // `matmul_coop.wgsl`, validated by naga, on the configurations
-            // the adapter reports, and tested against the f64 reference
-            // wherever an adapter has it; `LFM_WGPU_NO_COOP=1` turns it off.
+            // ("may contain UB-containing bugs"). We use it in two kernels,
+            // `matmul_coop.wgsl` and `attention_coop.wgsl`, validated by
+            // naga, on the configurations the adapter reports, tested
+            // against the f64 references wherever an adapter has them and
+            // self-checked at start-up; `LFM_WGPU_NO_COOP=1` turns it off.
             unsafe { wgpu::ExperimentalFeatures::enabled() }
         } else {
             wgpu::ExperimentalFeatures::disabled()
         };
         let downlevel = adapter.get_downlevel_capabilities().flags;
         let limits = required_limits(&adapter.limits());
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("lfm2vl"),
-            required_features: features,
-            required_limits: limits.clone(),
-            memory_hints: wgpu::MemoryHints::Performance,
-            experimental_features,
-            ..Default::default()
-        }))
-        .map_err(|e| TensorError::Gpu {
+        let request = |features, experimental_features| {
+            pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+                label: Some("lfm2vl"),
+                required_features: features,
+                required_limits: limits.clone(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                experimental_features,
+                ..Default::default()
+            }))
+        };
+        let mut coop_fragment = coop_fragment;
+        let opened = match request(features, experimental_features) {
+            // The experimental feature is the likeliest cause: once more
+            // without it (the f32 kernels then run).
+            Err(e) if coop_fragment.is_some() => {
+                tracing::warn!(error = %e, "device with cooperative matrices refused; opening one without");
+                coop_fragment = None;
+                features.remove(
+                    wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX | wgpu::Features::SHADER_F16,
+                );
+                request(features, wgpu::ExperimentalFeatures::disabled())
+            }
+            other => other,
+        };
+        let (device, queue) = opened.map_err(|e| TensorError::Gpu {
             what: "request_device",
             detail: e.to_string(),
         })?;
@@ -175,7 +194,8 @@ fn pick_by_name(instance: &wgpu::Instance, want: &str) -> Result<wgpu::Adapter> 
         })
 }
 
-/// The features the tensor-core GEMM needs together (`matmul_coop.wgsl`).
+/// The features the tensor-core kernels need together (`matmul_coop.wgsl`,
+/// `attention_coop.wgsl`).
 pub const COOP_FEATURES: wgpu::Features = wgpu::Features::SUBGROUP
     .union(wgpu::Features::SHADER_F16)
     .union(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX);
@@ -195,7 +215,7 @@ pub fn required_features(adapter: wgpu::Features) -> wgpu::Features {
             | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
 }
 
-/// The fragment side the tensor-core GEMM runs with, among the adapter's
+/// The fragment side the tensor-core kernels run with, among the adapter's
 /// cooperative-matrix configurations: 16 where it multiplies 16 × 16 × 16
 /// f16 fragments into f32 (NVIDIA), else 8 for 8 × 8 × 8 (Apple, lavapipe).
 /// naga writes square fragments only.

@@ -462,12 +462,14 @@ impl Backend for WgpuBackend {
     type Storage = WgpuStorage;
 
     fn describe(&self) -> String {
-        match self.gpu.dev.coop_fragment {
+        let dev = &self.gpu.dev;
+        match dev.coop_fragment {
             Some(s) => format!(
-                "wgpu ({}; tensor-core GEMM on {s}x{s}x{s} f16 fragments)",
-                self.gpu.dev.describe()
+                "wgpu ({}; tensor-core GEMM{} on {s}x{s}x{s} f16 fragments)",
+                dev.describe(),
+                if dev.coop_attention { " and attention" } else { "" }
             ),
-            None => format!("wgpu ({})", self.gpu.dev.describe()),
+            None => format!("wgpu ({})", dev.describe()),
         }
     }
 
