@@ -182,7 +182,11 @@ fn wgsl_matmul_constants_match_host() {
             plan.constants().iter().map(|c| c.0).collect()
         } else if id.label().starts_with("attention_coop") {
             let plan = AttnCoop::with_plan(64, 16, 2, 2).expect("plan");
-            plan.constants(32).iter().map(|c| c.0).collect()
+            if id.label().contains("split") {
+                plan.split_constants().iter().map(|c| c.0).collect()
+            } else {
+                plan.constants(32).iter().map(|c| c.0).collect()
+            }
         } else if id.label().starts_with("matmul_coop") {
             let c = CoopGemm {
                 cm: 16,
@@ -320,11 +324,21 @@ fn wgsl_coop_gemm_fits_its_limits() {
 #[test]
 fn wgsl_coop_attention_fits_its_limits() {
     use tensor::wgpu::attention_coop::AttnCoop;
-    for (id, cm) in [
-        (ShaderId::AttentionCoop16F32F32, 16),
-        (ShaderId::AttentionCoop8F32F32, 8),
+    for (id, split, cm) in [
+        (
+            ShaderId::AttentionCoop16F32F32,
+            ShaderId::AttentionCoopSplit16F32F16,
+            16,
+        ),
+        (
+            ShaderId::AttentionCoop8F32F32,
+            ShaderId::AttentionCoopSplit8F32F16,
+            8,
+        ),
     ] {
         let (module, info) = shaders::validate(id, richest().0, richest().1).expect("valid");
+        let (split_module, split_info) =
+            shaders::validate(split, richest().0, richest().1).expect("valid");
         for hd in [1, 40, 64, 72, 128] {
             for (ns, kf) in AttnCoop::PLANS {
                 let p = AttnCoop::with_plan(hd, cm, ns, kf).expect("plan");
@@ -334,6 +348,10 @@ fn wgsl_coop_attention_fits_its_limits() {
                     assert_eq!(size, [p.threads(sg), 1, 1], "{id} hd {hd} {p:?} sg {sg}");
                     assert_eq!(bytes, p.shared_bytes(), "{id} hd {hd} {p:?}: memory");
                 }
+                let constants = p.split_constants();
+                let (m, _) = with_overrides(split, &split_module, &split_info, &constants);
+                let wg = constants.iter().find(|c| c.0 == "WG").expect("WG").1;
+                assert_eq!(workgroup_of(&m), ([wg, 1, 1], 0), "{split} {p:?}");
             }
         }
     }
@@ -493,24 +511,26 @@ fn wgsl_coop_spirv_is_written() {
             written += write_spv(id, &module, &info, &c.constants(32), &dir, &stem);
         }
     }
-    // The tensor-core attention, every plan, at the towers' head widths.
+    // The tensor-core attention's two passes, every plan, at the towers'
+    // head widths.
     use tensor::wgpu::attention_coop::AttnCoop;
-    for (id, cm) in [
-        (ShaderId::AttentionCoop16F32F32, 16),
-        (ShaderId::AttentionCoop8F32F32, 8),
-    ] {
-        let (module, info) = shaders::validate(id, richest().0, richest().1).expect("valid");
+    for cm in [16, 8] {
         for hd in [64, 72] {
             for (ns, kf) in AttnCoop::PLANS {
                 let p = AttnCoop::with_plan(hd, cm, ns, kf).expect("plan");
-                let stem = format!("{}_hd{hd}_{ns}x{kf}", id.label());
-                written += write_spv(id, &module, &info, &p.constants(32), &dir, &stem);
+                let (split, attend) = p.shaders();
+                for (id, constants) in [(split, p.split_constants()), (attend, p.constants(32))] {
+                    let (module, info) =
+                        shaders::validate(id, richest().0, richest().1).expect("valid");
+                    let stem = format!("{}_hd{hd}_{ns}x{kf}", id.label());
+                    written += write_spv(id, &module, &info, &constants, &dir, &stem);
+                }
             }
         }
     }
     assert_eq!(
         written,
-        2 * (4 * COOP_GRIDS.len() + 2 * 2 * AttnCoop::PLANS.len())
+        2 * (4 * COOP_GRIDS.len() + 2 * 2 * 2 * AttnCoop::PLANS.len())
     );
     println!("{written} SPIR-V modules in {}", dir.display());
 }

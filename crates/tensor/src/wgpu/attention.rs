@@ -571,6 +571,11 @@ fn attention_impl(
         what: "attention",
         detail: format!("{what} does not fit hd {hd} on this device"),
     };
+    // The tensor-core kernel's scratch must fit one binding.
+    let scratch_fits = |c: AttnCoop| {
+        let bytes = 2 * c.scratch_len(t, h, kv_len, h_kv);
+        bytes <= limits.max_storage_buffer_binding_size && bytes <= limits.max_buffer_size
+    };
     let plan = match forced {
         Some(AttnPlan::Tiled(tiles)) => {
             if !tiles.valid_for(hd, limits) {
@@ -604,6 +609,7 @@ fn attention_impl(
             if plan.cm != cm
                 || AttnCoop::with_plan(hd, cm, plan.ns, plan.kf) != Some(plan)
                 || !plan.fits(limits, sg)
+                || !scratch_fits(plan)
             {
                 return Err(misfit(format!("{plan:?}")));
             }
@@ -614,7 +620,8 @@ fn attention_impl(
                 Some(AttnKernel::Tiled) => None,
                 _ => AttnRows::for_shape(hd, limits),
             };
-            match (coop_attention_plan(be, t, hd, causal), rows) {
+            let coop = coop_attention_plan(be, t, hd, causal).filter(|&c| scratch_fits(c));
+            match (coop, rows) {
                 (Some(plan), _) => Some(AttnPlan::Coop(plan)),
                 (None, Some(rows)) => Some(AttnPlan::Rows(rows)),
                 (None, None) => AttnTiles::for_shape(hd, t, h, limits).map(AttnPlan::Tiled),
@@ -631,7 +638,15 @@ fn attention_impl(
             groups: groups(be, t.div_ceil(tiles.bq() as usize) as u64 * h as u64)?,
             host: None,
         }),
-        Some(AttnPlan::Coop(plan)) => attention_coop::record(be, &p, &buffers, plan),
+        Some(AttnPlan::Coop(plan)) => attention_coop::record(
+            be,
+            &p,
+            q.storage().buffer(),
+            k.storage().buffer(),
+            v.storage().buffer(),
+            out.storage().buffer(),
+            plan,
+        ),
         Some(AttnPlan::Rows(rows)) => be.record(&Dispatch {
             shader: ShaderId::AttentionRowsF32F32,
             constants: &rows.constants(),

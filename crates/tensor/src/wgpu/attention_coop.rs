@@ -20,30 +20,34 @@ use crate::{Backend, DType, HostData, Result, Shape, Tensor, TensorError};
 
 type T = Tensor<WgpuBackend>;
 
-/// Plan of `attention_coop.wgsl` (its override constants with the
-/// device's subgroup size): a workgroup of `ns` subgroups owns `ns · cm`
-/// query rows of one head (`cm` per subgroup) and walks the keys in blocks
-/// of `kf · cm`; head rows are padded with zeros to `df · cm`.
+/// Plan of the two passes (`coop_split.wgsl`, `attention_coop.wgsl`; their
+/// override constants, with the device's subgroup size): a workgroup of
+/// `ns` subgroups owns `ns · cm` query rows of one head (`cm` per
+/// subgroup) and walks the keys in blocks of `kf · cm`; head rows are
+/// padded with zeros to `df · cm`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AttnCoop {
     /// Fragment side (the device's [`super::device::GpuDevice::coop_fragment`]).
     pub cm: u32,
     /// Subgroups per workgroup (`NS`).
     pub ns: u32,
-    /// Key fragments per block (`KF`).
+    /// Key fragments per block, 1 or 2 (`KF`).
     pub kf: u32,
     /// Head-width fragments, `ceil(hd / cm)` (`DF`).
     pub df: u32,
 }
 
+/// Threads per workgroup of the split pass.
+const SPLIT_WG: u32 = 256;
+
 impl AttnCoop {
     /// Largest head width the kernel takes.
     pub const MAX_HD: usize = 128;
 
-    /// (subgroups, key fragments), most preferred first: two subgroups and
-    /// 32-key blocks (16 × 16 fragments) fit hd 64 in 45 KiB, under
-    /// NVIDIA's 48 KiB; hd 72 takes 16-key blocks there (38 KiB).
-    pub const PLANS: [(u32, u32); 4] = [(2, 2), (2, 1), (1, 2), (1, 1)];
+    /// (subgroups, key fragments), most preferred first: four subgroups
+    /// and 32-key blocks (16 × 16 fragments) fit hd 64 in 36 KiB and hd 72
+    /// in 40 KiB, under NVIDIA's 48 KiB; hd 128 takes 16-key blocks there.
+    pub const PLANS: [(u32, u32); 6] = [(4, 2), (4, 1), (2, 2), (2, 1), (1, 2), (1, 1)];
 
     /// The plan `(ns, kf)` for head width `hd` on `cm`-wide fragments, if
     /// the kernel takes them (not checked against a device: see
@@ -52,7 +56,7 @@ impl AttnCoop {
         if hd == 0 || hd > Self::MAX_HD || !matches!(cm, 8 | 16) {
             return None;
         }
-        if !(1..=4).contains(&ns) || !(1..=4).contains(&kf) {
+        if !(1..=4).contains(&ns) || !(1..=2).contains(&kf) {
             return None;
         }
         Some(AttnCoop {
@@ -82,26 +86,29 @@ impl AttnCoop {
         self.kf * self.cm
     }
 
+    /// Padded head width (`DP`).
+    pub fn dp(self) -> u32 {
+        self.df * self.cm
+    }
+
     /// Threads per workgroup on a device whose subgroups are `sg` wide.
     pub fn threads(self, sg: u32) -> u32 {
         sg * self.ns
     }
 
-    /// Bytes of workgroup memory: q, k and v split in f16 (rows of
-    /// `df·cm + 8`), p split in f16 (rows of `bkv + 8`), the scores and
-    /// the output accumulator in f32 (rows of `bkv + 4` and `df·cm + 4`).
+    /// Bytes of workgroup memory: p split in f16 (rows of `bkv + 8`), the
+    /// scores and the output accumulator in f32 (rows of `bkv + 4` and
+    /// `df·cm + 4`).
     pub fn shared_bytes(self) -> u32 {
         let (bq, bkv) = (self.rows(), self.bkv());
-        let dp = self.df * self.cm;
-        let f16s = 2 * bq * (dp + 8) + 4 * bkv * (dp + 8) + 2 * bq * (bkv + 8);
-        let f32s = bq * (bkv + 4) + bq * (dp + 4);
-        2 * f16s + 4 * f32s
+        // ps (f16), then ss and os (f32).
+        2 * (2 * bq * (bkv + 8)) + 4 * (bq * (bkv + 4) + bq * (self.dp() + 4))
     }
 
     /// Whether a device with `limits` and `sg`-wide subgroups can run it:
     /// the softmax gives each row `sg / cm` lanes of a subgroup.
     pub fn fits(self, limits: &wgpu::Limits, sg: u32) -> bool {
-        let t = self.threads(sg);
+        let t = self.threads(sg).max(SPLIT_WG);
         sg >= self.cm
             && sg.is_multiple_of(self.cm)
             && t <= limits.max_compute_invocations_per_workgroup
@@ -109,7 +116,22 @@ impl AttnCoop {
             && self.shared_bytes() <= limits.max_compute_workgroup_storage_size
     }
 
-    /// Override constants on a device whose subgroups are `sg` wide.
+    /// f16 elements of the scratch for `t` query rows of `h` heads and
+    /// `kv_len` keys of `h_kv` heads (`coop_layout.wgsl`): q, k and v,
+    /// each in two halves, rows padded to whole blocks.
+    pub fn scratch_len(self, t: usize, h: usize, kv_len: usize, h_kv: usize) -> u64 {
+        let (bq, bkv, dp) = (
+            u64::from(self.rows()),
+            u64::from(self.bkv()),
+            u64::from(self.dp()),
+        );
+        let tp = (t as u64).div_ceil(bq) * bq;
+        let kp = (kv_len as u64).div_ceil(bkv) * bkv;
+        2 * h as u64 * tp * dp + 4 * h_kv as u64 * kp * dp
+    }
+
+    /// Override constants of the attention pass on a device whose
+    /// subgroups are `sg` wide.
     pub fn constants(self, sg: u32) -> [(&'static str, u32); 4] {
         [
             ("SG", sg),
@@ -119,12 +141,28 @@ impl AttnCoop {
         ]
     }
 
-    /// The shader of this fragment side.
-    pub fn shader(self) -> ShaderId {
+    /// Override constants of the split pass.
+    pub fn split_constants(self) -> [(&'static str, u32); 4] {
+        [
+            ("WG", SPLIT_WG),
+            ("NS", self.ns),
+            ("KF", self.kf),
+            ("DF", self.df),
+        ]
+    }
+
+    /// The shaders of this fragment side: (split pass, attention pass).
+    pub fn shaders(self) -> (ShaderId, ShaderId) {
         if self.cm == 16 {
-            ShaderId::AttentionCoop16F32F32
+            (
+                ShaderId::AttentionCoopSplit16F32F16,
+                ShaderId::AttentionCoop16F32F32,
+            )
         } else {
-            ShaderId::AttentionCoop8F32F32
+            (
+                ShaderId::AttentionCoopSplit8F32F16,
+                ShaderId::AttentionCoop8F32F32,
+            )
         }
     }
 }
@@ -150,22 +188,52 @@ pub fn coop_attention_plan(
 }
 
 /// Records one call with `plan` (the caller has checked the shapes and
-/// that the plan fits).
+/// that the plan fits): the split pass into the backend's scratch, then
+/// the attention pass.
 pub(super) fn record(
     be: &WgpuBackend,
     p: &AttnParams,
-    buffers: &[(u32, &wgpu::Buffer)],
+    q: &wgpu::Buffer,
+    k: &wgpu::Buffer,
+    v: &wgpu::Buffer,
+    out: &wgpu::Buffer,
     plan: AttnCoop,
 ) -> Result<()> {
+    let (t, h, kv_len, h_kv) = (
+        p.t as usize,
+        p.h as usize,
+        p.kv_len as usize,
+        p.h_kv as usize,
+    );
+    let len = plan.scratch_len(t, h, kv_len, h_kv);
+    if u32::try_from(len).is_err() {
+        return Err(TensorError::Gpu {
+            what: "attention",
+            detail: format!("a scratch of {len} f16 overflows the shaders' u32 indexing"),
+        });
+    }
     let sg = be.device().subgroup_size.unwrap_or(0);
+    let (split, attend) = plan.shaders();
     let blocks = u64::from(p.t.div_ceil(plan.rows())) * u64::from(p.h);
-    be.record(&Dispatch {
-        shader: plan.shader(),
-        constants: &plan.constants(sg),
-        params: bytemuck::bytes_of(p),
-        buffers,
-        groups: groups(be, blocks)?,
-        host: None,
+    be.with_scratch(2 * len, |scratch| {
+        // The split pass: one thread per padded element of q, k and v
+        // (each writes its two halves).
+        be.record(&Dispatch {
+            shader: split,
+            constants: &plan.split_constants(),
+            params: bytemuck::bytes_of(p),
+            buffers: &[(1, q), (2, k), (3, v), (5, scratch)],
+            groups: groups(be, (len / 2).div_ceil(u64::from(SPLIT_WG)))?,
+            host: None,
+        })?;
+        be.record(&Dispatch {
+            shader: attend,
+            constants: &plan.constants(sg),
+            params: bytemuck::bytes_of(p),
+            buffers: &[(4, out), (5, scratch)],
+            groups: groups(be, blocks)?,
+            host: None,
+        })
     })
 }
 
@@ -274,23 +342,31 @@ mod tests {
         };
         // 450M vision tower (hd 64) and 1.6B (hd 72) on an NVIDIA GPU.
         let p = AttnCoop::new(64, 16, 32, &big).expect("plan");
-        assert_eq!((p.ns, p.kf, p.df, p.rows(), p.bkv()), (2, 2, 4, 32, 32));
-        // q 2·32·72, k and v 4·32·72, p 2·32·40 f16; s 32·36, o 32·68 f32.
+        assert_eq!((p.ns, p.kf, p.df, p.rows(), p.bkv()), (4, 2, 4, 64, 32));
+        // p 2·64·40 f16; s 64·36 and o 64·68 f32.
         assert_eq!(
             p.shared_bytes(),
-            2 * (2 * 32 * 72 + 4 * 32 * 72 + 2 * 32 * 40) + 4 * (32 * 36 + 32 * 68)
+            2 * (2 * 64 * 40) + 4 * (64 * 36 + 64 * 68)
         );
         let p = AttnCoop::new(72, 16, 32, &big).expect("plan");
-        assert_eq!((p.ns, p.kf, p.df), (2, 1, 5));
+        assert_eq!((p.ns, p.kf, p.df), (4, 2, 5));
         assert!(p.shared_bytes() <= 48 << 10);
+        let p = AttnCoop::new(128, 16, 32, &big).expect("plan");
+        assert_eq!((p.ns, p.kf, p.df), (4, 1, 8));
         // Subgroups narrower than a fragment, or not a multiple of it.
         assert_eq!(AttnCoop::new(64, 16, 8, &big), None);
         assert_eq!(AttnCoop::new(64, 16, 24, &big), None);
-        // 8-wide fragments fit WebGPU's 16 KiB at hd 64.
+        // 8-wide fragments on 8-wide subgroups fit WebGPU's 16 KiB.
         let p = AttnCoop::new(64, 8, 8, &wgpu::Limits::default()).expect("plan");
-        assert!(p.shared_bytes() <= 16 << 10, "{p:?}");
+        assert_eq!((p.ns, p.kf), (4, 2));
         assert_eq!(AttnCoop::with_plan(129, 16, 2, 2), None);
         assert_eq!(AttnCoop::with_plan(0, 16, 2, 2), None);
         assert_eq!(AttnCoop::with_plan(64, 32, 2, 2), None);
+        assert_eq!(AttnCoop::with_plan(64, 16, 2, 3), None);
+        // Scratch: q 2·12·1024·64, k and v 4·12·1024·64 halves (450M tower);
+        // t = 100 pads to 128 rows, kv_len = 33 to 64 keys.
+        let p = AttnCoop::with_plan(64, 16, 4, 2).expect("plan");
+        assert_eq!(p.scratch_len(1024, 12, 1024, 12), 6 * 12 * 1024 * 64);
+        assert_eq!(p.scratch_len(100, 2, 33, 1), 2 * 2 * 128 * 64 + 4 * 64 * 64);
     }
 }

@@ -108,6 +108,9 @@ struct Gpu {
     staging: Mutex<Option<wgpu::Buffer>>,
     /// Reused host buffer for rope's cos/sin table.
     rope_table: Mutex<Vec<f32>>,
+    /// The tensor-core attention's scratch (grown on demand, see
+    /// [`WgpuBackend::with_scratch`]).
+    scratch: Mutex<Option<wgpu::Buffer>>,
     /// Errors the device reported outside an error scope.
     errors: Arc<Mutex<Vec<String>>>,
     /// Profiling's query set and buffers (devices with timestamp queries).
@@ -216,6 +219,7 @@ impl WgpuBackend {
                 placeholder,
                 staging: Mutex::default(),
                 rope_table: Mutex::default(),
+                scratch: Mutex::default(),
                 errors,
                 timestamps,
                 waited_ns: AtomicU64::new(0),
@@ -407,6 +411,28 @@ impl WgpuBackend {
         Ok(buffer)
     }
 
+    /// Runs `f` (which records dispatches) with a device buffer of at least
+    /// `bytes` for a kernel's intermediate data: one buffer shared by every
+    /// call that asks, grown on demand (one allocation for a tower's
+    /// attention over a whole image). The buffer stays locked while `f`
+    /// records, so that another thread's dispatches cannot land between
+    /// the ones that write and read it; dispatches recorded later are
+    /// ordered after them by wgpu.
+    pub(crate) fn with_scratch<R>(
+        &self,
+        bytes: u64,
+        f: impl FnOnce(&wgpu::Buffer) -> Result<R>,
+    ) -> Result<R> {
+        let mut slot = lock(&self.gpu.scratch, "scratch")?;
+        let buffer = match slot.take() {
+            Some(b) if b.size() >= bytes => b,
+            _ => self.alloc(bytes, "scratch", false)?,
+        };
+        let r = f(&buffer);
+        *slot = Some(buffer);
+        r
+    }
+
     /// Copies `t` into the staging buffer and returns `f` of its padded
     /// bytes (read in place from the mapped staging buffer, no copy).
     fn read_back<R>(&self, t: &WgpuStorage, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
@@ -467,7 +493,11 @@ impl Backend for WgpuBackend {
             Some(s) => format!(
                 "wgpu ({}; tensor-core GEMM{} on {s}x{s}x{s} f16 fragments)",
                 dev.describe(),
-                if dev.coop_attention { " and attention" } else { "" }
+                if dev.coop_attention {
+                    " and attention"
+                } else {
+                    ""
+                }
             ),
             None => format!("wgpu ({})", dev.describe()),
         }

@@ -81,6 +81,8 @@ const ATTENTION: ShaderFile = shader_file!("attention/attention.wgsl");
 const ATTENTION_TILED: ShaderFile = shader_file!("attention/attention_tiled.wgsl");
 const ATTENTION_ROWS: ShaderFile = shader_file!("attention/rows.wgsl");
 const ATTENTION_COOP: ShaderFile = shader_file!("attention/attention_coop.wgsl");
+const ATTENTION_COOP_LAYOUT: ShaderFile = shader_file!("attention/coop_layout.wgsl");
+const ATTENTION_COOP_SPLIT: ShaderFile = shader_file!("attention/coop_split.wgsl");
 
 /// A compute pipeline's WGSL source: `{op}_{in}_{out}` (STYLE.md §3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -165,15 +167,20 @@ pub enum ShaderId {
     /// memory, hd % 4 = 0 and hd ≤ 128: t > 1 (f32).
     AttentionRowsF32F32,
     /// Bidirectional attention on cooperative matrices, 8 × 8 × 8 f16
-    /// fragments: t > 1 (f32 in and out, operands split in f16 halves).
+    /// fragments: t > 1 (f32 out; q, k, v from the split pass's scratch).
     AttentionCoop8F32F32,
     /// Bidirectional attention on cooperative matrices, 16 × 16 × 16.
     AttentionCoop16F32F32,
+    /// The tensor-core attention's first pass: q, k, v (f32) into f16
+    /// halves in its scratch, laid out for 8 × 8 × 8 fragments.
+    AttentionCoopSplit8F32F16,
+    /// The first pass for 16 × 16 × 16 fragments.
+    AttentionCoopSplit16F32F16,
 }
 
 impl ShaderId {
     /// Every registered shader.
-    pub const ALL: [ShaderId; 38] = [
+    pub const ALL: [ShaderId; 40] = [
         ShaderId::MatmulBf16F32,
         ShaderId::MatmulF16F32,
         ShaderId::MatmulF32F32,
@@ -212,6 +219,8 @@ impl ShaderId {
         ShaderId::AttentionRowsF32F32,
         ShaderId::AttentionCoop8F32F32,
         ShaderId::AttentionCoop16F32F32,
+        ShaderId::AttentionCoopSplit8F32F16,
+        ShaderId::AttentionCoopSplit16F32F16,
     ];
 
     /// Pipeline and shader-module label, e.g. `"matmul_bf16_f32"`.
@@ -255,6 +264,8 @@ impl ShaderId {
             ShaderId::AttentionRowsF32F32 => "attention_rows_f32_f32",
             ShaderId::AttentionCoop8F32F32 => "attention_coop8_f32_f32",
             ShaderId::AttentionCoop16F32F32 => "attention_coop16_f32_f32",
+            ShaderId::AttentionCoopSplit8F32F16 => "attention_coop8_split_f32_f16",
+            ShaderId::AttentionCoopSplit16F32F16 => "attention_coop16_split_f32_f16",
         }
     }
 
@@ -318,14 +329,32 @@ impl ShaderId {
                 SPLIT_F16,
                 ATTENTION_PARAMS,
                 ATTENTION_IO,
+                ATTENTION_COOP_LAYOUT,
                 ATTENTION_COOP,
+            ],
+            ShaderId::AttentionCoopSplit8F32F16 => &[
+                COOP8,
+                SPLIT_F16,
+                ATTENTION_PARAMS,
+                ATTENTION_IO,
+                ATTENTION_COOP_LAYOUT,
+                ATTENTION_COOP_SPLIT,
             ],
             ShaderId::AttentionCoop16F32F32 => &[
                 COOP16,
                 SPLIT_F16,
                 ATTENTION_PARAMS,
                 ATTENTION_IO,
+                ATTENTION_COOP_LAYOUT,
                 ATTENTION_COOP,
+            ],
+            ShaderId::AttentionCoopSplit16F32F16 => &[
+                COOP16,
+                SPLIT_F16,
+                ATTENTION_PARAMS,
+                ATTENTION_IO,
+                ATTENTION_COOP_LAYOUT,
+                ATTENTION_COOP_SPLIT,
             ],
         }
     }
@@ -341,7 +370,9 @@ impl ShaderId {
             | ShaderId::MatmulCoop8F16F32
             | ShaderId::MatmulCoop16F16F32
             | ShaderId::AttentionCoop8F32F32
-            | ShaderId::AttentionCoop16F32F32 => wgpu::Features::SUBGROUP
+            | ShaderId::AttentionCoop16F32F32
+            | ShaderId::AttentionCoopSplit8F32F16
+            | ShaderId::AttentionCoopSplit16F32F16 => wgpu::Features::SUBGROUP
                 .union(wgpu::Features::SHADER_F16)
                 .union(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX),
             _ => wgpu::Features::empty(),
