@@ -46,5 +46,5 @@ done
 echo "===== summary"
 for f in "$OUT"/bench-*.txt; do
     echo "-- $(basename "$f")"
-    grep -i "tok/s\|host work\|image512 \|ttft" "$f" | cut -c1-160
+    grep -i "tok/s\|host work\|image512 \|ttft\|tensor-core" "$f" | cut -c1-160
 done
