@@ -14,10 +14,14 @@
 // x, lo = f16(x − hi)), and a product a·b as al·bh + ah·bl + ah·bh (the
 // lo·lo term is below 2⁻²²·|a·b|): the scores and the output stay within
 // f32's tolerance class, as in matmul_coop.wgsl. Scores are in the log2
-// domain (q pre-multiplied by scale·log2 e in f32, p = 2^(s − m)); p ∈
-// [0, 1] is split the same way. A value f16 cannot carry (|x| above 65504
-// after the scaling) becomes ±inf and NaN a pair that makes its products
-// NaN, so what it feeds is non-finite, never silently wrong.
+// domain (q pre-multiplied by scale·log2 e in f32, p = 2^(s − m)); p,
+// carried as 2^15·p ∈ [0, 32768], is split the same way. Range: a q (after
+// the scaling), k or v value beyond 65504 becomes ±inf and NaN a pair
+// whose products are NaN: a bad q makes its row non-finite, a bad v its
+// column of every row; a bad k makes non-finite every row whose score with
+// that key is not −inf, and a row whose score is −inf sees p = 0 there
+// (where the reference's p is e^(−|score|)). A row left with no finite
+// score is NaN, not zeros.
 //
 // Layout: a workgroup of NS subgroups of SG threads owns BQ = NS·CM
 // consecutive query rows of one head; subgroup sid owns rows sid·CM ..
@@ -29,7 +33,8 @@
 //   2. Softmax (SIMT): LPR = SG / CM lanes per row, each taking every
 //      LPR-th key of the block (and of the row's DP columns below): the
 //      row max over keys < kv_len (a select, never a product), m' = max(m,
-//      that), α = 2^(m − m'), p = 2^(s − m') (0 past kv_len), l = l·α + Σp
+//      that), α = 2^(m − m'), p = 2^(s − m')·2^15 (0 past kv_len; the
+//      2^15 keeps small p out of f16's subnormals), l = l·α + Σp
 //      (the lanes' partial max and sum combined with subgroupShuffleXor),
 //      p split → ps; the row's accumulator in os scaled by α. Barrier.
 //   3. Each subgroup: for each of its DF output fragments, load it from
@@ -59,6 +64,13 @@ override SS: u32 = BKV + 4u;
 override SO: u32 = DP + 4u;
 // Lanes per row in the softmax (the host checks SG % CM = 0).
 override LPR: u32 = SG / CM;
+
+// p is carried as 2^15 · p ∈ [0, 32768] (and l with it, so acc / l is
+// unchanged): f16 keeps the halves of probabilities down to 2⁻²⁹ normal,
+// where in [0, 1] everything below 2⁻¹⁴ would fall in f16's subnormals
+// (below 2⁻²⁵: lost). A product, exact, not exp2(x + 15): WGSL's exp2
+// bound grows with |x|.
+const P_SCALE: f32 = 32768.0;
 
 @group(0) @binding(5) var<storage, read> sc: array<f16>;
 
@@ -169,7 +181,7 @@ fn main(
         for (var c = part; c < BKV; c += LPR) {
             var p = 0.0;
             if (c < valid) {
-                p = exp2(ss[row * SS + c] - m_new);
+                p = exp2(ss[row * SS + c] - m_new) * P_SCALE;
             }
             sum += p;
             let psp = split_f16(p);
@@ -211,7 +223,9 @@ fn main(
     // os / l → out for the lane's row (every lane of the row holds l).
     let qrow = q0 + row;
     if (qrow < t) {
-        let inv = select(1.0 / l, 0.0, l == 0.0);
+        // Zeros where no key is seen; l = 0 otherwise (every score −inf,
+        // from a value beyond f16's range) gives 0 · inf = NaN.
+        let inv = select(1.0 / l, 0.0, kv_len == 0u);
         let base = (qrow * h + head) * hd;
         for (var c = part; c < hd; c += LPR) {
             out[base + c] = os[row * SO + c] * inv;

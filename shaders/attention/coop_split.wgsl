@@ -48,7 +48,12 @@ fn main(
     var x = 0.0;
     if (key < params.kv_len && c < hd) {
         let at = (key * params.h_kv + hk) * hd + c;
-        x = select(k[at], v[at], is_v);
+        // (Not a select: it would load both.)
+        if (is_v) {
+            x = v[at];
+        } else {
+            x = k[at];
+        }
     }
     let s = split_f16(x);
     let base = 2u * lay.qn + select(0u, 2u * lay.kn, is_v);

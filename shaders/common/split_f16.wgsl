@@ -7,12 +7,15 @@ const F16_MAX: f32 = 65504.0;
 // The bits of f32 +inf.
 const F32_INF: u32 = 0x7f800000u;
 
-// v = hi + lo to within 2⁻²²·|v| + 2⁻²⁵ where |v| ≤ 65504 (f16's largest).
-// hi is v rounded to f16's 11 significant bits on the f32 bits, not through
-// f16(v): a compiler may fold f32(f16(v)) back to v (Mesa's lavapipe does),
-// which would leave lo = 0. lo = f16(v − hi); below f16's normal range
-// (|v| < 2⁻¹⁴) hi rounds again in f16(·) and lo takes up that rounding
-// unless the compiler folds it away (then the error stays under 2⁻²⁵).
+// v = hi + lo to within 2⁻²²·|v| + 2⁻²⁵ where |v| ≤ 65504 (f16's largest),
+// with conversions that round to nearest (every device tested; WGSL only
+// promises a neighbour, which doubles the bound). hi is v rounded to
+// f16's 11 significant bits on the f32 bits (ties away from zero), not
+// through f16(v): a compiler may fold f32(f16(v)) back to v (Mesa's
+// lavapipe does), which would leave lo = 0. lo = f16(v − hi); below f16's
+// normal range (|v| < 2⁻¹⁴) hi rounds again in f16(·) and lo takes up
+// that rounding unless the compiler folds it away (then the absolute
+// error stays under 1.5·2⁻²⁵).
 // Beyond 65504: (±inf, 0). NaN: (+inf, −inf), so that the pair's products
 // with any b, hi·b + lo·b, are NaN (inf − inf, or 0 · inf). No f16 NaN is
 // produced: WGSL leaves conversions of non-finite values indeterminate

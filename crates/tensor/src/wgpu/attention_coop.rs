@@ -245,15 +245,16 @@ pub type AttendFn<'a> = dyn Fn(&T, &T, &T, usize, f32, &mut T) -> Result<()> + '
 pub const SELF_CHECK_HD: usize = 40;
 
 /// Runs `attend` on a small bidirectional problem (hd
-/// [`SELF_CHECK_HD`], t = 37 and kv_len = 45: partial query and key
-/// blocks, two query heads per kv head) and errors unless every output is
+/// [`SELF_CHECK_HD`], t = 77 and kv_len = 45: two query blocks, the
+/// second partial, even with 64-row blocks, a partial key block, two query
+/// heads per kv head) and errors unless every output is
 /// within 1e-5 of the f64 reference: 10× the kernels' tolerance, far below
 /// what a dropped low half (≈ 1e-4), a mislaid fragment or a wrong head
 /// gives. The backend runs it on the tensor-core kernel at start-up
 /// (cooperative matrices are an experimental wgpu feature): where it
 /// fails, the rows kernel is used.
 pub fn self_check(be: &WgpuBackend, attend: &AttendFn<'_>) -> Result<()> {
-    let (t, h, h_kv, hd, kv_len) = (37usize, 2usize, 1usize, SELF_CHECK_HD, 45usize);
+    let (t, h, h_kv, hd, kv_len) = (77usize, 2usize, 1usize, SELF_CHECK_HD, 45usize);
     // Deterministic values in ±1 (an LCG: no dependence on a test RNG).
     let mut state = 0x2545_f491_u32;
     let mut next = move || {
