@@ -2,8 +2,9 @@
 // adapter's matrix units (tensor cores), f32 accumulation
 // (kernels/matmul.md, "Cooperative matrices"). Preludes, in order:
 // matmul/coop{8,16}.wgsl (CM and the fragment types), common/split_f16.wgsl,
-// common/bf16.wgsl where the weights are bf16, matmul/io.wgsl, and
-// weights_bf16.wgsl or weights_f16.wgsl (load_w).
+// common/bf16.wgsl where the weights are bf16, matmul/io.wgsl,
+// weights_bf16.wgsl or weights_f16.wgsl (load_w), and matmul/coop_gemm.wgsl
+// (the grid, w's staging, the write-out).
 //
 // Precision: the fragments multiply f16 values. The weights (bf16 or f16)
 // are narrowed to f16, exactly for |w| in [2⁻¹⁴, 65504] (a bf16 significand
@@ -38,31 +39,13 @@
 // uniform control flow: every loop bound is uniform and only the pointers
 // depend on the subgroup.
 
-// Set through pipeline override constants (wgpu/matmul.rs CoopGemm): the
-// device's subgroup size and the subgroup grid of a workgroup.
-override SG: u32 = 32u;
-override SGM: u32 = 2u;
-override SGN: u32 = 2u;
-
-override WG: u32 = SG * SGM * SGN;
-override BM: u32 = 2u * CM * SGM;
-override BN: u32 = 2u * CM * SGN;
-const BK: u32 = 2u * CM;
-// Staged row stride in f16 elements (a multiple of 8: 16 bytes).
-const SA: u32 = BK + 8u;
-// Scratch row stride in f32 elements (a multiple of 4: 16 bytes).
-const SC: u32 = CM + 4u;
-
 var<workgroup> xh: array<f16, BM * SA>;
 var<workgroup> xl: array<f16, BM * SA>;
-var<workgroup> ws: array<f16, BN * SA>;
-var<workgroup> cs: array<f32, SGM * SGN * CM * SC>;
 
-// Stages the k-step at k0: x's [BM, BK] tile from row m0 as hi and lo
-// halves, and w's [BN, BK] tile from row n0.
-fn stage(m0: u32, n0: u32, k0: u32, li: u32) {
+// Stages x's [BM, BK] tile of the k-step at k0 from row m0 as hi and lo
+// halves (rows past m clamped to the last, columns past k zeros).
+fn stage_x(m0: u32, k0: u32, li: u32) {
     let m = params.m;
-    let n = params.n;
     let k = params.k;
     for (var i = li; i < BM * BK; i += WG) {
         let r = i / BK;
@@ -76,36 +59,6 @@ fn stage(m0: u32, n0: u32, k0: u32, li: u32) {
         xh[r * SA + c] = xs.x;
         xl[r * SA + c] = xs.y;
     }
-    for (var i = li; i < BN * BK; i += WG) {
-        let r = i / BK;
-        let c = i % BK;
-        let col = k0 + c;
-        var v = 0.0;
-        if (col < k) {
-            v = load_w(min(n0 + r, n - 1u) * k + col);
-        }
-        // Exact in f16 for bf16 and f16 weights in f16's normal range.
-        ws[r * SA + c] = split_f16(v).x;
-    }
-}
-
-// Writes fragment `c`, whose top-left output is (row0, col0), through the
-// subgroup's scratch. Call from uniform control flow (it has barriers).
-fn emit(c: FragC, row0: u32, col0: u32, sid: u32, lane: u32, sg: u32) {
-    let base = sid * CM * SC;
-    let stride = SC;
-    coopStoreT(c, &cs[base], stride);
-    workgroupBarrier();
-    let m = params.m;
-    let n = params.n;
-    for (var i = lane; i < CM * CM; i += sg) {
-        let row = row0 + i / CM;
-        let col = col0 + i % CM;
-        if (row < m && col < n) {
-            y[row * n + col] = cs[base + (i / CM) * SC + i % CM] + bias_at(col);
-        }
-    }
-    workgroupBarrier();
 }
 
 @compute @workgroup_size(WG, 1, 1)
@@ -140,7 +93,8 @@ fn main(
     for (var s = 0u; s < steps; s++) {
         // The previous step's fragment loads are done: stage this step.
         workgroupBarrier();
-        stage(m0, n0, s * BK, li);
+        stage_x(m0, s * BK, li);
+        stage_w(n0, s * BK, li);
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk += CM) {
             let ia0 = fr * SA + kk;

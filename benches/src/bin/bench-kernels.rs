@@ -296,7 +296,7 @@ mod gpu {
     use super::*;
     use tensor::wgpu::WgpuBackend;
     use tensor::wgpu::coop::{COOP_GRIDS, CoopGemm, coop_gemm};
-    use tensor::wgpu::matmul::{GEMM_VARIANTS, coop_with, gemm_with};
+    use tensor::wgpu::matmul::{GEMM_VARIANTS, coop_presplit_with, coop_with, gemm_with};
 
     /// One matmul `y = x · wᵀ` through some kernel choice.
     type MatmulCall<'a> = dyn Fn(
@@ -353,7 +353,7 @@ mod gpu {
     /// `variants`, every GEMM variant the device can run (`GemmVariant::fits`)
     /// on each m > 1 shape as well, reported as `GemmVariant::name`, and,
     /// where the device has cooperative matrices, every tensor-core grid for
-    /// bf16 weights (`CoopGemm::name`).
+    /// bf16 weights, staged and presplit (`CoopGemm::name`).
     pub fn run(o: &Opts, rng: &mut Rng) -> Result<()> {
         let Some(be) = tensor::wgpu::gpu_or_skip() else {
             return Ok(());
@@ -401,16 +401,32 @@ mod gpu {
                         continue;
                     };
                     let sg = be.device().subgroup_size.unwrap_or(0);
-                    for (sgm, sgn) in COOP_GRIDS {
-                        let c = CoopGemm { sgm, sgn, ..coop };
-                        if !c.fits(&be.device().limits, sg) {
-                            continue;
+                    for presplit in [false, true] {
+                        for (sgm, sgn) in COOP_GRIDS {
+                            let c = CoopGemm {
+                                sgm,
+                                sgn,
+                                presplit,
+                                ..coop
+                            };
+                            if !c.fits(&be.device().limits, sg) {
+                                continue;
+                            }
+                            let grid = (sgm, sgn);
+                            let r = bench_batched(
+                                &be,
+                                &ws,
+                                dtype,
+                                shape,
+                                o.budget,
+                                rng,
+                                &|x, w, y| match presplit {
+                                    true => coop_presplit_with(&be, x, w, None, y, grid),
+                                    false => coop_with(&be, x, w, None, y, grid),
+                                },
+                            )?;
+                            report(o, &c.name(), m, n, k, dtype, &isa, 0, &r, "gpu", f64::NAN);
                         }
-                        let r =
-                            bench_batched(&be, &ws, dtype, shape, o.budget, rng, &|x, w, y| {
-                                coop_with(&be, x, w, None, y, (sgm, sgn))
-                            })?;
-                        report(o, &c.name(), m, n, k, dtype, &isa, 0, &r, "gpu", f64::NAN);
                     }
                 }
             }

@@ -52,72 +52,64 @@ fn coop_or_skip() -> Option<WgpuBackend> {
     None
 }
 
-/// The tensor-core GEMM on every subgroup grid at its edges: m and n at
-/// the tile ±1 (and m = 1), k = 1, k below, at and above the k-step, k over
-/// several steps with a tail, odd k (rows starting mid-word); bf16 and f16
-/// weights, with and without bias, odd weight offsets. Besides the shared
-/// matmul tolerance, the worst error relative to Σ|ab| must stay within
-/// 2e-6 (measured on lavapipe's 8 × 8 fragments: 1.7e-7): x is carried in
-/// two f16 halves. With the high half alone (plain f16 inputs) the shared
-/// tolerance already fails, at 3.6e-4 relative on the first k = 1 case.
+/// The tensor-core GEMM on every subgroup grid, staged and presplit, at
+/// its edges: m and n at the tile ±1 (and m = 1), k = 1, k below, at and
+/// above the k-step, k over several steps with a tail, odd k (rows starting
+/// mid-word); bf16 and f16 weights, with and without bias, odd weight
+/// offsets. Besides the shared matmul tolerance, the worst error relative
+/// to Σ|ab| must stay within 2e-6 (measured on lavapipe's 8 × 8 fragments:
+/// 1.7e-7): x is carried in two f16 halves. With the high half alone
+/// (plain f16 inputs) the shared tolerance already fails, at 3.6e-4
+/// relative on the first k = 1 case.
 #[test]
 fn matmul_wgpu_coop_edges() {
     let Some(be) = coop_or_skip() else { return };
     let cm = coop_gemm(&be).expect("coop").cm as usize;
     let mut all = Worst::default();
     let mut ran = Vec::new();
-    for grid in COOP_GRIDS {
-        let (sgm, sgn) = (grid.0 as usize, grid.1 as usize);
-        let (tm, tn, bk) = (2 * cm * sgm, 2 * cm * sgn, 2 * cm);
-        let mut worst = Worst::default();
-        let mut i = 0;
-        for &m in &[1, 2, tm - 1, tm, tm + 1] {
-            for &n in &[1, tn - 1, tn, tn + 1] {
-                for &k in &[1, bk - 1, bk, bk + 1, 3 * bk + 5] {
-                    for dtype in [DType::BF16, DType::F16] {
-                        i += 1;
-                        worst.add(run(
-                            &be,
-                            Case {
-                                m,
-                                n,
-                                k,
-                                dtype,
-                                bias: i % 2 == 0,
-                                w_off: i % 3,
-                                coop: Some(grid),
-                                ..BASE
-                            },
-                        ));
+    for presplit in [false, true] {
+        for grid in COOP_GRIDS {
+            let (sgm, sgn) = (grid.0 as usize, grid.1 as usize);
+            let (tm, tn, bk) = (2 * cm * sgm, 2 * cm * sgn, 2 * cm);
+            let mut worst = Worst::default();
+            let mut i = 0;
+            let case = |m, n, k, dtype, bias, w_off| Case {
+                m,
+                n,
+                k,
+                dtype,
+                bias,
+                w_off,
+                coop: Some(grid),
+                presplit,
+                ..BASE
+            };
+            for &m in &[1, 2, tm - 1, tm, tm + 1] {
+                for &n in &[1, tn - 1, tn, tn + 1] {
+                    for &k in &[1, bk - 1, bk, bk + 1, 3 * bk + 5] {
+                        for dtype in [DType::BF16, DType::F16] {
+                            i += 1;
+                            worst.add(run(&be, case(m, n, k, dtype, i % 2 == 0, i % 3)));
+                        }
                     }
                 }
             }
+            // Several tiles both ways and a long k.
+            for dtype in [DType::BF16, DType::F16] {
+                worst.add(run(&be, case(2 * tm + 3, 3 * tn - 1, 517, dtype, true, 0)));
+            }
+            let name = if presplit { "presplit " } else { "" };
+            worst.report(&format!("matmul_wgpu_coop_edges {name}{grid:?}"), &be);
+            all.add(worst.0);
+            ran.push((grid, presplit));
         }
-        // Several tiles both ways and a long k.
-        for dtype in [DType::BF16, DType::F16] {
-            worst.add(run(
-                &be,
-                Case {
-                    m: 2 * tm + 3,
-                    n: 3 * tn - 1,
-                    k: 517,
-                    dtype,
-                    bias: true,
-                    coop: Some(grid),
-                    ..BASE
-                },
-            ));
-        }
-        worst.report(&format!("matmul_wgpu_coop_edges {grid:?}"), &be);
-        all.add(worst.0);
-        ran.push(grid);
     }
     assert!(
         all.0.max_rel <= 2e-6,
         "worst |x-r|/Σ|ab| = {:e}: x lost its low f16 half?",
         all.0.max_rel
     );
-    assert_eq!(ran, COOP_GRIDS);
+    assert_eq!(ran.len(), 2 * COOP_GRIDS.len());
 }
 
 /// The automatic choice takes the tensor-core GEMM from COOP_MIN_M rows on,

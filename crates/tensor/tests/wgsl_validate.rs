@@ -187,11 +187,20 @@ fn wgsl_matmul_constants_match_host() {
             } else {
                 plan.constants(32).iter().map(|c| c.0).collect()
             }
+        } else if id.label().contains("split_x") {
+            let c = CoopGemm {
+                cm: 16,
+                sgm: 2,
+                sgn: 2,
+                presplit: true,
+            };
+            c.split_constants().iter().map(|c| c.0).collect()
         } else if id.label().starts_with("matmul_coop") {
             let c = CoopGemm {
                 cm: 16,
                 sgm: 2,
                 sgn: 2,
+                presplit: false,
             };
             c.constants(32).iter().map(|c| c.0).collect()
         } else if !id.label().starts_with("matmul") {
@@ -298,21 +307,47 @@ fn wgsl_matmul_variants_fit_their_limits() {
 #[test]
 fn wgsl_coop_gemm_fits_its_limits() {
     use tensor::wgpu::coop::{COOP_GRIDS, CoopGemm};
-    for (id, cm) in [
-        (ShaderId::MatmulCoop16Bf16F32, 16),
-        (ShaderId::MatmulCoop16F16F32, 16),
-        (ShaderId::MatmulCoop8Bf16F32, 8),
-        (ShaderId::MatmulCoop8F16F32, 8),
+    for (id, cm, presplit) in [
+        (ShaderId::MatmulCoop16Bf16F32, 16, false),
+        (ShaderId::MatmulCoop16F16F32, 16, false),
+        (ShaderId::MatmulCoop8Bf16F32, 8, false),
+        (ShaderId::MatmulCoop8F16F32, 8, false),
+        (ShaderId::MatmulCoopPresplit16Bf16F32, 16, true),
+        (ShaderId::MatmulCoopPresplit16F16F32, 16, true),
+        (ShaderId::MatmulCoopPresplit8Bf16F32, 8, true),
+        (ShaderId::MatmulCoopPresplit8F16F32, 8, true),
     ] {
         let (module, info) = shaders::validate(id, richest().0, richest().1).expect("valid");
         for (sgm, sgn) in COOP_GRIDS {
             for sg in [32, 8] {
-                let c = CoopGemm { cm, sgm, sgn };
+                let c = CoopGemm {
+                    cm,
+                    sgm,
+                    sgn,
+                    presplit,
+                };
                 let (module, _) = with_overrides(id, &module, &info, &c.constants(sg));
                 let (size, bytes) = workgroup_of(&module);
                 assert_eq!(size, [c.threads(sg), 1, 1], "{id} {c:?} sg {sg}");
                 assert_eq!(bytes, c.workgroup_bytes(), "{id} {c:?}: workgroup memory");
             }
+        }
+    }
+    // The presplit variants' first pass: its workgroup, no workgroup memory.
+    for (id, cm) in [
+        (ShaderId::CoopSplitX16F32F16, 16),
+        (ShaderId::CoopSplitX8F32F16, 8),
+    ] {
+        let (module, info) = shaders::validate(id, richest().0, richest().1).expect("valid");
+        for (sgm, sgn) in COOP_GRIDS {
+            let c = CoopGemm {
+                cm,
+                sgm,
+                sgn,
+                presplit: true,
+            };
+            let (module, _) = with_overrides(id, &module, &info, &c.split_constants());
+            assert_eq!(workgroup_of(&module), ([256, 1, 1], 0), "{id} {c:?}");
         }
     }
 }
@@ -488,7 +523,8 @@ fn write_spv(
 }
 
 /// naga's SPIR-V of the tensor-core kernels on 32-wide subgroups, at both
-/// fragment sides: the GEMM on every subgroup grid, the attention on every
+/// fragment sides: the GEMM on every subgroup grid (bf16 and f16 weights;
+/// the presplit variant and its first pass with bf16), the attention on every
 /// plan at hd 64 and 72; written to `CARGO_TARGET_TMPDIR/spv/`:
 /// `.ci/lavapipe-coop` runs `spirv-val` on it (no adapter in CI runs the
 /// 16 × 16 variants an NVIDIA GPU takes).
@@ -498,17 +534,40 @@ fn wgsl_coop_spirv_is_written() {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("spv");
     std::fs::create_dir_all(&dir).expect("spv dir");
     let mut written = 0;
-    for (id, cm) in [
-        (ShaderId::MatmulCoop16Bf16F32, 16),
-        (ShaderId::MatmulCoop16F16F32, 16),
-        (ShaderId::MatmulCoop8Bf16F32, 8),
-        (ShaderId::MatmulCoop8F16F32, 8),
+    for (id, split, cm, presplit) in [
+        (ShaderId::MatmulCoop16Bf16F32, None, 16, false),
+        (ShaderId::MatmulCoop16F16F32, None, 16, false),
+        (ShaderId::MatmulCoop8Bf16F32, None, 8, false),
+        (ShaderId::MatmulCoop8F16F32, None, 8, false),
+        (
+            ShaderId::MatmulCoopPresplit16Bf16F32,
+            Some(ShaderId::CoopSplitX16F32F16),
+            16,
+            true,
+        ),
+        (
+            ShaderId::MatmulCoopPresplit8Bf16F32,
+            Some(ShaderId::CoopSplitX8F32F16),
+            8,
+            true,
+        ),
     ] {
         let (module, info) = shaders::validate(id, richest().0, richest().1).expect("valid");
         for (sgm, sgn) in COOP_GRIDS {
-            let c = CoopGemm { cm, sgm, sgn };
+            let c = CoopGemm {
+                cm,
+                sgm,
+                sgn,
+                presplit,
+            };
             let stem = format!("{}_{sgm}x{sgn}", id.label());
             written += write_spv(id, &module, &info, &c.constants(32), &dir, &stem);
+            if let Some(split) = split {
+                let (module, info) =
+                    shaders::validate(split, richest().0, richest().1).expect("valid");
+                let stem = format!("{}_{sgm}x{sgn}", split.label());
+                written += write_spv(split, &module, &info, &c.split_constants(), &dir, &stem);
+            }
         }
     }
     // The tensor-core attention's two passes, every plan, at the towers'
@@ -530,7 +589,7 @@ fn wgsl_coop_spirv_is_written() {
     }
     assert_eq!(
         written,
-        2 * (4 * COOP_GRIDS.len() + 2 * 2 * 2 * AttnCoop::PLANS.len())
+        2 * (8 * COOP_GRIDS.len() + 2 * 2 * 2 * AttnCoop::PLANS.len())
     );
     println!("{written} SPIR-V modules in {}", dir.display());
 }

@@ -14,14 +14,21 @@ use crate::{Backend, DType, HostData, Result, Shape, Tensor, TensorError};
 
 /// One pipeline variant: `sgm × sgn` subgroups per workgroup, each owning
 /// 2 × 2 fragments of `cm × cm` outputs; the tile is `2·cm·sgm` rows by
-/// `2·cm·sgn` columns and the k-step `2·cm`.
+/// `2·cm·sgn` columns and the k-step `2·cm`. `presplit`: x is split into
+/// f16 halves once per call by a first pass (`coop_split_x.wgsl`) into the
+/// backend's scratch and loaded from there (`matmul_coop_presplit.wgsl`),
+/// instead of being split per workgroup and k-step (`matmul_coop.wgsl`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CoopGemm {
     /// Fragment side (the device's [`super::device::GpuDevice::coop_fragment`]).
     pub cm: u32,
     pub sgm: u32,
     pub sgn: u32,
+    pub presplit: bool,
 }
+
+/// Threads per workgroup of the presplit GEMM's first pass.
+pub const SPLIT_X_WG: u32 = 256;
 
 /// The subgroup grids [`coop_with`](super::matmul::coop_with) accepts, the
 /// default ([`coop_gemm`]) first.
@@ -54,12 +61,20 @@ impl CoopGemm {
             * (n as u64).div_ceil(u64::from(self.tile_n()))
     }
 
-    /// Bytes of workgroup memory: x's hi and lo tiles and w's tile in f16
-    /// (rows of `2·cm + 8`), and one `cm × (cm + 4)` f32 scratch per subgroup.
+    /// Bytes of workgroup memory: x's hi and lo tiles (not when presplit)
+    /// and w's tile in f16 (rows of `2·cm + 8`), and one `cm × (cm + 4)`
+    /// f32 scratch per subgroup.
     pub fn workgroup_bytes(self) -> u32 {
         let sa = 2 * self.cm + 8;
-        2 * (2 * self.tile_m() + self.tile_n()) * sa
-            + 4 * self.sgm * self.sgn * self.cm * (self.cm + 4)
+        let x_rows = if self.presplit { 0 } else { 2 * self.tile_m() };
+        2 * (x_rows + self.tile_n()) * sa + 4 * self.sgm * self.sgn * self.cm * (self.cm + 4)
+    }
+
+    /// f16 elements of the presplit variant's scratch for an `m × k` x:
+    /// hi and lo, rows padded to the tile and columns to the k-step.
+    pub fn scratch_len(self, m: usize, k: usize) -> u64 {
+        let (bm, bk) = (u64::from(self.tile_m()), u64::from(2 * self.cm));
+        2 * (m as u64).div_ceil(bm) * bm * (k as u64).div_ceil(bk) * bk
     }
 
     /// Whether a device with `limits` and subgroups of `sg` can run it.
@@ -75,20 +90,42 @@ impl CoopGemm {
         [("SG", sg), ("SGM", self.sgm), ("SGN", self.sgn)]
     }
 
-    /// A short name for reports: `coop{cm}_{sgm}x{sgn}`.
+    /// Override constants of the presplit variant's first pass.
+    pub fn split_constants(self) -> [(&'static str, u32); 2] {
+        [("WG", SPLIT_X_WG), ("SGM", self.sgm)]
+    }
+
+    /// A short name for reports: `coop{cm}_{sgm}x{sgn}`, `_presplit` added.
     pub fn name(self) -> String {
-        format!("coop{}_{}x{}", self.cm, self.sgm, self.sgn)
+        let split = if self.presplit { "_presplit" } else { "" };
+        format!("coop{}_{}x{}{split}", self.cm, self.sgm, self.sgn)
     }
 }
 
-/// The device's tensor-core GEMM in its default grid, where it has one:
-/// the fragment side and a fixed subgroup size.
+/// Environment variable that makes the automatic choice take the presplit
+/// variant of the tensor-core GEMM (`1`; read once): for A/B runs on a GPU.
+pub const COOP_PRESPLIT_ENV: &str = "LFM_WGPU_COOP_PRESPLIT";
+
+/// Whether [`COOP_PRESPLIT_ENV`] is `1`, read once.
+fn presplit_env() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var(COOP_PRESPLIT_ENV).is_ok_and(|v| v.trim() == "1"))
+}
+
+/// The device's tensor-core GEMM in its default grid (staged, or presplit
+/// with [`COOP_PRESPLIT_ENV`]), where it has one: the fragment side and a
+/// fixed subgroup size.
 pub fn coop_gemm(be: &WgpuBackend) -> Option<CoopGemm> {
     let dev = be.device();
     let (sgm, sgn) = COOP_GRIDS[0];
     dev.coop_fragment
         .filter(|_| dev.subgroup_size.is_some())
-        .map(|cm| CoopGemm { cm, sgm, sgn })
+        .map(|cm| CoopGemm {
+            cm,
+            sgm,
+            sgn,
+            presplit: presplit_env(),
+        })
 }
 
 /// Whether the automatic choice runs an `m`-row matmul with `dtype` weights
@@ -175,6 +212,7 @@ mod tests {
             cm: 16,
             sgm: 2,
             sgn: 2,
+            presplit: false,
         };
         assert_eq!((v.tile_m(), v.tile_n()), (64, 64));
         assert_eq!(v.threads(32), 128);
@@ -192,10 +230,26 @@ mod tests {
             ..wgpu::Limits::default()
         };
         for (sgm, sgn) in COOP_GRIDS {
-            let v = CoopGemm { cm: 16, sgm, sgn };
-            assert!(v.fits(&limits, 32), "{v:?}: {} B", v.workgroup_bytes());
-            let v = CoopGemm { cm: 8, sgm, sgn };
-            assert!(v.fits(&wgpu::Limits::default(), 8), "{v:?}");
+            for presplit in [false, true] {
+                let v = CoopGemm {
+                    cm: 16,
+                    sgm,
+                    sgn,
+                    presplit,
+                };
+                assert!(v.fits(&limits, 32), "{v:?}: {} B", v.workgroup_bytes());
+                let v = CoopGemm { cm: 8, ..v };
+                assert!(v.fits(&wgpu::Limits::default(), 8), "{v:?}");
+            }
         }
+        // Presplit: w's tile (64 · 40 f16) and the scratches only; x's
+        // scratch pads 1024 × 768 to whole tiles and k-steps (exact here).
+        let p = CoopGemm {
+            presplit: true,
+            ..v
+        };
+        assert_eq!(p.workgroup_bytes(), 64 * 40 * 2 + 4 * 16 * 20 * 4);
+        assert_eq!(p.scratch_len(1024, 768), 2 * 1024 * 768);
+        assert_eq!(p.scratch_len(65, 33), 2 * 128 * 64);
     }
 }

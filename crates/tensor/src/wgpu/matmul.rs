@@ -18,7 +18,7 @@
 //!
 //! Tolerance class: `testing::tolerance::GPU_MATMUL`.
 
-use super::coop::{COOP_GRIDS, CoopGemm, coop_applies};
+use super::coop::{COOP_GRIDS, CoopGemm, SPLIT_X_WG, coop_applies};
 use super::shaders::ShaderId;
 use super::uniforms::MatmulParams;
 use super::{Dispatch, WgpuBackend};
@@ -404,7 +404,32 @@ pub fn coop_with(
     w: &Tensor<WgpuBackend>,            // [n, k] bf16 or f16
     bias: Option<&Tensor<WgpuBackend>>, // [n] f32
     out: &mut Tensor<WgpuBackend>,      // [m, n] f32
+    grid: (u32, u32),
+) -> Result<()> {
+    coop_variant_with(be, x, w, bias, out, grid, false)
+}
+
+/// As [`coop_with`], through the presplit variant (x split into f16
+/// halves once by a first pass, see [`CoopGemm::presplit`]).
+pub fn coop_presplit_with(
+    be: &WgpuBackend,
+    x: &Tensor<WgpuBackend>,            // [m, k] f32
+    w: &Tensor<WgpuBackend>,            // [n, k] bf16 or f16
+    bias: Option<&Tensor<WgpuBackend>>, // [n] f32
+    out: &mut Tensor<WgpuBackend>,      // [m, n] f32
+    grid: (u32, u32),
+) -> Result<()> {
+    coop_variant_with(be, x, w, bias, out, grid, true)
+}
+
+fn coop_variant_with(
+    be: &WgpuBackend,
+    x: &Tensor<WgpuBackend>,
+    w: &Tensor<WgpuBackend>,
+    bias: Option<&Tensor<WgpuBackend>>,
+    out: &mut Tensor<WgpuBackend>,
     (sgm, sgn): (u32, u32),
+    presplit: bool,
 ) -> Result<()> {
     let dev = be.device();
     let Some(cm) = dev.coop_fragment.filter(|_| dev.subgroup_size.is_some()) else {
@@ -426,7 +451,13 @@ pub fn coop_with(
             dtype: w.dtype(),
         });
     }
-    record(be, x, w, bias, out, Choice::Coop(CoopGemm { cm, sgm, sgn }))
+    let c = CoopGemm {
+        cm,
+        sgm,
+        sgn,
+        presplit,
+    };
+    record(be, x, w, bias, out, Choice::Coop(c))
 }
 
 /// Checks and records the matmul: the GEMV for m = 1, the tensor-core GEMM
@@ -514,10 +545,7 @@ fn record(
         (DType::BF16, Kernel::Gemm(_)) => ShaderId::MatmulBf16F32,
         (DType::F16, Kernel::Gemm(_)) => ShaderId::MatmulF16F32,
         (DType::F32, Kernel::Gemm(_)) => ShaderId::MatmulF32F32,
-        (DType::BF16, Kernel::Coop(c)) if c.cm == 16 => ShaderId::MatmulCoop16Bf16F32,
-        (DType::BF16, Kernel::Coop(_)) => ShaderId::MatmulCoop8Bf16F32,
-        (DType::F16, Kernel::Coop(c)) if c.cm == 16 => ShaderId::MatmulCoop16F16F32,
-        (DType::F16, Kernel::Coop(_)) => ShaderId::MatmulCoop8F16F32,
+        (DType::BF16 | DType::F16, Kernel::Coop(c)) => coop_shader(c, w.dtype()),
         (dtype, _) => {
             return Err(TensorError::UnsupportedDType {
                 op: "matmul (wgpu)",
@@ -568,19 +596,83 @@ fn record(
     };
     let groups = grid(groups, limits.max_compute_workgroups_per_dimension)?;
     let bias_buf = bias.map_or(be.placeholder(), |b| b.storage().buffer());
-    be.record(&Dispatch {
-        shader,
-        constants,
-        params: bytemuck::bytes_of(&params),
-        buffers: &[
-            (1, w.storage().buffer()),
-            (2, x.storage().buffer()),
-            (3, bias_buf),
-            (4, out.storage().buffer()),
-        ],
-        groups,
-        host: None,
-    })
+    let buffers = [
+        (1, w.storage().buffer()),
+        (2, x.storage().buffer()),
+        (3, bias_buf),
+        (4, out.storage().buffer()),
+    ];
+    // The presplit GEMM reads x's halves from the scratch instead of x.
+    let dispatch = |scratch: Option<&wgpu::Buffer>| {
+        let presplit;
+        be.record(&Dispatch {
+            shader,
+            constants,
+            params: bytemuck::bytes_of(&params),
+            buffers: match scratch {
+                Some(sc) => {
+                    presplit = [buffers[0], buffers[2], buffers[3], (5, sc)];
+                    &presplit
+                }
+                None => &buffers,
+            },
+            groups,
+            host: None,
+        })
+    };
+    match kernel {
+        Kernel::Coop(c) if c.presplit => {
+            let len = c.scratch_len(m, k);
+            if len > u64::from(u32::MAX) || 2 * len > limits.max_storage_buffer_binding_size {
+                return Err(TensorError::Gpu {
+                    what: "matmul",
+                    detail: format!(
+                        "x's halves ({len} f16) overflow u32 indexing or the device's max_storage_buffer_binding_size of {}",
+                        limits.max_storage_buffer_binding_size
+                    ),
+                });
+            }
+            // x's halves, then the GEMM, with the scratch held between them.
+            be.with_scratch(2 * len, |sc| {
+                be.record(&Dispatch {
+                    shader: split_x_shader(c),
+                    constants: &c.split_constants(),
+                    params: bytemuck::bytes_of(&params),
+                    buffers: &[(2, x.storage().buffer()), (5, sc)],
+                    groups: grid(
+                        (len / 2).div_ceil(u64::from(SPLIT_X_WG)),
+                        limits.max_compute_workgroups_per_dimension,
+                    )?,
+                    host: None,
+                })?;
+                dispatch(Some(sc))
+            })
+        }
+        _ => dispatch(None),
+    }
+}
+
+/// The tensor-core GEMM's shader for `c` and `dtype` weights (bf16 or f16).
+fn coop_shader(c: CoopGemm, dtype: DType) -> ShaderId {
+    match (c.cm == 16, c.presplit, dtype == DType::BF16) {
+        (true, false, true) => ShaderId::MatmulCoop16Bf16F32,
+        (true, false, false) => ShaderId::MatmulCoop16F16F32,
+        (false, false, true) => ShaderId::MatmulCoop8Bf16F32,
+        (false, false, false) => ShaderId::MatmulCoop8F16F32,
+        (true, true, true) => ShaderId::MatmulCoopPresplit16Bf16F32,
+        (true, true, false) => ShaderId::MatmulCoopPresplit16F16F32,
+        (false, true, true) => ShaderId::MatmulCoopPresplit8Bf16F32,
+        (false, true, false) => ShaderId::MatmulCoopPresplit8F16F32,
+    }
+}
+
+/// The presplit GEMM's first pass for `c`'s fragment side.
+fn split_x_shader(c: CoopGemm) -> ShaderId {
+    if c.cm == 16 {
+        ShaderId::CoopSplitX16F32F16
+    } else {
+        ShaderId::CoopSplitX8F32F16
+    }
 }
 
 #[cfg(test)]

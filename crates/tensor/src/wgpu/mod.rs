@@ -238,8 +238,9 @@ impl WgpuBackend {
         let Some(c) = coop::coop_gemm(self) else {
             return;
         };
-        let checked = coop::self_check(self, &|x, w, b, y| {
-            matmul::coop_with(self, x, w, Some(b), y, (c.sgm, c.sgn))
+        let checked = coop::self_check(self, &|x, w, b, y| match c.presplit {
+            true => matmul::coop_presplit_with(self, x, w, Some(b), y, (c.sgm, c.sgn)),
+            false => matmul::coop_with(self, x, w, Some(b), y, (c.sgm, c.sgn)),
         });
         if let Err(e) = checked {
             tracing::warn!(error = %e, "tensor-core GEMM off: its self-check failed");

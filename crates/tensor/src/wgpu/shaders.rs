@@ -42,6 +42,9 @@ const COOP8: ShaderFile = shader_file!("matmul/coop8.wgsl");
 const COOP16: ShaderFile = shader_file!("matmul/coop16.wgsl");
 const SPLIT_F16: ShaderFile = shader_file!("common/split_f16.wgsl");
 const MATMUL_COOP: ShaderFile = shader_file!("matmul/matmul_coop.wgsl");
+const COOP_GEMM: ShaderFile = shader_file!("matmul/coop_gemm.wgsl");
+const MATMUL_COOP_PRESPLIT: ShaderFile = shader_file!("matmul/matmul_coop_presplit.wgsl");
+const COOP_SPLIT_X: ShaderFile = shader_file!("matmul/coop_split_x.wgsl");
 const GEMV: ShaderFile = shader_file!("matmul/gemv.wgsl");
 const GEMV_X8: ShaderFile = shader_file!("matmul/gemv_x8.wgsl");
 const GEMV_X8_IO: ShaderFile = shader_file!("matmul/gemv_x8_io.wgsl");
@@ -101,6 +104,20 @@ pub enum ShaderId {
     MatmulCoop8F16F32,
     /// Cooperative-matrix GEMM on 16 × 16 × 16 f16 fragments, f16 weights.
     MatmulCoop16F16F32,
+    /// Presplit cooperative-matrix GEMM (x's halves from the split pass),
+    /// 8 × 8 × 8 fragments, bf16 weights.
+    MatmulCoopPresplit8Bf16F32,
+    /// Presplit cooperative-matrix GEMM, 16 × 16 × 16, bf16 weights.
+    MatmulCoopPresplit16Bf16F32,
+    /// Presplit cooperative-matrix GEMM, 8 × 8 × 8, f16 weights.
+    MatmulCoopPresplit8F16F32,
+    /// Presplit cooperative-matrix GEMM, 16 × 16 × 16, f16 weights.
+    MatmulCoopPresplit16F16F32,
+    /// The presplit GEMM's first pass: x (f32) into f16 halves, laid out
+    /// for 8 × 8 × 8 fragments.
+    CoopSplitX8F32F16,
+    /// The presplit GEMM's first pass for 16 × 16 × 16 fragments.
+    CoopSplitX16F32F16,
     /// GEMV (m = 1), bf16 weights packed two per u32.
     GemvBf16F32,
     /// GEMV (m = 1), f16 weights packed two per u32.
@@ -180,7 +197,7 @@ pub enum ShaderId {
 
 impl ShaderId {
     /// Every registered shader.
-    pub const ALL: [ShaderId; 40] = [
+    pub const ALL: [ShaderId; 46] = [
         ShaderId::MatmulBf16F32,
         ShaderId::MatmulF16F32,
         ShaderId::MatmulF32F32,
@@ -188,6 +205,12 @@ impl ShaderId {
         ShaderId::MatmulCoop16Bf16F32,
         ShaderId::MatmulCoop8F16F32,
         ShaderId::MatmulCoop16F16F32,
+        ShaderId::MatmulCoopPresplit8Bf16F32,
+        ShaderId::MatmulCoopPresplit16Bf16F32,
+        ShaderId::MatmulCoopPresplit8F16F32,
+        ShaderId::MatmulCoopPresplit16F16F32,
+        ShaderId::CoopSplitX8F32F16,
+        ShaderId::CoopSplitX16F32F16,
         ShaderId::GemvBf16F32,
         ShaderId::GemvF16F32,
         ShaderId::GemvF32F32,
@@ -233,6 +256,12 @@ impl ShaderId {
             ShaderId::MatmulCoop16Bf16F32 => "matmul_coop16_bf16_f32",
             ShaderId::MatmulCoop8F16F32 => "matmul_coop8_f16_f32",
             ShaderId::MatmulCoop16F16F32 => "matmul_coop16_f16_f32",
+            ShaderId::MatmulCoopPresplit8Bf16F32 => "matmul_coop8_presplit_bf16_f32",
+            ShaderId::MatmulCoopPresplit16Bf16F32 => "matmul_coop16_presplit_bf16_f32",
+            ShaderId::MatmulCoopPresplit8F16F32 => "matmul_coop8_presplit_f16_f32",
+            ShaderId::MatmulCoopPresplit16F16F32 => "matmul_coop16_presplit_f16_f32",
+            ShaderId::CoopSplitX8F32F16 => "coop8_split_x_f32_f16",
+            ShaderId::CoopSplitX16F32F16 => "coop16_split_x_f32_f16",
             ShaderId::GemvBf16F32 => "gemv_bf16_f32",
             ShaderId::GemvF16F32 => "gemv_f16_f32",
             ShaderId::GemvF32F32 => "gemv_f32_f32",
@@ -280,21 +309,76 @@ impl ShaderId {
             ShaderId::MatmulBf16F32 => &[BF16, MATMUL_IO, WEIGHTS_BF16, MATMUL],
             ShaderId::MatmulF16F32 => &[MATMUL_IO, WEIGHTS_F16, MATMUL],
             ShaderId::MatmulF32F32 => &[MATMUL_IO, WEIGHTS_F32, MATMUL],
-            ShaderId::MatmulCoop8Bf16F32 => {
-                &[COOP8, SPLIT_F16, BF16, MATMUL_IO, WEIGHTS_BF16, MATMUL_COOP]
-            }
+            ShaderId::MatmulCoop8Bf16F32 => &[
+                COOP8,
+                SPLIT_F16,
+                BF16,
+                MATMUL_IO,
+                WEIGHTS_BF16,
+                COOP_GEMM,
+                MATMUL_COOP,
+            ],
+            ShaderId::MatmulCoopPresplit8Bf16F32 => &[
+                COOP8,
+                SPLIT_F16,
+                BF16,
+                MATMUL_IO,
+                WEIGHTS_BF16,
+                COOP_GEMM,
+                MATMUL_COOP_PRESPLIT,
+            ],
+            ShaderId::MatmulCoop8F16F32 => &[
+                COOP8,
+                SPLIT_F16,
+                MATMUL_IO,
+                WEIGHTS_F16,
+                COOP_GEMM,
+                MATMUL_COOP,
+            ],
+            ShaderId::MatmulCoopPresplit8F16F32 => &[
+                COOP8,
+                SPLIT_F16,
+                MATMUL_IO,
+                WEIGHTS_F16,
+                COOP_GEMM,
+                MATMUL_COOP_PRESPLIT,
+            ],
+            ShaderId::CoopSplitX8F32F16 => &[COOP8, SPLIT_F16, MATMUL_IO, COOP_SPLIT_X],
             ShaderId::MatmulCoop16Bf16F32 => &[
                 COOP16,
                 SPLIT_F16,
                 BF16,
                 MATMUL_IO,
                 WEIGHTS_BF16,
+                COOP_GEMM,
                 MATMUL_COOP,
             ],
-            ShaderId::MatmulCoop8F16F32 => &[COOP8, SPLIT_F16, MATMUL_IO, WEIGHTS_F16, MATMUL_COOP],
-            ShaderId::MatmulCoop16F16F32 => {
-                &[COOP16, SPLIT_F16, MATMUL_IO, WEIGHTS_F16, MATMUL_COOP]
-            }
+            ShaderId::MatmulCoopPresplit16Bf16F32 => &[
+                COOP16,
+                SPLIT_F16,
+                BF16,
+                MATMUL_IO,
+                WEIGHTS_BF16,
+                COOP_GEMM,
+                MATMUL_COOP_PRESPLIT,
+            ],
+            ShaderId::MatmulCoop16F16F32 => &[
+                COOP16,
+                SPLIT_F16,
+                MATMUL_IO,
+                WEIGHTS_F16,
+                COOP_GEMM,
+                MATMUL_COOP,
+            ],
+            ShaderId::MatmulCoopPresplit16F16F32 => &[
+                COOP16,
+                SPLIT_F16,
+                MATMUL_IO,
+                WEIGHTS_F16,
+                COOP_GEMM,
+                MATMUL_COOP_PRESPLIT,
+            ],
+            ShaderId::CoopSplitX16F32F16 => &[COOP16, SPLIT_F16, MATMUL_IO, COOP_SPLIT_X],
             ShaderId::GemvBf16F32 => &[BF16, MATMUL_IO, WEIGHTS_BF16, GEMV],
             ShaderId::GemvF16F32 => &[MATMUL_IO, WEIGHTS_F16, GEMV],
             ShaderId::GemvF32F32 => &[MATMUL_IO, WEIGHTS_F32, GEMV],
@@ -369,6 +453,12 @@ impl ShaderId {
             | ShaderId::MatmulCoop16Bf16F32
             | ShaderId::MatmulCoop8F16F32
             | ShaderId::MatmulCoop16F16F32
+            | ShaderId::MatmulCoopPresplit8Bf16F32
+            | ShaderId::MatmulCoopPresplit16Bf16F32
+            | ShaderId::MatmulCoopPresplit8F16F32
+            | ShaderId::MatmulCoopPresplit16F16F32
+            | ShaderId::CoopSplitX8F32F16
+            | ShaderId::CoopSplitX16F32F16
             | ShaderId::AttentionCoop8F32F32
             | ShaderId::AttentionCoop16F32F32
             | ShaderId::AttentionCoopSplit8F32F16
@@ -388,6 +478,8 @@ impl ShaderId {
             ShaderId::MatmulF16F32
             | ShaderId::MatmulCoop8F16F32
             | ShaderId::MatmulCoop16F16F32
+            | ShaderId::MatmulCoopPresplit8F16F32
+            | ShaderId::MatmulCoopPresplit16F16F32
             | ShaderId::GemvF16F32
             | ShaderId::GatherF16F32 => wgpu::DownlevelFlags::SHADER_F16_IN_F32,
             _ => wgpu::DownlevelFlags::empty(),

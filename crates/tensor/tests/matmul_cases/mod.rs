@@ -9,7 +9,9 @@ use tensor::dtype::Element;
 use tensor::testing::rng::Rng;
 use tensor::testing::tolerance::{ErrorStats, GPU_MATMUL};
 use tensor::wgpu::WgpuBackend;
-use tensor::wgpu::matmul::{GemmVariant, GemvKind, coop_with, gemm_with, gemv_with};
+use tensor::wgpu::matmul::{
+    GemmVariant, GemvKind, coop_presplit_with, coop_with, gemm_with, gemv_with,
+};
 use tensor::{Backend, DType, HostData, Shape, Tensor};
 
 #[derive(Clone, Copy, Debug)]
@@ -28,6 +30,8 @@ pub struct Case {
     pub gemv: Option<GemvKind>,
     /// The tensor-core GEMM's subgroup grid to force (`coop_with`).
     pub coop: Option<(u32, u32)>,
+    /// With `coop`: its presplit variant (`coop_presplit_with`).
+    pub presplit: bool,
 }
 
 pub const BASE: Case = Case {
@@ -40,6 +44,7 @@ pub const BASE: Case = Case {
     variant: None,
     gemv: None,
     coop: None,
+    presplit: false,
 };
 
 /// Host bytes of `v` placed `off` bytes into a larger buffer.
@@ -98,6 +103,9 @@ pub fn run(be: &WgpuBackend, c: Case) -> ErrorStats {
     match (c.variant, c.gemv, c.coop) {
         (Some(v), _, _) => gemm_with(be, &xt, &w, bt.as_ref(), &mut out, v),
         (None, Some(kind), _) => gemv_with(be, &xt, &w, bt.as_ref(), &mut out, kind),
+        (None, None, Some(grid)) if c.presplit => {
+            coop_presplit_with(be, &xt, &w, bt.as_ref(), &mut out, grid)
+        }
         (None, None, Some(grid)) => coop_with(be, &xt, &w, bt.as_ref(), &mut out, grid),
         (None, None, None) => be.matmul(&xt, &w, bt.as_ref(), &mut out),
     }
