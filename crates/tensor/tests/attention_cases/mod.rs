@@ -1,5 +1,5 @@
 //! The attention cases shared by the WGSL attention tests
-//! (`wgpu_attention.rs`, `wgpu_coop.rs`): a case runs one attention call
+//! (`wgpu_attention.rs`, `wgpu_coop_attention.rs`): a case runs one attention call
 //! through the backend's choice or a forced kernel and plan and checks it
 //! against the f64 reference (`cpu/attention/reference.rs`) with
 //! `testing::tolerance::GPU_ATTENTION`. Outputs start as NaN.
