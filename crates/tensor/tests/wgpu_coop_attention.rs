@@ -172,8 +172,9 @@ fn attention_wgpu_coop_nan_rows() {
 /// A bad q makes its row non-finite; a bad v its column of every row; a
 /// bad k every row whose score with that key comes out +inf or NaN, while
 /// a row whose score is −inf gets p = 0 there, as the reference's
-/// e^(−8750·|q|) does. Everything else matches the reference
-/// (`GPU_ATTENTION`). q = 7e4 (12 600 after the scaling) stays in range.
+/// e^(−8750·|q|) does; a row whose scores are all −inf is NaN. Everything
+/// else matches the reference (`GPU_ATTENTION`). q = 7e4 (12 600 after
+/// the scaling) stays in range.
 #[test]
 fn attention_wgpu_coop_out_of_range() {
     let Some(be) = coop_or_skip() else { return };
@@ -242,8 +243,10 @@ fn attention_wgpu_coop_out_of_range() {
             matches(&what, &y, &r, &|i| i >= hd);
         }
     }
-    // k: key 5, dim 7. Even rows score +inf with it (non-finite), odd rows
-    // −inf (p = 0, as the reference's underflow).
+    // k: key 5, dim 7 (split into (inf, 0)). q there is ±0.5, whose f16
+    // halves have the same sign (0.0901 + 2e-5 after the scaling), so even
+    // rows score +inf (non-finite) and odd rows −inf (p = 0, as the
+    // reference's underflow); halves of opposite signs would give NaN.
     let mut k = k0.clone();
     k[5 * hd + 7] = 7e4;
     let (y, r) = run(&q0, &k, &v0);
@@ -255,6 +258,21 @@ fn attention_wgpu_coop_out_of_range() {
     let (y, r) = run(&q0, &k0, &v);
     non_finite("v = -7e4", &y, &|i| i % hd == 9);
     matches("v = -7e4", &y, &r, &|i| i % hd != 9);
+    // Every score of row 0 −inf: q = −6e5 (beyond f16 after the scaling:
+    // (−inf, 0)) on dim 0 only, against k = 1/3 there (halves 0.33325 and
+    // +8.1e-5, both positive) for every key. The reference's scores are all
+    // −25 000 (a uniform softmax); the kernel has l = 0 and must give NaN,
+    // not zeros. Other rows are as before.
+    let mut q = vec![0.0f32; hd];
+    q[0] = -6e5;
+    q.extend_from_slice(&q0[hd..]);
+    let mut k = k0.clone();
+    for r in 0..t {
+        k[r * hd] = 1.0 / 3.0;
+    }
+    let (y, r) = run(&q, &k, &v0);
+    non_finite("no finite score", &y, &|i| i < hd);
+    matches("no finite score", &y, &r, &|i| i >= hd);
 }
 
 /// A peaked softmax: one key at score +9 and the others at −9 (natural
@@ -262,11 +280,13 @@ fn attention_wgpu_coop_out_of_range() {
 /// unless p is carried scaled (the kernel's 2^15). With v = 0 on the peak
 /// and 1 elsewhere every output is the small keys' share, 1.5e-5 (1023
 /// keys). Each p carries at most 2⁻²⁵ absolute error in the kernel's
-/// scaled units (its low f16 half is subnormal below 2⁻³), against
-/// l ≥ 2^15: at most 1023·2⁻⁴⁰ ≈ 9.3e-10 on the output, the bound here
-/// (measured on lavapipe: 4.4e-10, all outputs alike; without the scaling
-/// every output was 0, off by 1.5e-5). The f32 rows kernel gets 2.6e-7
-/// relative; NMSE, relative to these tiny outputs, is not the measure.
+/// scaled units (its low f16 half is subnormal below 2⁻³; 2⁻²⁴ where a
+/// conversion rounds to the other neighbour, as WGSL allows), against
+/// l ≥ 2^15, and the 1023 equal p's err alike: 1023·2⁻³⁹ ≈ 1.9e-9, twice
+/// that for the f32 accumulation (round-toward-zero on some tensor cores),
+/// is the bound (measured on lavapipe: 4.4e-10; without the scaling every
+/// output was 0, off by 1.5e-5). The f32 rows kernel gets 2.6e-7 relative;
+/// NMSE, relative to these tiny outputs, is not the measure.
 #[test]
 fn attention_wgpu_coop_peaked_softmax() {
     let Some(be) = coop_or_skip() else { return };
@@ -304,7 +324,7 @@ fn attention_wgpu_coop_peaked_softmax() {
     let r = attention::reference::attention(&q, &k, &v, d);
     assert!((r.out[0] - 1.558e-5).abs() < 1e-8, "reference {}", r.out[0]);
     let y = down(&be, &out);
-    let bound = 1023.0 * 2f32.powi(-40);
+    let bound = 2.0 * 1023.0 * 2f32.powi(-39);
     let worst = y
         .iter()
         .zip(&r.out)

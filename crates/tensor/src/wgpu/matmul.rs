@@ -507,6 +507,11 @@ fn record(
     let kernel = match choice {
         Choice::Auto if m == 1 => Kernel::Gemv(gemv_kind(be, k, w.dtype())),
         Choice::Auto => match coop_applies(be, m, w.dtype()).filter(|c| c.fits(limits, sg)) {
+            // x's halves must fit one binding; else the staged kernel.
+            Some(c) if c.presplit && !presplit_fits(c, m, k, limits) => Kernel::Coop(CoopGemm {
+                presplit: false,
+                ..c
+            }),
             Some(c) => Kernel::Coop(c),
             // A device granted less than WebGPU's defaults: the 64-thread tile.
             None => Kernel::Gemm(
@@ -623,7 +628,7 @@ fn record(
     match kernel {
         Kernel::Coop(c) if c.presplit => {
             let len = c.scratch_len(m, k);
-            if len > u64::from(u32::MAX) || 2 * len > limits.max_storage_buffer_binding_size {
+            if !presplit_fits(c, m, k, limits) {
                 return Err(TensorError::Gpu {
                     what: "matmul",
                     detail: format!(
@@ -650,6 +655,15 @@ fn record(
         }
         _ => dispatch(None),
     }
+}
+
+/// Whether the presplit GEMM's scratch for an `m × k` x fits u32 indexing
+/// and one binding.
+fn presplit_fits(c: CoopGemm, m: usize, k: usize, limits: &wgpu::Limits) -> bool {
+    let len = c.scratch_len(m, k);
+    len <= u64::from(u32::MAX)
+        && 2 * len <= limits.max_storage_buffer_binding_size
+        && 2 * len <= limits.max_buffer_size
 }
 
 /// The tensor-core GEMM's shader for `c` and `dtype` weights (bf16 or f16).

@@ -108,8 +108,10 @@ struct Gpu {
     staging: Mutex<Option<wgpu::Buffer>>,
     /// Reused host buffer for rope's cos/sin table.
     rope_table: Mutex<Vec<f32>>,
-    /// The tensor-core attention's scratch (grown on demand, see
-    /// [`WgpuBackend::with_scratch`]).
+    /// The tensor-core kernels' scratch: the attention's and the presplit
+    /// GEMM's f16 halves (grown on demand, never shrunk: it ends as large
+    /// as the largest call's, e.g. 9 MiB for the 450M tower's attention,
+    /// 12 MiB with the presplit GEMM; see [`WgpuBackend::with_scratch`]).
     scratch: Mutex<Option<wgpu::Buffer>>,
     /// Errors the device reported outside an error scope.
     errors: Arc<Mutex<Vec<String>>>,
