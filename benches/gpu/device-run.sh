@@ -31,7 +31,7 @@ for s in $steps; do
             "$BIN/bench-recording" 2>&1 | tee "$OUT/recording.txt"
         timeout 60 "$BIN/bench-recording" 2>&1 | tee -a "$OUT/recording.txt" ;;
     kernels)
-        timeout 150 "$BIN/bench-kernels" --no-cpu --m 1,64,512,1024 --dtype ${DTYPES:-bf16,f32} \
+        timeout 200 "$BIN/bench-kernels" --no-cpu --m 1,64,512,1024 --dtype ${DTYPES:-bf16,f32} \
             ${KERNEL_ARGS:-} 2>&1 | tee "$OUT/kernels.txt" ;;
     *@*)
         setting=${s#*@}

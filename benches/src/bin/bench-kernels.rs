@@ -37,6 +37,10 @@ const NK: [(usize, usize); 8] = [
 ];
 /// Bytes of weights rotated per configuration: several times a 32 MiB L3.
 const COLD_BYTES: usize = 256 << 20;
+/// (n, k) the GPU run adds: the rest of the 450M vision tower's GEMMs
+/// (stacked q | k | v and fc2; with m = 1024 for one 512 × 512 tile), the
+/// shapes the tensor-core GEMM's grids are chosen for.
+const GPU_EXTRA_NK: [(usize, usize); 2] = [(2304, 768), (768, 3072)];
 
 struct Opts {
     json: bool,
@@ -374,7 +378,11 @@ mod gpu {
             .iter()
             .filter(|d| matches!(d, DType::BF16 | DType::F32))
         {
-            for &(n, k) in NK.iter().filter(|&&(n, _)| !software || n <= 4608) {
+            for &(n, k) in NK
+                .iter()
+                .chain(&GPU_EXTRA_NK)
+                .filter(|&&(n, _)| !software || n <= 4608)
+            {
                 let ws = cold_weights(&be, dtype, n, k, rng)?;
                 for &m in o.ms.iter().filter(|&&m| !software || m <= 64) {
                     let shape = (m, n, k);
