@@ -6,15 +6,18 @@
 // common/bf16.wgsl where the weights are bf16, matmul/io.wgsl, and
 // weights_bf16.wgsl or weights_f16.wgsl (load_w).
 
-// Set through pipeline override constants (wgpu/matmul.rs CoopGemm): the
-// device's subgroup size and the subgroup grid of a workgroup.
+// Set through pipeline override constants (wgpu/coop.rs CoopGemm): the
+// device's subgroup size, the subgroup grid of a workgroup (SGM × SGN) and
+// the fragments each subgroup owns (FM × FN, each 1 or 2).
 override SG: u32 = 32u;
 override SGM: u32 = 2u;
 override SGN: u32 = 2u;
+override FM: u32 = 2u;
+override FN: u32 = 2u;
 
 override WG: u32 = SG * SGM * SGN;
-override BM: u32 = 2u * CM * SGM;
-override BN: u32 = 2u * CM * SGN;
+override BM: u32 = FM * CM * SGM;
+override BN: u32 = FN * CM * SGN;
 const BK: u32 = 2u * CM;
 // Staged row stride in f16 elements (a multiple of 8: 16 bytes).
 const SA: u32 = BK + 8u;

@@ -1,7 +1,7 @@
 // The first pass of the presplit tensor-core GEMM (matmul_coop_presplit.wgsl,
 // kernels/matmul.md, "Cooperative matrices"): x [m, k] f32 into the f16
 // scratch `sc` as hi and lo halves (common/split_f16.wgsl), rows padded
-// with zeros to MP = m rounded up to BM = 2·CM·SGM and columns to KP = k
+// with zeros to MP = m rounded up to BM = FM·CM·SGM and columns to KP = k
 // rounded up to BK = 2·CM: hi [MP][KP] at 0, lo at MP·KP. Every fragment
 // the GEMM loads is then whole, 16-byte aligned and zero past the problem.
 // One thread per padded element, consecutive threads on consecutive
@@ -10,7 +10,8 @@
 
 override WG: u32 = 256u;
 override SGM: u32 = 2u;
-override BM: u32 = 2u * CM * SGM;
+override FM: u32 = 2u;
+override BM: u32 = FM * CM * SGM;
 const BK: u32 = 2u * CM;
 
 @group(0) @binding(5) var<storage, read_write> sc: array<f16>;

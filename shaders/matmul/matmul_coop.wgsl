@@ -17,9 +17,9 @@
 // instead of silently wrong; kernels/matmul.md says why the model's matmul
 // inputs stay in range.
 //
-// Layout: SGM × SGN subgroups of SG threads; each owns a 2 × 2 block of
-// CM × CM fragments, so a workgroup computes a BM × BN tile (BM = 2·CM·SGM,
-// BN = 2·CM·SGN). Each k-step of BK = 2·CM stages, in workgroup memory,
+// Layout: SGM × SGN subgroups of SG threads; each owns an FM × FN block
+// (1 or 2 each) of CM × CM fragments, so a workgroup computes a BM × BN
+// tile (BM = FM·CM·SGM, BN = FN·CM·SGN). Each k-step of BK = 2·CM stages, in workgroup memory,
 // x's hi and lo halves row-major ([BM, BK], row stride SA) and w's tile as
 // [BN, BK] (stride SA), which is the k × n fragment B column-major. Two
 // barriers per step. SA = BK + 8 keeps every fragment row 16-byte aligned
@@ -80,9 +80,11 @@ fn main(
     }
     let m0 = (tile / tiles_n) * BM;
     let n0 = (tile % tiles_n) * BN;
-    // The subgroup's 2 × 2 fragments start at row fr and column fc of the tile.
-    let fr = (sid / SGN) * 2u * CM;
-    let fc = (sid % SGN) * 2u * CM;
+    // The subgroup's FM × FN fragments start at row fr and column fc of the
+    // tile (fragments 01, 10 and 11 exist where FN, FM or both are 2: the
+    // conditions are on pipeline constants, uniform).
+    let fr = (sid / SGN) * FM * CM;
+    let fc = (sid % SGN) * FN * CM;
     let sa = SA;
 
     var c00 = FragC();
@@ -103,25 +105,52 @@ fn main(
             let ib1 = ib0 + CM * SA;
             let ah0 = coopLoadT<FragA>(&xh[ia0], sa);
             let al0 = coopLoadT<FragA>(&xl[ia0], sa);
-            let ah1 = coopLoadT<FragA>(&xh[ia1], sa);
-            let al1 = coopLoadT<FragA>(&xl[ia1], sa);
+            // The second fragment row and column exist only where FM or
+            // FN is 2 (loading them otherwise would read past the tile).
+            var ah1 = FragA();
+            var al1 = FragA();
+            if (FM > 1u) {
+                ah1 = coopLoadT<FragA>(&xh[ia1], sa);
+                al1 = coopLoadT<FragA>(&xl[ia1], sa);
+            }
             let b0 = coopLoad<FragB>(&ws[ib0], sa);
-            let b1 = coopLoad<FragB>(&ws[ib1], sa);
+            var b1 = FragB();
+            if (FN > 1u) {
+                b1 = coopLoad<FragB>(&ws[ib1], sa);
+            }
             c00 = coopMultiplyAdd(al0, b0, c00);
             c00 = coopMultiplyAdd(ah0, b0, c00);
-            c01 = coopMultiplyAdd(al0, b1, c01);
-            c01 = coopMultiplyAdd(ah0, b1, c01);
-            c10 = coopMultiplyAdd(al1, b0, c10);
-            c10 = coopMultiplyAdd(ah1, b0, c10);
-            c11 = coopMultiplyAdd(al1, b1, c11);
-            c11 = coopMultiplyAdd(ah1, b1, c11);
+            if (FN > 1u) {
+                c01 = coopMultiplyAdd(al0, b1, c01);
+                c01 = coopMultiplyAdd(ah0, b1, c01);
+            }
+            if (FM > 1u) {
+                c10 = coopMultiplyAdd(al1, b0, c10);
+                c10 = coopMultiplyAdd(ah1, b0, c10);
+            }
+            // Nested, not `&&`: naga's uniformity analysis takes a
+            // short-circuit for non-uniform control flow.
+            if (FM > 1u) {
+                if (FN > 1u) {
+                    c11 = coopMultiplyAdd(al1, b1, c11);
+                    c11 = coopMultiplyAdd(ah1, b1, c11);
+                }
+            }
         }
     }
 
     let r0 = m0 + fr;
     let q0 = n0 + fc;
     emit(c00, r0, q0, sid, lane, sg);
-    emit(c01, r0, q0 + CM, sid, lane, sg);
-    emit(c10, r0 + CM, q0, sid, lane, sg);
-    emit(c11, r0 + CM, q0 + CM, sid, lane, sg);
+    if (FN > 1u) {
+        emit(c01, r0, q0 + CM, sid, lane, sg);
+    }
+    if (FM > 1u) {
+        emit(c10, r0 + CM, q0, sid, lane, sg);
+    }
+    if (FM > 1u) {
+        if (FN > 1u) {
+            emit(c11, r0 + CM, q0 + CM, sid, lane, sg);
+        }
+    }
 }

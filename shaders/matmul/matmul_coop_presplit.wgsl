@@ -33,9 +33,11 @@ fn main(
     }
     let m0 = (tile / tiles_n) * BM;
     let n0 = (tile % tiles_n) * BN;
-    // The subgroup's 2 × 2 fragments start at row fr and column fc of the tile.
-    let fr = (sid / SGN) * 2u * CM;
-    let fc = (sid % SGN) * 2u * CM;
+    // The subgroup's FM × FN fragments start at row fr and column fc of the
+    // tile (fragments 01, 10 and 11 exist where FN, FM or both are 2: the
+    // conditions are on pipeline constants, uniform).
+    let fr = (sid / SGN) * FM * CM;
+    let fc = (sid % SGN) * FN * CM;
     let sa = SA;
     // x's halves in the scratch: [MP][KP] rows, the tile's rows from m0.
     let kp = (k + BK - 1u) / BK * BK;
@@ -61,25 +63,52 @@ fn main(
             let ib1 = ib0 + CM * SA;
             let ah0 = coopLoadT<FragA>(&sc[ih0], kp);
             let al0 = coopLoadT<FragA>(&sc[il0], kp);
-            let ah1 = coopLoadT<FragA>(&sc[ih1], kp);
-            let al1 = coopLoadT<FragA>(&sc[il1], kp);
+            // The second fragment row and column exist only where FM or
+            // FN is 2 (loading them otherwise would read past the tile).
+            var ah1 = FragA();
+            var al1 = FragA();
+            if (FM > 1u) {
+                ah1 = coopLoadT<FragA>(&sc[ih1], kp);
+                al1 = coopLoadT<FragA>(&sc[il1], kp);
+            }
             let b0 = coopLoad<FragB>(&ws[ib0], sa);
-            let b1 = coopLoad<FragB>(&ws[ib1], sa);
+            var b1 = FragB();
+            if (FN > 1u) {
+                b1 = coopLoad<FragB>(&ws[ib1], sa);
+            }
             c00 = coopMultiplyAdd(al0, b0, c00);
             c00 = coopMultiplyAdd(ah0, b0, c00);
-            c01 = coopMultiplyAdd(al0, b1, c01);
-            c01 = coopMultiplyAdd(ah0, b1, c01);
-            c10 = coopMultiplyAdd(al1, b0, c10);
-            c10 = coopMultiplyAdd(ah1, b0, c10);
-            c11 = coopMultiplyAdd(al1, b1, c11);
-            c11 = coopMultiplyAdd(ah1, b1, c11);
+            if (FN > 1u) {
+                c01 = coopMultiplyAdd(al0, b1, c01);
+                c01 = coopMultiplyAdd(ah0, b1, c01);
+            }
+            if (FM > 1u) {
+                c10 = coopMultiplyAdd(al1, b0, c10);
+                c10 = coopMultiplyAdd(ah1, b0, c10);
+            }
+            // Nested, not `&&`: naga's uniformity analysis takes a
+            // short-circuit for non-uniform control flow.
+            if (FM > 1u) {
+                if (FN > 1u) {
+                    c11 = coopMultiplyAdd(al1, b1, c11);
+                    c11 = coopMultiplyAdd(ah1, b1, c11);
+                }
+            }
         }
     }
 
     let r0 = m0 + fr;
     let q0 = n0 + fc;
     emit(c00, r0, q0, sid, lane, sg);
-    emit(c01, r0, q0 + CM, sid, lane, sg);
-    emit(c10, r0 + CM, q0, sid, lane, sg);
-    emit(c11, r0 + CM, q0 + CM, sid, lane, sg);
+    if (FN > 1u) {
+        emit(c01, r0, q0 + CM, sid, lane, sg);
+    }
+    if (FM > 1u) {
+        emit(c10, r0 + CM, q0, sid, lane, sg);
+    }
+    if (FM > 1u) {
+        if (FN > 1u) {
+            emit(c11, r0 + CM, q0 + CM, sid, lane, sg);
+        }
+    }
 }

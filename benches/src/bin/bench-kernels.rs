@@ -40,6 +40,7 @@ const COLD_BYTES: usize = 256 << 20;
 /// (n, k) the GPU run adds: the rest of the 450M vision tower's GEMMs
 /// (stacked q | k | v and fc2; with m = 1024 for one 512 × 512 tile), the
 /// shapes the tensor-core GEMM's grids are chosen for.
+#[cfg(feature = "wgpu")]
 const GPU_EXTRA_NK: [(usize, usize); 2] = [(2304, 768), (768, 3072)];
 
 struct Opts {
@@ -410,17 +411,15 @@ mod gpu {
                     };
                     let sg = be.device().subgroup_size.unwrap_or(0);
                     for presplit in [false, true] {
-                        for (sgm, sgn) in COOP_GRIDS {
+                        for grid in COOP_GRIDS {
                             let c = CoopGemm {
-                                sgm,
-                                sgn,
+                                grid,
                                 presplit,
                                 ..coop
                             };
                             if !c.fits(&be.device().limits, sg) {
                                 continue;
                             }
-                            let grid = (sgm, sgn);
                             let r = bench_batched(
                                 &be,
                                 &ws,

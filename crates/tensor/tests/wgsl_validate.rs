@@ -156,7 +156,7 @@ fn wgsl_uniform_layouts_match_rust_mirrors() {
 fn wgsl_matmul_constants_match_host() {
     use tensor::wgpu::attention::{AttnRows, AttnTiles};
     use tensor::wgpu::attention_coop::AttnCoop;
-    use tensor::wgpu::coop::CoopGemm;
+    use tensor::wgpu::coop::{COOP_GRIDS, CoopGemm};
     use tensor::wgpu::matmul::{GEMM_VARIANTS, GemvKind, gemv_constants};
     for id in ShaderId::ALL {
         let (module, _) = shaders::validate(id, richest().0, richest().1).expect("valid");
@@ -190,16 +190,14 @@ fn wgsl_matmul_constants_match_host() {
         } else if id.label().contains("split_x") {
             let c = CoopGemm {
                 cm: 16,
-                sgm: 2,
-                sgn: 2,
+                grid: COOP_GRIDS[0],
                 presplit: true,
             };
             c.split_constants().iter().map(|c| c.0).collect()
         } else if id.label().starts_with("matmul_coop") {
             let c = CoopGemm {
                 cm: 16,
-                sgm: 2,
-                sgn: 2,
+                grid: COOP_GRIDS[0],
                 presplit: false,
             };
             c.constants(32).iter().map(|c| c.0).collect()
@@ -318,14 +316,9 @@ fn wgsl_coop_gemm_fits_its_limits() {
         (ShaderId::MatmulCoopPresplit8F16F32, 8, true),
     ] {
         let (module, info) = shaders::validate(id, richest().0, richest().1).expect("valid");
-        for (sgm, sgn) in COOP_GRIDS {
+        for grid in COOP_GRIDS {
             for sg in [32, 8] {
-                let c = CoopGemm {
-                    cm,
-                    sgm,
-                    sgn,
-                    presplit,
-                };
+                let c = CoopGemm { cm, grid, presplit };
                 let (module, _) = with_overrides(id, &module, &info, &c.constants(sg));
                 let (size, bytes) = workgroup_of(&module);
                 assert_eq!(size, [c.threads(sg), 1, 1], "{id} {c:?} sg {sg}");
@@ -339,11 +332,10 @@ fn wgsl_coop_gemm_fits_its_limits() {
         (ShaderId::CoopSplitX8F32F16, 8),
     ] {
         let (module, info) = shaders::validate(id, richest().0, richest().1).expect("valid");
-        for (sgm, sgn) in COOP_GRIDS {
+        for grid in COOP_GRIDS {
             let c = CoopGemm {
                 cm,
-                sgm,
-                sgn,
+                grid,
                 presplit: true,
             };
             let (module, _) = with_overrides(id, &module, &info, &c.split_constants());
@@ -553,19 +545,14 @@ fn wgsl_coop_spirv_is_written() {
         ),
     ] {
         let (module, info) = shaders::validate(id, richest().0, richest().1).expect("valid");
-        for (sgm, sgn) in COOP_GRIDS {
-            let c = CoopGemm {
-                cm,
-                sgm,
-                sgn,
-                presplit,
-            };
-            let stem = format!("{}_{sgm}x{sgn}", id.label());
+        for grid in COOP_GRIDS {
+            let c = CoopGemm { cm, grid, presplit };
+            let stem = format!("{}_{}", id.label(), c.name());
             written += write_spv(id, &module, &info, &c.constants(32), &dir, &stem);
             if let Some(split) = split {
                 let (module, info) =
                     shaders::validate(split, richest().0, richest().1).expect("valid");
-                let stem = format!("{}_{sgm}x{sgn}", split.label());
+                let stem = format!("{}_{}", split.label(), c.name());
                 written += write_spv(split, &module, &info, &c.split_constants(), &dir, &stem);
             }
         }

@@ -12,27 +12,71 @@ use half::bf16;
 use super::WgpuBackend;
 use crate::{Backend, DType, HostData, Result, Shape, Tensor, TensorError};
 
-/// One pipeline variant: `sgm × sgn` subgroups per workgroup, each owning
-/// 2 × 2 fragments of `cm × cm` outputs; the tile is `2·cm·sgm` rows by
-/// `2·cm·sgn` columns and the k-step `2·cm`. `presplit`: x is split into
-/// f16 halves once per call by a first pass (`coop_split_x.wgsl`) into the
-/// backend's scratch and loaded from there (`matmul_coop_presplit.wgsl`),
-/// instead of being split per workgroup and k-step (`matmul_coop.wgsl`).
+/// A workgroup layout of the tensor-core GEMM: `sgm × sgn` subgroups, each
+/// owning `frag_m × frag_n` fragments (1 or 2 each).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CoopGrid {
+    pub sgm: u32,
+    pub sgn: u32,
+    pub frag_m: u32,
+    pub frag_n: u32,
+}
+
+impl CoopGrid {
+    /// `sgm × sgn` subgroups of 2 × 2 fragments.
+    pub const fn of(sgm: u32, sgn: u32) -> Self {
+        CoopGrid {
+            sgm,
+            sgn,
+            frag_m: 2,
+            frag_n: 2,
+        }
+    }
+
+    /// `sgm × sgn` subgroups of `frag_m × frag_n` fragments.
+    pub const fn with_frags(sgm: u32, sgn: u32, frag_m: u32, frag_n: u32) -> Self {
+        CoopGrid {
+            sgm,
+            sgn,
+            frag_m,
+            frag_n,
+        }
+    }
+}
+
+/// One pipeline variant: `grid` (subgroups per workgroup, fragments per
+/// subgroup) of `cm × cm` fragments; the tile is `frag_m·cm·sgm` rows by
+/// `frag_n·cm·sgn` columns and the k-step `2·cm`. `presplit`: x is split
+/// into f16 halves once per call by a first pass (`coop_split_x.wgsl`)
+/// into the backend's scratch and loaded from there
+/// (`matmul_coop_presplit.wgsl`), instead of being split per workgroup and
+/// k-step (`matmul_coop.wgsl`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CoopGemm {
     /// Fragment side (the device's [`super::device::GpuDevice::coop_fragment`]).
     pub cm: u32,
-    pub sgm: u32,
-    pub sgn: u32,
+    pub grid: CoopGrid,
     pub presplit: bool,
 }
 
 /// Threads per workgroup of the presplit GEMM's first pass.
 pub const SPLIT_X_WG: u32 = 256;
 
-/// The subgroup grids [`coop_with`](super::matmul::coop_with) accepts, the
-/// default ([`coop_gemm`]) first.
-pub const COOP_GRIDS: [(u32, u32); 3] = [(2, 2), (4, 2), (2, 4)];
+/// The grids [`coop_with`](super::matmul::coop_with) accepts, the default
+/// ([`coop_gemm`]) first: 64 × 64 tiles (16-wide fragments) of 4 subgroups
+/// with 2 × 2 fragments each; 128 × 64 and 64 × 128 tiles of 8; and smaller
+/// subgroup blocks for shapes with few tiles (1024 × 768: 192 of 64 × 64,
+/// 768 subgroups on an H100's 132 multiprocessors): 64 × 64 tiles of 8
+/// subgroups with 1 × 2 fragments, 32 × 32 tiles of 4 with one fragment
+/// each (2× and 4× the subgroups). At most 8 subgroups: the device keeps
+/// WebGPU's 256 invocations per workgroup.
+pub const COOP_GRIDS: [CoopGrid; 5] = [
+    CoopGrid::of(2, 2),
+    CoopGrid::of(4, 2),
+    CoopGrid::of(2, 4),
+    CoopGrid::with_frags(4, 2, 1, 2),
+    CoopGrid::with_frags(2, 2, 1, 1),
+];
 
 /// The fewest rows for which [`super::matmul`]'s automatic choice takes the
 /// tensor-core GEMM: below that a 2·cm·sgm-row tile is mostly padding and
@@ -42,17 +86,17 @@ pub const COOP_MIN_M: usize = 32;
 impl CoopGemm {
     /// Output rows per workgroup.
     pub fn tile_m(self) -> u32 {
-        2 * self.cm * self.sgm
+        self.grid.frag_m * self.cm * self.grid.sgm
     }
 
     /// Output columns per workgroup.
     pub fn tile_n(self) -> u32 {
-        2 * self.cm * self.sgn
+        self.grid.frag_n * self.cm * self.grid.sgn
     }
 
     /// Threads per workgroup on a device whose subgroups are `sg` wide.
     pub fn threads(self, sg: u32) -> u32 {
-        sg * self.sgm * self.sgn
+        sg * self.grid.sgm * self.grid.sgn
     }
 
     /// Workgroups (output tiles) for an `m × n` output.
@@ -67,7 +111,8 @@ impl CoopGemm {
     pub fn workgroup_bytes(self) -> u32 {
         let sa = 2 * self.cm + 8;
         let x_rows = if self.presplit { 0 } else { 2 * self.tile_m() };
-        2 * (x_rows + self.tile_n()) * sa + 4 * self.sgm * self.sgn * self.cm * (self.cm + 4)
+        2 * (x_rows + self.tile_n()) * sa
+            + 4 * self.grid.sgm * self.grid.sgn * self.cm * (self.cm + 4)
     }
 
     /// f16 elements of the presplit variant's scratch for an `m × k` x:
@@ -86,19 +131,37 @@ impl CoopGemm {
     }
 
     /// Override constants on a device whose subgroups are `sg` wide.
-    pub fn constants(self, sg: u32) -> [(&'static str, u32); 3] {
-        [("SG", sg), ("SGM", self.sgm), ("SGN", self.sgn)]
+    pub fn constants(self, sg: u32) -> [(&'static str, u32); 5] {
+        let g = self.grid;
+        [
+            ("SG", sg),
+            ("SGM", g.sgm),
+            ("SGN", g.sgn),
+            ("FM", g.frag_m),
+            ("FN", g.frag_n),
+        ]
     }
 
     /// Override constants of the presplit variant's first pass.
-    pub fn split_constants(self) -> [(&'static str, u32); 2] {
-        [("WG", SPLIT_X_WG), ("SGM", self.sgm)]
+    pub fn split_constants(self) -> [(&'static str, u32); 3] {
+        [
+            ("WG", SPLIT_X_WG),
+            ("SGM", self.grid.sgm),
+            ("FM", self.grid.frag_m),
+        ]
     }
 
-    /// A short name for reports: `coop{cm}_{sgm}x{sgn}`, `_presplit` added.
+    /// A short name for reports: `coop{cm}_{sgm}x{sgn}`, with `_f{m}x{n}`
+    /// for fragments other than 2 × 2 and `_presplit` added.
     pub fn name(self) -> String {
+        let g = self.grid;
+        let frags = if (g.frag_m, g.frag_n) == (2, 2) {
+            String::new()
+        } else {
+            format!("_f{}x{}", g.frag_m, g.frag_n)
+        };
         let split = if self.presplit { "_presplit" } else { "" };
-        format!("coop{}_{}x{}{split}", self.cm, self.sgm, self.sgn)
+        format!("coop{}_{}x{}{frags}{split}", self.cm, g.sgm, g.sgn)
     }
 }
 
@@ -117,13 +180,11 @@ fn presplit_env() -> bool {
 /// fixed subgroup size.
 pub fn coop_gemm(be: &WgpuBackend) -> Option<CoopGemm> {
     let dev = be.device();
-    let (sgm, sgn) = COOP_GRIDS[0];
     dev.coop_fragment
         .filter(|_| dev.subgroup_size.is_some())
         .map(|cm| CoopGemm {
             cm,
-            sgm,
-            sgn,
+            grid: COOP_GRIDS[0],
             presplit: presplit_env(),
         })
 }
@@ -210,8 +271,7 @@ mod tests {
     fn coop_tiles_and_memory() {
         let v = CoopGemm {
             cm: 16,
-            sgm: 2,
-            sgn: 2,
+            grid: COOP_GRIDS[0],
             presplit: false,
         };
         assert_eq!((v.tile_m(), v.tile_n()), (64, 64));
@@ -223,18 +283,26 @@ mod tests {
         );
         assert_eq!(v.tiles(1024, 768), 16 * 12);
         assert_eq!(v.tiles(1, 1), 1);
+        assert_eq!(v.name(), "coop16_2x2");
+        // 8 subgroups of 1 × 2 fragments: the same 64 × 64 tile, 256 threads.
+        let f = CoopGemm {
+            grid: COOP_GRIDS[3],
+            ..v
+        };
+        assert_eq!((f.tile_m(), f.tile_n(), f.threads(32)), (64, 64, 256));
+        assert_eq!(f.name(), "coop16_4x2_f1x2");
         // Every grid fits a 48 KiB device with 32-wide subgroups (NVIDIA's
-        // Vulkan limit), and the 8-wide fragments fit WebGPU's 16 KiB.
+        // Vulkan limit) and WebGPU's 256 invocations, and the 8-wide
+        // fragments fit WebGPU's 16 KiB.
         let limits = wgpu::Limits {
             max_compute_workgroup_storage_size: 48 << 10,
             ..wgpu::Limits::default()
         };
-        for (sgm, sgn) in COOP_GRIDS {
+        for grid in COOP_GRIDS {
             for presplit in [false, true] {
                 let v = CoopGemm {
                     cm: 16,
-                    sgm,
-                    sgn,
+                    grid,
                     presplit,
                 };
                 assert!(v.fits(&limits, 32), "{v:?}: {} B", v.workgroup_bytes());

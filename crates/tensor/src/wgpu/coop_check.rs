@@ -20,8 +20,8 @@ impl WgpuBackend {
             return;
         };
         let checked = coop::self_check(self, &|x, w, b, y| match c.presplit {
-            true => matmul::coop_presplit_with(self, x, w, Some(b), y, (c.sgm, c.sgn)),
-            false => matmul::coop_with(self, x, w, Some(b), y, (c.sgm, c.sgn)),
+            true => matmul::coop_presplit_with(self, x, w, Some(b), y, c.grid),
+            false => matmul::coop_with(self, x, w, Some(b), y, c.grid),
         });
         if let Err(e) = checked {
             tracing::warn!(error = %e, "tensor-core GEMM off: its self-check failed");

@@ -18,7 +18,7 @@
 //!
 //! Tolerance class: `testing::tolerance::GPU_MATMUL`.
 
-use super::coop::{COOP_GRIDS, CoopGemm, SPLIT_X_WG, coop_applies};
+use super::coop::{COOP_GRIDS, CoopGemm, CoopGrid, SPLIT_X_WG, coop_applies};
 use super::shaders::ShaderId;
 use super::uniforms::MatmulParams;
 use super::{Dispatch, WgpuBackend};
@@ -392,8 +392,8 @@ pub fn gemm_with(
     record(be, x, w, bias, out, Choice::Gemm(variant))
 }
 
-/// The matmul through the tensor-core GEMM on the subgroup grid
-/// `sgm × sgn` (one of [`COOP_GRIDS`]), whatever the shape (m = 1
+/// The matmul through the tensor-core GEMM on `grid` (one of
+/// [`COOP_GRIDS`]), whatever the shape (m = 1
 /// included): for tests and for timing the grids on a real GPU. Errors
 /// where the device has no cooperative matrices, the weights are not bf16
 /// or f16, or the grid does not fit the device. Same contract as
@@ -404,7 +404,7 @@ pub fn coop_with(
     w: &Tensor<WgpuBackend>,            // [n, k] bf16 or f16
     bias: Option<&Tensor<WgpuBackend>>, // [n] f32
     out: &mut Tensor<WgpuBackend>,      // [m, n] f32
-    grid: (u32, u32),
+    grid: CoopGrid,
 ) -> Result<()> {
     coop_variant_with(be, x, w, bias, out, grid, false)
 }
@@ -417,7 +417,7 @@ pub fn coop_presplit_with(
     w: &Tensor<WgpuBackend>,            // [n, k] bf16 or f16
     bias: Option<&Tensor<WgpuBackend>>, // [n] f32
     out: &mut Tensor<WgpuBackend>,      // [m, n] f32
-    grid: (u32, u32),
+    grid: CoopGrid,
 ) -> Result<()> {
     coop_variant_with(be, x, w, bias, out, grid, true)
 }
@@ -428,7 +428,7 @@ fn coop_variant_with(
     w: &Tensor<WgpuBackend>,
     bias: Option<&Tensor<WgpuBackend>>,
     out: &mut Tensor<WgpuBackend>,
-    (sgm, sgn): (u32, u32),
+    grid: CoopGrid,
     presplit: bool,
 ) -> Result<()> {
     let dev = be.device();
@@ -438,10 +438,10 @@ fn coop_variant_with(
             detail: format!("{} has no cooperative matrices", be.device().describe()),
         });
     };
-    if !COOP_GRIDS.contains(&(sgm, sgn)) {
+    if !COOP_GRIDS.contains(&grid) {
         return Err(TensorError::Gpu {
             what: "matmul",
-            detail: format!("subgroup grid {sgm}x{sgn} is not one of {COOP_GRIDS:?}"),
+            detail: format!("{grid:?} is not one of {COOP_GRIDS:?}"),
         });
     }
     if !matches!(w.dtype(), DType::BF16 | DType::F16) {
@@ -451,12 +451,7 @@ fn coop_variant_with(
             dtype: w.dtype(),
         });
     }
-    let c = CoopGemm {
-        cm,
-        sgm,
-        sgn,
-        presplit,
-    };
+    let c = CoopGemm { cm, grid, presplit };
     record(be, x, w, bias, out, Choice::Coop(c))
 }
 

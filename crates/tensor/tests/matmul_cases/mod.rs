@@ -9,6 +9,7 @@ use tensor::dtype::Element;
 use tensor::testing::rng::Rng;
 use tensor::testing::tolerance::{ErrorStats, GPU_MATMUL};
 use tensor::wgpu::WgpuBackend;
+use tensor::wgpu::coop::CoopGrid;
 use tensor::wgpu::matmul::{
     GemmVariant, GemvKind, coop_presplit_with, coop_with, gemm_with, gemv_with,
 };
@@ -28,8 +29,8 @@ pub struct Case {
     pub variant: Option<GemmVariant>,
     /// The GEMV kind to force (`gemv_with`, m = 1).
     pub gemv: Option<GemvKind>,
-    /// The tensor-core GEMM's subgroup grid to force (`coop_with`).
-    pub coop: Option<(u32, u32)>,
+    /// The tensor-core GEMM's grid to force (`coop_with`).
+    pub coop: Option<CoopGrid>,
     /// With `coop`: its presplit variant (`coop_presplit_with`).
     pub presplit: bool,
 }
