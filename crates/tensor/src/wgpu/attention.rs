@@ -1,11 +1,15 @@
 //! The wgpu attention op (`Backend::attention`, kernels/attention.md):
-//! checks, then one dispatch of one of three kernels.
+//! checks, then one dispatch of one of the kernels below (two for the
+//! tensor-core one).
 //!
 //! - One query row (decode): one workgroup per head with an online softmax
 //!   over key tiles: `attention/decode.wgsl` ([`ATTN_DECODE_WG`] threads,
 //!   16-byte loads) where hd % 4 = 0, else `attention/attention.wgsl`
 //!   ([`ATTN_WG`]).
-//! - t > 1: `attention/rows.wgsl` where hd % 4 = 0 and hd ≤ 128 (one query
+//! - t > 1, bidirectional, on a device with cooperative matrices: the
+//!   tensor-core kernel of [`super::attention_coop`] (split pass, then
+//!   `attention/attention_coop.wgsl`) where it applies.
+//! - t > 1 otherwise: `attention/rows.wgsl` where hd % 4 = 0 and hd ≤ 128 (one query
 //!   row per thread, plan from [`AttnRows::for_shape`]), else
 //!   `attention/attention_tiled.wgsl` (one workgroup per block of query rows
 //!   of one head, key blocks staged in workgroup memory, tile sizes from

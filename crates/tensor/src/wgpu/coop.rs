@@ -79,7 +79,7 @@ pub const COOP_GRIDS: [CoopGrid; 5] = [
 ];
 
 /// The fewest rows for which [`super::matmul`]'s automatic choice takes the
-/// tensor-core GEMM: below that a 2·cm·sgm-row tile is mostly padding and
+/// tensor-core GEMM: below that a 64-row tile (16-wide fragments) is mostly padding and
 /// the few tiles of a short prompt would leave most of the GPU idle.
 pub const COOP_MIN_M: usize = 32;
 
