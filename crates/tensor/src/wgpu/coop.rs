@@ -1,7 +1,11 @@
-//! The tensor-core GEMM (`shaders/matmul/matmul_coop.wgsl`,
+//! The tensor-core GEMM (`shaders/matmul/matmul_coop*.wgsl`,
 //! `kernels/matmul.md`): the matmul of [`super::matmul`] on cooperative
 //! matrices, for bf16 and f16 weights on adapters whose device was granted
-//! them ([`super::device::GpuDevice::coop_fragment`]).
+//! them ([`super::device::GpuDevice::coop_fragment`]): its grids and
+//! variants, the forced entry points ([`coop_with`], [`coop_presplit_with`];
+//! re-exported by [`super::matmul`]), the presplit variant's first pass and
+//! the start-up self-check's problem. [`super::matmul`] makes the automatic
+//! choice and records the GEMM.
 //!
 //! x is carried as two f16 halves (hi and lo), so the result stays within
 //! the f32 GEMM's tolerance class (`testing::tolerance::GPU_MATMUL`) for
@@ -9,7 +13,10 @@
 
 use half::bf16;
 
-use super::WgpuBackend;
+use super::matmul::{Choice, grid, record};
+use super::shaders::ShaderId;
+use super::uniforms::MatmulParams;
+use super::{Dispatch, WgpuBackend};
 use crate::{Backend, DType, HostData, Result, Shape, Tensor, TensorError};
 
 /// A workgroup layout of the tensor-core GEMM: `sgm × sgn` subgroups, each
@@ -261,6 +268,139 @@ pub fn self_check(be: &WgpuBackend, matmul: &MatmulFn<'_>) -> Result<()> {
             first.join("; ")
         ),
     })
+}
+
+/// The matmul through the tensor-core GEMM on `grid` (one of
+/// [`COOP_GRIDS`]), whatever the shape (m = 1
+/// included): for tests and for timing the grids on a real GPU. Errors
+/// where the device has no cooperative matrices, the weights are not bf16
+/// or f16, or the grid does not fit the device. Same contract as
+/// [`crate::Backend::matmul`].
+pub fn coop_with(
+    be: &WgpuBackend,
+    x: &Tensor<WgpuBackend>,            // [m, k] f32
+    w: &Tensor<WgpuBackend>,            // [n, k] bf16 or f16
+    bias: Option<&Tensor<WgpuBackend>>, // [n] f32
+    out: &mut Tensor<WgpuBackend>,      // [m, n] f32
+    grid: CoopGrid,
+) -> Result<()> {
+    coop_variant_with(be, x, w, bias, out, grid, false)
+}
+
+/// As [`coop_with`], through the presplit variant (x split into f16
+/// halves once by a first pass, see [`CoopGemm::presplit`]).
+pub fn coop_presplit_with(
+    be: &WgpuBackend,
+    x: &Tensor<WgpuBackend>,            // [m, k] f32
+    w: &Tensor<WgpuBackend>,            // [n, k] bf16 or f16
+    bias: Option<&Tensor<WgpuBackend>>, // [n] f32
+    out: &mut Tensor<WgpuBackend>,      // [m, n] f32
+    grid: CoopGrid,
+) -> Result<()> {
+    coop_variant_with(be, x, w, bias, out, grid, true)
+}
+
+fn coop_variant_with(
+    be: &WgpuBackend,
+    x: &Tensor<WgpuBackend>,
+    w: &Tensor<WgpuBackend>,
+    bias: Option<&Tensor<WgpuBackend>>,
+    out: &mut Tensor<WgpuBackend>,
+    grid: CoopGrid,
+    presplit: bool,
+) -> Result<()> {
+    let dev = be.device();
+    let Some(cm) = dev.coop_fragment.filter(|_| dev.subgroup_size.is_some()) else {
+        return Err(TensorError::Gpu {
+            what: "matmul",
+            detail: format!("{} has no cooperative matrices", be.device().describe()),
+        });
+    };
+    if !COOP_GRIDS.contains(&grid) {
+        return Err(TensorError::Gpu {
+            what: "matmul",
+            detail: format!("{grid:?} is not one of {COOP_GRIDS:?}"),
+        });
+    }
+    if !matches!(w.dtype(), DType::BF16 | DType::F16) {
+        return Err(TensorError::UnsupportedDType {
+            op: "matmul (tensor-core GEMM)",
+            what: "w",
+            dtype: w.dtype(),
+        });
+    }
+    let c = CoopGemm { cm, grid, presplit };
+    record(be, x, w, bias, out, Choice::Coop(c))
+}
+
+/// Records the presplit GEMM's first pass (x's halves into the backend's
+/// scratch) and then, with the scratch still held, `gemm` (the GEMM's
+/// dispatch, given the scratch). Errors where x's halves do not fit.
+pub(super) fn record_presplit(
+    be: &WgpuBackend,
+    c: CoopGemm,
+    (m, k): (usize, usize),
+    x: &Tensor<WgpuBackend>,
+    params: &MatmulParams,
+    gemm: impl FnOnce(&wgpu::Buffer) -> Result<()>,
+) -> Result<()> {
+    let limits = &be.device().limits;
+    let len = c.scratch_len(m, k);
+    if !presplit_fits(c, m, k, limits) {
+        return Err(TensorError::Gpu {
+            what: "matmul",
+            detail: format!(
+                "x's halves ({len} f16) overflow u32 indexing or the device's max_storage_buffer_binding_size of {}",
+                limits.max_storage_buffer_binding_size
+            ),
+        });
+    }
+    be.with_scratch(2 * len, |sc| {
+        be.record(&Dispatch {
+            shader: split_x_shader(c),
+            constants: &c.split_constants(),
+            params: bytemuck::bytes_of(params),
+            buffers: &[(2, x.storage().buffer()), (5, sc)],
+            groups: grid(
+                (len / 2).div_ceil(u64::from(SPLIT_X_WG)),
+                limits.max_compute_workgroups_per_dimension,
+            )?,
+            host: None,
+        })?;
+        gemm(sc)
+    })
+}
+
+/// Whether the presplit GEMM's scratch for an `m × k` x fits u32 indexing
+/// and one binding.
+pub(super) fn presplit_fits(c: CoopGemm, m: usize, k: usize, limits: &wgpu::Limits) -> bool {
+    let len = c.scratch_len(m, k);
+    len <= u64::from(u32::MAX)
+        && 2 * len <= limits.max_storage_buffer_binding_size
+        && 2 * len <= limits.max_buffer_size
+}
+
+/// The tensor-core GEMM's shader for `c` and `dtype` weights (bf16 or f16).
+pub(super) fn coop_shader(c: CoopGemm, dtype: DType) -> ShaderId {
+    match (c.cm == 16, c.presplit, dtype == DType::BF16) {
+        (true, false, true) => ShaderId::MatmulCoop16Bf16F32,
+        (true, false, false) => ShaderId::MatmulCoop16F16F32,
+        (false, false, true) => ShaderId::MatmulCoop8Bf16F32,
+        (false, false, false) => ShaderId::MatmulCoop8F16F32,
+        (true, true, true) => ShaderId::MatmulCoopPresplit16Bf16F32,
+        (true, true, false) => ShaderId::MatmulCoopPresplit16F16F32,
+        (false, true, true) => ShaderId::MatmulCoopPresplit8Bf16F32,
+        (false, true, false) => ShaderId::MatmulCoopPresplit8F16F32,
+    }
+}
+
+/// The presplit GEMM's first pass for `c`'s fragment side.
+fn split_x_shader(c: CoopGemm) -> ShaderId {
+    if c.cm == 16 {
+        ShaderId::CoopSplitX16F32F16
+    } else {
+        ShaderId::CoopSplitX8F32F16
+    }
 }
 
 #[cfg(test)]
