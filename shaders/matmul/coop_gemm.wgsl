@@ -63,3 +63,26 @@ fn emit(c: FragC, row0: u32, col0: u32, sid: u32, lane: u32, sg: u32) {
     }
     workgroupBarrier();
 }
+
+// c + (al + ah)·b: both halves of x's fragment times w's, the small
+// product first.
+fn mma_split(al: FragA, ah: FragA, b: FragB, c: FragC) -> FragC {
+    return coopMultiplyAdd(ah, b, coopMultiplyAdd(al, b, c));
+}
+
+// Writes the subgroup's FM × FN fragments (c01, c10 and c11 only where
+// they exist), the top-left one at output (r0, q0). Call from uniform
+// control flow. (Nested conditions, not `&&`: naga's uniformity analysis
+// takes a short-circuit for non-uniform control flow.)
+fn emit_all(c00: FragC, c01: FragC, c10: FragC, c11: FragC, r0: u32, q0: u32, sid: u32, lane: u32, sg: u32) {
+    emit(c00, r0, q0, sid, lane, sg);
+    if (FN > 1u) {
+        emit(c01, r0, q0 + CM, sid, lane, sg);
+    }
+    if (FM > 1u) {
+        emit(c10, r0 + CM, q0, sid, lane, sg);
+        if (FN > 1u) {
+            emit(c11, r0 + CM, q0 + CM, sid, lane, sg);
+        }
+    }
+}

@@ -118,39 +118,18 @@ fn main(
             if (FN > 1u) {
                 b1 = coopLoad<FragB>(&ws[ib1], sa);
             }
-            c00 = coopMultiplyAdd(al0, b0, c00);
-            c00 = coopMultiplyAdd(ah0, b0, c00);
+            c00 = mma_split(al0, ah0, b0, c00);
             if (FN > 1u) {
-                c01 = coopMultiplyAdd(al0, b1, c01);
-                c01 = coopMultiplyAdd(ah0, b1, c01);
+                c01 = mma_split(al0, ah0, b1, c01);
             }
             if (FM > 1u) {
-                c10 = coopMultiplyAdd(al1, b0, c10);
-                c10 = coopMultiplyAdd(ah1, b0, c10);
-            }
-            // Nested, not `&&`: naga's uniformity analysis takes a
-            // short-circuit for non-uniform control flow.
-            if (FM > 1u) {
+                c10 = mma_split(al1, ah1, b0, c10);
                 if (FN > 1u) {
-                    c11 = coopMultiplyAdd(al1, b1, c11);
-                    c11 = coopMultiplyAdd(ah1, b1, c11);
+                    c11 = mma_split(al1, ah1, b1, c11);
                 }
             }
         }
     }
 
-    let r0 = m0 + fr;
-    let q0 = n0 + fc;
-    emit(c00, r0, q0, sid, lane, sg);
-    if (FN > 1u) {
-        emit(c01, r0, q0 + CM, sid, lane, sg);
-    }
-    if (FM > 1u) {
-        emit(c10, r0 + CM, q0, sid, lane, sg);
-    }
-    if (FM > 1u) {
-        if (FN > 1u) {
-            emit(c11, r0 + CM, q0 + CM, sid, lane, sg);
-        }
-    }
+    emit_all(c00, c01, c10, c11, m0 + fr, n0 + fc, sid, lane, sg);
 }
