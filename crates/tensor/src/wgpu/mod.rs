@@ -6,8 +6,10 @@
 //! - [`pipelines`] compiles each `(ShaderId, override constants)` once.
 //! - [`uniforms`] holds the Rust mirrors of the WGSL uniform structs.
 //! - [`matmul`] encodes the tiled GEMM and the GEMV; [`coop`] holds the
-//!   tensor-core GEMM's grids; [`gemv_fused`] the decode GEMVs with a fused
-//!   SwiGLU or conv-step epilogue.
+//!   tensor-core GEMM's grids, forced entry points and presplit first pass
+//!   (`coop_check.rs`: the tensor-core kernels' start-up checks);
+//!   [`gemv_fused`] the decode GEMVs with a fused SwiGLU or conv-step
+//!   epilogue.
 //! - [`attention`] encodes attention (decode, rows and tiled kernels);
 //!   [`attention_coop`] holds the bidirectional tensor-core kernel's plans
 //!   and start-up check.
