@@ -422,7 +422,7 @@ impl AttnRows {
 
 /// The kernel and plan of one attention call (t > 1).
 #[derive(Clone, Copy, Debug)]
-enum AttnPlan {
+pub(super) enum AttnPlan {
     Tiled(AttnTiles),
     Rows(AttnRows),
     Coop(AttnCoop),
@@ -501,34 +501,10 @@ pub fn attention_rows_with(
     )
 }
 
-/// [`super::attention_coop::attention_coop_with`]'s body.
+/// The checks, the plan (`forced`, or the automatic choice) and the
+/// dispatch of every attention call; the `*_with` entry points force a plan.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn attention_forced_coop(
-    be: &WgpuBackend,
-    q: &T,
-    k: &T,
-    v: &T,
-    kv_len: usize,
-    causal: bool,
-    scale: f32,
-    out: &mut T,
-    plan: AttnCoop,
-) -> Result<()> {
-    attention_impl(
-        be,
-        q,
-        k,
-        v,
-        kv_len,
-        causal,
-        scale,
-        out,
-        Some(AttnPlan::Coop(plan)),
-    )
-}
-
-#[allow(clippy::too_many_arguments)]
-fn attention_impl(
+pub(super) fn attention_impl(
     be: &WgpuBackend,
     q: &T,
     k: &T,

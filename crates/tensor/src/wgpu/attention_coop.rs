@@ -10,7 +10,7 @@
 //! Every operand is carried as two f16 halves, so the result stays within
 //! `testing::tolerance::GPU_ATTENTION`, like the f32 kernels.
 
-use super::attention::{AttnKernel, attn_kernel_env};
+use super::attention::{AttnKernel, AttnPlan, attention_impl, attn_kernel_env};
 use super::ops::groups;
 use super::shaders::ShaderId;
 use super::uniforms::AttnParams;
@@ -328,7 +328,8 @@ pub fn attention_coop_with(
     out: &mut T,
     plan: AttnCoop,
 ) -> Result<()> {
-    super::attention::attention_forced_coop(be, q, k, v, kv_len, causal, scale, out, plan)
+    let plan = Some(AttnPlan::Coop(plan));
+    attention_impl(be, q, k, v, kv_len, causal, scale, out, plan)
 }
 
 #[cfg(test)]
