@@ -18,7 +18,7 @@ use benches::limits::{mem_read_gbps, peak_gflops};
 use benches::timing::{Budget, median_secs};
 use half::bf16;
 use serde_json::json;
-use tensor::cpu::{CpuBackend, Isa, IsaToken};
+use tensor::cpu::{CpuBackend, Isa, IsaToken, WeightFormat};
 use tensor::testing::rng::Rng;
 use tensor::{Backend, DType, HostData, Shape, Tensor};
 
@@ -95,13 +95,14 @@ fn parse() -> Result<Opts> {
                     "bf16" => Some(DType::BF16),
                     "f32" => Some(DType::F32),
                     "f16" => Some(DType::F16),
+                    "i8" | "int8" => Some(DType::I8),
                     _ => None,
                 })?
             }
             "-h" | "--help" => {
                 println!(
                     "bench-kernels [--json] [--quick] [--isa scalar,avx2,avx512,neon] [--m 1,64,512,1024] \
-                     [--dtype bf16,f32,f16] [--threads 1,2] [--no-gpu] [--no-cpu] [--gemm-variants]"
+                     [--dtype bf16,f32,f16,i8] [--threads 1,2] [--no-gpu] [--no-cpu] [--gemm-variants]"
                 );
                 std::process::exit(0);
             }
@@ -138,6 +139,11 @@ fn cold_weights<B: Backend>(
             DType::F16 => {
                 let v: Vec<half::f16> = src.iter().map(|&x| half::f16::from_f32(x)).collect();
                 be.upload_weight(HostData::f16(&v), Shape::from([n, k]))?
+            }
+            // bf16 quantized by a backend made `with_weight_format(Int8)`.
+            DType::I8 => {
+                let v: Vec<bf16> = src.iter().map(|&x| bf16::from_f32(x)).collect();
+                be.upload_weight(HostData::bf16(&v), Shape::from([n, k]))?
             }
             _ => be.upload_weight(HostData::f32(&src), Shape::from([n, k]))?,
         };
@@ -228,8 +234,12 @@ fn main() -> Result<()> {
 
     for &t in cpu_threads {
         for &isa in &o.isas {
-            let be = CpuBackend::with(isa, t)?;
+            let native = CpuBackend::with(isa, t)?;
             for &dtype in &o.dtypes {
+                let be = match dtype {
+                    DType::I8 => native.clone().with_weight_format(WeightFormat::Int8),
+                    _ => native.clone(),
+                };
                 for &(n, k) in &NK {
                     let ws = cold_weights(&be, dtype, n, k, &mut rng)?;
                     for &m in &o.ms {

@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use runtime::engine::{BackendChoice, EngineOptions};
 use runtime::model::preprocess::ProcessorOverrides;
 use runtime::model::prompt::{ChatMessage, ContentPart, parse_messages};
-use runtime::model::tensor::cpu::Isa;
+use runtime::model::tensor::cpu::{Isa, WeightFormat};
 use runtime::sampling::SamplingConfig;
 
 #[derive(clap::Args, Clone, Debug)]
@@ -63,6 +63,10 @@ pub struct InputArgs {
     /// Context capacity in tokens.
     #[arg(long, default_value_t = 8192)]
     pub max_len: usize,
+    /// CPU matmul weights: native (the checkpoint's bf16, exact) or int8
+    /// (one scale per row: about half the decode time, approximate).
+    #[arg(long, default_value = "native")]
+    pub weights: String,
 }
 
 impl InputArgs {
@@ -80,6 +84,7 @@ impl InputArgs {
             isa: None,
             max_len: self.max_len,
             processor,
+            weights: weight_format(&self.weights)?,
         })
     }
 
@@ -202,6 +207,13 @@ pub struct BenchArgs {
     /// Skip image512 / ttft_image512 (slow on software adapters).
     #[arg(long)]
     no_image: bool,
+    /// CPU matmul weights: native (bf16) or int8 (one scale per row).
+    #[arg(long, default_value = "native")]
+    weights: String,
+}
+
+fn weight_format(s: &str) -> Result<WeightFormat> {
+    WeightFormat::parse(s).with_context(|| format!("unknown --weights {s:?} (use native or int8)"))
 }
 
 pub fn bench(a: BenchArgs) -> Result<()> {
@@ -225,6 +237,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             .dir
             .unwrap_or_else(|| std::env::temp_dir().join("lfm2vl-synthetic")),
         image: !a.no_image,
+        weights: weight_format(&a.weights)?,
     };
     let r = runtime::bench::bench(&opts)?;
     let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_secs_f64() * 1e3);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use model::{CropPatches, Lfm2Vl};
 use tensor::Backend;
 use tensor::cpu::profile::OpTime;
-use tensor::cpu::{CpuBackend, Isa};
+use tensor::cpu::{CpuBackend, Isa, WeightFormat};
 
 use crate::engine::BackendChoice;
 use crate::error::{Result, RuntimeError};
@@ -34,6 +34,21 @@ pub struct BenchOptions {
     pub dir: PathBuf,
     /// Also time image512 and ttft_image512.
     pub image: bool,
+    /// How the CPU backend stores matmul weights (int8: CPU only).
+    pub weights: WeightFormat,
+}
+
+/// The wgpu backend keeps the checkpoint's dtype: int8 weights are a CPU
+/// backend format.
+#[cfg(feature = "wgpu")]
+pub(crate) fn native_weights_only(weights: WeightFormat) -> Result<()> {
+    match weights {
+        WeightFormat::Native => Ok(()),
+        WeightFormat::Int8 => Err(RuntimeError::Backend(
+            "wgpu".into(),
+            "int8 weights run on the CPU backend only (use --backend cpu)".into(),
+        )),
+    }
 }
 
 /// Tokens per second of one phase.
@@ -131,7 +146,7 @@ pub fn bench(o: &BenchOptions) -> Result<BenchReport> {
     }
     match o.backend {
         BackendChoice::Cpu | BackendChoice::Auto => {
-            let be = CpuBackend::with(o.isa, o.threads)?;
+            let be = CpuBackend::with(o.isa, o.threads)?.with_weight_format(o.weights);
             let prof = be.clone().with_profiling();
             let mut r = run(
                 o,
@@ -145,6 +160,7 @@ pub fn bench(o: &BenchOptions) -> Result<BenchReport> {
         }
         #[cfg(feature = "wgpu")]
         BackendChoice::Wgpu => {
+            native_weights_only(o.weights)?;
             let be = tensor::wgpu::WgpuBackend::new()?;
             let prof = be.clone().with_profiling();
             run(o, &dir, &be, Some((&prof, &|| prof.profile())), &|| {

@@ -24,7 +24,7 @@ use model::preprocess::{self, ProcessorConfig, ProcessorOverrides, RgbImage};
 use model::prompt::{ChatMessage, ContentPart, MessageContent, PromptBuilder, PromptOptions};
 use model::{CropPatches, Lfm2Vl};
 use tensor::Backend;
-use tensor::cpu::{CpuBackend, Isa};
+use tensor::cpu::{CpuBackend, Isa, WeightFormat};
 
 use crate::error::{Result, RuntimeError};
 use crate::sampling::SamplingConfig;
@@ -65,6 +65,10 @@ pub struct EngineOptions {
     pub max_len: usize,
     /// Image-processing knobs over the checkpoint's processor config.
     pub processor: ProcessorOverrides,
+    /// How the CPU backend stores matmul weights: the checkpoint's dtype
+    /// (exact) or int8 with row scales (faster decode, approximate). The
+    /// wgpu backend has only the former.
+    pub weights: WeightFormat,
 }
 
 impl Default for EngineOptions {
@@ -75,6 +79,7 @@ impl Default for EngineOptions {
             isa: None,
             max_len: 8192,
             processor: ProcessorOverrides::default(),
+            weights: WeightFormat::Native,
         }
     }
 }
@@ -155,6 +160,10 @@ impl Engine {
         let processor =
             ProcessorConfig::load(&dir, &opts.processor).map_err(model::ModelError::from)?;
         let choice = match opts.backend {
+            BackendChoice::Auto if opts.weights == WeightFormat::Int8 => {
+                tracing::info!("auto backend: int8 weights run on the CPU");
+                BackendChoice::Cpu
+            }
             BackendChoice::Auto => {
                 #[cfg(feature = "wgpu")]
                 let gpu = tensor::wgpu::hardware_gpu();
@@ -182,11 +191,12 @@ impl Engine {
                 let threads = opts
                     .threads
                     .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-                let be = CpuBackend::with(isa, threads)?;
+                let be = CpuBackend::with(isa, threads)?.with_weight_format(opts.weights);
                 Inner::Cpu(Box::new(session(be, &dir, opts.max_len)?))
             }
             #[cfg(feature = "wgpu")]
             BackendChoice::Wgpu => {
+                crate::bench::native_weights_only(opts.weights)?;
                 let be = tensor::wgpu::WgpuBackend::new()?;
                 Inner::Wgpu(Box::new(session(be, &dir, opts.max_len)?))
             }

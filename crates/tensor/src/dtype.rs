@@ -1,5 +1,7 @@
 //! Element types. Weights come as bf16 (every LFM2-VL checkpoint), f16 or f32;
-//! activations are f32. `DType` is `#[non_exhaustive]` and sized through
+//! activations are f32. `I8` is the CPU backend's quantized weight storage
+//! (int8 with one f32 scale per weight row, `cpu/matmul/quant.rs`); no
+//! checkpoint or activation has it. `DType` is `#[non_exhaustive]` and sized through
 //! [`DType::block_bytes`] / [`DType::block_elems`] so that quantized block
 //! types (q8_0, q4_k ...) can be added later without changing callers.
 
@@ -12,6 +14,7 @@ pub enum DType {
     F32,
     BF16,
     F16,
+    I8,
 }
 
 impl DType {
@@ -25,6 +28,7 @@ impl DType {
         match self {
             DType::F32 => 4,
             DType::BF16 | DType::F16 => 2,
+            DType::I8 => 1,
         }
     }
 
@@ -39,6 +43,7 @@ impl DType {
             DType::F32 => "f32",
             DType::BF16 => "bf16",
             DType::F16 => "f16",
+            DType::I8 => "i8",
         }
     }
 }
@@ -49,10 +54,11 @@ impl std::fmt::Display for DType {
     }
 }
 
-/// A host element type the kernels are generic over (f32, bf16, f16).
+/// A host element type the kernels are generic over (f32, bf16, f16, i8).
 ///
-/// Widening to f32 is exact for all three; this is the only conversion the
-/// kernels perform on weights.
+/// Widening to f32 is exact for all four; this is the only conversion the
+/// kernels perform on weights (an i8 weight's row scale is applied to the
+/// matmul's output, not here).
 pub trait Element: Copy + Send + Sync + bytemuck::Pod + 'static {
     const DTYPE: DType;
     fn to_f32(self) -> f32;
@@ -94,5 +100,19 @@ impl Element for f16 {
     #[inline(always)]
     fn from_f32(v: f32) -> Self {
         f16::from_f32(v)
+    }
+}
+
+impl Element for i8 {
+    const DTYPE: DType = DType::I8;
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self as f32
+    }
+    /// Rounds to nearest and saturates to ±127 (the symmetric range the
+    /// quantizer uses); NaN becomes 0.
+    #[inline(always)]
+    fn from_f32(v: f32) -> Self {
+        v.round().clamp(-127.0, 127.0) as i8
     }
 }

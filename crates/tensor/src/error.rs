@@ -45,6 +45,8 @@ pub enum TensorError {
         value: usize,
         limit: usize,
     },
+    #[error("cannot quantize weight row {row} to int8: {reason}")]
+    Quantize { row: usize, reason: &'static str },
     #[error("could not build the CPU thread pool: {0}")]
     ThreadPool(String),
     #[error("no GPU adapter found{0}")]

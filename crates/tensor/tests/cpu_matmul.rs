@@ -1,10 +1,12 @@
 //! Every CPU matmul tier against the f64 reference (`kernels/matmul.md`),
 //! on the shared edge shapes, all weight dtypes, misaligned inputs and
-//! 1–3 threads. Tolerance: `testing::tolerance::MATMUL`.
+//! 1–3 threads. Tolerance: `testing::tolerance::MATMUL`. Int8 weights are
+//! checked against the reference over their dequantized values (the
+//! kernel's own error; the quantization error is `quant.rs`'s business).
 
 use half::{bf16, f16};
 use tensor::DType;
-use tensor::cpu::matmul::{self, MatmulArgs, WeightRef, panels, reference};
+use tensor::cpu::matmul::{self, MatmulArgs, WeightRef, panels, quant, reference};
 use tensor::cpu::{Isa, IsaToken};
 use tensor::dtype::Element;
 use tensor::testing::tolerance::{ErrorStats, MATMUL};
@@ -87,11 +89,42 @@ fn run(c: Case, pools: &[Option<rayon::ThreadPool>]) -> ErrorStats {
         matmul::matmul(tok, pool, &args, y);
         reference::matmul(x, w, bias, c.m, c.n, c.k)
     }
+    fn go_i8(
+        c: &Case,
+        wf: &[f32],
+        x: &[f32],
+        bias: Option<&[f32]>,
+        tok: IsaToken,
+        pool: Option<&rayon::ThreadPool>,
+        y: &mut [f32],
+    ) -> (Vec<f32>, Vec<f64>) {
+        let rows = quant::quantize_rows(&wf[c.w_off..], c.n, c.k).unwrap();
+        let layout = matmul::geometry(tok).panels();
+        let mut pbuf = vec![-128i8; c.w_off];
+        pbuf.extend(panels::pack(&rows.q, c.n, c.k, layout));
+        let args = MatmulArgs {
+            x,
+            w: WeightRef::I8 {
+                q: &pbuf[c.w_off..],
+                scale: &rows.scale,
+            },
+            bias,
+            m: c.m,
+            n: c.n,
+            k: c.k,
+        };
+        matmul::matmul(tok, pool, &args, y);
+        let deq: Vec<f32> = (rows.q.iter().enumerate())
+            .map(|(i, &q)| q as f32 * rows.scale[i / c.k])
+            .collect();
+        reference::matmul(x, &deq, bias, c.m, c.n, c.k)
+    }
     let b = bias.as_deref();
     let (want, mag) = match c.dtype {
         DType::F32 => go::<f32>(&c, &wf, x, b, tok, pool, &mut y),
         DType::BF16 => go::<bf16>(&c, &wf, x, b, tok, pool, &mut y),
         DType::F16 => go::<f16>(&c, &wf, x, b, tok, pool, &mut y),
+        DType::I8 => go_i8(&c, &wf, x, b, tok, pool, &mut y),
         _ => unreachable!(),
     };
     match MATMUL.check(&y, &want, &mag) {
@@ -125,7 +158,7 @@ fn sweep(isa: Isa) -> ErrorStats {
         worst.max_abs = worst.max_abs.max(st.max_abs);
         worst.max_rel = worst.max_rel.max(st.max_rel);
     };
-    let dtypes = [DType::F32, DType::BF16, DType::F16];
+    let dtypes = [DType::F32, DType::BF16, DType::F16, DType::I8];
     let base = Case {
         isa,
         dtype: DType::F32,
@@ -160,20 +193,23 @@ fn sweep(isa: Isa) -> ErrorStats {
         }
     }
     // 2. Register-tile and k-block edges, and the shared edge lengths.
+    // Int8 too: its scale multiplies every k block's partial sums.
     for &m in &[mr - 1, mr, mr + 1, 2 * mr + 1] {
         for &n in &[nr - 1, nr, nr + 1] {
             for &k in &[kc - 1, kc, kc + 1] {
-                add(run(
-                    Case {
-                        m: m.max(1),
-                        n,
-                        k,
-                        dtype: DType::BF16,
-                        bias: true,
-                        ..base
-                    },
-                    &pools,
-                ));
+                for dtype in [DType::BF16, DType::I8] {
+                    add(run(
+                        Case {
+                            m: m.max(1),
+                            n,
+                            k,
+                            dtype,
+                            bias: true,
+                            ..base
+                        },
+                        &pools,
+                    ));
+                }
             }
         }
     }
@@ -399,4 +435,61 @@ isa_tests! {
     matmul_avx2_edges, matmul_avx2_nan => Isa::Avx2;
     matmul_avx512_edges, matmul_avx512_nan => Isa::Avx512;
     matmul_neon_edges, matmul_neon_nan => Isa::Neon;
+}
+
+/// The backend's int8 path end to end: `upload_weight` quantizes, matmul
+/// (GEMV and GEMM) equals the kernel over the dequantized weights, the
+/// tensor downloads and gathers dequantized, and bad weights are errors.
+#[test]
+fn cpu_backend_int8_weights() {
+    use tensor::cpu::{CpuBackend, WeightFormat};
+    use tensor::{Backend, HostData, Shape, TensorError};
+    let (n, k) = (37, 70);
+    let mut rng = tensor::testing::rng::Rng::for_case("int8 backend", "");
+    let wf = rng.vec(n * k, 0.5);
+    let wb: Vec<bf16> = wf.iter().map(|&v| bf16::from_f32(v)).collect();
+    for threads in [1, 2] {
+        let be = CpuBackend::with(Isa::best(), threads)
+            .unwrap()
+            .with_weight_format(WeightFormat::Int8);
+        assert!(be.describe().contains("int8"), "{}", be.describe());
+        let w = be
+            .upload_weight(HostData::bf16(&wb), Shape::from([n, k]))
+            .unwrap();
+        assert_eq!(w.dtype(), DType::I8);
+        let rows = quant::quantize_rows(&wb, n, k).unwrap();
+        let deq: Vec<f32> = (rows.q.iter().enumerate())
+            .map(|(i, &q)| q as f32 * rows.scale[i / k])
+            .collect();
+        assert_eq!(be.download_f32(&w).unwrap(), deq);
+        // Gathered rows (the tied embedding) come out dequantized.
+        let mut g = be.zeros(DType::F32, Shape::from([2, k])).unwrap();
+        be.gather_rows(&w, &[5, 36], &mut g).unwrap();
+        let g = be.download_f32(&g).unwrap();
+        assert_eq!(&g[..k], &deq[5 * k..6 * k]);
+        assert_eq!(&g[k..], &deq[36 * k..37 * k]);
+        for m in [1, 9] {
+            let xv = rng.vec(m * k, 1.0);
+            let x = be.upload(HostData::f32(&xv), Shape::from([m, k])).unwrap();
+            let mut y = be.zeros(DType::F32, Shape::from([m, n])).unwrap();
+            be.matmul(&x, &w, None, &mut y).unwrap();
+            let (want, mag) = reference::matmul(&xv, &deq, None, m, n, k);
+            MATMUL
+                .check(&be.download_f32(&y).unwrap(), &want, &mag)
+                .unwrap_or_else(|e| panic!("m={m} threads={threads}: {e:?}"));
+        }
+        // A weight row with a NaN cannot be quantized: a typed error naming it.
+        let mut bad = wb.clone();
+        bad[3 * k + 1] = bf16::NAN;
+        let err = be
+            .upload_weight(HostData::bf16(&bad), Shape::from([n, k]))
+            .unwrap_err();
+        assert!(matches!(err, TensorError::Quantize { row: 3, .. }), "{err}");
+        // i8 exists only as weight panels.
+        assert!(be.zeros(DType::I8, Shape::from([2])).is_err());
+        assert!(
+            be.upload(HostData::new(DType::I8, &[0u8; 2]), Shape::from([2]))
+                .is_err()
+        );
+    }
 }

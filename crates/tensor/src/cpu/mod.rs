@@ -19,7 +19,7 @@ use half::{bf16, f16};
 
 pub use self::dispatch::{Isa, IsaToken};
 use self::matmul::panels::{self, PanelLayout};
-use self::matmul::{MatmulArgs, WeightRef};
+use self::matmul::{MatmulArgs, WeightRef, quant};
 use crate::backend::matmul_dims;
 use crate::{Backend, DType, Gelu, HostData, Result, Shape, Tensor, TensorError};
 
@@ -29,8 +29,14 @@ pub enum CpuStorage {
     F32(Vec<f32>),
     BF16(Vec<bf16>),
     F16(Vec<f16>),
+    /// Int8 weight panels and one scale per weight row (`cpu/matmul/quant.rs`);
+    /// only ever the `data` of [`CpuStorage::Panels`].
+    I8 {
+        q: Vec<i8>,
+        scale: Vec<f32>,
+    },
     /// A matmul weight `[n, k]` prepacked into this backend's ISA panels
-    /// (`cpu/matmul/panels.rs`); `data` is F32, BF16 or F16.
+    /// (`cpu/matmul/panels.rs`); `data` is F32, BF16, F16 or I8.
     Panels {
         layout: PanelLayout,
         n: usize,
@@ -45,6 +51,7 @@ impl CpuStorage {
             CpuStorage::F32(_) => DType::F32,
             CpuStorage::BF16(_) => DType::BF16,
             CpuStorage::F16(_) => DType::F16,
+            CpuStorage::I8 { .. } => DType::I8,
             CpuStorage::Panels { data, .. } => data.dtype(),
         }
     }
@@ -78,37 +85,102 @@ impl CpuStorage {
             CpuStorage::F32(v) => WeightRef::F32(v),
             CpuStorage::BF16(v) => WeightRef::BF16(v),
             CpuStorage::F16(v) => WeightRef::F16(v),
+            CpuStorage::I8 { q, scale } => WeightRef::I8 { q, scale },
             CpuStorage::Panels { data, .. } => data.weights(),
         }
     }
 
-    /// Packs a plain row-major `[n, k]` storage into panels of `layout`.
-    fn to_panels(&self, n: usize, k: usize, layout: PanelLayout) -> CpuStorage {
-        let data = match self.weights() {
-            WeightRef::F32(w) => CpuStorage::F32(panels::pack(w, n, k, layout)),
-            WeightRef::BF16(w) => CpuStorage::BF16(panels::pack(w, n, k, layout)),
-            WeightRef::F16(w) => CpuStorage::F16(panels::pack(w, n, k, layout)),
+    /// Packs a plain row-major `[n, k]` storage into panels of `layout`,
+    /// quantizing it to int8 first with [`WeightFormat::Int8`].
+    fn to_panels(
+        &self,
+        n: usize,
+        k: usize,
+        layout: PanelLayout,
+        format: WeightFormat,
+    ) -> Result<CpuStorage> {
+        fn int8<E: crate::dtype::Element>(
+            w: &[E],
+            n: usize,
+            k: usize,
+            layout: PanelLayout,
+        ) -> Result<CpuStorage> {
+            let rows = quant::quantize_rows(w, n, k).map_err(|row| TensorError::Quantize {
+                row,
+                reason: "it holds a NaN or an infinity",
+            })?;
+            Ok(CpuStorage::I8 {
+                q: panels::pack(&rows.q, n, k, layout),
+                scale: rows.scale,
+            })
+        }
+        let data = match (self.weights(), format) {
+            (WeightRef::F32(w), WeightFormat::Int8) => int8(w, n, k, layout)?,
+            (WeightRef::BF16(w), WeightFormat::Int8) => int8(w, n, k, layout)?,
+            (WeightRef::F16(w), WeightFormat::Int8) => int8(w, n, k, layout)?,
+            (WeightRef::F32(w), _) => CpuStorage::F32(panels::pack(w, n, k, layout)),
+            (WeightRef::BF16(w), _) => CpuStorage::BF16(panels::pack(w, n, k, layout)),
+            (WeightRef::F16(w), _) => CpuStorage::F16(panels::pack(w, n, k, layout)),
+            (WeightRef::I8 { .. }, _) => {
+                return Err(TensorError::UnsupportedDType {
+                    op: "upload_weight",
+                    what: "w (int8 weights are made by the backend, not uploaded)",
+                    dtype: DType::I8,
+                });
+            }
         };
-        CpuStorage::Panels {
+        Ok(CpuStorage::Panels {
             layout,
             n,
             k,
             data: Box::new(data),
-        }
+        })
     }
 
     /// Copies little-endian bytes at any alignment into owned, aligned storage
     /// (safetensors offsets inside an mmap are often odd: never cast them).
-    fn from_host(data: HostData<'_>) -> CpuStorage {
+    fn from_host(data: HostData<'_>) -> Result<CpuStorage> {
         fn copy<T: bytemuck::Pod + Default>(bytes: &[u8]) -> Vec<T> {
             let mut v = vec![T::default(); bytes.len() / size_of::<T>()];
             bytemuck::cast_slice_mut::<T, u8>(&mut v).copy_from_slice(bytes);
             v
         }
-        match data.dtype {
+        Ok(match data.dtype {
             DType::F32 => CpuStorage::F32(copy(data.bytes)),
             DType::BF16 => CpuStorage::BF16(copy(data.bytes)),
             DType::F16 => CpuStorage::F16(copy(data.bytes)),
+            DType::I8 => return Err(no_plain_i8("upload")),
+        })
+    }
+}
+
+/// i8 exists only as quantized weight panels (they need their row scales).
+fn no_plain_i8(op: &'static str) -> TensorError {
+    TensorError::UnsupportedDType {
+        op,
+        what: "a plain tensor (i8 is only the storage of int8 weight panels)",
+        dtype: DType::I8,
+    }
+}
+
+/// How the CPU backend stores matmul weights (see [`CpuBackend::with_weight_format`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum WeightFormat {
+    /// The checkpoint's dtype (bf16 for LFM2-VL): exact.
+    #[default]
+    Native,
+    /// Int8 with one scale per weight row (`cpu/matmul/quant.rs`): half the
+    /// bytes of bf16, each weight off by up to half a quantization step.
+    Int8,
+}
+
+impl WeightFormat {
+    /// `native` / `bf16` or `int8` / `i8` / `q8`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "native" | "bf16" | "none" => Some(WeightFormat::Native),
+            "int8" | "i8" | "q8" => Some(WeightFormat::Int8),
+            _ => None,
         }
     }
 }
@@ -122,6 +194,8 @@ pub struct CpuBackend {
     threads: usize,
     /// Per-op timing, when enabled with [`CpuBackend::with_profiling`].
     profile: Option<Arc<profile::Profiler>>,
+    /// How [`Backend::upload_weight`] stores matmul weights.
+    weight_format: WeightFormat,
 }
 
 impl CpuBackend {
@@ -165,6 +239,7 @@ impl CpuBackend {
             pool,
             threads,
             profile: None,
+            weight_format: WeightFormat::Native,
         })
     }
 
@@ -179,6 +254,17 @@ impl CpuBackend {
     /// The token kernels dispatch on.
     pub fn isa_token(&self) -> IsaToken {
         self.isa
+    }
+
+    /// This backend storing the matmul weights it uploads from now on in
+    /// `format` (weights uploaded before keep theirs).
+    pub fn with_weight_format(mut self, format: WeightFormat) -> Self {
+        self.weight_format = format;
+        self
+    }
+
+    pub fn weight_format(&self) -> WeightFormat {
+        self.weight_format
     }
 
     /// This backend with per-op timing on (see [`CpuBackend::profile`]).
@@ -215,13 +301,17 @@ impl Backend for CpuBackend {
     type Storage = CpuStorage;
 
     fn describe(&self) -> String {
-        format!("cpu ({}, {} threads)", self.isa(), self.threads)
+        let weights = match self.weight_format {
+            WeightFormat::Native => "",
+            WeightFormat::Int8 => ", int8 weights",
+        };
+        format!("cpu ({}, {} threads{weights})", self.isa(), self.threads)
     }
 
     fn upload(&self, data: HostData<'_>, shape: Shape) -> Result<Tensor<Self>> {
         data.check(&shape)?;
         Ok(Tensor::from_storage(
-            CpuStorage::from_host(data),
+            CpuStorage::from_host(data)?,
             data.dtype,
             shape,
         ))
@@ -237,8 +327,15 @@ impl Backend for CpuBackend {
                 got: shape,
             });
         };
-        let packed = CpuStorage::from_host(data).to_panels(n, k, self.panel_layout());
-        Ok(Tensor::from_storage(packed, data.dtype, shape))
+        let plain = CpuStorage::from_host(data)?;
+        let (layout, format) = (self.panel_layout(), self.weight_format);
+        // The pool's threads quantize rows in parallel (int8).
+        let packed = match self.pool() {
+            Some(pool) => pool.install(|| plain.to_panels(n, k, layout, format))?,
+            None => plain.to_panels(n, k, layout, format)?,
+        };
+        let dtype = packed.dtype();
+        Ok(Tensor::from_storage(packed, dtype, shape))
     }
 
     fn zeros(&self, dtype: DType, shape: Shape) -> Result<Tensor<Self>> {
@@ -247,6 +344,7 @@ impl Backend for CpuBackend {
             DType::F32 => CpuStorage::F32(vec![0.0; n]),
             DType::BF16 => CpuStorage::BF16(vec![bf16::ZERO; n]),
             DType::F16 => CpuStorage::F16(vec![f16::ZERO; n]),
+            DType::I8 => return Err(no_plain_i8("zeros")),
         };
         Ok(Tensor::from_storage(s, dtype, shape))
     }
@@ -267,6 +365,7 @@ impl Backend for CpuBackend {
             CpuStorage::F32(v) => v.clone(),
             CpuStorage::BF16(v) => v.iter().map(|x| x.to_f32()).collect(),
             CpuStorage::F16(v) => v.iter().map(|x| x.to_f32()).collect(),
+            CpuStorage::I8 { .. } => return Err(no_plain_i8("download_f32")),
             &CpuStorage::Panels {
                 layout,
                 n,
@@ -276,6 +375,7 @@ impl Backend for CpuBackend {
                 WeightRef::F32(w) => panels::unpack_f32(w, n, k, layout),
                 WeightRef::BF16(w) => panels::unpack_f32(w, n, k, layout),
                 WeightRef::F16(w) => panels::unpack_f32(w, n, k, layout),
+                WeightRef::I8 { q, scale } => quant::dequantize(q, scale, n, k, layout),
             },
         })
     }
@@ -306,7 +406,7 @@ impl Backend for CpuBackend {
                 });
             }
             plain => {
-                repacked = plain.to_panels(n, k, layout);
+                repacked = plain.to_panels(n, k, layout, WeightFormat::Native)?;
                 &repacked
             }
         };

@@ -5,7 +5,7 @@
 use half::{bf16, f16};
 
 use super::attention::{self, AttnDims};
-use super::matmul::panels;
+use super::matmul::{panels, quant};
 use super::{CpuBackend, CpuStorage, conv, elementwise, norm, rope, vision};
 use crate::{Gelu, Result, Tensor, checks};
 
@@ -285,10 +285,16 @@ fn gather(table: &CpuStorage, vocab: usize, d: usize, ids: &[u32], out: &mut [f3
         CpuStorage::F32(t) => plain(t, d, ids, out),
         CpuStorage::BF16(t) => plain::<bf16>(t, d, ids, out),
         CpuStorage::F16(t) => plain::<f16>(t, d, ids, out),
+        CpuStorage::I8 { .. } => unreachable!("i8 is only ever the data of panels"),
         CpuStorage::Panels { layout, data, .. } => match &**data {
             CpuStorage::F32(t) => packed(t, *layout, d, ids, out),
             CpuStorage::BF16(t) => packed(t, *layout, d, ids, out),
             CpuStorage::F16(t) => packed(t, *layout, d, ids, out),
+            CpuStorage::I8 { q, scale } => {
+                for (o, &id) in out.chunks_exact_mut(d).zip(ids) {
+                    quant::dequantize_row(q, scale, d, id as usize, *layout, o);
+                }
+            }
             CpuStorage::Panels { .. } => unreachable!("panels never nest"),
         },
     }

@@ -103,6 +103,12 @@ pub trait Simd: Copy + Send + Sync + 'static {
     /// # Safety
     /// - `p` must be valid for reads of `2·LANES` u16 (any alignment).
     unsafe fn load_bf16_pairs(self, p: *const u16) -> (Self::V, Self::V);
+
+    /// Loads `LANES` i8 widened exactly to f32 (the int8 weight panels).
+    ///
+    /// # Safety
+    /// - `p` must be valid for reads of `LANES` i8 (any alignment).
+    unsafe fn load_i8(self, p: *const i8) -> Self::V;
 }
 
 /// Loads `LANES` elements of type `E`, widened to f32. The `match` is on a
@@ -120,6 +126,8 @@ pub unsafe fn load_elem<S: Simd, E: Element>(s: S, p: *const E) -> S::V {
         DType::BF16 => unsafe { s.load_bf16(p.cast()) },
         // SAFETY: as above.
         DType::F16 => unsafe { s.load_f16(p.cast()) },
+        // SAFETY: as above.
+        DType::I8 => unsafe { s.load_i8(p.cast()) },
     }
 }
 
@@ -233,6 +241,11 @@ mod scalar {
                 f32::from_bits(word << 16),
                 f32::from_bits(word & 0xffff_0000),
             )
+        }
+        #[inline(always)]
+        unsafe fn load_i8(self, p: *const i8) -> f32 {
+            // SAFETY: the caller guarantees `p` is valid for one read.
+            unsafe { p.read() as f32 }
         }
     }
 }
@@ -392,6 +405,11 @@ mod x86 {
                 (_mm256_castsi256_ps(lo), _mm256_castsi256_ps(hi))
             }
         }
+        #[inline(always)]
+        unsafe fn load_i8(self, p: *const i8) -> __m256 {
+            // SAFETY: token proves AVX2; the caller guarantees 8 readable i8.
+            unsafe { _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p.cast()))) }
+        }
     }
 
     impl Simd for Avx512 {
@@ -521,6 +539,11 @@ mod x86 {
                 let hi = _mm512_and_si512(w, _mm512_set1_epi32(0xffff_0000_u32 as i32));
                 (_mm512_castsi512_ps(lo), _mm512_castsi512_ps(hi))
             }
+        }
+        #[inline(always)]
+        unsafe fn load_i8(self, p: *const i8) -> __m512 {
+            // SAFETY: token proves AVX-512F; the caller guarantees 16 readable i8.
+            unsafe { _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(p.cast()))) }
         }
     }
 }
@@ -666,6 +689,17 @@ mod arm {
                 let lo = vshlq_n_u32::<16>(w);
                 let hi = vandq_u32(w, vdupq_n_u32(0xffff_0000));
                 (vreinterpretq_f32_u32(lo), vreinterpretq_f32_u32(hi))
+            }
+        }
+        #[inline(always)]
+        unsafe fn load_i8(self, p: *const i8) -> float32x4_t {
+            // SAFETY: the caller guarantees 4 readable i8 (one unaligned u32).
+            let word = unsafe { p.cast::<u32>().read_unaligned() };
+            // SAFETY: token proves NEON.
+            unsafe {
+                let b = vreinterpret_s8_u32(vdup_n_u32(word));
+                let h = vget_low_s16(vmovl_s8(b));
+                vcvtq_f32_s32(vmovl_s16(h))
             }
         }
     }

@@ -445,6 +445,9 @@ impl Backend for WgpuBackend {
 
     fn upload(&self, data: HostData<'_>, shape: Shape) -> Result<Tensor<Self>> {
         data.check(&shape)?;
+        if data.dtype == DType::I8 {
+            return Err(ops::no_i8("upload"));
+        }
         let bytes = data.bytes;
         let buffer = self.alloc(bytes.len() as u64, "tensor", true)?;
         {
@@ -466,6 +469,9 @@ impl Backend for WgpuBackend {
     }
 
     fn zeros(&self, dtype: DType, shape: Shape) -> Result<Tensor<Self>> {
+        if dtype == DType::I8 {
+            return Err(ops::no_i8("zeros"));
+        }
         let bytes = dtype.bytes_for(shape.elem_count()) as u64;
         // wgpu zero-initialises every buffer before first use.
         let buffer = self.alloc(bytes, "tensor", false)?;
@@ -503,6 +509,7 @@ impl Backend for WgpuBackend {
                     .take(n)
                     .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()),
             ),
+            DType::I8 => out.extend(raw.iter().take(n).map(|&b| b as i8 as f32)),
         })
     }
 

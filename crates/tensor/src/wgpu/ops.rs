@@ -217,6 +217,15 @@ pub(crate) fn copy_cols(be: &WgpuBackend, src: &T, col0: usize, out: &mut T) -> 
     )
 }
 
+/// No WGSL kernel reads i8 (int8 weights are a CPU backend format).
+pub(crate) fn no_i8(op: &'static str) -> TensorError {
+    TensorError::UnsupportedDType {
+        op,
+        what: "a tensor on wgpu (int8 weights are CPU-only)",
+        dtype: DType::I8,
+    }
+}
+
 /// See [`crate::Backend::gather_rows`].
 pub(crate) fn gather_rows(be: &WgpuBackend, table: &T, ids: &[u32], out: &mut T) -> Result<()> {
     const OP: &str = "gather_rows";
@@ -230,6 +239,7 @@ pub(crate) fn gather_rows(be: &WgpuBackend, table: &T, ids: &[u32], out: &mut T)
         DType::F32 => ShaderId::GatherF32F32,
         DType::BF16 => ShaderId::GatherBf16F32,
         DType::F16 => ShaderId::GatherF16F32,
+        DType::I8 => return Err(no_i8(OP)),
     };
     if !be.device().downlevel.contains(shader.required_downlevel()) {
         return Err(TensorError::UnsupportedDType {

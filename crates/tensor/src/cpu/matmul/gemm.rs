@@ -11,6 +11,7 @@
 
 use std::cell::RefCell;
 
+use super::Cols;
 use crate::DType;
 use crate::cpu::simd::{Simd, load_elem};
 use crate::dtype::Element;
@@ -59,17 +60,18 @@ pub(super) unsafe fn load_row<S: Simd, E: Element, const NRV: usize>(
     v
 }
 
-/// `y[i, j] = Σ_p x[i, p] · w[j, p] (+ bias[j])` for one chunk.
+/// `y[i, j] = Σ_p x[i, p] · w[j, p] (· scale[j]) (+ bias[j])` for one chunk.
 ///
 /// `x`: `[m, k]`; `w`: the panels of `[n, k]` (`NR = NRV · LANES`);
-/// `bias`: `[n]`; `y`: `[m, ldy]` with `ldy ≥ n` (columns `n..ldy` untouched).
+/// `cols`: scale and bias, `[n]`; `y`: `[m, ldy]` with `ldy ≥ n` (columns
+/// `n..ldy` untouched).
 #[inline(always)]
 pub(super) fn gemm<S: Simd, E: Element, const MR: usize, const NRV: usize>(
     s: S,
     blk: Blocking,
     x: &[f32],
     w: &[E],
-    bias: Option<&[f32]>,
+    cols: Cols<'_>,
     y: &mut [f32],
     ldy: usize,
     m: usize,
@@ -77,6 +79,10 @@ pub(super) fn gemm<S: Simd, E: Element, const MR: usize, const NRV: usize>(
     k: usize,
 ) {
     let nr = NRV * S::LANES;
+    let Cols { scale, bias } = cols;
+    if let Some(sc) = scale {
+        assert_eq!(sc.len(), n);
+    }
     assert_eq!(x.len(), m * k);
     assert_eq!(
         w.len(),
@@ -118,6 +124,7 @@ pub(super) fn gemm<S: Simd, E: Element, const MR: usize, const NRV: usize>(
                 let nr_eff = nr.min(n - col0);
                 let bp = &w[q * nr * k + pc * nr..][..kc * nr];
                 let bias = bias.map(|b| &b[col0..col0 + nr_eff]);
+                let scale = scale.map(|sc| &sc[col0..col0 + nr_eff]);
                 for ir in (0..mc).step_by(MR) {
                     let ap = &apack[ir * kc..(ir + MR) * kc];
                     let yoff = (ic + ir) * ldy + col0;
@@ -126,6 +133,7 @@ pub(super) fn gemm<S: Simd, E: Element, const MR: usize, const NRV: usize>(
                         mr: MR.min(mc - ir),
                         nr: nr_eff,
                         first,
+                        scale,
                         bias,
                     };
                     micro::<S, E, MR, NRV>(s, kc, ap, bp, &mut y[yoff..], tile);
@@ -176,6 +184,8 @@ struct Tile<'a> {
     nr: usize,
     /// First `kc` slice: overwrite `y` (adding the bias) instead of accumulating.
     first: bool,
+    /// Per-column multipliers of the accumulators (int8 weights), `[nr]`.
+    scale: Option<&'a [f32]>,
     bias: Option<&'a [f32]>,
 }
 
@@ -208,8 +218,20 @@ fn micro<S: Simd, E: Element, const MR: usize, const NRV: usize>(
         }
     }
 
+    if let Some(sc) = t.scale {
+        assert_eq!(sc.len(), t.nr);
+    }
     if t.mr == MR && t.nr == nr {
         assert!(y.len() >= (MR - 1) * t.ldy + nr);
+        if let Some(sc) = t.scale {
+            for v in 0..NRV {
+                // SAFETY: scale has t.nr = nr entries.
+                let sv = unsafe { s.load(sc.as_ptr().wrapping_add(v * l)) };
+                for row in acc.iter_mut() {
+                    row[v] = s.mul(row[v], sv);
+                }
+            }
+        }
         let yp = y.as_mut_ptr();
         for i in 0..MR {
             for v in 0..NRV {
@@ -244,7 +266,12 @@ fn micro<S: Simd, E: Element, const MR: usize, const NRV: usize>(
                     (true, None) => 0.0,
                     (false, _) => *out,
                 };
-                *out = base + tmp[i][j];
+                let acc = if let Some(sc) = t.scale {
+                    tmp[i][j] * sc[j]
+                } else {
+                    tmp[i][j]
+                };
+                *out = base + acc;
             }
         }
     }

@@ -3,18 +3,20 @@
 //! of a panel stay in registers (two sets, alternating `p`, to hide FMA
 //! latency) and need no horizontal reduction. `kernels/matmul.md`.
 
+use super::Cols;
 use super::gemm::load_row;
 use crate::cpu::simd::Simd;
 use crate::dtype::Element;
 
-/// `y[j] = Σ_p x[p] · w[j, p] (+ bias[j])` for the `y.len()` rows packed in `w`.
+/// `y[j] = Σ_p x[p] · w[j, p] (· scale[j]) (+ bias[j])` for the `y.len()`
+/// rows packed in `w`.
 #[inline(always)]
 pub(super) fn gemv<S: Simd, E: Element, const NRV: usize>(
     s: S,
-    x: &[f32],            // [k]
-    w: &[E],              // panels of [n, k]
-    bias: Option<&[f32]>, // [n]
-    y: &mut [f32],        // [n]
+    x: &[f32],      // [k]
+    w: &[E],        // panels of [n, k]
+    cols: Cols<'_>, // scale, bias: [n]
+    y: &mut [f32],  // [n]
 ) {
     let l = S::LANES;
     let nr = NRV * l;
@@ -25,8 +27,12 @@ pub(super) fn gemv<S: Simd, E: Element, const NRV: usize>(
         n.div_ceil(nr) * nr * k,
         "w is not the panels of [n, k]"
     );
+    let Cols { scale, bias } = cols;
     if let Some(b) = bias {
         assert_eq!(b.len(), n);
+    }
+    if let Some(sc) = scale {
+        assert_eq!(sc.len(), n);
     }
     let xp = x.as_ptr();
     for q in 0..n.div_ceil(nr) {
@@ -66,7 +72,12 @@ pub(super) fn gemv<S: Simd, E: Element, const NRV: usize>(
         let j0 = q * nr;
         let cols = nr.min(n - j0);
         for j in 0..cols {
-            y[j0 + j] = out[j] + if let Some(b) = bias { b[j0 + j] } else { 0.0 };
+            let acc = if let Some(sc) = scale {
+                out[j] * sc[j0 + j]
+            } else {
+                out[j]
+            };
+            y[j0 + j] = acc + if let Some(b) = bias { b[j0 + j] } else { 0.0 };
         }
     }
 }

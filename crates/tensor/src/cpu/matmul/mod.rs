@@ -1,6 +1,7 @@
 //! Matmul `y[m, n] = x[m, k] · w[n, k]ᵀ (+ bias[n])`, the spec is
 //! `kernels/matmul.md`. x f32; w f32, bf16 or f16, prepacked once into the
-//! ISA's [`panels`] (from PyTorch Linear layout); f32 accumulation.
+//! ISA's [`panels`] (from PyTorch Linear layout), or int8 panels with one
+//! scale per weight row ([`quant`], opt-in); f32 accumulation.
 //!
 //! - `m = 1` (decode): GEMV, weight panels split across threads.
 //! - `m ≥ 2` (prefill): GEMM, rows of `x` split across threads when there
@@ -12,6 +13,7 @@
 mod gemm;
 mod gemv;
 pub mod panels;
+pub mod quant;
 pub mod reference;
 
 use half::{bf16, f16};
@@ -29,14 +31,22 @@ pub enum WeightRef<'a> {
     F32(&'a [f32]),
     BF16(&'a [bf16]),
     F16(&'a [f16]),
+    /// int8 panels and one f32 scale per weight row (`[n]`):
+    /// `w[j, p] ≈ q[j, p] · scale[j]` ([`quant`]).
+    I8 {
+        q: &'a [i8],
+        scale: &'a [f32],
+    },
 }
 
 impl WeightRef<'_> {
+    /// Elements of the panels (the scales not counted).
     pub fn len(&self) -> usize {
         match self {
             WeightRef::F32(w) => w.len(),
             WeightRef::BF16(w) => w.len(),
             WeightRef::F16(w) => w.len(),
+            WeightRef::I8 { q, .. } => q.len(),
         }
     }
 
@@ -124,6 +134,9 @@ pub fn matmul(isa: IsaToken, pool: Option<&rayon::ThreadPool>, a: &MatmulArgs<'_
     if let Some(b) = a.bias {
         assert_eq!(b.len(), a.n, "bias is not [n]");
     }
+    if let WeightRef::I8 { scale, .. } = a.w {
+        assert_eq!(scale.len(), a.n, "the int8 weight's scales are not [n]");
+    }
     match isa {
         IsaToken::Scalar(s) => by_dtype(s, pool, a, y),
         #[cfg(target_arch = "x86_64")]
@@ -142,20 +155,23 @@ fn by_dtype<S: MatmulIsa>(
     y: &mut [f32],
 ) {
     match a.w {
-        WeightRef::F32(w) => drive(s, pool, a, w, y),
-        WeightRef::BF16(w) => drive(s, pool, a, w, y),
-        WeightRef::F16(w) => drive(s, pool, a, w, y),
+        WeightRef::F32(w) => drive(s, pool, a, w, None, y),
+        WeightRef::BF16(w) => drive(s, pool, a, w, None, y),
+        WeightRef::F16(w) => drive(s, pool, a, w, None, y),
+        WeightRef::I8 { q, scale } => drive(s, pool, a, q, Some(scale), y),
     }
 }
 
 /// Splits the work across threads and calls the ISA's kernels. Thread
 /// chunks of weight rows are whole panels, so each chunk's panels are one
-/// contiguous slice of `w`.
+/// contiguous slice of `w`. `scale` (`[n]`, int8 weights) multiplies each
+/// output column before the bias is added.
 fn drive<S: MatmulIsa, E: Element>(
     s: S,
     pool: Option<&rayon::ThreadPool>,
     a: &MatmulArgs<'_>,
     w: &[E],
+    scale: Option<&[f32]>,
     y: &mut [f32],
 ) {
     let (m, n, k) = (a.m, a.n, a.k);
@@ -164,10 +180,14 @@ fn drive<S: MatmulIsa, E: Element>(
     // k = 0 stays on one thread (rayon's chunking needs non-empty chunks).
     let pool = pool.filter(|_| threads > 1 && k > 0 && m * n * k >= 1 << 16);
     let Some(pool) = pool else {
+        let cols = Cols {
+            scale,
+            bias: a.bias,
+        };
         if m == 1 {
-            s.gemv(a.x, w, a.bias, y);
+            s.gemv(a.x, w, cols, y);
         } else {
-            s.gemm(a.x, w, a.bias, y, n, m, n, k);
+            s.gemm(a.x, w, cols, y, n, m, n, k);
         }
         return;
     };
@@ -178,7 +198,11 @@ fn drive<S: MatmulIsa, E: Element>(
         pool.install(|| {
             y.par_chunks_mut(rows).enumerate().for_each(|(c, yc)| {
                 let (j0, j1) = (c * rows, c * rows + yc.len());
-                s.gemv(a.x, panels(j0, j1), a.bias.map(|b| &b[j0..j1]), yc);
+                let cols = Cols {
+                    scale: scale.map(|sc| &sc[j0..j1]),
+                    bias: a.bias.map(|b| &b[j0..j1]),
+                };
+                s.gemv(a.x, panels(j0, j1), cols, yc);
             })
         });
     } else if m >= 2 * S::MR * threads {
@@ -188,7 +212,11 @@ fn drive<S: MatmulIsa, E: Element>(
             y.par_chunks_mut(rows * n)
                 .zip(a.x.par_chunks(rows * k))
                 .for_each(|(yc, xc)| {
-                    s.gemm(xc, w, a.bias, yc, n, yc.len() / n, n, k);
+                    let cols = Cols {
+                        scale,
+                        bias: a.bias,
+                    };
+                    s.gemm(xc, w, cols, yc, n, yc.len() / n, n, k);
                 })
         });
     } else {
@@ -203,8 +231,11 @@ fn drive<S: MatmulIsa, E: Element>(
                     let j1 = (j0 + cols).min(n);
                     let nc = j1 - j0;
                     let mut part = vec![0.0f32; m * nc];
-                    let bias = a.bias.map(|b| &b[j0..j1]);
-                    s.gemm(a.x, panels(j0, j1), bias, &mut part, nc, m, nc, k);
+                    let cols = Cols {
+                        scale: scale.map(|sc| &sc[j0..j1]),
+                        bias: a.bias.map(|b| &b[j0..j1]),
+                    };
+                    s.gemm(a.x, panels(j0, j1), cols, &mut part, nc, m, nc, k);
                     (j0, part)
                 })
                 .collect()
@@ -218,6 +249,14 @@ fn drive<S: MatmulIsa, E: Element>(
     }
 }
 
+/// The per-output-column epilogue of one kernel call: `y[·, j] = acc[·, j]
+/// (· scale[j]) (+ bias[j])`, both slices `[n]` of the call's columns.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Cols<'a> {
+    pub scale: Option<&'a [f32]>,
+    pub bias: Option<&'a [f32]>,
+}
+
 /// The matmul kernels of one ISA: the generic bodies instantiated behind
 /// `#[target_feature]`, with the ISA's register tile and cache blocking.
 pub(crate) trait MatmulIsa: Simd {
@@ -228,13 +267,13 @@ pub(crate) trait MatmulIsa: Simd {
     const NRV: usize;
     const BLOCKING: Blocking;
 
-    fn gemv<E: Element>(self, x: &[f32], w: &[E], bias: Option<&[f32]>, y: &mut [f32]);
+    fn gemv<E: Element>(self, x: &[f32], w: &[E], cols: Cols<'_>, y: &mut [f32]);
 
     fn gemm<E: Element>(
         self,
         x: &[f32],
         w: &[E],
-        bias: Option<&[f32]>,
+        cols: Cols<'_>,
         y: &mut [f32],
         ldy: usize,
         m: usize,
@@ -248,22 +287,22 @@ impl MatmulIsa for Scalar {
     const NRV: usize = 2;
     const BLOCKING: Blocking = Blocking { kc: 256, mc: 64 };
 
-    fn gemv<E: Element>(self, x: &[f32], w: &[E], bias: Option<&[f32]>, y: &mut [f32]) {
-        gemv::gemv::<_, E, 2>(self, x, w, bias, y)
+    fn gemv<E: Element>(self, x: &[f32], w: &[E], cols: Cols<'_>, y: &mut [f32]) {
+        gemv::gemv::<_, E, 2>(self, x, w, cols, y)
     }
 
     fn gemm<E: Element>(
         self,
         x: &[f32],
         w: &[E],
-        bias: Option<&[f32]>,
+        cols: Cols<'_>,
         y: &mut [f32],
         ldy: usize,
         m: usize,
         n: usize,
         k: usize,
     ) {
-        gemm::gemm::<_, E, 4, 2>(self, Self::BLOCKING, x, w, bias, y, ldy, m, n, k)
+        gemm::gemm::<_, E, 4, 2>(self, Self::BLOCKING, x, w, cols, y, ldy, m, n, k)
     }
 }
 
@@ -272,8 +311,8 @@ impl MatmulIsa for Scalar {
 macro_rules! isa {
     ($tok:ty, $feat:literal, $mr:literal, $nrv:literal, $blk:expr, $gemv:ident, $gemm:ident) => {
         #[target_feature(enable = $feat)]
-        fn $gemv<E: Element>(s: $tok, x: &[f32], w: &[E], bias: Option<&[f32]>, y: &mut [f32]) {
-            gemv::gemv::<_, E, $nrv>(s, x, w, bias, y)
+        fn $gemv<E: Element>(s: $tok, x: &[f32], w: &[E], cols: Cols<'_>, y: &mut [f32]) {
+            gemv::gemv::<_, E, $nrv>(s, x, w, cols, y)
         }
 
         #[target_feature(enable = $feat)]
@@ -281,14 +320,14 @@ macro_rules! isa {
             s: $tok,
             x: &[f32],
             w: &[E],
-            bias: Option<&[f32]>,
+            cols: Cols<'_>,
             y: &mut [f32],
             ldy: usize,
             m: usize,
             n: usize,
             k: usize,
         ) {
-            gemm::gemm::<_, E, $mr, $nrv>(s, $blk, x, w, bias, y, ldy, m, n, k)
+            gemm::gemm::<_, E, $mr, $nrv>(s, $blk, x, w, cols, y, ldy, m, n, k)
         }
 
         impl MatmulIsa for $tok {
@@ -296,16 +335,16 @@ macro_rules! isa {
             const NRV: usize = $nrv;
             const BLOCKING: Blocking = $blk;
 
-            fn gemv<E: Element>(self, x: &[f32], w: &[E], bias: Option<&[f32]>, y: &mut [f32]) {
+            fn gemv<E: Element>(self, x: &[f32], w: &[E], cols: Cols<'_>, y: &mut [f32]) {
                 // SAFETY: the token proves the features the wrapper enables.
-                unsafe { $gemv(self, x, w, bias, y) }
+                unsafe { $gemv(self, x, w, cols, y) }
             }
 
             fn gemm<E: Element>(
                 self,
                 x: &[f32],
                 w: &[E],
-                bias: Option<&[f32]>,
+                cols: Cols<'_>,
                 y: &mut [f32],
                 ldy: usize,
                 m: usize,
@@ -313,7 +352,7 @@ macro_rules! isa {
                 k: usize,
             ) {
                 // SAFETY: the token proves the features the wrapper enables.
-                unsafe { $gemm(self, x, w, bias, y, ldy, m, n, k) }
+                unsafe { $gemm(self, x, w, cols, y, ldy, m, n, k) }
             }
         }
     };
