@@ -237,7 +237,7 @@ fn main() -> Result<()> {
             let native = CpuBackend::with(isa, t)?;
             for &dtype in &o.dtypes {
                 let be = match dtype {
-                    DType::I8 => native.clone().with_weight_format(WeightFormat::Int8),
+                    DType::I8 => native.clone().with_weight_format(WeightFormat::Int8)?,
                     _ => native.clone(),
                 };
                 for &(n, k) in &NK {

@@ -63,8 +63,9 @@ pub struct InputArgs {
     /// Context capacity in tokens.
     #[arg(long, default_value_t = 8192)]
     pub max_len: usize,
-    /// CPU matmul weights: native (the checkpoint's bf16, exact) or int8
-    /// (one scale per row: about half the decode time, approximate).
+    /// CPU matmul weights: native (the checkpoint's bf16, exact), int8 (one
+    /// scale per row: about half the decode time, approximate) or bf16dot
+    /// (AVX512-BF16 CPUs: faster prefill, activations rounded to bf16).
     #[arg(long, default_value = "native")]
     pub weights: String,
 }
@@ -207,7 +208,8 @@ pub struct BenchArgs {
     /// Skip image512 / ttft_image512 (slow on software adapters).
     #[arg(long)]
     no_image: bool,
-    /// CPU matmul weights: native (bf16) or int8 (one scale per row).
+    /// CPU matmul weights: native (bf16), int8 (one scale per row) or bf16dot
+    /// (AVX512-BF16 CPUs; activations rounded to bf16).
     #[arg(long, default_value = "native")]
     weights: String,
 }

@@ -34,19 +34,19 @@ pub struct BenchOptions {
     pub dir: PathBuf,
     /// Also time image512 and ttft_image512.
     pub image: bool,
-    /// How the CPU backend stores matmul weights (int8: CPU only).
+    /// How the CPU backend stores matmul weights (int8, bf16dot: CPU only).
     pub weights: WeightFormat,
 }
 
-/// The wgpu backend keeps the checkpoint's dtype: int8 weights are a CPU
-/// backend format.
+/// The wgpu backend keeps the checkpoint's dtype: int8 and bf16dot weights
+/// are CPU backend formats.
 #[cfg(feature = "wgpu")]
 pub(crate) fn native_weights_only(weights: WeightFormat) -> Result<()> {
     match weights {
         WeightFormat::Native => Ok(()),
-        WeightFormat::Int8 => Err(RuntimeError::Backend(
+        WeightFormat::Int8 | WeightFormat::Bf16Dot => Err(RuntimeError::Backend(
             "wgpu".into(),
-            "int8 weights run on the CPU backend only (use --backend cpu)".into(),
+            "int8 and bf16dot weights run on the CPU backend only (use --backend cpu)".into(),
         )),
     }
 }
@@ -146,7 +146,7 @@ pub fn bench(o: &BenchOptions) -> Result<BenchReport> {
     }
     match o.backend {
         BackendChoice::Cpu | BackendChoice::Auto => {
-            let be = CpuBackend::with(o.isa, o.threads)?.with_weight_format(o.weights);
+            let be = CpuBackend::with(o.isa, o.threads)?.with_weight_format(o.weights)?;
             let prof = be.clone().with_profiling();
             let mut r = run(
                 o,

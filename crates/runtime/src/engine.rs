@@ -66,8 +66,9 @@ pub struct EngineOptions {
     /// Image-processing knobs over the checkpoint's processor config.
     pub processor: ProcessorOverrides,
     /// How the CPU backend stores matmul weights: the checkpoint's dtype
-    /// (exact) or int8 with row scales (faster decode, approximate). The
-    /// wgpu backend has only the former.
+    /// (exact), int8 with row scales (faster decode, approximate) or bf16
+    /// for the AVX512-BF16 dot product (faster prefill, x rounded to bf16).
+    /// The wgpu backend has only the first.
     pub weights: WeightFormat,
 }
 
@@ -160,8 +161,8 @@ impl Engine {
         let processor =
             ProcessorConfig::load(&dir, &opts.processor).map_err(model::ModelError::from)?;
         let choice = match opts.backend {
-            BackendChoice::Auto if opts.weights == WeightFormat::Int8 => {
-                tracing::info!("auto backend: int8 weights run on the CPU");
+            BackendChoice::Auto if opts.weights != WeightFormat::Native => {
+                tracing::info!(weights = ?opts.weights, "auto backend: these weights run on the CPU");
                 BackendChoice::Cpu
             }
             BackendChoice::Auto => {
@@ -191,7 +192,7 @@ impl Engine {
                 let threads = opts
                     .threads
                     .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-                let be = CpuBackend::with(isa, threads)?.with_weight_format(opts.weights);
+                let be = CpuBackend::with(isa, threads)?.with_weight_format(opts.weights)?;
                 Inner::Cpu(Box::new(session(be, &dir, opts.max_len)?))
             }
             #[cfg(feature = "wgpu")]

@@ -451,7 +451,8 @@ fn cpu_backend_int8_weights() {
     for threads in [1, 2] {
         let be = CpuBackend::with(Isa::best(), threads)
             .unwrap()
-            .with_weight_format(WeightFormat::Int8);
+            .with_weight_format(WeightFormat::Int8)
+            .unwrap();
         assert!(be.describe().contains("int8"), "{}", be.describe());
         let w = be
             .upload_weight(HostData::bf16(&wb), Shape::from([n, k]))
@@ -492,4 +493,72 @@ fn cpu_backend_int8_weights() {
                 .is_err()
         );
     }
+}
+
+/// The bf16 dot-product kernels (AVX512-BF16) against the f64 reference of
+/// the same product with `x` rounded to bf16, on the edge shapes of their
+/// 6 × 64 tile, 256-pair k blocks, odd k, 1–3 threads and misaligned x.
+#[test]
+fn matmul_bf16dot_edges() {
+    use tensor::cpu::matmul::bf16dot;
+    use tensor::testing::expect_avx512bf16;
+    if expect_avx512bf16().is_none() {
+        println!("bf16dot: this CPU has no AVX512-BF16; skipped");
+        return;
+    }
+    // The kernels do not depend on the tier: any token reaches them.
+    let tok = IsaToken::new(Isa::Scalar).unwrap();
+    let pools: Vec<_> = (1..=3).map(pool).collect();
+    let mut worst = ErrorStats::default();
+    let mut cases = Vec::new();
+    let (mr, nr) = (bf16dot::MR, bf16dot::NR);
+    for m in [1, 2, 3, mr - 1, mr, mr + 1, 2 * mr + 1, 97] {
+        for n in [1, 15, 16, 17, nr - 1, nr, nr + 1, 130] {
+            for k in [0, 1, 2, 3, 31, 32, 33, 511, 512, 513, 1025] {
+                cases.push((m, n, k, (m + n + k) % 2 == 0, 1, 0));
+            }
+        }
+    }
+    for threads in 1..=3 {
+        for (m, n, k) in [(1, 257, 1025), (2, 300, 257), (63, 65, 257), (130, 97, 300)] {
+            cases.push((m, n, k, true, threads, 0));
+        }
+    }
+    for off in shapes::misaligned_offsets(16) {
+        cases.push((1, 37, 67, true, 1, off));
+        cases.push((9, 37, 67, false, 2, off));
+    }
+    for (m, n, k, has_bias, threads, x_off) in cases {
+        let name = format!("m={m} n={n} k={k} bias={has_bias} threads={threads} x_off={x_off}");
+        let mut rng = Rng::for_case("matmul bf16dot", &name);
+        let xbuf = rng.vec(x_off + m * k, 1.0);
+        let w: Vec<bf16> = rng
+            .vec(n * k, 0.5)
+            .iter()
+            .map(|&v| bf16::from_f32(v))
+            .collect();
+        let bias = has_bias.then(|| rng.vec(n, 0.5));
+        let x = &xbuf[x_off..];
+        let packed = bf16dot::pack(&w, n, k);
+        let mut y = vec![f32::NAN; m * n];
+        let args = MatmulArgs {
+            x,
+            w: WeightRef::Bf16Pairs(&packed),
+            bias: bias.as_deref(),
+            m,
+            n,
+            k,
+        };
+        matmul::matmul(tok, pools[threads - 1].as_ref(), &args, &mut y);
+        let xr: Vec<f32> = x.iter().map(|&v| bf16dot::round(v)).collect();
+        let (want, mag) = reference::matmul(&xr, &w, bias.as_deref(), m, n, k);
+        match MATMUL.check(&y, &want, &mag) {
+            Ok(st) => {
+                worst.max_abs = worst.max_abs.max(st.max_abs);
+                worst.max_rel = worst.max_rel.max(st.max_rel);
+            }
+            Err(e) => panic!("{name}: {e:?}"),
+        }
+    }
+    println!("matmul bf16dot: worst {worst:?}");
 }

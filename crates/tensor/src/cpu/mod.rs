@@ -19,7 +19,7 @@ use half::{bf16, f16};
 
 pub use self::dispatch::{Isa, IsaToken};
 use self::matmul::panels::{self, PanelLayout};
-use self::matmul::{MatmulArgs, WeightRef, quant};
+use self::matmul::{MatmulArgs, WeightRef, bf16dot, quant};
 use crate::backend::matmul_dims;
 use crate::{Backend, DType, Gelu, HostData, Result, Shape, Tensor, TensorError};
 
@@ -35,8 +35,11 @@ pub enum CpuStorage {
         q: Vec<i8>,
         scale: Vec<f32>,
     },
+    /// bf16 weights in k-pair panels (`cpu/matmul/bf16dot.rs`); only ever
+    /// the `data` of [`CpuStorage::Panels`].
+    BF16Pairs(Vec<u32>),
     /// A matmul weight `[n, k]` prepacked into this backend's ISA panels
-    /// (`cpu/matmul/panels.rs`); `data` is F32, BF16, F16 or I8.
+    /// (`cpu/matmul/panels.rs`); `data` is F32, BF16, F16, I8 or BF16Pairs.
     Panels {
         layout: PanelLayout,
         n: usize,
@@ -52,6 +55,7 @@ impl CpuStorage {
             CpuStorage::BF16(_) => DType::BF16,
             CpuStorage::F16(_) => DType::F16,
             CpuStorage::I8 { .. } => DType::I8,
+            CpuStorage::BF16Pairs(_) => DType::BF16,
             CpuStorage::Panels { data, .. } => data.dtype(),
         }
     }
@@ -86,6 +90,7 @@ impl CpuStorage {
             CpuStorage::BF16(v) => WeightRef::BF16(v),
             CpuStorage::F16(v) => WeightRef::F16(v),
             CpuStorage::I8 { q, scale } => WeightRef::I8 { q, scale },
+            CpuStorage::BF16Pairs(w) => WeightRef::Bf16Pairs(w),
             CpuStorage::Panels { data, .. } => data.weights(),
         }
     }
@@ -114,18 +119,25 @@ impl CpuStorage {
                 scale: rows.scale,
             })
         }
+        fn bf16_pairs<E: crate::dtype::Element>(w: &[E], n: usize, k: usize) -> CpuStorage {
+            let w: Vec<bf16> = w.iter().map(|v| bf16::from_f32(v.to_f32())).collect();
+            CpuStorage::BF16Pairs(bf16dot::pack(&w, n, k))
+        }
         let data = match (self.weights(), format) {
             (WeightRef::F32(w), WeightFormat::Int8) => int8(w, n, k, layout)?,
             (WeightRef::BF16(w), WeightFormat::Int8) => int8(w, n, k, layout)?,
             (WeightRef::F16(w), WeightFormat::Int8) => int8(w, n, k, layout)?,
+            (WeightRef::F32(w), WeightFormat::Bf16Dot) => bf16_pairs(w, n, k),
+            (WeightRef::BF16(w), WeightFormat::Bf16Dot) => bf16_pairs(w, n, k),
+            (WeightRef::F16(w), WeightFormat::Bf16Dot) => bf16_pairs(w, n, k),
             (WeightRef::F32(w), _) => CpuStorage::F32(panels::pack(w, n, k, layout)),
             (WeightRef::BF16(w), _) => CpuStorage::BF16(panels::pack(w, n, k, layout)),
             (WeightRef::F16(w), _) => CpuStorage::F16(panels::pack(w, n, k, layout)),
-            (WeightRef::I8 { .. }, _) => {
+            (WeightRef::I8 { .. } | WeightRef::Bf16Pairs(_), _) => {
                 return Err(TensorError::UnsupportedDType {
                     op: "upload_weight",
-                    what: "w (int8 weights are made by the backend, not uploaded)",
-                    dtype: DType::I8,
+                    what: "w (int8 and bf16-pair weights are made by the backend, not uploaded)",
+                    dtype: self.dtype(),
                 });
             }
         };
@@ -154,7 +166,7 @@ impl CpuStorage {
     }
 }
 
-/// i8 exists only as quantized weight panels (they need their row scales).
+/// i8 (and bf16 pairs) exist only as weight panels: i8 needs its row scales.
 fn no_plain_i8(op: &'static str) -> TensorError {
     TensorError::UnsupportedDType {
         op,
@@ -172,14 +184,19 @@ pub enum WeightFormat {
     /// Int8 with one scale per weight row (`cpu/matmul/quant.rs`): half the
     /// bytes of bf16, each weight off by up to half a quantization step.
     Int8,
+    /// bf16 weights for the AVX512-BF16 dot product (`cpu/matmul/bf16dot.rs`):
+    /// up to twice the prefill GEMM's speed; `x` is rounded to bf16 before
+    /// every matmul (as llama.cpp's BF16 path and PyTorch's bf16 do).
+    Bf16Dot,
 }
 
 impl WeightFormat {
-    /// `native` / `bf16` or `int8` / `i8` / `q8`.
+    /// `native` / `bf16`, `int8` / `i8` / `q8`, or `bf16dot`.
     pub fn parse(s: &str) -> Option<Self> {
         match s.to_ascii_lowercase().as_str() {
             "native" | "bf16" | "none" => Some(WeightFormat::Native),
             "int8" | "i8" | "q8" => Some(WeightFormat::Int8),
+            "bf16dot" | "bf16-dot" => Some(WeightFormat::Bf16Dot),
             _ => None,
         }
     }
@@ -257,10 +274,28 @@ impl CpuBackend {
     }
 
     /// This backend storing the matmul weights it uploads from now on in
-    /// `format` (weights uploaded before keep theirs).
-    pub fn with_weight_format(mut self, format: WeightFormat) -> Self {
+    /// `format` (weights uploaded before keep theirs). [`WeightFormat::Bf16Dot`]
+    /// needs the avx512 tier on a CPU with AVX512-BF16.
+    pub fn with_weight_format(mut self, format: WeightFormat) -> Result<Self> {
+        if format == WeightFormat::Bf16Dot
+            && (self.isa() != Isa::Avx512 || dispatch::Avx512Bf16::try_new().is_none())
+        {
+            return Err(TensorError::IsaUnavailable {
+                requested: "avx512 with AVX512-BF16 (for bf16dot weights)".into(),
+                reason: "the tier in use on a CPU that has it",
+                available: format!(
+                    "tier {}, AVX512-BF16 {}",
+                    self.isa(),
+                    if dispatch::Avx512Bf16::try_new().is_some() {
+                        "present"
+                    } else {
+                        "absent"
+                    }
+                ),
+            });
+        }
         self.weight_format = format;
-        self
+        Ok(self)
     }
 
     pub fn weight_format(&self) -> WeightFormat {
@@ -304,6 +339,7 @@ impl Backend for CpuBackend {
         let weights = match self.weight_format {
             WeightFormat::Native => "",
             WeightFormat::Int8 => ", int8 weights",
+            WeightFormat::Bf16Dot => ", bf16 dot-product weights (x rounded to bf16)",
         };
         format!("cpu ({}, {} threads{weights})", self.isa(), self.threads)
     }
@@ -365,7 +401,9 @@ impl Backend for CpuBackend {
             CpuStorage::F32(v) => v.clone(),
             CpuStorage::BF16(v) => v.iter().map(|x| x.to_f32()).collect(),
             CpuStorage::F16(v) => v.iter().map(|x| x.to_f32()).collect(),
-            CpuStorage::I8 { .. } => return Err(no_plain_i8("download_f32")),
+            CpuStorage::I8 { .. } | CpuStorage::BF16Pairs(_) => {
+                return Err(no_plain_i8("download_f32"));
+            }
             &CpuStorage::Panels {
                 layout,
                 n,
@@ -376,6 +414,7 @@ impl Backend for CpuBackend {
                 WeightRef::BF16(w) => panels::unpack_f32(w, n, k, layout),
                 WeightRef::F16(w) => panels::unpack_f32(w, n, k, layout),
                 WeightRef::I8 { q, scale } => quant::dequantize(q, scale, n, k, layout),
+                WeightRef::Bf16Pairs(w) => bf16dot::unpack(w, n, k),
             },
         })
     }

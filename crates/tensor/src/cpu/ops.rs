@@ -5,7 +5,7 @@
 use half::{bf16, f16};
 
 use super::attention::{self, AttnDims};
-use super::matmul::{panels, quant};
+use super::matmul::{bf16dot, panels, quant};
 use super::{CpuBackend, CpuStorage, conv, elementwise, norm, rope, vision};
 use crate::{Gelu, Result, Tensor, checks};
 
@@ -285,7 +285,9 @@ fn gather(table: &CpuStorage, vocab: usize, d: usize, ids: &[u32], out: &mut [f3
         CpuStorage::F32(t) => plain(t, d, ids, out),
         CpuStorage::BF16(t) => plain::<bf16>(t, d, ids, out),
         CpuStorage::F16(t) => plain::<f16>(t, d, ids, out),
-        CpuStorage::I8 { .. } => unreachable!("i8 is only ever the data of panels"),
+        CpuStorage::I8 { .. } | CpuStorage::BF16Pairs(_) => {
+            unreachable!("i8 and bf16 pairs are only ever the data of panels")
+        }
         CpuStorage::Panels { layout, data, .. } => match &**data {
             CpuStorage::F32(t) => packed(t, *layout, d, ids, out),
             CpuStorage::BF16(t) => packed(t, *layout, d, ids, out),
@@ -293,6 +295,11 @@ fn gather(table: &CpuStorage, vocab: usize, d: usize, ids: &[u32], out: &mut [f3
             CpuStorage::I8 { q, scale } => {
                 for (o, &id) in out.chunks_exact_mut(d).zip(ids) {
                     quant::dequantize_row(q, scale, d, id as usize, *layout, o);
+                }
+            }
+            CpuStorage::BF16Pairs(w) => {
+                for (o, &id) in out.chunks_exact_mut(d).zip(ids) {
+                    bf16dot::unpack_row(w, d, id as usize, o);
                 }
             }
             CpuStorage::Panels { .. } => unreachable!("panels never nest"),

@@ -255,7 +255,7 @@ mod x86 {
     use std::arch::x86_64::*;
 
     use super::Simd;
-    use crate::cpu::dispatch::{Avx2, Avx512};
+    use crate::cpu::dispatch::{Avx2, Avx512, Avx512Bf16};
 
     impl Simd for Avx2 {
         type V = __m256;
@@ -409,6 +409,57 @@ mod x86 {
         unsafe fn load_i8(self, p: *const i8) -> __m256 {
             // SAFETY: token proves AVX2; the caller guarantees 8 readable i8.
             unsafe { _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p.cast()))) }
+        }
+    }
+
+    /// The bf16 dot product (`cpu/matmul/bf16dot.rs`). A pair word holds
+    /// two bf16 (low half first); a pair vector holds 16 of them.
+    impl Avx512Bf16 {
+        /// `acc + a.lo·b.lo + a.hi·b.hi` per f32 lane (`vdpbf16ps`: the
+        /// products are exact; bf16 denormal inputs count as 0).
+        #[inline(always)]
+        pub fn dot_pairs(self, acc: __m512, a: __m512i, b: __m512i) -> __m512 {
+            // SAFETY: token proves AVX512-BF16; the transmutes reinterpret
+            // 64 bytes of plain bits.
+            unsafe {
+                let a = std::mem::transmute::<__m512i, __m512bh>(a);
+                let b = std::mem::transmute::<__m512i, __m512bh>(b);
+                _mm512_dpbf16_ps(acc, a, b)
+            }
+        }
+
+        /// One pair word in every lane.
+        #[inline(always)]
+        pub fn splat_pair(self, word: u32) -> __m512i {
+            // SAFETY: token proves AVX-512F.
+            unsafe { _mm512_set1_epi32(word as i32) }
+        }
+
+        /// Loads 16 pair words.
+        ///
+        /// # Safety
+        /// - `p` must be valid for reads of 16 u32 (any alignment).
+        #[inline(always)]
+        pub unsafe fn load_pairs(self, p: *const u32) -> __m512i {
+            // SAFETY: token proves AVX-512F; the caller guarantees 16 words.
+            unsafe { _mm512_loadu_si512(p.cast()) }
+        }
+
+        /// Rounds `x[0..32]` to bf16 (nearest even; denormals flushed to 0,
+        /// as `vcvtne2ps2bf16` does) and stores them as 16 pair words.
+        ///
+        /// # Safety
+        /// - `x` must be valid for reads of 32 f32, `out` for writes of 16 u32.
+        #[inline(always)]
+        pub unsafe fn round_pairs(self, x: *const f32, out: *mut u32) {
+            // SAFETY: token proves AVX-512F and AVX512-BF16; the caller
+            // guarantees the bounds; the transmute reinterprets plain bits.
+            unsafe {
+                let lo = _mm512_loadu_ps(x);
+                let hi = _mm512_loadu_ps(x.add(16));
+                let bh = _mm512_cvtne2ps_pbh(hi, lo);
+                _mm512_storeu_si512(out.cast(), std::mem::transmute::<__m512bh, __m512i>(bh));
+            }
         }
     }
 

@@ -18,6 +18,9 @@ pub fn expected_isas_present() -> Vec<Isa> {
     let available = Isa::available();
     if let Ok(list) = std::env::var("LFM_EXPECT_ISA") {
         for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            if name == AVX512BF16 {
+                continue; // a feature, not a tier: see expect_avx512bf16
+            }
             let isa = Isa::from_name(name)
                 .unwrap_or_else(|| panic!("LFM_EXPECT_ISA names unknown tier {name:?}"));
             assert!(
@@ -28,4 +31,23 @@ pub fn expected_isas_present() -> Vec<Isa> {
         }
     }
     available
+}
+
+/// The name `LFM_EXPECT_ISA` lists when the host advertises AVX512-BF16.
+const AVX512BF16: &str = "avx512bf16";
+
+/// The AVX512-BF16 token, if this host has the feature (the bf16 dot-product
+/// weights' kernels need it). Panics if `LFM_EXPECT_ISA` lists `avx512bf16`
+/// and detection does not find it, so those kernels cannot go untested.
+#[track_caller]
+pub fn expect_avx512bf16() -> Option<crate::cpu::dispatch::Avx512Bf16> {
+    let tok = crate::cpu::dispatch::Avx512Bf16::try_new();
+    let listed =
+        std::env::var("LFM_EXPECT_ISA").is_ok_and(|l| l.split(',').any(|n| n.trim() == AVX512BF16));
+    assert!(
+        tok.is_some() || !listed,
+        "LFM_EXPECT_ISA lists {AVX512BF16} but detection does not find it: \
+         the bf16 dot-product kernels would go untested"
+    );
+    tok
 }

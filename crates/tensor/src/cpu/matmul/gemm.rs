@@ -177,16 +177,16 @@ fn pack_x<const MR: usize>(
 }
 
 /// Where and how a microkernel writes its `MR × NR` tile.
-struct Tile<'a> {
-    ldy: usize,
+pub(super) struct Tile<'a> {
+    pub ldy: usize,
     /// Valid rows and columns of the tile (≤ MR, ≤ NR at the edges).
-    mr: usize,
-    nr: usize,
+    pub mr: usize,
+    pub nr: usize,
     /// First `kc` slice: overwrite `y` (adding the bias) instead of accumulating.
-    first: bool,
+    pub first: bool,
     /// Per-column multipliers of the accumulators (int8 weights), `[nr]`.
-    scale: Option<&'a [f32]>,
-    bias: Option<&'a [f32]>,
+    pub scale: Option<&'a [f32]>,
+    pub bias: Option<&'a [f32]>,
 }
 
 /// The register-blocked microkernel: `MR × NRV` vector accumulators.
@@ -218,6 +218,21 @@ fn micro<S: Simd, E: Element, const MR: usize, const NRV: usize>(
         }
     }
 
+    store_tile::<S, MR, NRV>(s, acc, y, t);
+}
+
+/// Writes one `MR × NRV` register tile of accumulators into `y` at `t`:
+/// times the column scales (int8), plus the bias (first `kc` slice) or
+/// the partial sums already in `y` (later slices).
+#[inline(always)]
+pub(super) fn store_tile<S: Simd, const MR: usize, const NRV: usize>(
+    s: S,
+    mut acc: [[S::V; NRV]; MR],
+    y: &mut [f32],
+    t: Tile<'_>,
+) {
+    let l = S::LANES;
+    let nr = NRV * l;
     if let Some(sc) = t.scale {
         assert_eq!(sc.len(), t.nr);
     }

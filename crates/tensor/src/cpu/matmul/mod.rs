@@ -10,6 +10,7 @@
 //! One generic body per regime; each ISA instantiates it through a thin
 //! `#[target_feature]` wrapper in [`MatmulIsa`].
 
+pub mod bf16dot;
 mod gemm;
 mod gemv;
 pub mod panels;
@@ -37,6 +38,9 @@ pub enum WeightRef<'a> {
         q: &'a [i8],
         scale: &'a [f32],
     },
+    /// bf16 k-pair panels for the AVX512-BF16 dot product ([`bf16dot`]):
+    /// `x` is rounded to bf16. They run on those kernels whatever the tier.
+    Bf16Pairs(&'a [u32]),
 }
 
 impl WeightRef<'_> {
@@ -47,6 +51,7 @@ impl WeightRef<'_> {
             WeightRef::BF16(w) => w.len(),
             WeightRef::F16(w) => w.len(),
             WeightRef::I8 { q, .. } => q.len(),
+            WeightRef::Bf16Pairs(w) => w.len(),
         }
     }
 
@@ -119,6 +124,9 @@ pub fn geometry(isa: IsaToken) -> Geometry {
 /// is the kernel's contract).
 #[track_caller]
 pub fn matmul(isa: IsaToken, pool: Option<&rayon::ThreadPool>, a: &MatmulArgs<'_>, y: &mut [f32]) {
+    if let WeightRef::Bf16Pairs(w) = a.w {
+        return bf16_pairs(pool, a, w, y);
+    }
     let layout = geometry(isa).panels();
     // Checked products: a wrapped length check would let the raw-pointer
     // tile stores below run past `y` in release builds.
@@ -148,6 +156,18 @@ pub fn matmul(isa: IsaToken, pool: Option<&rayon::ThreadPool>, a: &MatmulArgs<'_
     }
 }
 
+/// The AVX512-BF16 kernels (the caller made these weights only where the
+/// CPU has them; anywhere else this panics, like any broken contract).
+#[track_caller]
+fn bf16_pairs(pool: Option<&rayon::ThreadPool>, a: &MatmulArgs<'_>, w: &[u32], y: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(tok) = crate::cpu::dispatch::Avx512Bf16::try_new() {
+        return bf16dot::matmul(tok, pool, a.x, w, a.bias, (a.m, a.n, a.k), y);
+    }
+    let _ = (pool, a, w, y);
+    panic!("bf16 pair weights need a CPU with AVX512-BF16");
+}
+
 fn by_dtype<S: MatmulIsa>(
     s: S,
     pool: Option<&rayon::ThreadPool>,
@@ -159,65 +179,60 @@ fn by_dtype<S: MatmulIsa>(
         WeightRef::BF16(w) => drive(s, pool, a, w, None, y),
         WeightRef::F16(w) => drive(s, pool, a, w, None, y),
         WeightRef::I8 { q, scale } => drive(s, pool, a, q, Some(scale), y),
+        WeightRef::Bf16Pairs(w) => bf16_pairs(pool, a, w, y),
     }
 }
 
-/// Splits the work across threads and calls the ISA's kernels. Thread
-/// chunks of weight rows are whole panels, so each chunk's panels are one
-/// contiguous slice of `w`. `scale` (`[n]`, int8 weights) multiplies each
-/// output column before the bias is added.
-fn drive<S: MatmulIsa, E: Element>(
-    s: S,
+/// The kernels of one matmul call over its weight panels: what [`split`]
+/// hands each thread. Column ranges `j0..j1` start on a panel boundary.
+pub(crate) trait Kernels: Sync {
+    /// Weight rows per panel.
+    fn nr(&self) -> usize;
+    /// Rows of `x` per register tile.
+    fn mr(&self) -> usize;
+    /// `y = x · w[j0..j1]ᵀ (+ epilogue)` for the call's one row of `x` (m = 1).
+    fn gemv(&self, j0: usize, j1: usize, y: &mut [f32]);
+    /// `y[m, ldy]` (its first `j1 − j0` columns) `= x[m, k] · w[j0..j1]ᵀ (+ epilogue)`.
+    fn gemm(&self, x: &[f32], m: usize, j0: usize, j1: usize, y: &mut [f32], ldy: usize);
+}
+
+/// Splits one matmul across `pool`'s threads: GEMV by whole weight panels,
+/// GEMM by rows of `x` when there are enough of them, else by weight panels
+/// (the column parts stitched back into `y`).
+pub(crate) fn split<K: Kernels>(
     pool: Option<&rayon::ThreadPool>,
-    a: &MatmulArgs<'_>,
-    w: &[E],
-    scale: Option<&[f32]>,
+    kern: &K,
+    x: &[f32],
+    (m, n, k): (usize, usize, usize),
     y: &mut [f32],
 ) {
-    let (m, n, k) = (a.m, a.n, a.k);
-    let nr = S::NRV * S::LANES;
+    let (nr, mr) = (kern.nr(), kern.mr());
     let threads = pool.map_or(1, |p| p.current_num_threads());
     // k = 0 stays on one thread (rayon's chunking needs non-empty chunks).
     let pool = pool.filter(|_| threads > 1 && k > 0 && m * n * k >= 1 << 16);
     let Some(pool) = pool else {
-        let cols = Cols {
-            scale,
-            bias: a.bias,
-        };
         if m == 1 {
-            s.gemv(a.x, w, cols, y);
+            kern.gemv(0, n, y);
         } else {
-            s.gemm(a.x, w, cols, y, n, m, n, k);
+            kern.gemm(x, m, 0, n, y, n);
         }
         return;
     };
-    // Weight rows j0..j1 (j0 a multiple of nr) as their panels.
-    let panels = |j0: usize, j1: usize| &w[j0 * k..(j0 + (j1 - j0).next_multiple_of(nr)) * k];
     if m == 1 {
         let rows = n.div_ceil(threads).next_multiple_of(nr);
         pool.install(|| {
             y.par_chunks_mut(rows).enumerate().for_each(|(c, yc)| {
-                let (j0, j1) = (c * rows, c * rows + yc.len());
-                let cols = Cols {
-                    scale: scale.map(|sc| &sc[j0..j1]),
-                    bias: a.bias.map(|b| &b[j0..j1]),
-                };
-                s.gemv(a.x, panels(j0, j1), cols, yc);
+                let j0 = c * rows;
+                kern.gemv(j0, j0 + yc.len(), yc);
             })
         });
-    } else if m >= 2 * S::MR * threads {
+    } else if m >= 2 * mr * threads {
         // Rows of x per task: a multiple of MR.
-        let rows = m.div_ceil(threads).next_multiple_of(S::MR);
+        let rows = m.div_ceil(threads).next_multiple_of(mr);
         pool.install(|| {
             y.par_chunks_mut(rows * n)
-                .zip(a.x.par_chunks(rows * k))
-                .for_each(|(yc, xc)| {
-                    let cols = Cols {
-                        scale,
-                        bias: a.bias,
-                    };
-                    s.gemm(xc, w, cols, yc, n, yc.len() / n, n, k);
-                })
+                .zip(x.par_chunks(rows * k))
+                .for_each(|(yc, xc)| kern.gemm(xc, yc.len() / n, 0, n, yc, n))
         });
     } else {
         // Few rows: split the weight panels and stitch the parts back.
@@ -231,11 +246,7 @@ fn drive<S: MatmulIsa, E: Element>(
                     let j1 = (j0 + cols).min(n);
                     let nc = j1 - j0;
                     let mut part = vec![0.0f32; m * nc];
-                    let cols = Cols {
-                        scale: scale.map(|sc| &sc[j0..j1]),
-                        bias: a.bias.map(|b| &b[j0..j1]),
-                    };
-                    s.gemm(a.x, panels(j0, j1), cols, &mut part, nc, m, nc, k);
+                    kern.gemm(x, m, j0, j1, &mut part, nc);
                     (j0, part)
                 })
                 .collect()
@@ -247,6 +258,69 @@ fn drive<S: MatmulIsa, E: Element>(
             }
         }
     }
+}
+
+/// The generic bodies of one ISA over panels of `E` (`scale`: int8 weights).
+struct Generic<'a, S, E> {
+    s: S,
+    x: &'a [f32],
+    w: &'a [E],
+    scale: Option<&'a [f32]>,
+    bias: Option<&'a [f32]>,
+    k: usize,
+}
+
+impl<S: MatmulIsa, E: Element> Generic<'_, S, E> {
+    /// The panels and epilogue slices of weight rows `j0..j1`.
+    fn part(&self, j0: usize, j1: usize) -> (&[E], Cols<'_>) {
+        let (nr, k) = (S::NRV * S::LANES, self.k);
+        let w = &self.w[j0 * k..(j0 + (j1 - j0).next_multiple_of(nr)) * k];
+        let cols = Cols {
+            scale: self.scale.map(|sc| &sc[j0..j1]),
+            bias: self.bias.map(|b| &b[j0..j1]),
+        };
+        (w, cols)
+    }
+}
+
+impl<S: MatmulIsa, E: Element> Kernels for Generic<'_, S, E> {
+    fn nr(&self) -> usize {
+        S::NRV * S::LANES
+    }
+
+    fn mr(&self) -> usize {
+        S::MR
+    }
+
+    fn gemv(&self, j0: usize, j1: usize, y: &mut [f32]) {
+        let (w, cols) = self.part(j0, j1);
+        self.s.gemv(self.x, w, cols, y);
+    }
+
+    fn gemm(&self, x: &[f32], m: usize, j0: usize, j1: usize, y: &mut [f32], ldy: usize) {
+        let (w, cols) = self.part(j0, j1);
+        self.s.gemm(x, w, cols, y, ldy, m, j1 - j0, self.k);
+    }
+}
+
+/// Runs the generic bodies of `s` over `w` (`scale`: int8 weights).
+fn drive<S: MatmulIsa, E: Element>(
+    s: S,
+    pool: Option<&rayon::ThreadPool>,
+    a: &MatmulArgs<'_>,
+    w: &[E],
+    scale: Option<&[f32]>,
+    y: &mut [f32],
+) {
+    let kern = Generic {
+        s,
+        x: a.x,
+        w,
+        scale,
+        bias: a.bias,
+        k: a.k,
+    };
+    split(pool, &kern, a.x, (a.m, a.n, a.k), y);
 }
 
 /// The per-output-column epilogue of one kernel call: `y[·, j] = acc[·, j]
