@@ -77,6 +77,59 @@ fn fma_run(isa: IsaToken, iters: usize) -> f64 {
     (iters * CHAINS * lanes * 2) as f64
 }
 
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16,avx2,fma,f16c")]
+fn bf16dot_run(tok: tensor::cpu::dispatch::Avx512Bf16, iters: usize) -> f64 {
+    let s = tok.avx512();
+    let a = tok.splat_pair(black_box(0x3f80_3f80)); // (1.0, 1.0)
+    let b = tok.splat_pair(black_box(0x2f80_2f80)); // (2^-32, 2^-32)
+    let mut acc = [s.zero(); CHAINS];
+    for _ in 0..iters {
+        for c in &mut acc {
+            *c = tok.dot_pairs(*c, a, b);
+        }
+    }
+    let mut t = s.zero();
+    for c in acc {
+        t = s.add(t, c);
+    }
+    black_box(s.reduce_sum(t));
+    // 16 lanes × 2 products × 2 flops per instruction.
+    (iters * CHAINS * 64) as f64
+}
+
+/// Peak `vdpbf16ps` GFLOPS (AVX512-BF16) on `threads` threads (best of 5
+/// runs; a multiply-add counts 2 flops, as for [`peak_gflops`]). 0 where
+/// the CPU lacks it.
+pub fn bf16dot_peak_gflops(tok: tensor::cpu::dispatch::Avx512Bf16, threads: usize) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let iters = 20_000_000 / threads.max(1);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("thread pool");
+        let mut best = 0.0f64;
+        for _ in 0..5 {
+            let t = Instant::now();
+            let flops: f64 = pool.install(|| {
+                (0..threads)
+                    .into_par_iter()
+                    // SAFETY: the token proves AVX-512F and AVX512-BF16.
+                    .map(|_| unsafe { bf16dot_run(tok, iters) })
+                    .sum()
+            });
+            best = best.max(flops / t.elapsed().as_secs_f64() / 1e9);
+        }
+        best
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (tok, threads);
+        0.0
+    }
+}
+
 /// Peak f32 FMA GFLOPS of `isa` on `threads` threads (best of 5 runs).
 pub fn peak_gflops(isa: IsaToken, threads: usize) -> f64 {
     let iters = 20_000_000 / threads.max(1);

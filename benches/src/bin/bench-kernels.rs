@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 
 use anyhow::{Context, Result, bail};
-use benches::limits::{mem_read_gbps, peak_gflops};
+use benches::limits::{bf16dot_peak_gflops, mem_read_gbps, peak_gflops};
 use benches::timing::{Budget, median_secs};
 use half::bf16;
 use serde_json::json;
@@ -49,6 +49,8 @@ struct Opts {
     isas: Vec<Isa>,
     ms: Vec<usize>,
     dtypes: Vec<DType>,
+    /// Also time the bf16 dot-product weights (AVX512-BF16 CPUs).
+    bf16dot: bool,
     threads: Vec<usize>,
     gpu: bool,
     cpu: bool,
@@ -69,6 +71,7 @@ fn parse() -> Result<Opts> {
         isas: Isa::available(),
         ms: MS.to_vec(),
         dtypes: vec![DType::BF16, DType::F32],
+        bf16dot: false,
         threads: if all_threads > 1 {
             vec![1, all_threads]
         } else {
@@ -91,7 +94,10 @@ fn parse() -> Result<Opts> {
             "--m" => o.ms = list(&val()?, |s| s.parse().ok())?,
             "--threads" => o.threads = list(&val()?, |s| s.parse().ok().filter(|&t| t > 0))?,
             "--dtype" => {
-                o.dtypes = list(&val()?, |s| match s {
+                let v = val()?;
+                o.bf16dot = v.split(',').any(|d| d.trim() == "bf16dot");
+                let plain = v.split(',').filter(|d| d.trim() != "bf16dot");
+                o.dtypes = list(&plain.collect::<Vec<_>>().join(","), |s| match s {
                     "bf16" => Some(DType::BF16),
                     "f32" => Some(DType::F32),
                     "f16" => Some(DType::F16),
@@ -102,7 +108,7 @@ fn parse() -> Result<Opts> {
             "-h" | "--help" => {
                 println!(
                     "bench-kernels [--json] [--quick] [--isa scalar,avx2,avx512,neon] [--m 1,64,512,1024] \
-                     [--dtype bf16,f32,f16,i8] [--threads 1,2] [--no-gpu] [--no-cpu] [--gemm-variants]"
+                     [--dtype bf16,f32,f16,i8,bf16dot] [--threads 1,2] [--no-gpu] [--no-cpu] [--gemm-variants]"
                 );
                 std::process::exit(0);
             }
@@ -161,7 +167,7 @@ struct Result1 {
 fn bench_one<B: Backend>(
     be: &B,
     ws: &[Tensor<B>],
-    dtype: DType,
+    wbytes: usize,
     m: usize,
     n: usize,
     k: usize,
@@ -183,7 +189,7 @@ fn bench_one<B: Backend>(
         return Err(e.into());
     }
     let flops = 2.0 * (m * n * k) as f64;
-    let bytes = (dtype.bytes_for(n * k) + 4 * (m * k + m * n)) as f64;
+    let bytes = (wbytes + 4 * (m * k + m * n)) as f64;
     Ok(Result1 {
         median_s: secs,
         gflops: flops / secs / 1e9,
@@ -215,6 +221,23 @@ fn main() -> Result<()> {
             );
         }
     }
+    // The vdpbf16ps peak, where --dtype bf16dot can use it.
+    let mut bf16_peak: HashMap<usize, f64> = HashMap::new();
+    let bf16_tok = tensor::cpu::dispatch::Avx512Bf16::try_new()
+        .filter(|_| o.bf16dot && o.isas.contains(&Isa::Avx512));
+    for &t in cpu_threads {
+        if let Some(tok) = bf16_tok {
+            let p = bf16dot_peak_gflops(tok, t);
+            bf16_peak.insert(t, p);
+            emit(
+                &o,
+                json!({"op": "bf16dot_peak", "threads": t, "peak_gflops": round(p)}),
+            );
+        }
+    }
+    if o.bf16dot && bf16_tok.is_none() && !o.json {
+        println!("bf16dot: needs --isa avx512 on a CPU with AVX512-BF16; skipped");
+    }
     if !o.json {
         if o.cpu {
             println!("machine limits:");
@@ -223,6 +246,9 @@ fn main() -> Result<()> {
             print!("  threads {t}: mem_read {:.1} GB/s", mem[&t]);
             for &isa in &o.isas {
                 print!(", {isa} peak {:.1} GFLOPS", peak[&(isa, t)]);
+            }
+            if let Some(p) = bf16_peak.get(&t) {
+                print!(", bf16dot peak {p:.1} GFLOPS");
             }
             println!();
         }
@@ -248,15 +274,39 @@ fn main() -> Result<()> {
                         if isa == Isa::Scalar && m > 64 {
                             continue;
                         }
-                        let r = bench_one(&be, &ws, dtype, m, n, k, o.budget, &mut rng)?;
+                        let r = bench_one(
+                            &be,
+                            &ws,
+                            dtype.bytes_for(n * k),
+                            m,
+                            n,
+                            k,
+                            o.budget,
+                            &mut rng,
+                        )?;
                         let (bound, pct) = if m == 1 {
                             ("memory", 100.0 * r.gbps / mem[&t])
                         } else {
                             ("compute", 100.0 * r.gflops / peak[&(isa, t)])
                         };
-                        report(&o, "matmul", m, n, k, dtype, isa.name(), t, &r, bound, pct);
+                        report(
+                            &o,
+                            "matmul",
+                            m,
+                            n,
+                            k,
+                            dtype.name(),
+                            isa.name(),
+                            t,
+                            &r,
+                            bound,
+                            pct,
+                        );
                     }
                 }
+            }
+            if o.bf16dot && isa == Isa::Avx512 && bf16_tok.is_some() {
+                bench_bf16dot(&o, &native, t, (mem[&t], bf16_peak[&t]), &mut rng)?;
             }
         }
     }
@@ -272,13 +322,38 @@ fn round(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
 
+/// The bf16 dot-product rows (`--dtype bf16dot`): bf16 weights in k-pair
+/// panels, % of the measured `vdpbf16ps` peak when compute-bound.
+fn bench_bf16dot(
+    o: &Opts,
+    native: &CpuBackend,
+    t: usize,
+    (mem, peak): (f64, f64),
+    rng: &mut Rng,
+) -> Result<()> {
+    let be = native.clone().with_weight_format(WeightFormat::Bf16Dot)?;
+    for &(n, k) in &NK {
+        let ws = cold_weights(&be, DType::BF16, n, k, rng)?;
+        for &m in &o.ms {
+            let r = bench_one(&be, &ws, 2 * n * k, m, n, k, o.budget, rng)?;
+            let (bound, pct) = if m == 1 {
+                ("memory", 100.0 * r.gbps / mem)
+            } else {
+                ("compute", 100.0 * r.gflops / peak)
+            };
+            report(o, "matmul", m, n, k, "bf16dot", "avx512", t, &r, bound, pct);
+        }
+    }
+    Ok(())
+}
+
 fn report(
     o: &Opts,
     op: &str,
     m: usize,
     n: usize,
     k: usize,
-    dtype: DType,
+    dtype: &str,
     isa: &str,
     threads: usize,
     r: &Result1,
@@ -289,15 +364,14 @@ fn report(
         println!(
             "{}",
             json!({
-                "op": op, "m": m, "n": n, "k": k, "dtype": dtype.name(), "isa": isa,
+                "op": op, "m": m, "n": n, "k": k, "dtype": dtype, "isa": isa,
                 "threads": threads, "gflops": round(r.gflops), "gbps": round(r.gbps),
                 "pct_peak": round(pct), "bound": bound, "median_ms": round(r.median_s * 1e3),
             })
         );
     } else {
         println!(
-            "{op:<7} {m:>5} {n:>6} {k:>5} {:<5} {isa:<7} {threads:>3} {:>10.3} {:>9.1} {:>8.1} {:>6.1}%",
-            dtype.name(),
+            "{op:<7} {m:>5} {n:>6} {k:>5} {dtype:<7} {isa:<7} {threads:>3} {:>10.3} {:>9.1} {:>8.1} {:>6.1}%",
             r.median_s * 1e3,
             r.gflops,
             r.gbps,
@@ -400,7 +474,19 @@ mod gpu {
                     let r = bench_batched(&be, &ws, dtype, shape, o.budget, rng, &|x, w, y| {
                         be.matmul(x, w, None, y)
                     })?;
-                    report(o, "matmul", m, n, k, dtype, &isa, 0, &r, "gpu", f64::NAN);
+                    report(
+                        o,
+                        "matmul",
+                        m,
+                        n,
+                        k,
+                        dtype.name(),
+                        &isa,
+                        0,
+                        &r,
+                        "gpu",
+                        f64::NAN,
+                    );
                     if !o.variants || m == 1 {
                         continue;
                     }
@@ -414,7 +500,19 @@ mod gpu {
                             bench_batched(&be, &ws, dtype, shape, o.budget, rng, &|x, w, y| {
                                 gemm_with(&be, x, w, None, y, v)
                             })?;
-                        report(o, &v.name(), m, n, k, dtype, &isa, 0, &r, "gpu", f64::NAN);
+                        report(
+                            o,
+                            &v.name(),
+                            m,
+                            n,
+                            k,
+                            dtype.name(),
+                            &isa,
+                            0,
+                            &r,
+                            "gpu",
+                            f64::NAN,
+                        );
                     }
                     let Some(coop) = coop_gemm(&be).filter(|_| dtype == DType::BF16) else {
                         continue;
@@ -442,7 +540,19 @@ mod gpu {
                                     false => coop_with(&be, x, w, None, y, grid),
                                 },
                             )?;
-                            report(o, &c.name(), m, n, k, dtype, &isa, 0, &r, "gpu", f64::NAN);
+                            report(
+                                o,
+                                &c.name(),
+                                m,
+                                n,
+                                k,
+                                dtype.name(),
+                                &isa,
+                                0,
+                                &r,
+                                "gpu",
+                                f64::NAN,
+                            );
                         }
                     }
                 }
