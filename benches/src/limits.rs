@@ -78,7 +78,7 @@ fn fma_run(isa: IsaToken, iters: usize) -> f64 {
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bf16,avx2,fma,f16c")]
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx2,fma,f16c")]
 fn bf16dot_run(tok: tensor::cpu::dispatch::Avx512Bf16, iters: usize) -> f64 {
     let s = tok.avx512();
     let a = tok.splat_pair(black_box(0x3f80_3f80)); // (1.0, 1.0)
@@ -99,8 +99,8 @@ fn bf16dot_run(tok: tensor::cpu::dispatch::Avx512Bf16, iters: usize) -> f64 {
 }
 
 /// Peak `vdpbf16ps` GFLOPS (AVX512-BF16) on `threads` threads (best of 5
-/// runs; a multiply-add counts 2 flops, as for [`peak_gflops`]). 0 where
-/// the CPU lacks it.
+/// runs; a multiply-add counts 2 flops, as for [`peak_gflops`]). The token
+/// only exists on x86-64; elsewhere this is never called with one.
 pub fn bf16dot_peak_gflops(tok: tensor::cpu::dispatch::Avx512Bf16, threads: usize) -> f64 {
     #[cfg(target_arch = "x86_64")]
     {

@@ -96,14 +96,18 @@ fn parse() -> Result<Opts> {
             "--dtype" => {
                 let v = val()?;
                 o.bf16dot = v.split(',').any(|d| d.trim() == "bf16dot");
-                let plain = v.split(',').filter(|d| d.trim() != "bf16dot");
-                o.dtypes = list(&plain.collect::<Vec<_>>().join(","), |s| match s {
-                    "bf16" => Some(DType::BF16),
-                    "f32" => Some(DType::F32),
-                    "f16" => Some(DType::F16),
-                    "i8" | "int8" => Some(DType::I8),
-                    _ => None,
-                })?
+                let plain: Vec<_> = v.split(',').filter(|d| d.trim() != "bf16dot").collect();
+                o.dtypes = if plain.is_empty() {
+                    Vec::new()
+                } else {
+                    list(&plain.join(","), |s| match s {
+                        "bf16" => Some(DType::BF16),
+                        "f32" => Some(DType::F32),
+                        "f16" => Some(DType::F16),
+                        "i8" | "int8" => Some(DType::I8),
+                        _ => None,
+                    })?
+                }
             }
             "-h" | "--help" => {
                 println!(

@@ -215,7 +215,8 @@ pub struct BenchArgs {
 }
 
 fn weight_format(s: &str) -> Result<WeightFormat> {
-    WeightFormat::parse(s).with_context(|| format!("unknown --weights {s:?} (use native or int8)"))
+    WeightFormat::parse(s)
+        .with_context(|| format!("unknown --weights {s:?} (use native, int8 or bf16dot)"))
 }
 
 pub fn bench(a: BenchArgs) -> Result<()> {

@@ -45,6 +45,13 @@ impl Wrap for f16 {
     }
 }
 
+/// Row-major `q · scale` of quantized rows `[n, k]`.
+fn dequantized(rows: &quant::QuantRows, k: usize) -> Vec<f32> {
+    (rows.q.iter().enumerate())
+        .map(|(i, &q)| q as f32 * rows.scale[i / k])
+        .collect()
+}
+
 fn pool(threads: usize) -> Option<rayon::ThreadPool> {
     (threads > 1).then(|| {
         rayon::ThreadPoolBuilder::new()
@@ -114,10 +121,7 @@ fn run(c: Case, pools: &[Option<rayon::ThreadPool>]) -> ErrorStats {
             k: c.k,
         };
         matmul::matmul(tok, pool, &args, y);
-        let deq: Vec<f32> = (rows.q.iter().enumerate())
-            .map(|(i, &q)| q as f32 * rows.scale[i / c.k])
-            .collect();
-        reference::matmul(x, &deq, bias, c.m, c.n, c.k)
+        reference::matmul(x, &dequantized(&rows, c.k), bias, c.m, c.n, c.k)
     }
     let b = bias.as_deref();
     let (want, mag) = match c.dtype {
@@ -306,57 +310,70 @@ fn sweep(isa: Isa) -> ErrorStats {
     }
     // 5. k = 0: the output is the bias (or zero), never garbage; also on
     //    the threaded row-split path (many rows, 3 threads).
-    add(run(
-        Case {
-            m: 6 * mr + 1,
-            n: 70_000 / (6 * mr + 1),
-            k: 0,
-            bias: true,
-            threads: 3,
-            ..base
-        },
-        &pools,
-    ));
-    for m in [1, 3] {
+    for dtype in dtypes {
         add(run(
             Case {
-                m,
-                n: 7,
+                m: 6 * mr + 1,
+                n: 70_000 / (6 * mr + 1),
                 k: 0,
+                dtype,
                 bias: true,
+                threads: 3,
                 ..base
             },
             &pools,
         ));
-        add(run(
-            Case {
-                m,
-                n: 7,
-                k: 0,
-                bias: false,
-                ..base
-            },
-            &pools,
-        ));
+        for m in [1, 3] {
+            for bias in [true, false] {
+                add(run(
+                    Case {
+                        m,
+                        n: 7,
+                        k: 0,
+                        dtype,
+                        bias,
+                        ..base
+                    },
+                    &pools,
+                ));
+            }
+        }
     }
     worst
 }
 
 fn nan_propagates(isa: Isa) {
     let tok = IsaToken::new(isa).unwrap();
-    for m in [1, 9] {
-        let (n, k) = (20, 33);
+    let layout = matmul::geometry(tok).panels();
+    let (n, k) = (20, 33);
+    let wb = panels::pack(&vec![bf16::from_f32(0.5); n * k], n, k, layout);
+    let rows = quant::quantize_rows(&vec![0.5f32; n * k], n, k).unwrap();
+    let wq = panels::pack(&rows.q, n, k, layout);
+    let formats = [
+        WeightRef::BF16(&wb),
+        WeightRef::I8 {
+            q: &wq,
+            scale: &rows.scale,
+        },
+    ];
+    for (m, w) in [1, 9].into_iter().flat_map(|m| formats.map(|w| (m, w))) {
+        nan_reaches_its_row(tok, w, (m, n, k));
+    }
+}
+
+/// A NaN in row 0 of `x` reaches every output of row 0 and no other row.
+fn nan_reaches_its_row(tok: IsaToken, w: WeightRef<'_>, (m, n, k): (usize, usize, usize)) {
+    let isa = tok.isa();
+    {
         let mut x = vec![0.25f32; m * k];
         x[k / 2] = f32::NAN; // row 0 only
-        let w = vec![bf16::from_f32(0.5); n * k];
-        let w = panels::pack(&w, n, k, matmul::geometry(tok).panels());
         let mut y = vec![0.0; m * n];
         matmul::matmul(
             tok,
             None,
             &MatmulArgs {
                 x: &x,
-                w: WeightRef::BF16(&w),
+                w,
                 bias: None,
                 m,
                 n,
@@ -458,10 +475,7 @@ fn cpu_backend_int8_weights() {
             .upload_weight(HostData::bf16(&wb), Shape::from([n, k]))
             .unwrap();
         assert_eq!(w.dtype(), DType::I8);
-        let rows = quant::quantize_rows(&wb, n, k).unwrap();
-        let deq: Vec<f32> = (rows.q.iter().enumerate())
-            .map(|(i, &q)| q as f32 * rows.scale[i / k])
-            .collect();
+        let deq = dequantized(&quant::quantize_rows(&wb, n, k).unwrap(), k);
         assert_eq!(be.download_f32(&w).unwrap(), deq);
         // Gathered rows (the tied embedding) come out dequantized.
         let mut g = be.zeros(DType::F32, Shape::from([2, k])).unwrap();
@@ -497,7 +511,8 @@ fn cpu_backend_int8_weights() {
 
 /// The bf16 dot-product kernels (AVX512-BF16) against the f64 reference of
 /// the same product with `x` rounded to bf16, on the edge shapes of their
-/// 6 × 64 tile, 256-pair k blocks, odd k, 1–3 threads and misaligned x.
+/// 6 × 64 tile, 512-pair k blocks, odd k, 1–3 threads, misaligned x and a
+/// NaN in x.
 #[test]
 fn matmul_bf16dot_edges() {
     use tensor::cpu::matmul::bf16dot;
@@ -514,7 +529,7 @@ fn matmul_bf16dot_edges() {
     let (mr, nr) = (bf16dot::MR, bf16dot::NR);
     for m in [1, 2, 3, mr - 1, mr, mr + 1, 2 * mr + 1, 97] {
         for n in [1, 15, 16, 17, nr - 1, nr, nr + 1, 130] {
-            for k in [0, 1, 2, 3, 31, 32, 33, 511, 512, 513, 1025] {
+            for k in [0, 1, 2, 3, 31, 32, 33, 63, 64, 65, 1023, 1024, 1025, 2049] {
                 cases.push((m, n, k, (m + n + k) % 2 == 0, 1, 0));
             }
         }
@@ -561,4 +576,32 @@ fn matmul_bf16dot_edges() {
         }
     }
     println!("matmul bf16dot: worst {worst:?}");
+    // NaN in x[k/2]: through the vector rounding (k = 70) and the scalar
+    // one (k = 5, shorter than a vector's 32 values).
+    for k in [5, 70] {
+        let n = 20;
+        let w = bf16dot::pack(&vec![bf16::from_f32(0.5); n * k], n, k);
+        for m in [1, 9] {
+            nan_reaches_its_row(tok, WeightRef::Bf16Pairs(&w), (m, n, k));
+        }
+    }
+}
+
+/// Shapes whose products wrap around `usize` are refused before any kernel
+/// runs, for bf16 pairs as for the other formats (a wrapped length check
+/// would let the tile stores run past `y`).
+#[test]
+#[should_panic(expected = "w is not the panels")]
+fn matmul_refuses_wrapping_shapes() {
+    let (m, n, k) = (10, 0x3333_3333_3333_3380usize, 10);
+    let (x, w, mut y) = (vec![0.0f32; 100], vec![0u32; 384], vec![0.0f32; 768]);
+    let args = MatmulArgs {
+        x: &x,
+        w: WeightRef::Bf16Pairs(&w),
+        bias: None,
+        m,
+        n,
+        k,
+    };
+    matmul::matmul(IsaToken::new(Isa::Scalar).unwrap(), None, &args, &mut y);
 }

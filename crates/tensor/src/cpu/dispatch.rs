@@ -143,8 +143,8 @@ impl Avx512 {
     }
 }
 
-/// Proof that the CPU has AVX512-BF16 (`vdpbf16ps`) plus everything
-/// [`Avx512`] proves: not a tier of its own, only the bf16 dot-product
+/// Proof that the CPU has AVX512-BF16 (`vdpbf16ps`) and AVX512-BW plus
+/// everything [`Avx512`] proves: not a tier of its own, only the bf16 dot-product
 /// weight format's kernels (`cpu/matmul/bf16dot.rs`) need it.
 #[derive(Clone, Copy, Debug)]
 pub struct Avx512Bf16(Avx512);
@@ -153,7 +153,9 @@ impl Avx512Bf16 {
     pub fn try_new() -> Option<Self> {
         #[cfg(target_arch = "x86_64")]
         {
+            // rustc's `avx512bf16` implies `avx512bw`, which a VM may hide.
             if let Some(t) = Avx512::try_new()
+                && is_x86_feature_detected!("avx512bw")
                 && is_x86_feature_detected!("avx512bf16")
             {
                 return Some(Avx512Bf16(t));

@@ -161,17 +161,19 @@ impl CpuStorage {
             DType::F32 => CpuStorage::F32(copy(data.bytes)),
             DType::BF16 => CpuStorage::BF16(copy(data.bytes)),
             DType::F16 => CpuStorage::F16(copy(data.bytes)),
-            DType::I8 => return Err(no_plain_i8("upload")),
+            DType::I8 => return Err(panel_only("upload", DType::I8)),
         })
     }
 }
 
-/// i8 (and bf16 pairs) exist only as weight panels: i8 needs its row scales.
-fn no_plain_i8(op: &'static str) -> TensorError {
+/// Int8 and bf16-pair storage exist only as the data of weight panels (int8
+/// needs its row scales, bf16 pairs their panel layout): the error where a
+/// plain tensor of them turns up, or panels nest.
+fn panel_only(op: &'static str, dtype: DType) -> TensorError {
     TensorError::UnsupportedDType {
         op,
-        what: "a plain tensor (i8 is only the storage of int8 weight panels)",
-        dtype: DType::I8,
+        what: "a plain tensor (int8 and bf16-pair storage exist only as weight panels)",
+        dtype,
     }
 }
 
@@ -380,7 +382,7 @@ impl Backend for CpuBackend {
             DType::F32 => CpuStorage::F32(vec![0.0; n]),
             DType::BF16 => CpuStorage::BF16(vec![bf16::ZERO; n]),
             DType::F16 => CpuStorage::F16(vec![f16::ZERO; n]),
-            DType::I8 => return Err(no_plain_i8("zeros")),
+            DType::I8 => return Err(panel_only("zeros", DType::I8)),
         };
         Ok(Tensor::from_storage(s, dtype, shape))
     }
@@ -401,8 +403,8 @@ impl Backend for CpuBackend {
             CpuStorage::F32(v) => v.clone(),
             CpuStorage::BF16(v) => v.iter().map(|x| x.to_f32()).collect(),
             CpuStorage::F16(v) => v.iter().map(|x| x.to_f32()).collect(),
-            CpuStorage::I8 { .. } | CpuStorage::BF16Pairs(_) => {
-                return Err(no_plain_i8("download_f32"));
+            plain @ (CpuStorage::I8 { .. } | CpuStorage::BF16Pairs(_)) => {
+                return Err(panel_only("download_f32", plain.dtype()));
             }
             &CpuStorage::Panels {
                 layout,

@@ -216,8 +216,7 @@ impl CpuBackend {
             d,
             ids,
             out.storage_mut().as_f32_mut("gather_rows", "out")?,
-        );
-        Ok(())
+        )
     }
 
     pub(super) fn op_copy_rows(&self, src: &T, dst: &mut T, row0: usize) -> Result<()> {
@@ -261,8 +260,9 @@ impl CpuBackend {
     }
 }
 
-/// Row gather from plain or panel storage, widening to f32 (exact).
-fn gather(table: &CpuStorage, vocab: usize, d: usize, ids: &[u32], out: &mut [f32]) {
+/// Row gather from plain or panel storage, widened to f32 (exact; int8
+/// panels come out dequantized).
+fn gather(table: &CpuStorage, vocab: usize, d: usize, ids: &[u32], out: &mut [f32]) -> Result<()> {
     fn plain<E: crate::dtype::Element>(t: &[E], d: usize, ids: &[u32], out: &mut [f32]) {
         for (o, &id) in out.chunks_exact_mut(d).zip(ids) {
             for (o, v) in o.iter_mut().zip(&t[id as usize * d..][..d]) {
@@ -285,8 +285,8 @@ fn gather(table: &CpuStorage, vocab: usize, d: usize, ids: &[u32], out: &mut [f3
         CpuStorage::F32(t) => plain(t, d, ids, out),
         CpuStorage::BF16(t) => plain::<bf16>(t, d, ids, out),
         CpuStorage::F16(t) => plain::<f16>(t, d, ids, out),
-        CpuStorage::I8 { .. } | CpuStorage::BF16Pairs(_) => {
-            unreachable!("i8 and bf16 pairs are only ever the data of panels")
+        plain @ (CpuStorage::I8 { .. } | CpuStorage::BF16Pairs(_)) => {
+            return Err(super::panel_only("gather_rows", plain.dtype()));
         }
         CpuStorage::Panels { layout, data, .. } => match &**data {
             CpuStorage::F32(t) => packed(t, *layout, d, ids, out),
@@ -302,8 +302,11 @@ fn gather(table: &CpuStorage, vocab: usize, d: usize, ids: &[u32], out: &mut [f3
                     bf16dot::unpack_row(w, d, id as usize, o);
                 }
             }
-            CpuStorage::Panels { .. } => unreachable!("panels never nest"),
+            nested @ CpuStorage::Panels { .. } => {
+                return Err(super::panel_only("gather_rows", nested.dtype()));
+            }
         },
     }
     let _ = vocab;
+    Ok(())
 }

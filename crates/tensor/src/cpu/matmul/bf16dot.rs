@@ -5,8 +5,9 @@
 //! lane: twice the multiply-adds per instruction of an f32 FMA, so a
 //! compute-bound GEMM (prefill) can run up to twice as fast. The price is
 //! that `x` is rounded to bf16 (nearest even) before every matmul, as
-//! llama.cpp's BF16 path and PyTorch's bf16 `Linear` do; the weights are
-//! bf16 already (exact), products are exact in f32, and sums stay f32.
+//! llama.cpp's BF16 path and PyTorch's bf16 `Linear` do. bf16 checkpoint
+//! weights pass through exactly (f32 and f16 ones are rounded to bf16 at
+//! load), products are exact in f32, and sums stay f32.
 //!
 //! Panels hold [`NR`] weight rows, k-pair-major: u32 word `(t, j)` of a
 //! panel is `w[j, 2t]` (low half) and `w[j, 2t + 1]` (high half), the pair
@@ -119,9 +120,13 @@ mod x86 {
         (m, n, k): (usize, usize, usize),
         y: &mut [f32],
     ) {
-        assert_eq!(x.len(), m * k, "x is not [m, k]");
-        assert_eq!(w.len(), super::packed_len(n, k), "w is not k-pair panels");
-        assert_eq!(y.len(), m * n, "y is not [m, n]");
+        // Checked products: a wrapped length check would let the tile
+        // stores run past `y`.
+        let prod = |p: usize, q: usize| p.checked_mul(q);
+        assert_eq!(Some(x.len()), prod(m, k), "x is not [m, k]");
+        let words = prod(n.div_ceil(NR), NR).and_then(|r| prod(r, k.div_ceil(2)));
+        assert_eq!(Some(w.len()), words, "w is not k-pair panels");
+        assert_eq!(Some(y.len()), prod(m, n), "y is not [m, n]");
         if let Some(b) = bias {
             assert_eq!(b.len(), n, "bias is not [n]");
         }
@@ -181,7 +186,7 @@ mod x86 {
         v
     }
 
-    #[target_feature(enable = "avx512f,avx512bf16,avx2,fma,f16c")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx2,fma,f16c")]
     fn gemv(tok: Avx512Bf16, x: &[f32], w: &[u32], bias: Option<&[f32]>, y: &mut [f32]) {
         let s: Avx512 = tok.avx512();
         let k = x.len();
@@ -230,7 +235,7 @@ mod x86 {
     }
 
     #[allow(clippy::too_many_arguments)]
-    #[target_feature(enable = "avx512f,avx512bf16,avx2,fma,f16c")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx2,fma,f16c")]
     fn gemm(
         tok: Avx512Bf16,
         x: &[f32],

@@ -236,6 +236,9 @@ pub(super) fn store_tile<S: Simd, const MR: usize, const NRV: usize>(
     if let Some(sc) = t.scale {
         assert_eq!(sc.len(), t.nr);
     }
+    if let Some(b) = t.bias {
+        assert_eq!(b.len(), t.nr);
+    }
     if t.mr == MR && t.nr == nr {
         assert!(y.len() >= (MR - 1) * t.ldy + nr);
         if let Some(sc) = t.scale {

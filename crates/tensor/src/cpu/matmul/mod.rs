@@ -124,19 +124,22 @@ pub fn geometry(isa: IsaToken) -> Geometry {
 /// is the kernel's contract).
 #[track_caller]
 pub fn matmul(isa: IsaToken, pool: Option<&rayon::ThreadPool>, a: &MatmulArgs<'_>, y: &mut [f32]) {
-    if let WeightRef::Bf16Pairs(w) = a.w {
-        return bf16_pairs(pool, a, w, y);
-    }
     let layout = geometry(isa).panels();
     // Checked products: a wrapped length check would let the raw-pointer
-    // tile stores below run past `y` in release builds.
+    // tile stores below run past `y` in release builds. This holds for
+    // every weight format, so it comes before they part ways.
     let prod = |p: usize, q: usize| p.checked_mul(q);
     assert_eq!(Some(a.x.len()), prod(a.m, a.k), "x is not [m, k]");
-    let panels_len = prod(a.n.div_ceil(layout.nr), layout.nr).and_then(|r| prod(r, a.k));
+    // Panel words per weight row: k elements, or ⌈k/2⌉ bf16 pairs.
+    let (nr, per_row) = match a.w {
+        WeightRef::Bf16Pairs(_) => (bf16dot::NR, a.k.div_ceil(2)),
+        _ => (layout.nr, a.k),
+    };
+    let panels_len = prod(a.n.div_ceil(nr), nr).and_then(|r| prod(r, per_row));
     assert_eq!(
         Some(a.w.len()),
         panels_len,
-        "w is not the {layout:?} panels of [n, k]"
+        "w is not the panels of [n, k] ({nr} rows each)"
     );
     assert_eq!(Some(y.len()), prod(a.m, a.n), "y is not [m, n]");
     if let Some(b) = a.bias {
@@ -144,6 +147,9 @@ pub fn matmul(isa: IsaToken, pool: Option<&rayon::ThreadPool>, a: &MatmulArgs<'_
     }
     if let WeightRef::I8 { scale, .. } = a.w {
         assert_eq!(scale.len(), a.n, "the int8 weight's scales are not [n]");
+    }
+    if let WeightRef::Bf16Pairs(w) = a.w {
+        return bf16_pairs(pool, a, w, y);
     }
     match isa {
         IsaToken::Scalar(s) => by_dtype(s, pool, a, y),
