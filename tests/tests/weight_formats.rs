@@ -219,3 +219,55 @@ fn bf16dot_weights_every_case() -> Result<()> {
     }
     Ok(())
 }
+
+/// `EngineOptions::weights` reaches the CPU backend through the whole model
+/// (vision tower, connector, text), `auto` runs the approximate formats on
+/// the CPU, and asking wgpu for them is a typed error.
+#[test]
+fn engine_runs_the_weight_formats() -> Result<()> {
+    use model::preprocess::{DecodeLimits, load_image};
+    use model::prompt::{ChatMessage, ContentPart};
+    use runtime::engine::{BackendChoice, Engine, EngineOptions, Request};
+
+    let case = Case::load("single_image")?;
+    let dir = case.model_dir()?;
+    let dir = dir.to_str().unwrap_or_default();
+    let img = load_image(
+        &tests::fixture_path("cases/images/small_100x150.png"),
+        &DecodeLimits::default(),
+    )?;
+    let mut req = Request::new(vec![ChatMessage::parts(
+        "user",
+        vec![ContentPart::image(), ContentPart::text("What is this?")],
+    )]);
+    req.images = vec![img];
+    req.max_new_tokens = 4;
+    let mut formats = vec![(WeightFormat::Int8, "int8 weights")];
+    if expect_avx512bf16().is_some() {
+        formats.push((WeightFormat::Bf16Dot, "bf16 dot-product weights"));
+    }
+    for (weights, described) in formats {
+        let opts = EngineOptions {
+            backend: BackendChoice::Auto,
+            threads: Some(2),
+            max_len: 1024,
+            weights,
+            ..Default::default()
+        };
+        let mut engine = Engine::load(dir, &opts)?;
+        let desc = engine.backend_description.clone();
+        anyhow::ensure!(desc.contains(described), "{weights:?}: backend {desc}");
+        let out = engine.generate(&req, &mut |_| true)?;
+        anyhow::ensure!(!out.generation.ids.is_empty(), "{weights:?}: no tokens");
+        #[cfg(feature = "wgpu")]
+        {
+            let gpu = EngineOptions {
+                backend: BackendChoice::Wgpu,
+                ..opts
+            };
+            let err = Engine::load(dir, &gpu).err().context("wgpu must refuse")?;
+            anyhow::ensure!(err.to_string().contains("CPU backend only"), "{err}");
+        }
+    }
+    Ok(())
+}
