@@ -38,19 +38,6 @@ pub struct BenchOptions {
     pub weights: WeightFormat,
 }
 
-/// The wgpu backend keeps the checkpoint's dtype: int8 and bf16dot weights
-/// are CPU backend formats.
-#[cfg(feature = "wgpu")]
-pub(crate) fn native_weights_only(weights: WeightFormat) -> Result<()> {
-    match weights {
-        WeightFormat::Native => Ok(()),
-        WeightFormat::Int8 | WeightFormat::Bf16Dot => Err(RuntimeError::Backend(
-            "wgpu".into(),
-            "int8 and bf16dot weights run on the CPU backend only (use --backend cpu)".into(),
-        )),
-    }
-}
-
 /// Tokens per second of one phase.
 #[derive(Clone, Debug)]
 pub struct Rate {
@@ -160,7 +147,7 @@ pub fn bench(o: &BenchOptions) -> Result<BenchReport> {
         }
         #[cfg(feature = "wgpu")]
         BackendChoice::Wgpu => {
-            native_weights_only(o.weights)?;
+            crate::engine::native_weights_only(o.weights)?;
             let be = tensor::wgpu::WgpuBackend::new()?;
             let prof = be.clone().with_profiling();
             run(o, &dir, &be, Some((&prof, &|| prof.profile())), &|| {

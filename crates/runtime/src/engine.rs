@@ -72,6 +72,19 @@ pub struct EngineOptions {
     pub weights: WeightFormat,
 }
 
+/// The wgpu backend keeps the checkpoint's dtype: int8 and bf16dot weights
+/// are CPU backend formats.
+#[cfg(feature = "wgpu")]
+pub(crate) fn native_weights_only(weights: WeightFormat) -> Result<()> {
+    match weights {
+        WeightFormat::Native => Ok(()),
+        WeightFormat::Int8 | WeightFormat::Bf16Dot => Err(RuntimeError::Backend(
+            "wgpu".into(),
+            "int8 and bf16dot weights run on the CPU backend only (use --backend cpu)".into(),
+        )),
+    }
+}
+
 impl Default for EngineOptions {
     fn default() -> Self {
         EngineOptions {
@@ -197,7 +210,7 @@ impl Engine {
             }
             #[cfg(feature = "wgpu")]
             BackendChoice::Wgpu => {
-                crate::bench::native_weights_only(opts.weights)?;
+                native_weights_only(opts.weights)?;
                 let be = tensor::wgpu::WgpuBackend::new()?;
                 Inner::Wgpu(Box::new(session(be, &dir, opts.max_len)?))
             }

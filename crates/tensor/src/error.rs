@@ -45,6 +45,12 @@ pub enum TensorError {
         value: usize,
         limit: usize,
     },
+    #[error("{format} weights need {needs} (this backend: {have})")]
+    WeightFormatUnavailable {
+        format: &'static str,
+        needs: &'static str,
+        have: String,
+    },
     #[error("cannot quantize weight row {row} to int8: {reason}")]
     Quantize { row: usize, reason: &'static str },
     #[error("could not build the CPU thread pool: {0}")]

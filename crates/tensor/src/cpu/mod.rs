@@ -95,8 +95,8 @@ impl CpuStorage {
         }
     }
 
-    /// Packs a plain row-major `[n, k]` storage into panels of `layout`,
-    /// quantizing it to int8 first with [`WeightFormat::Int8`].
+    /// Packs a plain row-major `[n, k]` storage into panels of `layout` in
+    /// `format`: its own dtype, int8 with row scales, or bf16 k-pair panels.
     fn to_panels(
         &self,
         n: usize,
@@ -282,17 +282,14 @@ impl CpuBackend {
         if format == WeightFormat::Bf16Dot
             && (self.isa() != Isa::Avx512 || dispatch::Avx512Bf16::try_new().is_none())
         {
-            return Err(TensorError::IsaUnavailable {
-                requested: "avx512 with AVX512-BF16 (for bf16dot weights)".into(),
-                reason: "the tier in use on a CPU that has it",
-                available: format!(
+            let has = dispatch::Avx512Bf16::try_new().is_some();
+            return Err(TensorError::WeightFormatUnavailable {
+                format: "bf16dot",
+                needs: "the avx512 tier on a CPU with AVX512-BF16 and AVX512-BW",
+                have: format!(
                     "tier {}, AVX512-BF16 {}",
                     self.isa(),
-                    if dispatch::Avx512Bf16::try_new().is_some() {
-                        "present"
-                    } else {
-                        "absent"
-                    }
+                    if has { "present" } else { "absent" }
                 ),
             });
         }

@@ -93,7 +93,7 @@ mod x86 {
     use super::{MR, NR, pair};
     use crate::cpu::dispatch::{Avx512, Avx512Bf16};
     use crate::cpu::matmul::gemm::{Tile, store_tile};
-    use crate::cpu::matmul::{Kernels, split};
+    use crate::cpu::matmul::{Kernels, panel_slice, split};
     use crate::cpu::simd::Simd;
 
     const NRV: usize = NR / 16;
@@ -144,8 +144,7 @@ mod x86 {
 
     impl Dot<'_> {
         fn part(&self, j0: usize, j1: usize) -> (&[u32], Option<&[f32]>) {
-            let kp = self.k.div_ceil(2);
-            let w = &self.w[j0 * kp..(j0 + (j1 - j0).next_multiple_of(NR)) * kp];
+            let w = panel_slice(self.w, (j0, j1), NR, self.k.div_ceil(2));
             (w, self.bias.map(|b| &b[j0..j1]))
         }
     }

@@ -1,7 +1,8 @@
 //! Matmul `y[m, n] = x[m, k] · w[n, k]ᵀ (+ bias[n])`, the spec is
 //! `kernels/matmul.md`. x f32; w f32, bf16 or f16, prepacked once into the
-//! ISA's [`panels`] (from PyTorch Linear layout), or int8 panels with one
-//! scale per weight row ([`quant`], opt-in); f32 accumulation.
+//! ISA's [`panels`] (from PyTorch Linear layout); f32 accumulation. Two
+//! opt-in formats: int8 panels with one scale per weight row ([`quant`]),
+//! and bf16 k-pair panels for the AVX512-BF16 dot product ([`bf16dot`]).
 //!
 //! - `m = 1` (decode): GEMV, weight panels split across threads.
 //! - `m ≥ 2` (prefill): GEMM, rows of `x` split across threads when there
@@ -266,6 +267,12 @@ pub(crate) fn split<K: Kernels>(
     }
 }
 
+/// The panels of weight rows `j0..j1` (`j0` on a panel boundary) in `w`,
+/// whose panels hold `nr` rows of `per_row` words each.
+pub(crate) fn panel_slice<T>(w: &[T], (j0, j1): (usize, usize), nr: usize, per_row: usize) -> &[T] {
+    &w[j0 * per_row..(j0 + (j1 - j0).next_multiple_of(nr)) * per_row]
+}
+
 /// The generic bodies of one ISA over panels of `E` (`scale`: int8 weights).
 struct Generic<'a, S, E> {
     s: S,
@@ -279,8 +286,7 @@ struct Generic<'a, S, E> {
 impl<S: MatmulIsa, E: Element> Generic<'_, S, E> {
     /// The panels and epilogue slices of weight rows `j0..j1`.
     fn part(&self, j0: usize, j1: usize) -> (&[E], Cols<'_>) {
-        let (nr, k) = (S::NRV * S::LANES, self.k);
-        let w = &self.w[j0 * k..(j0 + (j1 - j0).next_multiple_of(nr)) * k];
+        let w = panel_slice(self.w, (j0, j1), S::NRV * S::LANES, self.k);
         let cols = Cols {
             scale: self.scale.map(|sc| &sc[j0..j1]),
             bias: self.bias.map(|b| &b[j0..j1]),
