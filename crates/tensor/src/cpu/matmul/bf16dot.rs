@@ -14,6 +14,7 @@
 //! `vdpbf16ps` consumes per lane. Rows past `n` and the odd `k` tail are 0.
 
 use half::bf16;
+use rayon::prelude::*;
 
 /// Weight rows per panel (4 zmm of 16 lanes).
 pub const NR: usize = 64;
@@ -36,20 +37,26 @@ fn pair(lo: bf16, hi: bf16) -> u32 {
     lo.to_bits() as u32 | (hi.to_bits() as u32) << 16
 }
 
-/// Packs row-major `w[n, k]` (bf16, exact) into k-pair panels.
+/// Packs row-major `w[n, k]` (bf16, exact) into k-pair panels, panels in
+/// parallel on the current rayon pool (model load).
 pub fn pack(w: &[bf16], n: usize, k: usize) -> Vec<u32> {
     assert_eq!(w.len(), n * k, "w is not [n, k]");
     let kp = k.div_ceil(2);
     let mut out = vec![0u32; packed_len(n, k)];
-    for j in 0..n {
-        let (q, jj) = (j / NR, j % NR);
-        let row = &w[j * k..(j + 1) * k];
-        let panel = &mut out[q * NR * kp..(q + 1) * NR * kp];
-        for t in 0..kp {
-            let hi = row.get(2 * t + 1).copied().unwrap_or(bf16::ZERO);
-            panel[t * NR + jj] = pair(row[2 * t], hi);
-        }
+    if kp == 0 {
+        return out;
     }
+    out.par_chunks_mut(NR * kp)
+        .enumerate()
+        .for_each(|(q, panel)| {
+            for jj in 0..NR.min(n.saturating_sub(q * NR)) {
+                let row = &w[(q * NR + jj) * k..(q * NR + jj + 1) * k];
+                for t in 0..kp {
+                    let hi = row.get(2 * t + 1).copied().unwrap_or(bf16::ZERO);
+                    panel[t * NR + jj] = pair(row[2 * t], hi);
+                }
+            }
+        });
     out
 }
 

@@ -13,6 +13,8 @@
 //! and a mask ([`Simd::load_bf16_pairs`](crate::cpu::simd::Simd::load_bf16_pairs)).
 //! f32 and f16 panels keep columns in order.
 
+use rayon::prelude::*;
+
 use crate::DType;
 use crate::dtype::Element;
 
@@ -54,27 +56,32 @@ impl PanelLayout {
     }
 }
 
-/// Packs row-major `w[n, k]` into panels (dtype preserved; exact).
+/// Packs row-major `w[n, k]` into panels (dtype preserved; exact), panels
+/// in parallel on the current rayon pool (model load).
 pub fn pack<E: Element>(w: &[E], n: usize, k: usize, layout: PanelLayout) -> Vec<E> {
     assert_eq!(w.len(), n * k, "w is not [n, k]");
     assert!(layout.nr.is_multiple_of(2 * layout.lanes) || E::DTYPE != DType::BF16);
     let nr = layout.nr;
     let zero = E::from_f32(0.0);
     let mut out = vec![zero; layout.packed_len(n, k)];
-    let slots: Vec<usize> = (0..nr).map(|j| layout.slot(E::DTYPE, j)).collect();
-    for q in 0..layout.panels(n) {
-        let panel = &mut out[q * nr * k..(q + 1) * nr * k];
-        for (j, &slot) in slots.iter().enumerate() {
-            let row = q * nr + j;
-            if row >= n {
-                break;
-            }
-            let src = &w[row * k..(row + 1) * k];
-            for (p, &v) in src.iter().enumerate() {
-                panel[p * nr + slot] = v;
-            }
-        }
+    if k == 0 {
+        return out;
     }
+    let slots: Vec<usize> = (0..nr).map(|j| layout.slot(E::DTYPE, j)).collect();
+    out.par_chunks_mut(nr * k)
+        .enumerate()
+        .for_each(|(q, panel)| {
+            for (j, &slot) in slots.iter().enumerate() {
+                let row = q * nr + j;
+                if row >= n {
+                    break;
+                }
+                let src = &w[row * k..(row + 1) * k];
+                for (p, &v) in src.iter().enumerate() {
+                    panel[p * nr + slot] = v;
+                }
+            }
+        });
     out
 }
 
