@@ -517,11 +517,11 @@ fn cpu_backend_int8_weights() {
 fn matmul_bf16dot_edges() {
     use tensor::cpu::matmul::bf16dot;
     use tensor::testing::expect_avx512bf16;
-    if expect_avx512bf16().is_none() {
+    let Some(bf) = expect_avx512bf16() else {
         println!("bf16dot: this CPU has no AVX512-BF16; skipped");
         return;
-    }
-    // The kernels do not depend on the tier: any token reaches them.
+    };
+    // The kernels do not depend on the tier: any tier's token reaches them.
     let tok = IsaToken::new(Isa::Scalar).unwrap();
     let pools: Vec<_> = (1..=3).map(pool).collect();
     let mut worst = ErrorStats::default();
@@ -558,7 +558,10 @@ fn matmul_bf16dot_edges() {
         let mut y = vec![f32::NAN; m * n];
         let args = MatmulArgs {
             x,
-            w: WeightRef::Bf16Pairs(&packed),
+            w: WeightRef::Bf16Pairs {
+                w: &packed,
+                tok: bf,
+            },
             bias: bias.as_deref(),
             m,
             n,
@@ -582,7 +585,7 @@ fn matmul_bf16dot_edges() {
         let n = 20;
         let w = bf16dot::pack(&vec![bf16::from_f32(0.5); n * k], n, k);
         for m in [1, 9] {
-            nan_reaches_its_row(tok, WeightRef::Bf16Pairs(&w), (m, n, k));
+            nan_reaches_its_row(tok, WeightRef::Bf16Pairs { w: &w, tok: bf }, (m, n, k));
         }
     }
 }
@@ -591,17 +594,36 @@ fn matmul_bf16dot_edges() {
 /// runs, for bf16 pairs as for the other formats (a wrapped length check
 /// would let the tile stores run past `y`).
 #[test]
-#[should_panic(expected = "w is not the panels")]
 fn matmul_refuses_wrapping_shapes() {
     let (m, n, k) = (10, 0x3333_3333_3333_3380usize, 10);
-    let (x, w, mut y) = (vec![0.0f32; 100], vec![0u32; 384], vec![0.0f32; 768]);
-    let args = MatmulArgs {
-        x: &x,
-        w: WeightRef::Bf16Pairs(&w),
-        bias: None,
-        m,
-        n,
-        k,
-    };
-    matmul::matmul(IsaToken::new(Isa::Scalar).unwrap(), None, &args, &mut y);
+    let (x, wb, wq) = (vec![0.0f32; 100], vec![bf16::ZERO; 384], vec![0i8; 384]);
+    let scale = vec![1.0f32; 4];
+    let mut formats = vec![WeightRef::BF16(&wb)];
+    let pairs = vec![0u32; 384];
+    if let Some(tok) = tensor::testing::expect_avx512bf16() {
+        formats.push(WeightRef::Bf16Pairs { w: &pairs, tok });
+    }
+    formats.push(WeightRef::I8 {
+        q: &wq,
+        scale: &scale,
+    });
+    for w in formats {
+        let args = MatmulArgs {
+            x: &x,
+            w,
+            bias: None,
+            m,
+            n,
+            k,
+        };
+        let mut y = vec![0.0f32; 768];
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            matmul::matmul(IsaToken::new(Isa::Scalar).unwrap(), None, &args, &mut y)
+        }));
+        let msg = run.expect_err("a wrapping shape must be refused");
+        let msg = (msg.downcast_ref::<String>().cloned())
+            .or_else(|| msg.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        assert!(msg.contains("w is not the panels"), "{w:?}: {msg}");
+    }
 }

@@ -35,9 +35,13 @@ pub enum CpuStorage {
         q: Vec<i8>,
         scale: Vec<f32>,
     },
-    /// bf16 weights in k-pair panels (`cpu/matmul/bf16dot.rs`); only ever
-    /// the `data` of [`CpuStorage::Panels`].
-    BF16Pairs(Vec<u32>),
+    /// bf16 weights in k-pair panels (`cpu/matmul/bf16dot.rs`) and the
+    /// token that proves their kernels run here; only ever the `data` of
+    /// [`CpuStorage::Panels`].
+    BF16Pairs {
+        w: Vec<u32>,
+        tok: dispatch::Avx512Bf16,
+    },
     /// A matmul weight `[n, k]` prepacked into this backend's ISA panels
     /// (`cpu/matmul/panels.rs`); `data` is F32, BF16, F16, I8 or BF16Pairs.
     Panels {
@@ -55,7 +59,7 @@ impl CpuStorage {
             CpuStorage::BF16(_) => DType::BF16,
             CpuStorage::F16(_) => DType::F16,
             CpuStorage::I8 { .. } => DType::I8,
-            CpuStorage::BF16Pairs(_) => DType::BF16,
+            CpuStorage::BF16Pairs { .. } => DType::BF16,
             CpuStorage::Panels { data, .. } => data.dtype(),
         }
     }
@@ -90,19 +94,20 @@ impl CpuStorage {
             CpuStorage::BF16(v) => WeightRef::BF16(v),
             CpuStorage::F16(v) => WeightRef::F16(v),
             CpuStorage::I8 { q, scale } => WeightRef::I8 { q, scale },
-            CpuStorage::BF16Pairs(w) => WeightRef::Bf16Pairs(w),
+            &CpuStorage::BF16Pairs { ref w, tok } => WeightRef::Bf16Pairs { w, tok },
             CpuStorage::Panels { data, .. } => data.weights(),
         }
     }
 
     /// Packs a plain row-major `[n, k]` storage into panels of `layout` in
-    /// `format`: its own dtype, int8 with row scales, or bf16 k-pair panels.
+    /// `format`: its own dtype, int8 with row scales, or bf16 k-pair panels
+    /// (which need `bf16`, the backend's AVX512-BF16 token).
     fn to_panels(
         &self,
         n: usize,
         k: usize,
         layout: PanelLayout,
-        format: WeightFormat,
+        (format, bf16): (WeightFormat, Option<dispatch::Avx512Bf16>),
     ) -> Result<CpuStorage> {
         fn int8<E: crate::dtype::Element>(
             w: &[E],
@@ -119,21 +124,31 @@ impl CpuStorage {
                 scale: rows.scale,
             })
         }
-        fn bf16_pairs<E: crate::dtype::Element>(w: &[E], n: usize, k: usize) -> CpuStorage {
-            let w: Vec<bf16> = w.iter().map(|v| bf16::from_f32(v.to_f32())).collect();
-            CpuStorage::BF16Pairs(bf16dot::pack(&w, n, k))
+        let bf16_pairs = |w: Vec<bf16>| match bf16 {
+            Some(tok) => Ok(CpuStorage::BF16Pairs {
+                w: bf16dot::pack(&w, n, k),
+                tok,
+            }),
+            None => Err(TensorError::WeightFormatUnavailable {
+                format: "bf16dot",
+                needs: "a backend made with it (with_weight_format)",
+                have: "no AVX512-BF16 token".into(),
+            }),
+        };
+        fn to_bf16<E: crate::dtype::Element>(w: &[E]) -> Vec<bf16> {
+            w.iter().map(|v| bf16::from_f32(v.to_f32())).collect()
         }
         let data = match (self.weights(), format) {
             (WeightRef::F32(w), WeightFormat::Int8) => int8(w, n, k, layout)?,
             (WeightRef::BF16(w), WeightFormat::Int8) => int8(w, n, k, layout)?,
             (WeightRef::F16(w), WeightFormat::Int8) => int8(w, n, k, layout)?,
-            (WeightRef::F32(w), WeightFormat::Bf16Dot) => bf16_pairs(w, n, k),
-            (WeightRef::BF16(w), WeightFormat::Bf16Dot) => bf16_pairs(w, n, k),
-            (WeightRef::F16(w), WeightFormat::Bf16Dot) => bf16_pairs(w, n, k),
+            (WeightRef::F32(w), WeightFormat::Bf16Dot) => bf16_pairs(to_bf16(w))?,
+            (WeightRef::BF16(w), WeightFormat::Bf16Dot) => bf16_pairs(w.to_vec())?,
+            (WeightRef::F16(w), WeightFormat::Bf16Dot) => bf16_pairs(to_bf16(w))?,
             (WeightRef::F32(w), _) => CpuStorage::F32(panels::pack(w, n, k, layout)),
             (WeightRef::BF16(w), _) => CpuStorage::BF16(panels::pack(w, n, k, layout)),
             (WeightRef::F16(w), _) => CpuStorage::F16(panels::pack(w, n, k, layout)),
-            (WeightRef::I8 { .. } | WeightRef::Bf16Pairs(_), _) => {
+            (WeightRef::I8 { .. } | WeightRef::Bf16Pairs { .. }, _) => {
                 return Err(TensorError::UnsupportedDType {
                     op: "upload_weight",
                     what: "w (int8 and bf16-pair weights are made by the backend, not uploaded)",
@@ -215,6 +230,8 @@ pub struct CpuBackend {
     profile: Option<Arc<profile::Profiler>>,
     /// How [`Backend::upload_weight`] stores matmul weights.
     weight_format: WeightFormat,
+    /// The AVX512-BF16 token, detected once when the format is bf16dot.
+    bf16: Option<dispatch::Avx512Bf16>,
 }
 
 impl CpuBackend {
@@ -259,6 +276,7 @@ impl CpuBackend {
             threads,
             profile: None,
             weight_format: WeightFormat::Native,
+            bf16: None,
         })
     }
 
@@ -279,19 +297,21 @@ impl CpuBackend {
     /// `format` (weights uploaded before keep theirs). [`WeightFormat::Bf16Dot`]
     /// needs the avx512 tier on a CPU with AVX512-BF16.
     pub fn with_weight_format(mut self, format: WeightFormat) -> Result<Self> {
-        if format == WeightFormat::Bf16Dot
-            && (self.isa() != Isa::Avx512 || dispatch::Avx512Bf16::try_new().is_none())
-        {
-            let has = dispatch::Avx512Bf16::try_new().is_some();
-            return Err(TensorError::WeightFormatUnavailable {
-                format: "bf16dot",
-                needs: "the avx512 tier on a CPU with AVX512-BF16 and AVX512-BW",
-                have: format!(
-                    "tier {}, AVX512-BF16 {}",
-                    self.isa(),
-                    if has { "present" } else { "absent" }
-                ),
-            });
+        self.bf16 = None;
+        if format == WeightFormat::Bf16Dot {
+            let tok = dispatch::Avx512Bf16::try_new();
+            if self.isa() != Isa::Avx512 || tok.is_none() {
+                return Err(TensorError::WeightFormatUnavailable {
+                    format: "bf16dot",
+                    needs: "the avx512 tier on a CPU with AVX512-BF16 and AVX512-BW",
+                    have: format!(
+                        "tier {}, AVX512-BF16 {}",
+                        self.isa(),
+                        if tok.is_some() { "present" } else { "absent" }
+                    ),
+                });
+            }
+            self.bf16 = tok;
         }
         self.weight_format = format;
         Ok(self)
@@ -363,8 +383,8 @@ impl Backend for CpuBackend {
             });
         };
         let plain = CpuStorage::from_host(data)?;
-        let (layout, format) = (self.panel_layout(), self.weight_format);
-        // The pool's threads quantize rows in parallel (int8).
+        let (layout, format) = (self.panel_layout(), (self.weight_format, self.bf16));
+        // The pool's threads quantize and pack in parallel.
         let packed = match self.pool() {
             Some(pool) => pool.install(|| plain.to_panels(n, k, layout, format))?,
             None => plain.to_panels(n, k, layout, format)?,
@@ -400,7 +420,7 @@ impl Backend for CpuBackend {
             CpuStorage::F32(v) => v.clone(),
             CpuStorage::BF16(v) => v.iter().map(|x| x.to_f32()).collect(),
             CpuStorage::F16(v) => v.iter().map(|x| x.to_f32()).collect(),
-            plain @ (CpuStorage::I8 { .. } | CpuStorage::BF16Pairs(_)) => {
+            plain @ (CpuStorage::I8 { .. } | CpuStorage::BF16Pairs { .. }) => {
                 return Err(panel_only("download_f32", plain.dtype()));
             }
             &CpuStorage::Panels {
@@ -413,7 +433,7 @@ impl Backend for CpuBackend {
                 WeightRef::BF16(w) => panels::unpack_f32(w, n, k, layout),
                 WeightRef::F16(w) => panels::unpack_f32(w, n, k, layout),
                 WeightRef::I8 { q, scale } => quant::dequantize(q, scale, n, k, layout),
-                WeightRef::Bf16Pairs(w) => bf16dot::unpack(w, n, k),
+                WeightRef::Bf16Pairs { w, .. } => bf16dot::unpack(w, n, k),
             },
         })
     }
@@ -444,7 +464,7 @@ impl Backend for CpuBackend {
                 });
             }
             plain => {
-                repacked = plain.to_panels(n, k, layout, WeightFormat::Native)?;
+                repacked = plain.to_panels(n, k, layout, (WeightFormat::Native, None))?;
                 &repacked
             }
         };

@@ -285,7 +285,7 @@ fn gather(table: &CpuStorage, vocab: usize, d: usize, ids: &[u32], out: &mut [f3
         CpuStorage::F32(t) => plain(t, d, ids, out),
         CpuStorage::BF16(t) => plain::<bf16>(t, d, ids, out),
         CpuStorage::F16(t) => plain::<f16>(t, d, ids, out),
-        plain @ (CpuStorage::I8 { .. } | CpuStorage::BF16Pairs(_)) => {
+        plain @ (CpuStorage::I8 { .. } | CpuStorage::BF16Pairs { .. }) => {
             return Err(super::panel_only("gather_rows", plain.dtype()));
         }
         CpuStorage::Panels { layout, data, .. } => match &**data {
@@ -297,7 +297,7 @@ fn gather(table: &CpuStorage, vocab: usize, d: usize, ids: &[u32], out: &mut [f3
                     quant::dequantize_row(q, scale, d, id as usize, *layout, o);
                 }
             }
-            CpuStorage::BF16Pairs(w) => {
+            CpuStorage::BF16Pairs { w, .. } => {
                 for (o, &id) in out.chunks_exact_mut(d).zip(ids) {
                     bf16dot::unpack_row(w, d, id as usize, o);
                 }

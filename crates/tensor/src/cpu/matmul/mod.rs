@@ -23,7 +23,7 @@ use rayon::prelude::*;
 
 use self::gemm::Blocking;
 use self::panels::PanelLayout;
-use crate::cpu::dispatch::{IsaToken, Scalar};
+use crate::cpu::dispatch::{Avx512Bf16, IsaToken, Scalar};
 use crate::cpu::simd::Simd;
 use crate::dtype::Element;
 
@@ -40,8 +40,12 @@ pub enum WeightRef<'a> {
         scale: &'a [f32],
     },
     /// bf16 k-pair panels for the AVX512-BF16 dot product ([`bf16dot`]):
-    /// `x` is rounded to bf16. They run on those kernels whatever the tier.
-    Bf16Pairs(&'a [u32]),
+    /// `x` is rounded to bf16. The token proves the CPU can run them; they
+    /// run on those kernels whatever the tier.
+    Bf16Pairs {
+        w: &'a [u32],
+        tok: Avx512Bf16,
+    },
 }
 
 impl WeightRef<'_> {
@@ -52,7 +56,7 @@ impl WeightRef<'_> {
             WeightRef::BF16(w) => w.len(),
             WeightRef::F16(w) => w.len(),
             WeightRef::I8 { q, .. } => q.len(),
-            WeightRef::Bf16Pairs(w) => w.len(),
+            WeightRef::Bf16Pairs { w, .. } => w.len(),
         }
     }
 
@@ -133,7 +137,7 @@ pub fn matmul(isa: IsaToken, pool: Option<&rayon::ThreadPool>, a: &MatmulArgs<'_
     assert_eq!(Some(a.x.len()), prod(a.m, a.k), "x is not [m, k]");
     // Panel words per weight row: k elements, or ⌈k/2⌉ bf16 pairs.
     let (nr, per_row) = match a.w {
-        WeightRef::Bf16Pairs(_) => (bf16dot::NR, a.k.div_ceil(2)),
+        WeightRef::Bf16Pairs { .. } => (bf16dot::NR, a.k.div_ceil(2)),
         _ => (layout.nr, a.k),
     };
     let panels_len = prod(a.n.div_ceil(nr), nr).and_then(|r| prod(r, per_row));
@@ -149,8 +153,8 @@ pub fn matmul(isa: IsaToken, pool: Option<&rayon::ThreadPool>, a: &MatmulArgs<'_
     if let WeightRef::I8 { scale, .. } = a.w {
         assert_eq!(scale.len(), a.n, "the int8 weight's scales are not [n]");
     }
-    if let WeightRef::Bf16Pairs(w) = a.w {
-        return bf16_pairs(pool, a, w, y);
+    if let WeightRef::Bf16Pairs { w, tok } = a.w {
+        return bf16_pairs(tok, pool, a, w, y);
     }
     match isa {
         IsaToken::Scalar(s) => by_dtype(s, pool, a, y),
@@ -163,16 +167,21 @@ pub fn matmul(isa: IsaToken, pool: Option<&rayon::ThreadPool>, a: &MatmulArgs<'_
     }
 }
 
-/// The AVX512-BF16 kernels (the caller made these weights only where the
-/// CPU has them; anywhere else this panics, like any broken contract).
-#[track_caller]
-fn bf16_pairs(pool: Option<&rayon::ThreadPool>, a: &MatmulArgs<'_>, w: &[u32], y: &mut [f32]) {
+/// The AVX512-BF16 kernels, on the token the weights carry.
+fn bf16_pairs(
+    tok: Avx512Bf16,
+    pool: Option<&rayon::ThreadPool>,
+    a: &MatmulArgs<'_>,
+    w: &[u32],
+    y: &mut [f32],
+) {
     #[cfg(target_arch = "x86_64")]
-    if let Some(tok) = crate::cpu::dispatch::Avx512Bf16::try_new() {
-        return bf16dot::matmul(tok, pool, a.x, w, a.bias, (a.m, a.n, a.k), y);
+    bf16dot::matmul(tok, pool, a.x, w, a.bias, (a.m, a.n, a.k), y);
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (tok, pool, a, w, y);
+        unreachable!("an Avx512Bf16 token exists only on x86-64");
     }
-    let _ = (pool, a, w, y);
-    panic!("bf16 pair weights need a CPU with AVX512-BF16");
 }
 
 fn by_dtype<S: MatmulIsa>(
@@ -186,7 +195,7 @@ fn by_dtype<S: MatmulIsa>(
         WeightRef::BF16(w) => drive(s, pool, a, w, None, y),
         WeightRef::F16(w) => drive(s, pool, a, w, None, y),
         WeightRef::I8 { q, scale } => drive(s, pool, a, q, Some(scale), y),
-        WeightRef::Bf16Pairs(w) => bf16_pairs(pool, a, w, y),
+        WeightRef::Bf16Pairs { w, tok } => bf16_pairs(tok, pool, a, w, y),
     }
 }
 
