@@ -98,30 +98,31 @@ fn bf16dot_run(tok: tensor::cpu::dispatch::Avx512Bf16, iters: usize) -> f64 {
     (iters * CHAINS * 64) as f64
 }
 
+/// Best of 5 runs of `run(iters)` (flops performed) on each of `threads`
+/// threads at once, in GFLOPS.
+fn best_gflops(threads: usize, run: impl Fn(usize) -> f64 + Sync) -> f64 {
+    let iters = 20_000_000 / threads.max(1);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("thread pool");
+    let mut best = 0.0f64;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let flops: f64 = pool.install(|| (0..threads).into_par_iter().map(|_| run(iters)).sum());
+        best = best.max(flops / t.elapsed().as_secs_f64() / 1e9);
+    }
+    best
+}
+
 /// Peak `vdpbf16ps` GFLOPS (AVX512-BF16) on `threads` threads (best of 5
 /// runs; a multiply-add counts 2 flops, as for [`peak_gflops`]). The token
 /// only exists on x86-64; elsewhere this is never called with one.
 pub fn bf16dot_peak_gflops(tok: tensor::cpu::dispatch::Avx512Bf16, threads: usize) -> f64 {
     #[cfg(target_arch = "x86_64")]
     {
-        let iters = 20_000_000 / threads.max(1);
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .expect("thread pool");
-        let mut best = 0.0f64;
-        for _ in 0..5 {
-            let t = Instant::now();
-            let flops: f64 = pool.install(|| {
-                (0..threads)
-                    .into_par_iter()
-                    // SAFETY: the token proves AVX-512F and AVX512-BF16.
-                    .map(|_| unsafe { bf16dot_run(tok, iters) })
-                    .sum()
-            });
-            best = best.max(flops / t.elapsed().as_secs_f64() / 1e9);
-        }
-        best
+        // SAFETY: the token proves AVX-512F, AVX-512BW and AVX512-BF16.
+        best_gflops(threads, |iters| unsafe { bf16dot_run(tok, iters) })
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -132,23 +133,7 @@ pub fn bf16dot_peak_gflops(tok: tensor::cpu::dispatch::Avx512Bf16, threads: usiz
 
 /// Peak f32 FMA GFLOPS of `isa` on `threads` threads (best of 5 runs).
 pub fn peak_gflops(isa: IsaToken, threads: usize) -> f64 {
-    let iters = 20_000_000 / threads.max(1);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .expect("thread pool");
-    let mut best = 0.0f64;
-    for _ in 0..5 {
-        let t = Instant::now();
-        let flops: f64 = pool.install(|| {
-            (0..threads)
-                .into_par_iter()
-                .map(|_| fma_run(isa, iters))
-                .sum()
-        });
-        best = best.max(flops / t.elapsed().as_secs_f64() / 1e9);
-    }
-    best
+    best_gflops(threads, |iters| fma_run(isa, iters))
 }
 
 #[inline(always)]
