@@ -61,6 +61,26 @@ fn pool(threads: usize) -> Option<rayon::ThreadPool> {
     })
 }
 
+/// The kernel under test on case `c`'s shape.
+fn call(
+    c: &Case,
+    x: &[f32],
+    w: WeightRef<'_>,
+    bias: Option<&[f32]>,
+    (tok, pool): (IsaToken, Option<&rayon::ThreadPool>),
+    y: &mut [f32],
+) {
+    let args = MatmulArgs {
+        x,
+        w,
+        bias,
+        m: c.m,
+        n: c.n,
+        k: c.k,
+    };
+    matmul::matmul(tok, pool, &args, y);
+}
+
 fn run(c: Case, pools: &[Option<rayon::ThreadPool>]) -> ErrorStats {
     let tok = IsaToken::new(c.isa).expect("caller checked availability");
     let mut rng = Rng::for_case("matmul", &format!("{c:?}"));
@@ -85,15 +105,7 @@ fn run(c: Case, pools: &[Option<rayon::ThreadPool>]) -> ErrorStats {
         let layout = matmul::geometry(tok).panels();
         let mut pbuf = vec![E::from_f32(f32::NAN); c.w_off];
         pbuf.extend(panels::pack(w, c.n, c.k, layout));
-        let args = MatmulArgs {
-            x,
-            w: E::wrap(&pbuf[c.w_off..]),
-            bias,
-            m: c.m,
-            n: c.n,
-            k: c.k,
-        };
-        matmul::matmul(tok, pool, &args, y);
+        call(c, x, E::wrap(&pbuf[c.w_off..]), bias, (tok, pool), y);
         reference::matmul(x, w, bias, c.m, c.n, c.k)
     }
     fn go_i8(
@@ -109,18 +121,11 @@ fn run(c: Case, pools: &[Option<rayon::ThreadPool>]) -> ErrorStats {
         let layout = matmul::geometry(tok).panels();
         let mut pbuf = vec![-128i8; c.w_off];
         pbuf.extend(panels::pack(&rows.q, c.n, c.k, layout));
-        let args = MatmulArgs {
-            x,
-            w: WeightRef::I8 {
-                q: &pbuf[c.w_off..],
-                scale: &rows.scale,
-            },
-            bias,
-            m: c.m,
-            n: c.n,
-            k: c.k,
+        let w = WeightRef::I8 {
+            q: &pbuf[c.w_off..],
+            scale: &rows.scale,
         };
-        matmul::matmul(tok, pool, &args, y);
+        call(c, x, w, bias, (tok, pool), y);
         reference::matmul(x, &dequantized(&rows, c.k), bias, c.m, c.n, c.k)
     }
     let b = bias.as_deref();

@@ -317,10 +317,6 @@ impl CpuBackend {
         Ok(self)
     }
 
-    pub fn weight_format(&self) -> WeightFormat {
-        self.weight_format
-    }
-
     /// This backend with per-op timing on (see [`CpuBackend::profile`]).
     pub fn with_profiling(mut self) -> Self {
         self.profile = Some(Arc::default());
