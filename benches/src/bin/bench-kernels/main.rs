@@ -1,9 +1,10 @@
-//! `cargo xtask bench-kernels [--json] [--quick] [--isa LIST] [--m LIST]
-//! [--dtype LIST] [--threads LIST] [--no-gpu] [--no-cpu]
+//! `cargo xtask bench-kernels [--json] [--quick] [--op LIST] [--isa LIST]
+//! [--m LIST] [--dtype LIST] [--threads LIST] [--no-gpu] [--no-cpu]
 //! [--gemm-variants]`
 //!
 //! Matmul `y[m,n] = x[m,k]·w[n,k]ᵀ` at the LFM2-VL shapes, per ISA, thread
-//! count and weight dtype (plus the wgpu backend when an adapter exists).
+//! count and weight dtype, and attention at the models' shapes
+//! ([`attention::SHAPES`]), plus the wgpu backend when an adapter exists.
 //! First measures the machine's own limits (FMA peak per ISA and thread
 //! count, memory read bandwidth); every result is reported against them:
 //! GEMV (m = 1) against `mem_gbps`, GEMM against `peak_gflops`.
@@ -43,8 +44,16 @@ const COLD_BYTES: usize = 256 << 20;
 #[cfg(feature = "wgpu")]
 const GPU_EXTRA_NK: [(usize, usize); 2] = [(2304, 768), (768, 3072)];
 
+/// Which kernel families to time (`--op matmul,attention`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    Matmul,
+    Attention,
+}
+
 struct Opts {
     json: bool,
+    ops: Vec<Op>,
     budget: Budget,
     isas: Vec<Isa>,
     ms: Vec<usize>,
@@ -67,6 +76,7 @@ fn parse() -> Result<Opts> {
     let all_threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut o = Opts {
         json: false,
+        ops: vec![Op::Matmul, Op::Attention],
         budget: Budget::DEFAULT,
         isas: Isa::available(),
         ms: MS.to_vec(),
@@ -90,6 +100,13 @@ fn parse() -> Result<Opts> {
             "--no-gpu" => o.gpu = false,
             "--no-cpu" => o.cpu = false,
             "--gemm-variants" => o.variants = true,
+            "--op" => {
+                o.ops = list(&val()?, |s| match s {
+                    "matmul" => Some(Op::Matmul),
+                    "attention" => Some(Op::Attention),
+                    _ => None,
+                })?
+            }
             "--isa" => o.isas = list(&val()?, |s| Isa::require(s).ok())?,
             "--m" => o.ms = list(&val()?, |s| s.parse().ok())?,
             "--threads" => o.threads = list(&val()?, |s| s.parse().ok().filter(|&t| t > 0))?,
@@ -111,7 +128,7 @@ fn parse() -> Result<Opts> {
             }
             "-h" | "--help" => {
                 println!(
-                    "bench-kernels [--json] [--quick] [--isa scalar,avx2,avx512,neon] [--m 1,64,512,1024] \
+                    "bench-kernels [--json] [--quick] [--op matmul,attention] [--isa scalar,avx2,avx512,neon] [--m 1,64,512,1024] \
                      [--dtype bf16,f32,f16,i8,bf16dot] [--threads 1,2] [--no-gpu] [--no-cpu] [--gemm-variants]"
                 );
                 std::process::exit(0);
@@ -256,13 +273,16 @@ fn main() -> Result<()> {
             }
             println!();
         }
+    }
+
+    let matmul = o.ops.contains(&Op::Matmul);
+    if matmul && !o.json {
         println!(
             "\n{:<7} {:>5} {:>6} {:>5} {:<5} {:<7} {:>3} {:>10} {:>9} {:>8} {:>7}",
             "op", "m", "n", "k", "dtype", "isa", "thr", "median_ms", "GFLOPS", "GB/s", "%peak"
         );
     }
-
-    for &t in cpu_threads {
+    for &t in cpu_threads.iter().filter(|_| matmul) {
         for &isa in &o.isas {
             let native = CpuBackend::with(isa, t)?;
             for &dtype in &o.dtypes {
@@ -311,6 +331,28 @@ fn main() -> Result<()> {
             }
             if o.bf16dot && isa == Isa::Avx512 && bf16_tok.is_some() {
                 bench_bf16dot(&o, &native, t, (mem[&t], bf16_peak[&t]), &mut rng)?;
+            }
+        }
+    }
+
+    if o.ops.contains(&Op::Attention) && o.cpu {
+        attention::header(&o);
+        for &t in cpu_threads {
+            for &isa in &o.isas {
+                let be = CpuBackend::with(isa, t)?;
+                for s in &attention::SHAPES {
+                    // The scalar tier is the correctness twin: decode only.
+                    if isa == Isa::Scalar && !s.memory_bound() {
+                        continue;
+                    }
+                    let r = attention::bench_attention(&be, s, 1, &o, &mut rng)?;
+                    let pct = if s.memory_bound() {
+                        100.0 * r.gbps / mem[&t]
+                    } else {
+                        100.0 * r.gflops / peak[&(isa, t)]
+                    };
+                    attention::report(&o, s, isa.name(), t, &r, pct);
+                }
             }
         }
     }
@@ -384,184 +426,6 @@ fn report(
     }
 }
 
+mod attention;
 #[cfg(feature = "wgpu")]
-mod gpu {
-    use super::*;
-    use tensor::wgpu::WgpuBackend;
-    use tensor::wgpu::coop::{COOP_GRIDS, CoopGemm, coop_gemm};
-    use tensor::wgpu::matmul::{GEMM_VARIANTS, coop_presplit_with, coop_with, gemm_with};
-
-    /// One matmul `y = x · wᵀ` through some kernel choice.
-    type MatmulCall<'a> = dyn Fn(
-            &Tensor<WgpuBackend>,
-            &Tensor<WgpuBackend>,
-            &mut Tensor<WgpuBackend>,
-        ) -> tensor::Result<()>
-        + 'a;
-
-    /// Matmuls recorded back to back per timed sample, so a sample measures
-    /// the kernels and not one submit-and-wait round trip per call.
-    const BATCH: usize = 16;
-
-    /// Median seconds per matmul of batches of [`BATCH`] calls rotating over
-    /// `ws`, each batch ended by one sync.
-    fn bench_batched(
-        be: &WgpuBackend,
-        ws: &[Tensor<WgpuBackend>],
-        dtype: DType,
-        (m, n, k): (usize, usize, usize),
-        budget: Budget,
-        rng: &mut Rng,
-        call: &MatmulCall<'_>,
-    ) -> Result<Result1> {
-        let x = be.upload(HostData::f32(&rng.vec(m * k, 1.0)), Shape::from([m, k]))?;
-        let mut y = be.zeros(DType::F32, Shape::from([m, n]))?;
-        let mut i = 0;
-        let mut err = None;
-        let secs = median_secs(budget, || {
-            for _ in 0..BATCH {
-                let w = &ws[i % ws.len()];
-                i += 1;
-                if let Err(e) = call(&x, w, &mut y) {
-                    err.get_or_insert(e);
-                }
-            }
-            if let Err(e) = be.sync() {
-                err.get_or_insert(e);
-            }
-        }) / BATCH as f64;
-        if let Some(e) = err {
-            return Err(e.into());
-        }
-        let flops = 2.0 * (m * n * k) as f64;
-        let bytes = (dtype.bytes_for(n * k) + 4 * (m * k + m * n)) as f64;
-        Ok(Result1 {
-            median_s: secs,
-            gflops: flops / secs / 1e9,
-            gbps: bytes / secs / 1e9,
-        })
-    }
-
-    /// The wgpu backend on the same shapes, when an adapter exists; with
-    /// `variants`, every GEMM variant the device can run (`GemmVariant::fits`)
-    /// on each m > 1 shape as well, reported as `GemmVariant::name`, and,
-    /// where the device has cooperative matrices, every tensor-core grid for
-    /// bf16 weights, staged and presplit (`CoopGemm::name`).
-    pub fn run(o: &Opts, rng: &mut Rng) -> Result<()> {
-        let Some(be) = tensor::wgpu::gpu_or_skip() else {
-            return Ok(());
-        };
-        let name = be.describe();
-        // A software adapter (lavapipe) takes minutes on the large shapes:
-        // there the GPU run only proves the path works.
-        let software = be.is_software();
-        if !o.json {
-            println!("\nwgpu: {name}; time per matmul in batches of {BATCH} (one sync per batch)");
-            if software {
-                println!("{name} is a software adapter: GPU shapes limited to m <= 64, n <= 4608");
-            }
-        }
-        let isa = format!("wgpu:{}", be.device().info.name);
-        for &dtype in o
-            .dtypes
-            .iter()
-            .filter(|d| matches!(d, DType::BF16 | DType::F32))
-        {
-            for &(n, k) in NK
-                .iter()
-                .chain(&GPU_EXTRA_NK)
-                .filter(|&&(n, _)| !software || n <= 4608)
-            {
-                let ws = cold_weights(&be, dtype, n, k, rng)?;
-                for &m in o.ms.iter().filter(|&&m| !software || m <= 64) {
-                    let shape = (m, n, k);
-                    let r = bench_batched(&be, &ws, dtype, shape, o.budget, rng, &|x, w, y| {
-                        be.matmul(x, w, None, y)
-                    })?;
-                    report(
-                        o,
-                        "matmul",
-                        m,
-                        n,
-                        k,
-                        dtype.name(),
-                        &isa,
-                        0,
-                        &r,
-                        "gpu",
-                        f64::NAN,
-                    );
-                    if !o.variants || m == 1 {
-                        continue;
-                    }
-                    // Variants whose workgroup memory the device does not
-                    // grant are skipped (gemm_with would refuse them).
-                    for v in GEMM_VARIANTS
-                        .into_iter()
-                        .filter(|v| v.fits(&be.device().limits))
-                    {
-                        let r =
-                            bench_batched(&be, &ws, dtype, shape, o.budget, rng, &|x, w, y| {
-                                gemm_with(&be, x, w, None, y, v)
-                            })?;
-                        report(
-                            o,
-                            &v.name(),
-                            m,
-                            n,
-                            k,
-                            dtype.name(),
-                            &isa,
-                            0,
-                            &r,
-                            "gpu",
-                            f64::NAN,
-                        );
-                    }
-                    let Some(coop) = coop_gemm(&be).filter(|_| dtype == DType::BF16) else {
-                        continue;
-                    };
-                    let sg = be.device().subgroup_size.unwrap_or(0);
-                    for presplit in [false, true] {
-                        for grid in COOP_GRIDS {
-                            let c = CoopGemm {
-                                grid,
-                                presplit,
-                                ..coop
-                            };
-                            if !c.fits(&be.device().limits, sg) {
-                                continue;
-                            }
-                            let r = bench_batched(
-                                &be,
-                                &ws,
-                                dtype,
-                                shape,
-                                o.budget,
-                                rng,
-                                &|x, w, y| match presplit {
-                                    true => coop_presplit_with(&be, x, w, None, y, grid),
-                                    false => coop_with(&be, x, w, None, y, grid),
-                                },
-                            )?;
-                            report(
-                                o,
-                                &c.name(),
-                                m,
-                                n,
-                                k,
-                                dtype.name(),
-                                &isa,
-                                0,
-                                &r,
-                                "gpu",
-                                f64::NAN,
-                            );
-                        }
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-}
+mod gpu;
