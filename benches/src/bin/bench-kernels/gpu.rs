@@ -168,7 +168,7 @@ pub fn run(o: &Opts, rng: &mut Rng) -> Result<()> {
     }
     if o.ops.contains(&Op::Attention) {
         attention::header(o);
-        for s in &attention::SHAPES {
+        for &s in &o.shapes {
             let r = attention::bench_attention(&be, s, BATCH, o, rng)?;
             attention::report(o, s, &isa, 0, &r, f64::NAN);
         }

@@ -1,5 +1,5 @@
 //! `cargo xtask bench-kernels [--json] [--quick] [--op LIST] [--isa LIST]
-//! [--m LIST] [--dtype LIST] [--threads LIST] [--no-gpu] [--no-cpu]
+//! [--shapes LIST] [--m LIST] [--dtype LIST] [--threads LIST] [--no-gpu] [--no-cpu]
 //! [--gemm-variants]`
 //!
 //! Matmul `y[m,n] = x[m,k]·w[n,k]ᵀ` at the LFM2-VL shapes, per ISA, thread
@@ -54,6 +54,8 @@ enum Op {
 struct Opts {
     json: bool,
     ops: Vec<Op>,
+    /// Attention shapes by name (`--shapes vision-450m,...`; all by default).
+    shapes: Vec<&'static attention::AttnShape>,
     budget: Budget,
     isas: Vec<Isa>,
     ms: Vec<usize>,
@@ -77,6 +79,7 @@ fn parse() -> Result<Opts> {
     let mut o = Opts {
         json: false,
         ops: vec![Op::Matmul, Op::Attention],
+        shapes: attention::SHAPES.iter().collect(),
         budget: Budget::DEFAULT,
         isas: Isa::available(),
         ms: MS.to_vec(),
@@ -107,6 +110,9 @@ fn parse() -> Result<Opts> {
                     _ => None,
                 })?
             }
+            "--shapes" => {
+                o.shapes = list(&val()?, |s| attention::SHAPES.iter().find(|a| a.name == s))?
+            }
             "--isa" => o.isas = list(&val()?, |s| Isa::require(s).ok())?,
             "--m" => o.ms = list(&val()?, |s| s.parse().ok())?,
             "--threads" => o.threads = list(&val()?, |s| s.parse().ok().filter(|&t| t > 0))?,
@@ -128,7 +134,7 @@ fn parse() -> Result<Opts> {
             }
             "-h" | "--help" => {
                 println!(
-                    "bench-kernels [--json] [--quick] [--op matmul,attention] [--isa scalar,avx2,avx512,neon] [--m 1,64,512,1024] \
+                    "bench-kernels [--json] [--quick] [--op matmul,attention] [--shapes vision-450m,...] [--isa scalar,avx2,avx512,neon] [--m 1,64,512,1024] \
                      [--dtype bf16,f32,f16,i8,bf16dot] [--threads 1,2] [--no-gpu] [--no-cpu] [--gemm-variants]"
                 );
                 std::process::exit(0);
@@ -340,7 +346,7 @@ fn main() -> Result<()> {
         for &t in cpu_threads {
             for &isa in &o.isas {
                 let be = CpuBackend::with(isa, t)?;
-                for s in &attention::SHAPES {
+                for &s in &o.shapes {
                     // The scalar tier is the correctness twin: decode only.
                     if isa == Isa::Scalar && !s.memory_bound() {
                         continue;
