@@ -327,12 +327,18 @@ fn attn_run(c: AttnCase, pools: &[Option<rayon::ThreadPool>]) -> AttnStats {
     let (q, k, v) = attn_inputs(&c);
     let got = attn_call(&c, &q, &k, &v, pools);
     let want = attention::reference::attention(&q, &k, &v, c.dims());
+    attn_check(&c, &got, &want)
+}
+
+/// `got` against the reference within the case's tolerance; panics with
+/// the first bad element otherwise.
+fn attn_check(c: &AttnCase, got: &[f32], want: &attention::reference::AttnRef) -> AttnStats {
     let tol = if c.logit > 1.0 {
         ATTENTION_LARGE_LOGITS
     } else {
         ATTENTION
     };
-    match tol.check(&got, &want.out, &want.mag) {
+    match tol.check(got, &want.out, &want.mag) {
         Ok(st) => st,
         Err(AttnFailure::Element(e)) => {
             let (hd, h) = (c.hd, c.h);
@@ -451,6 +457,38 @@ fn attention_threads(isa: Isa) -> AttnStats {
                 ..base(isa)
             };
             worse(&mut worst, attn_run(c, &pools));
+        }
+    }
+    worst
+}
+
+/// The models' long calls, fewer heads: a 512 × 512 tile through the
+/// vision tower (1024 rows, bidirectional) and a 512-token prompt (causal,
+/// GQA), on 1–3 threads: many work items, many key tiles per item. One
+/// reference per shape (slow under qemu) serves every thread count.
+fn attention_model_lengths(isa: Isa) -> AttnStats {
+    let pools: Vec<_> = (1..=3).map(pool).collect();
+    let mut worst = AttnStats::default();
+    for (t, h, h_kv, hd, causal) in [
+        (1024, 2, 2, 64, false),
+        (1024, 1, 1, 72, false),
+        (512, 4, 2, 64, true),
+    ] {
+        let c = AttnCase {
+            t,
+            h,
+            h_kv,
+            hd,
+            kv_len: t,
+            causal,
+            ..base(isa)
+        };
+        let (q, k, v) = attn_inputs(&c);
+        let want = attention::reference::attention(&q, &k, &v, c.dims());
+        for threads in 1..=3 {
+            let c = AttnCase { threads, ..c };
+            let got = attn_call(&c, &q, &k, &v, &pools);
+            worse(&mut worst, attn_check(&c, &got, &want));
         }
     }
     worst
@@ -582,6 +620,7 @@ isa_tests! { Isa::Scalar =>
     attention_scalar_shapes: attention_shapes -> "attention shapes";
     attention_scalar_long_kv: attention_long_kv -> "attention long kv";
     attention_scalar_threads: attention_threads -> "attention threads";
+    attention_scalar_model_lengths: attention_model_lengths -> "attention model lengths";
     attention_scalar_large_logits: attention_large_logits -> "attention large logits";
     attention_scalar_misaligned: attention_misaligned -> "attention misaligned";
     attention_scalar_special: attention_special;
@@ -593,6 +632,7 @@ isa_tests! { Isa::Avx2 =>
     attention_avx2_shapes: attention_shapes -> "attention shapes";
     attention_avx2_long_kv: attention_long_kv -> "attention long kv";
     attention_avx2_threads: attention_threads -> "attention threads";
+    attention_avx2_model_lengths: attention_model_lengths -> "attention model lengths";
     attention_avx2_large_logits: attention_large_logits -> "attention large logits";
     attention_avx2_misaligned: attention_misaligned -> "attention misaligned";
     attention_avx2_special: attention_special;
@@ -604,6 +644,7 @@ isa_tests! { Isa::Avx512 =>
     attention_avx512_shapes: attention_shapes -> "attention shapes";
     attention_avx512_long_kv: attention_long_kv -> "attention long kv";
     attention_avx512_threads: attention_threads -> "attention threads";
+    attention_avx512_model_lengths: attention_model_lengths -> "attention model lengths";
     attention_avx512_large_logits: attention_large_logits -> "attention large logits";
     attention_avx512_misaligned: attention_misaligned -> "attention misaligned";
     attention_avx512_special: attention_special;
@@ -615,6 +656,7 @@ isa_tests! { Isa::Neon =>
     attention_neon_shapes: attention_shapes -> "attention shapes";
     attention_neon_long_kv: attention_long_kv -> "attention long kv";
     attention_neon_threads: attention_threads -> "attention threads";
+    attention_neon_model_lengths: attention_model_lengths -> "attention model lengths";
     attention_neon_large_logits: attention_large_logits -> "attention large logits";
     attention_neon_misaligned: attention_misaligned -> "attention misaligned";
     attention_neon_special: attention_special;

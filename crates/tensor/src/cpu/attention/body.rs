@@ -70,7 +70,7 @@ pub(super) fn item<S: Simd>(
     let blocked = rows > 1 && 2 * nq_max >= S::LANES;
     let nqp = nq_max.next_multiple_of(S::LANES);
     let need = if blocked {
-        (hd + KT + 3) * nqp + nq_max * hp
+        (2 * hd + KT + 3) * nqp
     } else {
         KT + 2 * nq_max + nq_max * hp
     };
@@ -82,7 +82,7 @@ pub(super) fn item<S: Simd>(
             let (ga, gb) = (ha.max(g * group), hb.min((g + 1) * group));
             let nq = rows * (gb - ga);
             let nqp = nq.next_multiple_of(S::LANES);
-            let need = (hd + KT + 3) * nqp + nq * hp;
+            let need = (2 * hd + KT + 3) * nqp;
             group_blocked(s, q, k, v, a, it, (g, ga, gb), out, &mut scratch[..need]);
         }
         return;
@@ -153,10 +153,10 @@ pub(super) fn item<S: Simd>(
 /// lanes), so a vector holds one feature of `LANES` queries. Per key tile
 /// the scores come out as `st = [n, nqp]` from FMA chains over `hd` with
 /// the key element broadcast (no horizontal sums); max, `exp` and the
-/// running sums are per-lane vector ops over the keys; `p·v` runs blocks of
-/// queries × `hd` vectors in registers, one `v` load feeding every query of
-/// the block. Causal rows that see fewer keys of the tile than the block's
-/// last row get `−inf` scores there and never read those `v` rows.
+/// running sums are per-lane vector ops over the keys; `p·v` ([`pv_t`])
+/// accumulates into `acc = [hd, nqp]`, transposed the same way, with the
+/// value element broadcast. Causal rows that see fewer keys of the tile
+/// than the block's last row get `−inf` scores there, so `p = 0`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn group_blocked<S: Simd>(
@@ -185,13 +185,13 @@ fn group_blocked<S: Simd>(
     let nh = gb - ga;
     let nq = (r1 - r0) * nh;
     let nqp = nq.next_multiple_of(lanes);
-    let hp = hd.next_multiple_of(lanes);
     let (qt, rest) = scratch.split_at_mut(hd * nqp);
     let (st, rest) = rest.split_at_mut(KT * nqp);
     let (ms, rest) = rest.split_at_mut(nqp);
     let (ls, rest) = rest.split_at_mut(nqp);
     let (cr, rest) = rest.split_at_mut(nqp);
-    let acc = &mut rest[..nq * hp];
+    // Accumulators transposed like the queries: acc[c · nqp + qi].
+    let acc = &mut rest[..hd * nqp];
     let seen = |r: usize| if causal { kv_len - t + r + 1 } else { kv_len };
     let kstride = h_kv * hd;
 
@@ -239,16 +239,20 @@ fn group_blocked<S: Simd>(
             // SAFETY: qv + LANES ≤ nqp = cr.len().
             unsafe { s.store(crp.wrapping_add(qv), mv) };
         }
-        for qi in 0..nqp {
-            let (m_old, mt) = (ms[qi], cr[qi]);
-            let m_new = if mt > m_old { mt } else { m_old };
-            // e^(−inf) = 0 on the first tile; scalar, once per query and tile.
-            cr[qi] = if m_new == m_old {
-                1.0
-            } else {
-                (m_old - m_new).exp()
-            };
-            ms[qi] = m_new;
+        // Running max and correction per query lane: m_new = max(m_old, mt)
+        // (a NaN tile max keeps m_old), corr = e^(m_old − m_new), which is
+        // 0 on the first tile (m_old = −inf) and 1 where the max stays put,
+        // also at ±inf (`min` maps the NaN of inf − inf to 0).
+        for qv in (0..nqp).step_by(lanes) {
+            // SAFETY: qv + LANES ≤ nqp, the length of ms and cr.
+            let m_old = unsafe { s.load(msp.wrapping_add(qv)) };
+            // SAFETY: as above.
+            let m_new = s.max(unsafe { s.load(crp.wrapping_add(qv)) }, m_old);
+            let d = s.min(s.sub(m_old, m_new), s.zero());
+            // SAFETY: as above.
+            unsafe { s.store(msp.wrapping_add(qv), m_new) };
+            // SAFETY: as above.
+            unsafe { s.store(crp.wrapping_add(qv), exp_v(s, d)) };
         }
         for qv in (0..nqp).step_by(lanes) {
             // SAFETY: qv + LANES ≤ nqp, the length of ms, ls and cr.
@@ -269,6 +273,16 @@ fn group_blocked<S: Simd>(
             // SAFETY: as above.
             unsafe { s.store(lsp.wrapping_add(qv), s.add(s.mul(l, c), sum)) };
         }
+        // p·v over the keys every query of the item sees in this tile;
+        // the causal diagonal's masked keys have p = 0 exactly, so they
+        // join the vector pass unless their value rows hold a non-finite
+        // value (0 · inf would reach rows that must not see them).
+        let lo = nk(0);
+        let vec_keys = if lo == nmax || rows_finite(vp, kstride, hd, lo, nmax) {
+            nmax
+        } else {
+            lo
+        };
         let pt = PvTile {
             st: stp,
             nqp,
@@ -276,29 +290,33 @@ fn group_blocked<S: Simd>(
             kstride,
             hd,
         };
-        let ap = acc.as_mut_ptr();
-        let mut qi = 0;
-        while qi + 4 <= nq {
-            let lo = (qi..qi + 4).map(nk).min().unwrap_or(0);
-            let accs = [0, 1, 2, 3].map(|b| ap.wrapping_add((qi + b) * hp));
-            let corr = [0, 1, 2, 3].map(|b| cr[qi + b]);
-            if lanes >= 16 {
-                pv_block::<S, 4, 4>(s, pt, accs, qi, 0, lo, corr);
-            } else {
-                pv_block::<S, 4, 2>(s, pt, accs, qi, 0, lo, corr);
-            }
-            for b in 0..4 {
-                let n = nk(qi + b);
-                if n > lo {
-                    pv_block::<S, 1, 4>(s, pt, [accs[b]], qi + b, lo, n, [1.0]);
+        pv_t(s, pt, vec_keys, crp, acc.as_mut_ptr());
+        if vec_keys < nmax {
+            for qi in 0..nq {
+                for j in vec_keys..nk(qi) {
+                    let p = st[j * nqp + qi];
+                    // SAFETY: key j < nmax is a tile row of hd readable f32.
+                    let vr =
+                        unsafe { std::slice::from_raw_parts(vp.wrapping_add(j * kstride), hd) };
+                    for (c, &x) in vr.iter().enumerate() {
+                        acc[c * nqp + qi] += p * x;
+                    }
                 }
             }
-            qi += 4;
         }
-        while qi < nq {
-            let acc1 = [ap.wrapping_add(qi * hp)];
-            pv_block::<S, 1, 4>(s, pt, acc1, qi, 0, nk(qi), [cr[qi]]);
-            qi += 1;
+    }
+    // out = acc / l per query lane (vectorised, in place), then scattered
+    // back from the lanes to the rows.
+    let ap = acc.as_mut_ptr();
+    for c in 0..hd {
+        for qv in (0..nqp).step_by(lanes) {
+            let p = ap.wrapping_add(c * nqp + qv);
+            // SAFETY: c < hd, qv + LANES ≤ nqp: inside acc.
+            let a = unsafe { s.load(p) };
+            // SAFETY: qv + LANES ≤ nqp, the length of ls.
+            let l = unsafe { s.load(lsp.wrapping_add(qv)) };
+            // SAFETY: as the load from p.
+            unsafe { s.store(p, s.div(a, l)) };
         }
     }
     for r in r0..r1 {
@@ -308,10 +326,22 @@ fn group_blocked<S: Simd>(
             if seen(r) == 0 {
                 dst.fill(0.0);
             } else {
-                finish(s, &acc[qi * hp..(qi + 1) * hp], ls[qi], dst);
+                for (c, d) in dst.iter_mut().enumerate() {
+                    *d = acc[c * nqp + qi];
+                }
             }
         }
     }
+}
+
+/// Whether value rows `lo..hi` of a tile (`hd` f32 each, `kstride` apart)
+/// are all finite. The caller guarantees the rows are readable.
+fn rows_finite(vp: *const f32, kstride: usize, hd: usize, lo: usize, hi: usize) -> bool {
+    (lo..hi).all(|j| {
+        // SAFETY: rows lo..hi < nmax are tile rows of hd readable f32.
+        let row = unsafe { std::slice::from_raw_parts(vp.wrapping_add(j * kstride), hd) };
+        row.iter().all(|x| x.is_finite())
+    })
 }
 
 /// `st[j · nqp + qi] = scale · qt[:, qi] · k[j]` for keys `j < n` and every
@@ -411,19 +441,67 @@ struct PvTile {
     hd: usize,
 }
 
-/// For the `QB` queries `qi0..qi0 + QB` (accumulators at `accs`, padded to
-/// whole vectors): `acc = acc · corr + Σ_{ja ≤ j < jb} p[j] · v[j]`, `hd`
-/// in blocks of `VB` vectors held in registers across the keys (each `v`
-/// load feeds `QB` FMAs), then single vectors, then a masked tail.
+/// `acc[c, q] = acc[c, q] · corr[q] + Σ_{j < n} st[j, q] · v[j, c]` for
+/// every feature `c < hd` and query lane `q < nqp`, with `acc` and `st`
+/// transposed (queries in the lanes, `nqp` apart) and `corr` at `cr`:
+/// blocks of [`PV_CB`] features × one or two query vectors stay in
+/// registers over the keys, fed by one `p` load per query vector and one
+/// broadcast `v` element per feature (no horizontal sums, as in
+/// [`scores_t`]).
 #[inline(always)]
-fn pv_block<S: Simd, const QB: usize, const VB: usize>(
+fn pv_t<S: Simd>(s: S, pt: PvTile, n: usize, cr: *const f32, acc: *mut f32) {
+    let lanes = S::LANES;
+    let mut qv = 0;
+    // AVX-512 (32 registers): two query vectors share each broadcast.
+    while lanes >= 16 && qv + 2 * lanes <= pt.nqp {
+        pv_t_lanes::<S, 2>(s, pt, n, qv, cr, acc);
+        qv += 2 * lanes;
+    }
+    while qv < pt.nqp {
+        pv_t_lanes::<S, 1>(s, pt, n, qv, cr, acc);
+        qv += lanes;
+    }
+}
+
+/// Features per register block of [`pv_t`].
+const PV_CB: usize = 8;
+
+/// [`pv_t`] for the `QV` query vectors from lane `qv`.
+#[inline(always)]
+fn pv_t_lanes<S: Simd, const QV: usize>(
     s: S,
     pt: PvTile,
-    accs: [*mut f32; QB],
-    qi0: usize,
-    ja: usize,
-    jb: usize,
-    corr: [f32; QB],
+    n: usize,
+    qv: usize,
+    cr: *const f32,
+    acc: *mut f32,
+) {
+    let lanes = S::LANES;
+    let mut corr = [s.zero(); QV];
+    for (w, cw) in corr.iter_mut().enumerate() {
+        // SAFETY: qv + QV·LANES ≤ nqp, the length of cr.
+        *cw = unsafe { s.load(cr.wrapping_add(qv + w * lanes)) };
+    }
+    let mut c = 0;
+    while c + PV_CB <= pt.hd {
+        pv_t_block::<S, QV, PV_CB>(s, pt, n, (c, qv), corr, acc);
+        c += PV_CB;
+    }
+    while c < pt.hd {
+        pv_t_block::<S, QV, 1>(s, pt, n, (c, qv), corr, acc);
+        c += 1;
+    }
+}
+
+/// Features `c..c + CB` × query vectors `qv..qv + QV·LANES` of [`pv_t`].
+#[inline(always)]
+fn pv_t_block<S: Simd, const QV: usize, const CB: usize>(
+    s: S,
+    pt: PvTile,
+    n: usize,
+    (c, qv): (usize, usize),
+    corr: [S::V; QV],
+    acc: *mut f32,
 ) {
     let lanes = S::LANES;
     let PvTile {
@@ -431,75 +509,36 @@ fn pv_block<S: Simd, const QB: usize, const VB: usize>(
         nqp,
         vp,
         kstride,
-        hd,
+        ..
     } = pt;
-    let nfull = hd / lanes * lanes;
-    let mut cv = [s.zero(); QB];
-    for (cb, &x) in cv.iter_mut().zip(&corr) {
-        *cb = s.splat(x);
+    let mut a = [[s.zero(); QV]; CB];
+    for (u, au) in a.iter_mut().enumerate() {
+        for (w, aw) in au.iter_mut().enumerate() {
+            // SAFETY: c + u < hd, qv + (w + 1)·LANES ≤ nqp: inside acc.
+            let x = unsafe { s.load(acc.wrapping_add((c + u) * nqp + qv + w * lanes)) };
+            *aw = s.mul(x, corr[w]);
+        }
     }
-    let mut c = 0;
-    while c + VB * lanes <= nfull {
-        let mut a = [[s.zero(); VB]; QB];
-        for b in 0..QB {
-            for u in 0..VB {
-                // SAFETY: c + VB·LANES ≤ nfull ≤ the padded accumulator.
-                a[b][u] = s.mul(cv[b], unsafe {
-                    s.load(accs[b].wrapping_add(c + u * lanes))
-                });
+    for j in 0..n {
+        let mut p = [s.zero(); QV];
+        for (w, pw) in p.iter_mut().enumerate() {
+            // SAFETY: j < n ≤ KT, qv + (w + 1)·LANES ≤ nqp: inside st.
+            *pw = unsafe { s.load(st.wrapping_add(j * nqp + qv + w * lanes)) };
+        }
+        let vr = vp.wrapping_add(j * kstride + c);
+        for (u, au) in a.iter_mut().enumerate() {
+            // SAFETY: value row j < n holds hd ≥ c + CB f32.
+            let x = s.splat(unsafe { *vr.wrapping_add(u) });
+            for (w, aw) in au.iter_mut().enumerate() {
+                *aw = s.fma(p[w], x, *aw);
             }
         }
-        for j in ja..jb {
-            let vr = vp.wrapping_add(j * kstride + c);
-            // No closures here: they would not inherit the target features.
-            let mut x = [s.zero(); VB];
-            for (u, xu) in x.iter_mut().enumerate() {
-                // SAFETY: value row j < n holds hd ≥ c + VB·LANES f32.
-                *xu = unsafe { s.load(vr.wrapping_add(u * lanes)) };
-            }
-            for b in 0..QB {
-                // SAFETY: j < KT, qi0 + b < nqp: inside st.
-                let p = s.splat(unsafe { *st.wrapping_add(j * nqp + qi0 + b) });
-                for u in 0..VB {
-                    a[b][u] = s.fma(p, x[u], a[b][u]);
-                }
-            }
-        }
-        for b in 0..QB {
-            for u in 0..VB {
-                // SAFETY: as the load above.
-                unsafe { s.store(accs[b].wrapping_add(c + u * lanes), a[b][u]) };
-            }
-        }
-        c += VB * lanes;
     }
-    while c < hd {
-        let rem = (hd - c).min(lanes);
-        let mut a = [s.zero(); QB];
-        for b in 0..QB {
-            // SAFETY: c < hd: a whole vector of the padded accumulator.
-            a[b] = s.mul(cv[b], unsafe { s.load(accs[b].wrapping_add(c)) });
-        }
-        for j in ja..jb {
-            let vr = vp.wrapping_add(j * kstride + c);
-            let x = if rem == lanes {
-                // SAFETY: value row j holds hd ≥ c + LANES f32.
-                unsafe { s.load(vr) }
-            } else {
-                // SAFETY: value row j holds hd = c + rem f32.
-                unsafe { s.load_partial(vr, rem) }
-            };
-            for b in 0..QB {
-                // SAFETY: as above.
-                let p = s.splat(unsafe { *st.wrapping_add(j * nqp + qi0 + b) });
-                a[b] = s.fma(p, x, a[b]);
-            }
-        }
-        for b in 0..QB {
+    for (u, au) in a.iter().enumerate() {
+        for (w, &aw) in au.iter().enumerate() {
             // SAFETY: as the load above.
-            unsafe { s.store(accs[b].wrapping_add(c), a[b]) };
+            unsafe { s.store(acc.wrapping_add((c + u) * nqp + qv + w * lanes), aw) };
         }
-        c += lanes;
     }
 }
 
