@@ -77,10 +77,11 @@ pub fn run(o: &Opts, rng: &mut Rng) -> Result<()> {
         .iter()
         .filter(|d| matches!(d, DType::BF16 | DType::F32) && o.ops.contains(&Op::Matmul));
     for &dtype in matmul_dtypes {
-        for &(n, k) in NK
-            .iter()
-            .chain(&GPU_EXTRA_NK)
-            .filter(|&&(n, _)| !software || n <= 4608)
+        let extra = if o.nk == NK { &GPU_EXTRA_NK[..] } else { &[] };
+        for &(n, k) in
+            o.nk.iter()
+                .chain(extra)
+                .filter(|&&(n, _)| !software || n <= 4608)
         {
             let ws = cold_weights(&be, dtype, n, k, rng)?;
             for &m in o.ms.iter().filter(|&&m| !software || m <= 64) {

@@ -1,5 +1,5 @@
 //! `cargo xtask bench-kernels [--json] [--quick] [--op LIST] [--isa LIST]
-//! [--shapes LIST] [--m LIST] [--dtype LIST] [--threads LIST] [--no-gpu] [--no-cpu]
+//! [--shapes LIST] [--m LIST] [--nk LIST] [--dtype LIST] [--threads LIST] [--no-gpu] [--no-cpu]
 //! [--gemm-variants]`
 //!
 //! Matmul `y[m,n] = x[m,k]·w[n,k]ᵀ` at the LFM2-VL shapes, per ISA, thread
@@ -54,6 +54,8 @@ enum Op {
 struct Opts {
     json: bool,
     ops: Vec<Op>,
+    /// Matmul (n, k) shapes (`--nk 4304x1152,...`; [`NK`] by default).
+    nk: Vec<(usize, usize)>,
     /// Attention shapes by name (`--shapes vision-450m,...`; all by default).
     shapes: Vec<&'static attention::AttnShape>,
     budget: Budget,
@@ -79,6 +81,7 @@ fn parse() -> Result<Opts> {
     let mut o = Opts {
         json: false,
         ops: vec![Op::Matmul, Op::Attention],
+        nk: NK.to_vec(),
         shapes: attention::SHAPES.iter().collect(),
         budget: Budget::DEFAULT,
         isas: Isa::available(),
@@ -114,6 +117,12 @@ fn parse() -> Result<Opts> {
                 o.shapes = list(&val()?, |s| attention::SHAPES.iter().find(|a| a.name == s))?
             }
             "--isa" => o.isas = list(&val()?, |s| Isa::require(s).ok())?,
+            "--nk" => {
+                o.nk = list(&val()?, |s| {
+                    let (n, k) = s.split_once('x')?;
+                    Some((n.parse().ok()?, k.parse().ok()?)).filter(|&(n, k)| n > 0 && k > 0)
+                })?
+            }
             "--m" => o.ms = list(&val()?, |s| s.parse().ok())?,
             "--threads" => o.threads = list(&val()?, |s| s.parse().ok().filter(|&t| t > 0))?,
             "--dtype" => {
@@ -134,7 +143,7 @@ fn parse() -> Result<Opts> {
             }
             "-h" | "--help" => {
                 println!(
-                    "bench-kernels [--json] [--quick] [--op matmul,attention] [--shapes vision-450m,...] [--isa scalar,avx2,avx512,neon] [--m 1,64,512,1024] \
+                    "bench-kernels [--json] [--quick] [--op matmul,attention] [--shapes vision-450m,...] [--isa scalar,avx2,avx512,neon] [--m 1,64,512,1024] [--nk 3072x1024,...] \
                      [--dtype bf16,f32,f16,i8,bf16dot] [--threads 1,2] [--no-gpu] [--no-cpu] [--gemm-variants]"
                 );
                 std::process::exit(0);
@@ -296,7 +305,7 @@ fn main() -> Result<()> {
                     DType::I8 => native.clone().with_weight_format(WeightFormat::Int8)?,
                     _ => native.clone(),
                 };
-                for &(n, k) in &NK {
+                for &(n, k) in &o.nk {
                     let ws = cold_weights(&be, dtype, n, k, &mut rng)?;
                     for &m in &o.ms {
                         // The scalar tier is the correctness twin, not a fast path:
@@ -384,7 +393,7 @@ fn bench_bf16dot(
     rng: &mut Rng,
 ) -> Result<()> {
     let be = native.clone().with_weight_format(WeightFormat::Bf16Dot)?;
-    for &(n, k) in &NK {
+    for &(n, k) in &o.nk {
         let ws = cold_weights(&be, DType::BF16, n, k, rng)?;
         for &m in &o.ms {
             let r = bench_one(&be, &ws, 2 * n * k, m, n, k, o.budget, rng)?;

@@ -461,6 +461,41 @@ mod x86 {
                 _mm512_storeu_si512(out.cast(), std::mem::transmute::<__m512bh, __m512i>(bh));
             }
         }
+
+        /// Pair words of two vectors: lane `i` holds `a[i]` rounded to
+        /// bf16 in its low half and `b[i]` in its high half (rounding as
+        /// [`Avx512Bf16::round_pairs`]): one conversion and one word shuffle.
+        #[inline(always)]
+        pub fn interleave_pairs(self, a: __m512, b: __m512) -> __m512i {
+            // Word 2i takes word i (a's), word 2i + 1 takes word 16 + i (b's).
+            const IDX: [i16; 32] = {
+                let mut x = [0i16; 32];
+                let mut i = 0;
+                while i < 16 {
+                    x[2 * i] = i as i16;
+                    x[2 * i + 1] = 16 + i as i16;
+                    i += 1;
+                }
+                x
+            };
+            // SAFETY: token proves AVX-512F, AVX512-BW and AVX512-BF16; the
+            // transmutes reinterpret 64 bytes of plain bits.
+            unsafe {
+                let bh = std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(b, a));
+                let idx = std::mem::transmute::<[i16; 32], __m512i>(IDX);
+                _mm512_permutexvar_epi16(idx, bh)
+            }
+        }
+
+        /// Stores 16 pair words.
+        ///
+        /// # Safety
+        /// - `p` must be valid for writes of 16 u32 (any alignment).
+        #[inline(always)]
+        pub unsafe fn store_pairs(self, p: *mut u32, v: __m512i) {
+            // SAFETY: token proves AVX-512F; the caller guarantees 16 words.
+            unsafe { _mm512_storeu_si512(p.cast(), v) }
+        }
     }
 
     impl Simd for Avx512 {

@@ -172,19 +172,17 @@ fn group_blocked<S: Simd>(
 ) {
     let AttnDims {
         t,
-        h,
         h_kv,
         hd,
         kv_len,
         causal,
         scale,
+        ..
     } = a;
-    let Item { r0, r1, ha, hb } = it;
-    let lanes = S::LANES;
-    let nhi = hb - ha;
+    let Item { r0, r1, .. } = it;
     let nh = gb - ga;
     let nq = (r1 - r0) * nh;
-    let nqp = nq.next_multiple_of(lanes);
+    let nqp = nq.next_multiple_of(S::LANES);
     let (qt, rest) = scratch.split_at_mut(hd * nqp);
     let (st, rest) = rest.split_at_mut(KT * nqp);
     let (ms, rest) = rest.split_at_mut(nqp);
@@ -195,25 +193,10 @@ fn group_blocked<S: Simd>(
     let seen = |r: usize| if causal { kv_len - t + r + 1 } else { kv_len };
     let kstride = h_kv * hd;
 
-    qt.fill(0.0);
-    for r in r0..r1 {
-        for i in ga..gb {
-            let qi = (r - r0) * nh + (i - ga);
-            let qr = &q[(r * h + i) * hd..][..hd];
-            for (c, &x) in qr.iter().enumerate() {
-                qt[c * nqp + qi] = x;
-            }
-        }
-    }
+    gather_q(q, a, it, (ga, gb), nqp, qt);
     ms.fill(f32::NEG_INFINITY);
     ls.fill(0.0);
     acc.fill(0.0);
-    let (stp, msp, lsp, crp) = (
-        st.as_mut_ptr(),
-        ms.as_mut_ptr(),
-        ls.as_mut_ptr(),
-        cr.as_mut_ptr(),
-    );
     let last = seen(r1 - 1);
     for j0 in (0..last).step_by(KT) {
         let nmax = last.min(j0 + KT) - j0;
@@ -222,57 +205,7 @@ fn group_blocked<S: Simd>(
         let kp = k[(j0 * h_kv + g) * hd..].as_ptr();
         let vp = v[(j0 * h_kv + g) * hd..].as_ptr();
         scores_t(s, qt, nqp, hd, kp, kstride, nmax, scale, st);
-        if causal {
-            for qi in 0..nq {
-                for j in nk(qi)..nmax {
-                    st[j * nqp + qi] = f32::NEG_INFINITY;
-                }
-            }
-        }
-        // Tile max per query lane, into `cr` for the scalar update below.
-        for qv in (0..nqp).step_by(lanes) {
-            let mut mv = s.splat(f32::NEG_INFINITY);
-            for j in 0..nmax {
-                // SAFETY: j < nmax ≤ KT and qv + LANES ≤ nqp: inside st.
-                mv = s.max(mv, unsafe { s.load(stp.wrapping_add(j * nqp + qv)) });
-            }
-            // SAFETY: qv + LANES ≤ nqp = cr.len().
-            unsafe { s.store(crp.wrapping_add(qv), mv) };
-        }
-        // Running max and correction per query lane: m_new = max(m_old, mt)
-        // (a NaN tile max keeps m_old), corr = e^(m_old − m_new), which is
-        // 0 on the first tile (m_old = −inf) and 1 where the max stays put,
-        // also at ±inf (`min` maps the NaN of inf − inf to 0).
-        for qv in (0..nqp).step_by(lanes) {
-            // SAFETY: qv + LANES ≤ nqp, the length of ms and cr.
-            let m_old = unsafe { s.load(msp.wrapping_add(qv)) };
-            // SAFETY: as above.
-            let m_new = s.max(unsafe { s.load(crp.wrapping_add(qv)) }, m_old);
-            let d = s.min(s.sub(m_old, m_new), s.zero());
-            // SAFETY: as above.
-            unsafe { s.store(msp.wrapping_add(qv), m_new) };
-            // SAFETY: as above.
-            unsafe { s.store(crp.wrapping_add(qv), exp_v(s, d)) };
-        }
-        for qv in (0..nqp).step_by(lanes) {
-            // SAFETY: qv + LANES ≤ nqp, the length of ms, ls and cr.
-            let mn = unsafe { s.load(msp.wrapping_add(qv)) };
-            let mut sum = s.zero();
-            for j in 0..nmax {
-                let sp = stp.wrapping_add(j * nqp + qv);
-                // SAFETY: inside st, as above.
-                let p = exp_v(s, s.sub(unsafe { s.load(sp) }, mn));
-                sum = s.add(sum, p);
-                // SAFETY: as above.
-                unsafe { s.store(sp, p) };
-            }
-            // SAFETY: qv + LANES ≤ nqp, the length of ls and cr.
-            let l = unsafe { s.load(lsp.wrapping_add(qv)) };
-            // SAFETY: as above.
-            let c = unsafe { s.load(crp.wrapping_add(qv)) };
-            // SAFETY: as above.
-            unsafe { s.store(lsp.wrapping_add(qv), s.add(s.mul(l, c), sum)) };
-        }
+        softmax_tile(s, (st, nqp, nq, nmax), causal.then_some(&nk), (ms, ls, cr));
         // p·v over the keys every query of the item sees in this tile;
         // the causal diagonal's masked keys have p = 0 exactly, so they
         // join the vector pass unless their value rows hold a non-finite
@@ -284,45 +217,184 @@ fn group_blocked<S: Simd>(
             lo
         };
         let pt = PvTile {
-            st: stp,
+            st: st.as_ptr(),
             nqp,
             vp,
             kstride,
             hd,
         };
-        pv_t(s, pt, vec_keys, crp, acc.as_mut_ptr());
-        if vec_keys < nmax {
-            for qi in 0..nq {
-                for j in vec_keys..nk(qi) {
-                    let p = st[j * nqp + qi];
-                    // SAFETY: key j < nmax is a tile row of hd readable f32.
-                    let vr =
-                        unsafe { std::slice::from_raw_parts(vp.wrapping_add(j * kstride), hd) };
-                    for (c, &x) in vr.iter().enumerate() {
-                        acc[c * nqp + qi] += p * x;
-                    }
-                }
+        pv_t(s, pt, vec_keys, cr.as_ptr(), acc.as_mut_ptr());
+        pv_rest(pt, nq, vec_keys, &nk, acc);
+    }
+    scatter_out(s, a, it, (ga, gb), (acc, ls, nqp), out);
+}
+
+/// Zeroes `qt` (`[hd, nqp]`) and transposes the item's queries of heads
+/// `ga..gb` into it: `qt[c · nqp + qi] = q[r, i, c]` with
+/// `qi = (r − r0) · (gb − ga) + (i − ga)`.
+#[inline(always)]
+pub(super) fn gather_q(
+    q: &[f32],
+    a: AttnDims,
+    it: Item,
+    (ga, gb): (usize, usize),
+    nqp: usize,
+    qt: &mut [f32],
+) {
+    let (h, hd, nh) = (a.h, a.hd, gb - ga);
+    qt.fill(0.0);
+    for r in it.r0..it.r1 {
+        for i in ga..gb {
+            let qi = (r - it.r0) * nh + (i - ga);
+            let qr = &q[(r * h + i) * hd..][..hd];
+            for (c, &x) in qr.iter().enumerate() {
+                qt[c * nqp + qi] = x;
             }
         }
     }
-    // out = acc / l per query lane (vectorised, in place), then scattered
-    // back from the lanes to the rows.
-    let ap = acc.as_mut_ptr();
-    for c in 0..hd {
-        for qv in (0..nqp).step_by(lanes) {
-            let p = ap.wrapping_add(c * nqp + qv);
-            // SAFETY: c < hd, qv + LANES ≤ nqp: inside acc.
-            let a = unsafe { s.load(p) };
-            // SAFETY: qv + LANES ≤ nqp, the length of ls.
-            let l = unsafe { s.load(lsp.wrapping_add(qv)) };
-            // SAFETY: as the load from p.
-            unsafe { s.store(p, s.div(a, l)) };
+}
+
+/// The online-softmax step of a query block over one key tile, per query
+/// lane: `st = [nmax, nqp]` scores in, probabilities `p = e^(s − m')` out
+/// (`mask`: causal, query `qi` sees the tile's first `mask(qi)` keys, the
+/// rest get `−inf`, so `p = 0`); `m' = max(m, tile max)` into `ms`, the
+/// rescale `e^(m − m')` into `cr` and `l = l · e^(m − m') + Σ p` into `ls`.
+#[inline(always)]
+pub(super) fn softmax_tile<S: Simd>(
+    s: S,
+    (st, nqp, nq, nmax): (&mut [f32], usize, usize, usize),
+    mask: Option<&dyn Fn(usize) -> usize>,
+    (ms, ls, cr): (&mut [f32], &mut [f32], &mut [f32]),
+) {
+    let lanes = S::LANES;
+    assert!(st.len() >= nmax * nqp && ms.len() >= nqp && ls.len() >= nqp && cr.len() >= nqp);
+    if let Some(nk) = mask {
+        for qi in 0..nq {
+            for j in nk(qi)..nmax {
+                st[j * nqp + qi] = f32::NEG_INFINITY;
+            }
         }
     }
-    for r in r0..r1 {
+    let (stp, msp, lsp, crp) = (
+        st.as_mut_ptr(),
+        ms.as_mut_ptr(),
+        ls.as_mut_ptr(),
+        cr.as_mut_ptr(),
+    );
+    // Tile max per query lane, into `cr` for the update below.
+    for qv in (0..nqp).step_by(lanes) {
+        let mut mv = s.splat(f32::NEG_INFINITY);
+        for j in 0..nmax {
+            // SAFETY: j < nmax and qv + LANES ≤ nqp: inside st (asserted).
+            mv = s.max(mv, unsafe { s.load(stp.wrapping_add(j * nqp + qv)) });
+        }
+        // SAFETY: qv + LANES ≤ nqp ≤ cr.len().
+        unsafe { s.store(crp.wrapping_add(qv), mv) };
+    }
+    // Running max and correction per query lane: m_new = max(m_old, mt)
+    // (a NaN tile max keeps m_old), corr = e^(m_old − m_new), which is
+    // 0 on the first tile (m_old = −inf) and 1 where the max stays put,
+    // also at ±inf (`min` maps the NaN of inf − inf to 0).
+    for qv in (0..nqp).step_by(lanes) {
+        // SAFETY: qv + LANES ≤ nqp, within ms and cr (asserted).
+        let m_old = unsafe { s.load(msp.wrapping_add(qv)) };
+        // SAFETY: as above.
+        let m_new = s.max(unsafe { s.load(crp.wrapping_add(qv)) }, m_old);
+        let d = s.min(s.sub(m_old, m_new), s.zero());
+        // SAFETY: as above.
+        unsafe { s.store(msp.wrapping_add(qv), m_new) };
+        // SAFETY: as above.
+        unsafe { s.store(crp.wrapping_add(qv), exp_v(s, d)) };
+    }
+    for qv in (0..nqp).step_by(lanes) {
+        // SAFETY: qv + LANES ≤ nqp, within ms, ls and cr (asserted).
+        let mn = unsafe { s.load(msp.wrapping_add(qv)) };
+        let mut sum = s.zero();
+        for j in 0..nmax {
+            let sp = stp.wrapping_add(j * nqp + qv);
+            // SAFETY: inside st, as above.
+            let p = exp_v(s, s.sub(unsafe { s.load(sp) }, mn));
+            sum = s.add(sum, p);
+            // SAFETY: as above.
+            unsafe { s.store(sp, p) };
+        }
+        // SAFETY: qv + LANES ≤ nqp, within ls and cr.
+        let l = unsafe { s.load(lsp.wrapping_add(qv)) };
+        // SAFETY: as above.
+        let c = unsafe { s.load(crp.wrapping_add(qv)) };
+        // SAFETY: as above.
+        unsafe { s.store(lsp.wrapping_add(qv), s.add(s.mul(l, c), sum)) };
+    }
+}
+
+/// The keys a vector `p·v` pass left out (`from..nk(qi)` per query: only
+/// where a causal diagonal's value row is not finite), one query at a
+/// time in f32: `acc[c · nqp + qi] += p · v[j, c]`.
+#[inline(always)]
+pub(super) fn pv_rest(
+    pt: PvTile,
+    nq: usize,
+    from: usize,
+    nk: &dyn Fn(usize) -> usize,
+    acc: &mut [f32],
+) {
+    let PvTile {
+        st,
+        nqp,
+        vp,
+        kstride,
+        hd,
+    } = pt;
+    for qi in 0..nq {
+        for j in from..nk(qi) {
+            // SAFETY: j < nk(qi) ≤ nmax ≤ KT, qi < nqp: inside the scores.
+            let p = unsafe { *st.wrapping_add(j * nqp + qi) };
+            // SAFETY: key j < nmax is a tile row of hd readable f32.
+            let vr = unsafe { std::slice::from_raw_parts(vp.wrapping_add(j * kstride), hd) };
+            for (c, &x) in vr.iter().enumerate() {
+                acc[c * nqp + qi] += p * x;
+            }
+        }
+    }
+}
+
+/// `out = acc / l` per query lane (vectorised, in place in `acc =
+/// [hd, nqp]`), then scattered from the lanes back to the item's rows of
+/// heads `ga..gb` (rows that see no key get zeros).
+#[inline(always)]
+pub(super) fn scatter_out<S: Simd>(
+    s: S,
+    a: AttnDims,
+    it: Item,
+    (ga, gb): (usize, usize),
+    (acc, ls, nqp): (&mut [f32], &[f32], usize),
+    out: &mut [f32],
+) {
+    let (hd, nh, nhi) = (a.hd, gb - ga, it.hb - it.ha);
+    assert!(acc.len() >= hd * nqp && ls.len() >= nqp);
+    let (ap, lsp) = (acc.as_mut_ptr(), ls.as_ptr());
+    for c in 0..hd {
+        for qv in (0..nqp).step_by(S::LANES) {
+            let p = ap.wrapping_add(c * nqp + qv);
+            // SAFETY: c < hd, qv + LANES ≤ nqp: inside acc (asserted).
+            let x = unsafe { s.load(p) };
+            // SAFETY: qv + LANES ≤ nqp ≤ ls.len().
+            let l = unsafe { s.load(lsp.wrapping_add(qv)) };
+            // SAFETY: as the load from p.
+            unsafe { s.store(p, s.div(x, l)) };
+        }
+    }
+    let seen = |r: usize| {
+        if a.causal {
+            a.kv_len - a.t + r + 1
+        } else {
+            a.kv_len
+        }
+    };
+    for r in it.r0..it.r1 {
         for i in ga..gb {
-            let qi = (r - r0) * nh + (i - ga);
-            let dst = &mut out[((r - r0) * nhi + (i - ha)) * hd..][..hd];
+            let qi = (r - it.r0) * nh + (i - ga);
+            let dst = &mut out[((r - it.r0) * nhi + (i - it.ha)) * hd..][..hd];
             if seen(r) == 0 {
                 dst.fill(0.0);
             } else {
@@ -336,7 +408,7 @@ fn group_blocked<S: Simd>(
 
 /// Whether value rows `lo..hi` of a tile (`hd` f32 each, `kstride` apart)
 /// are all finite. The caller guarantees the rows are readable.
-fn rows_finite(vp: *const f32, kstride: usize, hd: usize, lo: usize, hi: usize) -> bool {
+pub(super) fn rows_finite(vp: *const f32, kstride: usize, hd: usize, lo: usize, hi: usize) -> bool {
     (lo..hi).all(|j| {
         // SAFETY: rows lo..hi < nmax are tile rows of hd readable f32.
         let row = unsafe { std::slice::from_raw_parts(vp.wrapping_add(j * kstride), hd) };
@@ -433,12 +505,12 @@ fn scores_t<S: Simd>(
 
 /// Probabilities `st = [KT, nqp]` and the value rows of one tile.
 #[derive(Clone, Copy)]
-struct PvTile {
-    st: *const f32,
-    nqp: usize,
-    vp: *const f32,
-    kstride: usize,
-    hd: usize,
+pub(super) struct PvTile {
+    pub st: *const f32,
+    pub nqp: usize,
+    pub vp: *const f32,
+    pub kstride: usize,
+    pub hd: usize,
 }
 
 /// `acc[c, q] = acc[c, q] · corr[q] + Σ_{j < n} st[j, q] · v[j, c]` for
