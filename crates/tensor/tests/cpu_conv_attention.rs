@@ -3,11 +3,14 @@
 //! shared edge shapes, misaligned inputs and 1–3 threads. Tolerances:
 //! `testing::tolerance::{SHORT_CONV, ATTENTION}`.
 
+use half::bf16;
 use tensor::cpu::attention::{self, AttnDims, KT};
 use tensor::cpu::conv;
 use tensor::cpu::{Isa, IsaToken};
+use tensor::testing::expect_avx512bf16;
 use tensor::testing::tolerance::{
-    ATTENTION, ATTENTION_LARGE_LOGITS, AttnFailure, AttnStats, ErrorStats, SHORT_CONV, Tolerance,
+    ATTENTION, ATTENTION_BF16, ATTENTION_LARGE_LOGITS, AttnFailure, AttnStats, ErrorStats,
+    SHORT_CONV, Tolerance,
 };
 use tensor::testing::{expected_isas_present, rng::Rng, shapes};
 
@@ -244,9 +247,41 @@ fn short_conv_nan(isa: Isa) {
 
 // ----------------------------------------------------------------- attention
 
+/// Which attention kernel a case runs: the f32 kernel of a tier, or the
+/// bf16 dot-product kernel (`attention_bf16`, AVX512-BF16).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Kern {
+    isa: Isa,
+    bf16: bool,
+}
+
+impl From<Isa> for Kern {
+    fn from(isa: Isa) -> Kern {
+        Kern { isa, bf16: false }
+    }
+}
+
+impl std::fmt::Display for Kern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.bf16 {
+            true => write!(f, "bf16 dot products"),
+            false => write!(f, "{}", self.isa),
+        }
+    }
+}
+
+/// The bf16 dot-product kernel.
+const BF16: Kern = Kern {
+    isa: Isa::Avx512,
+    bf16: true,
+};
+
 #[derive(Clone, Copy, Debug)]
 struct AttnCase {
     isa: Isa,
+    /// Runs `attention_bf16` (checked against the reference on q, k, v
+    /// rounded to bf16, within `ATTENTION_BF16`).
+    bf16: bool,
     t: usize,
     h: usize,
     h_kv: usize,
@@ -279,7 +314,9 @@ impl AttnCase {
 const NAN_ROWS: usize = 3;
 
 fn attn_inputs(c: &AttnCase) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let mut rng = Rng::for_case("attention", &format!("{c:?}"));
+    // The f32 cases keep the seeds their tolerances were measured on.
+    let key = format!("{c:?}").replace(" bf16: false,", "");
+    let mut rng = Rng::for_case("attention", &key);
     let kvn = c.kv_len * c.h_kv * c.hd;
     let cap = (c.kv_len + NAN_ROWS) * c.h_kv * c.hd;
     let q = rng.vec(c.t * c.h * c.hd, c.logit);
@@ -297,7 +334,6 @@ fn attn_call(
     v: &[f32],
     pools: &[Option<rayon::ThreadPool>],
 ) -> Vec<f32> {
-    let tok = IsaToken::new(c.isa).unwrap();
     let off = c.off;
     let shift = |x: &[f32]| {
         let mut b = vec![f32::NAN; off];
@@ -307,15 +343,16 @@ fn attn_call(
     let (qb, kb, vb) = (shift(q), shift(k), shift(v));
     let n = q.len();
     let mut ob = vec![GUARD; off + n + PAD];
-    attention::attention(
-        tok,
-        pools[c.threads - 1].as_ref(),
-        &qb[off..],
-        &kb[off..],
-        &vb[off..],
-        &mut ob[off..off + n],
-        c.dims(),
-    );
+    let (pool, o) = (pools[c.threads - 1].as_ref(), &mut ob[off..off + n]);
+    let (q, k, v) = (&qb[off..], &kb[off..], &vb[off..]);
+    match c.bf16 {
+        #[cfg(target_arch = "x86_64")]
+        true => {
+            let tok = expect_avx512bf16().expect("bf16 cases run only where detected");
+            attention::attention_bf16(tok, pool, q, k, v, o, c.dims())
+        }
+        _ => attention::attention(IsaToken::new(c.isa).unwrap(), pool, q, k, v, o, c.dims()),
+    }
     assert!(
         ob[..off].iter().chain(&ob[off + n..]).all(|&x| x == GUARD),
         "{c:?}: wrote outside out"
@@ -326,17 +363,27 @@ fn attn_call(
 fn attn_run(c: AttnCase, pools: &[Option<rayon::ThreadPool>]) -> AttnStats {
     let (q, k, v) = attn_inputs(&c);
     let got = attn_call(&c, &q, &k, &v, pools);
-    let want = attention::reference::attention(&q, &k, &v, c.dims());
+    let want = attn_reference(&c, &q, &k, &v);
     attn_check(&c, &got, &want)
+}
+
+/// The f64 reference, on q, k, v rounded to bf16 for the bf16 kernel (its
+/// remaining error: `p` rounded to bf16, f32 sums).
+fn attn_reference(c: &AttnCase, q: &[f32], k: &[f32], v: &[f32]) -> attention::reference::AttnRef {
+    if !c.bf16 {
+        return attention::reference::attention(q, k, v, c.dims());
+    }
+    let r = |x: &[f32]| -> Vec<f32> { x.iter().map(|&x| bf16::from_f32(x).to_f32()).collect() };
+    attention::reference::attention(&r(q), &r(k), &r(v), c.dims())
 }
 
 /// `got` against the reference within the case's tolerance; panics with
 /// the first bad element otherwise.
 fn attn_check(c: &AttnCase, got: &[f32], want: &attention::reference::AttnRef) -> AttnStats {
-    let tol = if c.logit > 1.0 {
-        ATTENTION_LARGE_LOGITS
-    } else {
-        ATTENTION
+    let tol = match (c.bf16, c.logit > 1.0) {
+        (true, _) => ATTENTION_BF16,
+        (false, true) => ATTENTION_LARGE_LOGITS,
+        (false, false) => ATTENTION,
     };
     match tol.check(got, &want.out, &want.mag) {
         Ok(st) => st,
@@ -365,9 +412,10 @@ fn worse(w: &mut AttnStats, st: AttnStats) {
     w.nmse = w.nmse.max(st.nmse);
 }
 
-fn base(isa: Isa) -> AttnCase {
+fn base(k: Kern) -> AttnCase {
     AttnCase {
-        isa,
+        isa: k.isa,
+        bf16: k.bf16,
         t: 1,
         h: 2,
         h_kv: 1,
@@ -381,7 +429,7 @@ fn base(isa: Isa) -> AttnCase {
 }
 
 /// GQA ratios × head dims × rows × (prefill, KV offset) × (causal, not).
-fn attention_shapes(isa: Isa) -> AttnStats {
+fn attention_shapes(isa: Kern) -> AttnStats {
     let pools: Vec<_> = (1..=3).map(pool).collect();
     let mut worst = AttnStats::default();
     for group in 1..=4 {
@@ -408,7 +456,7 @@ fn attention_shapes(isa: Isa) -> AttnStats {
 }
 
 /// Several key tiles, tile ± 1, up to ~1000 keys; decode and a prefill chunk.
-fn attention_long_kv(isa: Isa) -> AttnStats {
+fn attention_long_kv(isa: Kern) -> AttnStats {
     let pools: Vec<_> = (1..=3).map(pool).collect();
     let mut worst = AttnStats::default();
     for kv_len in [KT - 1, KT, KT + 1, 2 * KT + 1, 1000] {
@@ -433,7 +481,7 @@ fn attention_long_kv(isa: Isa) -> AttnStats {
 }
 
 /// 1–3 threads on each way of cutting the work (rows; heads of one row).
-fn attention_threads(isa: Isa) -> AttnStats {
+fn attention_threads(isa: Kern) -> AttnStats {
     let pools: Vec<_> = (1..=3).map(pool).collect();
     let mut worst = AttnStats::default();
     for threads in 1..=3 {
@@ -466,7 +514,7 @@ fn attention_threads(isa: Isa) -> AttnStats {
 /// vision tower (1024 rows, bidirectional) and a 512-token prompt (causal,
 /// GQA), on 1–3 threads: many work items, many key tiles per item. One
 /// reference per shape (slow under qemu) serves every thread count.
-fn attention_model_lengths(isa: Isa) -> AttnStats {
+fn attention_model_lengths(isa: Kern) -> AttnStats {
     let pools: Vec<_> = (1..=3).map(pool).collect();
     let mut worst = AttnStats::default();
     for (t, h, h_kv, hd, causal) in [
@@ -496,7 +544,7 @@ fn attention_model_lengths(isa: Isa) -> AttnStats {
 
 /// q and k up to ±100: scores up to ~1e4, where a softmax without the
 /// running max would overflow.
-fn attention_large_logits(isa: Isa) -> AttnStats {
+fn attention_large_logits(isa: Kern) -> AttnStats {
     let pools: Vec<_> = (1..=3).map(pool).collect();
     let mut worst = AttnStats::default();
     for (t, kv_len) in [(1, 17), (1, 300), (17, 17), (17, 300), (65, 65), (65, 1000)] {
@@ -518,10 +566,10 @@ fn attention_large_logits(isa: Isa) -> AttnStats {
 }
 
 /// Misaligned starts of q, k, v and out.
-fn attention_misaligned(isa: Isa) -> AttnStats {
+fn attention_misaligned(isa: Kern) -> AttnStats {
     let pools: Vec<_> = (1..=3).map(pool).collect();
     let mut worst = AttnStats::default();
-    let v = lanes(isa);
+    let v = lanes(isa.isa);
     for off in shapes::misaligned_offsets(v) {
         for hd in [v + 1, 64] {
             let c = AttnCase {
@@ -541,7 +589,7 @@ fn attention_misaligned(isa: Isa) -> AttnStats {
 
 /// kv_len = 0 gives zeros; NaN and Inf reach exactly the outputs the
 /// reference says (checked by NaN/inf pattern and value).
-fn attention_special(isa: Isa) {
+fn attention_special(isa: Kern) {
     let pools: Vec<_> = (1..=3).map(pool).collect();
     let c = AttnCase {
         t: 3,
@@ -586,12 +634,13 @@ fn attention_special(isa: Isa) {
         let (mut q, mut k, mut v) = attn_inputs(&c);
         poke(&mut q, &mut k, &mut v, hd, h, h_kv);
         let got = attn_call(&c, &q, &k, &v, &pools);
-        let want = attention::reference::attention(&q, &k, &v, c.dims());
+        let want = attn_reference(&c, &q, &k, &v);
         assert!(
             want.out.iter().any(|x| !x.is_finite()),
             "{what}: the case should reach the output"
         );
-        if let Err(e) = ATTENTION.check(&got, &want.out, &want.mag) {
+        let tol = if c.bf16 { ATTENTION_BF16 } else { ATTENTION };
+        if let Err(e) = tol.check(&got, &want.out, &want.mag) {
             panic!("{isa} {what}: {e:?}");
         }
     }
@@ -607,7 +656,7 @@ macro_rules! isa_tests {
                 return;
             }
             #[allow(clippy::let_unit_value)]
-            let _st = $body($isa);
+            let _st = $body($isa.into());
             $(println!("{} {}: {:?}", $what, $isa, _st);)?
         }
     )*};
@@ -660,6 +709,35 @@ isa_tests! { Isa::Neon =>
     attention_neon_large_logits: attention_large_logits -> "attention large logits";
     attention_neon_misaligned: attention_misaligned -> "attention misaligned";
     attention_neon_special: attention_special;
+}
+
+macro_rules! bf16_tests {
+    ($($name:ident: $body:ident;)*) => {$(
+        #[test]
+        fn $name() {
+            if expect_avx512bf16().is_none() {
+                println!("skip: AVX512-BF16 not available on this host");
+                return;
+            }
+            println!("{BF16}: {:?}", $body(BF16));
+        }
+    )*};
+}
+
+bf16_tests! {
+    attention_bf16_shapes: attention_shapes;
+    attention_bf16_long_kv: attention_long_kv;
+    attention_bf16_threads: attention_threads;
+    attention_bf16_model_lengths: attention_model_lengths;
+    attention_bf16_large_logits: attention_large_logits;
+    attention_bf16_misaligned: attention_misaligned;
+}
+
+#[test]
+fn attention_bf16_special() {
+    if expect_avx512bf16().is_some() {
+        attention_special(BF16);
+    }
 }
 
 /// Rough timings of the real shapes on every tier (`cargo test --release -p

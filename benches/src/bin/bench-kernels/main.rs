@@ -368,6 +368,16 @@ fn main() -> Result<()> {
                     };
                     attention::report(&o, s, isa.name(), t, &r, pct);
                 }
+                // bf16 dot products (the bf16dot format's prompts and images;
+                // its decode stays f32), against the vdpbf16ps peak.
+                if o.bf16dot && isa == Isa::Avx512 && bf16_tok.is_some() {
+                    let be = be.clone().with_weight_format(WeightFormat::Bf16Dot)?;
+                    for &s in o.shapes.iter().filter(|s| !s.memory_bound()) {
+                        let r = attention::bench_attention(&be, s, 1, &o, &mut rng)?;
+                        let pct = 100.0 * r.gflops / bf16_peak[&t];
+                        attention::report(&o, s, "bf16dot", t, &r, pct);
+                    }
+                }
             }
         }
     }

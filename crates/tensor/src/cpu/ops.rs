@@ -150,15 +150,15 @@ impl CpuBackend {
             k.storage().as_f32(OP, "k")?,
             v.storage().as_f32(OP, "v")?,
         );
-        attention::attention(
-            self.isa,
-            self.pool(),
-            qs,
-            ks,
-            vs,
-            out.storage_mut().as_f32_mut(OP, "out")?,
-            dims,
-        );
+        let os = out.storage_mut().as_f32_mut(OP, "out")?;
+        // bf16dot: prompts and images on bf16 dot products too (decode,
+        // one row, stays f32 inside attention_bf16).
+        #[cfg(target_arch = "x86_64")]
+        if let Some(tok) = self.bf16.filter(|_| t > 1) {
+            attention::attention_bf16(tok, self.pool(), qs, ks, vs, os, dims);
+            return Ok(());
+        }
+        attention::attention(self.isa, self.pool(), qs, ks, vs, os, dims);
         Ok(())
     }
 

@@ -7,6 +7,8 @@
 //! generic body ([`body`]) through a thin `#[target_feature]` wrapper in
 //! [`AttnIsa`]. [`reference`] is the f64 twin.
 
+#[cfg(target_arch = "x86_64")]
+mod bf16;
 mod body;
 pub mod reference;
 
@@ -17,7 +19,6 @@ use rayon::prelude::*;
 use self::body::Item;
 use super::IsaToken;
 use crate::cpu::dispatch::Scalar;
-use crate::cpu::simd::Simd;
 
 pub use self::body::KT;
 
@@ -74,6 +75,49 @@ pub fn attention(
     out: &mut [f32],
     a: AttnDims,
 ) {
+    check_call(q, k, v, out, &a);
+    if out.is_empty() {
+        return;
+    }
+    match isa {
+        IsaToken::Scalar(s) => drive(s, pool, q, k, v, out, a),
+        #[cfg(target_arch = "x86_64")]
+        IsaToken::Avx2(s) => drive(s, pool, q, k, v, out, a),
+        #[cfg(target_arch = "x86_64")]
+        IsaToken::Avx512(s) => drive(s, pool, q, k, v, out, a),
+        #[cfg(target_arch = "aarch64")]
+        IsaToken::Neon(s) => drive(s, pool, q, k, v, out, a),
+    }
+}
+
+/// [`attention`] on bf16 dot products (`vdpbf16ps`) for the `bf16dot`
+/// weight format: `q`, `k`, `p` and `v` are rounded to bf16 (nearest
+/// even) and every product summed in f32, as a bf16 flash attention does
+/// (`bf16.rs`; softmax, running max and sums in f32), in every work item
+/// (decode is better served by [`attention`]: it reads K and V once, in
+/// f32). Same contract and panics as [`attention`]; tolerance class "bf16 attention"
+/// (`testing::tolerance::ATTENTION_BF16`).
+#[cfg(target_arch = "x86_64")]
+#[track_caller]
+pub fn attention_bf16(
+    tok: crate::cpu::dispatch::Avx512Bf16,
+    pool: Option<&rayon::ThreadPool>,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    out: &mut [f32],
+    a: AttnDims,
+) {
+    check_call(q, k, v, out, &a);
+    if out.is_empty() {
+        return;
+    }
+    bf16::run(tok, pool, q, k, v, out, a)
+}
+
+/// The length checks every entry makes before any raw-pointer load.
+#[track_caller]
+fn check_call(q: &[f32], k: &[f32], v: &[f32], out: &[f32], a: &AttnDims) {
     let AttnDims {
         t,
         h,
@@ -82,7 +126,7 @@ pub fn attention(
         kv_len,
         causal,
         ..
-    } = a;
+    } = *a;
     assert!(
         h_kv > 0 && h.is_multiple_of(h_kv),
         "h must be a multiple of h_kv > 0"
@@ -96,18 +140,6 @@ pub fn attention(
     let kv_need = prod3(kv_len, h_kv, hd).expect("kv_len · h_kv · hd overflows");
     assert!(k.len() >= kv_need, "k holds fewer than kv_len rows");
     assert!(v.len() >= kv_need, "v holds fewer than kv_len rows");
-    if out.is_empty() {
-        return;
-    }
-    match isa {
-        IsaToken::Scalar(s) => drive(s, pool, q, k, v, out, a),
-        #[cfg(target_arch = "x86_64")]
-        IsaToken::Avx2(s) => drive(s, pool, q, k, v, out, a),
-        #[cfg(target_arch = "x86_64")]
-        IsaToken::Avx512(s) => drive(s, pool, q, k, v, out, a),
-        #[cfg(target_arch = "aarch64")]
-        IsaToken::Neon(s) => drive(s, pool, q, k, v, out, a),
-    }
 }
 
 /// How `out` is cut into work items: `rows` query rows × all heads, or
@@ -215,8 +247,9 @@ fn drive<S: AttnIsa>(
     });
 }
 
-/// The attention body of one ISA, behind `#[target_feature]`.
-trait AttnIsa: Simd {
+/// The attention body of one ISA, behind `#[target_feature]` (or, for
+/// bf16 dot products, one call's packed K and V with their token).
+trait AttnIsa: Copy + Send + Sync {
     #[allow(clippy::too_many_arguments)]
     fn item(
         self,
