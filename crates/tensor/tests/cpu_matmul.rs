@@ -632,3 +632,54 @@ fn matmul_refuses_wrapping_shapes() {
         assert!(msg.contains("w is not the panels"), "{w:?}: {msg}");
     }
 }
+
+/// `upload_weight` packs bytes aligned for their dtype in place and copies
+/// misaligned ones first: every start offset gives the same panels (as
+/// downloaded) and the same products, in every weight format the host has.
+#[test]
+fn cpu_upload_weight_any_alignment() {
+    use tensor::cpu::{CpuBackend, WeightFormat};
+    use tensor::{Backend, HostData, Shape};
+    let (n, k, m) = (37, 70, 3);
+    let mut rng = Rng::for_case("upload alignment", "");
+    let wf = rng.vec(n * k, 0.5);
+    let xv = rng.vec(m * k, 1.0);
+    let mut formats = vec![WeightFormat::Native, WeightFormat::Int8];
+    if tensor::testing::expect_avx512bf16().is_some() {
+        formats.push(WeightFormat::Bf16Dot);
+    }
+    for format in formats {
+        let be = CpuBackend::with(Isa::best(), 2)
+            .unwrap()
+            .with_weight_format(format)
+            .unwrap();
+        let x = be.upload(HostData::f32(&xv), Shape::from([m, k])).unwrap();
+        let wb: Vec<bf16> = wf.iter().map(|&v| bf16::from_f32(v)).collect();
+        let wh: Vec<f16> = wf.iter().map(|&v| f16::from_f32(v)).collect();
+        let raw: [(DType, &[u8]); 3] = [
+            (DType::F32, bytemuck::cast_slice(&wf)),
+            (DType::BF16, bytemuck::cast_slice(&wb)),
+            (DType::F16, bytemuck::cast_slice(&wh)),
+        ];
+        for (dtype, bytes) in raw {
+            let mut first: Option<(Vec<f32>, Vec<f32>)> = None;
+            for off in 0..4 {
+                let mut host = vec![0xa5u8; off];
+                host.extend_from_slice(bytes);
+                let w = be
+                    .upload_weight(HostData::new(dtype, &host[off..]), Shape::from([n, k]))
+                    .unwrap();
+                let mut y = be.zeros(DType::F32, Shape::from([m, n])).unwrap();
+                be.matmul(&x, &w, None, &mut y).unwrap();
+                let got = (be.download_f32(&w).unwrap(), be.download_f32(&y).unwrap());
+                match &first {
+                    None => first = Some(got),
+                    Some(want) => assert!(
+                        *want == got,
+                        "{format:?} {dtype:?}: offset {off} differs from offset 0"
+                    ),
+                }
+            }
+        }
+    }
+}

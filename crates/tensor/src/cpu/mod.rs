@@ -1,6 +1,7 @@
 //! The CPU backend: host memory, rayon threads, and kernels for the ISA
 //! chosen once at construction (`dispatch.rs`).
 
+mod alloc;
 pub mod attention;
 pub mod conv;
 pub mod dispatch;
@@ -100,68 +101,15 @@ impl CpuStorage {
     }
 
     /// Packs a plain row-major `[n, k]` storage into panels of `layout` in
-    /// `format`: its own dtype, int8 with row scales, or bf16 k-pair panels
-    /// (which need `bf16`, the backend's AVX512-BF16 token).
+    /// `format` ([`pack_weight`]).
     fn to_panels(
         &self,
         n: usize,
         k: usize,
         layout: PanelLayout,
-        (format, bf16): (WeightFormat, Option<dispatch::Avx512Bf16>),
+        format: (WeightFormat, Option<dispatch::Avx512Bf16>),
     ) -> Result<CpuStorage> {
-        fn int8<E: crate::dtype::Element>(
-            w: &[E],
-            n: usize,
-            k: usize,
-            layout: PanelLayout,
-        ) -> Result<CpuStorage> {
-            let rows = quant::quantize_rows(w, n, k).map_err(|row| TensorError::Quantize {
-                row,
-                reason: "it holds a NaN or an infinity",
-            })?;
-            Ok(CpuStorage::I8 {
-                q: panels::pack(&rows.q, n, k, layout),
-                scale: rows.scale,
-            })
-        }
-        let bf16_pairs = |w: Vec<bf16>| match bf16 {
-            Some(tok) => Ok(CpuStorage::BF16Pairs {
-                w: bf16dot::pack(&w, n, k),
-                tok,
-            }),
-            None => Err(TensorError::WeightFormatUnavailable {
-                format: "bf16dot",
-                needs: "a backend made with it (with_weight_format)",
-                have: "no AVX512-BF16 token".into(),
-            }),
-        };
-        fn to_bf16<E: crate::dtype::Element>(w: &[E]) -> Vec<bf16> {
-            w.iter().map(|v| bf16::from_f32(v.to_f32())).collect()
-        }
-        let data = match (self.weights(), format) {
-            (WeightRef::F32(w), WeightFormat::Int8) => int8(w, n, k, layout)?,
-            (WeightRef::BF16(w), WeightFormat::Int8) => int8(w, n, k, layout)?,
-            (WeightRef::F16(w), WeightFormat::Int8) => int8(w, n, k, layout)?,
-            (WeightRef::F32(w), WeightFormat::Bf16Dot) => bf16_pairs(to_bf16(w))?,
-            (WeightRef::BF16(w), WeightFormat::Bf16Dot) => bf16_pairs(w.to_vec())?,
-            (WeightRef::F16(w), WeightFormat::Bf16Dot) => bf16_pairs(to_bf16(w))?,
-            (WeightRef::F32(w), _) => CpuStorage::F32(panels::pack(w, n, k, layout)),
-            (WeightRef::BF16(w), _) => CpuStorage::BF16(panels::pack(w, n, k, layout)),
-            (WeightRef::F16(w), _) => CpuStorage::F16(panels::pack(w, n, k, layout)),
-            (WeightRef::I8 { .. } | WeightRef::Bf16Pairs { .. }, _) => {
-                return Err(TensorError::UnsupportedDType {
-                    op: "upload_weight",
-                    what: "w (int8 and bf16-pair weights are made by the backend, not uploaded)",
-                    dtype: self.dtype(),
-                });
-            }
-        };
-        Ok(CpuStorage::Panels {
-            layout,
-            n,
-            k,
-            data: Box::new(data),
-        })
+        pack_weight(self.weights(), self.dtype(), n, k, layout, format)
     }
 
     /// Copies little-endian bytes at any alignment into owned, aligned storage
@@ -190,6 +138,84 @@ fn panel_only(op: &'static str, dtype: DType) -> TensorError {
         what: "a plain tensor (int8 and bf16-pair storage exist only as weight panels)",
         dtype,
     }
+}
+
+/// `data`'s bytes as weights without a copy, when they are aligned for
+/// their dtype.
+fn aligned_weights<'a>(data: &HostData<'a>) -> Option<WeightRef<'a>> {
+    let b = data.bytes;
+    Some(match data.dtype {
+        DType::F32 => WeightRef::F32(bytemuck::try_cast_slice(b).ok()?),
+        DType::BF16 => WeightRef::BF16(bytemuck::try_cast_slice(b).ok()?),
+        DType::F16 => WeightRef::F16(bytemuck::try_cast_slice(b).ok()?),
+        DType::I8 => return None,
+    })
+}
+
+/// Packs row-major `[n, k]` weights `w` (of `dtype`) into panels of
+/// `layout` in `format`: their own dtype, int8 with row scales, or bf16
+/// k-pair panels (which need `bf16`, the backend's AVX512-BF16 token).
+fn pack_weight(
+    w: WeightRef<'_>,
+    dtype: DType,
+    n: usize,
+    k: usize,
+    layout: PanelLayout,
+    (format, bf16): (WeightFormat, Option<dispatch::Avx512Bf16>),
+) -> Result<CpuStorage> {
+    fn int8<E: crate::dtype::Element>(
+        w: &[E],
+        n: usize,
+        k: usize,
+        layout: PanelLayout,
+    ) -> Result<CpuStorage> {
+        let rows = quant::quantize_rows(w, n, k).map_err(|row| TensorError::Quantize {
+            row,
+            reason: "it holds a NaN or an infinity",
+        })?;
+        Ok(CpuStorage::I8 {
+            q: panels::pack(&rows.q, n, k, layout),
+            scale: rows.scale,
+        })
+    }
+    let bf16_pairs = |w: &[bf16]| match bf16 {
+        Some(tok) => Ok(CpuStorage::BF16Pairs {
+            w: bf16dot::pack(w, n, k),
+            tok,
+        }),
+        None => Err(TensorError::WeightFormatUnavailable {
+            format: "bf16dot",
+            needs: "a backend made with it (with_weight_format)",
+            have: "no AVX512-BF16 token".into(),
+        }),
+    };
+    fn to_bf16<E: crate::dtype::Element>(w: &[E]) -> Vec<bf16> {
+        w.iter().map(|v| bf16::from_f32(v.to_f32())).collect()
+    }
+    let data = match (w, format) {
+        (WeightRef::F32(w), WeightFormat::Int8) => int8(w, n, k, layout)?,
+        (WeightRef::BF16(w), WeightFormat::Int8) => int8(w, n, k, layout)?,
+        (WeightRef::F16(w), WeightFormat::Int8) => int8(w, n, k, layout)?,
+        (WeightRef::F32(w), WeightFormat::Bf16Dot) => bf16_pairs(&to_bf16(w))?,
+        (WeightRef::BF16(w), WeightFormat::Bf16Dot) => bf16_pairs(w)?,
+        (WeightRef::F16(w), WeightFormat::Bf16Dot) => bf16_pairs(&to_bf16(w))?,
+        (WeightRef::F32(w), _) => CpuStorage::F32(panels::pack(w, n, k, layout)),
+        (WeightRef::BF16(w), _) => CpuStorage::BF16(panels::pack(w, n, k, layout)),
+        (WeightRef::F16(w), _) => CpuStorage::F16(panels::pack(w, n, k, layout)),
+        (WeightRef::I8 { .. } | WeightRef::Bf16Pairs { .. }, _) => {
+            return Err(TensorError::UnsupportedDType {
+                op: "upload_weight",
+                what: "w (int8 and bf16-pair weights are made by the backend, not uploaded)",
+                dtype,
+            });
+        }
+    };
+    Ok(CpuStorage::Panels {
+        layout,
+        n,
+        k,
+        data: Box::new(data),
+    })
 }
 
 /// How the CPU backend stores matmul weights (see [`CpuBackend::with_weight_format`]).
@@ -378,12 +404,22 @@ impl Backend for CpuBackend {
                 got: shape,
             });
         };
-        let plain = CpuStorage::from_host(data)?;
         let (layout, format) = (self.panel_layout(), (self.weight_format, self.bf16));
-        // The pool's threads quantize and pack in parallel.
+        // Bytes aligned for their dtype (the usual case in a safetensors
+        // mmap) are packed in place; others are copied into aligned storage
+        // first. The pool's threads quantize and pack in parallel.
+        let plain;
+        let w = match aligned_weights(&data) {
+            Some(w) => w,
+            None => {
+                plain = CpuStorage::from_host(data)?;
+                plain.weights()
+            }
+        };
+        let pack = || pack_weight(w, data.dtype, n, k, layout, format);
         let packed = match self.pool() {
-            Some(pool) => pool.install(|| plain.to_panels(n, k, layout, format))?,
-            None => plain.to_panels(n, k, layout, format)?,
+            Some(pool) => pool.install(pack)?,
+            None => pack()?,
         };
         let dtype = packed.dtype();
         Ok(Tensor::from_storage(packed, dtype, shape))

@@ -42,7 +42,7 @@ fn pair(lo: bf16, hi: bf16) -> u32 {
 pub fn pack(w: &[bf16], n: usize, k: usize) -> Vec<u32> {
     assert_eq!(w.len(), n * k, "w is not [n, k]");
     let kp = k.div_ceil(2);
-    let mut out = vec![0u32; packed_len(n, k)];
+    let mut out = crate::cpu::alloc::filled_vec(packed_len(n, k), 0u32);
     if kp == 0 {
         return out;
     }

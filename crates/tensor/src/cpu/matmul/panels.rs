@@ -63,7 +63,7 @@ pub fn pack<E: Element>(w: &[E], n: usize, k: usize, layout: PanelLayout) -> Vec
     assert!(layout.nr.is_multiple_of(2 * layout.lanes) || E::DTYPE != DType::BF16);
     let nr = layout.nr;
     let zero = E::from_f32(0.0);
-    let mut out = vec![zero; layout.packed_len(n, k)];
+    let mut out = crate::cpu::alloc::filled_vec(layout.packed_len(n, k), zero);
     if k == 0 {
         return out;
     }

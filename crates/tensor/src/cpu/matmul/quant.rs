@@ -35,7 +35,7 @@ pub struct QuantRows {
 /// no finite scale).
 pub fn quantize_rows<E: Element>(w: &[E], n: usize, k: usize) -> Result<QuantRows, usize> {
     assert_eq!(w.len(), n * k, "w is not [n, k]");
-    let mut q = vec![0i8; n * k];
+    let mut q = crate::cpu::alloc::filled_vec(n * k, 0i8);
     let mut scale = vec![0.0f32; n];
     if k == 0 {
         return Ok(QuantRows { q, scale });
