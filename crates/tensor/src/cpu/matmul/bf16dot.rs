@@ -49,11 +49,17 @@ pub fn pack(w: &[bf16], n: usize, k: usize) -> Vec<u32> {
     out.par_chunks_mut(NR * kp)
         .enumerate()
         .for_each(|(q, panel)| {
-            for jj in 0..NR.min(n.saturating_sub(q * NR)) {
-                let row = &w[(q * NR + jj) * k..(q * NR + jj + 1) * k];
-                for t in 0..kp {
-                    let hi = row.get(2 * t + 1).copied().unwrap_or(bf16::ZERO);
-                    panel[t * NR + jj] = pair(row[2 * t], hi);
+            let rows = NR.min(n - q * NR);
+            // Blocks of 32 pairs: the block's outputs stay in L1 while
+            // every row of the panel fills them.
+            for t0 in (0..kp).step_by(32) {
+                let t1 = kp.min(t0 + 32);
+                for jj in 0..rows {
+                    let row = &w[(q * NR + jj) * k..(q * NR + jj + 1) * k];
+                    for t in t0..t1 {
+                        let hi = row.get(2 * t + 1).copied().unwrap_or(bf16::ZERO);
+                        panel[t * NR + jj] = pair(row[2 * t], hi);
+                    }
                 }
             }
         });

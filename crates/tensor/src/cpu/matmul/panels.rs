@@ -56,6 +56,9 @@ impl PanelLayout {
     }
 }
 
+/// Columns of `k` per block of [`pack`].
+const PACK_PB: usize = 64;
+
 /// Packs row-major `w[n, k]` into panels (dtype preserved; exact), panels
 /// in parallel on the current rayon pool (model load).
 pub fn pack<E: Element>(w: &[E], n: usize, k: usize, layout: PanelLayout) -> Vec<E> {
@@ -71,14 +74,16 @@ pub fn pack<E: Element>(w: &[E], n: usize, k: usize, layout: PanelLayout) -> Vec
     out.par_chunks_mut(nr * k)
         .enumerate()
         .for_each(|(q, panel)| {
-            for (j, &slot) in slots.iter().enumerate() {
-                let row = q * nr + j;
-                if row >= n {
-                    break;
-                }
-                let src = &w[row * k..(row + 1) * k];
-                for (p, &v) in src.iter().enumerate() {
-                    panel[p * nr + slot] = v;
+            let rows = nr.min(n - q * nr);
+            // Blocks of PACK_PB columns of k: the block's `PACK_PB · nr`
+            // outputs stay in L1 while every row of the panel fills them.
+            for p0 in (0..k).step_by(PACK_PB) {
+                let p1 = k.min(p0 + PACK_PB);
+                for (j, &slot) in slots[..rows].iter().enumerate() {
+                    let src = &w[(q * nr + j) * k..][p0..p1];
+                    for (p, &v) in (p0..p1).zip(src) {
+                        panel[p * nr + slot] = v;
+                    }
                 }
             }
         });
