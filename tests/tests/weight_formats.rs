@@ -46,14 +46,16 @@ const INT8: Bounds = Bounds {
     flips_max: 13,
 };
 
-/// bf16 dot product (x rounded to bf16, at most 2^-8 relative; prompt and image
-/// attention on bf16 q, k, p, v). Measured worst NMSE 9.044e-4
-/// (single_image_1.6b, step 6; 1 and 2 threads alike; 9.353e-4 with f32
-/// attention); 4 of 144 steps flip, at reference margins 0.0003–0.045.
+/// bf16 dot product (prompt and image x rounded to bf16, at most 2^-8
+/// relative, their attention on bf16 q, k, p, v; decode exact f32).
+/// Measured worst NMSE 3.245e-4 (text_only_1.6b, step 0; 1 and 2 threads
+/// alike); 2 of 144 steps flip, the smallest at a reference margin of
+/// 0.0003. With decode rounding x too, NMSE read 9.044e-4 and 4 steps
+/// flipped: this bound fails that.
 const BF16DOT: Bounds = Bounds {
-    nmse_max: 1.2e-3,
+    nmse_max: 4e-4,
     margin: 0.06,
-    flips_max: 5,
+    flips_max: 3,
 };
 
 const NOT_TEXT: [&str; 3] = [names::VISION_HF5, names::PROJECTOR, names::LM_HEAD];

@@ -65,7 +65,8 @@ pub struct InputArgs {
     pub max_len: usize,
     /// CPU matmul weights: native (the checkpoint's bf16, exact), int8 (one
     /// scale per row: about half the decode time, approximate) or bf16dot
-    /// (AVX512-BF16 CPUs: faster prefill, activations rounded to bf16).
+    /// (AVX512-BF16 CPUs: faster prefill and images, their activations
+    /// rounded to bf16; decode exact).
     #[arg(long, default_value = "native")]
     pub weights: String,
 }
@@ -209,7 +210,7 @@ pub struct BenchArgs {
     #[arg(long)]
     no_image: bool,
     /// CPU matmul weights: native (bf16), int8 (one scale per row) or bf16dot
-    /// (AVX512-BF16 CPUs; activations rounded to bf16).
+    /// (AVX512-BF16 CPUs; prompt and image activations rounded to bf16).
     #[arg(long, default_value = "native")]
     weights: String,
 }

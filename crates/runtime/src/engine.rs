@@ -67,7 +67,8 @@ pub struct EngineOptions {
     pub processor: ProcessorOverrides,
     /// How the CPU backend stores matmul weights: the checkpoint's dtype
     /// (exact), int8 with row scales (faster decode, approximate) or bf16
-    /// for the AVX512-BF16 dot product (faster prefill, x rounded to bf16).
+    /// for the AVX512-BF16 dot product (faster prefill and images, their x
+    /// rounded to bf16; decode exact).
     /// The wgpu backend has only the first.
     pub weights: WeightFormat,
 }
