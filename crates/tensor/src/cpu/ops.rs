@@ -151,8 +151,8 @@ impl CpuBackend {
             v.storage().as_f32(OP, "v")?,
         );
         let os = out.storage_mut().as_f32_mut(OP, "out")?;
-        // bf16dot: prompts and images on bf16 dot products too (decode,
-        // one row, stays f32 inside attention_bf16).
+        // bf16dot: prompts and images on bf16 dot products too; decode
+        // (t = 1) stays on the f32 kernel, which reads K and V once.
         #[cfg(target_arch = "x86_64")]
         if let Some(tok) = self.bf16.filter(|_| t > 1) {
             attention::attention_bf16(tok, self.pool(), qs, ks, vs, os, dims);

@@ -95,8 +95,8 @@ pub fn attention(
 /// even) and every product summed in f32, as a bf16 flash attention does
 /// (`bf16.rs`; softmax, running max and sums in f32), in every work item
 /// (decode is better served by [`attention`]: it reads K and V once, in
-/// f32). Same contract and panics as [`attention`]; tolerance class "bf16 attention"
-/// (`testing::tolerance::ATTENTION_BF16`).
+/// f32). Same contract and panics as [`attention`]; tolerance class
+/// "bf16 attention" (`testing::tolerance::ATTENTION_BF16`).
 #[cfg(target_arch = "x86_64")]
 #[track_caller]
 pub fn attention_bf16(
