@@ -3,6 +3,7 @@
 //! chosen by the ISA.
 
 use half::{bf16, f16};
+use rayon::prelude::*;
 
 use super::attention::{self, AttnDims};
 use super::matmul::{bf16dot, panels, quant};
@@ -11,18 +12,41 @@ use crate::{Gelu, Result, Tensor, checks};
 
 type T = Tensor<CpuBackend>;
 
+/// Below this many output elements a row-wise op stays on the caller's
+/// thread: decode's rows (d ≤ 9216) never pay the pool's wake-up.
+const PAR_MIN: usize = 1 << 15;
+
 impl CpuBackend {
+    /// Runs `f(first_row, rows)` over chunks of whole rows of `out`
+    /// (`row_len` f32 each; 1 for elementwise ops), about four per pool
+    /// thread when `out` holds at least [`PAR_MIN`] elements, else once on
+    /// the caller's thread. Each kernel below computes every element from
+    /// its own row only, so any chunking gives the same bits.
+    fn par_rows(&self, out: &mut [f32], row_len: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+        let rows = out.len().checked_div(row_len).unwrap_or(0);
+        let pool = self
+            .pool()
+            .filter(|p| p.current_num_threads() > 1 && out.len() >= PAR_MIN && rows > 1);
+        let Some(pool) = pool else {
+            f(0, out);
+            return;
+        };
+        let per = rows.div_ceil(4 * pool.current_num_threads());
+        pool.install(|| {
+            out.par_chunks_mut(per * row_len)
+                .enumerate()
+                .for_each(|(i, chunk)| f(i * per, chunk))
+        });
+    }
+
     pub(super) fn op_rms_norm(&self, x: &T, w: &T, eps: f32, out: &mut T) -> Result<()> {
         const OP: &str = "rms_norm";
         checks::norm(OP, x, &[("w", w)], out)?;
         let (xs, ws) = (x.storage().as_f32(OP, "x")?, w.storage().as_f32(OP, "w")?);
-        norm::rms_norm(
-            self.isa,
-            xs,
-            ws,
-            eps,
-            out.storage_mut().as_f32_mut(OP, "out")?,
-        );
+        let d = ws.len();
+        self.par_rows(out.storage_mut().as_f32_mut(OP, "out")?, d, |r0, o| {
+            norm::rms_norm(self.isa, &xs[r0 * d..r0 * d + o.len()], ws, eps, o)
+        });
         Ok(())
     }
 
@@ -34,14 +58,10 @@ impl CpuBackend {
             w.storage().as_f32(OP, "w")?,
             b.storage().as_f32(OP, "b")?,
         );
-        vision::layer_norm(
-            self.isa,
-            xs,
-            ws,
-            bs,
-            eps,
-            out.storage_mut().as_f32_mut(OP, "out")?,
-        );
+        let d = ws.len();
+        self.par_rows(out.storage_mut().as_f32_mut(OP, "out")?, d, |r0, o| {
+            vision::layer_norm(self.isa, &xs[r0 * d..r0 * d + o.len()], ws, bs, eps, o)
+        });
         Ok(())
     }
 
@@ -169,7 +189,10 @@ impl CpuBackend {
             gate.storage().as_f32(OP, "gate")?,
             up.storage().as_f32(OP, "up")?,
         );
-        elementwise::silu_mul(self.isa, g, u, out.storage_mut().as_f32_mut(OP, "out")?);
+        self.par_rows(out.storage_mut().as_f32_mut(OP, "out")?, 1, |i, o| {
+            let r = i..i + o.len();
+            elementwise::silu_mul(self.isa, &g[r.clone()], &u[r], o)
+        });
         Ok(())
     }
 
@@ -180,23 +203,25 @@ impl CpuBackend {
             return Ok(());
         }
         let g = gu.storage().as_f32(OP, "gu")?;
-        let o = out.storage_mut().as_f32_mut(OP, "out")?;
-        for (o, row) in o.chunks_exact_mut(f).zip(g.chunks_exact(2 * f)) {
-            let (gate, up) = row.split_at(f);
-            elementwise::silu_mul(self.isa, gate, up, o);
-        }
+        self.par_rows(out.storage_mut().as_f32_mut(OP, "out")?, f, |r0, o| {
+            for (o, row) in o
+                .chunks_exact_mut(f)
+                .zip(g[2 * f * r0..].chunks_exact(2 * f))
+            {
+                let (gate, up) = row.split_at(f);
+                elementwise::silu_mul(self.isa, gate, up, o);
+            }
+        });
         Ok(())
     }
 
     pub(super) fn op_gelu(&self, x: &T, kind: Gelu, out: &mut T) -> Result<()> {
         const OP: &str = "gelu";
         checks::elementwise(OP, &[("x", x), ("out", out)])?;
-        vision::gelu(
-            self.isa,
-            x.storage().as_f32(OP, "x")?,
-            kind,
-            out.storage_mut().as_f32_mut(OP, "out")?,
-        );
+        let xs = x.storage().as_f32(OP, "x")?;
+        self.par_rows(out.storage_mut().as_f32_mut(OP, "out")?, 1, |i, o| {
+            vision::gelu(self.isa, &xs[i..i + o.len()], kind, o)
+        });
         Ok(())
     }
 
@@ -204,7 +229,9 @@ impl CpuBackend {
         const OP: &str = "add_assign";
         checks::elementwise(OP, &[("x", x), ("y", y)])?;
         let ys = y.storage().as_f32(OP, "y")?;
-        elementwise::add_assign(self.isa, x.storage_mut().as_f32_mut(OP, "x")?, ys);
+        self.par_rows(x.storage_mut().as_f32_mut(OP, "x")?, 1, |i, xc| {
+            elementwise::add_assign(self.isa, xc, &ys[i..i + xc.len()])
+        });
         Ok(())
     }
 
@@ -244,10 +271,14 @@ impl CpuBackend {
             return Ok(());
         }
         let s = src.storage().as_f32(OP, "src")?;
-        let o = out.storage_mut().as_f32_mut(OP, "out")?;
-        for (o, s) in o.chunks_exact_mut(c).zip(s.chunks_exact(c_src)) {
-            o.copy_from_slice(&s[col0..col0 + c]);
-        }
+        self.par_rows(out.storage_mut().as_f32_mut(OP, "out")?, c, |r0, o| {
+            for (o, s) in o
+                .chunks_exact_mut(c)
+                .zip(s[r0 * c_src..].chunks_exact(c_src))
+            {
+                o.copy_from_slice(&s[col0..col0 + c]);
+            }
+        });
         Ok(())
     }
 
