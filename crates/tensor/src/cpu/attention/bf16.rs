@@ -18,11 +18,14 @@
 
 use std::cell::Cell;
 
+use half::bf16;
+
 use rayon::prelude::*;
 
 use super::body::{Item, PvTile, gather_q, pv_rest, rows_finite, scatter_out, softmax_tile};
 use super::{AttnDims, AttnIsa, KT};
 use crate::cpu::dispatch::{Avx512, Avx512Bf16};
+use crate::cpu::matmul::bf16dot::pair;
 use crate::cpu::simd::Simd;
 
 thread_local! {
@@ -33,11 +36,12 @@ thread_local! {
 /// f32 lanes of an AVX-512 vector.
 const L: usize = 16;
 
-/// Nearest-even bf16 bits of `x` (the scalar twin of `vcvtne2ps2bf16`
-/// for the tails; a denormal input the vector rounding flushes to 0 may
-/// stay denormal here, and `vdpbf16ps` reads both as 0).
-fn bf16_bits(x: f32) -> u32 {
-    half::bf16::from_f32(x).to_bits() as u32
+/// The pair word of `lo` and `hi` rounded to bf16 (nearest even: the
+/// scalar twin of `vcvtne2ps2bf16` for the tails; a denormal input the
+/// vector rounding flushes to 0 may stay denormal here, and `vdpbf16ps`
+/// reads both as 0).
+fn pair_f32(lo: f32, hi: f32) -> u32 {
+    pair(bf16::from_f32(lo), bf16::from_f32(hi))
 }
 
 /// One call's packed K and V (see the module docs) and the token that
@@ -129,8 +133,7 @@ unsafe fn pack_head(
             c += 2 * L;
         }
         for cp in c / 2..hp2 {
-            let hi = src.get(2 * cp + 1).map_or(0, |&x| bf16_bits(x));
-            dst[cp] = bf16_bits(src[2 * cp]) | hi << 16;
+            dst[cp] = pair_f32(src[2 * cp], src.get(2 * cp + 1).copied().unwrap_or(0.0));
         }
     }
     // The partner of an odd last key: zeros.
@@ -160,7 +163,7 @@ unsafe fn pack_head(
             c += L;
         }
         for cc in c..hd {
-            dst[cc] = bf16_bits(ra[cc]) | bf16_bits(rb[cc]) << 16;
+            dst[cc] = pair_f32(ra[cc], rb[cc]);
         }
     }
 }

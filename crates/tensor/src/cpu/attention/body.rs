@@ -34,13 +34,6 @@ pub(super) struct Item {
     pub hb: usize,
 }
 
-/// Whether an item of `rows` rows and at most `nq_max` queries per kv
-/// head takes the query-block path (`group_blocked`): once a block fills
-/// half a vector of queries; decode (one row) keeps the per-query path.
-pub(super) fn blocked(rows: usize, nq_max: usize, lanes: usize) -> bool {
-    rows > 1 && 2 * nq_max >= lanes
-}
-
 /// Runs one work item. `out` is the item's `[r1 − r0, hb − ha, hd]` chunk;
 /// `scratch` is grown once to the item's need and reused (no allocation in
 /// steady state). The safe entry has checked every length.
@@ -72,7 +65,9 @@ pub(super) fn item<S: Simd>(
     // without tails; only `out` needs partial stores.
     let hp = hd.next_multiple_of(S::LANES);
     let nq_max = rows * group.min(nhi);
-    let blocked = blocked(rows, nq_max, S::LANES);
+    // Query-block path (`group_blocked`) once a block fills half a vector
+    // of queries; decode (one row) keeps the per-query path.
+    let blocked = rows > 1 && 2 * nq_max >= S::LANES;
     let nqp = nq_max.next_multiple_of(S::LANES);
     let need = if blocked {
         (2 * hd + KT + 3) * nqp

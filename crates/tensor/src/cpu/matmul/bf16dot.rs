@@ -37,7 +37,7 @@ pub fn round(x: f32) -> f32 {
 
 /// One pair of values as a `vdpbf16ps` operand word.
 #[inline(always)]
-fn pair(lo: bf16, hi: bf16) -> u32 {
+pub(crate) fn pair(lo: bf16, hi: bf16) -> u32 {
     lo.to_bits() as u32 | (hi.to_bits() as u32) << 16
 }
 
