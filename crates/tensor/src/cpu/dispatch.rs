@@ -32,6 +32,16 @@ impl Isa {
         }
     }
 
+    /// f32 lanes per vector of the tier (its `Simd::LANES`).
+    pub const fn lanes(self) -> usize {
+        match self {
+            Isa::Scalar => 1,
+            Isa::Avx2 => 8,
+            Isa::Avx512 => 16,
+            Isa::Neon => 4,
+        }
+    }
+
     pub fn from_name(s: &str) -> Option<Isa> {
         Isa::ALL
             .into_iter()
