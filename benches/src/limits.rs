@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 use tensor::cpu::IsaToken;
-use tensor::cpu::dispatch::Scalar;
+use tensor::cpu::dispatch::{Avx512Bf16, Bf16Op, SimdOp};
 use tensor::cpu::simd::Simd;
 
 /// Independent FMA chains: more than latency × pipes on current cores.
@@ -30,72 +30,48 @@ fn fma_body<S: Simd>(s: S, iters: usize, seed: f32) -> f32 {
     s.reduce_sum(t)
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn fma_avx2(s: tensor::cpu::dispatch::Avx2, iters: usize, seed: f32) -> f32 {
-    fma_body(s, iters, seed)
+/// The FMA loop on one tier: flops performed.
+struct Fma {
+    iters: usize,
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma,f16c")]
-fn fma_avx512(s: tensor::cpu::dispatch::Avx512, iters: usize, seed: f32) -> f32 {
-    fma_body(s, iters, seed)
-}
+impl SimdOp for Fma {
+    type Output = f64;
 
-#[cfg(target_arch = "aarch64")]
-#[target_feature(enable = "neon")]
-fn fma_neon(s: tensor::cpu::dispatch::Neon, iters: usize, seed: f32) -> f32 {
-    fma_body(s, iters, seed)
-}
-
-/// Runs the FMA loop once on `isa`; returns flops performed.
-fn fma_run(isa: IsaToken, iters: usize) -> f64 {
-    let lanes = match isa {
-        IsaToken::Scalar(s) => {
-            black_box(fma_body::<Scalar>(s, iters, 0.5));
-            1
-        }
-        #[cfg(target_arch = "x86_64")]
-        IsaToken::Avx2(s) => {
-            // SAFETY: the token proves AVX2, FMA and F16C.
-            black_box(unsafe { fma_avx2(s, iters, 0.5) });
-            8
-        }
-        #[cfg(target_arch = "x86_64")]
-        IsaToken::Avx512(s) => {
-            // SAFETY: the token proves AVX-512F, AVX2, FMA and F16C.
-            black_box(unsafe { fma_avx512(s, iters, 0.5) });
-            16
-        }
-        #[cfg(target_arch = "aarch64")]
-        IsaToken::Neon(s) => {
-            // SAFETY: the token proves NEON.
-            black_box(unsafe { fma_neon(s, iters, 0.5) });
-            4
-        }
-    };
-    (iters * CHAINS * lanes * 2) as f64
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx2,fma,f16c")]
-fn bf16dot_run(tok: tensor::cpu::dispatch::Avx512Bf16, iters: usize) -> f64 {
-    let s = tok.avx512();
-    let a = tok.splat_pair(black_box(0x3f80_3f80)); // (1.0, 1.0)
-    let b = tok.splat_pair(black_box(0x2f80_2f80)); // (2^-32, 2^-32)
-    let mut acc = [s.zero(); CHAINS];
-    for _ in 0..iters {
-        for c in &mut acc {
-            *c = tok.dot_pairs(*c, a, b);
-        }
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) -> f64 {
+        black_box(fma_body(s, self.iters, 0.5));
+        (self.iters * CHAINS * S::LANES * 2) as f64
     }
-    let mut t = s.zero();
-    for c in acc {
-        t = s.add(t, c);
+}
+
+/// The `vdpbf16ps` loop: flops performed.
+struct Bf16Dot {
+    iters: usize,
+}
+
+impl Bf16Op for Bf16Dot {
+    type Output = f64;
+
+    #[inline(always)]
+    fn run(self, tok: Avx512Bf16) -> f64 {
+        let s = tok.avx512();
+        let a = tok.splat_pair(black_box(0x3f80_3f80)); // (1.0, 1.0)
+        let b = tok.splat_pair(black_box(0x2f80_2f80)); // (2^-32, 2^-32)
+        let mut acc = [s.zero(); CHAINS];
+        for _ in 0..self.iters {
+            for c in &mut acc {
+                *c = tok.dot_pairs(*c, a, b);
+            }
+        }
+        let mut t = s.zero();
+        for c in acc {
+            t = s.add(t, c);
+        }
+        black_box(s.reduce_sum(t));
+        // 16 lanes × 2 products × 2 flops per instruction.
+        (self.iters * CHAINS * 64) as f64
     }
-    black_box(s.reduce_sum(t));
-    // 16 lanes × 2 products × 2 flops per instruction.
-    (iters * CHAINS * 64) as f64
 }
 
 /// Best of 5 runs of `run(iters)` (flops performed) on each of `threads`
@@ -118,22 +94,13 @@ fn best_gflops(threads: usize, run: impl Fn(usize) -> f64 + Sync) -> f64 {
 /// Peak `vdpbf16ps` GFLOPS (AVX512-BF16) on `threads` threads (best of 5
 /// runs; a multiply-add counts 2 flops, as for [`peak_gflops`]). The token
 /// only exists on x86-64; elsewhere this is never called with one.
-pub fn bf16dot_peak_gflops(tok: tensor::cpu::dispatch::Avx512Bf16, threads: usize) -> f64 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: the token proves AVX-512F, AVX-512BW and AVX512-BF16.
-        best_gflops(threads, |iters| unsafe { bf16dot_run(tok, iters) })
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = (tok, threads);
-        0.0
-    }
+pub fn bf16dot_peak_gflops(tok: Avx512Bf16, threads: usize) -> f64 {
+    best_gflops(threads, |iters| tok.dispatch(Bf16Dot { iters }))
 }
 
 /// Peak f32 FMA GFLOPS of `isa` on `threads` threads (best of 5 runs).
 pub fn peak_gflops(isa: IsaToken, threads: usize) -> f64 {
-    best_gflops(threads, |iters| fma_run(isa, iters))
+    best_gflops(threads, |iters| isa.dispatch(Fma { iters }))
 }
 
 #[inline(always)]
@@ -156,38 +123,21 @@ fn sum_body<S: Simd>(s: S, v: &[f32]) -> f32 {
     s.reduce_sum(t) + v[chunks * 8 * l..].iter().sum::<f32>()
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn sum_avx2(s: tensor::cpu::dispatch::Avx2, v: &[f32]) -> f32 {
-    sum_body(s, v)
-}
+/// A streaming read of a slice with the tier's vector loads.
+struct Sum<'a>(&'a [f32]);
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma,f16c")]
-fn sum_avx512(s: tensor::cpu::dispatch::Avx512, v: &[f32]) -> f32 {
-    sum_body(s, v)
-}
+impl SimdOp for Sum<'_> {
+    type Output = f32;
 
-#[cfg(target_arch = "aarch64")]
-#[target_feature(enable = "neon")]
-fn sum_neon(s: tensor::cpu::dispatch::Neon, v: &[f32]) -> f32 {
-    sum_body(s, v)
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) -> f32 {
+        sum_body(s, self.0)
+    }
 }
 
 /// A streaming read of `v` with the widest vector loads the host has.
 fn sum(isa: IsaToken, v: &[f32]) -> f32 {
-    match isa {
-        IsaToken::Scalar(s) => sum_body(s, v),
-        // SAFETY: the token proves AVX2, FMA and F16C.
-        #[cfg(target_arch = "x86_64")]
-        IsaToken::Avx2(s) => unsafe { sum_avx2(s, v) },
-        // SAFETY: the token proves AVX-512F, AVX2, FMA and F16C.
-        #[cfg(target_arch = "x86_64")]
-        IsaToken::Avx512(s) => unsafe { sum_avx512(s, v) },
-        // SAFETY: the token proves NEON.
-        #[cfg(target_arch = "aarch64")]
-        IsaToken::Neon(s) => unsafe { sum_neon(s, v) },
-    }
+    isa.dispatch(Sum(v))
 }
 
 /// Memory read bandwidth in GB/s on `threads` threads: a streaming sum with

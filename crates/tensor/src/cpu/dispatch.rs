@@ -1,11 +1,40 @@
-//! Runtime ISA detection and kernel selection: decided once, at backend
-//! construction. This is the only file that calls `is_*_feature_detected!`.
+//! Runtime ISA detection and kernel dispatch: decided once, at backend
+//! construction. This is the only file that calls `is_*_feature_detected!`
+//! and the only one with `#[target_feature]` wrappers.
 //!
 //! An [`Isa`] names a tier; the capability tokens ([`Avx2`], [`Avx512`],
 //! [`Neon`]) prove at the type level that the host has it (memchr/pulp
 //! style): only `try_new` makes one, and it checks the CPU.
+//!
+//! A kernel is a value: a [`SimdOp`] whose `run<S: Simd>` is its generic
+//! body. [`IsaToken::dispatch`] holds the one `match` over tiers and calls
+//! [`Simd::vectorize`], which enters the tier's one `#[target_feature]`
+//! wrapper below (`on_avx2`, `on_avx512`, `on_neon`) so the inlined body
+//! compiles to that tier's instructions (pulp's `WithSimd`). A body that
+//! fans out to a thread pool calls `s.vectorize(…)` again on each thread,
+//! since a closure run elsewhere is not inside the wrapper. The bf16
+//! dot-product kernels, which need [`Avx512Bf16`]'s instructions rather
+//! than a generic tier, are [`Bf16Op`]s run by [`Avx512Bf16::dispatch`].
 
+use super::simd::Simd;
 use crate::{Result, TensorError};
+
+/// A kernel whose body is generic over the SIMD tier: [`IsaToken::dispatch`]
+/// (or [`Simd::vectorize`]) runs it on a tier's token, inside that tier's
+/// `#[target_feature]` wrapper. `run` must be `#[inline(always)]`, and so
+/// must everything it calls in a hot loop: only inlined code gets the
+/// wrapper's features.
+pub trait SimdOp {
+    type Output;
+    fn run<S: Simd>(self, s: S) -> Self::Output;
+}
+
+/// A kernel on the AVX512-BF16 instructions ([`Avx512Bf16::dispatch`]);
+/// `run` must be `#[inline(always)]`, as for [`SimdOp`].
+pub trait Bf16Op {
+    type Output;
+    fn run(self, tok: Avx512Bf16) -> Self::Output;
+}
 
 /// A SIMD tier of the CPU backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -178,6 +207,21 @@ impl Avx512Bf16 {
     pub fn avx512(self) -> Avx512 {
         self.0
     }
+
+    /// Runs `op` inside this feature's `#[target_feature]` wrapper.
+    #[inline(always)]
+    pub fn dispatch<O: Bf16Op>(self, op: O) -> O::Output {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: the token proves the features the wrapper enables.
+            unsafe { on_avx512bf16(self, op) }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = op;
+            unreachable!("an Avx512Bf16 token exists only on x86-64")
+        }
+    }
 }
 
 /// Proof that the CPU has NEON (Advanced SIMD).
@@ -226,6 +270,20 @@ impl IsaToken {
         }
     }
 
+    /// Runs `op` on this tier: the only `match` over tiers in the kernels.
+    #[inline]
+    pub fn dispatch<O: SimdOp>(self, op: O) -> O::Output {
+        match self {
+            IsaToken::Scalar(s) => s.vectorize(op),
+            #[cfg(target_arch = "x86_64")]
+            IsaToken::Avx2(s) => s.vectorize(op),
+            #[cfg(target_arch = "x86_64")]
+            IsaToken::Avx512(s) => s.vectorize(op),
+            #[cfg(target_arch = "aarch64")]
+            IsaToken::Neon(s) => s.vectorize(op),
+        }
+    }
+
     pub fn isa(self) -> Isa {
         match self {
             IsaToken::Scalar(_) => Isa::Scalar,
@@ -237,4 +295,33 @@ impl IsaToken {
             IsaToken::Neon(_) => Isa::Neon,
         }
     }
+}
+
+// The one `#[target_feature]` wrapper of each tier (and of the AVX512-BF16
+// feature): the only place these feature strings are spelled out. Each is
+// entered from the token's `vectorize`/`dispatch`, whose token proves the
+// features.
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn on_avx2<O: SimdOp>(s: Avx2, op: O) -> O::Output {
+    op.run(s)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+pub(super) fn on_avx512<O: SimdOp>(s: Avx512, op: O) -> O::Output {
+    op.run(s)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx2,fma,f16c")]
+fn on_avx512bf16<O: Bf16Op>(tok: Avx512Bf16, op: O) -> O::Output {
+    op.run(tok)
+}
+
+#[cfg(target_arch = "aarch64")]
+#[target_feature(enable = "neon")]
+pub(super) fn on_neon<O: SimdOp>(s: Neon, op: O) -> O::Output {
+    op.run(s)
 }

@@ -1,5 +1,5 @@
 //! Attention on bf16 dot products (`vdpbf16ps`) for the `bf16dot` weight
-//! format (`kernels/attention.md`): the query-block path of [`body`] with
+//! format (`kernels/attention.md`): the query-block path of `blocked.rs` with
 //! `q`, `k`, `p` and `v` rounded to bf16 (nearest even) and every product
 //! summed in f32, as a bf16 flash attention does. Softmax, the running
 //! max and sums, and the output stay f32. Every item takes the query-block
@@ -10,7 +10,7 @@
 //! (`kb[g][j][c/2]`) and V into pair words over keys (`vb[g][j/2][c]`),
 //! zero-padded to whole pairs. Per query block, `q` goes into pair words
 //! over `hd` with the queries in lanes (`qtp[c/2][q]`), so a tile's scores
-//! are [`body`]'s `scores_t` with half the steps: one `vdpbf16ps` per two
+//! are `blocked.rs`'s `scores_t` with half the steps: one `vdpbf16ps` per two
 //! features, the key's pair word broadcast. After the f32 softmax, `p` is
 //! packed into pair words over keys (`pp[j/2][q]`) and `p·v` is `pv_t`'s
 //! transposed accumulation, one `vdpbf16ps` per two keys with the value
@@ -22,9 +22,9 @@ use half::bf16;
 
 use rayon::prelude::*;
 
-use super::body::{Item, PvTile, gather_q, pv_rest, rows_finite, scatter_out, softmax_tile};
-use super::{AttnDims, AttnIsa, KT};
-use crate::cpu::dispatch::{Avx512, Avx512Bf16};
+use super::blocked::{PvTile, gather_q, pv_rest, rows_finite, scatter_out, softmax_tile};
+use super::{AttnDims, Item, KT};
+use crate::cpu::dispatch::{Avx512, Avx512Bf16, Bf16Op};
 use crate::cpu::matmul::bf16dot::pair;
 use crate::cpu::simd::Simd;
 
@@ -47,12 +47,12 @@ fn pair_f32(lo: f32, hi: f32) -> u32 {
 /// One call's packed K and V (see the module docs) and the token that
 /// runs on them.
 #[derive(Clone, Copy)]
-pub(super) struct Bf16Attn<'a> {
-    pub tok: Avx512Bf16,
+struct Bf16Attn<'a> {
+    tok: Avx512Bf16,
     /// `[h_kv][kv_len][hd/2]` pair words over `hd`.
-    pub kb: &'a [u32],
+    kb: &'a [u32],
     /// `[h_kv][kv_len/2][hd]` pair words over keys.
-    pub vb: &'a [u32],
+    vb: &'a [u32],
 }
 
 /// Entry from [`super::attention_bf16`]: packs K and V, then runs the
@@ -74,8 +74,7 @@ pub(super) fn run(
     {
         let (kb, vb) = pack.split_at_mut(h_kv * kn);
         let job = |(g, (kg, vg)): (usize, (&mut [u32], &mut [u32]))| {
-            // SAFETY: the token proves the features the packer enables.
-            unsafe { pack_head(tok, k, v, a, g, kg, vg) }
+            tok.dispatch(PackHead { k, v, a, g, kg, vg })
         };
         let (kc, vc) = (kn.max(1), vn.max(1));
         match pool.filter(|p| p.current_num_threads() > 1 && h_kv > 1) {
@@ -93,25 +92,44 @@ pub(super) fn run(
         }
     }
     let (kb, vb) = pack.split_at(h_kv * kn);
-    super::drive(Bf16Attn { tok, kb, vb }, pool, q, k, v, out, a);
+    let ctx = Bf16Attn { tok, kb, vb };
+    super::drive(pool, out, a, &|it, out, scratch| {
+        tok.dispatch(ItemBf16 {
+            ctx,
+            q,
+            v,
+            a,
+            it,
+            out,
+            scratch,
+        })
+    });
     PACK.set(pack);
 }
 
 /// Packs kv head `g`: `kg` = its keys as pair words over `hd`, `vg` = its
 /// values as pair words over keys (zero pads).
-///
-/// # Safety
-/// The CPU must have the features enabled here (`tok` proves them).
-#[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx2,fma,f16c")]
-unsafe fn pack_head(
-    tok: Avx512Bf16,
-    k: &[f32],
-    v: &[f32],
+struct PackHead<'a> {
+    k: &'a [f32],
+    v: &'a [f32],
     a: AttnDims,
     g: usize,
-    kg: &mut [u32],
-    vg: &mut [u32],
-) {
+    kg: &'a mut [u32],
+    vg: &'a mut [u32],
+}
+
+impl Bf16Op for PackHead<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run(self, tok: Avx512Bf16) {
+        pack_head(tok, self)
+    }
+}
+
+#[inline(always)]
+fn pack_head(tok: Avx512Bf16, op: PackHead<'_>) {
+    let PackHead { k, v, a, g, kg, vg } = op;
     let s = tok.avx512();
     let (hd, h_kv, kv_len) = (a.hd, a.h_kv, a.kv_len);
     let hp2 = hd.div_ceil(2);
@@ -168,39 +186,41 @@ unsafe fn pack_head(
     }
 }
 
-impl AttnIsa for Bf16Attn<'_> {
-    fn item(
-        self,
-        q: &[f32],
-        k: &[f32],
-        v: &[f32],
-        a: AttnDims,
-        it: Item,
-        out: &mut [f32],
-        scratch: &mut Vec<f32>,
-    ) {
-        let _ = k; // read from the packed copy
-        // SAFETY: the token proves the features the wrapper enables.
-        unsafe { item_bf16(self, q, v, a, it, out, scratch) }
+/// One work item, every kv head's queries as one query block (a one-row
+/// item too: lanes go unused, the rounding stays the same everywhere). `k`
+/// is read from the packed copy; `v` (f32) serves only the rare per-query
+/// leftovers.
+struct ItemBf16<'a> {
+    ctx: Bf16Attn<'a>,
+    q: &'a [f32],
+    v: &'a [f32],
+    a: AttnDims,
+    it: Item,
+    out: &'a mut [f32],
+    scratch: &'a mut Vec<f32>,
+}
+
+impl Bf16Op for ItemBf16<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run(self, tok: Avx512Bf16) {
+        let _ = tok; // the same token as `ctx.tok`
+        item_bf16(self)
     }
 }
 
-/// One work item, every kv head's queries as one query block (a one-row
-/// item too: lanes go unused, the rounding stays the same everywhere).
-///
-/// # Safety
-/// The CPU must have the features enabled here (`ctx.tok` proves them).
-#[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx2,fma,f16c")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn item_bf16(
-    ctx: Bf16Attn<'_>,
-    q: &[f32],
-    v: &[f32],
-    a: AttnDims,
-    it: Item,
-    out: &mut [f32],
-    scratch: &mut Vec<f32>,
-) {
+#[inline(always)]
+fn item_bf16(op: ItemBf16<'_>) {
+    let ItemBf16 {
+        ctx,
+        q,
+        v,
+        a,
+        it,
+        out,
+        scratch,
+    } = op;
     let group = a.h / a.h_kv;
     let nq_max = (it.r1 - it.r0) * group.min(it.hb - it.ha);
     let need = scratch_len(a.hd, nq_max.next_multiple_of(L));
@@ -222,7 +242,7 @@ fn scratch_len(hd: usize, nqp: usize) -> usize {
     (hd + KT + 3 + hd.div_ceil(2) + KT / 2) * nqp
 }
 
-/// [`body`]'s query-block path for kv head `g` (query heads `ga..gb`) on
+/// `blocked.rs`'s query-block path for kv head `g` (query heads `ga..gb`) on
 /// bf16 pair words; `v` (f32) serves only the rare per-query leftovers
 /// ([`pv_rest`]).
 #[inline(always)]

@@ -4,23 +4,28 @@
 //!
 //! The output is cut into work items (blocks of query rows, or head ranges
 //! of one row for decode) that rayon runs in parallel; each item runs the
-//! generic body ([`body`]) through a thin `#[target_feature]` wrapper in
-//! [`AttnIsa`]. [`reference`] is the f64 twin.
+//! generic body ([`item`]: the query-block path in [`blocked`], the
+//! per-query path in [`per_query`]) on the backend's tier through
+//! `Simd::vectorize`. [`reference`] is the f64 twin.
 
 #[cfg(target_arch = "x86_64")]
 mod bf16;
-mod body;
+mod blocked;
+mod item;
+mod per_query;
 pub mod reference;
 
 use std::cell::Cell;
 
 use rayon::prelude::*;
 
-use self::body::Item;
-use super::IsaToken;
-use crate::cpu::dispatch::Scalar;
+use self::item::ItemOp;
+use crate::cpu::dispatch::{IsaToken, SimdOp};
+use crate::cpu::simd::Simd;
 
-pub use self::body::KT;
+/// Keys per tile: the K and V rows of a tile (2 · 128 · hd f32, 64 KiB at
+/// hd = 64) stay in L1/L2 while every query of the item uses them.
+pub const KT: usize = 128;
 
 /// Shapes of one attention call.
 #[derive(Clone, Copy, Debug)]
@@ -39,6 +44,26 @@ pub struct AttnDims {
     pub causal: bool,
     /// Score scale (`hd^-0.5` in the models).
     pub scale: f32,
+}
+
+/// The inputs of one call (lengths checked by the entry).
+#[derive(Clone, Copy)]
+pub(super) struct Inputs<'a> {
+    pub q: &'a [f32], // [t, h, hd]
+    pub k: &'a [f32], // [≥ kv_len, h_kv, hd]
+    pub v: &'a [f32], // [≥ kv_len, h_kv, hd]
+    pub a: AttnDims,
+}
+
+/// One work item: query rows `r0..r1` × query heads `ha..hb`. Its output is
+/// contiguous in `out` (`[r1 − r0, hb − ha, hd]`): either one row, or whole
+/// rows (`ha = 0, hb = h`).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Item {
+    pub r0: usize,
+    pub r1: usize,
+    pub ha: usize,
+    pub hb: usize,
 }
 
 /// Query rows per work item at most: the K/V tile is reused by
@@ -79,14 +104,32 @@ pub fn attention(
     if out.is_empty() {
         return;
     }
-    match isa {
-        IsaToken::Scalar(s) => drive(s, pool, q, k, v, out, a),
-        #[cfg(target_arch = "x86_64")]
-        IsaToken::Avx2(s) => drive(s, pool, q, k, v, out, a),
-        #[cfg(target_arch = "x86_64")]
-        IsaToken::Avx512(s) => drive(s, pool, q, k, v, out, a),
-        #[cfg(target_arch = "aarch64")]
-        IsaToken::Neon(s) => drive(s, pool, q, k, v, out, a),
+    let inp = Inputs { q, k, v, a };
+    isa.dispatch(F32Attention { pool, inp, out })
+}
+
+/// The f32 attention on a tier: every work item enters the tier's wrapper
+/// through `Simd::vectorize`, on whichever thread runs it.
+struct F32Attention<'a, 'p> {
+    pool: Option<&'p rayon::ThreadPool>,
+    inp: Inputs<'a>,
+    out: &'a mut [f32],
+}
+
+impl SimdOp for F32Attention<'_, '_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) {
+        let F32Attention { pool, inp, out } = self;
+        drive(pool, out, inp.a, &|it, out, scratch| {
+            s.vectorize(ItemOp {
+                inp,
+                it,
+                out,
+                scratch,
+            })
+        });
     }
 }
 
@@ -215,22 +258,20 @@ fn macs(a: &AttnDims) -> usize {
     2 * keys * a.h * a.hd
 }
 
-fn drive<S: AttnIsa>(
-    s: S,
-    pool: Option<&rayon::ThreadPool>,
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    out: &mut [f32],
-    a: AttnDims,
-) {
+/// Runs one work item: the item, its output chunk, this thread's scratch.
+type RunItem<'f> = dyn Fn(Item, &mut [f32], &mut Vec<f32>) + Sync + 'f;
+
+/// Runs `item` over the work items of `out` (a call of dims `a`), on
+/// `pool`'s threads when the call is large enough. `item` gets the item,
+/// its output chunk and this thread's scratch.
+fn drive(pool: Option<&rayon::ThreadPool>, out: &mut [f32], a: AttnDims, item: &RunItem<'_>) {
     let threads = pool.map_or(1, |p| p.current_num_threads());
     let pool = pool.filter(|_| threads > 1 && macs(&a) >= MIN_PARALLEL_MACS);
     let Some(pool) = pool else {
         let plan = Plan::new(&a, 1);
         let mut scratch = SCRATCH.take();
         for (idx, chunk) in out.chunks_mut(plan.chunk).enumerate() {
-            s.item(q, k, v, a, plan.item(&a, idx), chunk, &mut scratch);
+            item(plan.item(&a, idx), chunk, &mut scratch);
         }
         SCRATCH.set(scratch);
         return;
@@ -241,95 +282,10 @@ fn drive<S: AttnIsa>(
             .enumerate()
             .for_each(|(idx, chunk)| {
                 let mut scratch = SCRATCH.take();
-                s.item(q, k, v, a, plan.item(&a, idx), chunk, &mut scratch);
+                item(plan.item(&a, idx), chunk, &mut scratch);
                 SCRATCH.set(scratch);
             })
     });
-}
-
-/// The attention body of one ISA, behind `#[target_feature]` (or, for
-/// bf16 dot products, one call's packed K and V with their token).
-trait AttnIsa: Copy + Send + Sync {
-    #[allow(clippy::too_many_arguments)]
-    fn item(
-        self,
-        q: &[f32],
-        k: &[f32],
-        v: &[f32],
-        a: AttnDims,
-        it: Item,
-        out: &mut [f32],
-        scratch: &mut Vec<f32>,
-    );
-}
-
-impl AttnIsa for Scalar {
-    fn item(
-        self,
-        q: &[f32],
-        k: &[f32],
-        v: &[f32],
-        a: AttnDims,
-        it: Item,
-        out: &mut [f32],
-        scratch: &mut Vec<f32>,
-    ) {
-        body::item(self, q, k, v, a, it, out, scratch)
-    }
-}
-
-/// Stamps the `#[target_feature]` wrapper and the [`AttnIsa`] impl of one
-/// SIMD ISA: `isa!(Token, "features", wrapper_name)`.
-macro_rules! isa {
-    ($tok:ty, $feat:literal, $f:ident) => {
-        #[target_feature(enable = $feat)]
-        #[allow(clippy::too_many_arguments)]
-        fn $f(
-            s: $tok,
-            q: &[f32],
-            k: &[f32],
-            v: &[f32],
-            a: AttnDims,
-            it: Item,
-            out: &mut [f32],
-            scratch: &mut Vec<f32>,
-        ) {
-            body::item(s, q, k, v, a, it, out, scratch)
-        }
-
-        impl AttnIsa for $tok {
-            fn item(
-                self,
-                q: &[f32],
-                k: &[f32],
-                v: &[f32],
-                a: AttnDims,
-                it: Item,
-                out: &mut [f32],
-                scratch: &mut Vec<f32>,
-            ) {
-                // SAFETY: the token proves the features the wrapper enables.
-                unsafe { $f(self, q, k, v, a, it, out, scratch) }
-            }
-        }
-    };
-}
-
-#[cfg(target_arch = "x86_64")]
-mod x86 {
-    use super::*;
-    use crate::cpu::dispatch::{Avx2, Avx512};
-
-    isa!(Avx2, "avx2,fma,f16c", attention_avx2);
-    isa!(Avx512, "avx512f,avx2,fma,f16c", attention_avx512);
-}
-
-#[cfg(target_arch = "aarch64")]
-mod arm {
-    use super::*;
-    use crate::cpu::dispatch::Neon;
-
-    isa!(Neon, "neon", attention_neon);
 }
 
 #[cfg(test)]

@@ -2,14 +2,13 @@
 //! depthwise conv over a carried state, gated by `C`, in one pass over the
 //! channels (vectorised over `d`) with no allocation.
 //!
-//! One generic body ([`body`]); each ISA instantiates it through a thin
-//! `#[target_feature]` wrapper in [`ConvIsa`]. [`reference`] is the f64 twin.
+//! One generic body ([`body`]), run on the backend's tier by
+//! `IsaToken::dispatch`. [`reference`] is the f64 twin.
 
 mod body;
 pub mod reference;
 
-use super::IsaToken;
-use crate::cpu::dispatch::Scalar;
+use crate::cpu::dispatch::{IsaToken, SimdOp};
 use crate::cpu::simd::Simd;
 
 /// `bcx`: f32 `[t, 3d]` row-major, the chunks B | C | X in that order;
@@ -42,91 +41,39 @@ pub fn short_conv(
     assert_eq!(bcx.len(), t * 3 * d, "bcx is not [t, 3d]");
     assert_eq!(w.len(), d * l, "w is not [d, l]");
     assert_eq!(state.len(), (l - 1) * d, "state is not [l - 1, d]");
-    match isa {
-        IsaToken::Scalar(s) => s.short_conv(bcx, w, state, out, d, l),
-        #[cfg(target_arch = "x86_64")]
-        IsaToken::Avx2(s) => s.short_conv(bcx, w, state, out, d, l),
-        #[cfg(target_arch = "x86_64")]
-        IsaToken::Avx512(s) => s.short_conv(bcx, w, state, out, d, l),
-        #[cfg(target_arch = "aarch64")]
-        IsaToken::Neon(s) => s.short_conv(bcx, w, state, out, d, l),
+    isa.dispatch(ShortConv {
+        bcx,
+        w,
+        state,
+        out,
+        d,
+        l,
+    })
+}
+
+/// [`short_conv`]'s body as a [`SimdOp`].
+struct ShortConv<'a> {
+    bcx: &'a [f32],
+    w: &'a [f32],
+    state: &'a mut [f32],
+    out: &'a mut [f32],
+    d: usize,
+    l: usize,
+}
+
+impl SimdOp for ShortConv<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) {
+        let ShortConv {
+            bcx,
+            w,
+            state,
+            out,
+            d,
+            l,
+        } = self;
+        body::short_conv(s, bcx, w, state, out, d, l)
     }
-}
-
-/// The short-conv body of one ISA, behind `#[target_feature]`.
-trait ConvIsa: Simd {
-    fn short_conv(
-        self,
-        bcx: &[f32],
-        w: &[f32],
-        state: &mut [f32],
-        out: &mut [f32],
-        d: usize,
-        l: usize,
-    );
-}
-
-impl ConvIsa for Scalar {
-    fn short_conv(
-        self,
-        bcx: &[f32],
-        w: &[f32],
-        state: &mut [f32],
-        out: &mut [f32],
-        d: usize,
-        l: usize,
-    ) {
-        body::short_conv(self, bcx, w, state, out, d, l)
-    }
-}
-
-/// Stamps the `#[target_feature]` wrapper and the [`ConvIsa`] impl of one
-/// SIMD ISA: `isa!(Token, "features", wrapper_name)`.
-macro_rules! isa {
-    ($tok:ty, $feat:literal, $f:ident) => {
-        #[target_feature(enable = $feat)]
-        fn $f(
-            s: $tok,
-            bcx: &[f32],
-            w: &[f32],
-            state: &mut [f32],
-            out: &mut [f32],
-            d: usize,
-            l: usize,
-        ) {
-            body::short_conv(s, bcx, w, state, out, d, l)
-        }
-
-        impl ConvIsa for $tok {
-            fn short_conv(
-                self,
-                bcx: &[f32],
-                w: &[f32],
-                state: &mut [f32],
-                out: &mut [f32],
-                d: usize,
-                l: usize,
-            ) {
-                // SAFETY: the token proves the features the wrapper enables.
-                unsafe { $f(self, bcx, w, state, out, d, l) }
-            }
-        }
-    };
-}
-
-#[cfg(target_arch = "x86_64")]
-mod x86 {
-    use super::*;
-    use crate::cpu::dispatch::{Avx2, Avx512};
-
-    isa!(Avx2, "avx2,fma,f16c", short_conv_avx2);
-    isa!(Avx512, "avx512f,avx2,fma,f16c", short_conv_avx512);
-}
-
-#[cfg(target_arch = "aarch64")]
-mod arm {
-    use super::*;
-    use crate::cpu::dispatch::Neon;
-
-    isa!(Neon, "neon", short_conv_neon);
 }

@@ -1,5 +1,5 @@
 //! Generic bodies of the elementwise kernels (`kernels/elementwise.md`),
-//! instantiated per ISA by the wrappers in `mod.rs`.
+//! run per tier by `mod.rs`.
 //!
 //! Every loop runs whole vectors; the tail (fewer than `LANES` elements) is
 //! copied into a zero-padded stack vector and goes through the same vector

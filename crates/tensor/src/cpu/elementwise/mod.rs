@@ -1,9 +1,8 @@
 //! Elementwise kernels (`kernels/elementwise.md`): `silu_mul`, `add_assign`
 //! and the vectorised `exp` they are built on.
 //!
-//! One generic body per kernel (`body.rs`, over [`Simd`]); each ISA
-//! instantiates it through a thin `#[target_feature]` wrapper stamped by
-//! `isa!` into [`ElementwiseIsa`]. Single-threaded: these ops are
+//! One generic body per kernel (`body.rs`, over [`Simd`]), run on the
+//! backend's tier by `IsaToken::dispatch`. Single-threaded: these ops are
 //! memory-bound per call. Slices may start at any element offset.
 
 mod body;
@@ -11,7 +10,7 @@ mod body;
 pub(crate) mod exp;
 pub mod reference;
 
-use crate::cpu::dispatch::{IsaToken, Scalar};
+use crate::cpu::dispatch::{IsaToken, SimdOp};
 use crate::cpu::simd::Simd;
 
 /// `out[i] = silu(gate[i]) · up[i]` with `silu(g) = g / (1 + e⁻ᵍ)`, in f32
@@ -29,15 +28,7 @@ pub fn silu_mul(isa: IsaToken, gate: &[f32], up: &[f32], out: &mut [f32]) {
         up.len(),
         out.len()
     );
-    match isa {
-        IsaToken::Scalar(s) => s.silu_mul(gate, up, out),
-        #[cfg(target_arch = "x86_64")]
-        IsaToken::Avx2(s) => s.silu_mul(gate, up, out),
-        #[cfg(target_arch = "x86_64")]
-        IsaToken::Avx512(s) => s.silu_mul(gate, up, out),
-        #[cfg(target_arch = "aarch64")]
-        IsaToken::Neon(s) => s.silu_mul(gate, up, out),
-    }
+    isa.dispatch(SiluMul { gate, up, out })
 }
 
 /// `x[i] += y[i]`, bit-exact (one IEEE f32 addition per element).
@@ -46,15 +37,7 @@ pub fn silu_mul(isa: IsaToken, gate: &[f32], up: &[f32], out: &mut [f32]) {
 #[track_caller]
 pub fn add_assign(isa: IsaToken, x: &mut [f32], y: &[f32]) {
     assert_eq!(x.len(), y.len(), "add_assign: x and y lengths differ");
-    match isa {
-        IsaToken::Scalar(s) => s.add_assign(x, y),
-        #[cfg(target_arch = "x86_64")]
-        IsaToken::Avx2(s) => s.add_assign(x, y),
-        #[cfg(target_arch = "x86_64")]
-        IsaToken::Avx512(s) => s.add_assign(x, y),
-        #[cfg(target_arch = "aarch64")]
-        IsaToken::Neon(s) => s.add_assign(x, y),
-    }
+    isa.dispatch(AddAssign { x, y })
 }
 
 /// `out[i] = eˣ⁽ⁱ⁾` with the vectorised f32 `exp` that [`silu_mul`] uses
@@ -65,79 +48,51 @@ pub fn add_assign(isa: IsaToken, x: &mut [f32], y: &[f32]) {
 #[track_caller]
 pub fn exp(isa: IsaToken, x: &[f32], out: &mut [f32]) {
     assert_eq!(x.len(), out.len(), "exp: x and out lengths differ");
-    match isa {
-        IsaToken::Scalar(s) => s.exp(x, out),
-        #[cfg(target_arch = "x86_64")]
-        IsaToken::Avx2(s) => s.exp(x, out),
-        #[cfg(target_arch = "x86_64")]
-        IsaToken::Avx512(s) => s.exp(x, out),
-        #[cfg(target_arch = "aarch64")]
-        IsaToken::Neon(s) => s.exp(x, out),
+    isa.dispatch(Exp { x, out })
+}
+
+/// [`silu_mul`]'s body as a [`SimdOp`].
+struct SiluMul<'a> {
+    gate: &'a [f32],
+    up: &'a [f32],
+    out: &'a mut [f32],
+}
+
+impl SimdOp for SiluMul<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) {
+        body::silu_mul(s, self.gate, self.up, self.out)
     }
 }
 
-/// The elementwise kernels of one ISA: the generic bodies behind
-/// `#[target_feature]`.
-pub(crate) trait ElementwiseIsa: Simd {
-    fn silu_mul(self, gate: &[f32], up: &[f32], out: &mut [f32]);
-    fn add_assign(self, x: &mut [f32], y: &[f32]);
-    fn exp(self, x: &[f32], out: &mut [f32]);
+/// [`add_assign`]'s body as a [`SimdOp`].
+struct AddAssign<'a> {
+    x: &'a mut [f32],
+    y: &'a [f32],
 }
 
-impl ElementwiseIsa for Scalar {
-    fn silu_mul(self, gate: &[f32], up: &[f32], out: &mut [f32]) {
-        body::silu_mul(self, gate, up, out)
-    }
-    fn add_assign(self, x: &mut [f32], y: &[f32]) {
-        body::add_assign(self, x, y)
-    }
-    fn exp(self, x: &[f32], out: &mut [f32]) {
-        body::exp(self, x, out)
+impl SimdOp for AddAssign<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) {
+        body::add_assign(s, self.x, self.y)
     }
 }
 
-/// Stamps module `$m` of `#[target_feature(enable = $feat)]` wrappers around
-/// the generic bodies and the [`ElementwiseIsa`] impl of token `$tok`.
-macro_rules! isa {
-    ($m:ident, $tok:ident, $feat:literal) => {
-        mod $m {
-            use super::body;
-            use crate::cpu::dispatch::$tok;
-
-            #[target_feature(enable = $feat)]
-            pub(super) fn silu_mul(s: $tok, gate: &[f32], up: &[f32], out: &mut [f32]) {
-                body::silu_mul(s, gate, up, out)
-            }
-            #[target_feature(enable = $feat)]
-            pub(super) fn add_assign(s: $tok, x: &mut [f32], y: &[f32]) {
-                body::add_assign(s, x, y)
-            }
-            #[target_feature(enable = $feat)]
-            pub(super) fn exp(s: $tok, x: &[f32], out: &mut [f32]) {
-                body::exp(s, x, out)
-            }
-        }
-
-        impl ElementwiseIsa for crate::cpu::dispatch::$tok {
-            fn silu_mul(self, gate: &[f32], up: &[f32], out: &mut [f32]) {
-                // SAFETY: the token proves the features the wrapper enables.
-                unsafe { $m::silu_mul(self, gate, up, out) }
-            }
-            fn add_assign(self, x: &mut [f32], y: &[f32]) {
-                // SAFETY: the token proves the features the wrapper enables.
-                unsafe { $m::add_assign(self, x, y) }
-            }
-            fn exp(self, x: &[f32], out: &mut [f32]) {
-                // SAFETY: the token proves the features the wrapper enables.
-                unsafe { $m::exp(self, x, out) }
-            }
-        }
-    };
+/// [`exp`]'s body as a [`SimdOp`].
+struct Exp<'a> {
+    x: &'a [f32],
+    out: &'a mut [f32],
 }
 
-#[cfg(target_arch = "x86_64")]
-isa!(avx2, Avx2, "avx2,fma,f16c");
-#[cfg(target_arch = "x86_64")]
-isa!(avx512, Avx512, "avx512f,avx2,fma,f16c");
-#[cfg(target_arch = "aarch64")]
-isa!(neon, Neon, "neon");
+impl SimdOp for Exp<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) {
+        body::exp(s, self.x, self.out)
+    }
+}

@@ -102,18 +102,20 @@ pub(crate) use self::x86::matmul;
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use std::arch::x86_64::{__m512, __m512i};
+    use std::arch::x86_64::__m512i;
     use std::cell::RefCell;
 
     use half::bf16;
 
     use super::{MR, NR, pair};
-    use crate::cpu::dispatch::{Avx512, Avx512Bf16};
-    use crate::cpu::matmul::gemm::{Tile, store_tile};
+    use crate::cpu::dispatch::{Avx512, Avx512Bf16, Bf16Op};
+    use crate::cpu::matmul::gemm::{Acc, MAX_MR, MAX_NRV, Tile, store_tile};
     use crate::cpu::matmul::{Kernels, panel_slice, split};
     use crate::cpu::simd::Simd;
 
     const NRV: usize = NR / 16;
+    // The register tile is the largest generic one: `store_tile` takes it.
+    const _: () = assert!(MR == MAX_MR && NRV == MAX_NRV);
     /// k pairs per cache block (k = 1024: a 128 KiB, L2-resident slice of a
     /// panel; 128 and 256 pairs measured 23% and 12% slower on the 450M
     /// prefill, 1024 pairs the same).
@@ -177,14 +179,23 @@ mod x86 {
 
         fn gemv(&self, j0: usize, j1: usize, y: &mut [f32]) {
             let (w, bias) = self.part(j0, j1);
-            // SAFETY: the token proves AVX-512F and AVX512-BF16.
-            unsafe { gemv(self.tok, self.x, w, bias, y) }
+            let x = self.x;
+            self.tok.dispatch(Gemv { x, w, bias, y });
         }
 
-        fn gemm(&self, x: &[f32], m: usize, j0: usize, j1: usize, y: &mut [f32], ldy: usize) {
+        fn gemm(&self, x: &[f32], m: usize, (j0, j1): (usize, usize), y: &mut [f32], ldy: usize) {
             let (w, bias) = self.part(j0, j1);
-            // SAFETY: as above.
-            unsafe { gemm(self.tok, x, w, bias, y, ldy, m, j1 - j0, self.k) }
+            let (n, k) = (j1 - j0, self.k);
+            self.tok.dispatch(Gemm {
+                x,
+                w,
+                bias,
+                y,
+                ldy,
+                m,
+                n,
+                k,
+            });
         }
     }
 
@@ -207,9 +218,26 @@ mod x86 {
     /// mask, `load_bf16_pairs`), which FMA with `x[2t]` and `x[2t + 1]`
     /// (not rounded: a GEMV is memory-bound, so `vdpbf16ps` would save
     /// nothing here).
-    #[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx2,fma,f16c")]
-    fn gemv(tok: Avx512Bf16, x: &[f32], w: &[u32], bias: Option<&[f32]>, y: &mut [f32]) {
-        let s: Avx512 = tok.avx512();
+    struct Gemv<'a> {
+        x: &'a [f32],            // [k]
+        w: &'a [u32],            // k-pair panels of [n, k]
+        bias: Option<&'a [f32]>, // [n]
+        y: &'a mut [f32],        // [n]
+    }
+
+    impl Bf16Op for Gemv<'_> {
+        type Output = ();
+
+        #[inline(always)]
+        fn run(self, tok: Avx512Bf16) {
+            gemv(tok, self)
+        }
+    }
+
+    #[inline(always)]
+    fn gemv(tok: Avx512Bf16, g: Gemv<'_>) {
+        let Gemv { x, w, bias, y } = g;
+        let s = tok.avx512();
         let k = x.len();
         let kp = k.div_ceil(2);
         let n = y.len();
@@ -243,19 +271,40 @@ mod x86 {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    #[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx2,fma,f16c")]
-    fn gemm(
-        tok: Avx512Bf16,
-        x: &[f32],
-        w: &[u32],
-        bias: Option<&[f32]>,
-        y: &mut [f32],
+    /// One GEMM call: `y[m, ldy]` (its first `n` columns) `= bf16(x)[m, k]
+    /// · w[n, k]ᵀ (+ bias[n])`.
+    struct Gemm<'a> {
+        x: &'a [f32],
+        w: &'a [u32],
+        bias: Option<&'a [f32]>,
+        y: &'a mut [f32],
         ldy: usize,
         m: usize,
         n: usize,
         k: usize,
-    ) {
+    }
+
+    impl Bf16Op for Gemm<'_> {
+        type Output = ();
+
+        #[inline(always)]
+        fn run(self, tok: Avx512Bf16) {
+            gemm(tok, self)
+        }
+    }
+
+    #[inline(always)]
+    fn gemm(tok: Avx512Bf16, g: Gemm<'_>) {
+        let Gemm {
+            x,
+            w,
+            bias,
+            y,
+            ldy,
+            m,
+            n,
+            k,
+        } = g;
         let kp = k.div_ceil(2);
         assert_eq!(x.len(), m * k);
         assert_eq!(w.len(), n.div_ceil(NR) * NR * kp);
@@ -367,7 +416,7 @@ mod x86 {
         assert!(a.len() >= kcp * MR && b.len() >= kcp * NR);
         let s = tok.avx512();
         let (ap, bp) = (a.as_ptr(), b.as_ptr());
-        let mut acc: [[__m512; NRV]; MR] = [[s.zero(); NRV]; MR];
+        let mut acc: Acc<Avx512> = [[s.zero(); NRV]; MR];
         for p in 0..kcp {
             // SAFETY: p < kcp, so the NR words lie inside b[..kcp·NR].
             let bv = unsafe { load_row(tok, bp.wrapping_add(p * NR)) };
@@ -379,7 +428,7 @@ mod x86 {
                 }
             }
         }
-        store_tile::<Avx512, MR, NRV>(s, acc, y, t);
+        store_tile(s, acc, (MR, NRV), y, t);
     }
 }
 

@@ -13,15 +13,20 @@ use std::cell::RefCell;
 
 use super::Cols;
 use crate::DType;
+use crate::cpu::dispatch::SimdOp;
 use crate::cpu::simd::{Simd, load_elem};
 use crate::dtype::Element;
 
-/// Cache blocking of one ISA's GEMM (element counts).
-#[derive(Clone, Copy, Debug)]
-pub struct Blocking {
-    pub kc: usize,
-    pub mc: usize,
-}
+/// The largest register tile of any tier (`Simd::MR` × `Simd::NRV`): the
+/// accumulator arrays are this size, and a tier's loops touch only its own
+/// `MR × NRV` corner (constant bounds: unrolled, the rest is dead code).
+pub(super) const MAX_MR: usize = 6;
+pub(super) const MAX_NRV: usize = 4;
+
+/// One row of a register tile: `NRV` vectors (of [`MAX_NRV`]).
+pub(super) type Row<S> = [<S as Simd>::V; MAX_NRV];
+/// A register tile of accumulators: `MR` rows (of [`MAX_MR`]).
+pub(super) type Acc<S> = [Row<S>; MAX_MR];
 
 thread_local! {
     /// The packing buffer of `x`, grown on demand and reused by every later
@@ -30,21 +35,19 @@ thread_local! {
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Loads the `NRV` vectors of one panel row (`NRV · LANES` columns).
+/// Loads the `S::NRV` vectors of one panel row (`NRV · LANES` columns).
 ///
 /// # Safety
-/// - `p` must be valid for reads of `NRV · S::LANES` elements of `E`.
-/// - For bf16, `NRV` must be even (the panel is pair-interleaved).
+/// - `p` must be valid for reads of `S::NRV · S::LANES` elements of `E`.
+/// - For bf16, `S::NRV` must be even (the panel is pair-interleaved).
 #[inline(always)]
-pub(super) unsafe fn load_row<S: Simd, E: Element, const NRV: usize>(
-    s: S,
-    p: *const E,
-) -> [S::V; NRV] {
+pub(super) unsafe fn load_row<S: Simd, E: Element>(s: S, p: *const E) -> Row<S> {
+    const { assert!(S::NRV <= MAX_NRV && S::NRV.is_multiple_of(2)) };
     let l = S::LANES;
-    let mut v = [s.zero(); NRV];
+    let mut v = [s.zero(); MAX_NRV];
     if E::DTYPE == DType::BF16 {
         let mut i = 0;
-        while i + 1 < NRV {
+        while i + 1 < S::NRV {
             // SAFETY: columns i·l..i·l + 2l lie inside the NRV·l the caller guarantees.
             let (lo, hi) = unsafe { s.load_bf16_pairs(p.cast::<u16>().wrapping_add(i * l)) };
             v[i] = lo;
@@ -52,7 +55,7 @@ pub(super) unsafe fn load_row<S: Simd, E: Element, const NRV: usize>(
             i += 2;
         }
     } else {
-        for (i, vi) in v.iter_mut().enumerate() {
+        for (i, vi) in v.iter_mut().enumerate().take(S::NRV) {
             // SAFETY: columns i·l..i·l + l lie inside the NRV·l the caller guarantees.
             *vi = unsafe { load_elem(s, p.wrapping_add(i * l)) };
         }
@@ -60,25 +63,48 @@ pub(super) unsafe fn load_row<S: Simd, E: Element, const NRV: usize>(
     v
 }
 
-/// `y[i, j] = Σ_p x[i, p] · w[j, p] (· scale[j]) (+ bias[j])` for one chunk.
+/// One GEMM call: `y[i, j] = Σ_p x[i, p] · w[j, p] (· scale[j]) (+ bias[j])`.
 ///
-/// `x`: `[m, k]`; `w`: the panels of `[n, k]` (`NR = NRV · LANES`);
+/// `x`: `[m, k]`; `w`: the panels of `[n, k]` (`NR = S::NRV · LANES`);
 /// `cols`: scale and bias, `[n]`; `y`: `[m, ldy]` with `ldy ≥ n` (columns
 /// `n..ldy` untouched).
+pub(super) struct Gemm<'a, E> {
+    pub x: &'a [f32],
+    pub w: &'a [E],
+    pub cols: Cols<'a>,
+    pub y: &'a mut [f32],
+    pub ldy: usize,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+}
+
+impl<E: Element> SimdOp for Gemm<'_, E> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) {
+        gemm(s, self)
+    }
+}
+
+/// The GEMM body on tier `S`, with its register tile `S::MR × S::NRV` and
+/// blocking `S::KC`, `S::MC`.
 #[inline(always)]
-pub(super) fn gemm<S: Simd, E: Element, const MR: usize, const NRV: usize>(
-    s: S,
-    blk: Blocking,
-    x: &[f32],
-    w: &[E],
-    cols: Cols<'_>,
-    y: &mut [f32],
-    ldy: usize,
-    m: usize,
-    n: usize,
-    k: usize,
-) {
-    let nr = NRV * S::LANES;
+fn gemm<S: Simd, E: Element>(s: S, g: Gemm<'_, E>) {
+    const { assert!(S::MR <= MAX_MR && S::NRV <= MAX_NRV) };
+    let Gemm {
+        x,
+        w,
+        cols,
+        y,
+        ldy,
+        m,
+        n,
+        k,
+    } = g;
+    let mr = S::MR;
+    let nr = S::NRV * S::LANES;
     let Cols { scale, bias } = cols;
     if let Some(sc) = scale {
         assert_eq!(sc.len(), n);
@@ -104,8 +130,8 @@ pub(super) fn gemm<S: Simd, E: Element, const MR: usize, const NRV: usize>(
         }
         return;
     }
-    let kc_max = blk.kc.min(k);
-    let mc_max = blk.mc.min(m.next_multiple_of(MR));
+    let kc_max = S::KC.min(k);
+    let mc_max = S::MC.min(m.next_multiple_of(mr));
     // Borrow the buffer out of the thread-local for the duration: the loop
     // nest must not sit in a closure, which would not inherit the caller's
     // `#[target_feature]`s and would turn every intrinsic into a call.
@@ -118,25 +144,25 @@ pub(super) fn gemm<S: Simd, E: Element, const MR: usize, const NRV: usize>(
         let first = pc == 0;
         for ic in (0..m).step_by(mc_max) {
             let mc = mc_max.min(m - ic);
-            pack_x::<MR>(x, k, ic, mc, pc, kc, &mut apack);
+            pack_x(mr, x, k, (ic, mc), (pc, kc), &mut apack);
             for q in 0..n.div_ceil(nr) {
                 let col0 = q * nr;
                 let nr_eff = nr.min(n - col0);
                 let bp = &w[q * nr * k + pc * nr..][..kc * nr];
                 let bias = bias.map(|b| &b[col0..col0 + nr_eff]);
                 let scale = scale.map(|sc| &sc[col0..col0 + nr_eff]);
-                for ir in (0..mc).step_by(MR) {
-                    let ap = &apack[ir * kc..(ir + MR) * kc];
+                for ir in (0..mc).step_by(mr) {
+                    let ap = &apack[ir * kc..(ir + mr) * kc];
                     let yoff = (ic + ir) * ldy + col0;
                     let tile = Tile {
                         ldy,
-                        mr: MR.min(mc - ir),
+                        mr: mr.min(mc - ir),
                         nr: nr_eff,
                         first,
                         scale,
                         bias,
                     };
-                    micro::<S, E, MR, NRV>(s, kc, ap, bp, &mut y[yoff..], tile);
+                    micro(s, kc, ap, bp, &mut y[yoff..], tile);
                 }
             }
         }
@@ -144,33 +170,33 @@ pub(super) fn gemm<S: Simd, E: Element, const MR: usize, const NRV: usize>(
     SCRATCH.set(apack);
 }
 
-/// Packs `x[ic..ic+mc, pc..pc+kc]` into `⌈mc/MR⌉` panels of `kc × MR`,
-/// zero-padding the last panel.
+/// Packs `x[ic..ic+mc, pc..pc+kc]` into `⌈mc/mr⌉` panels of `kc × mr`,
+/// zero-padding the last panel (`mr`: the tier's tile rows, a constant
+/// after inlining).
 #[inline(always)]
-fn pack_x<const MR: usize>(
+fn pack_x(
+    mr: usize,
     x: &[f32],
     k: usize,
-    ic: usize,
-    mc: usize,
-    pc: usize,
-    kc: usize,
+    (ic, mc): (usize, usize),
+    (pc, kc): (usize, usize),
     out: &mut [f32],
 ) {
-    for (panel, i0) in (0..mc).step_by(MR).enumerate() {
-        let dst = &mut out[panel * kc * MR..(panel + 1) * kc * MR];
-        let rows = MR.min(mc - i0);
-        assert!(dst.len() >= kc * MR);
+    for (panel, i0) in (0..mc).step_by(mr).enumerate() {
+        let dst = &mut out[panel * kc * mr..(panel + 1) * kc * mr];
+        let rows = mr.min(mc - i0);
+        assert!(dst.len() >= kc * mr);
         let dp = dst.as_mut_ptr();
         for i in 0..rows {
             let src = &x[(ic + i0 + i) * k + pc..][..kc];
             for (p, v) in src.iter().enumerate() {
-                // SAFETY: p < kc and i < MR, so p·MR + i < kc·MR ≤ dst.len().
-                unsafe { dp.wrapping_add(p * MR + i).write(*v) };
+                // SAFETY: p < kc and i < mr, so p·mr + i < kc·mr ≤ dst.len().
+                unsafe { dp.wrapping_add(p * mr + i).write(*v) };
             }
         }
-        for i in rows..MR {
+        for i in rows..mr {
             for p in 0..kc {
-                dst[p * MR + i] = 0.0;
+                dst[p * mr + i] = 0.0;
             }
         }
     }
@@ -189,9 +215,9 @@ pub(super) struct Tile<'a> {
     pub bias: Option<&'a [f32]>,
 }
 
-/// The register-blocked microkernel: `MR × NRV` vector accumulators.
+/// The register-blocked microkernel: `S::MR × S::NRV` vector accumulators.
 #[inline(always)]
-fn micro<S: Simd, E: Element, const MR: usize, const NRV: usize>(
+fn micro<S: Simd, E: Element>(
     s: S,
     kc: usize,
     a: &[f32], // [kc, MR] packed x panel
@@ -199,60 +225,63 @@ fn micro<S: Simd, E: Element, const MR: usize, const NRV: usize>(
     y: &mut [f32],
     t: Tile<'_>,
 ) {
-    let l = S::LANES;
-    let nr = NRV * l;
-    assert!(a.len() >= kc * MR && b.len() >= kc * nr);
+    let (mr, nrv, l) = (S::MR, S::NRV, S::LANES);
+    let nr = nrv * l;
+    assert!(a.len() >= kc * mr && b.len() >= kc * nr);
     let ap = a.as_ptr();
     let bp = b.as_ptr();
-    let mut acc = [[s.zero(); NRV]; MR];
+    let mut acc: Acc<S> = [[s.zero(); MAX_NRV]; MAX_MR];
     for p in 0..kc {
         // SAFETY: p < kc, so the row's nr elements lie inside b[..kc·nr].
-        let bv = unsafe { load_row::<S, E, NRV>(s, bp.wrapping_add(p * nr)) };
-        for i in 0..MR {
-            // SAFETY: p < kc and i < MR, inside a[..kc·MR].
-            let xi = unsafe { ap.wrapping_add(p * MR + i).read() };
+        let bv = unsafe { load_row::<S, E>(s, bp.wrapping_add(p * nr)) };
+        for i in 0..mr {
+            // SAFETY: p < kc and i < mr, inside a[..kc·mr].
+            let xi = unsafe { ap.wrapping_add(p * mr + i).read() };
             let av = s.splat(xi);
-            for v in 0..NRV {
+            for v in 0..nrv {
                 acc[i][v] = s.fma(av, bv[v], acc[i][v]);
             }
         }
     }
 
-    store_tile::<S, MR, NRV>(s, acc, y, t);
+    store_tile(s, acc, (mr, nrv), y, t);
 }
 
-/// Writes one `MR × NRV` register tile of accumulators into `y` at `t`:
-/// times the column scales (int8), plus the bias (first `kc` slice) or
-/// the partial sums already in `y` (later slices).
+/// Writes the `mr × nrv` corner of a register tile of accumulators (the
+/// kernel's tile shape, constants after inlining) into `y` at `t`: times
+/// the column scales (int8), plus the bias (first `kc` slice) or the
+/// partial sums already in `y` (later slices).
 #[inline(always)]
-pub(super) fn store_tile<S: Simd, const MR: usize, const NRV: usize>(
+pub(super) fn store_tile<S: Simd>(
     s: S,
-    mut acc: [[S::V; NRV]; MR],
+    mut acc: Acc<S>,
+    (mr, nrv): (usize, usize),
     y: &mut [f32],
     t: Tile<'_>,
 ) {
+    assert!(mr <= MAX_MR && nrv <= MAX_NRV);
     let l = S::LANES;
-    let nr = NRV * l;
+    let nr = nrv * l;
     if let Some(sc) = t.scale {
         assert_eq!(sc.len(), t.nr);
     }
     if let Some(b) = t.bias {
         assert_eq!(b.len(), t.nr);
     }
-    if t.mr == MR && t.nr == nr {
-        assert!(y.len() >= (MR - 1) * t.ldy + nr);
+    if t.mr == mr && t.nr == nr {
+        assert!(y.len() >= (mr - 1) * t.ldy + nr);
         if let Some(sc) = t.scale {
-            for v in 0..NRV {
+            for v in 0..nrv {
                 // SAFETY: scale has t.nr = nr entries.
                 let sv = unsafe { s.load(sc.as_ptr().wrapping_add(v * l)) };
-                for row in acc.iter_mut() {
+                for row in acc.iter_mut().take(mr) {
                     row[v] = s.mul(row[v], sv);
                 }
             }
         }
         let yp = y.as_mut_ptr();
-        for i in 0..MR {
-            for v in 0..NRV {
+        for i in 0..mr {
+            for v in 0..nrv {
                 let dst = yp.wrapping_add(i * t.ldy + v * l);
                 let mut r = acc[i][v];
                 if !t.first {
@@ -268,10 +297,10 @@ pub(super) fn store_tile<S: Simd, const MR: usize, const NRV: usize>(
         }
     } else {
         // Edge tile: spill the accumulators and copy the valid part.
-        let mut tmp = [[0.0f32; 64]; MR];
+        let mut tmp = [[0.0f32; 64]; MAX_MR];
         assert!(nr <= 64);
-        for i in 0..MR {
-            for v in 0..NRV {
+        for i in 0..mr {
+            for v in 0..nrv {
                 // SAFETY: v·l + l ≤ nr ≤ 64.
                 unsafe { s.store(tmp[i].as_mut_ptr().wrapping_add(v * l), acc[i][v]) };
             }

@@ -8,8 +8,9 @@
 //! - `m ≥ 2` (prefill): GEMM, rows of `x` split across threads when there
 //!   are enough of them, else weight panels.
 //!
-//! One generic body per regime; each ISA instantiates it through a thin
-//! `#[target_feature]` wrapper in [`MatmulIsa`].
+//! One generic body per regime ([`gemv`], [`gemm`]) with the tier's tile
+//! sizes (`Simd::MR`, `Simd::NRV`, `Simd::KC`, `Simd::MC`); each thread
+//! enters it through `Simd::vectorize`.
 
 pub mod bf16dot;
 mod gemm;
@@ -21,9 +22,10 @@ pub mod reference;
 use half::{bf16, f16};
 use rayon::prelude::*;
 
-use self::gemm::Blocking;
+use self::gemm::Gemm;
+use self::gemv::Gemv;
 use self::panels::PanelLayout;
-use crate::cpu::dispatch::{Avx512Bf16, IsaToken, Scalar};
+use crate::cpu::dispatch::{Avx512Bf16, IsaToken, SimdOp};
 use crate::cpu::simd::Simd;
 use crate::dtype::Element;
 
@@ -103,23 +105,21 @@ impl Geometry {
 /// The microkernel geometry of `isa`'s matmul (tests aim at its edges; the
 /// backend packs weights with [`Geometry::panels`]).
 pub fn geometry(isa: IsaToken) -> Geometry {
-    fn of<S: MatmulIsa>(_: S) -> Geometry {
-        Geometry {
-            mr: S::MR,
-            nr: S::NRV * S::LANES,
-            lanes: S::LANES,
-            kc: S::BLOCKING.kc,
+    struct Of;
+    impl SimdOp for Of {
+        type Output = Geometry;
+
+        #[inline(always)]
+        fn run<S: Simd>(self, _: S) -> Geometry {
+            Geometry {
+                mr: S::MR,
+                nr: S::NRV * S::LANES,
+                lanes: S::LANES,
+                kc: S::KC,
+            }
         }
     }
-    match isa {
-        IsaToken::Scalar(s) => of(s),
-        #[cfg(target_arch = "x86_64")]
-        IsaToken::Avx2(s) => of(s),
-        #[cfg(target_arch = "x86_64")]
-        IsaToken::Avx512(s) => of(s),
-        #[cfg(target_arch = "aarch64")]
-        IsaToken::Neon(s) => of(s),
-    }
+    isa.dispatch(Of)
 }
 
 /// Runs the matmul on `isa` with `pool`'s threads (`None`: the caller's thread).
@@ -156,15 +156,7 @@ pub fn matmul(isa: IsaToken, pool: Option<&rayon::ThreadPool>, a: &MatmulArgs<'_
     if let WeightRef::Bf16Pairs { w, tok } = a.w {
         return bf16_pairs(tok, pool, a, w, y);
     }
-    match isa {
-        IsaToken::Scalar(s) => by_dtype(s, pool, a, y),
-        #[cfg(target_arch = "x86_64")]
-        IsaToken::Avx2(s) => by_dtype(s, pool, a, y),
-        #[cfg(target_arch = "x86_64")]
-        IsaToken::Avx512(s) => by_dtype(s, pool, a, y),
-        #[cfg(target_arch = "aarch64")]
-        IsaToken::Neon(s) => by_dtype(s, pool, a, y),
-    }
+    isa.dispatch(ByDtype { pool, a, y })
 }
 
 /// The AVX512-BF16 kernels, on the token the weights carry.
@@ -184,18 +176,28 @@ fn bf16_pairs(
     }
 }
 
-fn by_dtype<S: MatmulIsa>(
-    s: S,
-    pool: Option<&rayon::ThreadPool>,
-    a: &MatmulArgs<'_>,
-    y: &mut [f32],
-) {
-    match a.w {
-        WeightRef::F32(w) => drive(s, pool, a, w, None, y),
-        WeightRef::BF16(w) => drive(s, pool, a, w, None, y),
-        WeightRef::F16(w) => drive(s, pool, a, w, None, y),
-        WeightRef::I8 { q, scale } => drive(s, pool, a, q, Some(scale), y),
-        WeightRef::Bf16Pairs { w, tok } => bf16_pairs(tok, pool, a, w, y),
+/// The tier's generic kernels over the weights' element type, split across
+/// the pool ([`split`]); each thread enters the kernels through
+/// `Simd::vectorize`.
+struct ByDtype<'a, 'p> {
+    pool: Option<&'p rayon::ThreadPool>,
+    a: &'a MatmulArgs<'a>,
+    y: &'a mut [f32],
+}
+
+impl SimdOp for ByDtype<'_, '_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) {
+        let ByDtype { pool, a, y } = self;
+        match a.w {
+            WeightRef::F32(w) => drive(s, pool, a, w, None, y),
+            WeightRef::BF16(w) => drive(s, pool, a, w, None, y),
+            WeightRef::F16(w) => drive(s, pool, a, w, None, y),
+            WeightRef::I8 { q, scale } => drive(s, pool, a, q, Some(scale), y),
+            WeightRef::Bf16Pairs { w, tok } => bf16_pairs(tok, pool, a, w, y),
+        }
     }
 }
 
@@ -209,7 +211,7 @@ pub(crate) trait Kernels: Sync {
     /// `y = x · w[j0..j1]ᵀ (+ epilogue)` for the call's one row of `x` (m = 1).
     fn gemv(&self, j0: usize, j1: usize, y: &mut [f32]);
     /// `y[m, ldy]` (its first `j1 − j0` columns) `= x[m, k] · w[j0..j1]ᵀ (+ epilogue)`.
-    fn gemm(&self, x: &[f32], m: usize, j0: usize, j1: usize, y: &mut [f32], ldy: usize);
+    fn gemm(&self, x: &[f32], m: usize, cols: (usize, usize), y: &mut [f32], ldy: usize);
 }
 
 /// Splits one matmul across `pool`'s threads: GEMV by whole weight panels,
@@ -230,7 +232,7 @@ pub(crate) fn split<K: Kernels>(
         if m == 1 {
             kern.gemv(0, n, y);
         } else {
-            kern.gemm(x, m, 0, n, y, n);
+            kern.gemm(x, m, (0, n), y, n);
         }
         return;
     };
@@ -248,7 +250,7 @@ pub(crate) fn split<K: Kernels>(
         pool.install(|| {
             y.par_chunks_mut(rows * n)
                 .zip(x.par_chunks(rows * k))
-                .for_each(|(yc, xc)| kern.gemm(xc, yc.len() / n, 0, n, yc, n))
+                .for_each(|(yc, xc)| kern.gemm(xc, yc.len() / n, (0, n), yc, n))
         });
     } else {
         // Few rows: split the weight panels and stitch the parts back.
@@ -262,7 +264,7 @@ pub(crate) fn split<K: Kernels>(
                     let j1 = (j0 + cols).min(n);
                     let nc = j1 - j0;
                     let mut part = vec![0.0f32; m * nc];
-                    kern.gemm(x, m, j0, j1, &mut part, nc);
+                    kern.gemm(x, m, (j0, j1), &mut part, nc);
                     (j0, part)
                 })
                 .collect()
@@ -292,7 +294,7 @@ struct Generic<'a, S, E> {
     k: usize,
 }
 
-impl<S: MatmulIsa, E: Element> Generic<'_, S, E> {
+impl<S: Simd, E: Element> Generic<'_, S, E> {
     /// The panels and epilogue slices of weight rows `j0..j1`.
     fn part(&self, j0: usize, j1: usize) -> (&[E], Cols<'_>) {
         let w = panel_slice(self.w, (j0, j1), S::NRV * S::LANES, self.k);
@@ -304,7 +306,7 @@ impl<S: MatmulIsa, E: Element> Generic<'_, S, E> {
     }
 }
 
-impl<S: MatmulIsa, E: Element> Kernels for Generic<'_, S, E> {
+impl<S: Simd, E: Element> Kernels for Generic<'_, S, E> {
     fn nr(&self) -> usize {
         S::NRV * S::LANES
     }
@@ -315,17 +317,29 @@ impl<S: MatmulIsa, E: Element> Kernels for Generic<'_, S, E> {
 
     fn gemv(&self, j0: usize, j1: usize, y: &mut [f32]) {
         let (w, cols) = self.part(j0, j1);
-        self.s.gemv(self.x, w, cols, y);
+        let x = self.x;
+        self.s.vectorize(Gemv { x, w, cols, y });
     }
 
-    fn gemm(&self, x: &[f32], m: usize, j0: usize, j1: usize, y: &mut [f32], ldy: usize) {
+    fn gemm(&self, x: &[f32], m: usize, (j0, j1): (usize, usize), y: &mut [f32], ldy: usize) {
         let (w, cols) = self.part(j0, j1);
-        self.s.gemm(x, w, cols, y, ldy, m, j1 - j0, self.k);
+        let (n, k) = (j1 - j0, self.k);
+        self.s.vectorize(Gemm {
+            x,
+            w,
+            cols,
+            y,
+            ldy,
+            m,
+            n,
+            k,
+        });
     }
 }
 
 /// Runs the generic bodies of `s` over `w` (`scale`: int8 weights).
-fn drive<S: MatmulIsa, E: Element>(
+#[inline(always)]
+fn drive<S: Simd, E: Element>(
     s: S,
     pool: Option<&rayon::ThreadPool>,
     a: &MatmulArgs<'_>,
@@ -350,149 +364,4 @@ fn drive<S: MatmulIsa, E: Element>(
 pub(crate) struct Cols<'a> {
     pub scale: Option<&'a [f32]>,
     pub bias: Option<&'a [f32]>,
-}
-
-/// The matmul kernels of one ISA: the generic bodies instantiated behind
-/// `#[target_feature]`, with the ISA's register tile and cache blocking.
-pub(crate) trait MatmulIsa: Simd {
-    /// Microkernel rows (x rows per register tile).
-    const MR: usize;
-    /// Microkernel width in vectors (NR = NRV · LANES weight rows); even,
-    /// so bf16 panels can be pair-interleaved.
-    const NRV: usize;
-    const BLOCKING: Blocking;
-
-    fn gemv<E: Element>(self, x: &[f32], w: &[E], cols: Cols<'_>, y: &mut [f32]);
-
-    fn gemm<E: Element>(
-        self,
-        x: &[f32],
-        w: &[E],
-        cols: Cols<'_>,
-        y: &mut [f32],
-        ldy: usize,
-        m: usize,
-        n: usize,
-        k: usize,
-    );
-}
-
-impl MatmulIsa for Scalar {
-    const MR: usize = 4;
-    const NRV: usize = 2;
-    const BLOCKING: Blocking = Blocking { kc: 256, mc: 64 };
-
-    fn gemv<E: Element>(self, x: &[f32], w: &[E], cols: Cols<'_>, y: &mut [f32]) {
-        gemv::gemv::<_, E, 2>(self, x, w, cols, y)
-    }
-
-    fn gemm<E: Element>(
-        self,
-        x: &[f32],
-        w: &[E],
-        cols: Cols<'_>,
-        y: &mut [f32],
-        ldy: usize,
-        m: usize,
-        n: usize,
-        k: usize,
-    ) {
-        gemm::gemm::<_, E, 4, 2>(self, Self::BLOCKING, x, w, cols, y, ldy, m, n, k)
-    }
-}
-
-/// Stamps out the `#[target_feature]` wrappers and the [`MatmulIsa`] impl of
-/// one SIMD ISA: `isa!(Token, "features", MR, NRV, Blocking, gemv_fn, gemm_fn)`.
-macro_rules! isa {
-    ($tok:ty, $feat:literal, $mr:literal, $nrv:literal, $blk:expr, $gemv:ident, $gemm:ident) => {
-        #[target_feature(enable = $feat)]
-        fn $gemv<E: Element>(s: $tok, x: &[f32], w: &[E], cols: Cols<'_>, y: &mut [f32]) {
-            gemv::gemv::<_, E, $nrv>(s, x, w, cols, y)
-        }
-
-        #[target_feature(enable = $feat)]
-        fn $gemm<E: Element>(
-            s: $tok,
-            x: &[f32],
-            w: &[E],
-            cols: Cols<'_>,
-            y: &mut [f32],
-            ldy: usize,
-            m: usize,
-            n: usize,
-            k: usize,
-        ) {
-            gemm::gemm::<_, E, $mr, $nrv>(s, $blk, x, w, cols, y, ldy, m, n, k)
-        }
-
-        impl MatmulIsa for $tok {
-            const MR: usize = $mr;
-            const NRV: usize = $nrv;
-            const BLOCKING: Blocking = $blk;
-
-            fn gemv<E: Element>(self, x: &[f32], w: &[E], cols: Cols<'_>, y: &mut [f32]) {
-                // SAFETY: the token proves the features the wrapper enables.
-                unsafe { $gemv(self, x, w, cols, y) }
-            }
-
-            fn gemm<E: Element>(
-                self,
-                x: &[f32],
-                w: &[E],
-                cols: Cols<'_>,
-                y: &mut [f32],
-                ldy: usize,
-                m: usize,
-                n: usize,
-                k: usize,
-            ) {
-                // SAFETY: the token proves the features the wrapper enables.
-                unsafe { $gemm(self, x, w, cols, y, ldy, m, n, k) }
-            }
-        }
-    };
-}
-
-#[cfg(target_arch = "x86_64")]
-mod x86 {
-    use super::*;
-    use crate::cpu::dispatch::{Avx2, Avx512};
-
-    // AVX2: 16 ymm registers; 6×16 tile = 12 accumulators + 2 w vectors + 1 broadcast.
-    isa!(
-        Avx2,
-        "avx2,fma,f16c",
-        6,
-        2,
-        Blocking { kc: 1024, mc: 72 },
-        gemv_avx2,
-        gemm_avx2
-    );
-    // AVX-512: 32 zmm registers; 6×64 tile = 24 accumulators + 4 w vectors + 1 broadcast.
-    isa!(
-        Avx512,
-        "avx512f,avx2,fma,f16c",
-        6,
-        4,
-        Blocking { kc: 1024, mc: 96 },
-        gemv_avx512,
-        gemm_avx512
-    );
-}
-
-#[cfg(target_arch = "aarch64")]
-mod arm {
-    use super::*;
-    use crate::cpu::dispatch::Neon;
-
-    // NEON: 32 q registers; 6×16 tile = 24 accumulators + 4 w vectors + 1 broadcast.
-    isa!(
-        Neon,
-        "neon",
-        6,
-        4,
-        Blocking { kc: 256, mc: 96 },
-        gemv_neon,
-        gemm_neon
-    );
 }

@@ -2,14 +2,14 @@
 //! per row of `d`, statistics in f32, in transformers' order (`x` times the
 //! reciprocal square root first, then the weight).
 //!
-//! One generic body (`rms.rs`, over [`Simd`]); each ISA instantiates it
-//! through a thin `#[target_feature]` wrapper stamped by `isa!` into
-//! [`NormIsa`]. Single-threaded: one call is memory-bound.
+//! One generic body (`rms.rs`, over [`Simd`]), run on the backend's tier by
+//! `IsaToken::dispatch`. Single-threaded: one call is memory-bound (the
+//! backend splits large calls into whole rows across its pool).
 
 pub mod reference;
 mod rms;
 
-use crate::cpu::dispatch::{IsaToken, Scalar};
+use crate::cpu::dispatch::{IsaToken, SimdOp};
 use crate::cpu::simd::Simd;
 
 /// RMSNorm of each row: `x`, `out`: `[rows, d]` row-major, contiguous, any
@@ -27,49 +27,22 @@ pub fn rms_norm(isa: IsaToken, x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) 
         return;
     }
     assert_eq!(x.len() % d, 0, "rms_norm: x is not [rows, {d}]");
-    match isa {
-        IsaToken::Scalar(s) => s.rms_norm(x, w, eps, out),
-        #[cfg(target_arch = "x86_64")]
-        IsaToken::Avx2(s) => s.rms_norm(x, w, eps, out),
-        #[cfg(target_arch = "x86_64")]
-        IsaToken::Avx512(s) => s.rms_norm(x, w, eps, out),
-        #[cfg(target_arch = "aarch64")]
-        IsaToken::Neon(s) => s.rms_norm(x, w, eps, out),
+    isa.dispatch(RmsNorm { x, w, eps, out })
+}
+
+/// [`rms_norm`]'s body as a [`SimdOp`].
+struct RmsNorm<'a> {
+    x: &'a [f32],
+    w: &'a [f32],
+    eps: f32,
+    out: &'a mut [f32],
+}
+
+impl SimdOp for RmsNorm<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) {
+        rms::rms_norm(s, self.x, self.w, self.eps, self.out)
     }
 }
-
-/// The norm kernels of one ISA: the generic body behind `#[target_feature]`.
-pub(crate) trait NormIsa: Simd {
-    fn rms_norm(self, x: &[f32], w: &[f32], eps: f32, out: &mut [f32]);
-}
-
-impl NormIsa for Scalar {
-    fn rms_norm(self, x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
-        rms::rms_norm(self, x, w, eps, out)
-    }
-}
-
-/// Stamps the `#[target_feature(enable = $feat)]` wrapper `$f` around the
-/// generic body and the [`NormIsa`] impl of token `$tok`.
-macro_rules! isa {
-    ($f:ident, $tok:ident, $feat:literal) => {
-        #[target_feature(enable = $feat)]
-        fn $f(s: crate::cpu::dispatch::$tok, x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
-            rms::rms_norm(s, x, w, eps, out)
-        }
-
-        impl NormIsa for crate::cpu::dispatch::$tok {
-            fn rms_norm(self, x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
-                // SAFETY: the token proves the features the wrapper enables.
-                unsafe { $f(self, x, w, eps, out) }
-            }
-        }
-    };
-}
-
-#[cfg(target_arch = "x86_64")]
-isa!(rms_norm_avx2, Avx2, "avx2,fma,f16c");
-#[cfg(target_arch = "x86_64")]
-isa!(rms_norm_avx512, Avx512, "avx512f,avx2,fma,f16c");
-#[cfg(target_arch = "aarch64")]
-isa!(rms_norm_neon, Neon, "neon");

@@ -1,5 +1,4 @@
-//! Generic RMSNorm body (`kernels/rms_norm.md`), instantiated per ISA by
-//! the wrappers in `mod.rs`.
+//! Generic RMSNorm body (`kernels/rms_norm.md`), run per tier by `mod.rs`.
 
 use crate::cpu::simd::Simd;
 

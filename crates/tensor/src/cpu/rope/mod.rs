@@ -12,7 +12,7 @@ pub mod reference;
 mod rotate;
 pub mod tables;
 
-use crate::cpu::dispatch::{IsaToken, Scalar};
+use crate::cpu::dispatch::{IsaToken, SimdOp};
 use crate::cpu::simd::Simd;
 
 /// Head dims up to this size keep their tables on the stack (no allocation
@@ -57,49 +57,20 @@ pub fn rope(isa: IsaToken, x: &mut [f32], h: usize, hd: usize, pos0: usize, thet
         inv,
         cos_sin,
     };
-    match isa {
-        IsaToken::Scalar(s) => s.rope(x, args),
-        #[cfg(target_arch = "x86_64")]
-        IsaToken::Avx2(s) => s.rope(x, args),
-        #[cfg(target_arch = "x86_64")]
-        IsaToken::Avx512(s) => s.rope(x, args),
-        #[cfg(target_arch = "aarch64")]
-        IsaToken::Neon(s) => s.rope(x, args),
+    isa.dispatch(Rope { x, args })
+}
+
+/// [`rope`]'s body as a [`SimdOp`].
+struct Rope<'a> {
+    x: &'a mut [f32],
+    args: rotate::Args<'a>,
+}
+
+impl SimdOp for Rope<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) {
+        rotate::rope_rows(s, self.x, self.args)
     }
 }
-
-/// The rope kernel of one ISA: the generic body behind `#[target_feature]`.
-pub(crate) trait RopeIsa: Simd {
-    fn rope(self, x: &mut [f32], args: rotate::Args<'_>);
-}
-
-impl RopeIsa for Scalar {
-    fn rope(self, x: &mut [f32], args: rotate::Args<'_>) {
-        rotate::rope_rows(self, x, args)
-    }
-}
-
-/// Stamps the `#[target_feature(enable = $feat)]` wrapper `$f` around the
-/// generic body and the [`RopeIsa`] impl of token `$tok`.
-macro_rules! isa {
-    ($f:ident, $tok:ident, $feat:literal) => {
-        #[target_feature(enable = $feat)]
-        fn $f(s: crate::cpu::dispatch::$tok, x: &mut [f32], args: rotate::Args<'_>) {
-            rotate::rope_rows(s, x, args)
-        }
-
-        impl RopeIsa for crate::cpu::dispatch::$tok {
-            fn rope(self, x: &mut [f32], args: rotate::Args<'_>) {
-                // SAFETY: the token proves the features the wrapper enables.
-                unsafe { $f(self, x, args) }
-            }
-        }
-    };
-}
-
-#[cfg(target_arch = "x86_64")]
-isa!(rope_avx2, Avx2, "avx2,fma,f16c");
-#[cfg(target_arch = "x86_64")]
-isa!(rope_avx512, Avx512, "avx512f,avx2,fma,f16c");
-#[cfg(target_arch = "aarch64")]
-isa!(rope_neon, Neon, "neon");

@@ -214,7 +214,7 @@ pub(super) fn gelu<S: Simd, const ERF: bool>(s: S, x: &[f32], out: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::{Simd, Z_MAX, Z_SPLIT, erf_small_v, erfc_large_v, phi_v};
-    use crate::cpu::dispatch::{Isa, IsaToken};
+    use crate::cpu::dispatch::{Isa, IsaToken, SimdOp};
 
     /// `f` over `x` (a whole number of vectors).
     fn map<S: Simd>(s: S, x: &[f32], f: fn(S, S::V) -> S::V) -> Vec<f32> {
@@ -235,13 +235,24 @@ mod tests {
             .collect()
     }
 
-    /// The three functions `[erf_small, erfc_large, Φ]` on one ISA.
-    fn eval<S: Simd>(s: S, x: &[f32], a: &[f32], z: &[f32]) -> [Vec<f32>; 3] {
-        [
-            map(s, x, erf_small_v),
-            map(s, a, erfc_large_v),
-            map(s, z, phi_v),
-        ]
+    /// The three functions `[erf_small, erfc_large, Φ]` on one tier.
+    struct Eval<'a> {
+        x: &'a [f32],
+        a: &'a [f32],
+        z: &'a [f32],
+    }
+
+    impl SimdOp for Eval<'_> {
+        type Output = [Vec<f32>; 3];
+
+        #[inline(always)]
+        fn run<S: Simd>(self, s: S) -> [Vec<f32>; 3] {
+            [
+                map(s, self.x, erf_small_v),
+                map(s, self.a, erfc_large_v),
+                map(s, self.z, phi_v),
+            ]
+        }
     }
 
     /// The erf behind the exact GELU, piece by piece, densely: `x·T(x²)`
@@ -257,15 +268,11 @@ mod tests {
         let z = grid(-15.0, 15.0, 4 * n);
         let mut ok = true;
         for isa in Isa::available() {
-            let [erf, erfc, phi] = match IsaToken::new(isa).unwrap() {
-                IsaToken::Scalar(s) => eval(s, &x, &a, &z),
-                #[cfg(target_arch = "x86_64")]
-                IsaToken::Avx2(s) => eval(s, &x, &a, &z),
-                #[cfg(target_arch = "x86_64")]
-                IsaToken::Avx512(s) => eval(s, &x, &a, &z),
-                #[cfg(target_arch = "aarch64")]
-                IsaToken::Neon(s) => eval(s, &x, &a, &z),
-            };
+            let [erf, erfc, phi] = IsaToken::new(isa).unwrap().dispatch(Eval {
+                x: &x,
+                a: &a,
+                z: &z,
+            });
             let erf_abs = x
                 .iter()
                 .zip(&erf)

@@ -44,7 +44,7 @@ pub(super) fn layer_norm<S: Simd>(
         // Rounding can leave a zero variance slightly negative; NaN stays NaN.
         let var = if v < 0.0 { 0.0 } else { v };
         let rstd = 1.0 / (var + eps).sqrt();
-        normalize_row(s, xr, w, b, m, c, rstd, or);
+        normalize_row(s, xr, w, b, (m, c, rstd), or);
     }
 }
 
@@ -132,9 +132,7 @@ fn normalize_row<S: Simd>(
     x: &[f32],
     w: &[f32],
     b: &[f32],
-    m: f32,
-    c: f32,
-    rstd: f32,
+    (m, c, rstd): (f32, f32, f32),
     out: &mut [f32],
 ) {
     const { assert!(S::LANES <= MAX_LANES) };

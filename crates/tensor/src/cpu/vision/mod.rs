@@ -2,17 +2,16 @@
 //! (`kernels/layer_norm.md`), the two GELUs (`kernels/gelu.md`) and pixel
 //! unshuffle (`lfm2vl.md` §5, plain data movement).
 //!
-//! One generic body per kernel (`layer_norm.rs`, `gelu.rs`, over [`Simd`]);
-//! each ISA instantiates it through a thin `#[target_feature]` wrapper
-//! stamped by `isa!` into [`VisionIsa`]. Single-threaded: one call is
-//! memory-bound. Slices may start at any element offset.
+//! One generic body per kernel (`layer_norm.rs`, `gelu.rs`, over [`Simd`]),
+//! run on the backend's tier by `IsaToken::dispatch`. Single-threaded: one
+//! call is memory-bound. Slices may start at any element offset.
 
 mod gelu;
 mod layer_norm;
 pub mod reference;
 
 use crate::Gelu;
-use crate::cpu::dispatch::{IsaToken, Scalar};
+use crate::cpu::dispatch::{IsaToken, SimdOp};
 use crate::cpu::simd::Simd;
 
 /// LayerNorm of each row: `x`, `out`: `[rows, d]` row-major, contiguous,
@@ -39,15 +38,7 @@ pub fn layer_norm(isa: IsaToken, x: &[f32], w: &[f32], b: &[f32], eps: f32, out:
         "layer_norm: x ({} elements) is not [rows, {d}]",
         x.len()
     );
-    match isa {
-        IsaToken::Scalar(s) => s.layer_norm(x, w, b, eps, out),
-        #[cfg(target_arch = "x86_64")]
-        IsaToken::Avx2(s) => s.layer_norm(x, w, b, eps, out),
-        #[cfg(target_arch = "x86_64")]
-        IsaToken::Avx512(s) => s.layer_norm(x, w, b, eps, out),
-        #[cfg(target_arch = "aarch64")]
-        IsaToken::Neon(s) => s.layer_norm(x, w, b, eps, out),
-    }
+    isa.dispatch(LayerNorm { x, w, b, eps, out })
 }
 
 /// Elementwise GELU of `kind`, f32 with the vectorised `exp`
@@ -60,95 +51,44 @@ pub fn layer_norm(isa: IsaToken, x: &[f32], w: &[f32], b: &[f32], eps: f32, out:
 #[track_caller]
 pub fn gelu(isa: IsaToken, x: &[f32], kind: Gelu, out: &mut [f32]) {
     assert_eq!(x.len(), out.len(), "gelu: x and out lengths differ");
-    match (isa, kind) {
-        (IsaToken::Scalar(s), Gelu::Tanh) => s.gelu_tanh(x, out),
-        (IsaToken::Scalar(s), Gelu::Erf) => s.gelu_erf(x, out),
-        #[cfg(target_arch = "x86_64")]
-        (IsaToken::Avx2(s), Gelu::Tanh) => s.gelu_tanh(x, out),
-        #[cfg(target_arch = "x86_64")]
-        (IsaToken::Avx2(s), Gelu::Erf) => s.gelu_erf(x, out),
-        #[cfg(target_arch = "x86_64")]
-        (IsaToken::Avx512(s), Gelu::Tanh) => s.gelu_tanh(x, out),
-        #[cfg(target_arch = "x86_64")]
-        (IsaToken::Avx512(s), Gelu::Erf) => s.gelu_erf(x, out),
-        #[cfg(target_arch = "aarch64")]
-        (IsaToken::Neon(s), Gelu::Tanh) => s.gelu_tanh(x, out),
-        #[cfg(target_arch = "aarch64")]
-        (IsaToken::Neon(s), Gelu::Erf) => s.gelu_erf(x, out),
+    match kind {
+        Gelu::Tanh => isa.dispatch(GeluOp::<false> { x, out }),
+        Gelu::Erf => isa.dispatch(GeluOp::<true> { x, out }),
     }
 }
 
-/// The vision kernels of one ISA: the generic bodies behind
-/// `#[target_feature]`.
-pub(crate) trait VisionIsa: Simd {
-    fn layer_norm(self, x: &[f32], w: &[f32], b: &[f32], eps: f32, out: &mut [f32]);
-    fn gelu_tanh(self, x: &[f32], out: &mut [f32]);
-    fn gelu_erf(self, x: &[f32], out: &mut [f32]);
+/// [`layer_norm`]'s body as a [`SimdOp`].
+struct LayerNorm<'a> {
+    x: &'a [f32],
+    w: &'a [f32],
+    b: &'a [f32],
+    eps: f32,
+    out: &'a mut [f32],
 }
 
-impl VisionIsa for Scalar {
-    fn layer_norm(self, x: &[f32], w: &[f32], b: &[f32], eps: f32, out: &mut [f32]) {
-        layer_norm::layer_norm(self, x, w, b, eps, out)
-    }
-    fn gelu_tanh(self, x: &[f32], out: &mut [f32]) {
-        gelu::gelu::<_, false>(self, x, out)
-    }
-    fn gelu_erf(self, x: &[f32], out: &mut [f32]) {
-        gelu::gelu::<_, true>(self, x, out)
+impl SimdOp for LayerNorm<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) {
+        layer_norm::layer_norm(s, self.x, self.w, self.b, self.eps, self.out)
     }
 }
 
-/// Stamps module `$m` of `#[target_feature(enable = $feat)]` wrappers around
-/// the generic bodies and the [`VisionIsa`] impl of token `$tok`.
-macro_rules! isa {
-    ($m:ident, $tok:ident, $feat:literal) => {
-        mod $m {
-            use crate::cpu::dispatch::$tok;
-
-            #[target_feature(enable = $feat)]
-            pub(super) fn layer_norm(
-                s: $tok,
-                x: &[f32],
-                w: &[f32],
-                b: &[f32],
-                eps: f32,
-                out: &mut [f32],
-            ) {
-                super::layer_norm::layer_norm(s, x, w, b, eps, out)
-            }
-            #[target_feature(enable = $feat)]
-            pub(super) fn gelu_tanh(s: $tok, x: &[f32], out: &mut [f32]) {
-                super::gelu::gelu::<_, false>(s, x, out)
-            }
-            #[target_feature(enable = $feat)]
-            pub(super) fn gelu_erf(s: $tok, x: &[f32], out: &mut [f32]) {
-                super::gelu::gelu::<_, true>(s, x, out)
-            }
-        }
-
-        impl VisionIsa for crate::cpu::dispatch::$tok {
-            fn layer_norm(self, x: &[f32], w: &[f32], b: &[f32], eps: f32, out: &mut [f32]) {
-                // SAFETY: the token proves the features the wrapper enables.
-                unsafe { $m::layer_norm(self, x, w, b, eps, out) }
-            }
-            fn gelu_tanh(self, x: &[f32], out: &mut [f32]) {
-                // SAFETY: the token proves the features the wrapper enables.
-                unsafe { $m::gelu_tanh(self, x, out) }
-            }
-            fn gelu_erf(self, x: &[f32], out: &mut [f32]) {
-                // SAFETY: the token proves the features the wrapper enables.
-                unsafe { $m::gelu_erf(self, x, out) }
-            }
-        }
-    };
+/// [`gelu`]'s body as a [`SimdOp`] (the erf form if `ERF`).
+struct GeluOp<'a, const ERF: bool> {
+    x: &'a [f32],
+    out: &'a mut [f32],
 }
 
-#[cfg(target_arch = "x86_64")]
-isa!(avx2, Avx2, "avx2,fma,f16c");
-#[cfg(target_arch = "x86_64")]
-isa!(avx512, Avx512, "avx512f,avx2,fma,f16c");
-#[cfg(target_arch = "aarch64")]
-isa!(neon, Neon, "neon");
+impl<const ERF: bool> SimdOp for GeluOp<'_, ERF> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) {
+        gelu::gelu::<S, ERF>(s, self.x, self.out)
+    }
+}
 
 /// `x`: `[h·w, d]`; `out`: `[(h/2)·(w/2), 4d]`.
 pub fn pixel_unshuffle(x: &[f32], h: usize, w: usize, d: usize, out: &mut [f32]) {
