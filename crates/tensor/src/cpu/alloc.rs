@@ -2,14 +2,9 @@
 //!
 //! A model's panels are hundreds of MiB to GiB of fresh anonymous memory:
 //! each 4 KiB page costs a fault in which the kernel zeroes it, which
-//! dominated model load when one thread wrote the whole buffer. The pool's
-//! threads now take those faults side by side.
-//!
-//! Tried and dropped: advising the panels onto transparent huge pages
-//! (`madvise(MADV_HUGEPAGE)`). On the 2-core KVM host it made the 1.6B
-//! load slower (4.1–4.6 s against 2.1 s: the kernel compacts memory for
-//! each 2 MiB page) and moved the decode GEMVs by less than the host's
-//! noise (±3 % medians over six interleaved rounds).
+//! dominates model load when one thread writes the whole buffer, so the
+//! pool's threads take those faults side by side. (Transparent huge pages
+//! were tried and dropped: `benches/README.md` § CPU tuning.)
 
 use std::mem::MaybeUninit;
 

@@ -9,9 +9,8 @@
 //! bf16 checkpoint weights pass through exactly (f32 and f16 ones are
 //! rounded to bf16 at load), products are exact in f32, and sums stay f32.
 //! Decode's GEMV (`m = 1`) is memory-bound, so it gains nothing from
-//! `vdpbf16ps`: it widens the same panels to f32 and is exact on `x` (it
-//! also measured 9% faster in whole-model decode than the `vdpbf16ps` GEMV:
-//! 53.3–58.4 against 48.7–53.2 tok/s over six interleaved rounds).
+//! `vdpbf16ps`: it widens the same panels to f32 and is exact on `x`
+//! (`benches/README.md` § CPU tuning has the measurement).
 //!
 //! Panels hold [`NR`] weight rows, k-pair-major: u32 word `(t, j)` of a
 //! panel is `w[j, 2t]` (low half) and `w[j, 2t + 1]` (high half), the pair
@@ -117,10 +116,9 @@ mod x86 {
     // The register tile is the largest generic one: `store_tile` takes it.
     const _: () = assert!(MR == MAX_MR && NRV == MAX_NRV);
     /// k pairs per cache block (k = 1024: a 128 KiB, L2-resident slice of a
-    /// panel; 128 and 256 pairs measured 23% and 12% slower on the 450M
-    /// prefill, 1024 pairs the same).
+    /// panel). Chosen by measurement, as [`MC`]: `benches/README.md`.
     const KCP: usize = 512;
-    /// Rows of `x` per cache block (48 and 192 measured 8% and 4% slower).
+    /// Rows of `x` per cache block.
     const MC: usize = 96;
 
     thread_local! {
