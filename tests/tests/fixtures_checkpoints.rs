@@ -268,7 +268,7 @@ fn check_checkpoint(dir: &Path) -> Result<()> {
     }
     for (k, t) in &published.tensors {
         ensure!(
-            t.dtype == tests::DType::BF16,
+            t.dtype == tests::FixtureDType::Tensor(tensor::DType::BF16),
             "{k} is {}, want BF16",
             t.dtype
         );

@@ -3,8 +3,11 @@
 //! - `bench-kernels [--json] [...]`: the kernel microbenchmarks (release build).
 //! - `test-neon`: the tensor crate's tests for aarch64 under qemu-aarch64.
 //! - `fixtures [--check]`: regenerate the transformers parity fixtures.
+//! - `tidy`: source rules beyond rustfmt and clippy (file length, where the
+//!   environment is read, SAFETY comments); see `tidy.rs`.
 
 mod fixtures;
+mod tidy;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -19,13 +22,15 @@ fn main() -> Result<()> {
         "bench-kernels" => bench_kernels(&rest),
         "test-neon" => test_neon(&rest),
         "fixtures" => fixtures::run(&rest),
+        "tidy" => tidy::run(&rest),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
                  commands:\n  \
                  bench-kernels [--json] [--quick]   matmul microbenchmarks (release build)\n  \
                  test-neon                           tensor tests for aarch64 under qemu-aarch64\n  \
-                 fixtures [--check]                  regenerate (or verify) the parity fixtures"
+                 fixtures [--check]                  regenerate (or verify) the parity fixtures\n  \
+                 tidy                                file length, env reads, SAFETY comments"
             );
             if cmd.is_empty() || cmd == "help" || cmd == "--help" {
                 Ok(())

@@ -3,6 +3,9 @@
 //! shared edge shapes, misaligned inputs and 1–3 threads. Tolerances:
 //! `testing::tolerance::{SHORT_CONV, ATTENTION}`.
 
+mod common;
+
+use common::{pad_intact, padded, padded_out, pool};
 use half::bf16;
 use tensor::cpu::attention::{self, AttnDims, KT};
 use tensor::cpu::conv;
@@ -13,30 +16,6 @@ use tensor::testing::tolerance::{
     SHORT_CONV, Tolerance,
 };
 use tensor::testing::{expected_isas_present, rng::Rng, shapes};
-
-/// f32 lanes of a tier's vectors.
-fn lanes(isa: Isa) -> usize {
-    match isa {
-        Isa::Scalar => 1,
-        Isa::Avx2 => 8,
-        Isa::Avx512 => 16,
-        Isa::Neon => 4,
-    }
-}
-
-/// A value no kernel computes: marks memory a kernel must not write.
-const GUARD: f32 = -7.125e30;
-/// Guard elements after every output.
-const PAD: usize = 19;
-
-fn pool(threads: usize) -> Option<rayon::ThreadPool> {
-    (threads > 1).then(|| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-    })
-}
 
 // ---------------------------------------------------------------- short conv
 
@@ -50,7 +29,7 @@ struct ConvCase {
     off: usize,
 }
 
-/// Runs one call in a buffer at `off`, guards around the outputs.
+/// Runs one call in a buffer at `off`, sentinel padding around the outputs.
 fn conv_call(
     isa: Isa,
     bcx: &[f32],
@@ -62,14 +41,8 @@ fn conv_call(
 ) -> Vec<f32> {
     let t = bcx.len() / (3 * d);
     let tok = IsaToken::new(isa).unwrap();
-    let shift = |x: &[f32]| {
-        let mut b = vec![GUARD; off];
-        b.extend_from_slice(x);
-        b.extend(std::iter::repeat_n(GUARD, PAD));
-        b
-    };
-    let (bb, wb, mut sb) = (shift(bcx), shift(w), shift(state));
-    let mut ob = vec![GUARD; off + t * d + PAD];
+    let (bb, wb, mut sb) = (padded(bcx, off), padded(w, off), padded(state, off));
+    let mut ob = padded_out(t * d, off);
     let sl = state.len();
     conv::short_conv(
         tok,
@@ -80,9 +53,8 @@ fn conv_call(
         d,
         l,
     );
-    let untouched = |b: &[f32], n: usize| b[..off].iter().chain(&b[off + n..]).all(|&x| x == GUARD);
     assert!(
-        untouched(&ob, t * d) && untouched(&sb, sl),
+        pad_intact(&ob, off, t * d) && pad_intact(&sb, off, sl),
         "{isa} d={d} l={l} t={t}: wrote outside out/state"
     );
     state.copy_from_slice(&sb[off..off + sl]);
@@ -126,7 +98,7 @@ fn conv_run(c: ConvCase) -> ErrorStats {
 }
 
 fn short_conv_shapes(isa: Isa) -> ErrorStats {
-    let v = lanes(isa);
+    let v = isa.lanes();
     let mut worst = ErrorStats::default();
     let mut ds: Vec<usize> = shapes::edge_lengths(v, 64)
         .into_iter()
@@ -169,7 +141,7 @@ fn short_conv_shapes(isa: Isa) -> ErrorStats {
 /// One prefill of `t` rows = two chunks (every split) = `t` single-token
 /// decodes, outputs and final state bit for bit; `t = 0` changes nothing.
 fn short_conv_chunks(isa: Isa) {
-    let v = lanes(isa);
+    let v = isa.lanes();
     for d in [1, v + 1, 65] {
         for l in 1..=4 {
             let t = 70; // spans three 32-row tiles
@@ -219,7 +191,7 @@ fn bits(x: &[f32]) -> Vec<u32> {
 
 /// NaN in one channel's input stays in that channel (and its state).
 fn short_conv_nan(isa: Isa) {
-    let (d, l, t) = (4 * lanes(isa) + 3, 3, 6);
+    let (d, l, t) = (4 * isa.lanes() + 3, 3, 6);
     let c = ConvCase {
         isa,
         d,
@@ -335,16 +307,15 @@ fn attn_call(
     pools: &[Option<rayon::ThreadPool>],
 ) -> Vec<f32> {
     let off = c.off;
-    let shift = |x: &[f32]| {
-        let mut b = vec![f32::NAN; off];
-        b.extend_from_slice(x);
-        b
-    };
-    let (qb, kb, vb) = (shift(q), shift(k), shift(v));
+    let (qb, kb, vb) = (padded(q, off), padded(k, off), padded(v, off));
     let n = q.len();
-    let mut ob = vec![GUARD; off + n + PAD];
+    let mut ob = padded_out(n, off);
     let (pool, o) = (pools[c.threads - 1].as_ref(), &mut ob[off..off + n]);
-    let (q, k, v) = (&qb[off..], &kb[off..], &vb[off..]);
+    let (q, k, v) = (
+        &qb[off..off + n],
+        &kb[off..off + k.len()],
+        &vb[off..off + v.len()],
+    );
     match c.bf16 {
         #[cfg(target_arch = "x86_64")]
         true => {
@@ -353,10 +324,7 @@ fn attn_call(
         }
         _ => attention::attention(IsaToken::new(c.isa).unwrap(), pool, q, k, v, o, c.dims()),
     }
-    assert!(
-        ob[..off].iter().chain(&ob[off + n..]).all(|&x| x == GUARD),
-        "{c:?}: wrote outside out"
-    );
+    assert!(pad_intact(&ob, off, n), "{c:?}: wrote outside out");
     ob[off..off + n].to_vec()
 }
 
@@ -569,7 +537,7 @@ fn attention_large_logits(isa: Kern) -> AttnStats {
 fn attention_misaligned(isa: Kern) -> AttnStats {
     let pools: Vec<_> = (1..=3).map(pool).collect();
     let mut worst = AttnStats::default();
-    let v = lanes(isa.isa);
+    let v = isa.isa.lanes();
     for off in shapes::misaligned_offsets(v) {
         for hd in [v + 1, 64] {
             let c = AttnCase {

@@ -7,7 +7,7 @@
 #[macro_use]
 mod common;
 
-use common::{Worst, assert_pad, check, lanes, merge, padded, token};
+use common::{Worst, assert_pad, check, merge, padded, token};
 use tensor::cpu::{Isa, elementwise};
 use tensor::testing::tolerance::{ADD, EXP, SILU_MUL};
 use tensor::testing::{rng::Rng, shapes};
@@ -50,7 +50,7 @@ fn silu_case(c: EwCase) -> Worst {
 }
 
 fn silu_mul_edges(isa: Isa) -> Worst {
-    let v = lanes(isa);
+    let v = isa.lanes();
     let mut worst = Worst::default();
     let base = EwCase {
         isa,
@@ -146,7 +146,7 @@ fn exp_run(c: EwCase, x: &[f32]) -> Worst {
 }
 
 fn exp_ulp(isa: Isa) -> Worst {
-    let v = lanes(isa);
+    let v = isa.lanes();
     let mut worst = Worst::default();
     // A dense sweep over the whole finite-result range, including the
     // subnormal results below −87.3 and the overflow edge at 88.72.
@@ -246,7 +246,7 @@ fn exp_ulp(isa: Isa) -> Worst {
 }
 
 fn add_assign_edges(isa: Isa) -> Worst {
-    let v = lanes(isa);
+    let v = isa.lanes();
     let mut worst = Worst::default();
     let mut cases = Vec::new();
     for (i, &n) in shapes::edge_lengths(v, 0).iter().enumerate() {

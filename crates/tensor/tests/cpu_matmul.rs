@@ -4,6 +4,9 @@
 //! checked against the reference over their dequantized values (the
 //! kernel's own error; the quantization error is `quant.rs`'s business).
 
+mod common;
+
+use common::pool;
 use half::{bf16, f16};
 use tensor::DType;
 use tensor::cpu::matmul::{self, MatmulArgs, WeightRef, panels, quant, reference};
@@ -50,15 +53,6 @@ fn dequantized(rows: &quant::QuantRows, k: usize) -> Vec<f32> {
     (rows.q.iter().enumerate())
         .map(|(i, &q)| q as f32 * rows.scale[i / k])
         .collect()
-}
-
-fn pool(threads: usize) -> Option<rayon::ThreadPool> {
-    (threads > 1).then(|| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-    })
 }
 
 /// The kernel under test on case `c`'s shape.
@@ -155,12 +149,7 @@ fn sweep(isa: Isa) -> ErrorStats {
     let tok = IsaToken::new(isa).unwrap();
     let g = matmul::geometry(tok);
     let (mr, nr, kc) = (g.mr, g.nr, g.kc);
-    let v: usize = match isa {
-        Isa::Scalar => 1,
-        Isa::Avx2 => 8,
-        Isa::Avx512 => 16,
-        Isa::Neon => 4,
-    };
+    let v = isa.lanes();
     let pools: Vec<_> = (1..=3).map(pool).collect();
     let mut worst = ErrorStats::default();
     let mut add = |st: ErrorStats| {

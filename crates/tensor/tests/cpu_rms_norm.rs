@@ -7,7 +7,7 @@
 #[macro_use]
 mod common;
 
-use common::{Worst, assert_pad, check, lanes, merge, padded, token};
+use common::{Worst, assert_pad, check, merge, padded, token};
 use tensor::cpu::{Isa, norm};
 use tensor::testing::tolerance::RMS_NORM;
 use tensor::testing::{rng::Rng, shapes};
@@ -48,7 +48,7 @@ fn norm_inputs(c: &NormCase) -> (Vec<f32>, Vec<f32>) {
 }
 
 fn rms_norm_edges(isa: Isa) -> Worst {
-    let v = lanes(isa);
+    let v = isa.lanes();
     let mut worst = Worst::default();
     let base = NormCase {
         isa,
@@ -96,7 +96,7 @@ fn rms_norm_edges(isa: Isa) -> Worst {
 
 fn rms_norm_special(isa: Isa) -> Worst {
     let mut worst = Worst::default();
-    for d in [1, 2 * lanes(isa) + 1, 65] {
+    for d in [1, 2 * isa.lanes() + 1, 65] {
         let c = NormCase {
             isa,
             rows: 5,

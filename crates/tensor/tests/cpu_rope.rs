@@ -6,7 +6,7 @@
 #[macro_use]
 mod common;
 
-use common::{Worst, assert_pad, check, lanes, merge, padded, token};
+use common::{Worst, assert_pad, check, merge, padded, token};
 use tensor::cpu::{Isa, rope};
 use tensor::testing::tolerance::ROPE;
 use tensor::testing::{rng::Rng, shapes};
@@ -73,7 +73,7 @@ fn rope_hds(v: usize) -> Vec<usize> {
 }
 
 fn rope_edges(isa: Isa) -> Worst {
-    let v = lanes(isa);
+    let v = isa.lanes();
     let mut worst = Worst::default();
     let base = RopeCase {
         isa,

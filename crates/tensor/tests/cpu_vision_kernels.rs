@@ -10,7 +10,7 @@
 #[macro_use]
 mod common;
 
-use common::{Worst, assert_pad, check, lanes, merge, padded, token};
+use common::{Worst, assert_pad, check, merge, padded, token};
 use tensor::Gelu;
 use tensor::cpu::{Isa, vision};
 use tensor::testing::tolerance::{GELU_ERF, GELU_TANH, LAYER_NORM, Tolerance};
@@ -92,7 +92,7 @@ fn ln_case(c: LnCase) -> Worst {
 }
 
 fn layer_norm_edges(isa: Isa) -> Worst {
-    let v = lanes(isa);
+    let v = isa.lanes();
     let mut worst = Worst::default();
     let base = LnCase {
         isa,
@@ -147,7 +147,7 @@ fn layer_norm_edges(isa: Isa) -> Worst {
 /// or a rounded mean subtracted from `x` loses the small spread), and rows
 /// with a few large outliers, as SigLIP's residual stream has.
 fn layer_norm_offset(isa: Isa) -> Worst {
-    let v = lanes(isa);
+    let v = isa.lanes();
     let mut worst = Worst::default();
     let mut ds = MODEL_DS.to_vec();
     ds.extend([1, 2, v + 1, 4 * v + 3, 257]);
@@ -192,7 +192,7 @@ fn layer_norm_offset(isa: Isa) -> Worst {
 /// Constant rows (variance 0: the output is `b` exactly), zero rows,
 /// NaN/±inf rows, and a clean row after them.
 fn layer_norm_special(isa: Isa) -> Worst {
-    let v = lanes(isa);
+    let v = isa.lanes();
     let mut worst = Worst::default();
     let (inf, nan) = (f32::INFINITY, f32::NAN);
     for d in [1, 2, v + 1, 2 * v + 1, 65, 768] {
@@ -278,7 +278,7 @@ fn gelu_run(c: GeluCase, x: &[f32]) -> Worst {
 }
 
 fn gelu_edges(isa: Isa, kind: Gelu) -> Worst {
-    let v = lanes(isa);
+    let v = isa.lanes();
     let mut worst = Worst::default();
     let mut ns = shapes::edge_lengths(v, 0);
     ns.push(8192);
@@ -332,7 +332,7 @@ fn gelu_dense(isa: Isa, kind: Gelu) -> Worst {
 }
 
 fn gelu_special(isa: Isa, kind: Gelu) -> Worst {
-    let v = lanes(isa);
+    let v = isa.lanes();
     let mut worst = Worst::default();
     let (inf, nan) = (f32::INFINITY, f32::NAN);
     let sp = [

@@ -1,6 +1,13 @@
-//! Shared helpers of the CPU kernel tests for rms_norm, rope and the
-//! elementwise kernels: padded misaligned buffers, the tolerance check with
-//! a readable failure, worst-error bookkeeping, and the per-ISA test stamp.
+//! Shared helpers of the CPU kernel tests (`cpu_*.rs`): the one padding
+//! convention (outputs and inputs sit at an offset inside a buffer filled
+//! with [`SENTINEL`], [`PAD`] elements of it after them, checked untouched
+//! afterwards), thread pools, the tolerance check with a readable failure,
+//! worst-error bookkeeping and the per-ISA test stamp. f32 lanes per vector
+//! come from `Isa::lanes`.
+//!
+//! Each test binary compiles this module (`mod common;`) and uses part of
+//! it, hence the `dead_code` allowance.
+#![allow(dead_code)]
 
 use std::fmt::Debug;
 
@@ -8,22 +15,14 @@ use tensor::cpu::{Isa, IsaToken};
 use tensor::testing::expected_isas_present;
 use tensor::testing::tolerance::{Tolerance, ulp_distance};
 
-/// f32 lanes per vector of `isa`.
-pub fn lanes(isa: Isa) -> usize {
-    match isa {
-        Isa::Scalar => 1,
-        Isa::Avx2 => 8,
-        Isa::Avx512 => 16,
-        Isa::Neon => 4,
-    }
-}
-
 pub fn token(isa: Isa) -> IsaToken {
     IsaToken::new(isa).expect("caller checked availability")
 }
 
-/// A NaN with a payload no kernel produces: marks padding around outputs.
+/// A NaN with a payload no kernel produces: marks padding around outputs
+/// (compared by bits, so a kernel's own NaN does not pass for it).
 pub const SENTINEL: f32 = f32::from_bits(0x7fa5_5a5a);
+/// Sentinel elements after the data of a padded buffer.
 pub const PAD: usize = 17;
 
 /// `data` at element offset `off` of a buffer padded with [`SENTINEL`].
@@ -34,17 +33,42 @@ pub fn padded(data: &[f32], off: usize) -> Vec<f32> {
     b
 }
 
+/// A padded buffer for an `n`-element output at `off` that is all
+/// [`SENTINEL`], so an output element the kernel leaves unwritten fails the
+/// value check too.
+pub fn padded_out(n: usize, off: usize) -> Vec<f32> {
+    vec![SENTINEL; off + n + PAD]
+}
+
+/// Whether everything around `buf[off..off + n]` still holds the sentinel.
+pub fn pad_intact(buf: &[f32], off: usize, n: usize) -> bool {
+    first_pad_write(buf, off, n).is_none()
+}
+
+fn first_pad_write(buf: &[f32], off: usize, n: usize) -> Option<usize> {
+    (buf.iter().enumerate())
+        .position(|(i, v)| (i < off || i >= off + n) && v.to_bits() != SENTINEL.to_bits())
+}
+
 /// Asserts the padding around `buf[off..off + n]` still holds the sentinel.
 #[track_caller]
 pub fn assert_pad(case: &dyn Debug, buf: &[f32], off: usize, n: usize) {
-    for (i, v) in buf.iter().enumerate() {
-        if (i < off || i >= off + n) && v.to_bits() != SENTINEL.to_bits() {
-            panic!(
-                "{case:?}: wrote outside the output at buffer index {i} (data {off}..{})",
-                off + n
-            );
-        }
+    if let Some(i) = first_pad_write(buf, off, n) {
+        panic!(
+            "{case:?}: wrote outside the output at buffer index {i} (data {off}..{})",
+            off + n
+        );
     }
+}
+
+/// A pool of `threads` workers, or `None` (the caller's thread) for one.
+pub fn pool(threads: usize) -> Option<rayon::ThreadPool> {
+    (threads > 1).then(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+    })
 }
 
 /// The worst errors of a sweep: `budget` is max |x − r| / bound (the share
@@ -125,6 +149,7 @@ pub fn run_for(isa: Isa, name: &str, sweep: fn(Isa) -> Worst) {
 
 /// `tests!(isa_expr; name => sweep, ...)`: one `#[test]` per sweep
 /// (reached through `#[macro_use] mod common;`).
+#[allow(unused_macros)]
 macro_rules! tests {
     ($isa:expr; $($name:ident => $sweep:ident),* $(,)?) => {$(
         #[test]
