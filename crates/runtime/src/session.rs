@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use model::text::{LayerCache, TextState};
 use model::{CropPatches, Lfm2Vl};
-use tensor::{Backend, DType, HostData, Shape, Tensor};
+use tensor::{Backend, DType, HostData, Shape, Tensor, op};
 
 use crate::error::{Result, RuntimeError};
 use crate::sampling::{Sampler, SamplingConfig};
@@ -306,7 +306,11 @@ impl<B: Backend> Session<B> {
         for r0 in (0..suffix.len()).step_by(chunk) {
             let r1 = (r0 + chunk).min(suffix.len());
             let mut part = self.be.zeros(DType::F32, Shape::from([r1 - r0, d]))?;
-            self.be.slice_rows(&x, r0, &mut part)?;
+            self.be.slice_rows(op::SliceRows {
+                src: &x,
+                row0: r0,
+                out: &mut part,
+            })?;
             let text = &self.model.text;
             text.prefill_embeds_into(&self.be, &mut part, &mut self.state, &mut logits)?;
         }

@@ -90,7 +90,12 @@ pub fn run(o: &Opts, rng: &mut Rng) -> Result<()> {
             for &m in o.ms.iter().filter(|&&m| !software || m <= 64) {
                 let shape = (m, n, k);
                 let r = bench_batched(&be, &ws, dtype, shape, o.budget, rng, &|x, w, y| {
-                    be.matmul(x, w, None, y)
+                    be.matmul(op::Matmul {
+                        x,
+                        w,
+                        bias: None,
+                        out: y,
+                    })
                 })?;
                 report(
                     o,

@@ -21,7 +21,7 @@ use half::bf16;
 use serde_json::json;
 use tensor::cpu::{CpuBackend, Isa, IsaToken, WeightFormat};
 use tensor::testing::rng::Rng;
-use tensor::{Backend, DType, HostData, Shape, Tensor};
+use tensor::{Backend, DType, HostData, Shape, Tensor, op};
 
 const MS: [usize; 4] = [1, 64, 512, 1024];
 /// (n, k): LFM2 350M/1.2B projections and FFN, SigLIP2 base, the projector
@@ -217,7 +217,15 @@ fn bench_one<B: Backend>(
     let secs = median_secs(budget, || {
         let w = &ws[i % ws.len()];
         i += 1;
-        if let Err(e) = be.matmul(&x, w, None, &mut y).and_then(|_| be.sync()) {
+        if let Err(e) = be
+            .matmul(op::Matmul {
+                x: &x,
+                w,
+                bias: None,
+                out: &mut y,
+            })
+            .and_then(|_| be.sync())
+        {
             err.get_or_insert(e);
         }
     });
