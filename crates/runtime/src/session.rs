@@ -323,15 +323,15 @@ impl<B: Backend> Session<B> {
             computed: suffix.len(),
             elapsed: prefill_time,
         }) {
-            return Ok(self.finish(
-                ids.len(),
-                reused,
-                Vec::new(),
-                Finish::Cancelled,
+            return Ok(Generation {
+                prompt_tokens: ids.len(),
+                reused_tokens: reused,
+                ids: Vec::new(),
+                finish: Finish::Cancelled,
                 image_time,
                 prefill_time,
-                Duration::ZERO,
-            ));
+                decode_time: Duration::ZERO,
+            });
         }
 
         // Decode.
@@ -365,15 +365,15 @@ impl<B: Backend> Session<B> {
                 .decode_into(&self.be, id, &mut self.state, &mut logits)?;
             self.cached.push(id);
         };
-        Ok(self.finish(
-            ids.len(),
-            reused,
-            out,
+        Ok(Generation {
+            prompt_tokens: ids.len(),
+            reused_tokens: reused,
+            ids: out,
             finish,
             image_time,
             prefill_time,
-            t2.elapsed(),
-        ))
+            decode_time: t2.elapsed(),
+        })
     }
 
     /// Runs the last sampled token through the model so the cache holds it
@@ -387,28 +387,6 @@ impl<B: Backend> Session<B> {
             self.cached.push(id);
         }
         Ok(())
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn finish(
-        &self,
-        prompt_tokens: usize,
-        reused_tokens: usize,
-        ids: Vec<u32>,
-        finish: Finish,
-        image_time: Duration,
-        prefill_time: Duration,
-        decode_time: Duration,
-    ) -> Generation {
-        Generation {
-            prompt_tokens,
-            reused_tokens,
-            ids,
-            finish,
-            image_time,
-            prefill_time,
-            decode_time,
-        }
     }
 
     /// Logits of every prompt position (`[t, vocab]`, host f32), for parity

@@ -107,11 +107,12 @@ pub struct MatmulSwiglu<'a, B: Backend> {
 impl<B: Backend> MatmulSwiglu<'_, B> {
     pub const NAME: &'static str = "matmul_swiglu";
 
-    /// The checks of the two ops; returns the matmul's `(m, 2f, k)` and the
-    /// SwiGLU's `(t, f)`.
-    pub fn check(&self) -> Result<((usize, usize, usize), (usize, usize))> {
-        let mm = matmul_dims(self.x, self.w13, None, self.gu)?;
-        Ok((mm, swiglu_dims(self.gu, self.out)?))
+    /// The checks of the two ops; returns `(m, f, k)` (together they make
+    /// `gu` `[m, 2f]`).
+    pub fn check(&self) -> Result<(usize, usize, usize)> {
+        let (m, _, k) = matmul_dims(self.x, self.w13, None, self.gu)?;
+        let (_, f) = swiglu_dims(self.gu, self.out)?;
+        Ok((m, f, k))
     }
 
     /// Runs the two ops on `be` ([`Backend::matmul`], then
@@ -152,11 +153,12 @@ pub struct MatmulShortConv<'a, B: Backend> {
 impl<B: Backend> MatmulShortConv<'_, B> {
     pub const NAME: &'static str = "matmul_short_conv";
 
-    /// The checks of the two ops; returns the matmul's `(t, 3d, k)` and the
-    /// conv's `(t, d, l)`.
-    pub fn check(&self) -> Result<((usize, usize, usize), (usize, usize, usize))> {
-        let mm = matmul_dims(self.x, self.in_proj, None, self.bcx)?;
-        Ok((mm, short_conv_dims(self.bcx, self.w, self.state, self.out)?))
+    /// The checks of the two ops; returns `(t, d, l, k)` (together they
+    /// make `bcx` `[t, 3d]`).
+    pub fn check(&self) -> Result<(usize, usize, usize, usize)> {
+        let (_, _, k) = matmul_dims(self.x, self.in_proj, None, self.bcx)?;
+        let (t, d, l) = short_conv_dims(self.bcx, self.w, self.state, self.out)?;
+        Ok((t, d, l, k))
     }
 
     /// Runs the two ops on `be` ([`Backend::matmul`], then

@@ -22,15 +22,13 @@
 //! # Ok::<(), tensor::TensorError>(())
 //! ```
 //!
-//! - [`linear`]: [`Matmul`], [`MatmulSwiglu`], [`MatmulShortConv`].
-//! - [`norm`]: [`RmsNorm`], [`AddRmsNorm`], [`LayerNorm`].
-//! - [`attention`]: [`Attention`], [`Rope`], [`QkvNormRope`].
-//! - [`conv`]: [`ShortConv`].
-//! - [`elementwise`]: [`SiluMul`], [`Swiglu`], [`AddAssign`], [`Gelu`].
-//! - [`copy`]: [`GatherRows`], [`CopyRows`], [`SliceRows`], [`CopyCols`],
-//!   [`PixelUnshuffle`].
-//!
-//! [`Backend`]: crate::Backend
+//! - [`linear`] holds [`Matmul`], [`MatmulSwiglu`] and [`MatmulShortConv`].
+//! - [`norm`] holds [`RmsNorm`], [`AddRmsNorm`] and [`LayerNorm`].
+//! - [`attention`] holds [`Attention`], [`Rope`] and [`QkvNormRope`].
+//! - [`conv`] holds [`ShortConv`].
+//! - [`elementwise`] holds [`SiluMul`], [`Swiglu`], [`AddAssign`] and [`Gelu`].
+//! - [`copy`] holds [`GatherRows`], [`CopyRows`], [`SliceRows`], [`CopyCols`]
+//!   and [`PixelUnshuffle`].
 
 pub mod attention;
 pub mod conv;

@@ -32,14 +32,10 @@ pub(crate) fn gemv_swiglu(
     be: &WgpuBackend,
     op: &op::MatmulSwiglu<'_, WgpuBackend>,
 ) -> Result<bool> {
-    let ((m, n2, k), (_, f)) = op.check()?;
+    let (m, f, k) = op.check()?;
     // x [1, k] f32; w13 [2f, k] bf16: w1 | w3; gu left unwritten.
     let (x, w13, out) = (op.x, op.w13, &*op.out);
-    if m != 1
-        || n2 != 2 * f
-        || gemv_kind(be, k, w13.dtype()) != GemvKind::X8Subgroup
-        || !fused_gemv_enabled()
-    {
+    if m != 1 || gemv_kind(be, k, w13.dtype()) != GemvKind::X8Subgroup || !fused_gemv_enabled() {
         return Ok(false);
     }
     if f == 0 {
@@ -47,7 +43,7 @@ pub(crate) fn gemv_swiglu(
     }
     let limits = &be.device().limits;
     if w13.storage().buffer().size() > limits.max_storage_buffer_binding_size
-        || u32::try_from(n2 * k).is_err()
+        || u32::try_from(2 * f * k).is_err()
     {
         return Ok(false);
     }
@@ -89,7 +85,7 @@ pub(crate) fn gemv_short_conv(
     be: &WgpuBackend,
     op: &op::MatmulShortConv<'_, WgpuBackend>,
 ) -> Result<bool> {
-    let ((_, _, k), (t, d, l)) = op.check()?;
+    let (t, d, l, k) = op.check()?;
     // x [1, k] f32; in_proj [3d, k] bf16: B | C | X; w [d, l] f32; bcx left
     // unwritten.
     let (x, in_proj, w) = (op.x, op.in_proj, op.w);
