@@ -25,7 +25,6 @@ use super::{Dispatch, WgpuBackend};
 use crate::{DType, Gelu, Result, Tensor, TensorError, op};
 
 type T = Tensor<WgpuBackend>;
-type B = WgpuBackend;
 
 /// Threads per workgroup of the one-thread-per-element kernels.
 pub const ELEM_WG: u32 = 256;
@@ -75,8 +74,8 @@ fn elementwise_params(op: &'static str, n: usize) -> Result<ElementwiseParams> {
 }
 
 /// See [`op::AddAssign`].
-pub(crate) fn add_assign(be: &WgpuBackend, op: op::AddAssign<'_, B>) -> Result<()> {
-    const OP: &str = op::AddAssign::<B>::NAME;
+pub(crate) fn add_assign(be: &WgpuBackend, op: op::AddAssign<'_, WgpuBackend>) -> Result<()> {
+    const OP: &str = op::AddAssign::<WgpuBackend>::NAME;
     op.check()?;
     let op::AddAssign { x, y } = op;
     let n = x.elem_count();
@@ -95,8 +94,8 @@ pub(crate) fn add_assign(be: &WgpuBackend, op: op::AddAssign<'_, B>) -> Result<(
 }
 
 /// See [`op::SiluMul`].
-pub(crate) fn silu_mul(be: &WgpuBackend, op: op::SiluMul<'_, B>) -> Result<()> {
-    const OP: &str = op::SiluMul::<B>::NAME;
+pub(crate) fn silu_mul(be: &WgpuBackend, op: op::SiluMul<'_, WgpuBackend>) -> Result<()> {
+    const OP: &str = op::SiluMul::<WgpuBackend>::NAME;
     op.check()?;
     let op::SiluMul { gate, up, out } = op;
     let n = gate.elem_count();
@@ -119,8 +118,8 @@ pub(crate) fn silu_mul(be: &WgpuBackend, op: op::SiluMul<'_, B>) -> Result<()> {
 }
 
 /// See [`op::Swiglu`].
-pub(crate) fn swiglu(be: &WgpuBackend, op: op::Swiglu<'_, B>) -> Result<()> {
-    const OP: &str = op::Swiglu::<B>::NAME;
+pub(crate) fn swiglu(be: &WgpuBackend, op: op::Swiglu<'_, WgpuBackend>) -> Result<()> {
+    const OP: &str = op::Swiglu::<WgpuBackend>::NAME;
     let (t, f) = op.check()?;
     let op::Swiglu { gu, out } = op;
     let n = t * f;
@@ -144,8 +143,8 @@ pub(crate) fn swiglu(be: &WgpuBackend, op: op::Swiglu<'_, B>) -> Result<()> {
 }
 
 /// See [`op::Gelu`].
-pub(crate) fn gelu(be: &WgpuBackend, op: op::Gelu<'_, B>) -> Result<()> {
-    const OP: &str = op::Gelu::<B>::NAME;
+pub(crate) fn gelu(be: &WgpuBackend, op: op::Gelu<'_, WgpuBackend>) -> Result<()> {
+    const OP: &str = op::Gelu::<WgpuBackend>::NAME;
     op.check()?;
     let op::Gelu { x, kind, out } = op;
     let n = x.elem_count();
@@ -173,7 +172,7 @@ fn rows_width(t: &T) -> (usize, usize) {
 }
 
 /// See [`op::CopyRows`].
-pub(crate) fn copy_rows(be: &WgpuBackend, op: op::CopyRows<'_, B>) -> Result<()> {
+pub(crate) fn copy_rows(be: &WgpuBackend, op: op::CopyRows<'_, WgpuBackend>) -> Result<()> {
     let (t, w) = op.check()?;
     let op::CopyRows { src, dst, row0 } = op;
     be.record_copy(
@@ -186,7 +185,7 @@ pub(crate) fn copy_rows(be: &WgpuBackend, op: op::CopyRows<'_, B>) -> Result<()>
 }
 
 /// See [`op::SliceRows`].
-pub(crate) fn slice_rows(be: &WgpuBackend, op: op::SliceRows<'_, B>) -> Result<()> {
+pub(crate) fn slice_rows(be: &WgpuBackend, op: op::SliceRows<'_, WgpuBackend>) -> Result<()> {
     let (t, w) = op.check()?;
     let op::SliceRows { src, row0, out } = op;
     be.record_copy(
@@ -199,8 +198,8 @@ pub(crate) fn slice_rows(be: &WgpuBackend, op: op::SliceRows<'_, B>) -> Result<(
 }
 
 /// See [`op::CopyCols`].
-pub(crate) fn copy_cols(be: &WgpuBackend, op: op::CopyCols<'_, B>) -> Result<()> {
-    const OP: &str = op::CopyCols::<B>::NAME;
+pub(crate) fn copy_cols(be: &WgpuBackend, op: op::CopyCols<'_, WgpuBackend>) -> Result<()> {
+    const OP: &str = op::CopyCols::<WgpuBackend>::NAME;
     let (rows, c_src, c) = op.check()?;
     let op::CopyCols { src, col0, out } = op;
     let n = rows * c;
@@ -234,8 +233,8 @@ pub(crate) fn no_i8(op: &'static str) -> TensorError {
 }
 
 /// See [`op::GatherRows`].
-pub(crate) fn gather_rows(be: &WgpuBackend, op: op::GatherRows<'_, B>) -> Result<()> {
-    const OP: &str = op::GatherRows::<B>::NAME;
+pub(crate) fn gather_rows(be: &WgpuBackend, op: op::GatherRows<'_, WgpuBackend>) -> Result<()> {
+    const OP: &str = op::GatherRows::<WgpuBackend>::NAME;
     let (vocab, d) = op.check()?;
     let op::GatherRows { table, ids, out } = op;
     let n = ids.len() * d;
@@ -272,8 +271,11 @@ pub(crate) fn gather_rows(be: &WgpuBackend, op: op::GatherRows<'_, B>) -> Result
 }
 
 /// See [`op::PixelUnshuffle`].
-pub(crate) fn pixel_unshuffle(be: &WgpuBackend, op: op::PixelUnshuffle<'_, B>) -> Result<()> {
-    const OP: &str = op::PixelUnshuffle::<B>::NAME;
+pub(crate) fn pixel_unshuffle(
+    be: &WgpuBackend,
+    op: op::PixelUnshuffle<'_, WgpuBackend>,
+) -> Result<()> {
+    const OP: &str = op::PixelUnshuffle::<WgpuBackend>::NAME;
     let d = op.check()?;
     let op::PixelUnshuffle { x, h, w, out } = op;
     let n = h * w * d;
@@ -327,8 +329,8 @@ fn norm(
 }
 
 /// See [`op::RmsNorm`].
-pub(crate) fn rms_norm(be: &WgpuBackend, op: op::RmsNorm<'_, B>) -> Result<()> {
-    const OP: &str = op::RmsNorm::<B>::NAME;
+pub(crate) fn rms_norm(be: &WgpuBackend, op: op::RmsNorm<'_, WgpuBackend>) -> Result<()> {
+    const OP: &str = op::RmsNorm::<WgpuBackend>::NAME;
     op.check()?;
     let op::RmsNorm { x, w, eps, out } = op;
     norm(
@@ -346,8 +348,8 @@ pub(crate) fn rms_norm(be: &WgpuBackend, op: op::RmsNorm<'_, B>) -> Result<()> {
 }
 
 /// See [`op::AddRmsNorm`]: one dispatch.
-pub(crate) fn add_rms_norm(be: &WgpuBackend, op: op::AddRmsNorm<'_, B>) -> Result<()> {
-    const OP: &str = op::AddRmsNorm::<B>::NAME;
+pub(crate) fn add_rms_norm(be: &WgpuBackend, op: op::AddRmsNorm<'_, WgpuBackend>) -> Result<()> {
+    const OP: &str = op::AddRmsNorm::<WgpuBackend>::NAME;
     op.check()?;
     let op::AddRmsNorm { x, y, w, eps, out } = op;
     norm(
@@ -366,8 +368,8 @@ pub(crate) fn add_rms_norm(be: &WgpuBackend, op: op::AddRmsNorm<'_, B>) -> Resul
 }
 
 /// See [`op::LayerNorm`].
-pub(crate) fn layer_norm(be: &WgpuBackend, op: op::LayerNorm<'_, B>) -> Result<()> {
-    const OP: &str = op::LayerNorm::<B>::NAME;
+pub(crate) fn layer_norm(be: &WgpuBackend, op: op::LayerNorm<'_, WgpuBackend>) -> Result<()> {
+    const OP: &str = op::LayerNorm::<WgpuBackend>::NAME;
     op.check()?;
     let op::LayerNorm { x, w, b, eps, out } = op;
     norm(
@@ -413,8 +415,8 @@ pub fn rope_table_into(t: usize, hd: usize, pos0: usize, theta: f32, cs: &mut Ve
 }
 
 /// See [`op::Rope`].
-pub(crate) fn rope(be: &WgpuBackend, op: op::Rope<'_, B>) -> Result<()> {
-    const OP: &str = op::Rope::<B>::NAME;
+pub(crate) fn rope(be: &WgpuBackend, op: op::Rope<'_, WgpuBackend>) -> Result<()> {
+    const OP: &str = op::Rope::<WgpuBackend>::NAME;
     let (t, h, hd) = op.check()?;
     let op::Rope { x, pos0, theta } = op;
     let pairs = t * h * hd / 2;
@@ -447,8 +449,8 @@ pub(crate) fn rope(be: &WgpuBackend, op: op::Rope<'_, B>) -> Result<()> {
 pub const QKV_NORM_ROPE_WG: u32 = 64;
 
 /// See [`op::QkvNormRope`]: one dispatch.
-pub(crate) fn qkv_norm_rope(be: &WgpuBackend, op: op::QkvNormRope<'_, B>) -> Result<()> {
-    const OP: &str = op::QkvNormRope::<B>::NAME;
+pub(crate) fn qkv_norm_rope(be: &WgpuBackend, op: op::QkvNormRope<'_, WgpuBackend>) -> Result<()> {
+    const OP: &str = op::QkvNormRope::<WgpuBackend>::NAME;
     let op::AttnShape { t, h, h_kv, hd } = op.check()?;
     if t == 0 {
         return Ok(());
@@ -495,8 +497,8 @@ pub(crate) fn qkv_norm_rope(be: &WgpuBackend, op: op::QkvNormRope<'_, B>) -> Res
 }
 
 /// See [`op::ShortConv`].
-pub(crate) fn short_conv(be: &WgpuBackend, op: op::ShortConv<'_, B>) -> Result<()> {
-    const OP: &str = op::ShortConv::<B>::NAME;
+pub(crate) fn short_conv(be: &WgpuBackend, op: op::ShortConv<'_, WgpuBackend>) -> Result<()> {
+    const OP: &str = op::ShortConv::<WgpuBackend>::NAME;
     let (t, d, l) = op.check()?;
     let op::ShortConv { bcx, w, state, out } = op;
     if t == 0 {
