@@ -12,7 +12,7 @@ use model::vision::{VisionConfig, VisionTower};
 use model::weights::{Checkpoint, Loader, Prefix, names};
 use model::{ModelConfig, ModelError};
 use tensor::cpu::{CpuBackend, Isa};
-use tensor::{Backend, DType, HostData, Shape};
+use tensor::{Backend, DType, HostData, Shape, op};
 use tests::{Case, Tolerance, compare};
 
 const TOL: Tolerance = Tolerance::abs(1e-4);
@@ -150,8 +150,16 @@ fn check_case(name: &str, file: &str, worst: &mut Worst) -> Result<()> {
     );
     let mut row = be.zeros(DType::F32, Shape::from([1, d_text]))?;
     for (r, &slot) in slots.iter().enumerate() {
-        be.slice_rows(&feats, r, &mut row)?;
-        be.copy_rows(&row, &mut x, slot)?;
+        be.slice_rows(op::SliceRows {
+            src: &feats,
+            row0: r,
+            out: &mut row,
+        })?;
+        be.copy_rows(op::CopyRows {
+            src: &row,
+            dst: &mut x,
+            row0: slot,
+        })?;
     }
     worst.add(&compare(
         &format!("{name} inputs_embeds"),

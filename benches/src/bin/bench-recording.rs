@@ -17,7 +17,7 @@ use anyhow::Result;
 fn main() -> Result<()> {
     use anyhow::Context;
     use std::time::Instant;
-    use tensor::{Backend, DType, Shape};
+    use tensor::{Backend, DType, Shape, op};
     let mut ops = 3900usize;
     let mut d = 1024usize;
     let mut args = std::env::args().skip(1);
@@ -44,9 +44,19 @@ fn main() -> Result<()> {
     let mut round = |n: usize| -> Result<f64> {
         let t = Instant::now();
         for _ in 0..n.div_ceil(3) {
-            be.add_assign(&mut x, &y)?;
-            be.rms_norm(&x, &w, 1e-5, &mut o)?;
-            be.matmul(&o, &wb, None, &mut g)?;
+            be.add_assign(op::AddAssign { x: &mut x, y: &y })?;
+            be.rms_norm(op::RmsNorm {
+                x: &x,
+                w: &w,
+                eps: 1e-5,
+                out: &mut o,
+            })?;
+            be.matmul(op::Matmul {
+                x: &o,
+                w: &wb,
+                bias: None,
+                out: &mut g,
+            })?;
         }
         let us = t.elapsed().as_secs_f64() * 1e6 / (3 * n.div_ceil(3)) as f64;
         be.sync()?;

@@ -1,7 +1,7 @@
 //! The multimodal projector (spec §5): pixel unshuffle by 2, LayerNorm
 //! (when the config has it), Linear → exact GELU → Linear.
 
-use tensor::{Backend, DType, Gelu, Shape, Tensor};
+use tensor::{Backend, DType, Gelu, Shape, Tensor, op};
 
 use crate::error::Result;
 use crate::vision::{Affine, Norm, VisionConfig};
@@ -41,7 +41,12 @@ impl<B: Backend> Connector<B> {
         let n = h * w / 4;
         let z = |c: usize| be.zeros(DType::F32, Shape::from([n, c]));
         let mut un = z(self.d_in)?;
-        be.pixel_unshuffle(feat, h, w, &mut un)?;
+        be.pixel_unshuffle(op::PixelUnshuffle {
+            x: feat,
+            h,
+            w,
+            out: &mut un,
+        })?;
         let un = match &self.norm {
             Some(norm) => {
                 let mut normed = z(self.d_in)?;
@@ -52,7 +57,11 @@ impl<B: Backend> Connector<B> {
         };
         let (mut a, mut g, mut out) = (z(self.hidden)?, z(self.hidden)?, z(self.d_out)?);
         self.linear_1.forward(be, &un, &mut a)?;
-        be.gelu(&a, Gelu::Erf, &mut g)?;
+        be.gelu(op::Gelu {
+            x: &a,
+            kind: Gelu::Erf,
+            out: &mut g,
+        })?;
         self.linear_2.forward(be, &g, &mut out)?;
         Ok(out)
     }

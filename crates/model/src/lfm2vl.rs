@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use tensor::{Backend, DType, HostData, Shape, Tensor};
+use tensor::{Backend, DType, HostData, Shape, Tensor, op};
 
 use crate::config::ModelConfig;
 use crate::connector::Connector;
@@ -98,7 +98,11 @@ impl<B: Backend> Lfm2Vl<B> {
             let x = be.upload(HostData::f32(c.patches), Shape::from([n, pd]))?;
             let feat = v.tower.forward_crop(be, &x, c.h, c.w, &mut |_, _| Ok(()))?;
             let proj = v.connector.forward_crop(be, &feat, c.h, c.w)?;
-            be.copy_rows(&proj, &mut out, row0)?;
+            be.copy_rows(op::CopyRows {
+                src: &proj,
+                dst: &mut out,
+                row0,
+            })?;
             row0 += proj.shape().rows();
         }
         Ok(out)
@@ -136,8 +140,16 @@ impl<B: Backend> Lfm2Vl<B> {
                 len += 1;
             }
             let mut run = be.zeros(DType::F32, Shape::from([len, d]))?;
-            be.slice_rows(f, r, &mut run)?;
-            be.copy_rows(&run, &mut x, slots[r])?;
+            be.slice_rows(op::SliceRows {
+                src: f,
+                row0: r,
+                out: &mut run,
+            })?;
+            be.copy_rows(op::CopyRows {
+                src: &run,
+                dst: &mut x,
+                row0: slots[r],
+            })?;
             r += len;
         }
         Ok(x)

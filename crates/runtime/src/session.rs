@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use model::text::{LayerCache, TextState};
 use model::{CropPatches, Lfm2Vl};
-use tensor::{Backend, DType, HostData, Shape, Tensor};
+use tensor::{Backend, DType, HostData, Shape, Tensor, op};
 
 use crate::error::{Result, RuntimeError};
 use crate::sampling::{Sampler, SamplingConfig};
@@ -306,7 +306,11 @@ impl<B: Backend> Session<B> {
         for r0 in (0..suffix.len()).step_by(chunk) {
             let r1 = (r0 + chunk).min(suffix.len());
             let mut part = self.be.zeros(DType::F32, Shape::from([r1 - r0, d]))?;
-            self.be.slice_rows(&x, r0, &mut part)?;
+            self.be.slice_rows(op::SliceRows {
+                src: &x,
+                row0: r0,
+                out: &mut part,
+            })?;
             let text = &self.model.text;
             text.prefill_embeds_into(&self.be, &mut part, &mut self.state, &mut logits)?;
         }
@@ -319,15 +323,15 @@ impl<B: Backend> Session<B> {
             computed: suffix.len(),
             elapsed: prefill_time,
         }) {
-            return Ok(self.finish(
-                ids.len(),
-                reused,
-                Vec::new(),
-                Finish::Cancelled,
+            return Ok(Generation {
+                prompt_tokens: ids.len(),
+                reused_tokens: reused,
+                ids: Vec::new(),
+                finish: Finish::Cancelled,
                 image_time,
                 prefill_time,
-                Duration::ZERO,
-            ));
+                decode_time: Duration::ZERO,
+            });
         }
 
         // Decode.
@@ -361,15 +365,15 @@ impl<B: Backend> Session<B> {
                 .decode_into(&self.be, id, &mut self.state, &mut logits)?;
             self.cached.push(id);
         };
-        Ok(self.finish(
-            ids.len(),
-            reused,
-            out,
+        Ok(Generation {
+            prompt_tokens: ids.len(),
+            reused_tokens: reused,
+            ids: out,
             finish,
             image_time,
             prefill_time,
-            t2.elapsed(),
-        ))
+            decode_time: t2.elapsed(),
+        })
     }
 
     /// Runs the last sampled token through the model so the cache holds it
@@ -383,28 +387,6 @@ impl<B: Backend> Session<B> {
             self.cached.push(id);
         }
         Ok(())
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn finish(
-        &self,
-        prompt_tokens: usize,
-        reused_tokens: usize,
-        ids: Vec<u32>,
-        finish: Finish,
-        image_time: Duration,
-        prefill_time: Duration,
-        decode_time: Duration,
-    ) -> Generation {
-        Generation {
-            prompt_tokens,
-            reused_tokens,
-            ids,
-            finish,
-            image_time,
-            prefill_time,
-            decode_time,
-        }
     }
 
     /// Logits of every prompt position (`[t, vocab]`, host f32), for parity

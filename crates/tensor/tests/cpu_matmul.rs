@@ -454,7 +454,7 @@ isa_tests! {
 #[test]
 fn cpu_backend_int8_weights() {
     use tensor::cpu::{CpuBackend, WeightFormat};
-    use tensor::{Backend, HostData, Shape, TensorError};
+    use tensor::{Backend, HostData, Shape, TensorError, op};
     let (n, k) = (37, 70);
     let mut rng = tensor::testing::rng::Rng::for_case("int8 backend", "");
     let wf = rng.vec(n * k, 0.5);
@@ -473,7 +473,12 @@ fn cpu_backend_int8_weights() {
         assert_eq!(be.download_f32(&w).unwrap(), deq);
         // Gathered rows (the tied embedding) come out dequantized.
         let mut g = be.zeros(DType::F32, Shape::from([2, k])).unwrap();
-        be.gather_rows(&w, &[5, 36], &mut g).unwrap();
+        be.gather_rows(op::GatherRows {
+            table: &w,
+            ids: &[5, 36],
+            out: &mut g,
+        })
+        .unwrap();
         let g = be.download_f32(&g).unwrap();
         assert_eq!(&g[..k], &deq[5 * k..6 * k]);
         assert_eq!(&g[k..], &deq[36 * k..37 * k]);
@@ -481,7 +486,13 @@ fn cpu_backend_int8_weights() {
             let xv = rng.vec(m * k, 1.0);
             let x = be.upload(HostData::f32(&xv), Shape::from([m, k])).unwrap();
             let mut y = be.zeros(DType::F32, Shape::from([m, n])).unwrap();
-            be.matmul(&x, &w, None, &mut y).unwrap();
+            be.matmul(op::Matmul {
+                x: &x,
+                w: &w,
+                bias: None,
+                out: &mut y,
+            })
+            .unwrap();
             let (want, mag) = reference::matmul(&xv, &deq, None, m, n, k);
             MATMUL
                 .check(&be.download_f32(&y).unwrap(), &want, &mag)
@@ -632,7 +643,7 @@ fn matmul_refuses_wrapping_shapes() {
 #[test]
 fn cpu_upload_weight_any_alignment() {
     use tensor::cpu::{CpuBackend, WeightFormat};
-    use tensor::{Backend, HostData, Shape};
+    use tensor::{Backend, HostData, Shape, op};
     let (n, k, m) = (37, 70, 3);
     let mut rng = Rng::for_case("upload alignment", "");
     let wf = rng.vec(n * k, 0.5);
@@ -663,7 +674,13 @@ fn cpu_upload_weight_any_alignment() {
                     .upload_weight(HostData::new(dtype, &host[off..]), Shape::from([n, k]))
                     .unwrap();
                 let mut y = be.zeros(DType::F32, Shape::from([m, n])).unwrap();
-                be.matmul(&x, &w, None, &mut y).unwrap();
+                be.matmul(op::Matmul {
+                    x: &x,
+                    w: &w,
+                    bias: None,
+                    out: &mut y,
+                })
+                .unwrap();
                 let got = (be.download_f32(&w).unwrap(), be.download_f32(&y).unwrap());
                 match &first {
                     None => first = Some(got),

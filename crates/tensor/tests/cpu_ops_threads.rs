@@ -6,7 +6,7 @@
 
 use tensor::cpu::{CpuBackend, Isa};
 use tensor::testing::rng::Rng;
-use tensor::{Backend, DType, Gelu, HostData, Shape, Tensor};
+use tensor::{Backend, DType, Gelu, HostData, Shape, Tensor, op};
 
 /// Rows × columns above the split threshold (2^15 elements), both odd.
 const ROWS: usize = 37;
@@ -34,23 +34,55 @@ fn run_all(be: &CpuBackend) -> Vec<Vec<u32>> {
     let mut outs = Vec::new();
 
     let mut o = zeros(COLS);
-    be.rms_norm(&x, &w, 1e-5, &mut o).unwrap();
+    be.rms_norm(op::RmsNorm {
+        x: &x,
+        w: &w,
+        eps: 1e-5,
+        out: &mut o,
+    })
+    .unwrap();
     outs.push(bits(be, &o));
-    be.layer_norm(&x, &w, &b, 1e-6, &mut o).unwrap();
+    be.layer_norm(op::LayerNorm {
+        x: &x,
+        w: &w,
+        b: &b,
+        eps: 1e-6,
+        out: &mut o,
+    })
+    .unwrap();
     outs.push(bits(be, &o));
-    be.silu_mul(&x, &y, &mut o).unwrap();
+    be.silu_mul(op::SiluMul {
+        gate: &x,
+        up: &y,
+        out: &mut o,
+    })
+    .unwrap();
     outs.push(bits(be, &o));
-    be.swiglu(&gu, &mut o).unwrap();
+    be.swiglu(op::Swiglu {
+        gu: &gu,
+        out: &mut o,
+    })
+    .unwrap();
     outs.push(bits(be, &o));
     for kind in [Gelu::Tanh, Gelu::Erf] {
-        be.gelu(&x, kind, &mut o).unwrap();
+        be.gelu(op::Gelu {
+            x: &x,
+            kind,
+            out: &mut o,
+        })
+        .unwrap();
         outs.push(bits(be, &o));
     }
     let mut acc = up(&be.download_f32(&x).unwrap(), [ROWS, COLS]);
-    be.add_assign(&mut acc, &y).unwrap();
+    be.add_assign(op::AddAssign { x: &mut acc, y: &y }).unwrap();
     outs.push(bits(be, &acc));
     let mut c = zeros(COLS - 2);
-    be.copy_cols(&gu, COLS + 1, &mut c).unwrap();
+    be.copy_cols(op::CopyCols {
+        src: &gu,
+        col0: COLS + 1,
+        out: &mut c,
+    })
+    .unwrap();
     outs.push(bits(be, &c));
     outs
 }

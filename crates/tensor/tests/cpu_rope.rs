@@ -213,7 +213,7 @@ tests!(Isa::Neon;
 #[test]
 fn cpu_qkv_norm_rope_equals_the_unfused_ops() {
     use tensor::cpu::CpuBackend;
-    use tensor::{Backend, HostData, Shape, TensorError};
+    use tensor::{Backend, HostData, Shape, TensorError, op};
     for isa in Isa::available() {
         let be = CpuBackend::with(isa, 1).expect("backend");
         let up = |v: &[f32], d: &[usize]| {
@@ -239,21 +239,49 @@ fn cpu_qkv_norm_rope_equals_the_unfused_ops() {
                 up(&sentinel, &[s, h_kv, hd]),
             );
             let (tqkv, tqw, tkw) = (up(&qkv, &[t, nq + 2 * nk]), up(&qw, &[hd]), up(&kw, &[hd]));
-            be.qkv_norm_rope(
-                &tqkv, &tqw, &tkw, eps, pos0, theta, &mut q_out, &mut kc, &mut vc,
-            )
+            be.qkv_norm_rope(op::QkvNormRope {
+                qkv: &tqkv,
+                q_w: &tqw,
+                k_w: &tkw,
+                eps,
+                pos0,
+                theta,
+                q_out: &mut q_out,
+                k_cache: &mut kc,
+                v_cache: &mut vc,
+            })
             .expect("qkv_norm_rope");
             // The unfused ops.
             let (mut q2, mut k2) = (
                 up(&vec![0.0; t * nq], &[t, h, hd]),
                 up(&vec![0.0; t * nk], &[t, h_kv, hd]),
             );
-            be.rms_norm(&up(&part(0, nq), &[t, h, hd]), &tqw, eps, &mut q2)
-                .expect("norm");
-            be.rms_norm(&up(&part(nq, nk), &[t, h_kv, hd]), &tkw, eps, &mut k2)
-                .expect("norm");
-            be.rope(&mut q2, pos0, theta).expect("rope");
-            be.rope(&mut k2, pos0, theta).expect("rope");
+            be.rms_norm(op::RmsNorm {
+                x: &up(&part(0, nq), &[t, h, hd]),
+                w: &tqw,
+                eps,
+                out: &mut q2,
+            })
+            .expect("norm");
+            be.rms_norm(op::RmsNorm {
+                x: &up(&part(nq, nk), &[t, h_kv, hd]),
+                w: &tkw,
+                eps,
+                out: &mut k2,
+            })
+            .expect("norm");
+            be.rope(op::Rope {
+                x: &mut q2,
+                pos0,
+                theta,
+            })
+            .expect("rope");
+            be.rope(op::Rope {
+                x: &mut k2,
+                pos0,
+                theta,
+            })
+            .expect("rope");
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&down(&q_out)), bits(&down(&q2)), "{isa:?}: q");
             let new = pos0 * nk..(pos0 + t) * nk;
@@ -274,18 +302,42 @@ fn cpu_qkv_norm_rope_equals_the_unfused_ops() {
                 up(&vec![0.0; short * nk], &[short, h_kv, hd]),
                 up(&vec![0.0; short * nk], &[short, h_kv, hd]),
             );
-            let e = be.qkv_norm_rope(
-                &tqkv, &tqw, &tkw, eps, pos0, theta, &mut q_out, &mut ks, &mut vs,
-            );
+            let e = be.qkv_norm_rope(op::QkvNormRope {
+                qkv: &tqkv,
+                q_w: &tqw,
+                k_w: &tkw,
+                eps,
+                pos0,
+                theta,
+                q_out: &mut q_out,
+                k_cache: &mut ks,
+                v_cache: &mut vs,
+            });
             assert!(matches!(e, Err(TensorError::OutOfRange { .. })), "{e:?}");
             let narrow = up(&qkv[..t * (nq + 2 * nk - 1)], &[t, nq + 2 * nk - 1]);
-            let e = be.qkv_norm_rope(
-                &narrow, &tqw, &tkw, eps, pos0, theta, &mut q_out, &mut kc, &mut vc,
-            );
+            let e = be.qkv_norm_rope(op::QkvNormRope {
+                qkv: &narrow,
+                q_w: &tqw,
+                k_w: &tkw,
+                eps,
+                pos0,
+                theta,
+                q_out: &mut q_out,
+                k_cache: &mut kc,
+                v_cache: &mut vc,
+            });
             assert!(matches!(e, Err(TensorError::ShapeMismatch { .. })), "{e:?}");
-            let e = be.qkv_norm_rope(
-                &tqkv, &tqw, &tkw, eps, pos0, theta, &mut q_out, &mut kc, &mut vs,
-            );
+            let e = be.qkv_norm_rope(op::QkvNormRope {
+                qkv: &tqkv,
+                q_w: &tqw,
+                k_w: &tkw,
+                eps,
+                pos0,
+                theta,
+                q_out: &mut q_out,
+                k_cache: &mut kc,
+                v_cache: &mut vs,
+            });
             assert!(matches!(e, Err(TensorError::ShapeMismatch { .. })), "{e:?}");
             // 3-D caches whose heads are not h_kv wide, with as many elements.
             let wide = [s, 2 * h_kv, hd];
@@ -293,9 +345,17 @@ fn cpu_qkv_norm_rope_equals_the_unfused_ops() {
                 up(&vec![0.0; s * 2 * nk], &wide),
                 up(&vec![0.0; s * 2 * nk], &wide),
             );
-            let e = be.qkv_norm_rope(
-                &tqkv, &tqw, &tkw, eps, pos0, theta, &mut q_out, &mut kw, &mut vw,
-            );
+            let e = be.qkv_norm_rope(op::QkvNormRope {
+                qkv: &tqkv,
+                q_w: &tqw,
+                k_w: &tkw,
+                eps,
+                pos0,
+                theta,
+                q_out: &mut q_out,
+                k_cache: &mut kw,
+                v_cache: &mut vw,
+            });
             assert!(matches!(e, Err(TensorError::ShapeMismatch { .. })), "{e:?}");
         }
     }

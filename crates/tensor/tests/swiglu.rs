@@ -8,7 +8,7 @@ use tensor::cpu::elementwise::reference;
 use tensor::cpu::{CpuBackend, Isa};
 use tensor::testing::rng::Rng;
 use tensor::testing::tolerance::SILU_MUL;
-use tensor::{Backend, DType, HostData, Shape, Tensor};
+use tensor::{Backend, DType, HostData, Shape, Tensor, op};
 
 const SHAPES: [(usize, usize); 7] = [
     (1, 1),
@@ -40,10 +40,18 @@ fn both<B: Backend>(be: &B, t: usize, f: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>
             .expect("upload")
     };
     let mut out = be.zeros(DType::F32, Shape::from([t, f])).expect("zeros");
-    be.swiglu(&up_t(&gu, 2 * f), &mut out).expect("swiglu");
+    be.swiglu(op::Swiglu {
+        gu: &up_t(&gu, 2 * f),
+        out: &mut out,
+    })
+    .expect("swiglu");
     let mut two = be.zeros(DType::F32, Shape::from([t, f])).expect("zeros");
-    be.silu_mul(&up_t(&gate, f), &up_t(&up, f), &mut two)
-        .expect("silu_mul");
+    be.silu_mul(op::SiluMul {
+        gate: &up_t(&gate, f),
+        up: &up_t(&up, f),
+        out: &mut two,
+    })
+    .expect("silu_mul");
     (
         be.download_f32(&out).expect("download"),
         be.download_f32(&two).expect("download"),
@@ -75,7 +83,14 @@ fn swiglu_rejects_wrong_shapes() {
     let gu = be.zeros(DType::F32, Shape::from([2, 6])).expect("zeros");
     for dims in [[2, 4], [3, 3], [2, 6]] {
         let mut out = be.zeros(DType::F32, Shape::from(dims)).expect("zeros");
-        assert!(be.swiglu(&gu, &mut out).is_err(), "{dims:?}");
+        assert!(
+            be.swiglu(op::Swiglu {
+                gu: &gu,
+                out: &mut out
+            })
+            .is_err(),
+            "{dims:?}"
+        );
     }
 }
 
@@ -141,12 +156,27 @@ fn matmul_swiglu_wgpu_equals_matmul_then_swiglu() {
         let mut out = be
             .upload(HostData::f32(&vec![f32::NAN; m * f]), Shape::from([m, f]))
             .expect("out");
-        be.matmul_swiglu(&xt, &wt, &mut gu, &mut out)
-            .expect("matmul_swiglu");
+        be.matmul_swiglu(op::MatmulSwiglu {
+            x: &xt,
+            w13: &wt,
+            gu: &mut gu,
+            out: &mut out,
+        })
+        .expect("matmul_swiglu");
         let mut gu2 = be.zeros(DType::F32, Shape::from([m, 2 * f])).expect("gu");
         let mut two = be.zeros(DType::F32, Shape::from([m, f])).expect("out");
-        be.matmul(&xt, &wt, None, &mut gu2).expect("matmul");
-        be.swiglu(&gu2, &mut two).expect("swiglu");
+        be.matmul(op::Matmul {
+            x: &xt,
+            w: &wt,
+            bias: None,
+            out: &mut gu2,
+        })
+        .expect("matmul");
+        be.swiglu(op::Swiglu {
+            gu: &gu2,
+            out: &mut two,
+        })
+        .expect("swiglu");
         let (got, want) = (
             be.download_f32(&out).expect("download"),
             be.download_f32(&two).expect("download"),
@@ -161,8 +191,13 @@ fn matmul_swiglu_wgpu_equals_matmul_then_swiglu() {
         let w = prof.zeros(DType::BF16, Shape::from([6, 16])).expect("w");
         let mut gu = prof.zeros(DType::F32, Shape::from([1, 6])).expect("gu");
         let mut out = prof.zeros(DType::F32, Shape::from([1, 3])).expect("out");
-        prof.matmul_swiglu(&x, &w, &mut gu, &mut out)
-            .expect("fused");
+        prof.matmul_swiglu(op::MatmulSwiglu {
+            x: &x,
+            w13: &w,
+            gu: &mut gu,
+            out: &mut out,
+        })
+        .expect("fused");
         prof.sync().expect("sync");
         let ops: Vec<(String, u64)> = prof
             .profile()
@@ -180,6 +215,14 @@ fn matmul_swiglu_wgpu_equals_matmul_then_swiglu() {
     let w = be.zeros(DType::BF16, Shape::from([6, 16])).expect("w");
     let mut gu = be.zeros(DType::F32, Shape::from([1, 6])).expect("gu");
     let mut bad = be.zeros(DType::F32, Shape::from([1, 4])).expect("out");
-    assert!(be.matmul_swiglu(&x, &w, &mut gu, &mut bad).is_err());
+    assert!(
+        be.matmul_swiglu(op::MatmulSwiglu {
+            x: &x,
+            w13: &w,
+            gu: &mut gu,
+            out: &mut bad
+        })
+        .is_err()
+    );
     println!("{cases} cases equal");
 }

@@ -7,10 +7,10 @@
 //! adapter unless `LFM_REQUIRE_GPU=1`.
 #![cfg(feature = "wgpu")]
 
-use tensor::Backend;
 use tensor::testing::tolerance::AttnStats;
 use tensor::wgpu::attention::{AttnRows, AttnTiles, attention_tiled_with};
 use tensor::wgpu::gpu_or_skip;
+use tensor::{Backend, op};
 
 mod wgpu_common;
 use wgpu_common::{nan_out, up};
@@ -297,7 +297,19 @@ fn wgpu_attention_tiled_with_rejects_bad_plans() {
     let kv = up(&be, &[0.5; 2 * 64], &[2, 1, 64]);
     let run = |tiles: AttnTiles| {
         let mut out = nan_out(&be, &[2, 1, 64]);
-        attention_tiled_with(&be, &q, &kv, &kv, 2, true, 0.125, &mut out, tiles)
+        attention_tiled_with(
+            &be,
+            op::Attention {
+                q: &q,
+                k: &kv,
+                v: &kv,
+                kv_len: 2,
+                causal: true,
+                scale: 0.125,
+                out: &mut out,
+            },
+            tiles,
+        )
     };
     assert!(run(good).is_ok());
     for bad in [

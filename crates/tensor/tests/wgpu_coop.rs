@@ -18,7 +18,7 @@ use tensor::wgpu::coop::{
 };
 use tensor::wgpu::gpu_or_skip;
 use tensor::wgpu::matmul::{GEMM_SMALL, coop_presplit_with, coop_with, gemm_with};
-use tensor::{Backend, DType, HostData, Shape};
+use tensor::{Backend, DType, HostData, Shape, op};
 use wgpu_common::coop_or_skip;
 
 /// The tensor-core GEMM on every subgroup grid, staged and presplit, at
@@ -145,7 +145,13 @@ fn matmul_wgpu_coop_choice() {
         let x = prof.zeros(DType::F32, Shape::from([m, 16])).expect("x");
         let w = prof.zeros(dtype, Shape::from([8, 16])).expect("w");
         let mut y = prof.zeros(DType::F32, Shape::from([m, 8])).expect("y");
-        prof.matmul(&x, &w, None, &mut y).expect("matmul");
+        prof.matmul(op::Matmul {
+            x: &x,
+            w: &w,
+            bias: None,
+            out: &mut y,
+        })
+        .expect("matmul");
         prof.sync().expect("sync");
         let mut ops: Vec<String> = prof.profile().iter().map(|o| o.op.to_string()).collect();
         ops.sort();
@@ -225,7 +231,14 @@ fn matmul_wgpu_coop_self_check_tells_exact_from_wrong() {
         gemm_with(&be, x, w, Some(b), y, GEMM_SMALL)
     })
     .expect("the f32 GEMM is exact on the check's values");
-    let no_bias = self_check(&be, &|x, w, _, y| be.matmul(x, w, None, y));
+    let no_bias = self_check(&be, &|x, w, _, y| {
+        be.matmul(op::Matmul {
+            x,
+            w,
+            bias: None,
+            out: y,
+        })
+    });
     assert!(no_bias.is_err(), "a kernel without the bias must fail");
     let rounded = self_check(&be, &|x, w, b, y| {
         let host = be.download_f32(x)?;

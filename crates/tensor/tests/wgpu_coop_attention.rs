@@ -23,7 +23,7 @@ use tensor::wgpu::attention_coop::{
     self_check as attention_self_check,
 };
 use tensor::wgpu::{WgpuBackend, gpu_or_skip};
-use tensor::{Backend, DType, HostData, Shape};
+use tensor::{Backend, DType, HostData, Shape, op};
 use wgpu_common::{coop_or_skip, down, nan_out, up};
 
 /// The device's subgroup size and fragment side (coop devices only).
@@ -134,8 +134,16 @@ fn attention_wgpu_coop_choice() {
         let mut out = prof
             .zeros(DType::F32, Shape::from([t, 2, 64]))
             .expect("out");
-        prof.attention(&q, &kv, &kv, 40, causal, 0.125, &mut out)
-            .expect("attention");
+        prof.attention(op::Attention {
+            q: &q,
+            k: &kv,
+            v: &kv,
+            kv_len: 40,
+            causal,
+            scale: 0.125,
+            out: &mut out,
+        })
+        .expect("attention");
         prof.sync().expect("sync");
         let mut ops: Vec<String> = prof.profile().iter().map(|o| o.op.to_string()).collect();
         ops.sort();
@@ -201,7 +209,20 @@ fn attention_wgpu_coop_out_of_range() {
         let dims = [t, 1, hd];
         let (tq, tk, tv) = (up(&be, q, &dims), up(&be, k, &dims), up(&be, v, &dims));
         let mut out = nan_out(&be, &dims);
-        attention_coop_with(&be, &tq, &tk, &tv, t, false, 0.125, &mut out, plan).expect("attend");
+        attention_coop_with(
+            &be,
+            op::Attention {
+                q: &tq,
+                k: &tk,
+                v: &tv,
+                kv_len: t,
+                causal: false,
+                scale: 0.125,
+                out: &mut out,
+            },
+            plan,
+        )
+        .expect("attend");
         let d = AttnDims {
             t,
             h: 1,
@@ -311,7 +332,20 @@ fn attention_wgpu_coop_peaked_softmax() {
         up(&be, &v, &dims_k),
     );
     let mut out = nan_out(&be, &dims_q);
-    attention_coop_with(&be, &tq, &tk, &tv, s, false, 0.125, &mut out, plan).expect("attend");
+    attention_coop_with(
+        &be,
+        op::Attention {
+            q: &tq,
+            k: &tk,
+            v: &tv,
+            kv_len: s,
+            causal: false,
+            scale: 0.125,
+            out: &mut out,
+        },
+        plan,
+    )
+    .expect("attend");
     let d = AttnDims {
         t,
         h: 1,
@@ -346,7 +380,19 @@ fn attention_wgpu_coop_refused_where_it_cannot_run() {
     let q = up(&be, &[0.5; 2 * 64], &[2, 1, 64]);
     let run = |plan: AttnCoop, causal: bool| {
         let mut out = nan_out(&be, &[2, 1, 64]);
-        attention_coop_with(&be, &q, &q, &q, 2, causal, 0.125, &mut out, plan)
+        attention_coop_with(
+            &be,
+            op::Attention {
+                q: &q,
+                k: &q,
+                v: &q,
+                kv_len: 2,
+                causal,
+                scale: 0.125,
+                out: &mut out,
+            },
+            plan,
+        )
     };
     let dev = be.device();
     let Some((sg, cm)) = dev.subgroup_size.zip(dev.coop_fragment) else {
@@ -371,7 +417,19 @@ fn attention_wgpu_coop_self_check_tells_exact_from_wrong() {
     let Some(be) = gpu_or_skip() else { return };
     let rows = |q: &_, k: &_, v: &_, kv_len, scale, out: &mut _| {
         let plan = AttnRows::new(SELF_CHECK_HD, &be.device().limits).expect("plan");
-        attention_rows_with(&be, q, k, v, kv_len, false, scale, out, plan)
+        attention_rows_with(
+            &be,
+            op::Attention {
+                q,
+                k,
+                v,
+                kv_len,
+                causal: false,
+                scale,
+                out,
+            },
+            plan,
+        )
     };
     attention_self_check(&be, &rows).expect("the rows kernel passes");
     let rounded = attention_self_check(&be, &|q, k, v, kv_len, scale, out| {
@@ -386,7 +444,19 @@ fn attention_wgpu_coop_self_check_tells_exact_from_wrong() {
     if let Some((sg, cm)) = dev.subgroup_size.zip(dev.coop_fragment) {
         let plan = AttnCoop::new(SELF_CHECK_HD, cm, sg, &dev.limits).expect("plan");
         attention_self_check(&be, &|q, k, v, kv_len, scale, out| {
-            attention_coop_with(&be, q, k, v, kv_len, false, scale, out, plan)
+            attention_coop_with(
+                &be,
+                op::Attention {
+                    q,
+                    k,
+                    v,
+                    kv_len,
+                    causal: false,
+                    scale,
+                    out,
+                },
+                plan,
+            )
         })
         .expect("the tensor-core attention passes");
         assert!(dev.coop_attention, "the backend's own check passed too");
@@ -419,8 +489,20 @@ fn attention_wgpu_coop_threads_share_the_scratch() {
                 let outs: Vec<_> = (0..16)
                     .map(|_| {
                         let mut out = nan_out(&be, &dims);
-                        attention_coop_with(&be, &tq, &tk, &tv, t, false, 0.125, &mut out, plan)
-                            .expect("attend");
+                        attention_coop_with(
+                            &be,
+                            op::Attention {
+                                q: &tq,
+                                k: &tk,
+                                v: &tv,
+                                kv_len: t,
+                                causal: false,
+                                scale: 0.125,
+                                out: &mut out,
+                            },
+                            plan,
+                        )
+                        .expect("attend");
                         out
                     })
                     .collect();

@@ -21,7 +21,7 @@ use tensor::wgpu::matmul::{
     gemm_variant, gemm_with, gemv_kind, gemv_with,
 };
 use tensor::wgpu::{WgpuBackend, gpu_or_skip};
-use tensor::{Backend, DType, HostData, Shape};
+use tensor::{Backend, DType, HostData, Shape, op};
 
 #[test]
 fn matmul_wgpu_small_cross() {
@@ -284,7 +284,13 @@ fn matmul_wgpu_gemm_variant_refused_where_it_does_not_fit() {
         }
         // The backend's choice (GEMM_SMALL here at 16 KiB; at 4 KiB it does
         // not fit and GEMM_MEDIUM runs instead).
-        be.matmul(&xt, &wt, None, &mut out).expect("auto");
+        be.matmul(op::Matmul {
+            x: &xt,
+            w: &wt,
+            bias: None,
+            out: &mut out,
+        })
+        .expect("auto");
         let got = be.download_f32(&out).expect("download");
         GPU_MATMUL
             .check(&got, &want, &mag)
@@ -517,10 +523,21 @@ fn matmul_wgpu_chained_without_readback() {
     let mut gemv_out = be.zeros(DType::F32, Shape::from([1, d])).expect("zeros");
     let (mut want, mut want_gemv) = (x0.clone(), x0[..d].to_vec());
     for _ in 0..steps {
-        be.matmul(&a, &wt, Some(&bt), &mut b).expect("gemm");
+        be.matmul(op::Matmul {
+            x: &a,
+            w: &wt,
+            bias: Some(&bt),
+            out: &mut b,
+        })
+        .expect("gemm");
         std::mem::swap(&mut a, &mut b);
-        be.matmul(&gemv_in, &wt, Some(&bt), &mut gemv_out)
-            .expect("gemv");
+        be.matmul(op::Matmul {
+            x: &gemv_in,
+            w: &wt,
+            bias: Some(&bt),
+            out: &mut gemv_out,
+        })
+        .expect("gemv");
         std::mem::swap(&mut gemv_in, &mut gemv_out);
         // Keep the values bounded: the reference of each step uses the
         // previous reference output, so errors would compound otherwise.
@@ -564,7 +581,13 @@ fn matmul_wgpu_nan_propagates() {
             .upload(HostData::bf16(&w), Shape::from([n, k]))
             .expect("w");
         let mut y = be.zeros(DType::F32, Shape::from([m, n])).expect("y");
-        be.matmul(&xt, &wt, None, &mut y).expect("matmul");
+        be.matmul(op::Matmul {
+            x: &xt,
+            w: &wt,
+            bias: None,
+            out: &mut y,
+        })
+        .expect("matmul");
         let y = be.download_f32(&y).expect("download");
         assert!(
             y[..n].iter().all(|v| v.is_nan()),
@@ -584,12 +607,24 @@ fn matmul_wgpu_rejects_bad_shapes() {
     let w = be.zeros(DType::BF16, Shape::from([4, 5])).expect("w");
     let mut y = be.zeros(DType::F32, Shape::from([2, 4])).expect("y");
     assert!(
-        be.matmul(&x, &w, None, &mut y).is_err(),
+        be.matmul(op::Matmul {
+            x: &x,
+            w: &w,
+            bias: None,
+            out: &mut y
+        })
+        .is_err(),
         "k mismatch must be an error"
     );
     let xb = be.zeros(DType::BF16, Shape::from([2, 5])).expect("x");
     assert!(
-        be.matmul(&xb, &w, None, &mut y).is_err(),
+        be.matmul(op::Matmul {
+            x: &xb,
+            w: &w,
+            bias: None,
+            out: &mut y
+        })
+        .is_err(),
         "bf16 x must be an error"
     );
 }

@@ -15,7 +15,7 @@ use tensor::testing::tolerance::{
     GPU_SHORT_CONV, GPU_SILU_MUL, Tolerance,
 };
 use tensor::wgpu::{WgpuBackend, gpu_or_skip};
-use tensor::{Backend, DType, Gelu, HostData, Shape, Tensor, TensorError};
+use tensor::{Backend, DType, Gelu, HostData, Shape, Tensor, TensorError, op};
 
 mod wgpu_common;
 use wgpu_common::{down, nan_out, up};
@@ -81,12 +81,18 @@ fn wgpu_add_assign_silu_mul() {
         let (ta, tb) = (up(&be, &a, &[n]), up(&be, &b, &[n]));
 
         let mut out = nan_out(&be, &[n]);
-        be.silu_mul(&ta, &tb, &mut out).expect("silu_mul");
+        be.silu_mul(op::SiluMul {
+            gate: &ta,
+            up: &tb,
+            out: &mut out,
+        })
+        .expect("silu_mul");
         let want = elementwise::reference::silu_mul(&a, &b);
         w_silu.check(GPU_SILU_MUL, &down(&be, &out), &want, &[], &case);
 
         let mut x = up(&be, &a, &[n]);
-        be.add_assign(&mut x, &tb).expect("add_assign");
+        be.add_assign(op::AddAssign { x: &mut x, y: &tb })
+            .expect("add_assign");
         let want = elementwise::reference::add(&a, &b);
         w_add.check(ADD, &down(&be, &x), &want, &[], &case);
     }
@@ -104,15 +110,24 @@ fn wgpu_gelu() {
             let mut rng = Rng::for_case("wgpu_gelu", &case);
             let x = rng.vec(n, 6.0);
             let mut out = nan_out(&be, &[n]);
-            be.gelu(&up(&be, &x, &[n]), kind, &mut out).expect("gelu");
+            be.gelu(op::Gelu {
+                x: &up(&be, &x, &[n]),
+                kind,
+                out: &mut out,
+            })
+            .expect("gelu");
             let want = vision::reference::gelu(&x, kind);
             worst.check(tol, &down(&be, &out), &want, &[], &case);
         }
         // A dense sweep over [−16, 16) (both regimes of erf, both tails).
         let x: Vec<f32> = (0..8192).map(|i| (i as f32 - 4096.0) / 256.0).collect();
         let mut out = nan_out(&be, &[x.len()]);
-        be.gelu(&up(&be, &x, &[x.len()]), kind, &mut out)
-            .expect("gelu");
+        be.gelu(op::Gelu {
+            x: &up(&be, &x, &[x.len()]),
+            kind,
+            out: &mut out,
+        })
+        .expect("gelu");
         let want = vision::reference::gelu(&x, kind);
         worst.check(
             tol,
@@ -137,15 +152,23 @@ fn wgpu_copy_and_slice_rows() {
             let (big, small) = (rng.vec(s * w, 1.0), rng.vec(t * w, 1.0));
 
             let mut dst = up(&be, &big, &[s, w]);
-            be.copy_rows(&up(&be, &small, &[t, w]), &mut dst, row0)
-                .expect("copy_rows");
+            be.copy_rows(op::CopyRows {
+                src: &up(&be, &small, &[t, w]),
+                dst: &mut dst,
+                row0,
+            })
+            .expect("copy_rows");
             let mut want = big.clone();
             want[row0 * w..(row0 + t) * w].copy_from_slice(&small);
             assert_eq!(down(&be, &dst), want, "copy_rows {case}");
 
             let mut out = nan_out(&be, &[t, w]);
-            be.slice_rows(&up(&be, &big, &[s, w]), row0, &mut out)
-                .expect("slice_rows");
+            be.slice_rows(op::SliceRows {
+                src: &up(&be, &big, &[s, w]),
+                row0,
+                out: &mut out,
+            })
+            .expect("slice_rows");
             assert_eq!(
                 down(&be, &out),
                 big[row0 * w..(row0 + t) * w],
@@ -153,7 +176,11 @@ fn wgpu_copy_and_slice_rows() {
             );
         }
         let mut dst = up(&be, &[0.0; 8], &[2, 4]);
-        let err = be.copy_rows(&up(&be, &[0.0; 8], &[2, 4]), &mut dst, 1);
+        let err = be.copy_rows(op::CopyRows {
+            src: &up(&be, &[0.0; 8], &[2, 4]),
+            dst: &mut dst,
+            row0: 1,
+        });
         assert!(
             matches!(err, Err(TensorError::OutOfRange { .. })),
             "{err:?}"
@@ -184,8 +211,12 @@ fn wgpu_and_cpu_copy_cols() {
             .flat_map(|r| r[col0..col0 + c].iter().copied())
             .collect();
         let mut out = nan_out(&be, &[rows, c]);
-        be.copy_cols(&up(&be, &src, &[rows, c_src]), col0, &mut out)
-            .expect("copy_cols");
+        be.copy_cols(op::CopyCols {
+            src: &up(&be, &src, &[rows, c_src]),
+            col0,
+            out: &mut out,
+        })
+        .expect("copy_cols");
         assert_eq!(down(&be, &out), want, "wgpu {case}");
         let cs = cpu
             .upload(HostData::f32(&src), Shape::from([rows, c_src]))
@@ -193,20 +224,36 @@ fn wgpu_and_cpu_copy_cols() {
         let mut co = cpu
             .zeros(DType::F32, Shape::from([rows, c]))
             .expect("zeros");
-        cpu.copy_cols(&cs, col0, &mut co).expect("cpu copy_cols");
+        cpu.copy_cols(op::CopyCols {
+            src: &cs,
+            col0,
+            out: &mut co,
+        })
+        .expect("cpu copy_cols");
         assert_eq!(cpu.download_f32(&co).expect("download"), want, "cpu {case}");
     }
     let src = up(&be, &[0.0; 12], &[3, 4]);
     for (col0, c) in [(1, 4), (4, 1), (usize::MAX, 2)] {
         let mut out = nan_out(&be, &[3, c]);
-        let err = be.copy_cols(&src, col0, &mut out);
+        let err = be.copy_cols(op::CopyCols {
+            src: &src,
+            col0,
+            out: &mut out,
+        });
         assert!(
             matches!(err, Err(TensorError::OutOfRange { .. })),
             "{col0} {c}: {err:?}"
         );
     }
     let mut wrong_rows = nan_out(&be, &[2, 2]);
-    assert!(be.copy_cols(&src, 0, &mut wrong_rows).is_err());
+    assert!(
+        be.copy_cols(op::CopyCols {
+            src: &src,
+            col0: 0,
+            out: &mut wrong_rows
+        })
+        .is_err()
+    );
 }
 
 fn upload_table(
@@ -259,7 +306,12 @@ fn wgpu_gather_rows() {
                     })
                     .collect();
                 let mut out = nan_out(&be, &[ids.len(), d]);
-                be.gather_rows(&table, &ids, &mut out).expect("gather_rows");
+                be.gather_rows(op::GatherRows {
+                    table: &table,
+                    ids: &ids,
+                    out: &mut out,
+                })
+                .expect("gather_rows");
                 let want: Vec<f32> = ids
                     .iter()
                     .flat_map(|&i| exact[i as usize * d..(i as usize + 1) * d].to_vec())
@@ -272,7 +324,11 @@ fn wgpu_gather_rows() {
     // Out-of-range ids are an error, not a read past the table.
     let table = up(&be, &[1.0; 6], &[3, 2]);
     let mut out = nan_out(&be, &[1, 2]);
-    let err = be.gather_rows(&table, &[3], &mut out);
+    let err = be.gather_rows(op::GatherRows {
+        table: &table,
+        ids: &[3],
+        out: &mut out,
+    });
     assert!(
         matches!(err, Err(TensorError::OutOfRange { .. })),
         "{err:?}"
@@ -298,7 +354,12 @@ fn wgpu_gather_rows_chained() {
             .map(|i| ((i as u32) * 7 + k) % vocab as u32)
             .collect();
         let mut out = nan_out(&be, &[n, d]);
-        be.gather_rows(&table, &ids, &mut out).expect("gather_rows");
+        be.gather_rows(op::GatherRows {
+            table: &table,
+            ids: &ids,
+            out: &mut out,
+        })
+        .expect("gather_rows");
         wants.push(
             ids.iter()
                 .flat_map(|&i| table_v[i as usize * d..(i as usize + 1) * d].to_vec())
@@ -324,8 +385,13 @@ fn wgpu_pixel_unshuffle() {
             let mut rng = Rng::for_case("wgpu_unshuffle", &case);
             let x = rng.vec(h * w * d, 1.0);
             let mut out = nan_out(&be, &[h * w / 4, 4 * d]);
-            be.pixel_unshuffle(&up(&be, &x, &[h * w, d]), h, w, &mut out)
-                .expect("pixel_unshuffle");
+            be.pixel_unshuffle(op::PixelUnshuffle {
+                x: &up(&be, &x, &[h * w, d]),
+                h,
+                w,
+                out: &mut out,
+            })
+            .expect("pixel_unshuffle");
             let mut want = Vec::with_capacity(x.len());
             for a in 0..h / 2 {
                 for b in 0..w / 2 {
@@ -360,13 +426,25 @@ fn wgpu_rms_norm_layer_norm() {
             );
 
             let mut out = nan_out(&be, &[rows, d]);
-            be.rms_norm(&tx, &tw, 1e-5, &mut out).expect("rms_norm");
+            be.rms_norm(op::RmsNorm {
+                x: &tx,
+                w: &tw,
+                eps: 1e-5,
+                out: &mut out,
+            })
+            .expect("rms_norm");
             let want = norm::reference::rms_norm(&x, &w, 1e-5);
             w_rms.check(GPU_RMS_NORM, &down(&be, &out), &want, &[], &case);
 
             let mut out = nan_out(&be, &[rows, d]);
-            be.layer_norm(&tx, &tw, &tb, 1e-6, &mut out)
-                .expect("layer_norm");
+            be.layer_norm(op::LayerNorm {
+                x: &tx,
+                w: &tw,
+                b: &tb,
+                eps: 1e-6,
+                out: &mut out,
+            })
+            .expect("layer_norm");
             let want = vision::reference::layer_norm(&x, &w, &b, 1e-6);
             w_ln.check(GPU_LAYER_NORM, &down(&be, &out), &want, &[], &case);
         }
@@ -390,13 +468,13 @@ fn wgpu_add_rms_norm_matches_add_then_norm() {
             );
             let mut tx = up(&be, &x, &[rows, d]);
             let mut out = nan_out(&be, &[rows, d]);
-            be.add_rms_norm(
-                &mut tx,
-                &up(&be, &y, &[rows, d]),
-                &up(&be, &w, &[d]),
-                1e-5,
-                &mut out,
-            )
+            be.add_rms_norm(op::AddRmsNorm {
+                x: &mut tx,
+                y: &up(&be, &y, &[rows, d]),
+                w: &up(&be, &w, &[d]),
+                eps: 1e-5,
+                out: &mut out,
+            })
             .expect("add_rms_norm");
             let sum: Vec<f32> = x.iter().zip(&y).map(|(a, b)| a + b).collect();
             assert_eq!(down(&be, &tx), sum, "{case}: x += y is one f32 add");
@@ -427,7 +505,12 @@ fn wgpu_rope() {
                 let mut rng = Rng::for_case("wgpu_rope", &case);
                 let x = rng.vec(t * h * hd, 2.0);
                 let mut tx = up(&be, &x, &[t, h, hd]);
-                be.rope(&mut tx, pos0, theta).expect("rope");
+                be.rope(op::Rope {
+                    x: &mut tx,
+                    pos0,
+                    theta,
+                })
+                .expect("rope");
                 let (want, scale) = rope::reference::rope(&x, h, hd, pos0, theta);
                 worst.check(GPU_ROPE, &down(&be, &tx), &want, &scale, &case);
             }
@@ -465,17 +548,17 @@ fn wgpu_qkv_norm_rope_matches_norm_then_rope() {
                 let mut q_out = nan_out(&be, &[t, h, hd]);
                 let mut k_cache = up(&be, &sentinel, &[s, h_kv, hd]);
                 let mut v_cache = up(&be, &sentinel, &[s, h_kv, hd]);
-                be.qkv_norm_rope(
-                    &up(&be, &qkv, &[t, nq + 2 * nk]),
-                    &up(&be, &qw, &[hd]),
-                    &up(&be, &kw, &[hd]),
+                be.qkv_norm_rope(op::QkvNormRope {
+                    qkv: &up(&be, &qkv, &[t, nq + 2 * nk]),
+                    q_w: &up(&be, &qw, &[hd]),
+                    k_w: &up(&be, &kw, &[hd]),
                     eps,
                     pos0,
                     theta,
-                    &mut q_out,
-                    &mut k_cache,
-                    &mut v_cache,
-                )
+                    q_out: &mut q_out,
+                    k_cache: &mut k_cache,
+                    v_cache: &mut v_cache,
+                })
                 .expect("qkv_norm_rope");
                 let (kc, vc) = (down(&be, &k_cache), down(&be, &v_cache));
                 let new = pos0 * nk..(pos0 + t) * nk;
@@ -521,8 +604,13 @@ fn wgpu_short_conv_with_state_carry() {
             for (step, t) in [5usize, 1, 1, 17, 1, 2, 1].into_iter().enumerate() {
                 let bcx = rng.vec(t * 3 * d, 1.0);
                 let mut out = nan_out(&be, &[t, d]);
-                be.short_conv(&up(&be, &bcx, &[t, 3 * d]), &tw, &mut tstate, &mut out)
-                    .expect("short_conv");
+                be.short_conv(op::ShortConv {
+                    bcx: &up(&be, &bcx, &[t, 3 * d]),
+                    w: &tw,
+                    state: &mut tstate,
+                    out: &mut out,
+                })
+                .expect("short_conv");
                 let r = conv::reference::short_conv(&bcx, &w, &state, d, l);
                 let c = format!("{case} step={step} t={t}");
                 worst.check(GPU_SHORT_CONV, &down(&be, &out), &r.out, &r.mag, &c);
@@ -582,11 +670,29 @@ fn wgpu_matmul_short_conv_equals_matmul_then_conv() {
             let x = up(&be, &rng.vec(t * k, 1.0), &[t, k]);
             let (mut bcx1, mut bcx2) = (zeros(&[t, 3 * d]), zeros(&[t, 3 * d]));
             let (mut o1, mut o2) = (nan_out(&be, &[t, d]), zeros(&[t, d]));
-            be.matmul_short_conv(&x, &in_proj, &w, &mut bcx1, &mut s1, &mut o1)
-                .expect("matmul_short_conv");
-            be.matmul(&x, &in_proj, None, &mut bcx2).expect("matmul");
-            be.short_conv(&bcx2, &w, &mut s2, &mut o2)
-                .expect("short_conv");
+            be.matmul_short_conv(op::MatmulShortConv {
+                x: &x,
+                in_proj: &in_proj,
+                w: &w,
+                bcx: &mut bcx1,
+                state: &mut s1,
+                out: &mut o1,
+            })
+            .expect("matmul_short_conv");
+            be.matmul(op::Matmul {
+                x: &x,
+                w: &in_proj,
+                bias: None,
+                out: &mut bcx2,
+            })
+            .expect("matmul");
+            be.short_conv(op::ShortConv {
+                bcx: &bcx2,
+                w: &w,
+                state: &mut s2,
+                out: &mut o2,
+            })
+            .expect("short_conv");
             let c = format!("{case} step={step} t={t}");
             assert_eq!(bits(&down(&be, &o1)), bits(&down(&be, &o2)), "{c}: out");
             assert_eq!(bits(&down(&be, &s1)), bits(&down(&be, &s2)), "{c}: state");
@@ -606,8 +712,15 @@ fn wgpu_matmul_short_conv_equals_matmul_then_conv() {
             z(&[2, 2], DType::F32),
             z(&[1, 2], DType::F32),
         );
-        prof.matmul_short_conv(&x, &in_proj, &w, &mut bcx, &mut state, &mut out)
-            .expect("fused");
+        prof.matmul_short_conv(op::MatmulShortConv {
+            x: &x,
+            in_proj: &in_proj,
+            w: &w,
+            bcx: &mut bcx,
+            state: &mut state,
+            out: &mut out,
+        })
+        .expect("fused");
         prof.sync().expect("sync");
         let ops: Vec<(String, u64)> = prof
             .profile()
@@ -634,8 +747,15 @@ fn wgpu_ops_chain_without_readback() {
     let mut want = x0.clone();
     let mut ropes = Vec::new();
     for step in 0..100 {
-        be.rms_norm(&x, &tw, 1e-5, &mut tmp).expect("rms_norm");
-        be.add_assign(&mut x, &tmp).expect("add");
+        be.rms_norm(op::RmsNorm {
+            x: &x,
+            w: &tw,
+            eps: 1e-5,
+            out: &mut tmp,
+        })
+        .expect("rms_norm");
+        be.add_assign(op::AddAssign { x: &mut x, y: &tmp })
+            .expect("add");
         let normed = norm::reference::rms_norm(&want, &w, 1e-5);
         for (a, b) in want.iter_mut().zip(&normed) {
             *a += b;
@@ -643,7 +763,12 @@ fn wgpu_ops_chain_without_readback() {
         if step % 10 == 0 {
             // Each rope call's cos/sin table must survive until its pass runs.
             let mut r = up(&be, &x0, &[t, h, hd]);
-            be.rope(&mut r, step, 10_000.0).expect("rope");
+            be.rope(op::Rope {
+                x: &mut r,
+                pos0: step,
+                theta: 10_000.0,
+            })
+            .expect("rope");
             ropes.push((step, r));
         }
     }

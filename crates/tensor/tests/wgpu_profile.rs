@@ -6,7 +6,7 @@
 
 use tensor::testing::rng::Rng;
 use tensor::wgpu::{WgpuBackend, gpu_or_skip};
-use tensor::{Backend, DType, HostData, Shape};
+use tensor::{Backend, DType, HostData, Shape, op};
 
 /// More dispatches than one submit holds (64 by default), so the
 /// timestamps of several submits are read back.
@@ -22,8 +22,15 @@ fn run(be: &WgpuBackend, x0: &[f32], w: &[f32]) -> Vec<f32> {
     let mut y = be.zeros(DType::F32, Shape::from([3, 40])).expect("zeros");
     let mut acc = be.zeros(DType::F32, Shape::from([3, 40])).expect("zeros");
     for _ in 0..STEPS {
-        be.matmul(&x, &w, None, &mut y).expect("matmul");
-        be.add_assign(&mut acc, &y).expect("add");
+        be.matmul(op::Matmul {
+            x: &x,
+            w: &w,
+            bias: None,
+            out: &mut y,
+        })
+        .expect("matmul");
+        be.add_assign(op::AddAssign { x: &mut acc, y: &y })
+            .expect("add");
     }
     be.download_f32(&acc).expect("download")
 }

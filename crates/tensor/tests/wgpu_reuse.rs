@@ -12,7 +12,7 @@ use tensor::cpu::rope;
 use tensor::testing::rng::Rng;
 use tensor::testing::tolerance::{GPU_ROPE, Tolerance};
 use tensor::wgpu::{WgpuBackend, gpu_or_skip};
-use tensor::{Backend, DType, HostData, Shape, Tensor};
+use tensor::{Backend, DType, HostData, Shape, Tensor, op};
 
 type T = Tensor<WgpuBackend>;
 
@@ -91,26 +91,87 @@ impl Session {
     /// One decode-like step at `pos`; returns the logits.
     fn step(&mut self, be: &WgpuBackend, pos: usize) -> Vec<f32> {
         let s = self;
-        be.gather_rows(&s.embed, &[(pos % VOCAB) as u32], &mut s.x)
-            .expect("gather_rows");
-        be.rms_norm(&s.x, &s.norm_w, 1e-5, &mut s.normed)
-            .expect("rms_norm");
-        be.matmul(&s.normed, &s.wq, None, &mut s.q).expect("gemv");
-        be.copy_rows(&s.q0, &mut s.r, 0).expect("copy_rows");
-        be.rope(&mut s.r, pos, THETA).expect("rope");
+        be.gather_rows(op::GatherRows {
+            table: &s.embed,
+            ids: &[(pos % VOCAB) as u32],
+            out: &mut s.x,
+        })
+        .expect("gather_rows");
+        be.rms_norm(op::RmsNorm {
+            x: &s.x,
+            w: &s.norm_w,
+            eps: 1e-5,
+            out: &mut s.normed,
+        })
+        .expect("rms_norm");
+        be.matmul(op::Matmul {
+            x: &s.normed,
+            w: &s.wq,
+            bias: None,
+            out: &mut s.q,
+        })
+        .expect("gemv");
+        be.copy_rows(op::CopyRows {
+            src: &s.q0,
+            dst: &mut s.r,
+            row0: 0,
+        })
+        .expect("copy_rows");
+        be.rope(op::Rope {
+            x: &mut s.r,
+            pos0: pos,
+            theta: THETA,
+        })
+        .expect("rope");
         let scale = 1.0 / (HD as f32).sqrt();
-        be.attention(&s.r, &s.k, &s.v, pos + 1, true, scale, &mut s.attn)
-            .expect("attention");
-        be.short_conv(&s.bcx, &s.conv_w, &mut s.state, &mut s.conv_out)
-            .expect("short_conv");
-        be.silu_mul(&s.normed, &s.conv_out, &mut s.act)
-            .expect("silu_mul");
-        be.add_assign(&mut s.x, &s.act).expect("add_assign");
-        be.matmul(&s.x, &s.head, Some(&s.bias), &mut s.logits)
-            .expect("gemv with bias");
-        be.copy_rows(&s.x, &mut s.two, 1).expect("copy_rows");
-        be.matmul(&s.two, &s.head, Some(&s.bias), &mut s.pair)
-            .expect("gemm");
+        be.attention(op::Attention {
+            q: &s.r,
+            k: &s.k,
+            v: &s.v,
+            kv_len: pos + 1,
+            causal: true,
+            scale,
+            out: &mut s.attn,
+        })
+        .expect("attention");
+        be.short_conv(op::ShortConv {
+            bcx: &s.bcx,
+            w: &s.conv_w,
+            state: &mut s.state,
+            out: &mut s.conv_out,
+        })
+        .expect("short_conv");
+        be.silu_mul(op::SiluMul {
+            gate: &s.normed,
+            up: &s.conv_out,
+            out: &mut s.act,
+        })
+        .expect("silu_mul");
+        be.add_assign(op::AddAssign {
+            x: &mut s.x,
+            y: &s.act,
+        })
+        .expect("add_assign");
+        be.matmul(op::Matmul {
+            x: &s.x,
+            w: &s.head,
+            bias: Some(&s.bias),
+            out: &mut s.logits,
+        })
+        .expect("gemv with bias");
+        be.copy_rows(op::CopyRows {
+            src: &s.x,
+            dst: &mut s.two,
+            row0: 1,
+        })
+        .expect("copy_rows");
+        be.matmul(op::Matmul {
+            x: &s.two,
+            w: &s.head,
+            bias: Some(&s.bias),
+            out: &mut s.pair,
+        })
+        .expect("gemm");
         be.download_f32(&s.logits).expect("download")
     }
 }
@@ -162,7 +223,8 @@ fn wgpu_decode_steps_reuse_bind_groups() {
         let vals: Vec<f32> = (0..D).map(|i| (i + round * D) as f32).collect();
         let y = up(&be, &vals, &[1, D]);
         let mut sum = zeros(&be, &[1, D]);
-        be.add_assign(&mut sum, &y).expect("add_assign");
+        be.add_assign(op::AddAssign { x: &mut sum, y: &y })
+            .expect("add_assign");
         let got = be.download_f32(&sum).expect("download");
         Tolerance::Exact
             .check(&got, &vals, &[])

@@ -7,7 +7,7 @@
 use anyhow::Result;
 use serde_json::json;
 use tensor::testing::rng::Rng;
-use tensor::{Backend, DType, HostData, Shape, Tensor};
+use tensor::{Backend, DType, HostData, Shape, Tensor, op};
 
 use super::{COLD_BYTES, Opts, round};
 use benches::timing::median_secs;
@@ -142,7 +142,15 @@ pub fn bench_attention<B: Backend>(
         for _ in 0..batch {
             let (k, v) = &kvs[i % copies];
             i += 1;
-            if let Err(e) = be.attention(&q, k, v, s.kv, s.causal, scale, &mut out) {
+            if let Err(e) = be.attention(op::Attention {
+                q: &q,
+                k,
+                v,
+                kv_len: s.kv,
+                causal: s.causal,
+                scale,
+                out: &mut out,
+            }) {
                 err.get_or_insert(e);
             }
         }

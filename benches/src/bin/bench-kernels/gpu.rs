@@ -90,21 +90,21 @@ pub fn run(o: &Opts, rng: &mut Rng) -> Result<()> {
             for &m in o.ms.iter().filter(|&&m| !software || m <= 64) {
                 let shape = (m, n, k);
                 let r = bench_batched(&be, &ws, dtype, shape, o.budget, rng, &|x, w, y| {
-                    be.matmul(x, w, None, y)
+                    be.matmul(op::Matmul {
+                        x,
+                        w,
+                        bias: None,
+                        out: y,
+                    })
                 })?;
-                report(
-                    o,
-                    "matmul",
-                    m,
-                    n,
-                    k,
-                    dtype.name(),
-                    &isa,
-                    0,
-                    &r,
-                    "gpu",
-                    f64::NAN,
-                );
+                let row = MatmulRow {
+                    op: "matmul",
+                    mnk: shape,
+                    dtype: dtype.name(),
+                    isa: &isa,
+                    threads: 0,
+                };
+                report(o, &row, &r, "gpu", f64::NAN);
                 if !o.variants || m == 1 {
                     continue;
                 }
@@ -117,19 +117,14 @@ pub fn run(o: &Opts, rng: &mut Rng) -> Result<()> {
                     let r = bench_batched(&be, &ws, dtype, shape, o.budget, rng, &|x, w, y| {
                         gemm_with(&be, x, w, None, y, v)
                     })?;
-                    report(
-                        o,
-                        &v.name(),
-                        m,
-                        n,
-                        k,
-                        dtype.name(),
-                        &isa,
-                        0,
-                        &r,
-                        "gpu",
-                        f64::NAN,
-                    );
+                    let row = MatmulRow {
+                        op: &v.name(),
+                        mnk: shape,
+                        dtype: dtype.name(),
+                        isa: &isa,
+                        threads: 0,
+                    };
+                    report(o, &row, &r, "gpu", f64::NAN);
                 }
                 let Some(coop) = coop_gemm(&be).filter(|_| dtype == DType::BF16) else {
                     continue;
@@ -152,19 +147,14 @@ pub fn run(o: &Opts, rng: &mut Rng) -> Result<()> {
                                     false => coop_with(&be, x, w, None, y, grid),
                                 }
                             })?;
-                        report(
-                            o,
-                            &c.name(),
-                            m,
-                            n,
-                            k,
-                            dtype.name(),
-                            &isa,
-                            0,
-                            &r,
-                            "gpu",
-                            f64::NAN,
-                        );
+                        let row = MatmulRow {
+                            op: &c.name(),
+                            mnk: shape,
+                            dtype: dtype.name(),
+                            isa: &isa,
+                            threads: 0,
+                        };
+                        report(o, &row, &r, "gpu", f64::NAN);
                     }
                 }
             }

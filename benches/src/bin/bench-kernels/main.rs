@@ -21,7 +21,7 @@ use half::bf16;
 use serde_json::json;
 use tensor::cpu::{CpuBackend, Isa, IsaToken, WeightFormat};
 use tensor::testing::rng::Rng;
-use tensor::{Backend, DType, HostData, Shape, Tensor};
+use tensor::{Backend, DType, HostData, Shape, Tensor, op};
 
 const MS: [usize; 4] = [1, 64, 512, 1024];
 /// (n, k): LFM2 350M/1.2B projections and FFN, SigLIP2 base, the projector
@@ -200,13 +200,13 @@ struct Result1 {
     gbps: f64,
 }
 
+/// Times `x[m, k] · wᵀ` cycling over the cold weights `ws` (`wbytes`
+/// each), `(m, n, k)` = `mnk`.
 fn bench_one<B: Backend>(
     be: &B,
     ws: &[Tensor<B>],
     wbytes: usize,
-    m: usize,
-    n: usize,
-    k: usize,
+    (m, n, k): (usize, usize, usize),
     budget: Budget,
     rng: &mut Rng,
 ) -> Result<Result1> {
@@ -217,7 +217,15 @@ fn bench_one<B: Backend>(
     let secs = median_secs(budget, || {
         let w = &ws[i % ws.len()];
         i += 1;
-        if let Err(e) = be.matmul(&x, w, None, &mut y).and_then(|_| be.sync()) {
+        if let Err(e) = be
+            .matmul(op::Matmul {
+                x: &x,
+                w,
+                bias: None,
+                out: &mut y,
+            })
+            .and_then(|_| be.sync())
+        {
             err.get_or_insert(e);
         }
     });
@@ -313,34 +321,21 @@ fn main() -> Result<()> {
                         if isa == Isa::Scalar && m > 64 {
                             continue;
                         }
-                        let r = bench_one(
-                            &be,
-                            &ws,
-                            dtype.bytes_for(n * k),
-                            m,
-                            n,
-                            k,
-                            o.budget,
-                            &mut rng,
-                        )?;
+                        let wbytes = dtype.bytes_for(n * k);
+                        let r = bench_one(&be, &ws, wbytes, (m, n, k), o.budget, &mut rng)?;
                         let (bound, pct) = if m == 1 {
                             ("memory", 100.0 * r.gbps / mem[&t])
                         } else {
                             ("compute", 100.0 * r.gflops / peak[&(isa, t)])
                         };
-                        report(
-                            &o,
-                            "matmul",
-                            m,
-                            n,
-                            k,
-                            dtype.name(),
-                            isa.name(),
-                            t,
-                            &r,
-                            bound,
-                            pct,
-                        );
+                        let row = MatmulRow {
+                            op: "matmul",
+                            mnk: (m, n, k),
+                            dtype: dtype.name(),
+                            isa: isa.name(),
+                            threads: t,
+                        };
+                        report(&o, &row, &r, bound, pct);
                     }
                 }
             }
@@ -406,31 +401,47 @@ fn bench_bf16dot(
     for &(n, k) in &o.nk {
         let ws = cold_weights(&be, DType::BF16, n, k, rng)?;
         for &m in &o.ms {
-            let r = bench_one(&be, &ws, 2 * n * k, m, n, k, o.budget, rng)?;
+            let r = bench_one(&be, &ws, 2 * n * k, (m, n, k), o.budget, rng)?;
             let (bound, pct) = if m == 1 {
                 ("memory", 100.0 * r.gbps / mem)
             } else {
                 ("compute", 100.0 * r.gflops / peak)
             };
-            report(o, "matmul", m, n, k, "bf16dot", "avx512", t, &r, bound, pct);
+            let row = MatmulRow {
+                op: "matmul",
+                mnk: (m, n, k),
+                dtype: "bf16dot",
+                isa: "avx512",
+                threads: t,
+            };
+            report(o, &row, &r, bound, pct);
         }
     }
     Ok(())
 }
 
-fn report(
-    o: &Opts,
-    op: &str,
-    m: usize,
-    n: usize,
-    k: usize,
-    dtype: &str,
-    isa: &str,
+/// What one matmul row of the report ran, and where.
+struct MatmulRow<'a> {
+    /// `matmul`, or the forced kernel's name.
+    op: &'a str,
+    mnk: (usize, usize, usize),
+    dtype: &'a str,
+    /// The CPU tier or the GPU adapter.
+    isa: &'a str,
+    /// CPU threads (0 on a GPU).
     threads: usize,
-    r: &Result1,
-    bound: &str,
-    pct: f64,
-) {
+}
+
+/// Prints one matmul row: `r`, and `pct` of the `bound` (memory or compute)
+/// peak.
+fn report(o: &Opts, row: &MatmulRow<'_>, r: &Result1, bound: &str, pct: f64) {
+    let &MatmulRow {
+        op,
+        mnk: (m, n, k),
+        dtype,
+        isa,
+        threads,
+    } = row;
     if o.json {
         println!(
             "{}",

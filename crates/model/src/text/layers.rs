@@ -2,7 +2,7 @@
 //! `load` and `forward`. The maths reads top to bottom; the kernels live in
 //! `tensor`.
 
-use tensor::{Backend, Tensor};
+use tensor::{Backend, Tensor, op};
 
 use super::state::{LayerCache, Scratch};
 use crate::config::TextConfig;
@@ -34,8 +34,20 @@ impl<B: Backend> ShortConv<B> {
         state: &mut Tensor<B>,
         s: &mut Scratch<B>,
     ) -> Result<()> {
-        be.matmul_short_conv(u, &self.in_proj, &self.conv, &mut s.bcx, state, &mut s.y)?;
-        be.matmul(&s.y, &self.out_proj, None, &mut s.o)?;
+        be.matmul_short_conv(op::MatmulShortConv {
+            x: u,
+            in_proj: &self.in_proj,
+            w: &self.conv,
+            bcx: &mut s.bcx,
+            state,
+            out: &mut s.y,
+        })?;
+        be.matmul(op::Matmul {
+            x: &s.y,
+            w: &self.out_proj,
+            bias: None,
+            out: &mut s.o,
+        })?;
         Ok(())
     }
 }
@@ -92,24 +104,42 @@ impl<B: Backend> Attention<B> {
         s: &mut Scratch<B>,
     ) -> Result<()> {
         let (t, h, hd) = (s.t, self.h, self.hd);
-        be.matmul(u, &self.qkv_proj, None, &mut s.qkv)?;
+        be.matmul(op::Matmul {
+            x: u,
+            w: &self.qkv_proj,
+            bias: None,
+            out: &mut s.qkv,
+        })?;
         // Per-head RMSNorm over hd, then RoPE; k and v appended to the
         // caches; then attend over all cached keys.
-        be.qkv_norm_rope(
-            &s.qkv,
-            &self.q_norm,
-            &self.k_norm,
-            self.eps,
+        be.qkv_norm_rope(op::QkvNormRope {
+            qkv: &s.qkv,
+            q_w: &self.q_norm,
+            k_w: &self.k_norm,
+            eps: self.eps,
             pos0,
-            self.theta,
-            &mut s.qn,
+            theta: self.theta,
+            q_out: &mut s.qn,
             k_cache,
             v_cache,
-        )?;
+        })?;
         let scale = 1.0 / (hd as f32).sqrt();
-        be.attention(&s.qn, k_cache, v_cache, pos0 + t, true, scale, &mut s.att)?;
+        be.attention(op::Attention {
+            q: &s.qn,
+            k: k_cache,
+            v: v_cache,
+            kv_len: pos0 + t,
+            causal: true,
+            scale,
+            out: &mut s.att,
+        })?;
         s.att.set_shape([t, h * hd])?;
-        be.matmul(&s.att, &self.out_proj, None, &mut s.o)?;
+        be.matmul(op::Matmul {
+            x: &s.att,
+            w: &self.out_proj,
+            bias: None,
+            out: &mut s.o,
+        })?;
         // Restore the attention-facing shape for the next call.
         s.att.set_shape([t, h, hd])?;
         Ok(())
@@ -134,8 +164,18 @@ impl<B: Backend> Mlp<B> {
 
     /// `u`: normed input `[t, d]`; result in `s.o`.
     fn forward(&self, be: &B, u: &Tensor<B>, s: &mut Scratch<B>) -> Result<()> {
-        be.matmul_swiglu(u, &self.w13, &mut s.gate_up, &mut s.gu)?;
-        be.matmul(&s.gu, &self.w2, None, &mut s.o)?;
+        be.matmul_swiglu(op::MatmulSwiglu {
+            x: u,
+            w13: &self.w13,
+            gu: &mut s.gate_up,
+            out: &mut s.gu,
+        })?;
+        be.matmul(op::Matmul {
+            x: &s.gu,
+            w: &self.w2,
+            bias: None,
+            out: &mut s.o,
+        })?;
         Ok(())
     }
 }
@@ -188,7 +228,7 @@ impl<B: Backend> DecoderLayer<B> {
         s: &mut Scratch<B>,
     ) -> Result<()> {
         self.forward_deferred(be, x, u, pos0, cache, s, false)?;
-        be.add_assign(x, &s.o)?;
+        be.add_assign(op::AddAssign { x, y: &s.o })?;
         Ok(())
     }
 
@@ -210,9 +250,20 @@ impl<B: Backend> DecoderLayer<B> {
         pending: bool,
     ) -> Result<()> {
         if pending {
-            be.add_rms_norm(x, &s.o, &self.operator_norm, self.eps, u)?;
+            be.add_rms_norm(op::AddRmsNorm {
+                x,
+                y: &s.o,
+                w: &self.operator_norm,
+                eps: self.eps,
+                out: u,
+            })?;
         } else {
-            be.rms_norm(x, &self.operator_norm, self.eps, u)?;
+            be.rms_norm(op::RmsNorm {
+                x,
+                w: &self.operator_norm,
+                eps: self.eps,
+                out: u,
+            })?;
         }
         match (&self.operator, cache) {
             (Operator::Conv(c), LayerCache::Conv { state }) => c.forward(be, u, state, s)?,
@@ -221,7 +272,13 @@ impl<B: Backend> DecoderLayer<B> {
             }
             _ => unreachable!("caches are built from the same layer list"),
         }
-        be.add_rms_norm(x, &s.o, &self.ffn_norm, self.eps, u)?;
+        be.add_rms_norm(op::AddRmsNorm {
+            x,
+            y: &s.o,
+            w: &self.ffn_norm,
+            eps: self.eps,
+            out: u,
+        })?;
         self.mlp.forward(be, u, s)?;
         Ok(())
     }

@@ -4,7 +4,7 @@
 mod layers;
 mod state;
 
-use tensor::{Backend, DType, Shape, Tensor};
+use tensor::{Backend, DType, Shape, Tensor, op};
 
 pub use self::layers::DecoderLayer;
 pub use self::state::{DecodeIo, LayerCache, Scratch, Sequence, TextState};
@@ -115,7 +115,11 @@ impl<B: Backend> TextModel<B> {
 
     /// Embedding rows for `ids` into `out` `[ids.len(), d]`.
     pub fn embed(&self, be: &B, ids: &[u32], out: &mut Tensor<B>) -> Result<()> {
-        Ok(be.gather_rows(&self.embed, ids, out)?)
+        Ok(be.gather_rows(op::GatherRows {
+            table: &self.embed,
+            ids,
+            out,
+        })?)
     }
 
     /// Runs every layer over the residual stream `x` `[t, d]` (in place) at
@@ -184,7 +188,7 @@ impl<B: Backend> TextModel<B> {
         }
         if hook.is_none() && !self.layers.is_empty() {
             // The last layer's MLP output.
-            be.add_assign(x, &s.o)?;
+            be.add_assign(op::AddAssign { x, y: &s.o })?;
         }
         st.pos += t;
         Ok(())
@@ -192,12 +196,22 @@ impl<B: Backend> TextModel<B> {
 
     /// The final RMSNorm (`embedding_norm`): `out = norm(x)`, both `[t, d]`.
     pub fn final_norm(&self, be: &B, x: &Tensor<B>, out: &mut Tensor<B>) -> Result<()> {
-        Ok(be.rms_norm(x, &self.final_norm, self.cfg.norm_eps, out)?)
+        Ok(be.rms_norm(op::RmsNorm {
+            x,
+            w: &self.final_norm,
+            eps: self.cfg.norm_eps,
+            out,
+        })?)
     }
 
     /// Logits of normed rows: `out[r, :] = normed[r, :] · headᵀ`, `[r, vocab]`.
     pub fn head(&self, be: &B, normed: &Tensor<B>, out: &mut Tensor<B>) -> Result<()> {
-        Ok(be.matmul(normed, self.head.as_ref().unwrap_or(&self.embed), None, out)?)
+        Ok(be.matmul(op::Matmul {
+            x: normed,
+            w: self.head.as_ref().unwrap_or(&self.embed),
+            bias: None,
+            out,
+        })?)
     }
 
     /// Prefills `ids` (chunks of at most `chunk` tokens) and returns the
@@ -218,7 +232,11 @@ impl<B: Backend> TextModel<B> {
             let mut x = be.zeros(DType::F32, Shape::from([t, d]))?;
             self.embed(be, part, &mut x)?;
             self.forward_fused(be, &mut x, &mut st.seq)?;
-            be.slice_rows(&x, t - 1, &mut st.io.last)?;
+            be.slice_rows(op::SliceRows {
+                src: &x,
+                row0: t - 1,
+                out: &mut st.io.last,
+            })?;
         }
         let mut out = Vec::new();
         self.logits_of_last(be, st, &mut out)?;
@@ -239,7 +257,11 @@ impl<B: Backend> TextModel<B> {
             return Err(ModelError::EmptyPrompt);
         }
         self.forward_fused(be, x, &mut st.seq)?;
-        be.slice_rows(x, t - 1, &mut st.io.last)?;
+        be.slice_rows(op::SliceRows {
+            src: x,
+            row0: t - 1,
+            out: &mut st.io.last,
+        })?;
         let mut out = Vec::new();
         self.logits_of_last(be, st, &mut out)?;
         Ok(out)
@@ -258,7 +280,11 @@ impl<B: Backend> TextModel<B> {
             return Err(ModelError::EmptyPrompt);
         }
         self.forward_fused(be, x, &mut st.seq)?;
-        be.slice_rows(x, t - 1, &mut st.io.last)?;
+        be.slice_rows(op::SliceRows {
+            src: x,
+            row0: t - 1,
+            out: &mut st.io.last,
+        })?;
         self.logits_of_last(be, st, out)
     }
 
@@ -282,7 +308,11 @@ impl<B: Backend> TextModel<B> {
         let TextState { seq, io } = st;
         self.embed(be, &[id], &mut io.x)?;
         self.forward_fused(be, &mut io.x, seq)?;
-        be.slice_rows(&io.x, 0, &mut io.last)?;
+        be.slice_rows(op::SliceRows {
+            src: &io.x,
+            row0: 0,
+            out: &mut io.last,
+        })?;
         self.logits_of_last(be, st, out)
     }
 

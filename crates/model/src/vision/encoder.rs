@@ -1,7 +1,7 @@
 //! One SigLIP2 encoder layer (pre-LN, spec §4.3):
 //! `x += attn(ln1(x))`, `x += fc2(gelu_tanh(fc1(ln2(x))))`.
 
-use tensor::{Backend, DType, Gelu, Shape, Tensor};
+use tensor::{Backend, DType, Gelu, Shape, Tensor, op};
 
 use super::config::VisionConfig;
 use crate::error::Result;
@@ -22,7 +22,12 @@ impl<B: Backend> Affine<B> {
     }
 
     pub fn forward(&self, be: &B, x: &Tensor<B>, out: &mut Tensor<B>) -> Result<()> {
-        Ok(be.matmul(x, &self.w, Some(&self.b), out)?)
+        Ok(be.matmul(op::Matmul {
+            x,
+            w: &self.w,
+            bias: Some(&self.b),
+            out,
+        })?)
     }
 }
 
@@ -43,7 +48,13 @@ impl<B: Backend> Norm<B> {
     }
 
     pub fn forward(&self, be: &B, x: &Tensor<B>, out: &mut Tensor<B>) -> Result<()> {
-        Ok(be.layer_norm(x, &self.w, &self.b, self.eps, out)?)
+        Ok(be.layer_norm(op::LayerNorm {
+            x,
+            w: &self.w,
+            b: &self.b,
+            eps: self.eps,
+            out,
+        })?)
     }
 }
 
@@ -124,32 +135,48 @@ impl<B: Backend> EncoderLayer<B> {
         self.ln1.forward(be, x, &mut s.u)?;
         self.qkv.forward(be, &s.u, &mut s.qkv)?;
         let d = h * hd;
-        be.copy_cols(&s.qkv, 0, &mut s.q)?;
-        be.copy_cols(&s.qkv, d, &mut s.k)?;
-        be.copy_cols(&s.qkv, 2 * d, &mut s.v)?;
+        be.copy_cols(op::CopyCols {
+            src: &s.qkv,
+            col0: 0,
+            out: &mut s.q,
+        })?;
+        be.copy_cols(op::CopyCols {
+            src: &s.qkv,
+            col0: d,
+            out: &mut s.k,
+        })?;
+        be.copy_cols(op::CopyCols {
+            src: &s.qkv,
+            col0: 2 * d,
+            out: &mut s.v,
+        })?;
         for t in [&mut s.q, &mut s.k, &mut s.v, &mut s.att] {
             t.set_shape([n, h, hd])?;
         }
         // Bidirectional over the crop's true length: no padding, no mask.
-        be.attention(
-            &s.q,
-            &s.k,
-            &s.v,
-            n,
-            false,
-            1.0 / (hd as f32).sqrt(),
-            &mut s.att,
-        )?;
+        be.attention(op::Attention {
+            q: &s.q,
+            k: &s.k,
+            v: &s.v,
+            kv_len: n,
+            causal: false,
+            scale: 1.0 / (hd as f32).sqrt(),
+            out: &mut s.att,
+        })?;
         for t in [&mut s.q, &mut s.k, &mut s.v, &mut s.att] {
             t.set_shape([n, h * hd])?;
         }
         self.out.forward(be, &s.att, &mut s.o)?;
-        be.add_assign(x, &s.o)?;
+        be.add_assign(op::AddAssign { x, y: &s.o })?;
         self.ln2.forward(be, x, &mut s.u)?;
         self.fc1.forward(be, &s.u, &mut s.f)?;
-        be.gelu(&s.f, Gelu::Tanh, &mut s.g)?;
+        be.gelu(op::Gelu {
+            x: &s.f,
+            kind: Gelu::Tanh,
+            out: &mut s.g,
+        })?;
         self.fc2.forward(be, &s.g, &mut s.o)?;
-        be.add_assign(x, &s.o)?;
+        be.add_assign(op::AddAssign { x, y: &s.o })?;
         Ok(())
     }
 }

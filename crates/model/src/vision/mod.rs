@@ -8,7 +8,7 @@ pub mod posembed;
 
 use std::sync::Mutex;
 
-use tensor::{Backend, DType, HostData, Shape, Tensor};
+use tensor::{Backend, DType, HostData, Shape, Tensor, op};
 
 pub use self::config::VisionConfig;
 pub(crate) use self::encoder::{Affine, Norm};
@@ -163,7 +163,10 @@ impl<B: Backend> VisionTower<B> {
                     cache.len() - 1
                 }
             };
-            be.add_assign(&mut x, &cache[at].1)?;
+            be.add_assign(op::AddAssign {
+                x: &mut x,
+                y: &cache[at].1,
+            })?;
         }
         hook(None, &x)?;
         let mut s = Scratch::new(be, &self.cfg, n)?;

@@ -21,8 +21,7 @@ use half::{bf16, f16};
 pub use self::dispatch::{Isa, IsaToken};
 use self::matmul::panels::{self, PanelLayout};
 use self::matmul::{MatmulArgs, WeightRef, bf16dot, quant};
-use crate::backend::matmul_dims;
-use crate::{Backend, DType, Gelu, HostData, Result, Shape, Tensor, TensorError};
+use crate::{Backend, DType, HostData, Result, Shape, Tensor, TensorError, op};
 
 /// Host storage of one tensor, owned and naturally aligned.
 #[derive(Clone, Debug)]
@@ -474,14 +473,10 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn matmul(
-        &self,
-        x: &Tensor<Self>,
-        w: &Tensor<Self>,
-        bias: Option<&Tensor<Self>>,
-        out: &mut Tensor<Self>,
-    ) -> Result<()> {
-        let (m, n, k) = matmul_dims(x, w, bias, out)?;
+    fn matmul(&self, op: op::Matmul<'_, Self>) -> Result<()> {
+        const OP: &str = op::Matmul::<CpuBackend>::NAME;
+        let (m, n, k) = op.check()?;
+        let op::Matmul { x, w, bias, out } = op;
         let layout = self.panel_layout();
         // Weights from `upload_weight` are already panels; anything else is
         // packed here, on every call (the slow path).
@@ -490,7 +485,7 @@ impl Backend for CpuBackend {
             s @ CpuStorage::Panels { layout: l, .. } if *l == layout => s,
             CpuStorage::Panels { .. } => {
                 return Err(TensorError::UnsupportedDType {
-                    op: "matmul",
+                    op: OP,
                     what: "w (packed for another ISA)",
                     dtype: w.dtype(),
                 });
@@ -501,132 +496,78 @@ impl Backend for CpuBackend {
             }
         };
         let args = MatmulArgs {
-            x: x.storage().as_f32("matmul", "x")?,
+            x: x.storage().as_f32(OP, "x")?,
             w: w.weights(),
-            bias: bias
-                .map(|b| b.storage().as_f32("matmul", "bias"))
-                .transpose()?,
+            bias: bias.map(|b| b.storage().as_f32(OP, "bias")).transpose()?,
             m,
             n,
             k,
         };
-        let y = out.storage_mut().as_f32_mut("matmul", "out")?;
-        let op = if m == 1 { "matmul.gemv" } else { "matmul.gemm" };
-        self.timed(op, || matmul::matmul(self.isa, self.pool(), &args, y));
+        let y = out.storage_mut().as_f32_mut(OP, "out")?;
+        let name = if m == 1 { "matmul.gemv" } else { "matmul.gemm" };
+        self.timed(name, || matmul::matmul(self.isa, self.pool(), &args, y));
         Ok(())
     }
 
-    fn rms_norm(
-        &self,
-        x: &Tensor<Self>,
-        w: &Tensor<Self>,
-        eps: f32,
-        out: &mut Tensor<Self>,
-    ) -> Result<()> {
-        self.timed("rms_norm", || self.op_rms_norm(x, w, eps, out))
+    fn rms_norm(&self, op: op::RmsNorm<'_, Self>) -> Result<()> {
+        self.timed(op::RmsNorm::<Self>::NAME, || self.op_rms_norm(op))
     }
 
-    fn rope(&self, x: &mut Tensor<Self>, pos0: usize, theta: f32) -> Result<()> {
-        self.timed("rope", || self.op_rope(x, pos0, theta))
+    fn rope(&self, op: op::Rope<'_, Self>) -> Result<()> {
+        self.timed(op::Rope::<Self>::NAME, || self.op_rope(op))
     }
 
-    fn qkv_norm_rope(
-        &self,
-        qkv: &Tensor<Self>,
-        q_w: &Tensor<Self>,
-        k_w: &Tensor<Self>,
-        eps: f32,
-        pos0: usize,
-        theta: f32,
-        q_out: &mut Tensor<Self>,
-        k_cache: &mut Tensor<Self>,
-        v_cache: &mut Tensor<Self>,
-    ) -> Result<()> {
-        self.timed("qkv_norm_rope", || {
-            self.op_qkv_norm_rope(qkv, q_w, k_w, eps, pos0, theta, q_out, k_cache, v_cache)
+    fn qkv_norm_rope(&self, op: op::QkvNormRope<'_, Self>) -> Result<()> {
+        self.timed(op::QkvNormRope::<Self>::NAME, || self.op_qkv_norm_rope(op))
+    }
+
+    fn short_conv(&self, op: op::ShortConv<'_, Self>) -> Result<()> {
+        self.timed(op::ShortConv::<Self>::NAME, || self.op_short_conv(op))
+    }
+
+    fn attention(&self, op: op::Attention<'_, Self>) -> Result<()> {
+        self.timed(op::Attention::<Self>::NAME, || self.op_attention(op))
+    }
+
+    fn silu_mul(&self, op: op::SiluMul<'_, Self>) -> Result<()> {
+        self.timed(op::SiluMul::<Self>::NAME, || self.op_silu_mul(op))
+    }
+
+    fn add_assign(&self, op: op::AddAssign<'_, Self>) -> Result<()> {
+        self.timed(op::AddAssign::<Self>::NAME, || self.op_add_assign(op))
+    }
+
+    fn gather_rows(&self, op: op::GatherRows<'_, Self>) -> Result<()> {
+        self.timed(op::GatherRows::<Self>::NAME, || self.op_gather_rows(op))
+    }
+
+    fn copy_rows(&self, op: op::CopyRows<'_, Self>) -> Result<()> {
+        self.timed(op::CopyRows::<Self>::NAME, || self.op_copy_rows(op))
+    }
+
+    fn slice_rows(&self, op: op::SliceRows<'_, Self>) -> Result<()> {
+        self.timed(op::SliceRows::<Self>::NAME, || self.op_slice_rows(op))
+    }
+
+    fn swiglu(&self, op: op::Swiglu<'_, Self>) -> Result<()> {
+        self.timed(op::Swiglu::<Self>::NAME, || self.op_swiglu(op))
+    }
+
+    fn copy_cols(&self, op: op::CopyCols<'_, Self>) -> Result<()> {
+        self.timed(op::CopyCols::<Self>::NAME, || self.op_copy_cols(op))
+    }
+
+    fn layer_norm(&self, op: op::LayerNorm<'_, Self>) -> Result<()> {
+        self.timed(op::LayerNorm::<Self>::NAME, || self.op_layer_norm(op))
+    }
+
+    fn gelu(&self, op: op::Gelu<'_, Self>) -> Result<()> {
+        self.timed(op::Gelu::<Self>::NAME, || self.op_gelu(op))
+    }
+
+    fn pixel_unshuffle(&self, op: op::PixelUnshuffle<'_, Self>) -> Result<()> {
+        self.timed(op::PixelUnshuffle::<Self>::NAME, || {
+            self.op_pixel_unshuffle(op)
         })
-    }
-
-    fn short_conv(
-        &self,
-        bcx: &Tensor<Self>,
-        w: &Tensor<Self>,
-        state: &mut Tensor<Self>,
-        out: &mut Tensor<Self>,
-    ) -> Result<()> {
-        self.timed("short_conv", || self.op_short_conv(bcx, w, state, out))
-    }
-
-    fn attention(
-        &self,
-        q: &Tensor<Self>,
-        k: &Tensor<Self>,
-        v: &Tensor<Self>,
-        kv_len: usize,
-        causal: bool,
-        scale: f32,
-        out: &mut Tensor<Self>,
-    ) -> Result<()> {
-        self.timed("attention", || {
-            self.op_attention(q, k, v, kv_len, causal, scale, out)
-        })
-    }
-
-    fn silu_mul(
-        &self,
-        gate: &Tensor<Self>,
-        up: &Tensor<Self>,
-        out: &mut Tensor<Self>,
-    ) -> Result<()> {
-        self.timed("silu_mul", || self.op_silu_mul(gate, up, out))
-    }
-
-    fn add_assign(&self, x: &mut Tensor<Self>, y: &Tensor<Self>) -> Result<()> {
-        self.timed("add_assign", || self.op_add_assign(x, y))
-    }
-
-    fn gather_rows(&self, table: &Tensor<Self>, ids: &[u32], out: &mut Tensor<Self>) -> Result<()> {
-        self.timed("gather_rows", || self.op_gather_rows(table, ids, out))
-    }
-
-    fn copy_rows(&self, src: &Tensor<Self>, dst: &mut Tensor<Self>, row0: usize) -> Result<()> {
-        self.timed("copy_rows", || self.op_copy_rows(src, dst, row0))
-    }
-
-    fn slice_rows(&self, src: &Tensor<Self>, row0: usize, out: &mut Tensor<Self>) -> Result<()> {
-        self.timed("slice_rows", || self.op_slice_rows(src, row0, out))
-    }
-
-    fn swiglu(&self, gu: &Tensor<Self>, out: &mut Tensor<Self>) -> Result<()> {
-        self.timed("swiglu", || self.op_swiglu(gu, out))
-    }
-
-    fn copy_cols(&self, src: &Tensor<Self>, col0: usize, out: &mut Tensor<Self>) -> Result<()> {
-        self.timed("copy_cols", || self.op_copy_cols(src, col0, out))
-    }
-
-    fn layer_norm(
-        &self,
-        x: &Tensor<Self>,
-        w: &Tensor<Self>,
-        b: &Tensor<Self>,
-        eps: f32,
-        out: &mut Tensor<Self>,
-    ) -> Result<()> {
-        self.timed("layer_norm", || self.op_layer_norm(x, w, b, eps, out))
-    }
-
-    fn gelu(&self, x: &Tensor<Self>, kind: Gelu, out: &mut Tensor<Self>) -> Result<()> {
-        self.timed("gelu", || self.op_gelu(x, kind, out))
-    }
-
-    fn pixel_unshuffle(
-        &self,
-        x: &Tensor<Self>,
-        h: usize,
-        w: usize,
-        out: &mut Tensor<Self>,
-    ) -> Result<()> {
-        self.timed("pixel_unshuffle", || self.op_pixel_unshuffle(x, h, w, out))
     }
 }

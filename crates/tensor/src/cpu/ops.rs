@@ -1,6 +1,6 @@
-//! Tensor-level glue of the CPU backend's model ops: the shared shape and
-//! dtype checks (`crate::checks`), then one call into the kernel module
-//! chosen by the ISA.
+//! Tensor-level glue of the CPU backend's model ops: each takes its
+//! [`crate::op`] descriptor, runs the descriptor's shape and dtype checks,
+//! then calls into the kernel module chosen by the ISA.
 
 use half::{bf16, f16};
 use rayon::prelude::*;
@@ -8,9 +8,7 @@ use rayon::prelude::*;
 use super::attention::{self, AttnDims};
 use super::matmul::{bf16dot, panels, quant};
 use super::{CpuBackend, CpuStorage, conv, elementwise, norm, rope, vision};
-use crate::{Gelu, Result, Tensor, checks};
-
-type T = Tensor<CpuBackend>;
+use crate::{Result, op};
 
 /// Below this many output elements a row-wise op stays on the caller's
 /// thread: decode's rows (d ≤ 9216) never pay the pool's wake-up.
@@ -39,9 +37,10 @@ impl CpuBackend {
         });
     }
 
-    pub(super) fn op_rms_norm(&self, x: &T, w: &T, eps: f32, out: &mut T) -> Result<()> {
-        const OP: &str = "rms_norm";
-        checks::norm(OP, x, &[("w", w)], out)?;
+    pub(super) fn op_rms_norm(&self, op: op::RmsNorm<'_, CpuBackend>) -> Result<()> {
+        const OP: &str = op::RmsNorm::<CpuBackend>::NAME;
+        op.check()?;
+        let op::RmsNorm { x, w, eps, out } = op;
         let (xs, ws) = (x.storage().as_f32(OP, "x")?, w.storage().as_f32(OP, "w")?);
         let d = ws.len();
         self.par_rows(out.storage_mut().as_f32_mut(OP, "out")?, d, |r0, o| {
@@ -50,9 +49,10 @@ impl CpuBackend {
         Ok(())
     }
 
-    pub(super) fn op_layer_norm(&self, x: &T, w: &T, b: &T, eps: f32, out: &mut T) -> Result<()> {
-        const OP: &str = "layer_norm";
-        checks::norm(OP, x, &[("w", w), ("b", b)], out)?;
+    pub(super) fn op_layer_norm(&self, op: op::LayerNorm<'_, CpuBackend>) -> Result<()> {
+        const OP: &str = op::LayerNorm::<CpuBackend>::NAME;
+        op.check()?;
+        let op::LayerNorm { x, w, b, eps, out } = op;
         let (xs, ws, bs) = (
             x.storage().as_f32(OP, "x")?,
             w.storage().as_f32(OP, "w")?,
@@ -65,11 +65,13 @@ impl CpuBackend {
         Ok(())
     }
 
-    pub(super) fn op_rope(&self, x: &mut T, pos0: usize, theta: f32) -> Result<()> {
-        let (_, h, hd) = checks::rope(x)?;
+    pub(super) fn op_rope(&self, op: op::Rope<'_, CpuBackend>) -> Result<()> {
+        let (_, h, hd) = op.check()?;
+        let op::Rope { x, pos0, theta } = op;
         rope::rope(
             self.isa,
-            x.storage_mut().as_f32_mut("rope", "x")?,
+            x.storage_mut()
+                .as_f32_mut(op::Rope::<CpuBackend>::NAME, "x")?,
             h,
             hd,
             pos0,
@@ -78,27 +80,25 @@ impl CpuBackend {
         Ok(())
     }
 
-    /// See [`crate::Backend::qkv_norm_rope`]: per head exactly the
-    /// rms_norm and rope kernels, so the results equal the unfused ops bit
-    /// for bit.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn op_qkv_norm_rope(
-        &self,
-        qkv: &T,
-        q_w: &T,
-        k_w: &T,
-        eps: f32,
-        pos0: usize,
-        theta: f32,
-        q_out: &mut T,
-        k_cache: &mut T,
-        v_cache: &mut T,
-    ) -> Result<()> {
-        const OP: &str = "qkv_norm_rope";
-        let (t, h, h_kv, hd) = checks::qkv_norm_rope(qkv, q_w, k_w, pos0, q_out, k_cache, v_cache)?;
+    /// See [`op::QkvNormRope`]: per head exactly the rms_norm and rope
+    /// kernels, so the results equal the unfused ops bit for bit.
+    pub(super) fn op_qkv_norm_rope(&self, op: op::QkvNormRope<'_, CpuBackend>) -> Result<()> {
+        const OP: &str = op::QkvNormRope::<CpuBackend>::NAME;
+        let op::AttnShape { t, h, h_kv, hd } = op.check()?;
         if t == 0 {
             return Ok(());
         }
+        let op::QkvNormRope {
+            qkv,
+            q_w,
+            k_w,
+            eps,
+            pos0,
+            theta,
+            q_out,
+            k_cache,
+            v_cache,
+        } = op;
         let (nq, nk) = (h * hd, h_kv * hd);
         let src = qkv.storage().as_f32(OP, "qkv")?;
         let (qw, kw) = (
@@ -123,9 +123,10 @@ impl CpuBackend {
         Ok(())
     }
 
-    pub(super) fn op_short_conv(&self, bcx: &T, w: &T, state: &mut T, out: &mut T) -> Result<()> {
-        const OP: &str = "short_conv";
-        let (_, d, l) = checks::short_conv(bcx, w, state, out)?;
+    pub(super) fn op_short_conv(&self, op: op::ShortConv<'_, CpuBackend>) -> Result<()> {
+        const OP: &str = op::ShortConv::<CpuBackend>::NAME;
+        let (_, d, l) = op.check()?;
+        let op::ShortConv { bcx, w, state, out } = op;
         let (b, ws) = (
             bcx.storage().as_f32(OP, "bcx")?,
             w.storage().as_f32(OP, "w")?,
@@ -143,19 +144,18 @@ impl CpuBackend {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn op_attention(
-        &self,
-        q: &T,
-        k: &T,
-        v: &T,
-        kv_len: usize,
-        causal: bool,
-        scale: f32,
-        out: &mut T,
-    ) -> Result<()> {
-        const OP: &str = "attention";
-        let checks::AttnShape { t, h, h_kv, hd } = checks::attention(q, k, v, kv_len, causal, out)?;
+    pub(super) fn op_attention(&self, op: op::Attention<'_, CpuBackend>) -> Result<()> {
+        const OP: &str = op::Attention::<CpuBackend>::NAME;
+        let op::AttnShape { t, h, h_kv, hd } = op.check()?;
+        let op::Attention {
+            q,
+            k,
+            v,
+            kv_len,
+            causal,
+            scale,
+            out,
+        } = op;
         let dims = AttnDims {
             t,
             h,
@@ -182,9 +182,10 @@ impl CpuBackend {
         Ok(())
     }
 
-    pub(super) fn op_silu_mul(&self, gate: &T, up: &T, out: &mut T) -> Result<()> {
-        const OP: &str = "silu_mul";
-        checks::elementwise(OP, &[("gate", gate), ("up", up), ("out", out)])?;
+    pub(super) fn op_silu_mul(&self, op: op::SiluMul<'_, CpuBackend>) -> Result<()> {
+        const OP: &str = op::SiluMul::<CpuBackend>::NAME;
+        op.check()?;
+        let op::SiluMul { gate, up, out } = op;
         let (g, u) = (
             gate.storage().as_f32(OP, "gate")?,
             up.storage().as_f32(OP, "up")?,
@@ -196,12 +197,13 @@ impl CpuBackend {
         Ok(())
     }
 
-    pub(super) fn op_swiglu(&self, gu: &T, out: &mut T) -> Result<()> {
-        const OP: &str = "swiglu";
-        let (_, f) = checks::swiglu(gu, out)?;
+    pub(super) fn op_swiglu(&self, op: op::Swiglu<'_, CpuBackend>) -> Result<()> {
+        const OP: &str = op::Swiglu::<CpuBackend>::NAME;
+        let (_, f) = op.check()?;
         if f == 0 {
             return Ok(());
         }
+        let op::Swiglu { gu, out } = op;
         let g = gu.storage().as_f32(OP, "gu")?;
         self.par_rows(out.storage_mut().as_f32_mut(OP, "out")?, f, |r0, o| {
             for (o, row) in o
@@ -215,9 +217,10 @@ impl CpuBackend {
         Ok(())
     }
 
-    pub(super) fn op_gelu(&self, x: &T, kind: Gelu, out: &mut T) -> Result<()> {
-        const OP: &str = "gelu";
-        checks::elementwise(OP, &[("x", x), ("out", out)])?;
+    pub(super) fn op_gelu(&self, op: op::Gelu<'_, CpuBackend>) -> Result<()> {
+        const OP: &str = op::Gelu::<CpuBackend>::NAME;
+        op.check()?;
+        let op::Gelu { x, kind, out } = op;
         let xs = x.storage().as_f32(OP, "x")?;
         self.par_rows(out.storage_mut().as_f32_mut(OP, "out")?, 1, |i, o| {
             vision::gelu(self.isa, &xs[i..i + o.len()], kind, o)
@@ -225,9 +228,10 @@ impl CpuBackend {
         Ok(())
     }
 
-    pub(super) fn op_add_assign(&self, x: &mut T, y: &T) -> Result<()> {
-        const OP: &str = "add_assign";
-        checks::elementwise(OP, &[("x", x), ("y", y)])?;
+    pub(super) fn op_add_assign(&self, op: op::AddAssign<'_, CpuBackend>) -> Result<()> {
+        const OP: &str = op::AddAssign::<CpuBackend>::NAME;
+        op.check()?;
+        let op::AddAssign { x, y } = op;
         let ys = y.storage().as_f32(OP, "y")?;
         self.par_rows(x.storage_mut().as_f32_mut(OP, "x")?, 1, |i, xc| {
             elementwise::add_assign(self.isa, xc, &ys[i..i + xc.len()])
@@ -235,28 +239,31 @@ impl CpuBackend {
         Ok(())
     }
 
-    pub(super) fn op_gather_rows(&self, table: &T, ids: &[u32], out: &mut T) -> Result<()> {
-        let (vocab, d) = checks::gather_rows(table, ids, out)?;
+    pub(super) fn op_gather_rows(&self, op: op::GatherRows<'_, CpuBackend>) -> Result<()> {
+        let (_, d) = op.check()?;
+        let op::GatherRows { table, ids, out } = op;
         gather(
             table.storage(),
-            vocab,
             d,
             ids,
-            out.storage_mut().as_f32_mut("gather_rows", "out")?,
+            out.storage_mut()
+                .as_f32_mut(op::GatherRows::<CpuBackend>::NAME, "out")?,
         )
     }
 
-    pub(super) fn op_copy_rows(&self, src: &T, dst: &mut T, row0: usize) -> Result<()> {
-        const OP: &str = "copy_rows";
-        let (t, w) = checks::rows(OP, "src", src, dst, row0)?;
+    pub(super) fn op_copy_rows(&self, op: op::CopyRows<'_, CpuBackend>) -> Result<()> {
+        const OP: &str = op::CopyRows::<CpuBackend>::NAME;
+        let (t, w) = op.check()?;
+        let op::CopyRows { src, dst, row0 } = op;
         let s = src.storage().as_f32(OP, "src")?;
         dst.storage_mut().as_f32_mut(OP, "dst")?[row0 * w..(row0 + t) * w].copy_from_slice(s);
         Ok(())
     }
 
-    pub(super) fn op_slice_rows(&self, src: &T, row0: usize, out: &mut T) -> Result<()> {
-        const OP: &str = "slice_rows";
-        let (t, w) = checks::rows(OP, "out", out, src, row0)?;
+    pub(super) fn op_slice_rows(&self, op: op::SliceRows<'_, CpuBackend>) -> Result<()> {
+        const OP: &str = op::SliceRows::<CpuBackend>::NAME;
+        let (t, w) = op.check()?;
+        let op::SliceRows { src, row0, out } = op;
         let s = src.storage().as_f32(OP, "src")?;
         out.storage_mut()
             .as_f32_mut(OP, "out")?
@@ -264,12 +271,13 @@ impl CpuBackend {
         Ok(())
     }
 
-    pub(super) fn op_copy_cols(&self, src: &T, col0: usize, out: &mut T) -> Result<()> {
-        const OP: &str = "copy_cols";
-        let (_, c_src, c) = checks::cols(OP, src, col0, out)?;
+    pub(super) fn op_copy_cols(&self, op: op::CopyCols<'_, CpuBackend>) -> Result<()> {
+        const OP: &str = op::CopyCols::<CpuBackend>::NAME;
+        let (_, c_src, c) = op.check()?;
         if c == 0 {
             return Ok(());
         }
+        let op::CopyCols { src, col0, out } = op;
         let s = src.storage().as_f32(OP, "src")?;
         self.par_rows(out.storage_mut().as_f32_mut(OP, "out")?, c, |r0, o| {
             for (o, s) in o
@@ -282,9 +290,10 @@ impl CpuBackend {
         Ok(())
     }
 
-    pub(super) fn op_pixel_unshuffle(&self, x: &T, h: usize, w: usize, out: &mut T) -> Result<()> {
-        const OP: &str = "pixel_unshuffle";
-        let d = checks::pixel_unshuffle(x, h, w, out)?;
+    pub(super) fn op_pixel_unshuffle(&self, op: op::PixelUnshuffle<'_, CpuBackend>) -> Result<()> {
+        const OP: &str = op::PixelUnshuffle::<CpuBackend>::NAME;
+        let d = op.check()?;
+        let op::PixelUnshuffle { x, h, w, out } = op;
         let xs = x.storage().as_f32(OP, "x")?;
         vision::pixel_unshuffle(xs, h, w, d, out.storage_mut().as_f32_mut(OP, "out")?);
         Ok(())
@@ -293,7 +302,7 @@ impl CpuBackend {
 
 /// Row gather from plain or panel storage, widened to f32 (exact; int8
 /// panels come out dequantized).
-fn gather(table: &CpuStorage, vocab: usize, d: usize, ids: &[u32], out: &mut [f32]) -> Result<()> {
+fn gather(table: &CpuStorage, d: usize, ids: &[u32], out: &mut [f32]) -> Result<()> {
     fn plain<E: crate::dtype::Element>(t: &[E], d: usize, ids: &[u32], out: &mut [f32]) {
         for (o, &id) in out.chunks_exact_mut(d).zip(ids) {
             for (o, v) in o.iter_mut().zip(&t[id as usize * d..][..d]) {
@@ -338,6 +347,5 @@ fn gather(table: &CpuStorage, vocab: usize, d: usize, ids: &[u32], out: &mut [f3
             }
         },
     }
-    let _ = vocab;
     Ok(())
 }

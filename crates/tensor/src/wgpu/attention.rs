@@ -22,10 +22,7 @@ use super::ops::{groups, u32_of};
 use super::shaders::ShaderId;
 use super::uniforms::AttnParams;
 use super::{Dispatch, WgpuBackend};
-use crate::checks;
-use crate::{Result, Tensor, TensorError};
-
-type T = Tensor<WgpuBackend>;
+use crate::{Result, TensorError, op};
 
 /// Threads per workgroup (one (row, head) each) of attention, and keys per tile.
 pub const ATTN_WG: u32 = 64;
@@ -428,68 +425,45 @@ pub(super) enum AttnPlan {
     Coop(AttnCoop),
 }
 
-/// See [`crate::Backend::attention`].
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn attention(
-    be: &WgpuBackend,
-    q: &T,
-    k: &T,
-    v: &T,
-    kv_len: usize,
-    causal: bool,
-    scale: f32,
-    out: &mut T,
-) -> Result<()> {
-    attention_impl(be, q, k, v, kv_len, causal, scale, out, None)
+/// See [`op::Attention`].
+pub(crate) fn attention(be: &WgpuBackend, op: op::Attention<'_, WgpuBackend>) -> Result<()> {
+    attention_impl(be, op, None)
 }
 
 /// The attention through the tiled kernel with the plan `tiles`, whatever
 /// the shape (t = 1 included): for tests of every block size and for tuning
 /// on a real GPU. Same contract as [`crate::Backend::attention`]; `tiles`
 /// must fit the device (see [`AttnTiles::new`]) and match the head width.
-#[allow(clippy::too_many_arguments)]
 pub fn attention_tiled_with(
     be: &WgpuBackend,
-    q: &T,
-    k: &T,
-    v: &T,
-    kv_len: usize,
-    causal: bool,
-    scale: f32,
-    out: &mut T,
+    op: op::Attention<'_, WgpuBackend>,
     tiles: AttnTiles,
 ) -> Result<()> {
-    attention_impl(
-        be,
-        q,
-        k,
-        v,
-        kv_len,
-        causal,
-        scale,
-        out,
-        Some(AttnPlan::Tiled(tiles)),
-    )
+    attention_impl(be, op, Some(AttnPlan::Tiled(tiles)))
 }
 
 /// The attention through the rows kernel with the plan `plan`, whatever
 /// the shape (t = 1 included): for tests and tuning. Same contract as
 /// [`crate::Backend::attention`]; `plan` must fit the device (see
 /// [`AttnRows::fits`]) and match the head width (`hd = 4 · plan.h4`).
-#[allow(clippy::too_many_arguments)]
 pub fn attention_rows_with(
     be: &WgpuBackend,
-    q: &T,
-    k: &T,
-    v: &T,
-    kv_len: usize,
-    causal: bool,
-    scale: f32,
-    out: &mut T,
+    op: op::Attention<'_, WgpuBackend>,
     plan: AttnRows,
 ) -> Result<()> {
-    attention_impl(
-        be,
+    attention_impl(be, op, Some(AttnPlan::Rows(plan)))
+}
+
+/// The checks, the plan (`forced`, or the automatic choice) and the
+/// dispatch of every attention call; the `*_with` entry points force a plan.
+pub(super) fn attention_impl(
+    be: &WgpuBackend,
+    op: op::Attention<'_, WgpuBackend>,
+    forced: Option<AttnPlan>,
+) -> Result<()> {
+    const OP: &str = op::Attention::<WgpuBackend>::NAME;
+    let op::AttnShape { t, h, h_kv, hd } = op.check()?;
+    let op::Attention {
         q,
         k,
         v,
@@ -497,26 +471,7 @@ pub fn attention_rows_with(
         causal,
         scale,
         out,
-        Some(AttnPlan::Rows(plan)),
-    )
-}
-
-/// The checks, the plan (`forced`, or the automatic choice) and the
-/// dispatch of every attention call; the `*_with` entry points force a plan.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn attention_impl(
-    be: &WgpuBackend,
-    q: &T,
-    k: &T,
-    v: &T,
-    kv_len: usize,
-    causal: bool,
-    scale: f32,
-    out: &mut T,
-    forced: Option<AttnPlan>,
-) -> Result<()> {
-    const OP: &str = "attention";
-    let checks::AttnShape { t, h, h_kv, hd } = checks::attention(q, k, v, kv_len, causal, out)?;
+    } = op;
     if hd > ATTN_MAX_HD {
         return Err(TensorError::OutOfRange {
             op: "attention (wgpu)",

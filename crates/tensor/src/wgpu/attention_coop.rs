@@ -16,7 +16,7 @@ use super::shaders::ShaderId;
 use super::uniforms::AttnParams;
 use super::{Dispatch, WgpuBackend};
 use crate::cpu::attention::{AttnDims, reference};
-use crate::{Backend, DType, HostData, Result, Shape, Tensor, TensorError};
+use crate::{Backend, DType, HostData, Result, Shape, Tensor, TensorError, op};
 
 type T = Tensor<WgpuBackend>;
 
@@ -316,20 +316,12 @@ pub fn self_check(be: &WgpuBackend, attend: &AttendFn<'_>) -> Result<()> {
 /// Errors where the device has no cooperative matrices (or a variable
 /// subgroup size), for causal calls, or where `plan` does not fit the
 /// device or the head width. Same contract as [`crate::Backend::attention`].
-#[allow(clippy::too_many_arguments)]
 pub fn attention_coop_with(
     be: &WgpuBackend,
-    q: &T,
-    k: &T,
-    v: &T,
-    kv_len: usize,
-    causal: bool,
-    scale: f32,
-    out: &mut T,
+    op: op::Attention<'_, WgpuBackend>,
     plan: AttnCoop,
 ) -> Result<()> {
-    let plan = Some(AttnPlan::Coop(plan));
-    attention_impl(be, q, k, v, kv_len, causal, scale, out, plan)
+    attention_impl(be, op, Some(AttnPlan::Coop(plan)))
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::device::GpuDevice;
 use super::{WgpuBackend, attention_coop, coop, matmul};
+use crate::op;
 
 impl WgpuBackend {
     /// Runs [`coop::self_check`] on the tensor-core GEMM where the device
@@ -41,7 +42,16 @@ impl WgpuBackend {
             });
         let check = |p| {
             attention_coop::self_check(self, &|q, k, v, kv_len, scale, out| {
-                attention_coop::attention_coop_with(self, q, k, v, kv_len, false, scale, out, p)
+                let op = op::Attention {
+                    q,
+                    k,
+                    v,
+                    kv_len,
+                    causal: false,
+                    scale,
+                    out,
+                };
+                attention_coop::attention_coop_with(self, op, p)
             })
         };
         match plan.map(check) {

@@ -9,8 +9,7 @@ use super::matmul::{GEMV_WG, GemvKind, gemv_constants, gemv_kind, gemv_subgroup,
 use super::shaders::ShaderId;
 use super::uniforms::{GemvConvParams, MatmulParams};
 use super::{Dispatch, WgpuBackend};
-use crate::backend::matmul_dims;
-use crate::{Result, Tensor};
+use crate::{Result, op};
 
 /// Environment variable that keeps the fused decode GEMVs off (`0`): the
 /// GEMV and the SwiGLU or conv step then run as two dispatches (for A/B
@@ -31,18 +30,12 @@ fn fused_gemv_enabled() -> bool {
 /// the two ops would check them.
 pub(crate) fn gemv_swiglu(
     be: &WgpuBackend,
-    x: &Tensor<WgpuBackend>,   // [1, k] f32
-    w13: &Tensor<WgpuBackend>, // [2f, k] bf16: w1 | w3
-    gu: &Tensor<WgpuBackend>,  // [1, 2f] f32 (left unwritten)
-    out: &mut Tensor<WgpuBackend>,
+    op: &op::MatmulSwiglu<'_, WgpuBackend>,
 ) -> Result<bool> {
-    let (m, n2, k) = matmul_dims(x, w13, None, gu)?;
-    let (_, f) = crate::checks::swiglu(gu, out)?;
-    if m != 1
-        || n2 != 2 * f
-        || gemv_kind(be, k, w13.dtype()) != GemvKind::X8Subgroup
-        || !fused_gemv_enabled()
-    {
+    let (m, f, k) = op.check()?;
+    // x [1, k] f32; w13 [2f, k] bf16: w1 | w3; gu left unwritten.
+    let (x, w13, out) = (op.x, op.w13, &*op.out);
+    if m != 1 || gemv_kind(be, k, w13.dtype()) != GemvKind::X8Subgroup || !fused_gemv_enabled() {
         return Ok(false);
     }
     if f == 0 {
@@ -50,7 +43,7 @@ pub(crate) fn gemv_swiglu(
     }
     let limits = &be.device().limits;
     if w13.storage().buffer().size() > limits.max_storage_buffer_binding_size
-        || u32::try_from(n2 * k).is_err()
+        || u32::try_from(2 * f * k).is_err()
     {
         return Ok(false);
     }
@@ -90,15 +83,13 @@ pub(crate) fn gemv_swiglu(
 /// the two ops would check them.
 pub(crate) fn gemv_short_conv(
     be: &WgpuBackend,
-    x: &Tensor<WgpuBackend>,       // [1, k] f32
-    in_proj: &Tensor<WgpuBackend>, // [3d, k] bf16: B | C | X
-    w: &Tensor<WgpuBackend>,       // [d, l] f32
-    bcx: &Tensor<WgpuBackend>,     // [1, 3d] f32 (left unwritten)
-    state: &mut Tensor<WgpuBackend>,
-    out: &mut Tensor<WgpuBackend>,
+    op: &op::MatmulShortConv<'_, WgpuBackend>,
 ) -> Result<bool> {
-    let (_, _, k) = matmul_dims(x, in_proj, None, bcx)?;
-    let (t, d, l) = crate::checks::short_conv(bcx, w, state, out)?;
+    let (t, d, l, k) = op.check()?;
+    // x [1, k] f32; in_proj [3d, k] bf16: B | C | X; w [d, l] f32; bcx left
+    // unwritten.
+    let (x, in_proj, w) = (op.x, op.in_proj, op.w);
+    let (state, out) = (&*op.state, &*op.out);
     if t != 1
         || l < 2
         || gemv_kind(be, k, in_proj.dtype()) != GemvKind::X8Subgroup

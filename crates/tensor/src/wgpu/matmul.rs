@@ -24,7 +24,7 @@ pub use super::coop::{coop_presplit_with, coop_with};
 use super::shaders::ShaderId;
 use super::uniforms::MatmulParams;
 use super::{Dispatch, WgpuBackend};
-use crate::backend::matmul_dims;
+use crate::op::{self, linear::matmul_dims};
 use crate::{DType, Result, Tensor, TensorError};
 
 /// One pipeline variant of the tiled GEMM (`shaders/matmul/matmul.wgsl`):
@@ -310,14 +310,9 @@ pub fn grid(groups: u64, max_per_dim: u32) -> Result<[u32; 3]> {
     Ok([x as u32, y as u32, 1])
 }
 
-/// Records the matmul (see [`crate::Backend::matmul`]).
-pub(crate) fn matmul(
-    be: &WgpuBackend,
-    x: &Tensor<WgpuBackend>,            // [m, k] f32
-    w: &Tensor<WgpuBackend>,            // [n, k] f32, bf16 or f16
-    bias: Option<&Tensor<WgpuBackend>>, // [n] f32
-    out: &mut Tensor<WgpuBackend>,      // [m, n] f32
-) -> Result<()> {
+/// Records the matmul (see [`op::Matmul`]).
+pub(crate) fn matmul(be: &WgpuBackend, op: op::Matmul<'_, WgpuBackend>) -> Result<()> {
+    let op::Matmul { x, w, bias, out } = op;
     record(be, x, w, bias, out, Choice::Auto)
 }
 

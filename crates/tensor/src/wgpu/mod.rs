@@ -50,7 +50,7 @@ use self::pipelines::PipelineCache;
 use self::profile::{Sink, Timestamps};
 pub(crate) use self::recorder::Dispatch;
 use self::recorder::Recorder;
-use crate::{Backend, DType, HostData, Result, Shape, Tensor, TensorError};
+use crate::{Backend, DType, HostData, Result, Shape, Tensor, TensorError, op};
 
 /// Bytes per uniform slot: wgpu's largest allowed
 /// `min_uniform_buffer_offset_alignment`, so any adapter accepts the offsets.
@@ -518,167 +518,86 @@ impl Backend for WgpuBackend {
         self.wait()
     }
 
-    fn matmul(
-        &self,
-        x: &Tensor<Self>,
-        w: &Tensor<Self>,
-        bias: Option<&Tensor<Self>>,
-        out: &mut Tensor<Self>,
-    ) -> Result<()> {
-        matmul::matmul(self, x, w, bias, out)
+    fn matmul(&self, op: op::Matmul<'_, Self>) -> Result<()> {
+        matmul::matmul(self, op)
     }
 
-    fn rms_norm(
-        &self,
-        x: &Tensor<Self>,
-        w: &Tensor<Self>,
-        eps: f32,
-        out: &mut Tensor<Self>,
-    ) -> Result<()> {
-        ops::rms_norm(self, x, w, eps, out)
+    fn rms_norm(&self, op: op::RmsNorm<'_, Self>) -> Result<()> {
+        ops::rms_norm(self, op)
     }
 
-    fn add_rms_norm(
-        &self,
-        x: &mut Tensor<Self>,
-        y: &Tensor<Self>,
-        w: &Tensor<Self>,
-        eps: f32,
-        out: &mut Tensor<Self>,
-    ) -> Result<()> {
-        ops::add_rms_norm(self, x, y, w, eps, out)
+    fn add_rms_norm(&self, op: op::AddRmsNorm<'_, Self>) -> Result<()> {
+        ops::add_rms_norm(self, op)
     }
 
-    fn rope(&self, x: &mut Tensor<Self>, pos0: usize, theta: f32) -> Result<()> {
-        ops::rope(self, x, pos0, theta)
+    fn rope(&self, op: op::Rope<'_, Self>) -> Result<()> {
+        ops::rope(self, op)
     }
 
-    fn qkv_norm_rope(
-        &self,
-        qkv: &Tensor<Self>,
-        q_w: &Tensor<Self>,
-        k_w: &Tensor<Self>,
-        eps: f32,
-        pos0: usize,
-        theta: f32,
-        q_out: &mut Tensor<Self>,
-        k_cache: &mut Tensor<Self>,
-        v_cache: &mut Tensor<Self>,
-    ) -> Result<()> {
-        ops::qkv_norm_rope(
-            self, qkv, q_w, k_w, eps, pos0, theta, q_out, k_cache, v_cache,
-        )
+    fn qkv_norm_rope(&self, op: op::QkvNormRope<'_, Self>) -> Result<()> {
+        ops::qkv_norm_rope(self, op)
     }
 
-    fn short_conv(
-        &self,
-        bcx: &Tensor<Self>,
-        w: &Tensor<Self>,
-        state: &mut Tensor<Self>,
-        out: &mut Tensor<Self>,
-    ) -> Result<()> {
-        ops::short_conv(self, bcx, w, state, out)
+    fn short_conv(&self, op: op::ShortConv<'_, Self>) -> Result<()> {
+        ops::short_conv(self, op)
     }
 
-    fn attention(
-        &self,
-        q: &Tensor<Self>,
-        k: &Tensor<Self>,
-        v: &Tensor<Self>,
-        kv_len: usize,
-        causal: bool,
-        scale: f32,
-        out: &mut Tensor<Self>,
-    ) -> Result<()> {
-        attention::attention(self, q, k, v, kv_len, causal, scale, out)
+    fn attention(&self, op: op::Attention<'_, Self>) -> Result<()> {
+        attention::attention(self, op)
     }
 
-    fn silu_mul(
-        &self,
-        gate: &Tensor<Self>,
-        up: &Tensor<Self>,
-        out: &mut Tensor<Self>,
-    ) -> Result<()> {
-        ops::silu_mul(self, gate, up, out)
+    fn silu_mul(&self, op: op::SiluMul<'_, Self>) -> Result<()> {
+        ops::silu_mul(self, op)
     }
 
-    fn add_assign(&self, x: &mut Tensor<Self>, y: &Tensor<Self>) -> Result<()> {
-        ops::add_assign(self, x, y)
+    fn add_assign(&self, op: op::AddAssign<'_, Self>) -> Result<()> {
+        ops::add_assign(self, op)
     }
 
-    fn gather_rows(&self, table: &Tensor<Self>, ids: &[u32], out: &mut Tensor<Self>) -> Result<()> {
-        ops::gather_rows(self, table, ids, out)
+    fn gather_rows(&self, op: op::GatherRows<'_, Self>) -> Result<()> {
+        ops::gather_rows(self, op)
     }
 
-    fn copy_rows(&self, src: &Tensor<Self>, dst: &mut Tensor<Self>, row0: usize) -> Result<()> {
-        ops::copy_rows(self, src, dst, row0)
+    fn copy_rows(&self, op: op::CopyRows<'_, Self>) -> Result<()> {
+        ops::copy_rows(self, op)
     }
 
-    fn layer_norm(
-        &self,
-        x: &Tensor<Self>,
-        w: &Tensor<Self>,
-        b: &Tensor<Self>,
-        eps: f32,
-        out: &mut Tensor<Self>,
-    ) -> Result<()> {
-        ops::layer_norm(self, x, w, b, eps, out)
+    fn layer_norm(&self, op: op::LayerNorm<'_, Self>) -> Result<()> {
+        ops::layer_norm(self, op)
     }
 
-    fn gelu(&self, x: &Tensor<Self>, kind: crate::Gelu, out: &mut Tensor<Self>) -> Result<()> {
-        ops::gelu(self, x, kind, out)
+    fn gelu(&self, op: op::Gelu<'_, Self>) -> Result<()> {
+        ops::gelu(self, op)
     }
 
-    fn pixel_unshuffle(
-        &self,
-        x: &Tensor<Self>,
-        h: usize,
-        w: usize,
-        out: &mut Tensor<Self>,
-    ) -> Result<()> {
-        ops::pixel_unshuffle(self, x, h, w, out)
+    fn pixel_unshuffle(&self, op: op::PixelUnshuffle<'_, Self>) -> Result<()> {
+        ops::pixel_unshuffle(self, op)
     }
 
-    fn slice_rows(&self, src: &Tensor<Self>, row0: usize, out: &mut Tensor<Self>) -> Result<()> {
-        ops::slice_rows(self, src, row0, out)
+    fn slice_rows(&self, op: op::SliceRows<'_, Self>) -> Result<()> {
+        ops::slice_rows(self, op)
     }
 
-    fn swiglu(&self, gu: &Tensor<Self>, out: &mut Tensor<Self>) -> Result<()> {
-        ops::swiglu(self, gu, out)
+    fn swiglu(&self, op: op::Swiglu<'_, Self>) -> Result<()> {
+        ops::swiglu(self, op)
     }
 
-    fn matmul_short_conv(
-        &self,
-        x: &Tensor<Self>,
-        in_proj: &Tensor<Self>,
-        w: &Tensor<Self>,
-        bcx: &mut Tensor<Self>,
-        state: &mut Tensor<Self>,
-        out: &mut Tensor<Self>,
-    ) -> Result<()> {
-        if gemv_fused::gemv_short_conv(self, x, in_proj, w, bcx, state, out)? {
+    fn matmul_short_conv(&self, op: op::MatmulShortConv<'_, Self>) -> Result<()> {
+        if gemv_fused::gemv_short_conv(self, &op)? {
             return Ok(());
         }
-        self.matmul(x, in_proj, None, bcx)?;
-        self.short_conv(bcx, w, state, out)
+        op.unfused(self)
     }
 
-    fn matmul_swiglu(
-        &self,
-        x: &Tensor<Self>,
-        w13: &Tensor<Self>,
-        gu: &mut Tensor<Self>,
-        out: &mut Tensor<Self>,
-    ) -> Result<()> {
-        if gemv_fused::gemv_swiglu(self, x, w13, gu, out)? {
+    fn matmul_swiglu(&self, op: op::MatmulSwiglu<'_, Self>) -> Result<()> {
+        if gemv_fused::gemv_swiglu(self, &op)? {
             return Ok(());
         }
-        self.matmul(x, w13, None, gu)?;
-        self.swiglu(gu, out)
+        op.unfused(self)
     }
 
-    fn copy_cols(&self, src: &Tensor<Self>, col0: usize, out: &mut Tensor<Self>) -> Result<()> {
-        ops::copy_cols(self, src, col0, out)
+    fn copy_cols(&self, op: op::CopyCols<'_, Self>) -> Result<()> {
+        ops::copy_cols(self, op)
     }
 }
 

@@ -1,7 +1,8 @@
-//! The wgpu backend's model ops other than matmul: shape and dtype checks
-//! (the same typed errors as the CPU backend), then one or two recorded
-//! dispatches of the WGSL kernels in `shaders/{elementwise,gather,vision,
-//! norm,rope,conv}/`, or a buffer copy for `copy_rows` and `slice_rows`.
+//! The wgpu backend's model ops other than matmul: each runs its
+//! [`crate::op`] descriptor's checks (the same typed errors as the CPU
+//! backend), then records one or two dispatches of the WGSL kernels in
+//! `shaders/{elementwise,gather,vision,norm,rope,conv}/`, or a buffer copy
+//! for `copy_rows` and `slice_rows`.
 //! Attention is in [`super::attention`]. Nothing here waits for the device.
 //!
 //! - Elementwise kernels, gathers, pixel unshuffle and rope use one thread
@@ -21,7 +22,7 @@ use super::uniforms::{
     QkvNormRopeParams, RopeParams, SwigluParams,
 };
 use super::{Dispatch, WgpuBackend};
-use crate::{DType, Gelu, Result, Tensor, TensorError};
+use crate::{DType, Gelu, Result, Tensor, TensorError, op};
 
 type T = Tensor<WgpuBackend>;
 
@@ -29,8 +30,6 @@ type T = Tensor<WgpuBackend>;
 pub const ELEM_WG: u32 = 256;
 /// Threads per workgroup (one row each) of the normalisations.
 pub const NORM_WG: u32 = 256;
-
-use crate::checks;
 
 /// `v` as a shader index (u32), or an error naming the op.
 pub(super) fn u32_of(op: &'static str, v: usize) -> Result<u32> {
@@ -74,10 +73,11 @@ fn elementwise_params(op: &'static str, n: usize) -> Result<ElementwiseParams> {
     })
 }
 
-/// See [`crate::Backend::add_assign`].
-pub(crate) fn add_assign(be: &WgpuBackend, x: &mut T, y: &T) -> Result<()> {
-    const OP: &str = "add_assign";
-    checks::elementwise(OP, &[("x", x), ("y", y)])?;
+/// See [`op::AddAssign`].
+pub(crate) fn add_assign(be: &WgpuBackend, op: op::AddAssign<'_, WgpuBackend>) -> Result<()> {
+    const OP: &str = op::AddAssign::<WgpuBackend>::NAME;
+    op.check()?;
+    let op::AddAssign { x, y } = op;
     let n = x.elem_count();
     if n == 0 {
         return Ok(());
@@ -93,10 +93,11 @@ pub(crate) fn add_assign(be: &WgpuBackend, x: &mut T, y: &T) -> Result<()> {
     )
 }
 
-/// See [`crate::Backend::silu_mul`].
-pub(crate) fn silu_mul(be: &WgpuBackend, gate: &T, up: &T, out: &mut T) -> Result<()> {
-    const OP: &str = "silu_mul";
-    checks::elementwise(OP, &[("gate", gate), ("up", up), ("out", out)])?;
+/// See [`op::SiluMul`].
+pub(crate) fn silu_mul(be: &WgpuBackend, op: op::SiluMul<'_, WgpuBackend>) -> Result<()> {
+    const OP: &str = op::SiluMul::<WgpuBackend>::NAME;
+    op.check()?;
+    let op::SiluMul { gate, up, out } = op;
     let n = gate.elem_count();
     if n == 0 {
         return Ok(());
@@ -116,10 +117,11 @@ pub(crate) fn silu_mul(be: &WgpuBackend, gate: &T, up: &T, out: &mut T) -> Resul
     )
 }
 
-/// See [`crate::Backend::swiglu`].
-pub(crate) fn swiglu(be: &WgpuBackend, gu: &T, out: &mut T) -> Result<()> {
-    const OP: &str = "swiglu";
-    let (t, f) = checks::swiglu(gu, out)?;
+/// See [`op::Swiglu`].
+pub(crate) fn swiglu(be: &WgpuBackend, op: op::Swiglu<'_, WgpuBackend>) -> Result<()> {
+    const OP: &str = op::Swiglu::<WgpuBackend>::NAME;
+    let (t, f) = op.check()?;
+    let op::Swiglu { gu, out } = op;
     let n = t * f;
     if n == 0 {
         return Ok(());
@@ -140,10 +142,11 @@ pub(crate) fn swiglu(be: &WgpuBackend, gu: &T, out: &mut T) -> Result<()> {
     )
 }
 
-/// See [`crate::Backend::gelu`].
-pub(crate) fn gelu(be: &WgpuBackend, x: &T, kind: Gelu, out: &mut T) -> Result<()> {
-    const OP: &str = "gelu";
-    checks::elementwise(OP, &[("x", x), ("out", out)])?;
+/// See [`op::Gelu`].
+pub(crate) fn gelu(be: &WgpuBackend, op: op::Gelu<'_, WgpuBackend>) -> Result<()> {
+    const OP: &str = op::Gelu::<WgpuBackend>::NAME;
+    op.check()?;
+    let op::Gelu { x, kind, out } = op;
     let n = x.elem_count();
     if n == 0 {
         return Ok(());
@@ -168,9 +171,10 @@ fn rows_width(t: &T) -> (usize, usize) {
     (t.shape().rows(), t.shape().last())
 }
 
-/// See [`crate::Backend::copy_rows`].
-pub(crate) fn copy_rows(be: &WgpuBackend, src: &T, dst: &mut T, row0: usize) -> Result<()> {
-    let (t, w) = checks::rows("copy_rows", "src", src, dst, row0)?;
+/// See [`op::CopyRows`].
+pub(crate) fn copy_rows(be: &WgpuBackend, op: op::CopyRows<'_, WgpuBackend>) -> Result<()> {
+    let (t, w) = op.check()?;
+    let op::CopyRows { src, dst, row0 } = op;
     be.record_copy(
         src.storage().buffer(),
         0,
@@ -180,9 +184,10 @@ pub(crate) fn copy_rows(be: &WgpuBackend, src: &T, dst: &mut T, row0: usize) -> 
     )
 }
 
-/// See [`crate::Backend::slice_rows`].
-pub(crate) fn slice_rows(be: &WgpuBackend, src: &T, row0: usize, out: &mut T) -> Result<()> {
-    let (t, w) = checks::rows("slice_rows", "out", out, src, row0)?;
+/// See [`op::SliceRows`].
+pub(crate) fn slice_rows(be: &WgpuBackend, op: op::SliceRows<'_, WgpuBackend>) -> Result<()> {
+    let (t, w) = op.check()?;
+    let op::SliceRows { src, row0, out } = op;
     be.record_copy(
         src.storage().buffer(),
         (row0 * w * 4) as u64,
@@ -192,10 +197,11 @@ pub(crate) fn slice_rows(be: &WgpuBackend, src: &T, row0: usize, out: &mut T) ->
     )
 }
 
-/// See [`crate::Backend::copy_cols`].
-pub(crate) fn copy_cols(be: &WgpuBackend, src: &T, col0: usize, out: &mut T) -> Result<()> {
-    const OP: &str = "copy_cols";
-    let (rows, c_src, c) = checks::cols(OP, src, col0, out)?;
+/// See [`op::CopyCols`].
+pub(crate) fn copy_cols(be: &WgpuBackend, op: op::CopyCols<'_, WgpuBackend>) -> Result<()> {
+    const OP: &str = op::CopyCols::<WgpuBackend>::NAME;
+    let (rows, c_src, c) = op.check()?;
+    let op::CopyCols { src, col0, out } = op;
     let n = rows * c;
     if n == 0 {
         return Ok(());
@@ -226,10 +232,11 @@ pub(crate) fn no_i8(op: &'static str) -> TensorError {
     }
 }
 
-/// See [`crate::Backend::gather_rows`].
-pub(crate) fn gather_rows(be: &WgpuBackend, table: &T, ids: &[u32], out: &mut T) -> Result<()> {
-    const OP: &str = "gather_rows";
-    let (vocab, d) = checks::gather_rows(table, ids, out)?;
+/// See [`op::GatherRows`].
+pub(crate) fn gather_rows(be: &WgpuBackend, op: op::GatherRows<'_, WgpuBackend>) -> Result<()> {
+    const OP: &str = op::GatherRows::<WgpuBackend>::NAME;
+    let (vocab, d) = op.check()?;
+    let op::GatherRows { table, ids, out } = op;
     let n = ids.len() * d;
     if n == 0 {
         return Ok(());
@@ -263,16 +270,14 @@ pub(crate) fn gather_rows(be: &WgpuBackend, table: &T, ids: &[u32], out: &mut T)
     )
 }
 
-/// See [`crate::Backend::pixel_unshuffle`].
+/// See [`op::PixelUnshuffle`].
 pub(crate) fn pixel_unshuffle(
     be: &WgpuBackend,
-    x: &T,
-    h: usize,
-    w: usize,
-    out: &mut T,
+    op: op::PixelUnshuffle<'_, WgpuBackend>,
 ) -> Result<()> {
-    const OP: &str = "pixel_unshuffle";
-    let d = checks::pixel_unshuffle(x, h, w, out)?;
+    const OP: &str = op::PixelUnshuffle::<WgpuBackend>::NAME;
+    let d = op.check()?;
+    let op::PixelUnshuffle { x, h, w, out } = op;
     let n = h * w * d;
     if n == 0 {
         return Ok(());
@@ -323,10 +328,11 @@ fn norm(
     })
 }
 
-/// See [`crate::Backend::rms_norm`].
-pub(crate) fn rms_norm(be: &WgpuBackend, x: &T, w: &T, eps: f32, out: &mut T) -> Result<()> {
-    const OP: &str = "rms_norm";
-    checks::norm(OP, x, &[("w", w)], out)?;
+/// See [`op::RmsNorm`].
+pub(crate) fn rms_norm(be: &WgpuBackend, op: op::RmsNorm<'_, WgpuBackend>) -> Result<()> {
+    const OP: &str = op::RmsNorm::<WgpuBackend>::NAME;
+    op.check()?;
+    let op::RmsNorm { x, w, eps, out } = op;
     norm(
         be,
         OP,
@@ -341,18 +347,11 @@ pub(crate) fn rms_norm(be: &WgpuBackend, x: &T, w: &T, eps: f32, out: &mut T) ->
     )
 }
 
-/// See [`crate::Backend::add_rms_norm`]: one dispatch.
-pub(crate) fn add_rms_norm(
-    be: &WgpuBackend,
-    x: &mut T,
-    y: &T,
-    w: &T,
-    eps: f32,
-    out: &mut T,
-) -> Result<()> {
-    const OP: &str = "add_rms_norm";
-    checks::elementwise(OP, &[("x", x), ("y", y)])?;
-    checks::norm(OP, x, &[("w", w)], out)?;
+/// See [`op::AddRmsNorm`]: one dispatch.
+pub(crate) fn add_rms_norm(be: &WgpuBackend, op: op::AddRmsNorm<'_, WgpuBackend>) -> Result<()> {
+    const OP: &str = op::AddRmsNorm::<WgpuBackend>::NAME;
+    op.check()?;
+    let op::AddRmsNorm { x, y, w, eps, out } = op;
     norm(
         be,
         OP,
@@ -368,17 +367,11 @@ pub(crate) fn add_rms_norm(
     )
 }
 
-/// See [`crate::Backend::layer_norm`].
-pub(crate) fn layer_norm(
-    be: &WgpuBackend,
-    x: &T,
-    w: &T,
-    b: &T,
-    eps: f32,
-    out: &mut T,
-) -> Result<()> {
-    const OP: &str = "layer_norm";
-    checks::norm(OP, x, &[("w", w), ("b", b)], out)?;
+/// See [`op::LayerNorm`].
+pub(crate) fn layer_norm(be: &WgpuBackend, op: op::LayerNorm<'_, WgpuBackend>) -> Result<()> {
+    const OP: &str = op::LayerNorm::<WgpuBackend>::NAME;
+    op.check()?;
+    let op::LayerNorm { x, w, b, eps, out } = op;
     norm(
         be,
         OP,
@@ -421,10 +414,11 @@ pub fn rope_table_into(t: usize, hd: usize, pos0: usize, theta: f32, cs: &mut Ve
     }
 }
 
-/// See [`crate::Backend::rope`].
-pub(crate) fn rope(be: &WgpuBackend, x: &mut T, pos0: usize, theta: f32) -> Result<()> {
-    const OP: &str = "rope";
-    let (t, h, hd) = checks::rope(x)?;
+/// See [`op::Rope`].
+pub(crate) fn rope(be: &WgpuBackend, op: op::Rope<'_, WgpuBackend>) -> Result<()> {
+    const OP: &str = op::Rope::<WgpuBackend>::NAME;
+    let (t, h, hd) = op.check()?;
+    let op::Rope { x, pos0, theta } = op;
     let pairs = t * h * hd / 2;
     if pairs == 0 {
         return Ok(());
@@ -454,25 +448,24 @@ pub(crate) fn rope(be: &WgpuBackend, x: &mut T, pos0: usize, theta: f32) -> Resu
 /// head row each).
 pub const QKV_NORM_ROPE_WG: u32 = 64;
 
-/// See [`crate::Backend::qkv_norm_rope`]: one dispatch.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn qkv_norm_rope(
-    be: &WgpuBackend,
-    qkv: &T,
-    q_w: &T,
-    k_w: &T,
-    eps: f32,
-    pos0: usize,
-    theta: f32,
-    q_out: &mut T,
-    k_cache: &mut T,
-    v_cache: &mut T,
-) -> Result<()> {
-    const OP: &str = "qkv_norm_rope";
-    let (t, h, h_kv, hd) = checks::qkv_norm_rope(qkv, q_w, k_w, pos0, q_out, k_cache, v_cache)?;
+/// See [`op::QkvNormRope`]: one dispatch.
+pub(crate) fn qkv_norm_rope(be: &WgpuBackend, op: op::QkvNormRope<'_, WgpuBackend>) -> Result<()> {
+    const OP: &str = op::QkvNormRope::<WgpuBackend>::NAME;
+    let op::AttnShape { t, h, h_kv, hd } = op.check()?;
     if t == 0 {
         return Ok(());
     }
+    let op::QkvNormRope {
+        qkv,
+        q_w,
+        k_w,
+        eps,
+        pos0,
+        theta,
+        q_out,
+        k_cache,
+        v_cache,
+    } = op;
     u32_of(OP, t * (h + 2 * h_kv) * hd)?;
     u32_of(OP, k_cache.shape().elem_count())?;
     let mut cs = be.rope_scratch()?;
@@ -503,16 +496,11 @@ pub(crate) fn qkv_norm_rope(
     })
 }
 
-/// See [`crate::Backend::short_conv`].
-pub(crate) fn short_conv(
-    be: &WgpuBackend,
-    bcx: &T,
-    w: &T,
-    state: &mut T,
-    out: &mut T,
-) -> Result<()> {
-    const OP: &str = "short_conv";
-    let (t, d, l) = checks::short_conv(bcx, w, state, out)?;
+/// See [`op::ShortConv`].
+pub(crate) fn short_conv(be: &WgpuBackend, op: op::ShortConv<'_, WgpuBackend>) -> Result<()> {
+    const OP: &str = op::ShortConv::<WgpuBackend>::NAME;
+    let (t, d, l) = op.check()?;
+    let op::ShortConv { bcx, w, state, out } = op;
     if t == 0 {
         return Ok(());
     }

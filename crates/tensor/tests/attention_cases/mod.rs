@@ -5,7 +5,6 @@
 //! `testing::tolerance::GPU_ATTENTION`. Outputs start as NaN.
 #![allow(dead_code)]
 
-use tensor::Backend;
 use tensor::cpu::attention;
 use tensor::cpu::attention::AttnDims;
 use tensor::testing::rng::Rng;
@@ -13,6 +12,7 @@ use tensor::testing::tolerance::{AttnStats, GPU_ATTENTION};
 use tensor::wgpu::WgpuBackend;
 use tensor::wgpu::attention::{AttnRows, AttnTiles, attention_rows_with, attention_tiled_with};
 use tensor::wgpu::attention_coop::{AttnCoop, attention_coop_with};
+use tensor::{Backend, op};
 
 use super::wgpu_common::{down, nan_out, up};
 
@@ -143,16 +143,54 @@ pub fn attn_run_nan(
         up(be, &v, &[c.s, c.h_kv, c.hd]),
     );
     match kernel {
-        Kernel::Tiled(p) => {
-            attention_tiled_with(be, &tq, &tk, &tv, c.kv_len, c.causal, scale, &mut out, p)
-        }
-        Kernel::Rows(p) => {
-            attention_rows_with(be, &tq, &tk, &tv, c.kv_len, c.causal, scale, &mut out, p)
-        }
-        Kernel::Coop(p) => {
-            attention_coop_with(be, &tq, &tk, &tv, c.kv_len, c.causal, scale, &mut out, p)
-        }
-        Kernel::Backend => be.attention(&tq, &tk, &tv, c.kv_len, c.causal, scale, &mut out),
+        Kernel::Tiled(p) => attention_tiled_with(
+            be,
+            op::Attention {
+                q: &tq,
+                k: &tk,
+                v: &tv,
+                kv_len: c.kv_len,
+                causal: c.causal,
+                scale,
+                out: &mut out,
+            },
+            p,
+        ),
+        Kernel::Rows(p) => attention_rows_with(
+            be,
+            op::Attention {
+                q: &tq,
+                k: &tk,
+                v: &tv,
+                kv_len: c.kv_len,
+                causal: c.causal,
+                scale,
+                out: &mut out,
+            },
+            p,
+        ),
+        Kernel::Coop(p) => attention_coop_with(
+            be,
+            op::Attention {
+                q: &tq,
+                k: &tk,
+                v: &tv,
+                kv_len: c.kv_len,
+                causal: c.causal,
+                scale,
+                out: &mut out,
+            },
+            p,
+        ),
+        Kernel::Backend => be.attention(op::Attention {
+            q: &tq,
+            k: &tk,
+            v: &tv,
+            kv_len: c.kv_len,
+            causal: c.causal,
+            scale,
+            out: &mut out,
+        }),
     }
     .unwrap_or_else(|e| panic!("{label}: {e}"));
     let dims = AttnDims {

@@ -13,7 +13,7 @@ use tensor::wgpu::coop::CoopGrid;
 use tensor::wgpu::matmul::{
     GemmVariant, GemvKind, coop_presplit_with, coop_with, gemm_with, gemv_with,
 };
-use tensor::{Backend, DType, HostData, Shape, Tensor};
+use tensor::{Backend, DType, HostData, Shape, Tensor, op};
 
 #[derive(Clone, Copy, Debug)]
 pub struct Case {
@@ -108,7 +108,12 @@ pub fn run(be: &WgpuBackend, c: Case) -> ErrorStats {
             coop_presplit_with(be, &xt, &w, bt.as_ref(), &mut out, grid)
         }
         (None, None, Some(grid)) => coop_with(be, &xt, &w, bt.as_ref(), &mut out, grid),
-        (None, None, None) => be.matmul(&xt, &w, bt.as_ref(), &mut out),
+        (None, None, None) => be.matmul(op::Matmul {
+            x: &xt,
+            w: &w,
+            bias: bt.as_ref(),
+            out: &mut out,
+        }),
     }
     .unwrap_or_else(|e| panic!("{c:?}: {e}"));
     let got = be
