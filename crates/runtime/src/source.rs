@@ -36,9 +36,7 @@ pub fn resolve(spec: &str) -> Result<PathBuf> {
     {
         return Ok(dir);
     }
-    let offline =
-        std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
-    let why = if offline {
+    let why = if crate::options::hf_hub_offline() {
         "HF_HUB_OFFLINE is set".to_string()
     } else {
         match download(repo, revision, &cache) {
@@ -132,19 +130,7 @@ fn check_folder(dir: &Path) -> Result<PathBuf> {
     Ok(dir.to_path_buf())
 }
 
-/// The hub cache folder, as `huggingface_hub` computes it.
-pub fn hub_cache() -> PathBuf {
-    if let Some(p) = std::env::var_os("HF_HUB_CACHE") {
-        return PathBuf::from(p);
-    }
-    if let Some(home) = std::env::var_os("HF_HOME") {
-        return PathBuf::from(home).join("hub");
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."));
-    home.join(".cache").join("huggingface").join("hub")
-}
+pub use crate::options::hub_cache;
 
 /// `cache/models--org--name/snapshots/<commit>` for `revision` (a branch
 /// or tag through `refs/`, or a commit hash).
