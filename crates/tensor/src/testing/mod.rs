@@ -1,6 +1,6 @@
 //! Test support for kernels: seeded inputs, the shared edge-shape lists,
 //! the one tolerance table and the harness's environment switches
-//! ([`env`]). Public so the model crate's tests use the same.
+//! ([`env`](mod@env)). Public so the model crate's tests use the same.
 
 pub mod env;
 pub mod rng;
