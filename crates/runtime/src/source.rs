@@ -30,7 +30,7 @@ pub fn resolve(spec: &str) -> Result<PathBuf> {
             detail: "no such folder, and not a hub id of the form org/name".into(),
         });
     }
-    let cache = hub_cache();
+    let cache = crate::options::hub_cache();
     if let Some(dir) = cached_snapshot(&cache, repo, revision)
         && check_folder(&dir).is_ok()
     {
@@ -129,8 +129,6 @@ fn check_folder(dir: &Path) -> Result<PathBuf> {
     }
     Ok(dir.to_path_buf())
 }
-
-pub use crate::options::hub_cache;
 
 /// `cache/models--org--name/snapshots/<commit>` for `revision` (a branch
 /// or tag through `refs/`, or a commit hash).

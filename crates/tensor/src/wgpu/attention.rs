@@ -89,9 +89,9 @@ impl AttnTiles {
     }
 
     /// The plan the backend runs for `t` query rows of `h` heads: the block
-    /// `first` ([`WgpuOptions::attn_block`]) if given and fitting, else as [`AttnTiles::new`]
-    /// except that 64-row blocks are taken only when they still make at
-    /// least [`ATTN_MIN_GROUPS`] workgroups. Measured on an H100 (vision
+    /// `first` ([`WgpuOptions::attn_block`]) if given and fitting, else as
+    /// [`AttnTiles::new`] except that 64-row blocks are taken only when they
+    /// still make at least [`ATTN_MIN_GROUPS`] workgroups. Measured on an H100 (vision
     /// tower, t = 1024): 12 heads of 64 ran 4.5 ms with 32 × 16 blocks and
     /// 6.6 ms with 64 × 32 (192 workgroups), 16 heads of 72 ran 16.7 ms
     /// with 64 × 32 (256 workgroups) and 20.6 ms with 32 × 16.

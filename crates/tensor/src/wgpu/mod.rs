@@ -21,11 +21,12 @@
 //! encoder (`recorder.rs`: one open compute pass, uniforms and small host data
 //! staged on the host and uploaded once per submit, bind groups cached with
 //! the uniform at a dynamic offset); the encoder is submitted every
-//! [`WgpuOptions::ops_per_submit`] ops, before a download, or on [`Backend::sync`]. Only
-//! `download_f32` and `sync` wait for the device, so a whole forward pass
-//! runs without host round trips. Validation errors that escape (the device
-//! reports them asynchronously) are collected and returned by the next
-//! `download_f32` or `sync`. [`profile`] times each shader on the GPU.
+//! [`WgpuOptions::ops_per_submit`] ops, before a download, or on
+//! [`Backend::sync`]. Only `download_f32` and `sync` wait for the device, so
+//! a whole forward pass runs without host round trips. Validation errors
+//! that escape (the device reports them asynchronously) are collected and
+//! returned by the next `download_f32` or `sync`. [`profile`] times each
+//! shader on the GPU.
 
 pub mod attention;
 pub mod attention_coop;
