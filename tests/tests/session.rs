@@ -174,7 +174,10 @@ fn engine_two_turn_chat_equals_one_shot() -> Result<()> {
     let dir = dir.to_str().unwrap_or_default();
     let opts = EngineOptions {
         backend: BackendChoice::Cpu,
-        threads: Some(2),
+        cpu: tensor::cpu::CpuOptions {
+            threads: Some(2),
+            ..Default::default()
+        },
         max_len: 1024,
         ..Default::default()
     };

@@ -223,7 +223,7 @@ fn bf16dot_weights_every_case() -> Result<()> {
     Ok(())
 }
 
-/// `EngineOptions::weights` reaches the CPU backend through the whole model
+/// `EngineOptions::cpu.weights` reaches the CPU backend through the whole model
 /// (vision tower, connector, text), `auto` runs the approximate formats on
 /// the CPU, and asking wgpu for them is a typed error.
 #[test]
@@ -231,6 +231,7 @@ fn engine_runs_the_weight_formats() -> Result<()> {
     use model::preprocess::{DecodeLimits, load_image};
     use model::prompt::{ChatMessage, ContentPart};
     use runtime::engine::{BackendChoice, Engine, EngineOptions, Request};
+    use tensor::cpu::CpuOptions;
 
     let case = Case::load("single_image")?;
     let dir = case.model_dir()?;
@@ -252,9 +253,12 @@ fn engine_runs_the_weight_formats() -> Result<()> {
     for (weights, described) in formats {
         let opts = EngineOptions {
             backend: BackendChoice::Auto,
-            threads: Some(2),
+            cpu: CpuOptions {
+                threads: Some(2),
+                weights,
+                ..Default::default()
+            },
             max_len: 1024,
-            weights,
             ..Default::default()
         };
         let mut engine = Engine::load(dir, &opts)?;

@@ -4,13 +4,15 @@
 //! (the merged `inputs_embeds`), the logits at every position of a one-shot
 //! prefill, then greedy generation through the GPU caches from a chunked
 //! prefill (identical ids, per-step logits). Tolerance: max abs 1e-3
-//! (issue 7); the measured worst is printed. Skips without an adapter unless
-//! `LFM_REQUIRE_GPU=1`.
+//! (issue 7); the measured worst is printed. Once more with the presplit
+//! tensor-core GEMM as the default where the adapter has cooperative
+//! matrices. Skips without an adapter unless `LFM_REQUIRE_GPU=1`.
 #![cfg(feature = "wgpu")]
 
 use anyhow::{Context, Result, ensure};
 use model::{CropPatches, Lfm2Vl};
-use tensor::wgpu::{WgpuBackend, gpu_or_skip};
+use tensor::wgpu::coop::coop_gemm;
+use tensor::wgpu::{WgpuBackend, WgpuOptions, gpu_or_skip, gpu_with_or_skip};
 use tensor::{Backend, DType, HostData, Shape};
 use tests::{Case, Tolerance, compare};
 
@@ -125,6 +127,44 @@ fn wgpu_parity_every_case() -> Result<()> {
     let Some(be) = gpu_or_skip() else {
         return Ok(());
     };
+    every_case(&be)
+}
+
+/// The whole model with the presplit tensor-core GEMM as the automatic
+/// choice (x split into f16 halves by a first pass), where the adapter has
+/// cooperative matrices; a skip line elsewhere (a failure with
+/// `LFM_REQUIRE_COOP=1`).
+#[test]
+fn wgpu_parity_every_case_presplit_gemm() -> Result<()> {
+    let Some(shared) = gpu_or_skip() else {
+        return Ok(());
+    };
+    if coop_gemm(&shared).is_none() {
+        ensure!(
+            !tensor::testing::env::require_coop(),
+            "LFM_REQUIRE_COOP=1 but {} has no cooperative matrices",
+            shared.describe()
+        );
+        println!(
+            "SKIP: {} has no cooperative matrices; set LFM_REQUIRE_COOP=1 to fail instead",
+            shared.describe()
+        );
+        return Ok(());
+    }
+    let be = gpu_with_or_skip(WgpuOptions {
+        coop_presplit: true,
+        ..tensor::testing::env::wgpu_options()
+    })
+    .context("the adapter opened once already")?;
+    ensure!(
+        coop_gemm(&be).is_some_and(|c| c.presplit),
+        "{}: the presplit GEMM is not the default",
+        be.describe()
+    );
+    every_case(&be)
+}
+
+fn every_case(be: &WgpuBackend) -> Result<()> {
     let mut worst = Worst::default();
     let names = Case::names()?;
     ensure!(
@@ -132,7 +172,7 @@ fn wgpu_parity_every_case() -> Result<()> {
         "expected the fixture cases, found {names:?}"
     );
     for name in &names {
-        check_case(&be, name, &mut worst).with_context(|| format!("case {name} on wgpu"))?;
+        check_case(be, name, &mut worst).with_context(|| format!("case {name} on wgpu"))?;
     }
     println!(
         "wgpu parity on {}: {} cases, worst max abs {:.3e} ({})",

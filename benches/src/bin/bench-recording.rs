@@ -4,8 +4,9 @@
 //! small decode-like ops (residual add, RMSNorm, a d × d bf16 GEMV, d = 1024
 //! unless `--d` says otherwise; a small d keeps a software adapter's own
 //! work out of the way) recorded back to back, timed up to (not including)
-//! the final sync. Run
-//! with `LFM_WGPU_OPS_PER_SUBMIT=4096 LFM_WGPU_FIRST_SUBMIT=0` to time the
+//! the final sync. The backend takes its options from the environment
+//! (`runtime::options::wgpu_from_env`): run with
+//! `LFM_WGPU_OPS_PER_SUBMIT=4096 LFM_WGPU_FIRST_SUBMIT=0` to time the
 //! recording alone (one submit at the end); with the defaults the submits
 //! every 64 ops are included. Prints the median over 7 rounds in µs per
 //! dispatch. On a software adapter the device's own threads compete for
@@ -32,7 +33,7 @@ fn main() -> Result<()> {
             }
         }
     }
-    let be = tensor::wgpu::WgpuBackend::new()?;
+    let be = tensor::wgpu::WgpuBackend::new(runtime::options::wgpu_from_env()?)?;
     let z = |dt: DType, dims: &[usize]| be.zeros(dt, Shape::from(dims.to_vec()));
     let (mut x, y, w, mut o) = (
         z(DType::F32, &[1, d])?,

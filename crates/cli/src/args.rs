@@ -58,6 +58,7 @@ pub struct InputArgs {
     /// cpu, wgpu or auto.
     #[arg(long, default_value = "auto")]
     pub backend: String,
+    /// CPU worker threads (default: LFM_THREADS or all cores).
     #[arg(long)]
     pub threads: Option<usize>,
     /// Context capacity in tokens.
@@ -72,6 +73,8 @@ pub struct InputArgs {
 }
 
 impl InputArgs {
+    /// The environment's options (`runtime::options`) with these flags over
+    /// them.
     pub fn engine_options(&self) -> Result<EngineOptions> {
         let processor = ProcessorOverrides {
             min_image_tokens: self.min_image_tokens,
@@ -80,14 +83,15 @@ impl InputArgs {
             max_tiles: self.max_tiles,
             ..Default::default()
         };
-        Ok(EngineOptions {
-            backend: BackendChoice::parse(&self.backend)?,
-            threads: self.threads,
-            isa: None,
-            max_len: self.max_len,
-            processor,
-            weights: weight_format(&self.weights)?,
-        })
+        let mut opts = EngineOptions::from_env()?;
+        opts.backend = BackendChoice::parse(&self.backend)?;
+        if let Some(t) = self.threads {
+            opts.cpu.threads = Some(t);
+        }
+        opts.cpu.weights = weight_format(&self.weights)?;
+        opts.max_len = self.max_len;
+        opts.processor = processor;
+        Ok(opts)
     }
 
     pub fn system_messages(&self) -> Vec<ChatMessage> {
@@ -185,7 +189,7 @@ pub struct BenchArgs {
     /// Compute backend: cpu, wgpu or auto.
     #[arg(long, default_value = "cpu")]
     backend: String,
-    /// CPU worker threads (default: all cores).
+    /// CPU worker threads (default: LFM_THREADS or all cores).
     #[arg(long)]
     threads: Option<usize>,
     /// CPU tier (default: LFM_ISA or the best available).
@@ -222,18 +226,20 @@ fn weight_format(s: &str) -> Result<WeightFormat> {
 
 pub fn bench(a: BenchArgs) -> Result<()> {
     let backend = runtime::engine::BackendChoice::parse(&a.backend)?;
-    let isa = match &a.isa {
-        Some(name) => Isa::require(name)?,
-        None => Isa::from_env()?,
-    };
-    let threads = a
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let mut cpu = runtime::options::cpu_from_env()?;
+    if let Some(name) = &a.isa {
+        cpu.isa = Some(Isa::require(name)?);
+    }
+    if let Some(t) = a.threads {
+        cpu.threads = Some(t);
+    }
+    cpu.weights = weight_format(&a.weights)?;
     let opts = runtime::bench::BenchOptions {
         model: runtime::synthetic::Synthetic::parse(&a.synthetic)?,
         backend,
-        isa,
-        threads,
+        cpu,
+        #[cfg(feature = "wgpu")]
+        wgpu: runtime::options::wgpu_from_env()?,
         prompt: a.prompt,
         generate: a.generate,
         reps: a.reps,
@@ -241,7 +247,6 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             .dir
             .unwrap_or_else(|| std::env::temp_dir().join("lfm2vl-synthetic")),
         image: !a.no_image,
-        weights: weight_format(&a.weights)?,
     };
     let r = runtime::bench::bench(&opts)?;
     let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_secs_f64() * 1e3);

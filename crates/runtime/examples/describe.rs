@@ -19,7 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let [model, image, prompt] = args.as_slice() else {
         return Err("usage: describe MODEL IMAGE PROMPT".into());
     };
-    let mut engine = Engine::load(model, &EngineOptions::default())?;
+    let mut engine = Engine::load(model, &EngineOptions::from_env()?)?;
     let mut req = Request::new(vec![ChatMessage::parts(
         "user",
         vec![ContentPart::image(), ContentPart::text(prompt.as_str())],

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use model::{CropPatches, Lfm2Vl};
 use tensor::Backend;
 use tensor::cpu::profile::OpTime;
-use tensor::cpu::{CpuBackend, Isa, WeightFormat};
+use tensor::cpu::{CpuBackend, CpuOptions};
 
 use crate::engine::BackendChoice;
 use crate::error::{Result, RuntimeError};
@@ -22,8 +22,13 @@ use crate::synthetic::Synthetic;
 pub struct BenchOptions {
     pub model: Synthetic,
     pub backend: BackendChoice,
-    pub isa: Isa,
-    pub threads: usize,
+    /// The CPU backend's options (its weight format too: int8 and bf16dot
+    /// run on the CPU only). Profiling is on for the per-op breakdown
+    /// whatever `profiling` says.
+    pub cpu: CpuOptions,
+    /// The wgpu backend's options.
+    #[cfg(feature = "wgpu")]
+    pub wgpu: tensor::wgpu::WgpuOptions,
     /// Prompt tokens for the prefill measurement (llama-bench's pp).
     pub prompt: usize,
     /// Generated tokens for the decode measurement (llama-bench's tg).
@@ -34,8 +39,6 @@ pub struct BenchOptions {
     pub dir: PathBuf,
     /// Also time image512 and ttft_image512.
     pub image: bool,
-    /// How the CPU backend stores matmul weights (int8, bf16dot: CPU only).
-    pub weights: WeightFormat,
 }
 
 /// Tokens per second of one phase.
@@ -133,7 +136,10 @@ pub fn bench(o: &BenchOptions) -> Result<BenchReport> {
     }
     match o.backend {
         BackendChoice::Cpu | BackendChoice::Auto => {
-            let be = CpuBackend::with(o.isa, o.threads)?.with_weight_format(o.weights)?;
+            let be = CpuBackend::new(CpuOptions {
+                profiling: false,
+                ..o.cpu.clone()
+            })?;
             let prof = be.clone().with_profiling();
             let mut r = run(
                 o,
@@ -147,8 +153,8 @@ pub fn bench(o: &BenchOptions) -> Result<BenchReport> {
         }
         #[cfg(feature = "wgpu")]
         BackendChoice::Wgpu => {
-            crate::engine::native_weights_only(o.weights)?;
-            let be = tensor::wgpu::WgpuBackend::new()?;
+            crate::engine::native_weights_only(o.cpu.weights)?;
+            let be = tensor::wgpu::WgpuBackend::new(o.wgpu.clone())?;
             let prof = be.clone().with_profiling();
             run(o, &dir, &be, Some((&prof, &|| prof.profile())), &|| {
                 be.waited()

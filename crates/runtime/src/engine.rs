@@ -7,7 +7,8 @@
 //! use runtime::engine::{Engine, EngineOptions, Request};
 //! use runtime::model::prompt::ChatMessage;
 //!
-//! let mut engine = Engine::load("LiquidAI/LFM2-VL-450M", &EngineOptions::default())?;
+//! // The defaults, with the environment's `LFM_*` overrides.
+//! let mut engine = Engine::load("LiquidAI/LFM2-VL-450M", &EngineOptions::from_env()?)?;
 //! let req = Request::new(vec![ChatMessage::text("user", "Say hello.")]);
 //! let out = engine.generate(&req, &mut |piece| {
 //!     print!("{piece}");
@@ -24,7 +25,7 @@ use model::preprocess::{self, ProcessorConfig, ProcessorOverrides, RgbImage};
 use model::prompt::{ChatMessage, ContentPart, MessageContent, PromptBuilder, PromptOptions};
 use model::{CropPatches, Lfm2Vl};
 use tensor::Backend;
-use tensor::cpu::{CpuBackend, Isa, WeightFormat};
+use tensor::cpu::{CpuBackend, CpuOptions, WeightFormat};
 
 use crate::error::{Result, RuntimeError};
 use crate::sampling::SamplingConfig;
@@ -54,23 +55,40 @@ impl BackendChoice {
     }
 }
 
+/// How [`Engine::load`] loads a model. [`EngineOptions::default`] takes
+/// every default and reads no environment; [`EngineOptions::from_env`]
+/// applies the `LFM_*` variables (`crate::options`) over them.
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
     pub backend: BackendChoice,
-    /// CPU threads (default: all cores).
-    pub threads: Option<usize>,
-    /// CPU tier (default: `LFM_ISA` or the best available).
-    pub isa: Option<Isa>,
+    /// The CPU backend's options: tier (default: the best available),
+    /// threads (default: all cores), and how it stores matmul weights
+    /// (`weights`): the checkpoint's dtype (exact), int8 with row scales
+    /// (faster decode, approximate) or bf16 for the AVX512-BF16 dot product
+    /// (faster prefill and images, their x rounded to bf16; decode exact).
+    /// The wgpu backend has only the first weight format.
+    pub cpu: CpuOptions,
+    /// The wgpu backend's options (adapter, kernel choices, submits).
+    #[cfg(feature = "wgpu")]
+    pub wgpu: tensor::wgpu::WgpuOptions,
     /// Context capacity in tokens (KV cache size).
     pub max_len: usize,
     /// Image-processing knobs over the checkpoint's processor config.
     pub processor: ProcessorOverrides,
-    /// How the CPU backend stores matmul weights: the checkpoint's dtype
-    /// (exact), int8 with row scales (faster decode, approximate) or bf16
-    /// for the AVX512-BF16 dot product (faster prefill and images, their x
-    /// rounded to bf16; decode exact).
-    /// The wgpu backend has only the first.
-    pub weights: WeightFormat,
+}
+
+impl EngineOptions {
+    /// The defaults, with the backends' options from the environment
+    /// ([`crate::options::cpu_from_env`], [`crate::options::wgpu_from_env`]):
+    /// errors as those do on malformed values.
+    pub fn from_env() -> Result<Self> {
+        Ok(EngineOptions {
+            cpu: crate::options::cpu_from_env()?,
+            #[cfg(feature = "wgpu")]
+            wgpu: crate::options::wgpu_from_env()?,
+            ..EngineOptions::default()
+        })
+    }
 }
 
 /// The wgpu backend keeps the checkpoint's dtype: int8 and bf16dot weights
@@ -90,11 +108,11 @@ impl Default for EngineOptions {
     fn default() -> Self {
         EngineOptions {
             backend: BackendChoice::Auto,
-            threads: None,
-            isa: None,
+            cpu: CpuOptions::default(),
+            #[cfg(feature = "wgpu")]
+            wgpu: tensor::wgpu::WgpuOptions::default(),
             max_len: 8192,
             processor: ProcessorOverrides::default(),
-            weights: WeightFormat::Native,
         }
     }
 }
@@ -175,8 +193,8 @@ impl Engine {
         let processor =
             ProcessorConfig::load(&dir, &opts.processor).map_err(model::ModelError::from)?;
         let choice = match opts.backend {
-            BackendChoice::Auto if opts.weights != WeightFormat::Native => {
-                tracing::info!(weights = ?opts.weights, "auto backend: these weights run on the CPU");
+            BackendChoice::Auto if opts.cpu.weights != WeightFormat::Native => {
+                tracing::info!(weights = ?opts.cpu.weights, "auto backend: these weights run on the CPU");
                 BackendChoice::Cpu
             }
             BackendChoice::Auto => {
@@ -199,20 +217,13 @@ impl Engine {
         };
         let inner = match choice {
             BackendChoice::Cpu | BackendChoice::Auto => {
-                let isa = match opts.isa {
-                    Some(i) => i,
-                    None => Isa::from_env()?,
-                };
-                let threads = opts
-                    .threads
-                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-                let be = CpuBackend::with(isa, threads)?.with_weight_format(opts.weights)?;
+                let be = CpuBackend::new(opts.cpu.clone())?;
                 Inner::Cpu(Box::new(session(be, &dir, opts.max_len)?))
             }
             #[cfg(feature = "wgpu")]
             BackendChoice::Wgpu => {
-                native_weights_only(opts.weights)?;
-                let be = tensor::wgpu::WgpuBackend::new()?;
+                native_weights_only(opts.cpu.weights)?;
+                let be = tensor::wgpu::WgpuBackend::new(opts.wgpu.clone())?;
                 Inner::Wgpu(Box::new(session(be, &dir, opts.max_len)?))
             }
             #[cfg(not(feature = "wgpu"))]

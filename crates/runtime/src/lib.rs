@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod engine;
 pub mod error;
+pub mod options;
 pub mod sampling;
 pub mod session;
 pub mod source;
@@ -18,7 +19,7 @@ use tensor::cpu::Isa;
 /// the `wgpu` feature, the GPU adapters wgpu can see.
 pub fn system_info() -> Vec<String> {
     let mut out = Vec::new();
-    let chosen = Isa::from_env();
+    let chosen = options::cpu_from_env().map(|o| o.isa_or_best());
     let tiers: Vec<String> = Isa::available()
         .into_iter()
         .map(|i| {

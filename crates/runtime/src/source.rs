@@ -30,15 +30,13 @@ pub fn resolve(spec: &str) -> Result<PathBuf> {
             detail: "no such folder, and not a hub id of the form org/name".into(),
         });
     }
-    let cache = hub_cache();
+    let cache = crate::options::hub_cache();
     if let Some(dir) = cached_snapshot(&cache, repo, revision)
         && check_folder(&dir).is_ok()
     {
         return Ok(dir);
     }
-    let offline =
-        std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
-    let why = if offline {
+    let why = if crate::options::hf_hub_offline() {
         "HF_HUB_OFFLINE is set".to_string()
     } else {
         match download(repo, revision, &cache) {
@@ -130,20 +128,6 @@ fn check_folder(dir: &Path) -> Result<PathBuf> {
         });
     }
     Ok(dir.to_path_buf())
-}
-
-/// The hub cache folder, as `huggingface_hub` computes it.
-pub fn hub_cache() -> PathBuf {
-    if let Some(p) = std::env::var_os("HF_HUB_CACHE") {
-        return PathBuf::from(p);
-    }
-    if let Some(home) = std::env::var_os("HF_HOME") {
-        return PathBuf::from(home).join("hub");
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."));
-    home.join(".cache").join("huggingface").join("hub")
 }
 
 /// `cache/models--org--name/snapshots/<commit>` for `revision` (a branch

@@ -8,9 +8,9 @@
 //!
 //! ```
 //! use tensor::{Backend, DType, HostData, Shape, op};
-//! use tensor::cpu::CpuBackend;
+//! use tensor::cpu::{CpuBackend, CpuOptions};
 //!
-//! let be = CpuBackend::new()?;
+//! let be = CpuBackend::new(CpuOptions::default())?;
 //! // y[m, n] = x[m, k] · w[n, k]ᵀ
 //! let x = be.upload(HostData::f32(&[1.0, 2.0]), Shape::from([1, 2]))?;
 //! let w = be.upload(HostData::f32(&[1.0, 0.0, 0.0, 1.0, 1.0, 1.0]), Shape::from([3, 2]))?;

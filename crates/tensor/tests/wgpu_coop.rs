@@ -13,11 +13,9 @@ mod wgpu_common;
 
 use half::{bf16, f16};
 use matmul_cases::{BASE, Case, DTYPES, Worst, run};
-use tensor::wgpu::coop::{
-    COOP_GRIDS, COOP_MIN_M, COOP_PRESPLIT_ENV, CoopGrid, coop_applies, coop_gemm, self_check,
-};
-use tensor::wgpu::gpu_or_skip;
+use tensor::wgpu::coop::{COOP_GRIDS, COOP_MIN_M, CoopGrid, coop_applies, coop_gemm, self_check};
 use tensor::wgpu::matmul::{GEMM_SMALL, coop_presplit_with, coop_with, gemm_with};
+use tensor::wgpu::{WgpuBackend, WgpuOptions, gpu_or_skip, gpu_with_or_skip};
 use tensor::{Backend, DType, HostData, Shape, op};
 use wgpu_common::coop_or_skip;
 
@@ -84,12 +82,24 @@ fn matmul_wgpu_coop_edges() {
 
 /// The automatic choice takes the tensor-core GEMM from COOP_MIN_M rows on,
 /// for bf16 and f16 weights only (f32 weights stay on the f32 kernel),
-/// staged unless `LFM_WGPU_COOP_PRESPLIT=1` (then presplit, which also
-/// passed the start-up self-check), and the results match the reference on
-/// model-like shapes.
+/// staged by default and presplit on a backend with `coop_presplit` (whose
+/// start-up self-check ran the presplit GEMM), and the results match the
+/// reference on model-like shapes, both ways.
 #[test]
 fn matmul_wgpu_coop_choice() {
-    let Some(be) = coop_or_skip() else { return };
+    let Some(staged) = coop_or_skip() else { return };
+    choice(staged, false);
+    let presplit = gpu_with_or_skip(WgpuOptions {
+        coop_presplit: true,
+        ..tensor::testing::env::wgpu_options()
+    })
+    .expect("the adapter opened once already");
+    choice(presplit, true);
+}
+
+/// [`matmul_wgpu_coop_choice`] on `be` (cheap to clone: the device is
+/// shared), whose options make the tensor-core GEMM staged or `presplit`.
+fn choice(be: WgpuBackend, presplit: bool) {
     assert!(coop_applies(&be, COOP_MIN_M, DType::BF16).is_some());
     assert!(coop_applies(&be, COOP_MIN_M, DType::F16).is_some());
     assert!(coop_applies(&be, COOP_MIN_M - 1, DType::BF16).is_none());
@@ -112,15 +122,10 @@ fn matmul_wgpu_coop_choice() {
     }
     worst.report("matmul_wgpu_coop_choice", &be);
     // The kernel that ran, per weight dtype and m, from the profiler: the
-    // staged kernel, or with LFM_WGPU_COOP_PRESPLIT=1 (`.ci/lavapipe-coop`
-    // runs this file both ways) the presplit one after its first pass.
+    // staged kernel, or the presplit one after its first pass.
     let prof = be.clone().with_profiling();
-    let presplit = std::env::var(COOP_PRESPLIT_ENV).is_ok_and(|v| v.trim() == "1");
     let c = coop_gemm(&be).expect("coop");
-    assert_eq!(
-        c.presplit, presplit,
-        "{COOP_PRESPLIT_ENV} decides the default"
-    );
+    assert_eq!(c.presplit, presplit, "the options decide the default");
     let cm = c.cm;
     let coop = |w: &str| -> Vec<String> {
         if presplit {

@@ -245,7 +245,7 @@ fn matmul_wgpu_gemm_variant_refused_where_it_does_not_fit() {
     // The host sizes kernels by `limits`: pretend WebGPU's default 16 KiB,
     // then 4 KiB (below every 256-thread variant).
     for bytes in [16 << 10, 4 << 10] {
-        let mut dev = GpuDevice::open().expect("device");
+        let mut dev = GpuDevice::open(tensor::testing::env::wgpu_options()).expect("device");
         dev.limits.max_compute_workgroup_storage_size = bytes;
         let limits = dev.limits.clone();
         let be = WgpuBackend::with_device(dev).expect("backend");

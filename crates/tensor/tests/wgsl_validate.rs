@@ -415,7 +415,7 @@ fn wgsl_attention_tiles_fit_default_limits() {
         (64, 512, 16, 32),  // 450M prefill of 512
         (64, 4096, 16, 64), // a long prefill
     ] {
-        let p = AttnTiles::for_shape(hd, t, h, &big).expect("plan");
+        let p = AttnTiles::for_shape(hd, t, h, &big, None).expect("plan");
         assert_eq!(p.bq(), bq, "hd {hd} t {t} h {h}: {p:?}");
     }
 }

@@ -52,14 +52,20 @@ fn bench_batched(
     })
 }
 
-/// The wgpu backend on the same shapes, when an adapter exists; with
+/// The wgpu backend on the same shapes, when an adapter exists (opened with
+/// the environment's options, `runtime::options::wgpu_from_env`); with
 /// `variants`, every GEMM variant the device can run (`GemmVariant::fits`)
 /// on each m > 1 shape as well, reported as `GemmVariant::name`, and,
 /// where the device has cooperative matrices, every tensor-core grid for
 /// bf16 weights, staged and presplit (`CoopGemm::name`).
 pub fn run(o: &Opts, rng: &mut Rng) -> Result<()> {
-    let Some(be) = tensor::wgpu::gpu_or_skip() else {
-        return Ok(());
+    let be = match WgpuBackend::new(runtime::options::wgpu_from_env()?) {
+        Ok(be) => be,
+        Err(e @ tensor::TensorError::NoAdapter(_)) => {
+            eprintln!("SKIP: wgpu: {e}");
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
     };
     let name = be.describe();
     // A software adapter (lavapipe) takes minutes on the large shapes:

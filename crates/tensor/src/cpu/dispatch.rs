@@ -97,16 +97,8 @@ impl Isa {
         *Isa::available().last().expect("scalar is always available")
     }
 
-    /// The tier forced by `LFM_ISA`, or the best one. Asking for a tier the
+    /// Parses a tier name and checks the host has it. Asking for a tier the
     /// host lacks (or an unknown name) is an error, never a silent fallback.
-    pub fn from_env() -> Result<Isa> {
-        match std::env::var("LFM_ISA") {
-            Ok(s) if !s.trim().is_empty() => Isa::require(&s),
-            _ => Ok(Isa::best()),
-        }
-    }
-
-    /// Parses a tier name and checks the host has it.
     pub fn require(name: &str) -> Result<Isa> {
         let available = || {
             Isa::available()

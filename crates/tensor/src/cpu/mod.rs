@@ -9,6 +9,7 @@ pub mod elementwise;
 pub mod matmul;
 pub mod norm;
 mod ops;
+pub mod options;
 pub mod profile;
 pub mod rope;
 pub mod simd;
@@ -21,6 +22,7 @@ use half::{bf16, f16};
 pub use self::dispatch::{Isa, IsaToken};
 use self::matmul::panels::{self, PanelLayout};
 use self::matmul::{MatmulArgs, WeightRef, bf16dot, quant};
+pub use self::options::CpuOptions;
 use crate::{Backend, DType, HostData, Result, Shape, Tensor, TensorError, op};
 
 /// Host storage of one tensor, owned and naturally aligned.
@@ -260,15 +262,18 @@ pub struct CpuBackend {
 }
 
 impl CpuBackend {
-    /// The ISA from `LFM_ISA` (or the best available) and `LFM_THREADS`
-    /// threads (or all cores).
-    pub fn new() -> Result<Self> {
-        let threads = std::env::var("LFM_THREADS")
-            .ok()
-            .and_then(|s| s.trim().parse::<usize>().ok())
-            .filter(|&t| t > 0)
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        Self::with(Isa::from_env()?, threads)
+    /// A backend as `options` say (see [`CpuOptions`] for each default).
+    /// Errors if the host lacks the tier asked for, or if the weight format
+    /// needs what the tier or CPU does not have
+    /// ([`CpuBackend::with_weight_format`]).
+    pub fn new(options: CpuOptions) -> Result<Self> {
+        let be = Self::with(options.isa_or_best(), options.threads_or_all())?
+            .with_weight_format(options.weights)?;
+        Ok(if options.profiling {
+            be.with_profiling()
+        } else {
+            be
+        })
     }
 
     /// A backend on `isa` with `threads` worker threads. Errors if the host

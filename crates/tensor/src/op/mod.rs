@@ -10,9 +10,9 @@
 //!
 //! ```
 //! use tensor::{Backend, DType, HostData, Shape, op};
-//! use tensor::cpu::CpuBackend;
+//! use tensor::cpu::{CpuBackend, CpuOptions};
 //!
-//! let be = CpuBackend::new()?;
+//! let be = CpuBackend::new(CpuOptions::default())?;
 //! let x = be.upload(HostData::f32(&[3.0, 4.0]), Shape::from([1, 2]))?;
 //! let w = be.upload(HostData::f32(&[1.0, 1.0]), Shape::from([2]))?;
 //! let mut out = be.zeros(DType::F32, Shape::from([1, 2]))?;

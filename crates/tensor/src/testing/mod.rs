@@ -1,6 +1,8 @@
-//! Test support for kernels: seeded inputs, the shared edge-shape lists and
-//! the one tolerance table. Public so the model crate's tests use the same.
+//! Test support for kernels: seeded inputs, the shared edge-shape lists,
+//! the one tolerance table and the harness's environment switches
+//! ([`env`](mod@env)). Public so the model crate's tests use the same.
 
+pub mod env;
 pub mod rng;
 pub mod shapes;
 pub mod tolerance;
@@ -16,19 +18,17 @@ use crate::cpu::Isa;
 #[track_caller]
 pub fn expected_isas_present() -> Vec<Isa> {
     let available = Isa::available();
-    if let Ok(list) = std::env::var("LFM_EXPECT_ISA") {
-        for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            if name == AVX512BF16 {
-                continue; // a feature, not a tier: see expect_avx512bf16
-            }
-            let isa = Isa::from_name(name)
-                .unwrap_or_else(|| panic!("LFM_EXPECT_ISA names unknown tier {name:?}"));
-            assert!(
-                available.contains(&isa),
-                "LFM_EXPECT_ISA lists {name} but detection found only {available:?}: \
-                 that tier's kernels would go untested"
-            );
+    for name in env::expected_isas() {
+        if name == AVX512BF16 {
+            continue; // a feature, not a tier: see expect_avx512bf16
         }
+        let isa = Isa::from_name(&name)
+            .unwrap_or_else(|| panic!("LFM_EXPECT_ISA names unknown tier {name:?}"));
+        assert!(
+            available.contains(&isa),
+            "LFM_EXPECT_ISA lists {name} but detection found only {available:?}: \
+             that tier's kernels would go untested"
+        );
     }
     available
 }
@@ -42,8 +42,7 @@ const AVX512BF16: &str = "avx512bf16";
 #[track_caller]
 pub fn expect_avx512bf16() -> Option<crate::cpu::dispatch::Avx512Bf16> {
     let tok = crate::cpu::dispatch::Avx512Bf16::try_new();
-    let listed =
-        std::env::var("LFM_EXPECT_ISA").is_ok_and(|l| l.split(',').any(|n| n.trim() == AVX512BF16));
+    let listed = env::expected_isas().iter().any(|n| n == AVX512BF16);
     assert!(
         tok.is_some() || !listed,
         "LFM_EXPECT_ISA lists {AVX512BF16} but detection does not find it: \

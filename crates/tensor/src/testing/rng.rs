@@ -8,10 +8,7 @@ pub struct Rng(u64);
 impl Rng {
     /// A generator seeded from the test name and case (or `LFM_TEST_SEED`).
     pub fn for_case(test: &str, case: &str) -> Rng {
-        if let Some(seed) = std::env::var("LFM_TEST_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-        {
+        if let Some(seed) = super::env::test_seed() {
             return Rng(seed);
         }
         // FNV-1a: stable across Rust versions, unlike DefaultHasher.

@@ -13,7 +13,7 @@
 //!   row per thread, plan from [`AttnRows::for_shape`]), else
 //!   `attention/attention_tiled.wgsl` (one workgroup per block of query rows
 //!   of one head, key blocks staged in workgroup memory, tile sizes from
-//!   [`AttnTiles::for_shape`]); [`ATTN_KERNEL_ENV`] forces either.
+//!   [`AttnTiles::for_shape`]); [`WgpuOptions::attn_kernel`] forces either.
 //!
 //! Tolerance: `testing::tolerance::GPU_ATTENTION`.
 
@@ -21,7 +21,7 @@ use super::attention_coop::{self, AttnCoop, coop_attention_plan};
 use super::ops::{groups, u32_of};
 use super::shaders::ShaderId;
 use super::uniforms::AttnParams;
-use super::{Dispatch, WgpuBackend};
+use super::{Dispatch, WgpuBackend, WgpuOptions};
 use crate::{Result, TensorError, op};
 
 /// Threads per workgroup (one (row, head) each) of attention, and keys per tile.
@@ -37,29 +37,6 @@ pub const ATTN_MAX_HD: usize = 256;
 /// Fewest workgroups a 64-row attention block must give to be chosen (see
 /// [`AttnTiles::for_shape`]): about two per multiprocessor of a large GPU.
 pub const ATTN_MIN_GROUPS: usize = 256;
-
-/// Environment variable naming the tiled-attention block to try first,
-/// `<query rows>x<keys>` (e.g. `32x16`; query rows a multiple of 4): for
-/// tuning on a new GPU. Ignored (with a warning) when malformed.
-pub const ATTN_BLOCK_ENV: &str = "LFM_WGPU_ATTN_BLOCK";
-
-/// The block of [`ATTN_BLOCK_ENV`], read once.
-fn attn_block_env() -> Option<(u32, u32)> {
-    static BLOCK: std::sync::OnceLock<Option<(u32, u32)>> = std::sync::OnceLock::new();
-    *BLOCK.get_or_init(|| {
-        let v = std::env::var(ATTN_BLOCK_ENV).ok()?;
-        let parsed = v
-            .split_once('x')
-            .and_then(|(q, k)| Some((q.trim().parse::<u32>().ok()?, k.trim().parse::<u32>().ok()?)))
-            .filter(|&(q, k)| {
-                (4..=256).contains(&q) && q.is_multiple_of(4) && (1..=256).contains(&k)
-            });
-        if parsed.is_none() {
-            tracing::warn!("{ATTN_BLOCK_ENV}={v:?} is not <query rows>x<keys>: ignored");
-        }
-        parsed
-    })
-}
 
 /// Tile sizes of `attention_tiled.wgsl` for one head width: its override
 /// constants. A workgroup holds `bq = 4·qg` query rows of one head and
@@ -109,16 +86,22 @@ impl AttnTiles {
     }
 
     /// The plan the backend runs for `t` query rows of `h` heads: the block
-    /// of `LFM_WGPU_ATTN_BLOCK` if set and fitting, else as [`AttnTiles::new`]
-    /// except that 64-row blocks are taken only when they still make at
-    /// least [`ATTN_MIN_GROUPS`] workgroups. Measured on an H100 (vision
+    /// `first` ([`WgpuOptions::attn_block`]) if given and fitting, else as
+    /// [`AttnTiles::new`] except that 64-row blocks are taken only when they
+    /// still make at least [`ATTN_MIN_GROUPS`] workgroups. Measured on an H100 (vision
     /// tower, t = 1024): 12 heads of 64 ran 4.5 ms with 32 × 16 blocks and
     /// 6.6 ms with 64 × 32 (192 workgroups), 16 heads of 72 ran 16.7 ms
     /// with 64 × 32 (256 workgroups) and 20.6 ms with 32 × 16.
-    pub fn for_shape(hd: usize, t: usize, h: usize, limits: &wgpu::Limits) -> Option<Self> {
+    pub fn for_shape(
+        hd: usize,
+        t: usize,
+        h: usize,
+        limits: &wgpu::Limits,
+        first: Option<(u32, u32)>,
+    ) -> Option<Self> {
         let groups = |bq: u32| t.div_ceil(bq as usize) * h;
         let skip = if groups(64) >= ATTN_MIN_GROUPS { 0 } else { 64 };
-        Self::with_blocks(hd, limits, attn_block_env(), skip)
+        Self::with_blocks(hd, limits, first, skip)
     }
 
     /// As [`AttnTiles::new`], trying the block `first` (query rows, keys)
@@ -214,19 +197,8 @@ impl AttnTiles {
     }
 }
 
-/// Environment variable picking the attention kernel for t > 1: `coop`
-/// (`attention/attention_coop.wgsl`, the default for bidirectional calls
-/// where it applies), `rows` (`attention/rows.wgsl`, the default elsewhere
-/// where it applies) or `tiled` (`attention/attention_tiled.wgsl`). For
-/// A/B runs on a GPU; read once, ignored with a warning when malformed.
-pub const ATTN_KERNEL_ENV: &str = "LFM_WGPU_ATTN_KERNEL";
-
-/// Environment variable naming the plan of the rows kernel to try first,
-/// `<rows>x<splits>x<keys per split>` (e.g. `32x4x16`; keys a multiple of
-/// 8): for tuning on a new GPU. Ignored (with a warning) when malformed.
-pub const ATTN_ROWS_ENV: &str = "LFM_WGPU_ATTN_ROWS";
-
-/// The attention kernels for t > 1.
+/// The attention kernels for t > 1 ([`WgpuOptions::attn_kernel`] forces
+/// one, for A/B runs on a GPU).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AttnKernel {
     /// `attention/attention_coop.wgsl` (bidirectional, cooperative
@@ -236,44 +208,6 @@ pub enum AttnKernel {
     Rows,
     /// `attention/attention_tiled.wgsl` (any hd ≤ [`ATTN_MAX_HD`]).
     Tiled,
-}
-
-/// The kernel of [`ATTN_KERNEL_ENV`], read once.
-pub(super) fn attn_kernel_env() -> Option<AttnKernel> {
-    static KERNEL: std::sync::OnceLock<Option<AttnKernel>> = std::sync::OnceLock::new();
-    *KERNEL.get_or_init(|| {
-        let v = std::env::var(ATTN_KERNEL_ENV).ok()?;
-        match v.trim() {
-            "coop" => Some(AttnKernel::Coop),
-            "rows" => Some(AttnKernel::Rows),
-            "tiled" => Some(AttnKernel::Tiled),
-            _ => {
-                tracing::warn!("{ATTN_KERNEL_ENV}={v:?} is not coop, rows or tiled: ignored");
-                None
-            }
-        }
-    })
-}
-
-/// The plan of [`ATTN_ROWS_ENV`], read once.
-fn attn_rows_env() -> Option<(u32, u32, u32)> {
-    static PLAN: std::sync::OnceLock<Option<(u32, u32, u32)>> = std::sync::OnceLock::new();
-    *PLAN.get_or_init(|| {
-        let v = std::env::var(ATTN_ROWS_ENV).ok()?;
-        let n: Vec<Option<u32>> = v.split('x').map(|x| x.trim().parse().ok()).collect();
-        let parsed = match n[..] {
-            [Some(r), Some(s), Some(ks)] if r >= 1 && s >= 1 && ks.is_multiple_of(8) => {
-                Some((r, s, ks))
-            }
-            _ => None,
-        };
-        if parsed.is_none() {
-            tracing::warn!(
-                "{ATTN_ROWS_ENV}={v:?} is not <rows>x<splits>x<keys per split>: ignored"
-            );
-        }
-        parsed
-    })
 }
 
 /// Plan of `attention/rows.wgsl` (its override constants): a workgroup of
@@ -345,10 +279,14 @@ impl AttnRows {
         Self::with_first(hd, limits, None)
     }
 
-    /// As [`AttnRows::new`], the plan of `LFM_WGPU_ATTN_ROWS` first if set
-    /// and fitting.
-    pub fn for_shape(hd: usize, limits: &wgpu::Limits) -> Option<Self> {
-        Self::with_first(hd, limits, attn_rows_env())
+    /// As [`AttnRows::new`], the plan `first` ([`WgpuOptions::attn_rows`])
+    /// first if given and fitting.
+    pub fn for_shape(
+        hd: usize,
+        limits: &wgpu::Limits,
+        first: Option<(u32, u32, u32)>,
+    ) -> Option<Self> {
+        Self::with_first(hd, limits, first)
     }
 
     /// As [`AttnRows::new`], trying `first` (rows, splits, ks) before the
@@ -551,15 +489,18 @@ pub(super) fn attention_impl(
             Some(AttnPlan::Coop(plan))
         }
         None if t > 1 => {
-            let rows = match attn_kernel_env() {
+            let opts: &WgpuOptions = be.options();
+            let rows = match opts.attn_kernel {
                 Some(AttnKernel::Tiled) => None,
-                _ => AttnRows::for_shape(hd, limits),
+                _ => AttnRows::for_shape(hd, limits, opts.attn_rows),
             };
             let coop = coop_attention_plan(be, t, hd, causal).filter(|&c| scratch_fits(c));
             match (coop, rows) {
                 (Some(plan), _) => Some(AttnPlan::Coop(plan)),
                 (None, Some(rows)) => Some(AttnPlan::Rows(rows)),
-                (None, None) => AttnTiles::for_shape(hd, t, h, limits).map(AttnPlan::Tiled),
+                (None, None) => {
+                    AttnTiles::for_shape(hd, t, h, limits, opts.attn_block).map(AttnPlan::Tiled)
+                }
             }
         }
         None => None,

@@ -10,7 +10,7 @@
 //! Every operand is carried as two f16 halves, so the result stays within
 //! `testing::tolerance::GPU_ATTENTION`, like the f32 kernels.
 
-use super::attention::{AttnKernel, AttnPlan, attention_impl, attn_kernel_env};
+use super::attention::{AttnKernel, AttnPlan, attention_impl};
 use super::ops::groups;
 use super::shaders::ShaderId;
 use super::uniforms::AttnParams;
@@ -170,15 +170,15 @@ impl AttnCoop {
 /// The plan the backend takes for a `t`-row call with head width `hd`, or
 /// `None` where the kernel does not apply: causal calls, `t = 1`, a device
 /// without (or with checked-off) cooperative matrices or with a variable
-/// subgroup size, no plan fitting, or `LFM_WGPU_ATTN_KERNEL` naming
-/// another kernel.
+/// subgroup size, no plan fitting, or [`super::WgpuOptions::attn_kernel`]
+/// naming another kernel.
 pub fn coop_attention_plan(
     be: &WgpuBackend,
     t: usize,
     hd: usize,
     causal: bool,
 ) -> Option<AttnCoop> {
-    let forced = attn_kernel_env();
+    let forced = be.options().attn_kernel;
     if causal || t < 2 || matches!(forced, Some(AttnKernel::Rows | AttnKernel::Tiled)) {
         return None;
     }

@@ -172,19 +172,9 @@ impl CoopGemm {
     }
 }
 
-/// Environment variable that makes the automatic choice take the presplit
-/// variant of the tensor-core GEMM (`1`; read once): for A/B runs on a GPU.
-pub const COOP_PRESPLIT_ENV: &str = "LFM_WGPU_COOP_PRESPLIT";
-
-/// Whether [`COOP_PRESPLIT_ENV`] is `1`, read once.
-fn presplit_env() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var(COOP_PRESPLIT_ENV).is_ok_and(|v| v.trim() == "1"))
-}
-
 /// The device's tensor-core GEMM in its default grid (staged, or presplit
-/// with [`COOP_PRESPLIT_ENV`]), where it has one: the fragment side and a
-/// fixed subgroup size.
+/// with [`super::WgpuOptions::coop_presplit`]), where it has one: the
+/// fragment side and a fixed subgroup size.
 pub fn coop_gemm(be: &WgpuBackend) -> Option<CoopGemm> {
     let dev = be.device();
     dev.coop_fragment
@@ -192,7 +182,7 @@ pub fn coop_gemm(be: &WgpuBackend) -> Option<CoopGemm> {
         .map(|cm| CoopGemm {
             cm,
             grid: COOP_GRIDS[0],
-            presplit: presplit_env(),
+            presplit: be.options().coop_presplit,
         })
 }
 

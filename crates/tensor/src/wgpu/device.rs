@@ -1,29 +1,22 @@
-//! Adapter and device selection, done once per backend (STYLE.md §1.3).
+//! Adapter and device selection, done once per backend (STYLE.md §1.3),
+//! as the backend's [`WgpuOptions`] say.
 //!
-//! `LFM_WGPU_ADAPTER=<substring>` picks the first adapter whose name contains
-//! the substring (case-insensitive, e.g. `llvmpipe`); otherwise wgpu's
+//! [`WgpuOptions::adapter`] picks the first adapter whose name contains the
+//! substring (case-insensitive, e.g. `llvmpipe`); otherwise wgpu's
 //! high-performance choice is taken. The adapter is logged at `info`. The
 //! device is asked for optional features where the adapter has them
 //! (timestamp queries for profiling; subgroups, unless
-//! `LFM_WGPU_NO_SUBGROUPS=1`; cooperative matrices with `shader-f16`, for
-//! the tensor-core GEMM and attention, where the adapter multiplies
-//! 16 × 16 × 16 or 8 × 8 × 8 f16 fragments into f32 and has a fixed
-//! subgroup size, unless `LFM_WGPU_NO_COOP=1`; where the device refuses
-//! them, one without is opened) and for WebGPU's default limits, except the
-//! buffer-size limits, which are raised to the adapter's so that large
-//! weight matrices (65536 × 1024 bf16 = 128 MiB) fit in one binding, and
-//! the workgroup memory, which larger attention tiles use.
+//! [`WgpuOptions::subgroups`] is off; cooperative matrices with
+//! `shader-f16`, for the tensor-core GEMM and attention, where the adapter
+//! multiplies 16 × 16 × 16 or 8 × 8 × 8 f16 fragments into f32 and has a
+//! fixed subgroup size, unless [`WgpuOptions::coop`] is off; where the
+//! device refuses them, one without is opened) and for WebGPU's default
+//! limits, except the buffer-size limits, which are raised to the adapter's
+//! so that large weight matrices (65536 × 1024 bf16 = 128 MiB) fit in one
+//! binding, and the workgroup memory, which larger attention tiles use.
 
+use super::options::WgpuOptions;
 use crate::{Result, TensorError};
-
-/// Environment variable selecting an adapter by name substring.
-pub const ADAPTER_ENV: &str = "LFM_WGPU_ADAPTER";
-/// Environment variable that keeps subgroup operations off (`1`): every
-/// kernel then takes its workgroup-memory fallback.
-pub const NO_SUBGROUPS_ENV: &str = "LFM_WGPU_NO_SUBGROUPS";
-/// Environment variable that keeps cooperative matrices off (`1`): the
-/// GEMM then runs on the tiled f32 kernel only, attention on the rows one.
-pub const NO_COOP_ENV: &str = "LFM_WGPU_NO_COOP";
 
 /// An opened device with the facts kernels size themselves by.
 pub struct GpuDevice {
@@ -49,17 +42,21 @@ pub struct GpuDevice {
     /// too (`attention_coop.wgsl`): set with `coop_fragment`, cleared where
     /// its start-up self-check fails.
     pub coop_attention: bool,
+    /// The options the device was opened with; the backend reads its
+    /// tuning from here.
+    pub options: WgpuOptions,
 }
 
 impl GpuDevice {
-    /// Opens the adapter chosen by `LFM_WGPU_ADAPTER` or the high-performance
-    /// default. Errors with [`TensorError::NoAdapter`] when there is none.
-    pub fn open() -> Result<GpuDevice> {
+    /// Opens the adapter chosen by [`WgpuOptions::adapter`] or the
+    /// high-performance default. Errors with [`TensorError::NoAdapter`]
+    /// when there is none, and as [`WgpuOptions::validate`] does on options
+    /// out of range (before opening anything).
+    pub fn open(options: WgpuOptions) -> Result<GpuDevice> {
+        options.validate()?;
         let instance =
             wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-        let wanted = std::env::var(ADAPTER_ENV)
-            .ok()
-            .filter(|s| !s.trim().is_empty());
+        let wanted = options.adapter.as_deref().filter(|s| !s.trim().is_empty());
         let adapter = match wanted {
             Some(want) => pick_by_name(&instance, want.trim())?,
             None => pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
@@ -81,7 +78,7 @@ impl GpuDevice {
         );
 
         let mut features = required_features(adapter.features());
-        if std::env::var(NO_SUBGROUPS_ENV).is_ok_and(|v| v == "1") {
+        if !options.subgroups {
             features.remove(wgpu::Features::SUBGROUP);
         }
         let subgroup_size = (features.contains(wgpu::Features::SUBGROUP)
@@ -90,7 +87,7 @@ impl GpuDevice {
         let coop_fragment = coop_fragment(&adapter.cooperative_matrix_properties())
             .filter(|_| subgroup_size.is_some())
             .filter(|_| features.contains(COOP_FEATURES))
-            .filter(|_| !std::env::var(NO_COOP_ENV).is_ok_and(|v| v == "1"));
+            .filter(|_| options.coop);
         if coop_fragment.is_none() {
             // Only the tensor-core kernels need shader-f16.
             features.remove(
@@ -103,7 +100,7 @@ impl GpuDevice {
             // `matmul_coop.wgsl` and `attention_coop.wgsl`, validated by
             // naga, on the configurations the adapter reports, tested
             // against the f64 references wherever an adapter has them and
-            // self-checked at start-up; `LFM_WGPU_NO_COOP=1` turns it off.
+            // self-checked at start-up; `WgpuOptions::coop` turns it off.
             unsafe { wgpu::ExperimentalFeatures::enabled() }
         } else {
             wgpu::ExperimentalFeatures::disabled()
@@ -157,6 +154,7 @@ impl GpuDevice {
             subgroup_size,
             coop_fragment,
             coop_attention: coop_fragment.is_some(),
+            options,
         })
     }
 
@@ -188,7 +186,7 @@ fn pick_by_name(instance: &wgpu::Instance, want: &str) -> Result<wgpu::Adapter> 
         .find(|a| a.get_info().name.to_lowercase().contains(&needle))
         .ok_or_else(|| {
             TensorError::NoAdapter(format!(
-                " whose name contains {ADAPTER_ENV}={want:?} (adapters: [{}])",
+                " whose name contains {want:?} (adapters: [{}])",
                 names.join(", ")
             ))
         })
@@ -205,7 +203,7 @@ pub const COOP_FEATURES: wgpu::Features = wgpu::Features::SUBGROUP
 /// subgroups (kernels with a subgroup variant use it; each has a fallback),
 /// and `shader-f16` with cooperative matrices (the tensor-core GEMM; the
 /// device drops both where no fragment configuration suits it, or with
-/// `LFM_WGPU_NO_COOP=1`). bf16 and f16 weights are unpacked from u32 with
+/// [`WgpuOptions::coop`] off). bf16 and f16 weights are unpacked from u32 with
 /// core WGSL.
 pub fn required_features(adapter: wgpu::Features) -> wgpu::Features {
     adapter

@@ -3,25 +3,14 @@
 //! ([`crate::Backend::matmul_swiglu`], `gemv_x8_sg_swiglu.wgsl`) or the
 //! short-conv decode step ([`crate::Backend::matmul_short_conv`],
 //! `gemv_x8_sg_conv.wgsl`), one dispatch instead of two. Each returns
-//! `false` where it does not apply, and the backend then runs the two ops.
+//! `false` where it does not apply or [`super::WgpuOptions::fused_gemv`] is
+//! off, and the backend then runs the two ops.
 
 use super::matmul::{GEMV_WG, GemvKind, gemv_constants, gemv_kind, gemv_subgroup, grid};
 use super::shaders::ShaderId;
 use super::uniforms::{GemvConvParams, MatmulParams};
 use super::{Dispatch, WgpuBackend};
 use crate::{Result, op};
-
-/// Environment variable that keeps the fused decode GEMVs off (`0`): the
-/// GEMV and the SwiGLU or conv step then run as two dispatches (for A/B
-/// timing on a GPU).
-pub const FUSED_GEMV_ENV: &str = "LFM_WGPU_FUSED_GEMV";
-
-/// Whether the fused decode GEMVs may run (`LFM_WGPU_FUSED_GEMV` is not `0`;
-/// read once).
-fn fused_gemv_enabled() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| !std::env::var(FUSED_GEMV_ENV).is_ok_and(|v| v == "0"))
-}
 
 /// The fused m = 1 form of [`crate::Backend::matmul_swiglu`]
 /// (`gemv_x8_sg_swiglu.wgsl`): records it and returns `true` where it
@@ -35,7 +24,7 @@ pub(crate) fn gemv_swiglu(
     let (m, f, k) = op.check()?;
     // x [1, k] f32; w13 [2f, k] bf16: w1 | w3; gu left unwritten.
     let (x, w13, out) = (op.x, op.w13, &*op.out);
-    if m != 1 || gemv_kind(be, k, w13.dtype()) != GemvKind::X8Subgroup || !fused_gemv_enabled() {
+    if m != 1 || gemv_kind(be, k, w13.dtype()) != GemvKind::X8Subgroup || !be.options().fused_gemv {
         return Ok(false);
     }
     if f == 0 {
@@ -93,7 +82,7 @@ pub(crate) fn gemv_short_conv(
     if t != 1
         || l < 2
         || gemv_kind(be, k, in_proj.dtype()) != GemvKind::X8Subgroup
-        || !fused_gemv_enabled()
+        || !be.options().fused_gemv
     {
         return Ok(false);
     }

@@ -14,8 +14,8 @@
 //!   [`gemm_variant`] so that small shapes still fill a large GPU.
 //! - m ≥ [`super::coop::COOP_MIN_M`] with bf16 or f16 weights, where the device has
 //!   cooperative matrices: the tensor-core GEMM of [`super::coop`]
-//!   (`matmul_coop.wgsl`, or with `LFM_WGPU_COOP_PRESPLIT=1` the presplit
-//!   `matmul_coop_presplit.wgsl` after its first pass).
+//!   (`matmul_coop.wgsl`, or with [`super::WgpuOptions::coop_presplit`] the
+//!   presplit `matmul_coop_presplit.wgsl` after its first pass).
 //!
 //! Tolerance class: `testing::tolerance::GPU_MATMUL`.
 

@@ -1,7 +1,8 @@
 //! The wgpu backend: WGSL kernels on any adapter wgpu can open (Vulkan,
 //! Metal, DX12; lavapipe on CPU-only machines).
 //!
-//! - [`device`] picks the adapter once and opens the device.
+//! - [`device`] picks the adapter once and opens the device, as the
+//!   backend's [`WgpuOptions`] ([`options`]) say; the device holds them.
 //! - [`shaders`] is the one registry of WGSL files (`shaders/` at the repo root).
 //! - [`pipelines`] compiles each `(ShaderId, override constants)` once.
 //! - [`uniforms`] holds the Rust mirrors of the WGSL uniform structs.
@@ -20,11 +21,12 @@
 //! encoder (`recorder.rs`: one open compute pass, uniforms and small host data
 //! staged on the host and uploaded once per submit, bind groups cached with
 //! the uniform at a dynamic offset); the encoder is submitted every
-//! `UNIFORM_SLOTS` ops, before a download, or on [`Backend::sync`]. Only
-//! `download_f32` and `sync` wait for the device, so a whole forward pass
-//! runs without host round trips. Validation errors that escape (the device
-//! reports them asynchronously) are collected and returned by the next
-//! `download_f32` or `sync`. [`profile`] times each shader on the GPU.
+//! [`WgpuOptions::ops_per_submit`] ops, before a download, or on
+//! [`Backend::sync`]. Only `download_f32` and `sync` wait for the device, so
+//! a whole forward pass runs without host round trips. Validation errors
+//! that escape (the device reports them asynchronously) are collected and
+//! returned by the next `download_f32` or `sync`. [`profile`] times each
+//! shader on the GPU.
 
 pub mod attention;
 pub mod attention_coop;
@@ -34,6 +36,7 @@ pub mod device;
 pub mod gemv_fused;
 pub mod matmul;
 pub mod ops;
+pub mod options;
 pub mod pipelines;
 pub mod profile;
 mod recorder;
@@ -41,6 +44,7 @@ pub mod shaders;
 pub mod uniforms;
 
 pub use self::device::{adapters, hardware_gpu};
+pub use self::options::WgpuOptions;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -55,17 +59,6 @@ use crate::{Backend, DType, HostData, Result, Shape, Tensor, TensorError, op};
 /// Bytes per uniform slot: wgpu's largest allowed
 /// `min_uniform_buffer_offset_alignment`, so any adapter accepts the offsets.
 const UNIFORM_SLOT_BYTES: u64 = 256;
-/// Uniform slots in the ring unless `LFM_WGPU_OPS_PER_SUBMIT` says otherwise
-/// (8..=4096). The pending encoder is submitted when they are used up, i.e.
-/// every 64 ops, so the device starts working while the host is still
-/// recording the rest of a forward pass.
-const UNIFORM_SLOTS: u64 = 64;
-const OPS_PER_SUBMIT_ENV: &str = "LFM_WGPU_OPS_PER_SUBMIT";
-/// The first submit after a wait goes out after this many ops (unless
-/// `LFM_WGPU_FIRST_SUBMIT` says otherwise; 0: no early submit), so the
-/// device starts a decode step or an image while the host records the rest.
-const FIRST_SUBMIT: u64 = 16;
-const FIRST_SUBMIT_ENV: &str = "LFM_WGPU_FIRST_SUBMIT";
 /// Bytes of the host data ring (ids, rope tables); larger data gets a
 /// buffer of its own.
 const HOST_RING_BYTES: u64 = 1 << 20;
@@ -97,7 +90,10 @@ struct Gpu {
     dev: GpuDevice,
     pipelines: PipelineCache,
     rec: Mutex<Recorder>,
-    /// Ops per submit: the uniform ring's slots.
+    /// Ops per submit ([`WgpuOptions::ops_per_submit`]): the uniform
+    /// ring's slots. The pending encoder is submitted when they are used
+    /// up, so the device starts working while the host is still recording
+    /// the rest of a forward pass.
     slots: u64,
     /// Ops of the first submit after a wait (≤ `slots`).
     first_submit: u64,
@@ -145,14 +141,16 @@ fn padded(bytes: u64) -> u64 {
 }
 
 impl WgpuBackend {
-    /// Opens the adapter from `LFM_WGPU_ADAPTER` or the high-performance
-    /// default (see [`device`]).
-    pub fn new() -> Result<Self> {
-        Self::with_device(GpuDevice::open()?)
+    /// Opens the adapter `options` name, or the high-performance default
+    /// (see [`device`]), and a backend on it tuned by `options`.
+    pub fn new(options: WgpuOptions) -> Result<Self> {
+        Self::with_device(GpuDevice::open(options)?)
     }
 
-    /// A backend on an already opened device.
+    /// A backend on an already opened device, tuned by the options the
+    /// device holds ([`GpuDevice::options`]).
     pub fn with_device(dev: GpuDevice) -> Result<Self> {
+        dev.options.validate()?;
         let errors: Arc<Mutex<Vec<String>>> = Arc::default();
         let sink = Arc::clone(&errors);
         dev.device
@@ -162,33 +160,8 @@ impl WgpuBackend {
                     v.push(e.to_string());
                 }
             }));
-        let slots = match std::env::var(OPS_PER_SUBMIT_ENV) {
-            Ok(v) => v
-                .parse::<u64>()
-                .ok()
-                .filter(|n| (8..=4096).contains(n))
-                .ok_or_else(|| TensorError::Gpu {
-                    what: "configuration",
-                    detail: format!("{OPS_PER_SUBMIT_ENV}={v:?}: want a number in 8..=4096"),
-                })?,
-            Err(_) => UNIFORM_SLOTS,
-        };
-        let first_submit = match std::env::var(FIRST_SUBMIT_ENV) {
-            Ok(v) => v
-                .parse::<u64>()
-                .ok()
-                .filter(|n| *n <= 4096)
-                .ok_or_else(|| TensorError::Gpu {
-                    what: "configuration",
-                    detail: format!("{FIRST_SUBMIT_ENV}={v:?}: want a number in 0..=4096"),
-                })?,
-            Err(_) => FIRST_SUBMIT,
-        };
-        let first_submit = if first_submit == 0 {
-            slots
-        } else {
-            first_submit.min(slots)
-        };
+        let slots = dev.options.ops_per_submit;
+        let first_submit = dev.options.first_submit_ops();
         let uniforms = dev.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("uniform ring"),
             size: UNIFORM_SLOT_BYTES * slots,
@@ -211,11 +184,12 @@ impl WgpuBackend {
             .features
             .contains(wgpu::Features::TIMESTAMP_QUERY)
             .then(|| Timestamps::new(&dev.device, &dev.queue, slots));
+        let pipelines = PipelineCache::new(dev.options.dump_wgsl);
         let mut be = WgpuBackend {
             profile: None,
             gpu: Arc::new(Gpu {
                 dev,
-                pipelines: PipelineCache::default(),
+                pipelines,
                 rec: Mutex::default(),
                 slots,
                 first_submit,
@@ -236,6 +210,11 @@ impl WgpuBackend {
 
     pub fn device(&self) -> &GpuDevice {
         &self.gpu.dev
+    }
+
+    /// The options this backend was opened with.
+    pub fn options(&self) -> &WgpuOptions {
+        &self.gpu.dev.options
     }
 
     pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
@@ -601,21 +580,45 @@ impl Backend for WgpuBackend {
     }
 }
 
-/// Test helper: the process-wide backend, or `None` after printing a skip
-/// line when no adapter exists. With `LFM_REQUIRE_GPU=1` (CI) a missing
-/// adapter panics instead. The backend is opened once and shared, so tests
-/// in one binary reuse its compiled pipelines.
+/// Test helper: the process-wide backend on the test harness's options
+/// ([`crate::testing::env::wgpu_options`]: the defaults, with the adapter
+/// of `LFM_WGPU_ADAPTER`), or `None` after printing a skip line when no
+/// adapter exists. With `LFM_REQUIRE_GPU=1` (CI) a missing adapter panics
+/// instead. The backend is opened once and shared, so tests in one binary
+/// reuse its compiled pipelines.
 pub fn gpu_or_skip() -> Option<WgpuBackend> {
     static GPU: OnceLock<std::result::Result<WgpuBackend, String>> = OnceLock::new();
     let got = GPU.get_or_init(|| {
-        WgpuBackend::new().map_err(|e| e.to_string()).inspect(|b| {
-            eprintln!("wgpu backend: {}", b.describe());
-        })
+        WgpuBackend::new(crate::testing::env::wgpu_options())
+            .map_err(|e| e.to_string())
+            .inspect(|b| {
+                eprintln!("wgpu backend: {}", b.describe());
+            })
     });
+    skip_unless_opened(got.clone())
+}
+
+/// Test helper: a backend of its own on `options` (tests of the options
+/// themselves, or of a kernel choice they change), or `None` after printing
+/// a skip line when no adapter exists (a panic with `LFM_REQUIRE_GPU=1`).
+/// Build `options` over [`crate::testing::env::wgpu_options`] to keep the
+/// harness's adapter.
+pub fn gpu_with_or_skip(options: WgpuOptions) -> Option<WgpuBackend> {
+    if let Err(e) = options.validate() {
+        panic!("{options:?}: {e}");
+    }
+    let got = WgpuBackend::new(options).map_err(|e| e.to_string());
+    if let Ok(b) = &got {
+        eprintln!("wgpu backend: {} ({:?})", b.describe(), b.options());
+    }
+    skip_unless_opened(got)
+}
+
+fn skip_unless_opened(got: std::result::Result<WgpuBackend, String>) -> Option<WgpuBackend> {
     match got {
-        Ok(b) => Some(b.clone()),
+        Ok(b) => Some(b),
         Err(e) => {
-            if std::env::var("LFM_REQUIRE_GPU").is_ok_and(|v| v == "1") {
+            if crate::testing::env::require_gpu() {
                 panic!("LFM_REQUIRE_GPU=1 but the wgpu backend is unavailable: {e}");
             }
             eprintln!("SKIP: no wgpu adapter ({e}); set LFM_REQUIRE_GPU=1 to fail instead");

@@ -6,8 +6,8 @@
 //! except that the uniform at binding 0 takes a *dynamic offset*: one bind
 //! group serves every slot of the uniform ring.
 //! Compilation runs inside a validation error scope, so a bad shader comes
-//! back as [`TensorError::Shader`] instead of a panic. `LFM_DUMP_WGSL=1` logs
-//! every final source at `info`.
+//! back as [`TensorError::Shader`] instead of a panic. With
+//! [`super::WgpuOptions::dump_wgsl`] every final source is logged at `info`.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
@@ -155,9 +155,19 @@ pub struct CachedPipeline {
 #[derive(Default)]
 pub struct PipelineCache {
     map: Mutex<KeyMap<PipelineKey, Arc<CachedPipeline>>>,
+    /// Log each final WGSL source when it is compiled.
+    dump_wgsl: bool,
 }
 
 impl PipelineCache {
+    /// An empty cache; `dump_wgsl` logs each final WGSL source at `info`.
+    pub fn new(dump_wgsl: bool) -> Self {
+        PipelineCache {
+            map: Mutex::default(),
+            dump_wgsl,
+        }
+    }
+
     /// The cached pipeline for `key`, compiled on first use.
     pub fn get(&self, device: &wgpu::Device, key: &PipelineKey) -> Result<Arc<CachedPipeline>> {
         let mut map = self.map.lock().map_err(|_| TensorError::Gpu {
@@ -167,7 +177,7 @@ impl PipelineCache {
         if let Some(p) = map.get(key) {
             return Ok(Arc::clone(p));
         }
-        let p = Arc::new(compile(device, key)?);
+        let p = Arc::new(compile(device, key, self.dump_wgsl)?);
         map.insert(*key, Arc::clone(&p));
         Ok(p)
     }
@@ -182,10 +192,10 @@ impl PipelineCache {
     }
 }
 
-fn compile(device: &wgpu::Device, key: &PipelineKey) -> Result<CachedPipeline> {
+fn compile(device: &wgpu::Device, key: &PipelineKey, dump_wgsl: bool) -> Result<CachedPipeline> {
     let id = key.shader;
     let source = id.source();
-    if std::env::var("LFM_DUMP_WGSL").is_ok_and(|v| v == "1") {
+    if dump_wgsl {
         tracing::info!(shader = id.label(), constants = ?key.constants(), "WGSL source:\n{source}");
     }
     let constants: Vec<(&str, f64)> = key

@@ -30,7 +30,7 @@ pub fn coop_or_skip() -> Option<WgpuBackend> {
     if coop_gemm(&be).is_some() {
         return Some(be);
     }
-    if std::env::var("LFM_REQUIRE_COOP").is_ok_and(|v| v == "1") {
+    if tensor::testing::env::require_coop() {
         panic!(
             "LFM_REQUIRE_COOP=1 but {} has no cooperative matrices",
             be.describe()
