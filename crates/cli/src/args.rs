@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use runtime::engine::{BackendChoice, EngineOptions};
 use runtime::model::preprocess::ProcessorOverrides;
 use runtime::model::prompt::{ChatMessage, ContentPart, parse_messages};
-use runtime::model::tensor::cpu::{Isa, WeightFormat};
+use runtime::model::tensor::cpu::WeightFormat;
 use runtime::sampling::SamplingConfig;
 
 #[derive(clap::Args, Clone, Debug)]
@@ -226,10 +226,8 @@ fn weight_format(s: &str) -> Result<WeightFormat> {
 
 pub fn bench(a: BenchArgs) -> Result<()> {
     let backend = runtime::engine::BackendChoice::parse(&a.backend)?;
-    let mut cpu = runtime::options::cpu_from_env()?;
-    if let Some(name) = &a.isa {
-        cpu.isa = Some(Isa::require(name)?);
-    }
+    // `--isa` wins over LFM_ISA (which is then not read at all).
+    let mut cpu = runtime::options::cpu_from_env_or(a.isa.as_deref())?;
     if let Some(t) = a.threads {
         cpu.threads = Some(t);
     }

@@ -55,6 +55,24 @@ pub fn cpu_from_env() -> tensor::Result<CpuOptions> {
     cpu_from(&var)
 }
 
+/// [`cpu_from_env`] with `isa`, when given (a command-line flag), in place
+/// of `LFM_ISA`: the flag wins, and a malformed `LFM_ISA` is then not read.
+pub fn cpu_from_env_or(isa: Option<&str>) -> tensor::Result<CpuOptions> {
+    cpu_from(&flag_over(&var, ISA, isa))
+}
+
+/// `var` with variable `name` replaced by `flag` when the flag is given.
+fn flag_over<'a>(
+    var: &'a dyn Fn(&str) -> Option<String>,
+    name: &'a str,
+    flag: Option<&'a str>,
+) -> impl Fn(&str) -> Option<String> + 'a {
+    move |n| match flag {
+        Some(f) if n == name => Some(f.to_string()),
+        _ => var(n),
+    }
+}
+
 /// [`cpu_from_env`] over any source of variables.
 pub fn cpu_from(var: &dyn Fn(&str) -> Option<String>) -> tensor::Result<CpuOptions> {
     let isa = match var(ISA) {
@@ -204,6 +222,11 @@ mod tests {
             matches!(e, tensor::TensorError::IsaUnavailable { .. }),
             "{e}"
         );
+        // A flag in place of LFM_ISA wins, and the malformed variable is not read.
+        let env = vars(&[(ISA, "sse9"), (THREADS, "3")]);
+        let o = cpu_from(&flag_over(&env, ISA, Some("scalar"))).unwrap();
+        assert_eq!((o.isa, o.threads), (Some(Isa::Scalar), Some(3)));
+        assert!(cpu_from(&flag_over(&env, ISA, None)).is_err());
         if let Some(missing) = Isa::ALL.into_iter().find(|i| !i.is_available()) {
             let e = cpu_from(&vars(&[(ISA, missing.name())])).unwrap_err();
             assert!(e.to_string().contains("supported by this CPU"), "{e}");
