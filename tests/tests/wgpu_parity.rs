@@ -11,7 +11,7 @@
 
 use anyhow::{Context, Result, ensure};
 use model::{CropPatches, Lfm2Vl};
-use tensor::wgpu::coop::coop_gemm;
+use tensor::wgpu::matmul::coop::coop_gemm;
 use tensor::wgpu::{WgpuBackend, WgpuOptions, gpu_or_skip, gpu_with_or_skip};
 use tensor::{Backend, DType, HostData, Shape};
 use tests::{Case, Tolerance, compare};

@@ -13,7 +13,9 @@ mod wgpu_common;
 
 use half::{bf16, f16};
 use matmul_cases::{BASE, Case, DTYPES, Worst, run};
-use tensor::wgpu::coop::{COOP_GRIDS, COOP_MIN_M, CoopGrid, coop_applies, coop_gemm, self_check};
+use tensor::wgpu::matmul::coop::{
+    COOP_GRIDS, COOP_MIN_M, CoopGrid, coop_applies, coop_gemm, self_check,
+};
 use tensor::wgpu::matmul::{GEMM_SMALL, coop_presplit_with, coop_with, gemm_with};
 use tensor::wgpu::{WgpuBackend, WgpuOptions, gpu_or_skip, gpu_with_or_skip};
 use tensor::{Backend, DType, HostData, Shape, op};

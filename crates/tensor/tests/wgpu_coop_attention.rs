@@ -17,11 +17,11 @@ use half::f16;
 use tensor::cpu::attention::{self, AttnDims};
 use tensor::testing::rng::Rng;
 use tensor::testing::tolerance::{AttnStats, GPU_ATTENTION};
-use tensor::wgpu::attention::{AttnRows, attention_rows_with};
-use tensor::wgpu::attention_coop::{
+use tensor::wgpu::attention::coop::{
     AttnCoop, SELF_CHECK_HD, attention_coop_with, coop_attention_plan,
     self_check as attention_self_check,
 };
+use tensor::wgpu::attention::{AttnRows, attention_rows_with};
 use tensor::wgpu::{WgpuBackend, gpu_or_skip};
 use tensor::{Backend, DType, HostData, Shape, op};
 use wgpu_common::{coop_or_skip, down, nan_out, up};

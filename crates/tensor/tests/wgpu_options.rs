@@ -31,7 +31,7 @@ fn wgpu_backends_in_one_process_keep_their_own_options() {
     assert_eq!(dev.subgroup_size, None);
     assert_eq!(dev.coop_fragment, None);
     assert!(!dev.coop_attention);
-    assert_eq!(tensor::wgpu::coop::coop_gemm(&other), None);
+    assert_eq!(tensor::wgpu::matmul::coop::coop_gemm(&other), None);
     // The shared backend keeps the defaults: subgroups and cooperative
     // matrices wherever its adapter has them.
     assert!(shared.options().subgroups && shared.options().coop);

@@ -154,9 +154,9 @@ fn wgsl_uniform_layouts_match_rust_mirrors() {
 /// The override constants the host sets exist in the shaders.
 #[test]
 fn wgsl_matmul_constants_match_host() {
+    use tensor::wgpu::attention::coop::AttnCoop;
     use tensor::wgpu::attention::{AttnRows, AttnTiles};
-    use tensor::wgpu::attention_coop::AttnCoop;
-    use tensor::wgpu::coop::{COOP_GRIDS, CoopGemm};
+    use tensor::wgpu::matmul::coop::{COOP_GRIDS, CoopGemm};
     use tensor::wgpu::matmul::{GEMM_VARIANTS, GemvKind, gemv_constants};
     for id in ShaderId::ALL {
         let (module, _) = shaders::validate(id, richest().0, richest().1).expect("valid");
@@ -304,7 +304,7 @@ fn wgsl_matmul_variants_fit_their_limits() {
 /// `CoopGemm::fits` checks against the device).
 #[test]
 fn wgsl_coop_gemm_fits_its_limits() {
-    use tensor::wgpu::coop::{COOP_GRIDS, CoopGemm};
+    use tensor::wgpu::matmul::coop::{COOP_GRIDS, CoopGemm};
     for (id, cm, presplit) in [
         (ShaderId::MatmulCoop16Bf16F32, 16, false),
         (ShaderId::MatmulCoop16F16F32, 16, false),
@@ -350,7 +350,7 @@ fn wgsl_coop_gemm_fits_its_limits() {
 /// host's `threads()` and `shared_bytes()` (what `AttnCoop::fits` checks).
 #[test]
 fn wgsl_coop_attention_fits_its_limits() {
-    use tensor::wgpu::attention_coop::AttnCoop;
+    use tensor::wgpu::attention::coop::AttnCoop;
     for (id, split, cm) in [
         (
             ShaderId::AttentionCoop16F32F32,
@@ -522,7 +522,7 @@ fn write_spv(
 /// 16 × 16 variants an NVIDIA GPU takes).
 #[test]
 fn wgsl_coop_spirv_is_written() {
-    use tensor::wgpu::coop::{COOP_GRIDS, CoopGemm};
+    use tensor::wgpu::matmul::coop::{COOP_GRIDS, CoopGemm};
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("spv");
     std::fs::create_dir_all(&dir).expect("spv dir");
     let mut written = 0;
@@ -559,7 +559,7 @@ fn wgsl_coop_spirv_is_written() {
     }
     // The tensor-core attention's two passes, every plan, at the towers'
     // head widths.
-    use tensor::wgpu::attention_coop::AttnCoop;
+    use tensor::wgpu::attention::coop::AttnCoop;
     for cm in [16, 8] {
         for hd in [64, 72] {
             for (ns, kf) in AttnCoop::PLANS {

@@ -2,7 +2,7 @@
 
 use super::*;
 use tensor::wgpu::WgpuBackend;
-use tensor::wgpu::coop::{COOP_GRIDS, CoopGemm, coop_gemm};
+use tensor::wgpu::matmul::coop::{COOP_GRIDS, CoopGemm, coop_gemm};
 use tensor::wgpu::matmul::{GEMM_VARIANTS, coop_presplit_with, coop_with, gemm_with};
 
 /// One matmul `y = x · wᵀ` through some kernel choice.

@@ -1,13 +1,15 @@
 //! The tensor-core kernels' start-up checks (cooperative matrices are an
 //! experimental wgpu feature): [`WgpuBackend::check_coop`] runs
-//! [`super::coop::self_check`] and [`super::attention_coop::self_check`] on
+//! [`super::matmul::coop::self_check`] and [`super::attention::coop::self_check`] on
 //! the kernels the backend would take and turns off, with a warning, those
 //! that fail.
 
 use std::sync::Arc;
 
+use super::WgpuBackend;
+use super::attention::coop as attention_coop;
 use super::device::GpuDevice;
-use super::{WgpuBackend, attention_coop, coop, matmul};
+use super::matmul::{self, coop};
 use crate::op;
 
 impl WgpuBackend {

@@ -6,16 +6,17 @@
 //! - [`shaders`] is the one registry of WGSL files (`shaders/` at the repo root).
 //! - [`pipelines`] compiles each `(ShaderId, override constants)` once.
 //! - [`uniforms`] holds the Rust mirrors of the WGSL uniform structs.
-//! - [`matmul`] encodes the tiled GEMM and the GEMV; [`coop`] holds the
-//!   tensor-core GEMM's grids, forced entry points and presplit first pass
-//!   (`coop_check.rs`: the tensor-core kernels' start-up checks);
-//!   [`gemv_fused`] the decode GEMVs with a fused SwiGLU or conv-step
-//!   epilogue.
+//! - [`matmul`] encodes the tiled GEMM and the GEMV; [`matmul::coop`] holds
+//!   the tensor-core GEMM's grids, forced entry points and presplit first
+//!   pass; [`matmul::gemv_fused`] the decode GEMVs with a fused SwiGLU or
+//!   conv-step epilogue.
 //! - [`attention`] encodes attention (decode, rows and tiled kernels);
-//!   [`attention_coop`] holds the bidirectional tensor-core kernel's plans
-//!   and start-up check.
+//!   [`attention::coop`] holds the bidirectional tensor-core kernel's plans
+//!   and start-up check. `coop_check.rs` runs the tensor-core kernels'
+//!   start-up checks.
 //! - [`ops`] encodes every other [`Backend`] op (norms, rope, short conv,
-//!   elementwise, gathers and copies).
+//!   elementwise, gathers and copies); `backend.rs` is the [`Backend`] impl
+//!   that forwards each op; `transfer.rs` allocates, waits and reads back.
 //!
 //! Execution model: ops only *record* work into one pending command
 //! encoder (`recorder.rs`: one open compute pass, uniforms and small host data
@@ -29,11 +30,9 @@
 //! shader on the GPU.
 
 pub mod attention;
-pub mod attention_coop;
-pub mod coop;
+mod backend;
 mod coop_check;
 pub mod device;
-pub mod gemv_fused;
 pub mod matmul;
 pub mod ops;
 pub mod options;
@@ -41,12 +40,13 @@ pub mod pipelines;
 pub mod profile;
 mod recorder;
 pub mod shaders;
+mod transfer;
 pub mod uniforms;
 
 pub use self::device::{adapters, hardware_gpu};
 pub use self::options::WgpuOptions;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use self::device::GpuDevice;
@@ -54,7 +54,7 @@ use self::pipelines::PipelineCache;
 use self::profile::{Sink, Timestamps};
 pub(crate) use self::recorder::Dispatch;
 use self::recorder::Recorder;
-use crate::{Backend, DType, HostData, Result, Shape, Tensor, TensorError, op};
+use crate::{Backend, Result, TensorError};
 
 /// Bytes per uniform slot: wgpu's largest allowed
 /// `min_uniform_buffer_offset_alignment`, so any adapter accepts the offsets.
@@ -250,333 +250,6 @@ impl WgpuBackend {
     /// The reused host buffer for rope's cos/sin table (locked).
     pub(crate) fn rope_scratch(&self) -> Result<MutexGuard<'_, Vec<f32>>> {
         lock(&self.gpu.rope_table, "rope table")
-    }
-
-    /// Submits pending work without waiting for it.
-    pub fn flush(&self) -> Result<()> {
-        let mut rec = lock(&self.gpu.rec, "recorder")?;
-        self.submit(&mut rec)
-    }
-
-    fn wait(&self) -> Result<()> {
-        {
-            let mut rec = lock(&self.gpu.rec, "recorder")?;
-            rec.bind_groups.end_epoch();
-            rec.submits_since_wait = 0;
-        }
-        let t = std::time::Instant::now();
-        let polled = self
-            .gpu
-            .dev
-            .device
-            .poll(wgpu::PollType::wait_indefinitely());
-        let ns = u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.gpu.waited_ns.fetch_add(ns, Ordering::Relaxed);
-        polled.map_err(|e| TensorError::Gpu {
-            what: "device poll",
-            detail: e.to_string(),
-        })?;
-        self.take_errors()
-    }
-
-    /// Host time spent waiting for the device in downloads and syncs since
-    /// the backend was opened. A wall-clock time minus the growth of this is
-    /// the host's own work (recording, submitting, reading back): when that
-    /// is most of a decode step, the step is bound by the host, not the GPU.
-    pub fn waited(&self) -> std::time::Duration {
-        std::time::Duration::from_nanos(self.gpu.waited_ns.load(Ordering::Relaxed))
-    }
-
-    /// Returns (and clears) the errors the device reported asynchronously.
-    fn take_errors(&self) -> Result<()> {
-        let mut v = lock(&self.gpu.errors, "error sink")?;
-        if v.is_empty() {
-            return Ok(());
-        }
-        let detail = v.join("; ");
-        v.clear();
-        Err(TensorError::Gpu {
-            what: "device",
-            detail,
-        })
-    }
-
-    /// A zeroed storage buffer for `bytes` bytes of tensor data.
-    fn alloc(&self, bytes: u64, label: &str, mapped: bool) -> Result<wgpu::Buffer> {
-        let size = padded(bytes);
-        let max = self.gpu.dev.limits.max_buffer_size;
-        if size > max {
-            return Err(TensorError::Gpu {
-                what: "buffer allocation",
-                detail: format!("{size} bytes exceed the device's max_buffer_size of {max}"),
-            });
-        }
-        let device = &self.gpu.dev.device;
-        let scope = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let buffer = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size,
-            usage: wgpu::BufferUsages::STORAGE
-                | wgpu::BufferUsages::COPY_SRC
-                | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: mapped,
-        });
-        if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(TensorError::Gpu {
-                what: "buffer allocation",
-                detail: e.to_string(),
-            });
-        }
-        Ok(buffer)
-    }
-
-    /// Runs `f` (which records dispatches) with a device buffer of at least
-    /// `bytes` for a kernel's intermediate data: one buffer shared by every
-    /// call that asks, grown on demand (one allocation for a tower's
-    /// attention over a whole image). The buffer stays locked while `f`
-    /// records, so that another thread's dispatches cannot land between
-    /// the ones that write and read it; dispatches recorded later are
-    /// ordered after them by wgpu.
-    pub(crate) fn with_scratch<R>(
-        &self,
-        bytes: u64,
-        f: impl FnOnce(&wgpu::Buffer) -> Result<R>,
-    ) -> Result<R> {
-        let mut slot = lock(&self.gpu.scratch, "scratch")?;
-        let buffer = match slot.take() {
-            Some(b) if b.size() >= bytes => b,
-            _ => self.alloc(bytes, "scratch", false)?,
-        };
-        let r = f(&buffer);
-        *slot = Some(buffer);
-        r
-    }
-
-    /// Copies `t` into the staging buffer and returns `f` of its padded
-    /// bytes (read in place from the mapped staging buffer, no copy).
-    fn read_back<R>(&self, t: &WgpuStorage, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
-        let g = &*self.gpu;
-        let size = t.buffer.size();
-        let mut staging = lock(&g.staging, "staging buffer")?;
-        if staging.as_ref().is_none_or(|b| b.size() < size) {
-            *staging = Some(g.dev.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("download staging"),
-                size,
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            }));
-        }
-        let Some(staging) = staging.as_ref() else {
-            return Err(TensorError::Gpu {
-                what: "download",
-                detail: "no staging buffer".into(),
-            });
-        };
-        self.submit_with_copy(&t.buffer, staging, size)?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        staging.map_async(wgpu::MapMode::Read, ..size, move |r| {
-            // The receiver outlives this callback: it is dropped only after
-            // the wait below, which runs the callback.
-            let _ = tx.send(r);
-        });
-        self.wait()?;
-        rx.recv()
-            .map_err(|e| TensorError::Gpu {
-                what: "download",
-                detail: e.to_string(),
-            })?
-            .map_err(|e| TensorError::Gpu {
-                what: "buffer map",
-                detail: e.to_string(),
-            })?;
-        let got = {
-            let view = staging
-                .get_mapped_range(..size)
-                .map_err(|e| TensorError::Gpu {
-                    what: "buffer map",
-                    detail: e.to_string(),
-                })?;
-            f(&view)
-        };
-        staging.unmap();
-        Ok(got)
-    }
-}
-
-impl Backend for WgpuBackend {
-    type Storage = WgpuStorage;
-
-    fn describe(&self) -> String {
-        let dev = &self.gpu.dev;
-        match dev.coop_fragment {
-            Some(s) => format!(
-                "wgpu ({}; tensor-core GEMM{} on {s}x{s}x{s} f16 fragments)",
-                dev.describe(),
-                if dev.coop_attention {
-                    " and attention"
-                } else {
-                    ""
-                }
-            ),
-            None => format!("wgpu ({})", dev.describe()),
-        }
-    }
-
-    fn upload(&self, data: HostData<'_>, shape: Shape) -> Result<Tensor<Self>> {
-        data.check(&shape)?;
-        if data.dtype == DType::I8 {
-            return Err(ops::no_i8("upload"));
-        }
-        let bytes = data.bytes;
-        let buffer = self.alloc(bytes.len() as u64, "tensor", true)?;
-        {
-            let mut view = buffer
-                .get_mapped_range_mut(..)
-                .map_err(|e| TensorError::Gpu {
-                    what: "upload",
-                    detail: e.to_string(),
-                })?;
-            // Any alignment: this is a byte copy. The padding is zeroed by wgpu.
-            view.slice(..bytes.len()).copy_from_slice(bytes);
-        }
-        buffer.unmap();
-        let storage = WgpuStorage {
-            buffer,
-            bytes: bytes.len() as u64,
-        };
-        Ok(Tensor::from_storage(storage, data.dtype, shape))
-    }
-
-    fn zeros(&self, dtype: DType, shape: Shape) -> Result<Tensor<Self>> {
-        if dtype == DType::I8 {
-            return Err(ops::no_i8("zeros"));
-        }
-        let bytes = dtype.bytes_for(shape.elem_count()) as u64;
-        // wgpu zero-initialises every buffer before first use.
-        let buffer = self.alloc(bytes, "tensor", false)?;
-        Ok(Tensor::from_storage(
-            WgpuStorage { buffer, bytes },
-            dtype,
-            shape,
-        ))
-    }
-
-    fn download_f32(&self, t: &Tensor<Self>) -> Result<Vec<f32>> {
-        let mut out = Vec::new();
-        self.download_f32_into(t, &mut out)?;
-        Ok(out)
-    }
-
-    fn download_f32_into(&self, t: &Tensor<Self>, out: &mut Vec<f32>) -> Result<()> {
-        let n = t.elem_count();
-        let dtype = t.dtype();
-        out.clear();
-        out.reserve(n);
-        self.read_back(t.storage(), |raw| match dtype {
-            DType::F32 => out.extend(
-                raw.chunks_exact(4)
-                    .take(n)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-            ),
-            DType::BF16 => out.extend(
-                raw.chunks_exact(2)
-                    .take(n)
-                    .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()),
-            ),
-            DType::F16 => out.extend(
-                raw.chunks_exact(2)
-                    .take(n)
-                    .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()),
-            ),
-            DType::I8 => out.extend(raw.iter().take(n).map(|&b| b as i8 as f32)),
-        })
-    }
-
-    fn sync(&self) -> Result<()> {
-        self.flush()?;
-        self.wait()
-    }
-
-    fn matmul(&self, op: op::Matmul<'_, Self>) -> Result<()> {
-        matmul::matmul(self, op)
-    }
-
-    fn rms_norm(&self, op: op::RmsNorm<'_, Self>) -> Result<()> {
-        ops::rms_norm(self, op)
-    }
-
-    fn add_rms_norm(&self, op: op::AddRmsNorm<'_, Self>) -> Result<()> {
-        ops::add_rms_norm(self, op)
-    }
-
-    fn rope(&self, op: op::Rope<'_, Self>) -> Result<()> {
-        ops::rope(self, op)
-    }
-
-    fn qkv_norm_rope(&self, op: op::QkvNormRope<'_, Self>) -> Result<()> {
-        ops::qkv_norm_rope(self, op)
-    }
-
-    fn short_conv(&self, op: op::ShortConv<'_, Self>) -> Result<()> {
-        ops::short_conv(self, op)
-    }
-
-    fn attention(&self, op: op::Attention<'_, Self>) -> Result<()> {
-        attention::attention(self, op)
-    }
-
-    fn silu_mul(&self, op: op::SiluMul<'_, Self>) -> Result<()> {
-        ops::silu_mul(self, op)
-    }
-
-    fn add_assign(&self, op: op::AddAssign<'_, Self>) -> Result<()> {
-        ops::add_assign(self, op)
-    }
-
-    fn gather_rows(&self, op: op::GatherRows<'_, Self>) -> Result<()> {
-        ops::gather_rows(self, op)
-    }
-
-    fn copy_rows(&self, op: op::CopyRows<'_, Self>) -> Result<()> {
-        ops::copy_rows(self, op)
-    }
-
-    fn layer_norm(&self, op: op::LayerNorm<'_, Self>) -> Result<()> {
-        ops::layer_norm(self, op)
-    }
-
-    fn gelu(&self, op: op::Gelu<'_, Self>) -> Result<()> {
-        ops::gelu(self, op)
-    }
-
-    fn pixel_unshuffle(&self, op: op::PixelUnshuffle<'_, Self>) -> Result<()> {
-        ops::pixel_unshuffle(self, op)
-    }
-
-    fn slice_rows(&self, op: op::SliceRows<'_, Self>) -> Result<()> {
-        ops::slice_rows(self, op)
-    }
-
-    fn swiglu(&self, op: op::Swiglu<'_, Self>) -> Result<()> {
-        ops::swiglu(self, op)
-    }
-
-    fn matmul_short_conv(&self, op: op::MatmulShortConv<'_, Self>) -> Result<()> {
-        if gemv_fused::gemv_short_conv(self, &op)? {
-            return Ok(());
-        }
-        op.unfused(self)
-    }
-
-    fn matmul_swiglu(&self, op: op::MatmulSwiglu<'_, Self>) -> Result<()> {
-        if gemv_fused::gemv_swiglu(self, &op)? {
-            return Ok(());
-        }
-        op.unfused(self)
-    }
-
-    fn copy_cols(&self, op: op::CopyCols<'_, Self>) -> Result<()> {
-        ops::copy_cols(self, op)
     }
 }
 

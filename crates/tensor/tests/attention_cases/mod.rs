@@ -10,8 +10,8 @@ use tensor::cpu::attention::AttnDims;
 use tensor::testing::rng::Rng;
 use tensor::testing::tolerance::{AttnStats, GPU_ATTENTION};
 use tensor::wgpu::WgpuBackend;
+use tensor::wgpu::attention::coop::{AttnCoop, attention_coop_with};
 use tensor::wgpu::attention::{AttnRows, AttnTiles, attention_rows_with, attention_tiled_with};
-use tensor::wgpu::attention_coop::{AttnCoop, attention_coop_with};
 use tensor::{Backend, op};
 
 use super::wgpu_common::{down, nan_out, up};

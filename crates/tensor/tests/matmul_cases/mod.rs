@@ -9,7 +9,7 @@ use tensor::dtype::Element;
 use tensor::testing::rng::Rng;
 use tensor::testing::tolerance::{ErrorStats, GPU_MATMUL};
 use tensor::wgpu::WgpuBackend;
-use tensor::wgpu::coop::CoopGrid;
+use tensor::wgpu::matmul::coop::CoopGrid;
 use tensor::wgpu::matmul::{
     GemmVariant, GemvKind, coop_presplit_with, coop_with, gemm_with, gemv_with,
 };

@@ -2,7 +2,7 @@
 //! `wgpu_coop.rs`, `wgpu_coop_attention.rs`).
 #![allow(dead_code)]
 
-use tensor::wgpu::coop::coop_gemm;
+use tensor::wgpu::matmul::coop::coop_gemm;
 use tensor::wgpu::{WgpuBackend, gpu_or_skip};
 use tensor::{Backend, HostData, Shape, Tensor};
 

@@ -4,9 +4,9 @@
 //!
 //! The output is cut into work items (blocks of query rows, or head ranges
 //! of one row for decode) that rayon runs in parallel; each item runs the
-//! generic body ([`item`]: the query-block path in [`blocked`], the
-//! per-query path in [`per_query`]) on the backend's tier through
-//! `Simd::vectorize`. [`reference`] is the f64 twin.
+//! generic body (`item.rs`: the query-block path in `blocked.rs`, the
+//! per-query path in `per_query.rs`) on the backend's tier through
+//! `Simd::vectorize`. [`reference`](mod@reference) is the f64 twin.
 
 #[cfg(target_arch = "x86_64")]
 mod bf16;

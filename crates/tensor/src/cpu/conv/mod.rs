@@ -2,8 +2,8 @@
 //! depthwise conv over a carried state, gated by `C`, in one pass over the
 //! channels (vectorised over `d`) with no allocation.
 //!
-//! One generic body ([`body`]), run on the backend's tier by
-//! `IsaToken::dispatch`. [`reference`] is the f64 twin.
+//! One generic body (`body.rs`), run on the backend's tier by
+//! `IsaToken::dispatch`. [`reference`](mod@reference) is the f64 twin.
 
 mod body;
 pub mod reference;

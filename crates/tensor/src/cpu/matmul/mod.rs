@@ -8,7 +8,7 @@
 //! - `m ≥ 2` (prefill): GEMM, rows of `x` split across threads when there
 //!   are enough of them, else weight panels.
 //!
-//! One generic body per regime ([`gemv`], [`gemm`]) with the tier's tile
+//! One generic body per regime (`gemv.rs`, `gemm.rs`) with the tier's tile
 //! sizes (`Simd::MR`, `Simd::NRV`, `Simd::KC`, `Simd::MC`); each thread
 //! enters it through `Simd::vectorize`.
 

@@ -7,7 +7,7 @@
 //!   16-byte loads) where hd % 4 = 0, else `attention/attention.wgsl`
 //!   ([`ATTN_WG`]).
 //! - t > 1, bidirectional, on a device with cooperative matrices: the
-//!   tensor-core kernel of [`super::attention_coop`] (split pass, then
+//!   tensor-core kernel of [`coop`] (split pass, then
 //!   `attention/attention_coop.wgsl`) where it applies.
 //! - t > 1 otherwise: `attention/rows.wgsl` where hd % 4 = 0 and hd ≤ 128 (one query
 //!   row per thread, plan from [`AttnRows::for_shape`]), else
@@ -17,11 +17,13 @@
 //!
 //! Tolerance: `testing::tolerance::GPU_ATTENTION`.
 
-use super::attention_coop::{self, AttnCoop, coop_attention_plan};
-use super::ops::{groups, u32_of};
-use super::shaders::ShaderId;
-use super::uniforms::AttnParams;
-use super::{Dispatch, WgpuBackend, WgpuOptions};
+pub mod coop;
+
+use self::coop::{AttnCoop, coop_attention_plan};
+use crate::wgpu::ops::{groups, u32_of};
+use crate::wgpu::shaders::ShaderId;
+use crate::wgpu::uniforms::AttnParams;
+use crate::wgpu::{Dispatch, WgpuBackend, WgpuOptions};
 use crate::{Result, TensorError, op};
 
 /// Threads per workgroup (one (row, head) each) of attention, and keys per tile.
@@ -202,7 +204,7 @@ impl AttnTiles {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AttnKernel {
     /// `attention/attention_coop.wgsl` (bidirectional, cooperative
-    /// matrices: [`super::attention_coop`]).
+    /// matrices: [`coop`]).
     Coop,
     /// `attention/rows.wgsl` (hd % 4 = 0, hd ≤ [`AttnRows::MAX_HD`]).
     Rows,
@@ -514,7 +516,7 @@ pub(super) fn attention_impl(
             groups: groups(be, t.div_ceil(tiles.bq() as usize) as u64 * h as u64)?,
             host: None,
         }),
-        Some(AttnPlan::Coop(plan)) => attention_coop::record(
+        Some(AttnPlan::Coop(plan)) => coop::record(
             be,
             &p,
             q.storage().buffer(),

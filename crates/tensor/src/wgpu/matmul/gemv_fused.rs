@@ -3,13 +3,13 @@
 //! ([`crate::Backend::matmul_swiglu`], `gemv_x8_sg_swiglu.wgsl`) or the
 //! short-conv decode step ([`crate::Backend::matmul_short_conv`],
 //! `gemv_x8_sg_conv.wgsl`), one dispatch instead of two. Each returns
-//! `false` where it does not apply or [`super::WgpuOptions::fused_gemv`] is
+//! `false` where it does not apply or [`crate::wgpu::WgpuOptions::fused_gemv`] is
 //! off, and the backend then runs the two ops.
 
-use super::matmul::{GEMV_WG, GemvKind, gemv_constants, gemv_kind, gemv_subgroup, grid};
-use super::shaders::ShaderId;
-use super::uniforms::{GemvConvParams, MatmulParams};
-use super::{Dispatch, WgpuBackend};
+use super::{GEMV_WG, GemvKind, gemv_constants, gemv_kind, gemv_subgroup, grid};
+use crate::wgpu::shaders::ShaderId;
+use crate::wgpu::uniforms::{GemvConvParams, MatmulParams};
+use crate::wgpu::{Dispatch, WgpuBackend};
 use crate::{Result, op};
 
 /// The fused m = 1 form of [`crate::Backend::matmul_swiglu`]

@@ -1,10 +1,10 @@
 //! The tensor-core GEMM (`shaders/matmul/matmul_coop*.wgsl`,
-//! `kernels/matmul.md`): the matmul of [`super::matmul`] on cooperative
+//! `kernels/matmul.md`): the matmul of [`super`] on cooperative
 //! matrices, for bf16 and f16 weights on adapters whose device was granted
-//! them ([`super::device::GpuDevice::coop_fragment`]): its grids and
+//! them ([`crate::wgpu::device::GpuDevice::coop_fragment`]): its grids and
 //! variants, the forced entry points ([`coop_with`], [`coop_presplit_with`];
-//! re-exported by [`super::matmul`]), the presplit variant's first pass and
-//! the start-up self-check's problem. [`super::matmul`] makes the automatic
+//! re-exported by [`super`]), the presplit variant's first pass and
+//! the start-up self-check's problem. [`super`] makes the automatic
 //! choice and records the GEMM.
 //!
 //! x is carried as two f16 halves (hi and lo), so the result stays within
@@ -13,10 +13,10 @@
 
 use half::bf16;
 
-use super::matmul::{Choice, grid, record};
-use super::shaders::ShaderId;
-use super::uniforms::MatmulParams;
-use super::{Dispatch, WgpuBackend};
+use super::{Choice, grid, record};
+use crate::wgpu::shaders::ShaderId;
+use crate::wgpu::uniforms::MatmulParams;
+use crate::wgpu::{Dispatch, WgpuBackend};
 use crate::{Backend, DType, HostData, Result, Shape, Tensor, TensorError};
 
 /// A workgroup layout of the tensor-core GEMM: `sgm × sgn` subgroups, each
@@ -60,7 +60,7 @@ impl CoopGrid {
 /// k-step (`matmul_coop.wgsl`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CoopGemm {
-    /// Fragment side (the device's [`super::device::GpuDevice::coop_fragment`]).
+    /// Fragment side (the device's [`crate::wgpu::device::GpuDevice::coop_fragment`]).
     pub cm: u32,
     pub grid: CoopGrid,
     pub presplit: bool,
@@ -69,7 +69,7 @@ pub struct CoopGemm {
 /// Threads per workgroup of the presplit GEMM's first pass.
 pub const SPLIT_X_WG: u32 = 256;
 
-/// The grids [`coop_with`](super::matmul::coop_with) accepts, the default
+/// The grids [`coop_with`] accepts, the default
 /// ([`coop_gemm`]) first: 64 × 64 tiles (16-wide fragments) of 4 subgroups
 /// with 2 × 2 fragments each; 128 × 64 and 64 × 128 tiles of 8; and smaller
 /// subgroup blocks for shapes with few tiles (1024 × 768: 192 of 64 × 64,
@@ -85,7 +85,7 @@ pub const COOP_GRIDS: [CoopGrid; 5] = [
     CoopGrid::with_frags(2, 2, 1, 1),
 ];
 
-/// The fewest rows for which [`super::matmul`]'s automatic choice takes the
+/// The fewest rows for which [`super`]'s automatic choice takes the
 /// tensor-core GEMM: below that a 64-row tile (16-wide fragments) is mostly padding and
 /// the few tiles of a short prompt would leave most of the GPU idle.
 pub const COOP_MIN_M: usize = 32;
@@ -173,7 +173,7 @@ impl CoopGemm {
 }
 
 /// The device's tensor-core GEMM in its default grid (staged, or presplit
-/// with [`super::WgpuOptions::coop_presplit`]), where it has one: the
+/// with [`crate::wgpu::WgpuOptions::coop_presplit`]), where it has one: the
 /// fragment side and a fixed subgroup size.
 pub fn coop_gemm(be: &WgpuBackend) -> Option<CoopGemm> {
     let dev = be.device();

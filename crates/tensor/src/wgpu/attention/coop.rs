@@ -10,12 +10,12 @@
 //! Every operand is carried as two f16 halves, so the result stays within
 //! `testing::tolerance::GPU_ATTENTION`, like the f32 kernels.
 
-use super::attention::{AttnKernel, AttnPlan, attention_impl};
-use super::ops::groups;
-use super::shaders::ShaderId;
-use super::uniforms::AttnParams;
-use super::{Dispatch, WgpuBackend};
+use super::{AttnKernel, AttnPlan, attention_impl};
 use crate::cpu::attention::{AttnDims, reference};
+use crate::wgpu::ops::groups;
+use crate::wgpu::shaders::ShaderId;
+use crate::wgpu::uniforms::AttnParams;
+use crate::wgpu::{Dispatch, WgpuBackend};
 use crate::{Backend, DType, HostData, Result, Shape, Tensor, TensorError, op};
 
 type T = Tensor<WgpuBackend>;
@@ -27,7 +27,7 @@ type T = Tensor<WgpuBackend>;
 /// padded with zeros to `df · cm`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AttnCoop {
-    /// Fragment side (the device's [`super::device::GpuDevice::coop_fragment`]).
+    /// Fragment side (the device's [`crate::wgpu::device::GpuDevice::coop_fragment`]).
     pub cm: u32,
     /// Subgroups per workgroup (`NS`).
     pub ns: u32,
@@ -170,7 +170,7 @@ impl AttnCoop {
 /// The plan the backend takes for a `t`-row call with head width `hd`, or
 /// `None` where the kernel does not apply: causal calls, `t = 1`, a device
 /// without (or with checked-off) cooperative matrices or with a variable
-/// subgroup size, no plan fitting, or [`super::WgpuOptions::attn_kernel`]
+/// subgroup size, no plan fitting, or [`crate::wgpu::WgpuOptions::attn_kernel`]
 /// naming another kernel.
 pub fn coop_attention_plan(
     be: &WgpuBackend,

@@ -12,19 +12,22 @@
 //!   [`GemmVariant`] (tile side, outputs per thread, k-slices, k-step,
 //!   single or double buffered staging), picked by
 //!   [`gemm_variant`] so that small shapes still fill a large GPU.
-//! - m ≥ [`super::coop::COOP_MIN_M`] with bf16 or f16 weights, where the device has
-//!   cooperative matrices: the tensor-core GEMM of [`super::coop`]
-//!   (`matmul_coop.wgsl`, or with [`super::WgpuOptions::coop_presplit`] the
+//! - m ≥ [`coop::COOP_MIN_M`] with bf16 or f16 weights, where the device has
+//!   cooperative matrices: the tensor-core GEMM of [`coop`]
+//!   (`matmul_coop.wgsl`, or with [`crate::wgpu::WgpuOptions::coop_presplit`] the
 //!   presplit `matmul_coop_presplit.wgsl` after its first pass).
 //!
 //! Tolerance class: `testing::tolerance::GPU_MATMUL`.
 
-use super::coop::{self, CoopGemm, coop_applies, coop_shader, presplit_fits};
-pub use super::coop::{coop_presplit_with, coop_with};
-use super::shaders::ShaderId;
-use super::uniforms::MatmulParams;
-use super::{Dispatch, WgpuBackend};
+pub mod coop;
+pub mod gemv_fused;
+
+use self::coop::{CoopGemm, coop_applies, coop_shader, presplit_fits};
+pub use self::coop::{coop_presplit_with, coop_with};
 use crate::op::{self, linear::matmul_dims};
+use crate::wgpu::shaders::ShaderId;
+use crate::wgpu::uniforms::MatmulParams;
+use crate::wgpu::{Dispatch, WgpuBackend};
 use crate::{DType, Result, Tensor, TensorError};
 
 /// One pipeline variant of the tiled GEMM (`shaders/matmul/matmul.wgsl`):
@@ -239,7 +242,7 @@ pub enum GemvKind {
     /// loads, reduction in workgroup memory.
     X8,
     /// `gemv_x8_sg.wgsl`: as `X8`, one subgroup per row and `subgroupAdd`;
-    /// needs the device's fixed subgroup size ([`super::device::GpuDevice::subgroup_size`]).
+    /// needs the device's fixed subgroup size ([`crate::wgpu::device::GpuDevice::subgroup_size`]).
     X8Subgroup,
 }
 
