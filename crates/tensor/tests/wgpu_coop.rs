@@ -187,8 +187,26 @@ fn matmul_wgpu_coop_non_finite_and_out_of_range() {
         for presplit in [false, true] {
             let mut y = be.zeros(DType::F32, Shape::from([m, n])).expect("y");
             match presplit {
-                true => coop_presplit_with(&be, &xt, &wt, None, &mut y, COOP_GRIDS[0]),
-                false => coop_with(&be, &xt, &wt, None, &mut y, COOP_GRIDS[0]),
+                true => coop_presplit_with(
+                    &be,
+                    op::Matmul {
+                        x: &xt,
+                        w: &wt,
+                        bias: None,
+                        out: &mut y,
+                    },
+                    COOP_GRIDS[0],
+                ),
+                false => coop_with(
+                    &be,
+                    op::Matmul {
+                        x: &xt,
+                        w: &wt,
+                        bias: None,
+                        out: &mut y,
+                    },
+                    COOP_GRIDS[0],
+                ),
             }
             .expect("matmul");
             let y = be.download_f32(&y).expect("download");
@@ -218,13 +236,46 @@ fn matmul_wgpu_coop_refused_where_it_cannot_run() {
     let w32 = be
         .upload(HostData::f32(&[1.0; 3 * 8]), Shape::from([3, 8]))
         .expect("w");
-    assert!(coop_with(&be, &x, &w32, None, &mut y, COOP_GRIDS[0]).is_err());
+    assert!(
+        coop_with(
+            &be,
+            op::Matmul {
+                x: &x,
+                w: &w32,
+                bias: None,
+                out: &mut y
+            },
+            COOP_GRIDS[0]
+        )
+        .is_err()
+    );
     let wb = be
         .upload(HostData::bf16(&[bf16::ONE; 3 * 8]), Shape::from([3, 8]))
         .expect("w");
-    let r = coop_with(&be, &x, &wb, None, &mut y, COOP_GRIDS[0]);
+    let r = coop_with(
+        &be,
+        op::Matmul {
+            x: &x,
+            w: &wb,
+            bias: None,
+            out: &mut y,
+        },
+        COOP_GRIDS[0],
+    );
     assert_eq!(r.is_ok(), coop_gemm(&be).is_some(), "{r:?}");
-    assert!(coop_with(&be, &x, &wb, None, &mut y, CoopGrid::of(3, 3)).is_err());
+    assert!(
+        coop_with(
+            &be,
+            op::Matmul {
+                x: &x,
+                w: &wb,
+                bias: None,
+                out: &mut y
+            },
+            CoopGrid::of(3, 3)
+        )
+        .is_err()
+    );
 }
 
 /// The start-up self-check of the tensor-core GEMM passes an exact kernel
@@ -235,7 +286,16 @@ fn matmul_wgpu_coop_refused_where_it_cannot_run() {
 fn matmul_wgpu_coop_self_check_tells_exact_from_wrong() {
     let Some(be) = gpu_or_skip() else { return };
     self_check(&be, &|x, w, b, y| {
-        gemm_with(&be, x, w, Some(b), y, GEMM_SMALL)
+        gemm_with(
+            &be,
+            op::Matmul {
+                x,
+                w,
+                bias: Some(b),
+                out: y,
+            },
+            GEMM_SMALL,
+        )
     })
     .expect("the f32 GEMM is exact on the check's values");
     let no_bias = self_check(&be, &|x, w, _, y| {
@@ -251,16 +311,45 @@ fn matmul_wgpu_coop_self_check_tells_exact_from_wrong() {
         let host = be.download_f32(x)?;
         let halves: Vec<f32> = host.iter().map(|&v| f16::from_f32(v).to_f32()).collect();
         let xr = be.upload(HostData::f32(&halves), x.shape().clone())?;
-        gemm_with(&be, &xr, w, Some(b), y, GEMM_SMALL)
+        gemm_with(
+            &be,
+            op::Matmul {
+                x: &xr,
+                w,
+                bias: Some(b),
+                out: y,
+            },
+            GEMM_SMALL,
+        )
     });
     let e = rounded.expect_err("x rounded to f16 must fail").to_string();
     assert!(e.contains("self-check"), "{e}");
     if let Some(c) = coop_gemm(&be) {
         let grid = c.grid;
-        self_check(&be, &|x, w, b, y| coop_with(&be, x, w, Some(b), y, grid))
-            .expect("the tensor-core GEMM passes");
         self_check(&be, &|x, w, b, y| {
-            coop_presplit_with(&be, x, w, Some(b), y, grid)
+            coop_with(
+                &be,
+                op::Matmul {
+                    x,
+                    w,
+                    bias: Some(b),
+                    out: y,
+                },
+                grid,
+            )
+        })
+        .expect("the tensor-core GEMM passes");
+        self_check(&be, &|x, w, b, y| {
+            coop_presplit_with(
+                &be,
+                op::Matmul {
+                    x,
+                    w,
+                    bias: Some(b),
+                    out: y,
+                },
+                grid,
+            )
         })
         .expect("the presplit tensor-core GEMM passes");
     }

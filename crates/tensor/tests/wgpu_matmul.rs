@@ -263,7 +263,16 @@ fn matmul_wgpu_gemm_variant_refused_where_it_does_not_fit() {
         let mut out = be.zeros(DType::F32, Shape::from([m, n])).expect("out");
         let mut fit = 0;
         for v in GEMM_VARIANTS {
-            let r = gemm_with(&be, &xt, &wt, None, &mut out, v);
+            let r = gemm_with(
+                &be,
+                op::Matmul {
+                    x: &xt,
+                    w: &wt,
+                    bias: None,
+                    out: &mut out,
+                },
+                v,
+            );
             if v.fits(&limits) {
                 r.unwrap_or_else(|e| panic!("{bytes} B, {v:?}: {e}"));
                 let got = be.download_f32(&out).expect("download");
@@ -357,12 +366,36 @@ fn matmul_wgpu_gemv_kind_applies_only_where_it_can() {
         .upload(HostData::f32(&[1.0; 12]), Shape::from([1, 12]))
         .expect("x");
     let mut y = be.zeros(DType::F32, Shape::from([1, 2])).expect("y");
-    assert!(gemv_with(&be, &x, &w, None, &mut y, GemvKind::X8).is_err());
+    assert!(
+        gemv_with(
+            &be,
+            op::Matmul {
+                x: &x,
+                w: &w,
+                bias: None,
+                out: &mut y
+            },
+            GemvKind::X8
+        )
+        .is_err()
+    );
     let x2 = be
         .upload(HostData::f32(&[1.0; 24]), Shape::from([2, 12]))
         .expect("x2");
     let mut y2 = be.zeros(DType::F32, Shape::from([2, 2])).expect("y2");
-    assert!(gemv_with(&be, &x2, &w, None, &mut y2, GemvKind::Words).is_err());
+    assert!(
+        gemv_with(
+            &be,
+            op::Matmul {
+                x: &x2,
+                w: &w,
+                bias: None,
+                out: &mut y2
+            },
+            GemvKind::Words
+        )
+        .is_err()
+    );
 }
 
 #[test]

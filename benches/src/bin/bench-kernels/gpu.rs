@@ -121,7 +121,16 @@ pub fn run(o: &Opts, rng: &mut Rng) -> Result<()> {
                     .filter(|v| v.fits(&be.device().limits))
                 {
                     let r = bench_batched(&be, &ws, dtype, shape, o.budget, rng, &|x, w, y| {
-                        gemm_with(&be, x, w, None, y, v)
+                        gemm_with(
+                            &be,
+                            op::Matmul {
+                                x,
+                                w,
+                                bias: None,
+                                out: y,
+                            },
+                            v,
+                        )
                     })?;
                     let row = MatmulRow {
                         op: &v.name(),
@@ -149,8 +158,26 @@ pub fn run(o: &Opts, rng: &mut Rng) -> Result<()> {
                         let r =
                             bench_batched(&be, &ws, dtype, shape, o.budget, rng, &|x, w, y| {
                                 match presplit {
-                                    true => coop_presplit_with(&be, x, w, None, y, grid),
-                                    false => coop_with(&be, x, w, None, y, grid),
+                                    true => coop_presplit_with(
+                                        &be,
+                                        op::Matmul {
+                                            x,
+                                            w,
+                                            bias: None,
+                                            out: y,
+                                        },
+                                        grid,
+                                    ),
+                                    false => coop_with(
+                                        &be,
+                                        op::Matmul {
+                                            x,
+                                            w,
+                                            bias: None,
+                                            out: y,
+                                        },
+                                        grid,
+                                    ),
                                 }
                             })?;
                         let row = MatmulRow {

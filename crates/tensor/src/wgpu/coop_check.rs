@@ -23,8 +23,26 @@ impl WgpuBackend {
             return;
         };
         let checked = coop::self_check(self, &|x, w, b, y| match c.presplit {
-            true => matmul::coop_presplit_with(self, x, w, Some(b), y, c.grid),
-            false => matmul::coop_with(self, x, w, Some(b), y, c.grid),
+            true => matmul::coop_presplit_with(
+                self,
+                op::Matmul {
+                    x,
+                    w,
+                    bias: Some(b),
+                    out: y,
+                },
+                c.grid,
+            ),
+            false => matmul::coop_with(
+                self,
+                op::Matmul {
+                    x,
+                    w,
+                    bias: Some(b),
+                    out: y,
+                },
+                c.grid,
+            ),
         });
         if let Err(e) = checked {
             tracing::warn!(error = %e, "tensor-core GEMM off: its self-check failed");

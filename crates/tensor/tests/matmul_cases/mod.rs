@@ -102,12 +102,46 @@ pub fn run(be: &WgpuBackend, c: Case) -> ErrorStats {
         .upload(HostData::f32(&garbage), Shape::from([c.m, c.n]))
         .expect("upload out");
     match (c.variant, c.gemv, c.coop) {
-        (Some(v), _, _) => gemm_with(be, &xt, &w, bt.as_ref(), &mut out, v),
-        (None, Some(kind), _) => gemv_with(be, &xt, &w, bt.as_ref(), &mut out, kind),
-        (None, None, Some(grid)) if c.presplit => {
-            coop_presplit_with(be, &xt, &w, bt.as_ref(), &mut out, grid)
-        }
-        (None, None, Some(grid)) => coop_with(be, &xt, &w, bt.as_ref(), &mut out, grid),
+        (Some(v), _, _) => gemm_with(
+            be,
+            op::Matmul {
+                x: &xt,
+                w: &w,
+                bias: bt.as_ref(),
+                out: &mut out,
+            },
+            v,
+        ),
+        (None, Some(kind), _) => gemv_with(
+            be,
+            op::Matmul {
+                x: &xt,
+                w: &w,
+                bias: bt.as_ref(),
+                out: &mut out,
+            },
+            kind,
+        ),
+        (None, None, Some(grid)) if c.presplit => coop_presplit_with(
+            be,
+            op::Matmul {
+                x: &xt,
+                w: &w,
+                bias: bt.as_ref(),
+                out: &mut out,
+            },
+            grid,
+        ),
+        (None, None, Some(grid)) => coop_with(
+            be,
+            op::Matmul {
+                x: &xt,
+                w: &w,
+                bias: bt.as_ref(),
+                out: &mut out,
+            },
+            grid,
+        ),
         (None, None, None) => be.matmul(op::Matmul {
             x: &xt,
             w: &w,

@@ -17,7 +17,7 @@ use super::{Choice, grid, record};
 use crate::wgpu::shaders::ShaderId;
 use crate::wgpu::uniforms::MatmulParams;
 use crate::wgpu::{Dispatch, WgpuBackend};
-use crate::{Backend, DType, HostData, Result, Shape, Tensor, TensorError};
+use crate::{Backend, DType, HostData, Result, Shape, Tensor, TensorError, op};
 
 /// A workgroup layout of the tensor-core GEMM: `sgm × sgn` subgroups, each
 /// owning `frag_m × frag_n` fragments (1 or 2 each).
@@ -266,39 +266,27 @@ pub fn self_check(be: &WgpuBackend, matmul: &MatmulFn<'_>) -> Result<()> {
 /// where the device has no cooperative matrices, the weights are not bf16
 /// or f16, or the grid does not fit the device. Same contract as
 /// [`crate::Backend::matmul`].
-pub fn coop_with(
-    be: &WgpuBackend,
-    x: &Tensor<WgpuBackend>,            // [m, k] f32
-    w: &Tensor<WgpuBackend>,            // [n, k] bf16 or f16
-    bias: Option<&Tensor<WgpuBackend>>, // [n] f32
-    out: &mut Tensor<WgpuBackend>,      // [m, n] f32
-    grid: CoopGrid,
-) -> Result<()> {
-    coop_variant_with(be, x, w, bias, out, grid, false)
+pub fn coop_with(be: &WgpuBackend, op: op::Matmul<'_, WgpuBackend>, grid: CoopGrid) -> Result<()> {
+    coop_variant_with(be, op, grid, false)
 }
 
 /// As [`coop_with`], through the presplit variant (x split into f16
 /// halves once by a first pass, see [`CoopGemm::presplit`]).
 pub fn coop_presplit_with(
     be: &WgpuBackend,
-    x: &Tensor<WgpuBackend>,            // [m, k] f32
-    w: &Tensor<WgpuBackend>,            // [n, k] bf16 or f16
-    bias: Option<&Tensor<WgpuBackend>>, // [n] f32
-    out: &mut Tensor<WgpuBackend>,      // [m, n] f32
+    op: op::Matmul<'_, WgpuBackend>,
     grid: CoopGrid,
 ) -> Result<()> {
-    coop_variant_with(be, x, w, bias, out, grid, true)
+    coop_variant_with(be, op, grid, true)
 }
 
 fn coop_variant_with(
     be: &WgpuBackend,
-    x: &Tensor<WgpuBackend>,
-    w: &Tensor<WgpuBackend>,
-    bias: Option<&Tensor<WgpuBackend>>,
-    out: &mut Tensor<WgpuBackend>,
+    op: op::Matmul<'_, WgpuBackend>,
     grid: CoopGrid,
     presplit: bool,
 ) -> Result<()> {
+    let w = op.w;
     let dev = be.device();
     let Some(cm) = dev.coop_fragment.filter(|_| dev.subgroup_size.is_some()) else {
         return Err(TensorError::Gpu {
@@ -320,7 +308,7 @@ fn coop_variant_with(
         });
     }
     let c = CoopGemm { cm, grid, presplit };
-    record(be, x, w, bias, out, Choice::Coop(c))
+    record(be, op, Choice::Coop(c))
 }
 
 /// Records the presplit GEMM's first pass (x's halves into the backend's

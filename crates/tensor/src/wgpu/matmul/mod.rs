@@ -24,11 +24,11 @@ pub mod gemv_fused;
 
 use self::coop::{CoopGemm, coop_applies, coop_shader, presplit_fits};
 pub use self::coop::{coop_presplit_with, coop_with};
-use crate::op::{self, linear::matmul_dims};
+use crate::op;
 use crate::wgpu::shaders::ShaderId;
 use crate::wgpu::uniforms::MatmulParams;
 use crate::wgpu::{Dispatch, WgpuBackend};
-use crate::{DType, Result, Tensor, TensorError};
+use crate::{DType, Result, TensorError};
 
 /// One pipeline variant of the tiled GEMM (`shaders/matmul/matmul.wgsl`):
 /// a `tile × tile` output tile per workgroup, `tm × tm` outputs per thread
@@ -315,8 +315,7 @@ pub fn grid(groups: u64, max_per_dim: u32) -> Result<[u32; 3]> {
 
 /// Records the matmul (see [`op::Matmul`]).
 pub(crate) fn matmul(be: &WgpuBackend, op: op::Matmul<'_, WgpuBackend>) -> Result<()> {
-    let op::Matmul { x, w, bias, out } = op;
-    record(be, x, w, bias, out, Choice::Auto)
+    record(be, op, Choice::Auto)
 }
 
 /// Which kernel [`record`] runs.
@@ -342,14 +341,8 @@ enum Kernel {
 /// kind and for timing them on a real GPU. Errors where the kind does not
 /// apply (dtype, k, or the device's subgroups). Same contract as
 /// [`crate::Backend::matmul`].
-pub fn gemv_with(
-    be: &WgpuBackend,
-    x: &Tensor<WgpuBackend>,            // [1, k] f32
-    w: &Tensor<WgpuBackend>,            // [n, k] f32, bf16 or f16
-    bias: Option<&Tensor<WgpuBackend>>, // [n] f32
-    out: &mut Tensor<WgpuBackend>,      // [1, n] f32
-    kind: GemvKind,
-) -> Result<()> {
+pub fn gemv_with(be: &WgpuBackend, op: op::Matmul<'_, WgpuBackend>, kind: GemvKind) -> Result<()> {
+    let (x, w) = (op.x, op.w);
     let k = x.shape().last();
     let applies = match kind {
         GemvKind::Words => true,
@@ -367,7 +360,7 @@ pub fn gemv_with(
             ),
         });
     }
-    record(be, x, w, bias, out, Choice::Gemv(kind))
+    record(be, op, Choice::Gemv(kind))
 }
 
 /// The matmul through the tiled GEMM in `variant`, whatever the shape
@@ -377,10 +370,7 @@ pub fn gemv_with(
 /// contract as [`crate::Backend::matmul`].
 pub fn gemm_with(
     be: &WgpuBackend,
-    x: &Tensor<WgpuBackend>,            // [m, k] f32
-    w: &Tensor<WgpuBackend>,            // [n, k] f32, bf16 or f16
-    bias: Option<&Tensor<WgpuBackend>>, // [n] f32
-    out: &mut Tensor<WgpuBackend>,      // [m, n] f32
+    op: op::Matmul<'_, WgpuBackend>,
     variant: GemmVariant,
 ) -> Result<()> {
     if !GEMM_VARIANTS.contains(&variant) {
@@ -389,7 +379,7 @@ pub fn gemm_with(
             detail: format!("{variant:?} is not one of GEMM_VARIANTS"),
         });
     }
-    record(be, x, w, bias, out, Choice::Gemm(variant))
+    record(be, op, Choice::Gemm(variant))
 }
 
 /// Checks and records the matmul: the GEMV for m = 1, the tensor-core GEMM
@@ -397,13 +387,11 @@ pub fn gemm_with(
 /// otherwise, unless `choice` names a kernel.
 pub(super) fn record(
     be: &WgpuBackend,
-    x: &Tensor<WgpuBackend>,            // [m, k] f32
-    w: &Tensor<WgpuBackend>,            // [n, k] f32, bf16 or f16
-    bias: Option<&Tensor<WgpuBackend>>, // [n] f32
-    out: &mut Tensor<WgpuBackend>,      // [m, n] f32
+    op: op::Matmul<'_, WgpuBackend>,
     choice: Choice,
 ) -> Result<()> {
-    let (m, n, k) = matmul_dims(x, w, bias, out)?;
+    let (m, n, k) = op.check()?;
+    let op::Matmul { x, w, bias, out } = op;
     if m == 0 || n == 0 {
         return Ok(());
     }
