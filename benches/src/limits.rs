@@ -142,8 +142,8 @@ fn sum(isa: IsaToken, v: &[f32]) -> f32 {
 
 /// Memory read bandwidth in GB/s on `threads` threads: a streaming sum with
 /// the best ISA's vector loads over a buffer 16× larger than a 32 MiB L3.
-/// Median of 7 passes, like the kernel timings it is compared with (this
-/// VM's bandwidth varies by ±30% run to run).
+/// Median of 7 passes, like the kernel timings it is compared with (the
+/// bandwidth varies run to run: `benches/README.md` § CPU tuning).
 pub fn mem_read_gbps(threads: usize) -> f64 {
     let isa = IsaToken::new(tensor::cpu::Isa::best()).expect("the best tier is available");
     let len: usize = 512 << 20 >> 2; // 512 MiB of f32

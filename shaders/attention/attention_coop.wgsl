@@ -56,7 +56,7 @@
 // BKV + 4 and SO = DP + 4: multiples of 16 bytes, as cooperative loads
 // require, which also spread a fragment's rows over the banks.
 
-// The device's subgroup size (wgpu/attention_coop.rs).
+// The device's subgroup size (wgpu/attention/coop.rs).
 override SG: u32 = 32u;
 
 override WG: u32 = SG * NS;

@@ -13,7 +13,7 @@
 // kernel loads is then whole, 16-byte aligned and zero where the
 // problem ends (DP is a multiple of 8 f16).
 
-// Set through pipeline override constants (wgpu/attention_coop.rs):
+// Set through pipeline override constants (wgpu/attention/coop.rs):
 // subgroups per workgroup, key fragments per block (1 or 2), head-width
 // fragments.
 override NS: u32 = 4u;

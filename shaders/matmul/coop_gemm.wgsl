@@ -6,7 +6,7 @@
 // common/bf16.wgsl where the weights are bf16, matmul/io.wgsl, and
 // weights_bf16.wgsl or weights_f16.wgsl (load_w).
 
-// Set through pipeline override constants (wgpu/coop.rs CoopGemm): the
+// Set through pipeline override constants (wgpu/matmul/coop.rs CoopGemm): the
 // device's subgroup size, the subgroup grid of a workgroup (SGM × SGN) and
 // the fragments each subgroup owns (FM × FN, each 1 or 2).
 override SG: u32 = 32u;

@@ -41,7 +41,7 @@
 // No private array is indexed: accumulators, staged values and row offsets
 // are named struct fields and vector components.
 
-// Set through pipeline override constants (wgpu/matmul.rs GemmVariant):
+// Set through pipeline override constants (wgpu/matmul/mod.rs GemmVariant):
 // tile side, outputs per thread per side (4 or 8), k-slices (a power of
 // two), vec4s of x and of w staged per thread per step (1 or 2), staging
 // buffers (1 or 2).

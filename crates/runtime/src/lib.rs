@@ -1,6 +1,6 @@
 //! Runtime: picks the CPU or wgpu backend, runs prefill/decode, sampling and
-//! streaming. Generation lands with the runtime issue; today this crate
-//! reports the compute this machine offers.
+//! streaming ([`engine`], [`session`]), and reports the compute this machine
+//! offers ([`system_info`]).
 
 pub mod bench;
 pub mod engine;

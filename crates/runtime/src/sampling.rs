@@ -336,7 +336,7 @@ fn softmax_dense(z: &[f32], out: &mut Vec<f64>) {
 
 #[cfg(test)]
 impl Sampler {
-    /// The sampler as it was written first: every step over the whole
+    /// The straightforward sampler: every step over the whole
     /// vocabulary. The reference of [`Sampler::sample`], which must give the
     /// same ids and leave the same logits.
     fn sample_reference(&mut self, logits: &mut [f32], history: &[u32]) -> u32 {

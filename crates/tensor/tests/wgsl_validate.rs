@@ -403,8 +403,8 @@ fn wgsl_attention_tiles_fit_default_limits() {
         assert_eq!((p.bq(), p.bkv, p.threads()), (bq, bkv, threads), "hd {hd}");
     }
     // With a desktop GPU's 48 KiB, 64-row blocks are taken only where they
-    // still give ATTN_MIN_GROUPS workgroups (the H100 measurements in
-    // AttnTiles::for_shape).
+    // still give ATTN_MIN_GROUPS workgroups (AttnTiles::for_shape; measured:
+    // benches/gpu/README.md).
     let big = wgpu::Limits {
         max_compute_workgroup_storage_size: 48 << 10,
         ..wgpu::Limits::default()
@@ -471,9 +471,9 @@ fn wgsl_attention_rows_plans_match_host() {
 /// 1.6, indices restricted, workgroup memory zeroed, loops bounded), twice:
 /// with storage-buffer accesses unchecked (a device with
 /// robustBufferAccess2, as NVIDIA's) to `{stem}.spv` and restricted to
-/// `{stem}_restrict.spv`. naga's bounds-check code is where its writer
-/// panicked on an earlier version of attention_coop.wgsl. Returns the
-/// number of files written.
+/// `{stem}_restrict.spv`: naga's writer takes different paths for the
+/// bounds checks, and can panic in them. Returns the number of files
+/// written.
 fn write_spv(
     id: ShaderId,
     module: &naga::Module,

@@ -3,8 +3,8 @@
 //! A model's panels are hundreds of MiB to GiB of fresh anonymous memory:
 //! each 4 KiB page costs a fault in which the kernel zeroes it, which
 //! dominates model load when one thread writes the whole buffer, so the
-//! pool's threads take those faults side by side. (Transparent huge pages
-//! were tried and dropped: `benches/README.md` § CPU tuning.)
+//! pool's threads take those faults side by side. (No transparent huge
+//! pages: slower load, measured in `benches/README.md` § CPU tuning.)
 
 use std::mem::MaybeUninit;
 

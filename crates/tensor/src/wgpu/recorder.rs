@@ -8,7 +8,7 @@
 //!   small host data (token ids, rope tables) into the host data ring. Both
 //!   are first written to host-side shadows and uploaded with one
 //!   `write_buffer` each just before the submit (a `write_buffer` per op
-//!   costs a staging allocation and a copy each: that was most of a decode
+//!   would cost a staging allocation and a copy each, most of a decode
 //!   step's host time). The encoder is submitted when the uniform ring is
 //!   full (every `slots` ops; the first submit after a wait already after
 //!   `first_submit` ops, so the device starts early), before a download, or

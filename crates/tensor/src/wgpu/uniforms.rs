@@ -87,7 +87,7 @@ pub struct PixelUnshuffleParams {
     pub pad0: u32,
 }
 
-/// Mirror of `NormParams` in `shaders/norm/io.wgsl`.
+/// Mirror of `NormParams` in `shaders/norm/params.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
 pub struct NormParams {
@@ -127,7 +127,7 @@ pub struct ConvParams {
     pub pad0: u32,
 }
 
-/// Mirror of `AttnParams` in `shaders/attention/attention.wgsl`.
+/// Mirror of `AttnParams` in `shaders/attention/params.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
 pub struct AttnParams {

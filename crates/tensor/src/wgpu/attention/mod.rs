@@ -90,10 +90,9 @@ impl AttnTiles {
     /// The plan the backend runs for `t` query rows of `h` heads: the block
     /// `first` ([`WgpuOptions::attn_block`]) if given and fitting, else as
     /// [`AttnTiles::new`] except that 64-row blocks are taken only when they
-    /// still make at least [`ATTN_MIN_GROUPS`] workgroups. Measured on an H100 (vision
-    /// tower, t = 1024): 12 heads of 64 ran 4.5 ms with 32 × 16 blocks and
-    /// 6.6 ms with 64 × 32 (192 workgroups), 16 heads of 72 ran 16.7 ms
-    /// with 64 × 32 (256 workgroups) and 20.6 ms with 32 × 16.
+    /// still make at least [`ATTN_MIN_GROUPS`] workgroups: below that, more
+    /// and smaller blocks keep a large GPU busier (measured:
+    /// `benches/gpu/README.md`).
     pub fn for_shape(
         hd: usize,
         t: usize,
@@ -273,10 +272,10 @@ impl AttnRows {
 
     /// The first plan of the usual list that fits `limits`; `None` when
     /// `hd` is not a multiple of 4, exceeds [`AttnRows::MAX_HD`] or no
-    /// plan fits; head widths up to 64 try 32 × 4 × 8 first (faster on the
-    /// H100). hd 64: 32 rows × 4 splits × 8 keys (128 threads, 16 KiB);
-    /// hd 72: 32 × 4 × 16 (36 KiB) with 48 KiB of workgroup memory, 32 × 2 ×
-    /// 8 (10 KiB) within WebGPU's default 16 KiB.
+    /// plan fits; head widths up to 64 try 32 × 4 × 8 first (measured:
+    /// `benches/gpu/README.md`). hd 64: 32 rows × 4 splits × 8 keys (128
+    /// threads, 16 KiB); hd 72: 32 × 4 × 16 (36 KiB) with 48 KiB of workgroup
+    /// memory, 32 × 2 × 8 (10 KiB) within WebGPU's default 16 KiB.
     pub fn new(hd: usize, limits: &wgpu::Limits) -> Option<Self> {
         Self::with_first(hd, limits, None)
     }
@@ -298,10 +297,9 @@ impl AttnRows {
         limits: &wgpu::Limits,
         first: Option<(u32, u32, u32)>,
     ) -> Option<Self> {
-        // Measured on an H100 (450M vision tower, 12 heads of 64, t = 1024):
-        // 32 × 4 × 8 took 3.44 ms over 12 layers, 32 × 4 × 16 4.28 ms; for 16
-        // heads of 72 (1.6B) 32 × 4 × 16 was best (16.2 ms over 26 layers,
-        // 32 × 2 × 16 16.6).
+        // Narrow heads (the 450M tower's 64) take 8 keys per split before the
+        // usual list, whose first plan suits hd 72 (measured:
+        // benches/gpu/README.md).
         let narrow = (hd <= 64).then_some((32, 4, 8));
         first
             .into_iter()

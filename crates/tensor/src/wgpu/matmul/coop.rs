@@ -73,10 +73,11 @@ pub const SPLIT_X_WG: u32 = 256;
 /// ([`coop_gemm`]) first: 64 × 64 tiles (16-wide fragments) of 4 subgroups
 /// with 2 × 2 fragments each; 128 × 64 and 64 × 128 tiles of 8; and smaller
 /// subgroup blocks for shapes with few tiles (1024 × 768: 192 of 64 × 64,
-/// 768 subgroups on an H100's 132 multiprocessors): 64 × 64 tiles of 8
-/// subgroups with 1 × 2 fragments, 32 × 32 tiles of 4 with one fragment
-/// each (2× and 4× the subgroups). At most 8 subgroups: the device keeps
-/// WebGPU's 256 invocations per workgroup.
+/// 768 subgroups, a few per multiprocessor of a large GPU; see
+/// `benches/gpu/README.md`): 64 × 64 tiles of 8 subgroups with 1 × 2
+/// fragments, 32 × 32 tiles of 4 with one fragment each (2× and 4× the
+/// subgroups). At most 8 subgroups: the device keeps WebGPU's 256
+/// invocations per workgroup.
 pub const COOP_GRIDS: [CoopGrid; 5] = [
     CoopGrid::of(2, 2),
     CoopGrid::of(4, 2),
