@@ -227,7 +227,7 @@ impl<B: Backend> DecoderLayer<B> {
         cache: &mut LayerCache<B>,
         s: &mut Scratch<B>,
     ) -> Result<()> {
-        self.forward_deferred(be, x, u, pos0, cache, s, false)?;
+        self.forward_deferred(be, (&mut *x, &mut *u), pos0, cache, s, false)?;
         be.add_assign(op::AddAssign { x, y: &s.o })?;
         Ok(())
     }
@@ -237,13 +237,13 @@ impl<B: Backend> DecoderLayer<B> {
     /// output (in `s.o`), added here together with the operator norm; on
     /// return `x` lacks this layer's MLP output, left in `s.o` for the next
     /// layer (or the caller) to add. Same arithmetic as [`Self::forward`]
-    /// layer after layer, two dispatches fewer per layer on a GPU.
-    #[allow(clippy::too_many_arguments)]
+    /// layer after layer, two dispatches fewer per layer on a GPU. `x`: the
+    /// residual stream, `u`: the normalised input scratch (as in
+    /// [`Self::forward`]).
     pub fn forward_deferred(
         &self,
         be: &B,
-        x: &mut Tensor<B>,
-        u: &mut Tensor<B>,
+        (x, u): (&mut Tensor<B>, &mut Tensor<B>),
         pos0: usize,
         cache: &mut LayerCache<B>,
         s: &mut Scratch<B>,

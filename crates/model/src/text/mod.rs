@@ -183,7 +183,7 @@ impl<B: Backend> TextModel<B> {
                     layer.forward(be, x, u, pos, cache, s)?;
                     hook(i, x)?;
                 }
-                None => layer.forward_deferred(be, x, u, pos, cache, s, i > 0)?,
+                None => layer.forward_deferred(be, (&mut *x, &mut *u), pos, cache, s, i > 0)?,
             }
         }
         if hook.is_none() && !self.layers.is_empty() {
