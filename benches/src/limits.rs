@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 use tensor::cpu::IsaToken;
-use tensor::cpu::dispatch::{Avx512Bf16, Bf16Op, SimdOp};
+use tensor::cpu::dispatch::{Avx512Bf16, SimdOp};
 use tensor::cpu::simd::Simd;
 
 /// Independent FMA chains: more than latency × pipes on current cores.
@@ -46,11 +46,13 @@ impl SimdOp for Fma {
 }
 
 /// The `vdpbf16ps` loop: flops performed.
+#[cfg(target_arch = "x86_64")]
 struct Bf16Dot {
     iters: usize,
 }
 
-impl Bf16Op for Bf16Dot {
+#[cfg(target_arch = "x86_64")]
+impl tensor::cpu::dispatch::Bf16Op for Bf16Dot {
     type Output = f64;
 
     #[inline(always)]
@@ -95,7 +97,15 @@ fn best_gflops(threads: usize, run: impl Fn(usize) -> f64 + Sync) -> f64 {
 /// runs; a multiply-add counts 2 flops, as for [`peak_gflops`]). The token
 /// only exists on x86-64; elsewhere this is never called with one.
 pub fn bf16dot_peak_gflops(tok: Avx512Bf16, threads: usize) -> f64 {
-    best_gflops(threads, |iters| tok.dispatch(Bf16Dot { iters }))
+    #[cfg(target_arch = "x86_64")]
+    {
+        best_gflops(threads, |iters| tok.dispatch(Bf16Dot { iters }))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (tok, threads);
+        0.0
+    }
 }
 
 /// Peak f32 FMA GFLOPS of `isa` on `threads` threads (best of 5 runs).

@@ -83,8 +83,7 @@ impl InputArgs {
             max_tiles: self.max_tiles,
             ..Default::default()
         };
-        let mut opts = EngineOptions::from_env()?;
-        opts.backend = BackendChoice::parse(&self.backend)?;
+        let mut opts = EngineOptions::from_env(BackendChoice::parse(&self.backend)?)?;
         if let Some(t) = self.threads {
             opts.cpu.threads = Some(t);
         }
@@ -226,8 +225,12 @@ fn weight_format(s: &str) -> Result<WeightFormat> {
 
 pub fn bench(a: BenchArgs) -> Result<()> {
     let backend = runtime::engine::BackendChoice::parse(&a.backend)?;
-    // `--isa` wins over LFM_ISA (which is then not read at all).
-    let mut cpu = runtime::options::cpu_from_env_or(a.isa.as_deref())?;
+    // `--isa` wins over LFM_ISA (which is then not read at all); a backend
+    // that cannot be opened does not read its variables.
+    let mut cpu = match backend {
+        BackendChoice::Wgpu => runtime::model::tensor::cpu::CpuOptions::default(),
+        _ => runtime::options::cpu_from_env_or(a.isa.as_deref())?,
+    };
     if let Some(t) = a.threads {
         cpu.threads = Some(t);
     }
@@ -237,7 +240,10 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         backend,
         cpu,
         #[cfg(feature = "wgpu")]
-        wgpu: runtime::options::wgpu_from_env()?,
+        wgpu: match backend {
+            BackendChoice::Cpu => Default::default(),
+            _ => runtime::options::wgpu_from_env()?,
+        },
         prompt: a.prompt,
         generate: a.generate,
         reps: a.reps,

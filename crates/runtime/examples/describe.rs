@@ -9,7 +9,7 @@
 
 use std::io::Write;
 
-use runtime::engine::{Engine, EngineOptions, Request};
+use runtime::engine::{BackendChoice, Engine, EngineOptions, Request};
 use runtime::model::preprocess::{DecodeLimits, load_image};
 use runtime::model::prompt::{ChatMessage, ContentPart};
 use runtime::session::Event;
@@ -19,7 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let [model, image, prompt] = args.as_slice() else {
         return Err("usage: describe MODEL IMAGE PROMPT".into());
     };
-    let mut engine = Engine::load(model, &EngineOptions::from_env()?)?;
+    let mut engine = Engine::load(model, &EngineOptions::from_env(BackendChoice::Auto)?)?;
     let mut req = Request::new(vec![ChatMessage::parts(
         "user",
         vec![ContentPart::image(), ContentPart::text(prompt.as_str())],

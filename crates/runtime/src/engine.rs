@@ -4,11 +4,12 @@
 //! exactly one `enum` ([`Engine`] holds a [`Session`] per backend type).
 //!
 //! ```no_run
-//! use runtime::engine::{Engine, EngineOptions, Request};
+//! use runtime::engine::{BackendChoice, Engine, EngineOptions, Request};
 //! use runtime::model::prompt::ChatMessage;
 //!
 //! // The defaults, with the environment's `LFM_*` overrides.
-//! let mut engine = Engine::load("LiquidAI/LFM2-VL-450M", &EngineOptions::from_env()?)?;
+//! let opts = EngineOptions::from_env(BackendChoice::Auto)?;
+//! let mut engine = Engine::load("LiquidAI/LFM2-VL-450M", &opts)?;
 //! let req = Request::new(vec![ChatMessage::text("user", "Say hello.")]);
 //! let out = engine.generate(&req, &mut |piece| {
 //!     print!("{piece}");
@@ -57,7 +58,8 @@ impl BackendChoice {
 
 /// How [`Engine::load`] loads a model. [`EngineOptions::default`] takes
 /// every default and reads no environment; [`EngineOptions::from_env`]
-/// applies the `LFM_*` variables (`crate::options`) over them.
+/// applies the `LFM_*` variables (`crate::options`) of the backends a
+/// choice may open over them.
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
     pub backend: BackendChoice,
@@ -78,16 +80,24 @@ pub struct EngineOptions {
 }
 
 impl EngineOptions {
-    /// The defaults, with the backends' options from the environment
-    /// ([`crate::options::cpu_from_env`], [`crate::options::wgpu_from_env`]):
-    /// errors as those do on malformed values.
-    pub fn from_env() -> Result<Self> {
-        Ok(EngineOptions {
-            cpu: crate::options::cpu_from_env()?,
-            #[cfg(feature = "wgpu")]
-            wgpu: crate::options::wgpu_from_env()?,
+    /// The defaults on `backend`, with the options of each backend it may
+    /// open from the environment ([`crate::options::cpu_from_env`] unless
+    /// `backend` is wgpu, [`crate::options::wgpu_from_env`] unless it is
+    /// cpu): errors as those do on malformed values, so a variable of the
+    /// backend not chosen is never read.
+    pub fn from_env(backend: BackendChoice) -> Result<Self> {
+        let mut opts = EngineOptions {
+            backend,
             ..EngineOptions::default()
-        })
+        };
+        if backend != BackendChoice::Wgpu {
+            opts.cpu = crate::options::cpu_from_env()?;
+        }
+        #[cfg(feature = "wgpu")]
+        if backend != BackendChoice::Cpu {
+            opts.wgpu = crate::options::wgpu_from_env()?;
+        }
+        Ok(opts)
     }
 }
 

@@ -27,7 +27,9 @@ pub enum TensorError {
         expected: usize,
         got: usize,
     },
-    #[error("LFM_ISA={requested:?} is not {reason} (available on this host: {available})")]
+    #[error(
+        "CPU tier {requested:?} (LFM_ISA, --isa or CpuOptions::isa) is not {reason} (available on this host: {available})"
+    )]
     IsaUnavailable {
         requested: String,
         reason: &'static str,
