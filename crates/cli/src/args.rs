@@ -227,10 +227,8 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     let backend = runtime::engine::BackendChoice::parse(&a.backend)?;
     // `--isa` wins over LFM_ISA (which is then not read at all); a backend
     // that cannot be opened does not read its variables.
-    let mut cpu = match backend {
-        BackendChoice::Wgpu => runtime::model::tensor::cpu::CpuOptions::default(),
-        _ => runtime::options::cpu_from_env_or(a.isa.as_deref())?,
-    };
+    let env = EngineOptions::from_env_with_isa(backend, a.isa.as_deref())?;
+    let mut cpu = env.cpu;
     if let Some(t) = a.threads {
         cpu.threads = Some(t);
     }
@@ -240,10 +238,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         backend,
         cpu,
         #[cfg(feature = "wgpu")]
-        wgpu: match backend {
-            BackendChoice::Cpu => Default::default(),
-            _ => runtime::options::wgpu_from_env()?,
-        },
+        wgpu: env.wgpu,
         prompt: a.prompt,
         generate: a.generate,
         reps: a.reps,

@@ -86,12 +86,18 @@ impl EngineOptions {
     /// cpu): errors as those do on malformed values, so a variable of the
     /// backend not chosen is never read.
     pub fn from_env(backend: BackendChoice) -> Result<Self> {
+        Self::from_env_with_isa(backend, None)
+    }
+
+    /// [`EngineOptions::from_env`] with `isa` (a command-line flag), when
+    /// given, in place of `LFM_ISA` ([`crate::options::cpu_from_env_or`]).
+    pub fn from_env_with_isa(backend: BackendChoice, isa: Option<&str>) -> Result<Self> {
         let mut opts = EngineOptions {
             backend,
             ..EngineOptions::default()
         };
         if backend != BackendChoice::Wgpu {
-            opts.cpu = crate::options::cpu_from_env()?;
+            opts.cpu = crate::options::cpu_from_env_or(isa)?;
         }
         #[cfg(feature = "wgpu")]
         if backend != BackendChoice::Cpu {

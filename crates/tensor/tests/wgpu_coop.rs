@@ -186,27 +186,15 @@ fn matmul_wgpu_coop_non_finite_and_out_of_range() {
             .expect("w");
         for presplit in [false, true] {
             let mut y = be.zeros(DType::F32, Shape::from([m, n])).expect("y");
+            let op = op::Matmul {
+                x: &xt,
+                w: &wt,
+                bias: None,
+                out: &mut y,
+            };
             match presplit {
-                true => coop_presplit_with(
-                    &be,
-                    op::Matmul {
-                        x: &xt,
-                        w: &wt,
-                        bias: None,
-                        out: &mut y,
-                    },
-                    COOP_GRIDS[0],
-                ),
-                false => coop_with(
-                    &be,
-                    op::Matmul {
-                        x: &xt,
-                        w: &wt,
-                        bias: None,
-                        out: &mut y,
-                    },
-                    COOP_GRIDS[0],
-                ),
+                true => coop_presplit_with(&be, op, COOP_GRIDS[0]),
+                false => coop_with(&be, op, COOP_GRIDS[0]),
             }
             .expect("matmul");
             let y = be.download_f32(&y).expect("download");

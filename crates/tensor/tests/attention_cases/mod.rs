@@ -142,55 +142,20 @@ pub fn attn_run_nan(
         up(be, &k, &[c.s, c.h_kv, c.hd]),
         up(be, &v, &[c.s, c.h_kv, c.hd]),
     );
+    let op = op::Attention {
+        q: &tq,
+        k: &tk,
+        v: &tv,
+        kv_len: c.kv_len,
+        causal: c.causal,
+        scale,
+        out: &mut out,
+    };
     match kernel {
-        Kernel::Tiled(p) => attention_tiled_with(
-            be,
-            op::Attention {
-                q: &tq,
-                k: &tk,
-                v: &tv,
-                kv_len: c.kv_len,
-                causal: c.causal,
-                scale,
-                out: &mut out,
-            },
-            p,
-        ),
-        Kernel::Rows(p) => attention_rows_with(
-            be,
-            op::Attention {
-                q: &tq,
-                k: &tk,
-                v: &tv,
-                kv_len: c.kv_len,
-                causal: c.causal,
-                scale,
-                out: &mut out,
-            },
-            p,
-        ),
-        Kernel::Coop(p) => attention_coop_with(
-            be,
-            op::Attention {
-                q: &tq,
-                k: &tk,
-                v: &tv,
-                kv_len: c.kv_len,
-                causal: c.causal,
-                scale,
-                out: &mut out,
-            },
-            p,
-        ),
-        Kernel::Backend => be.attention(op::Attention {
-            q: &tq,
-            k: &tk,
-            v: &tv,
-            kv_len: c.kv_len,
-            causal: c.causal,
-            scale,
-            out: &mut out,
-        }),
+        Kernel::Tiled(p) => attention_tiled_with(be, op, p),
+        Kernel::Rows(p) => attention_rows_with(be, op, p),
+        Kernel::Coop(p) => attention_coop_with(be, op, p),
+        Kernel::Backend => be.attention(op),
     }
     .unwrap_or_else(|e| panic!("{label}: {e}"));
     let dims = AttnDims {

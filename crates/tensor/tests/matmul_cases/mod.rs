@@ -101,53 +101,18 @@ pub fn run(be: &WgpuBackend, c: Case) -> ErrorStats {
     let mut out = be
         .upload(HostData::f32(&garbage), Shape::from([c.m, c.n]))
         .expect("upload out");
+    let op = op::Matmul {
+        x: &xt,
+        w: &w,
+        bias: bt.as_ref(),
+        out: &mut out,
+    };
     match (c.variant, c.gemv, c.coop) {
-        (Some(v), _, _) => gemm_with(
-            be,
-            op::Matmul {
-                x: &xt,
-                w: &w,
-                bias: bt.as_ref(),
-                out: &mut out,
-            },
-            v,
-        ),
-        (None, Some(kind), _) => gemv_with(
-            be,
-            op::Matmul {
-                x: &xt,
-                w: &w,
-                bias: bt.as_ref(),
-                out: &mut out,
-            },
-            kind,
-        ),
-        (None, None, Some(grid)) if c.presplit => coop_presplit_with(
-            be,
-            op::Matmul {
-                x: &xt,
-                w: &w,
-                bias: bt.as_ref(),
-                out: &mut out,
-            },
-            grid,
-        ),
-        (None, None, Some(grid)) => coop_with(
-            be,
-            op::Matmul {
-                x: &xt,
-                w: &w,
-                bias: bt.as_ref(),
-                out: &mut out,
-            },
-            grid,
-        ),
-        (None, None, None) => be.matmul(op::Matmul {
-            x: &xt,
-            w: &w,
-            bias: bt.as_ref(),
-            out: &mut out,
-        }),
+        (Some(v), _, _) => gemm_with(be, op, v),
+        (None, Some(kind), _) => gemv_with(be, op, kind),
+        (None, None, Some(grid)) if c.presplit => coop_presplit_with(be, op, grid),
+        (None, None, Some(grid)) => coop_with(be, op, grid),
+        (None, None, None) => be.matmul(op),
     }
     .unwrap_or_else(|e| panic!("{c:?}: {e}"));
     let got = be
