@@ -4,8 +4,8 @@
 
 use super::conv::{ShortConv, short_conv_dims};
 use super::elementwise::{Swiglu, swiglu_dims};
-use super::mismatch;
-use crate::{Backend, DType, Result, Tensor, TensorError};
+use super::{all_f32, mismatch};
+use crate::{Backend, Result, Tensor};
 
 /// `out[m, n] = x[m, k] · w[n, k]ᵀ (+ bias[n])`.
 ///
@@ -41,20 +41,7 @@ pub(crate) fn matmul_dims<B: Backend>(
     out: &Tensor<B>,
 ) -> Result<(usize, usize, usize)> {
     let op = Matmul::<B>::NAME;
-    if x.dtype() != DType::F32 {
-        return Err(TensorError::UnsupportedDType {
-            op,
-            what: "x",
-            dtype: x.dtype(),
-        });
-    }
-    if out.dtype() != DType::F32 {
-        return Err(TensorError::UnsupportedDType {
-            op,
-            what: "out",
-            dtype: out.dtype(),
-        });
-    }
+    all_f32(op, &[("x", x), ("out", out)])?;
     let k = x.shape().last();
     let m = x.shape().rows();
     if w.shape().rank() != 2 || w.shape().dims()[1] != k || x.shape().rank() == 0 {
@@ -74,13 +61,7 @@ pub(crate) fn matmul_dims<B: Backend>(
         return Err(mismatch(op, "out", want, out.shape()));
     }
     if let Some(b) = bias {
-        if b.dtype() != DType::F32 {
-            return Err(TensorError::UnsupportedDType {
-                op,
-                what: "bias",
-                dtype: b.dtype(),
-            });
-        }
+        all_f32(op, &[("bias", b)])?;
         if b.shape().dims() != [n] {
             return Err(mismatch(op, "bias", [n], b.shape()));
         }
