@@ -8,7 +8,9 @@
 //!
 //! One module per concern, all re-exported here: `fixtures` (paths, JSON,
 //! the reference cases), `tensors` (safetensors contents and their dtypes),
-//! `compare` (tolerances, reports, mismatches).
+//! `compare` (tolerances, reports, mismatches); and two public modules for
+//! the GGUF tests: [`gguf`] (a GGUF writer) and [`gguf_convert`] (the tiny
+//! checkpoints converted the way llama.cpp's converter does).
 //!
 //! ```no_run
 //! use tests::{Case, Tolerance, compare};
@@ -22,6 +24,8 @@
 
 mod compare;
 mod fixtures;
+pub mod gguf;
+pub mod gguf_convert;
 mod tensors;
 
 pub use compare::{Mismatch, Report, Tolerance, compare, compare_exact, unravel};

@@ -81,7 +81,7 @@ fn venv_python(venv: &Path) -> PathBuf {
 
 /// Creates `.venv-fixtures` if needed and installs the pinned requirements
 /// when they changed since the last install. Returns the venv's python.
-fn ensure_venv(root: &Path) -> Result<PathBuf> {
+pub(crate) fn ensure_venv(root: &Path) -> Result<PathBuf> {
     let venv = root.join(".venv-fixtures");
     let python = venv_python(&venv);
     if !python.exists() {
@@ -128,7 +128,7 @@ fn generate(root: &Path, python: &Path, out: &Path) -> Result<()> {
 }
 
 /// Every regular file under `dir`, keyed by its '/'-separated relative path.
-fn list_files(dir: &Path) -> Result<BTreeMap<String, PathBuf>> {
+pub(crate) fn list_files(dir: &Path) -> Result<BTreeMap<String, PathBuf>> {
     fn walk(base: &Path, dir: &Path, acc: &mut BTreeMap<String, PathBuf>) -> Result<()> {
         let entries = fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))?;
         for entry in entries {
@@ -164,7 +164,7 @@ fn is_hand_written(rel: &str) -> bool {
     HAND_WRITTEN.contains(&rel)
 }
 
-fn same_bytes(a: &Path, b: &Path) -> Result<bool> {
+pub(crate) fn same_bytes(a: &Path, b: &Path) -> Result<bool> {
     let ma = fs::metadata(a).with_context(|| format!("stat {}", a.display()))?;
     let mb = fs::metadata(b).with_context(|| format!("stat {}", b.display()))?;
     if ma.len() != mb.len() {
@@ -261,7 +261,7 @@ fn sync_tree(generated: &Path, committed: &Path) -> Result<()> {
 }
 
 /// Removes empty sub-directories (left behind by removed files); keeps `dir`.
-fn remove_empty_dirs(dir: &Path) -> Result<()> {
+pub(crate) fn remove_empty_dirs(dir: &Path) -> Result<()> {
     let entries = fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))?;
     for entry in entries {
         let entry = entry.with_context(|| format!("listing {}", dir.display()))?;

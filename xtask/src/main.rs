@@ -3,10 +3,13 @@
 //! - `bench-kernels [--json] [...]`: the kernel microbenchmarks (release build).
 //! - `test-neon`: the tensor crate's tests for aarch64 under qemu-aarch64.
 //! - `fixtures [--check]`: regenerate the transformers parity fixtures.
+//! - `fixtures-gguf [--check]`: regenerate the GGUF fixtures (llama.cpp's
+//!   converter, quantizer and logits on a tiny checkpoint).
 //! - `tidy`: source rules beyond rustfmt and clippy (file length, where the
 //!   environment is read, SAFETY comments); see `tidy.rs`.
 
 mod fixtures;
+mod fixtures_gguf;
 mod tidy;
 
 use std::path::PathBuf;
@@ -22,6 +25,7 @@ fn main() -> Result<()> {
         "bench-kernels" => bench_kernels(&rest),
         "test-neon" => test_neon(&rest),
         "fixtures" => fixtures::run(&rest),
+        "fixtures-gguf" => fixtures_gguf::run(&rest),
         "tidy" => tidy::run(&rest),
         _ => {
             eprintln!(
@@ -30,6 +34,7 @@ fn main() -> Result<()> {
                  bench-kernels [--json] [--quick]   matmul microbenchmarks (release build)\n  \
                  test-neon                           tensor tests for aarch64 under qemu-aarch64\n  \
                  fixtures [--check]                  regenerate (or verify) the parity fixtures\n  \
+                 fixtures-gguf [--check]             regenerate (or verify) the GGUF fixtures\n  \
                  tidy                                file length, env reads, SAFETY comments"
             );
             if cmd.is_empty() || cmd == "help" || cmd == "--help" {

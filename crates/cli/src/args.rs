@@ -11,11 +11,27 @@ use runtime::sampling::SamplingConfig;
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct InputArgs {
-    /// A model folder (Hugging Face layout) or a hub id found in the local cache.
+    /// The model: a folder (Hugging Face layout), a GGUF file (X.gguf; add
+    /// --mmproj for images), a hub id org/name[@revision], or a hub GGUF repo
+    /// with a quantization, org/name-GGUF:QUANT (e.g.
+    /// LiquidAI/LFM2-VL-450M-GGUF:Q4_0; its mmproj comes along). Hub files
+    /// come from the local Hugging Face cache, else are downloaded.
     #[arg(long, default_value = runtime::source::DEFAULT_REPO)]
     pub model: String,
+    /// The mmproj GGUF (vision tower + connector) for a GGUF --model, e.g.
+    /// mmproj-LFM2-VL-450M-F16.gguf. Without it a GGUF file runs text only.
+    #[arg(long, value_name = "FILE")]
+    pub mmproj: Option<PathBuf>,
     /// The user prompt (with --image, the images come first).
     pub prompt: Option<String>,
+    /// The user prompt as a flag (llama.cpp's -p), instead of the positional one.
+    #[arg(
+        short = 'p',
+        long = "prompt",
+        value_name = "TEXT",
+        conflicts_with = "prompt"
+    )]
+    pub prompt_flag: Option<String>,
     /// An image for the prompt (repeatable; in order).
     #[arg(long)]
     pub image: Vec<PathBuf>,
@@ -65,11 +81,26 @@ pub struct InputArgs {
     #[arg(long, default_value_t = 8192)]
     pub max_len: usize,
     /// CPU matmul weights: native (the checkpoint's bf16, exact), int8 (one
-    /// scale per row: about half the decode time, approximate) or bf16dot
+    /// scale per row: about half the decode time, approximate), bf16dot
     /// (AVX512-BF16 CPUs: faster prefill and images, their activations
-    /// rounded to bf16; decode exact).
+    /// rounded to bf16; decode exact), or ggml's q8_0, q4_0, q4_k, q6_k blocks
+    /// quantized at load. A GGUF's block-quantized tensors always stay as
+    /// stored; only its float tensors follow this.
     #[arg(long, default_value = "native")]
     pub weights: String,
+}
+
+/// `lfm2vl info`: the machine, and with --model what the model files hold.
+#[derive(clap::Args, Clone, Debug)]
+pub struct InfoArgs {
+    /// Also describe this model (a folder, X.gguf, org/name or
+    /// org/name-GGUF:QUANT, as for the other commands): its files, tensor
+    /// types, shapes and whether it has a vision tower.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// The mmproj GGUF of a GGUF --model.
+    #[arg(long, value_name = "FILE")]
+    pub mmproj: Option<PathBuf>,
 }
 
 impl InputArgs {
@@ -90,7 +121,13 @@ impl InputArgs {
         opts.cpu.weights = weight_format(&self.weights)?;
         opts.max_len = self.max_len;
         opts.processor = processor;
+        opts.mmproj = self.mmproj.clone();
         Ok(opts)
+    }
+
+    /// The prompt: positional or `-p`.
+    pub fn prompt_text(&self) -> Option<&String> {
+        self.prompt.as_ref().or(self.prompt_flag.as_ref())
     }
 
     pub fn system_messages(&self) -> Vec<ChatMessage> {
@@ -119,13 +156,13 @@ impl InputArgs {
                 .with_context(|| format!("reading {}", path.display()))?;
             let mut m =
                 parse_messages(&text).with_context(|| format!("parsing {}", path.display()))?;
-            if let Some(p) = &self.prompt {
+            if let Some(p) = self.prompt_text() {
                 m.push(ChatMessage::text("user", p.clone()));
             }
             return Ok(m);
         }
         let mut m = self.system_messages();
-        let Some(prompt) = &self.prompt else {
+        let Some(prompt) = self.prompt_text() else {
             if self.image.is_empty() {
                 return Ok(m);
             }
@@ -185,6 +222,14 @@ pub struct BenchArgs {
     /// Model shapes: 450m (LFM2-VL-450M) or 1.6b (LFM2-VL-1.6B).
     #[arg(long, default_value = "450m")]
     synthetic: String,
+    /// Time a real model instead of the synthetic one: a folder, X.gguf
+    /// (add --mmproj for the image timings), org/name or
+    /// org/name-GGUF:QUANT, as for the other commands.
+    #[arg(long, conflicts_with = "synthetic")]
+    model: Option<String>,
+    /// The mmproj GGUF of a GGUF --model.
+    #[arg(long, value_name = "FILE", requires = "model")]
+    mmproj: Option<PathBuf>,
     /// Compute backend: cpu, wgpu or auto.
     #[arg(long, default_value = "cpu")]
     backend: String,
@@ -212,15 +257,17 @@ pub struct BenchArgs {
     /// Skip image512 / ttft_image512 (slow on software adapters).
     #[arg(long)]
     no_image: bool,
-    /// CPU matmul weights: native (bf16), int8 (one scale per row) or bf16dot
-    /// (AVX512-BF16 CPUs; prompt and image activations rounded to bf16).
+    /// CPU matmul weights: native (bf16), int8 (one scale per row), bf16dot
+    /// (AVX512-BF16 CPUs; prompt and image activations rounded to bf16), or
+    /// ggml's q8_0, q4_0, q4_k, q6_k blocks quantized at load.
     #[arg(long, default_value = "native")]
     weights: String,
 }
 
 fn weight_format(s: &str) -> Result<WeightFormat> {
-    WeightFormat::parse(s)
-        .with_context(|| format!("unknown --weights {s:?} (use native, int8 or bf16dot)"))
+    WeightFormat::parse(s).with_context(|| {
+        format!("unknown --weights {s:?} (use native, int8, bf16dot, q8_0, q4_0, q4_k or q6_k)")
+    })
 }
 
 pub fn bench(a: BenchArgs) -> Result<()> {
@@ -233,8 +280,15 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         cpu.threads = Some(t);
     }
     cpu.weights = weight_format(&a.weights)?;
+    let source = a
+        .model
+        .as_deref()
+        .map(|m| runtime::source::resolve_model(m, a.mmproj.as_deref()))
+        .transpose()?;
+    let synthetic = source.is_none();
     let opts = runtime::bench::BenchOptions {
         model: runtime::synthetic::Synthetic::parse(&a.synthetic)?,
+        source,
         backend,
         cpu,
         #[cfg(feature = "wgpu")]
@@ -279,7 +333,8 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         );
         return Ok(());
     }
-    println!("model {} (synthetic bf16), backend {}", r.model, r.backend);
+    let kind = if synthetic { " (synthetic bf16)" } else { "" };
+    println!("model {}{kind}, backend {}", r.model, r.backend);
     println!("load      {:>8.2} s", r.load.as_secs_f64());
     println!(
         "{pp:<9} {:>8.1} tok/s  ({:.1} ms)",

@@ -3,7 +3,8 @@
 //! - `run`: one-shot generation, text streamed to stdout, stats to stderr.
 //! - `chat`: an interactive conversation reusing the caches across turns.
 //! - `generate --json`, `logits --out`: parity tools for outside checkers.
-//! - `bench`: text-model speed on a synthetic checkpoint; `info`: the machine.
+//! - `bench`: text-model speed on a synthetic checkpoint; `info`: the machine
+//!   and, with `--model`, what a model's files hold.
 
 mod args;
 
@@ -14,7 +15,7 @@ use clap::{Parser, Subcommand};
 use runtime::engine::{Engine, Request, load_message_images};
 use runtime::model::prompt::{ChatMessage, ContentPart};
 
-use crate::args::{BenchArgs, InputArgs};
+use crate::args::{BenchArgs, InfoArgs, InputArgs};
 
 #[derive(Parser)]
 #[command(name = "lfm2vl", version, about = "LFM2-VL inference engine")]
@@ -52,8 +53,10 @@ enum Cmd {
     },
     /// Prefill and decode speed on a synthetic checkpoint with the real shapes.
     Bench(BenchArgs),
-    /// Print the CPU tiers and GPU adapters this machine offers.
-    Info,
+    /// Print the CPU tiers and GPU adapters this machine offers, and with
+    /// --model the model's files (GGUF: file type, tensor types per file,
+    /// architecture), shapes and whether it has a vision tower.
+    Info(InfoArgs),
 }
 
 fn main() -> Result<()> {
@@ -71,12 +74,7 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match cli.cmd {
-        Cmd::Info => {
-            for line in runtime::system_info() {
-                println!("{line}");
-            }
-            Ok(())
-        }
+        Cmd::Info(a) => info(&a),
         Cmd::Bench(a) => args::bench(a),
         Cmd::Run(input) => run(&input),
         Cmd::Chat(input) => chat(&input),
@@ -85,12 +83,44 @@ fn main() -> Result<()> {
     }
 }
 
+fn info(a: &InfoArgs) -> Result<()> {
+    for line in runtime::system_info() {
+        println!("{line}");
+    }
+    if let Some(model) = &a.model {
+        let source = runtime::source::resolve_model(model, a.mmproj.as_deref())?;
+        let files = runtime::files::ModelFiles::open(&source)
+            .with_context(|| format!("opening {model}"))?;
+        for line in files
+            .describe()
+            .with_context(|| format!("reading {model}"))?
+        {
+            println!("{line}");
+        }
+    } else if a.mmproj.is_some() {
+        anyhow::bail!("--mmproj goes with --model X.gguf");
+    }
+    Ok(())
+}
+
 fn load(input: &InputArgs) -> Result<Engine> {
     let engine = Engine::load(&input.model, &input.engine_options()?)
         .with_context(|| format!("loading {}", input.model))?;
+    let what = match &engine.source {
+        runtime::source::ModelSource::Gguf {
+            model,
+            mmproj: Some(m),
+        } => format!("{} + {}", model.display(), m.display()),
+        runtime::source::ModelSource::Gguf {
+            model,
+            mmproj: None,
+        } => {
+            format!("{} (text only: no --mmproj)", model.display())
+        }
+        runtime::source::ModelSource::Dir(d) => d.display().to_string(),
+    };
     eprintln!(
-        "loaded {} on {} in {:.2} s",
-        engine.dir.display(),
+        "loaded {what} on {} in {:.2} s",
         engine.backend_description,
         engine.load_time.as_secs_f64()
     );
@@ -196,7 +226,7 @@ fn chat(input: &InputArgs) -> Result<()> {
     let mut messages: Vec<ChatMessage> = input.history()?;
     let mut images = load_message_images(&messages, &[], &input.messages_base())?;
     let mut pending: Vec<std::path::PathBuf> = input.image.clone();
-    let mut first_line = input.prompt.clone();
+    let mut first_line = input.prompt_text().cloned();
     eprintln!(
         "chat: type a message; /image PATH attaches an image, /reset starts over, /quit ends"
     );

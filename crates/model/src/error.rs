@@ -24,6 +24,13 @@ pub enum ModelError {
     },
     #[error("{path}: not a valid safetensors file: {detail}")]
     Safetensors { path: PathBuf, detail: String },
+    /// (`kind` is in the message, not the source chain: printed as a cause
+    /// chain it would show twice.)
+    #[error("{path}: {kind}")]
+    Gguf {
+        path: PathBuf,
+        kind: crate::weights::gguf::GgufError,
+    },
     #[error("config field `{field}`: {detail}")]
     Config { field: String, detail: String },
     #[error("tensor `{name}` is missing from {files}")]
@@ -56,8 +63,6 @@ pub enum ModelError {
     ContextOverflow { needed: usize, limit: usize },
     #[error("weight `{name}` has dtype {dtype}, which this op cannot use")]
     WeightDType { name: String, dtype: DType },
-    #[error("weights {names} are stacked into one matrix but have different dtypes ({dtypes})")]
-    MixedDType { names: String, dtypes: String },
     #[error(transparent)]
     Tensor(#[from] TensorError),
     #[error(transparent)]

@@ -1,5 +1,6 @@
 //! The whole LFM2-VL model (or a plain LFM2): config, the vision tower, the
-//! connector and the language model, loaded from a Hugging Face folder; the
+//! connector and the language model, loaded from a Hugging Face folder or
+//! GGUF files (any [`WeightSource`]); the
 //! image-feature merge of spec §8.
 
 use std::path::Path;
@@ -11,7 +12,8 @@ use crate::connector::Connector;
 use crate::error::{ModelError, Result};
 use crate::text::TextModel;
 use crate::vision::{VisionConfig, VisionTower};
-use crate::weights::{Checkpoint, Loader, Prefix, names};
+use crate::weights::gguf::{self, GgufWeights};
+use crate::weights::{Checkpoint, Loader, Prefix, WeightSource, names};
 
 /// One crop ready for the vision tower: normalised patches in (py, px, c)
 /// order, row-major over its `h × w` patch grid.
@@ -41,7 +43,23 @@ impl<B: Backend> Lfm2Vl<B> {
     pub fn load(dir: &Path, be: &B) -> Result<Self> {
         let cfg = ModelConfig::from_file(&dir.join("config.json"))?;
         let ckpt = Checkpoint::open_dir(dir)?;
-        let ld = Loader::new(&ckpt, be);
+        Self::from_source(cfg, &ckpt, be)
+    }
+
+    /// Loads a text GGUF and, for images, its mmproj GGUF (llama.cpp's
+    /// files; `weights::gguf`), on `be`.
+    pub fn load_gguf(model: &Path, mmproj: Option<&Path>, be: &B) -> Result<Self> {
+        let w = GgufWeights::open(model, mmproj)?;
+        let cfg = gguf::config::model_config(&w)?;
+        Self::from_source(cfg, &w, be)
+    }
+
+    /// Loads the model `cfg` describes from `src` (the text model under
+    /// `model.language_model` when `cfg` has a vision part, else `model`).
+    /// Every tensor in the source must be used, except a stored copy of the
+    /// tied head and encoder layers past `vision_feature_layer`.
+    pub fn from_source(cfg: ModelConfig, src: &dyn WeightSource, be: &B) -> Result<Self> {
+        let ld = Loader::new(src, be);
         let (text_prefix, vision) = match &cfg.vision {
             Some(v) => {
                 let vcfg = VisionConfig::from_values(v, &cfg.raw)?;
@@ -61,9 +79,9 @@ impl<B: Backend> Lfm2Vl<B> {
         let text = TextModel::load(&ld, &Prefix::new(text_prefix), &cfg.text)?;
         let mut ignore: Vec<String> = vec![names::LM_HEAD.to_string()];
         if let Some(v) = &vision {
-            ignore.extend(v.tower.unused_prefixes(&ckpt));
+            ignore.extend(v.tower.unused_prefixes(src));
         }
-        ckpt.finish(&ignore.iter().map(String::as_str).collect::<Vec<_>>())?;
+        src.finish(&ignore.iter().map(String::as_str).collect::<Vec<_>>())?;
         Ok(Lfm2Vl { cfg, text, vision })
     }
 

@@ -1,5 +1,6 @@
 //! `lfm2vl bench`: speed of the whole model on a synthetic checkpoint with
-//! the real LFM2-VL shapes, loaded through the normal path: prefill (ppN),
+//! the real LFM2-VL shapes, or on a real model ([`BenchOptions::source`]: a
+//! folder or a GGUF with its mmproj), loaded through the normal path: prefill (ppN),
 //! decode (tgN), one 512×512 image through the vision tower and connector
 //! (image512), and time to first token for that image plus a short prompt
 //! (ttft_image512), and a per-op breakdown of where the time goes (on wgpu,
@@ -8,19 +9,25 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use model::{CropPatches, Lfm2Vl};
+use model::CropPatches;
 use tensor::Backend;
 use tensor::cpu::profile::OpTime;
 use tensor::cpu::{CpuBackend, CpuOptions};
 
 use crate::engine::BackendChoice;
-use crate::error::{Result, RuntimeError};
+use crate::error::Result;
+use crate::files::ModelFiles;
 use crate::sampling::{Sampler, SamplingConfig};
+use crate::source::ModelSource;
 use crate::synthetic::Synthetic;
 
 #[derive(Clone, Debug)]
 pub struct BenchOptions {
+    /// The synthetic model's shapes (when `source` is `None`).
     pub model: Synthetic,
+    /// A real model to time instead of the synthetic one: a folder, or a
+    /// GGUF (its blocks as stored; without an mmproj no image timings).
+    pub source: Option<ModelSource>,
     pub backend: BackendChoice,
     /// The CPU backend's options (its weight format too: int8 and bf16dot
     /// run on the CPU only). Profiling is on for the per-op breakdown
@@ -56,7 +63,8 @@ impl Rate {
 
 #[derive(Clone, Debug)]
 pub struct BenchReport {
-    pub model: &'static str,
+    /// The synthetic model's name, or the model's path.
+    pub model: String,
     pub backend: String,
     pub load: Duration,
     pub prefill: Rate,
@@ -116,24 +124,36 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-/// Deterministic token ids spread over the vocabulary (never `<image>`).
+/// Deterministic token ids spread over the upper half of the vocabulary
+/// (at most its first 1024 ids skipped: never a special token such as
+/// `<image>`).
 fn tokens(n: usize, vocab: usize, salt: usize) -> Vec<u32> {
+    let lo = 1024.min(vocab / 2);
     (0..n)
-        .map(|i| ((i * 7919 + salt * 104_729 + 1017) % (vocab - 1024) + 1024) as u32)
+        .map(|i| ((i * 7919 + salt * 104_729 + 1017) % (vocab - lo) + lo) as u32)
         .collect()
 }
 
+/// Times the model `o` names (the synthetic one written to, or reused
+/// from, `o.dir`, or `o.source`).
 pub fn bench(o: &BenchOptions) -> Result<BenchReport> {
-    let dir = o.dir.join(o.model.name());
-    let reuse = std::fs::read(dir.join("config.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .is_some_and(|v| v == o.model.config())
-        && dir.join("model.safetensors").is_file();
-    if !reuse {
-        tracing::info!(dir = %dir.display(), "writing synthetic checkpoint");
-        o.model.write(&dir)?;
-    }
+    let (files, name) = match &o.source {
+        Some(src) => (ModelFiles::open(src)?, src.path().display().to_string()),
+        None => {
+            let dir = o.dir.join(o.model.name());
+            let reuse = std::fs::read(dir.join("config.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .is_some_and(|v| v == o.model.config())
+                && dir.join("model.safetensors").is_file();
+            if !reuse {
+                tracing::info!(dir = %dir.display(), "writing synthetic checkpoint");
+                o.model.write(&dir)?;
+            }
+            (ModelFiles::Dir(dir), o.model.name().to_string())
+        }
+    };
+    let dir = &files;
     match o.backend {
         BackendChoice::Cpu | BackendChoice::Auto => {
             let be = CpuBackend::new(CpuOptions {
@@ -143,7 +163,7 @@ pub fn bench(o: &BenchOptions) -> Result<BenchReport> {
             let prof = be.clone().with_profiling();
             let mut r = run(
                 o,
-                &dir,
+                dir,
                 &be,
                 Some((&prof, &|| prof.profile())),
                 &Duration::default,
@@ -156,16 +176,17 @@ pub fn bench(o: &BenchOptions) -> Result<BenchReport> {
             crate::engine::native_weights_only(o.cpu.weights)?;
             let be = tensor::wgpu::WgpuBackend::new(o.wgpu.clone())?;
             let prof = be.clone().with_profiling();
-            run(o, &dir, &be, Some((&prof, &|| prof.profile())), &|| {
+            run(o, dir, &be, Some((&prof, &|| prof.profile())), &|| {
                 be.waited()
             })
         }
         #[cfg(not(feature = "wgpu"))]
-        BackendChoice::Wgpu => Err(RuntimeError::Backend(
+        BackendChoice::Wgpu => Err(crate::error::RuntimeError::Backend(
             "wgpu".into(),
             "this build has no wgpu feature".into(),
         )),
     }
+    .map(|r| BenchReport { model: name, ..r })
 }
 
 type Profiled<'a, B> = Option<(&'a B, &'a dyn Fn() -> Vec<OpTime>)>;
@@ -174,18 +195,18 @@ type Profiled<'a, B> = Option<(&'a B, &'a dyn Fn() -> Vec<OpTime>)>;
 /// (zero where the host does the work).
 fn run<B: Backend>(
     o: &BenchOptions,
-    dir: &std::path::Path,
+    files: &ModelFiles,
     be: &B,
     prof: Profiled<'_, B>,
     waited: &dyn Fn() -> Duration,
 ) -> Result<BenchReport> {
     let t0 = Instant::now();
-    let m = Lfm2Vl::load(dir, be)?;
+    let m = files.load(be)?;
     let load = t0.elapsed();
     let vocab = m.text.cfg.vocab_size;
-    let image_id = m
-        .image_token_id()
-        .ok_or_else(|| RuntimeError::Backend("bench".into(), "no image token".into()))?;
+    // Image timings need a vision tower (a GGUF without its mmproj has none).
+    let image = o.image && m.vision.is_some();
+    let image_id = m.image_token_id().unwrap_or(0);
     let mut st = m.text.new_state(be, (o.prompt + o.generate).max(300) + 1)?;
 
     let run_prefill = |be: &B, st: &mut _, rep: usize| -> Result<Duration> {
@@ -208,13 +229,9 @@ fn run<B: Backend>(
         Ok((t.elapsed(), waited().saturating_sub(w0)))
     };
     // One 512×512 tile: 32×32 patches of normalised pixels.
-    let vcfg = &m
-        .vision
-        .as_ref()
-        .ok_or_else(|| RuntimeError::Backend("bench".into(), "no vision tower".into()))?
-        .cfg;
+    let patch_dim = m.vision.as_ref().map_or(0, |v| v.cfg.patch_dim());
     let (h, w) = (32, 32);
-    let patches: Vec<f32> = (0..h * w * vcfg.patch_dim())
+    let patches: Vec<f32> = (0..h * w * patch_dim)
         .map(|i| ((i * 37 % 255) as f32 - 127.5) / 127.5)
         .collect();
     let crop = [CropPatches {
@@ -232,9 +249,10 @@ fn run<B: Backend>(
     };
     let run_ttft = |be: &B, st: &mut _| -> Result<Duration> {
         m.text.reset(be, st)?;
-        let mut ids = vec![1, 6, 1024, 498];
+        let text = |ids: &[u32]| ids.iter().map(|&i| i % vocab as u32).collect::<Vec<_>>();
+        let mut ids = text(&[1, 6, 1024, 498]);
         ids.extend(std::iter::repeat_n(image_id, h * w / 4));
-        ids.extend([499, 2000, 3000, 4000, 7, 6, 1024]);
+        ids.extend(text(&[499, 2000, 3000, 4000, 7, 6, 1024]));
         let t = Instant::now();
         let f = m.encode_images(be, &crop)?;
         let mut x = m.embed_with_images(be, &ids, Some(&f))?;
@@ -244,14 +262,14 @@ fn run<B: Backend>(
 
     // Warm-up (pipelines, caches), then the timed repetitions.
     run_prefill(be, &mut st, 0)?;
-    if o.image {
+    if image {
         run_image(be)?;
     }
     let (mut pre, mut dec, mut img, mut ttft) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for rep in 0..o.reps.max(1) {
         pre.push(run_prefill(be, &mut st, rep + 1)?);
         dec.push(run_decode(be, &mut st, rep + 1)?);
-        if o.image {
+        if image {
             img.push(run_image(be)?);
             ttft.push(run_ttft(be, &mut st)?);
         }
@@ -264,7 +282,7 @@ fn run<B: Backend>(
         prefill_ops = take();
         run_decode(pbe, &mut st, 99)?;
         decode_ops = take();
-        if o.image {
+        if image {
             run_image(pbe)?;
             image_ops = take();
         }
@@ -275,7 +293,7 @@ fn run<B: Backend>(
     img.sort();
     let img_median = img.get(img.len() / 2).copied();
     Ok(BenchReport {
-        model: o.model.name(),
+        model: o.model.name().to_string(),
         backend: be.describe(),
         load,
         prefill: Rate {

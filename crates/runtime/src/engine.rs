@@ -1,4 +1,5 @@
-//! The embeddable API: load a model from a folder or the hub cache on the
+//! The embeddable API: load a model (a folder, a GGUF file with an optional
+//! mmproj GGUF, or a hub id; [`crate::source::resolve_model`]) on the
 //! chosen backend, turn chat messages and images into a prompt, and
 //! generate with streaming text. The runtime backend choice appears in
 //! exactly one `enum` ([`Engine`] holds a [`Session`] per backend type).
@@ -22,15 +23,17 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use model::CropPatches;
 use model::preprocess::{self, ProcessorConfig, ProcessorOverrides, RgbImage};
 use model::prompt::{ChatMessage, ContentPart, MessageContent, PromptBuilder, PromptOptions};
-use model::{CropPatches, Lfm2Vl};
 use tensor::Backend;
 use tensor::cpu::{CpuBackend, CpuOptions, WeightFormat};
 
 use crate::error::{Result, RuntimeError};
+use crate::files::ModelFiles;
 use crate::sampling::SamplingConfig;
 use crate::session::{Event, Generation, Session, StopConfig};
+use crate::source::ModelSource;
 
 /// Which compute backend runs the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,14 +72,26 @@ pub struct EngineOptions {
     /// (faster decode, approximate) or bf16 for the AVX512-BF16 dot product
     /// (faster prefill and images, their x rounded to bf16; decode exact).
     /// The wgpu backend has only the first weight format.
+    ///
+    /// A GGUF model's block-quantized tensors (Q8_0, Q4_0, Q4_K, Q6_K) are
+    /// used as stored whatever `weights` says: they are never dequantized
+    /// and requantized. Its float tensors (F32 / F16 / BF16 matmul weights,
+    /// e.g. all of a BF16 GGUF's) follow `weights` as a safetensors
+    /// checkpoint's do, so `q4_0` on a BF16 GGUF quantizes them at load.
     pub cpu: CpuOptions,
     /// The wgpu backend's options (adapter, kernel choices, submits).
     #[cfg(feature = "wgpu")]
     pub wgpu: tensor::wgpu::WgpuOptions,
     /// Context capacity in tokens (KV cache size).
     pub max_len: usize,
-    /// Image-processing knobs over the checkpoint's processor config.
+    /// Image-processing knobs over the checkpoint's processor config (for
+    /// a GGUF model: over the defaults [`ModelFiles::processor`] describes).
     pub processor: ProcessorOverrides,
+    /// The mmproj GGUF (vision tower and connector) of a GGUF model; only
+    /// with a GGUF model ([`crate::source::resolve_model`] refuses it with
+    /// a folder). Default `None`: a GGUF file loads as a text-only model,
+    /// and a hub GGUF repo (`org/name-GGUF:QUANT`) brings its own mmproj.
+    pub mmproj: Option<PathBuf>,
 }
 
 impl EngineOptions {
@@ -113,9 +128,9 @@ impl EngineOptions {
 pub(crate) fn native_weights_only(weights: WeightFormat) -> Result<()> {
     match weights {
         WeightFormat::Native => Ok(()),
-        WeightFormat::Int8 | WeightFormat::Bf16Dot => Err(RuntimeError::Backend(
+        other => Err(RuntimeError::Backend(
             "wgpu".into(),
-            "int8 and bf16dot weights run on the CPU backend only (use --backend cpu)".into(),
+            format!("{other:?} weights run on the CPU backend only (use --backend cpu)"),
         )),
     }
 }
@@ -129,6 +144,7 @@ impl Default for EngineOptions {
             wgpu: tensor::wgpu::WgpuOptions::default(),
             max_len: 8192,
             processor: ProcessorOverrides::default(),
+            mmproj: None,
         }
     }
 }
@@ -186,6 +202,10 @@ enum Inner {
 /// A loaded model with its prompt machinery and one conversation's state.
 pub struct Engine {
     inner: Inner,
+    /// Where the model came from.
+    pub source: ModelSource,
+    /// The checkpoint folder, or a GGUF model's text GGUF file
+    /// (`source.path()`).
     pub dir: PathBuf,
     pub prompt: PromptBuilder,
     pub processor: ProcessorConfig,
@@ -195,19 +215,31 @@ pub struct Engine {
     pub load_time: Duration,
 }
 
-fn session<B: Backend>(be: B, dir: &Path, max_len: usize) -> Result<Session<B>> {
-    let model = Lfm2Vl::load(dir, &be)?;
+fn session<B: Backend>(be: B, files: &ModelFiles, max_len: usize) -> Result<Session<B>> {
+    let model = files.load(&be)?;
     Session::new(be, model, max_len)
 }
 
 impl Engine {
-    /// Loads `model` (a folder, or a hub id found in the local cache).
+    /// Loads `model`: a folder, a `.gguf` file (with `opts.mmproj` for
+    /// images), or a hub id (`org/name[@revision]`, or a GGUF repo
+    /// `org/name-GGUF:QUANT`) from the local cache or downloaded
+    /// ([`crate::source::resolve_model`]).
     pub fn load(model: &str, opts: &EngineOptions) -> Result<Self> {
+        let source = crate::source::resolve_model(model, opts.mmproj.as_deref())?;
+        Self::load_source(source, opts)
+    }
+
+    /// Loads an already resolved `source` (`opts.mmproj` is not read: a
+    /// [`ModelSource::Gguf`] names its own). For a GGUF model the prompt
+    /// comes from the text GGUF's `tokenizer.*` metadata and the image
+    /// processor from [`ModelFiles::processor`].
+    pub fn load_source(source: ModelSource, opts: &EngineOptions) -> Result<Self> {
         let t0 = Instant::now();
-        let dir = crate::source::resolve(model)?;
-        let prompt = PromptBuilder::from_dir(&dir).map_err(model::ModelError::from)?;
-        let processor =
-            ProcessorConfig::load(&dir, &opts.processor).map_err(model::ModelError::from)?;
+        let files = ModelFiles::open(&source)?;
+        let dir = source.path().to_path_buf();
+        let prompt = files.prompt()?;
+        let processor = files.processor(&opts.processor)?;
         let choice = match opts.backend {
             BackendChoice::Auto if opts.cpu.weights != WeightFormat::Native => {
                 tracing::info!(weights = ?opts.cpu.weights, "auto backend: these weights run on the CPU");
@@ -234,13 +266,13 @@ impl Engine {
         let inner = match choice {
             BackendChoice::Cpu | BackendChoice::Auto => {
                 let be = CpuBackend::new(opts.cpu.clone())?;
-                Inner::Cpu(Box::new(session(be, &dir, opts.max_len)?))
+                Inner::Cpu(Box::new(session(be, &files, opts.max_len)?))
             }
             #[cfg(feature = "wgpu")]
             BackendChoice::Wgpu => {
                 native_weights_only(opts.cpu.weights)?;
                 let be = tensor::wgpu::WgpuBackend::new(opts.wgpu.clone())?;
-                Inner::Wgpu(Box::new(session(be, &dir, opts.max_len)?))
+                Inner::Wgpu(Box::new(session(be, &files, opts.max_len)?))
             }
             #[cfg(not(feature = "wgpu"))]
             BackendChoice::Wgpu => {
@@ -269,6 +301,7 @@ impl Engine {
         }
         Ok(Engine {
             inner,
+            source,
             dir,
             prompt,
             processor,
@@ -286,6 +319,9 @@ impl Engine {
         images: &[RgbImage],
     ) -> Result<(Vec<u32>, preprocess::Preprocessed)> {
         let slots: usize = messages.iter().map(ChatMessage::num_images).sum();
+        if (slots > 0 || !images.is_empty()) && !self.has_vision() {
+            return Err(self.no_vision_error());
+        }
         if slots != images.len() {
             return Err(RuntimeError::ImageCount {
                 count: images.len(),
@@ -306,6 +342,31 @@ impl Engine {
         Ok((p.input_ids, pre))
     }
 
+    /// Whether the model has a vision tower (a GGUF model loaded without
+    /// an mmproj, or a plain LFM2 checkpoint, has none and takes no images).
+    pub fn has_vision(&self) -> bool {
+        match &self.inner {
+            Inner::Cpu(s) => s.model.vision.is_some(),
+            #[cfg(feature = "wgpu")]
+            Inner::Wgpu(s) => s.model.vision.is_some(),
+        }
+    }
+
+    fn no_vision_error(&self) -> RuntimeError {
+        let hint = match &self.source {
+            ModelSource::Gguf { .. } => {
+                "it was loaded without a vision tower: pass --mmproj mmproj-….gguf \
+                 (EngineOptions::mmproj) with the GGUF model"
+            }
+            ModelSource::Dir(_) => "the checkpoint has no vision tower (a text-only model)",
+        };
+        RuntimeError::NoVisionTower {
+            model: self.dir.display().to_string(),
+            hint: hint.into(),
+        }
+    }
+
+    /// Context capacity in tokens.
     pub fn max_len(&self) -> usize {
         match &self.inner {
             Inner::Cpu(s) => s.max_len(),

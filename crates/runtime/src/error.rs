@@ -23,6 +23,8 @@ pub enum RuntimeError {
     Backend(String, String),
     #[error("{count} image(s) given but the messages have {slots} image item(s)")]
     ImageCount { count: usize, slots: usize },
+    #[error("{model} cannot take images: {hint}")]
+    NoVisionTower { model: String, hint: String },
     #[error("the cached prefix ends inside an image's tokens; reset the session")]
     PrefixSplitsImage,
     #[error("unknown synthetic model {0:?} (use 350m/450m or 1.2b/1.6b)")]

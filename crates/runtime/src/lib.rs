@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod engine;
 pub mod error;
+pub mod files;
 pub mod options;
 pub mod sampling;
 pub mod session;

@@ -36,8 +36,17 @@ impl<'a> HostData<'a> {
         HostData::new(DType::F16, bytemuck::cast_slice(v))
     }
 
-    /// Checks that the byte length matches `shape`.
+    /// Checks that the byte length matches `shape` (and, for a block
+    /// format, that its rows are whole blocks).
     pub fn check(&self, shape: &Shape) -> Result<()> {
+        let block = self.dtype.block_elems();
+        if block > 1 && !shape.last().is_multiple_of(block) {
+            return Err(TensorError::BlockRows {
+                dtype: self.dtype,
+                shape: shape.clone(),
+                block,
+            });
+        }
         let expected = self.dtype.bytes_for(shape.elem_count());
         if self.bytes.len() != expected {
             return Err(TensorError::ByteLength {

@@ -1,9 +1,11 @@
-//! Element types. Weights come as bf16 (every LFM2-VL checkpoint), f16 or f32;
-//! activations are f32. `I8` is the CPU backend's quantized weight storage
-//! (int8 with one f32 scale per weight row, `cpu/matmul/quant.rs`); no
-//! checkpoint or activation has it. `DType` is `#[non_exhaustive]` and sized through
-//! [`DType::block_bytes`] / [`DType::block_elems`] so that quantized block
-//! types (q8_0, q4_k ...) can be added later without changing callers.
+//! Element types. Weights come as bf16 (every LFM2-VL safetensors
+//! checkpoint), f16 or f32, or in ggml's block formats (Q8_0, Q4_0, Q4_K,
+//! Q6_K: GGUF files, or quantized at load; `crate::quant`); activations are
+//! f32. `I8` is the CPU backend's int8 weight storage (one f32 scale per
+//! weight row, `cpu/matmul/quant.rs`); no checkpoint or activation has it.
+//! `DType` is `#[non_exhaustive]` and sized through [`DType::block_bytes`] /
+//! [`DType::block_elems`]: a block format stores `block_elems` weights of
+//! one row in `block_bytes` bytes.
 
 use half::{bf16, f16};
 
@@ -15,12 +17,26 @@ pub enum DType {
     BF16,
     F16,
     I8,
+    /// ggml Q8_0: 32 weights, an f16 scale and 32 i8 (34 bytes).
+    Q8_0,
+    /// ggml Q4_0: 32 weights, an f16 scale and 32 nibbles (18 bytes).
+    Q4_0,
+    /// ggml Q4_K: 256 weights, two f16 super-scales, 8 six-bit scales and
+    /// mins, 256 nibbles (144 bytes).
+    Q4K,
+    /// ggml Q6_K: 256 weights, 16 i8 scales, 256 six-bit values, an f16
+    /// super-scale (210 bytes).
+    Q6K,
 }
 
 impl DType {
-    /// Elements per storage block (1 for plain types; >1 for future quantized blocks).
+    /// Elements per storage block (1 for plain types).
     pub const fn block_elems(self) -> usize {
-        1
+        match self {
+            DType::Q8_0 | DType::Q4_0 => 32,
+            DType::Q4K | DType::Q6K => 256,
+            _ => 1,
+        }
     }
 
     /// Bytes per storage block.
@@ -29,7 +45,16 @@ impl DType {
             DType::F32 => 4,
             DType::BF16 | DType::F16 => 2,
             DType::I8 => 1,
+            DType::Q8_0 => 34,
+            DType::Q4_0 => 18,
+            DType::Q4K => 144,
+            DType::Q6K => 210,
         }
+    }
+
+    /// Whether this is one of the block formats (more than one element per block).
+    pub const fn is_block(self) -> bool {
+        self.block_elems() > 1
     }
 
     /// Bytes needed for `n` elements (`n` must be a multiple of the block size).
@@ -44,6 +69,10 @@ impl DType {
             DType::BF16 => "bf16",
             DType::F16 => "f16",
             DType::I8 => "i8",
+            DType::Q8_0 => "q8_0",
+            DType::Q4_0 => "q4_0",
+            DType::Q4K => "q4_k",
+            DType::Q6K => "q6_k",
         }
     }
 }

@@ -27,6 +27,12 @@ pub enum TensorError {
         expected: usize,
         got: usize,
     },
+    #[error("{dtype} {shape}: rows of {dtype} must be whole blocks of {block} elements")]
+    BlockRows {
+        dtype: DType,
+        shape: Shape,
+        block: usize,
+    },
     #[error(
         "CPU tier {requested:?} (LFM_ISA, --isa or CpuOptions::isa) is not {reason} (available on this host: {available})"
     )]

@@ -25,6 +25,7 @@ pub mod cpu;
 pub mod dtype;
 pub mod error;
 pub mod op;
+pub mod quant;
 pub mod shape;
 pub mod tensor;
 pub mod testing;

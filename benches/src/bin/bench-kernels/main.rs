@@ -137,6 +137,10 @@ fn parse() -> Result<Opts> {
                         "f32" => Some(DType::F32),
                         "f16" => Some(DType::F16),
                         "i8" | "int8" => Some(DType::I8),
+                        "q8_0" => Some(DType::Q8_0),
+                        "q4_0" => Some(DType::Q4_0),
+                        "q4_k" => Some(DType::Q4K),
+                        "q6_k" => Some(DType::Q6K),
                         _ => None,
                     })?
                 }
@@ -144,7 +148,7 @@ fn parse() -> Result<Opts> {
             "-h" | "--help" => {
                 println!(
                     "bench-kernels [--json] [--quick] [--op matmul,attention] [--shapes vision-450m,...] [--isa scalar,avx2,avx512,neon] [--m 1,64,512,1024] [--nk 3072x1024,...] \
-                     [--dtype bf16,f32,f16,i8,bf16dot] [--threads 1,2] [--no-gpu] [--no-cpu] [--gemm-variants]"
+                     [--dtype bf16,f32,f16,i8,q8_0,q4_0,q4_k,q6_k,bf16dot] [--threads 1,2] [--no-gpu] [--no-cpu] [--gemm-variants]"
                 );
                 std::process::exit(0);
             }
@@ -182,7 +186,8 @@ fn cold_weights<B: Backend>(
                 let v: Vec<half::f16> = src.iter().map(|&x| half::f16::from_f32(x)).collect();
                 be.upload_weight(HostData::f16(&v), Shape::from([n, k]))?
             }
-            // bf16 quantized by a backend made `with_weight_format(Int8)`.
+            // bf16 quantized by a backend made `with_weight_format(Int8)`,
+            // or f32 by one made with a block format.
             DType::I8 => {
                 let v: Vec<bf16> = src.iter().map(|&x| bf16::from_f32(x)).collect();
                 be.upload_weight(HostData::bf16(&v), Shape::from([n, k]))?
@@ -311,6 +316,10 @@ fn main() -> Result<()> {
             for &dtype in &o.dtypes {
                 let be = match dtype {
                     DType::I8 => native.clone().with_weight_format(WeightFormat::Int8)?,
+                    DType::Q8_0 => native.clone().with_weight_format(WeightFormat::Q8_0)?,
+                    DType::Q4_0 => native.clone().with_weight_format(WeightFormat::Q4_0)?,
+                    DType::Q4K => native.clone().with_weight_format(WeightFormat::Q4K)?,
+                    DType::Q6K => native.clone().with_weight_format(WeightFormat::Q6K)?,
                     _ => native.clone(),
                 };
                 for &(n, k) in &o.nk {

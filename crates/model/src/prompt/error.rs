@@ -46,6 +46,9 @@ pub enum PromptError {
         #[source]
         source: TokenizerError,
     },
+    /// A GGUF file's `tokenizer.*` metadata cannot be turned into a tokenizer.
+    #[error("GGUF tokenizer metadata `{key}`: {detail}")]
+    GgufVocab { key: String, detail: String },
     /// Tokenization failed.
     #[error("tokenizing the prompt: {source}")]
     Tokenize {

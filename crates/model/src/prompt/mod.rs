@@ -15,6 +15,7 @@
 
 mod error;
 mod expand;
+mod gguf;
 mod messages;
 mod template;
 mod tokenizer;
@@ -25,6 +26,9 @@ pub use error::{PromptError, Result, TokenizerError};
 pub use expand::{
     ImageTokenStrings, count_placeholders, expand_image_placeholders, image_replacement,
     row_col_token,
+};
+pub use gguf::{
+    LFM2_SPLIT_REGEX, special_tokens as gguf_special_tokens, tokenizer_json as gguf_tokenizer_json,
 };
 pub use messages::{ChatMessage, ContentPart, MessageContent, messages_from_value, parse_messages};
 pub use template::{ChatTemplate, special_tokens_from_config};

@@ -32,8 +32,8 @@ impl<B: Backend> TextModel<B> {
         let embed = ld.linear(&prefix.join("embed_tokens"), v, d)?;
         let head = if cfg.tie_embeddings {
             // A stored copy of the tied head must be identical.
-            if ld.ckpt.contains(names::LM_HEAD) {
-                let (a, b) = (ld.ckpt.get(names::LM_HEAD)?, ld.ckpt.get(&embed_name)?);
+            if ld.src.contains(names::LM_HEAD) {
+                let (a, b) = (ld.src.get(names::LM_HEAD)?, ld.src.get(&embed_name)?);
                 if a.shape != b.shape || a.dtype != b.dtype || a.bytes != b.bytes {
                     return Err(ModelError::TiedMismatch {
                         name: names::LM_HEAD.into(),

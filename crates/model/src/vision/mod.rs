@@ -14,7 +14,7 @@ pub use self::config::VisionConfig;
 pub(crate) use self::encoder::{Affine, Norm};
 use self::encoder::{EncoderLayer, Scratch};
 use crate::error::{ModelError, Result};
-use crate::weights::{Checkpoint, Loader, Prefix, names};
+use crate::weights::{Loader, Prefix, WeightSource, names};
 
 /// Sees the embeddings (`None`) and each encoder layer's output (`Some(j)`).
 pub type LayerHook<'a, B> = dyn FnMut(Option<usize>, &Tensor<B>) -> Result<()> + 'a;
@@ -38,7 +38,7 @@ pub struct VisionTower<B: Backend> {
 }
 
 /// The prefix the checkpoint stores the tower under (published or transformers 5).
-pub fn vision_prefix(ckpt: &Checkpoint) -> Prefix {
+pub fn vision_prefix(ckpt: &dyn WeightSource) -> Prefix {
     let published = Prefix::new(names::VISION_PUBLISHED);
     if ckpt.contains(&published.join("post_layernorm").name("weight")) {
         published
@@ -49,13 +49,13 @@ pub fn vision_prefix(ckpt: &Checkpoint) -> Prefix {
 
 impl<B: Backend> VisionTower<B> {
     pub fn load(ld: &Loader<B>, cfg: &VisionConfig) -> Result<Self> {
-        let p = vision_prefix(ld.ckpt);
+        let p = vision_prefix(ld.src);
         let d = cfg.hidden_size;
         let e = p.join("embeddings");
         // §4.6: the layer count must match what the checkpoint stores.
         let stored = (0..)
             .take_while(|j| {
-                ld.ckpt.contains(
+                ld.src.contains(
                     &p.join("encoder")
                         .join("layers")
                         .join(j)
@@ -78,9 +78,9 @@ impl<B: Backend> VisionTower<B> {
             cfg: cfg.clone(),
             patch: Affine::load(ld, &e.join("patch_embedding"), d, cfg.patch_dim())?,
             pos_grid: ld
-                .ckpt
+                .src
                 .get_shaped(&e.join("position_embedding").name("weight"), &[g * g, d])?
-                .to_f32(),
+                .to_f32()?,
             pos_cache: Mutex::default(),
             layers: (0..cfg.num_layers)
                 .map(|j| EncoderLayer::load(ld, &p.join("encoder").join("layers").join(j), cfg))
@@ -91,7 +91,7 @@ impl<B: Backend> VisionTower<B> {
 
     /// Tensor-name prefixes a load leaves unused on purpose (encoder layers
     /// past `vision_feature_layer`).
-    pub fn unused_prefixes(&self, ckpt: &Checkpoint) -> Vec<String> {
+    pub fn unused_prefixes(&self, ckpt: &dyn WeightSource) -> Vec<String> {
         let p = vision_prefix(ckpt);
         (self.cfg.num_layers..)
             .map(|j| {
@@ -102,7 +102,7 @@ impl<B: Backend> VisionTower<B> {
                     .to_string()
                     + "."
             })
-            .take_while(|q| ckpt.names().any(|n| n.starts_with(q.as_str())))
+            .take_while(|q| ckpt.names().iter().any(|n| n.starts_with(q.as_str())))
             .collect()
     }
 

@@ -1,6 +1,6 @@
 //! Safetensors checkpoints, memory-mapped: one `model.safetensors`, or
 //! shards listed by `model.safetensors.index.json`. Every tensor read is
-//! recorded so that [`Checkpoint::finish`] can report the ones nothing used.
+//! recorded so that [`WeightSource::finish`] can report the ones nothing used.
 //!
 //! Tensor bytes are handed out as `&[u8]` at whatever offset the file has
 //! (often odd); backends copy them into aligned storage on upload.
@@ -14,6 +14,7 @@ use safetensors::tensor::{Dtype, Metadata, SafeTensors};
 use serde_json::Value;
 use tensor::{DType, HostData, Shape};
 
+use super::WeightSource;
 use crate::error::{ModelError, Result};
 
 struct File {
@@ -41,26 +42,10 @@ impl<'a> RawTensor<'a> {
         Shape::from(self.shape)
     }
 
-    /// The values widened to f32 (exact for f32/bf16/f16).
-    pub fn to_f32(&self) -> Vec<f32> {
-        match self.dtype {
-            DType::F32 => self
-                .bytes
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-            DType::BF16 => self
-                .bytes
-                .chunks_exact(2)
-                .map(|b| half::bf16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32())
-                .collect(),
-            DType::F16 => self
-                .bytes
-                .chunks_exact(2)
-                .map(|b| half::f16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32())
-                .collect(),
-            _ => unreachable!("checkpoint dtypes are mapped in Checkpoint::get"),
-        }
+    /// The values widened to f32 (exact for f32/bf16/f16; block formats
+    /// decoded as ggml does).
+    pub fn to_f32(&self) -> Result<Vec<f32>> {
+        Ok(tensor::quant::dequantize_vec(self.dtype, self.bytes)?)
     }
 }
 
@@ -143,6 +128,16 @@ impl Checkpoint {
         self.index.keys().map(String::as_str)
     }
 
+    /// Like [`get`](Self::get), checking the shape.
+    pub fn get_shaped(&self, name: &str, shape: &[usize]) -> Result<RawTensor<'_>> {
+        WeightSource::get_shaped(self, name, shape)
+    }
+
+    /// Errors if a tensor was never read, unless a prefix in `ignore` matches it.
+    pub fn finish(&self, ignore: &[&str]) -> Result<()> {
+        WeightSource::finish(self, ignore)
+    }
+
     /// The tensor `name`, marked as used.
     pub fn get(&self, name: &str) -> Result<RawTensor<'_>> {
         let &fi = self
@@ -180,44 +175,23 @@ impl Checkpoint {
             bytes,
         })
     }
+}
 
-    /// Like [`get`](Self::get), checking the shape.
-    pub fn get_shaped(&self, name: &str, shape: &[usize]) -> Result<RawTensor<'_>> {
-        let t = self.get(name)?;
-        if t.shape != shape {
-            return Err(ModelError::TensorShape {
-                name: name.into(),
-                expected: Shape::from(shape),
-                got: t.shape(),
-            });
-        }
-        Ok(t)
+impl WeightSource for Checkpoint {
+    fn contains(&self, name: &str) -> bool {
+        Checkpoint::contains(self, name)
     }
 
-    /// Errors if a tensor was never read, unless a prefix in `ignore` matches it.
-    pub fn finish(&self, ignore: &[&str]) -> Result<()> {
-        let used = self.used.lock().map(|u| u.clone()).unwrap_or_default();
-        let unused: Vec<&str> = self
-            .names()
-            .filter(|n| !used.contains(*n) && !ignore.iter().any(|p| n.starts_with(p)))
-            .collect();
-        if unused.is_empty() {
-            return Ok(());
-        }
-        tracing::warn!(count = unused.len(), "unused checkpoint tensors");
-        let mut names = unused
-            .iter()
-            .take(8)
-            .copied()
-            .collect::<Vec<_>>()
-            .join(", ");
-        if unused.len() > 8 {
-            names.push_str(", …");
-        }
-        Err(ModelError::UnusedTensors {
-            count: unused.len(),
-            names,
-        })
+    fn get(&self, name: &str) -> Result<RawTensor<'_>> {
+        Checkpoint::get(self, name)
+    }
+
+    fn names(&self) -> Vec<&str> {
+        Checkpoint::names(self).collect()
+    }
+
+    fn used(&self) -> BTreeSet<String> {
+        self.used.lock().map(|u| u.clone()).unwrap_or_default()
     }
 }
 

@@ -21,7 +21,7 @@ use half::{bf16, f16};
 
 pub use self::dispatch::{Isa, IsaToken};
 use self::matmul::panels::{self, PanelLayout};
-use self::matmul::{MatmulArgs, WeightRef, bf16dot, quant};
+use self::matmul::{MatmulArgs, WeightRef, bf16dot, qblock, quant};
 pub use self::options::CpuOptions;
 use crate::{Backend, DType, HostData, Result, Shape, Tensor, TensorError, op};
 
@@ -44,6 +44,14 @@ pub enum CpuStorage {
         w: Vec<u32>,
         tok: dispatch::Avx512Bf16,
     },
+    /// A matmul weight `[n, k]` in a block format, row-major as in a GGUF
+    /// file (`cpu/matmul/qblock.rs`): uploaded as such, or quantized at
+    /// upload by a block [`WeightFormat`].
+    Blocks {
+        n: usize,
+        k: usize,
+        data: qblock::BlockData,
+    },
     /// A matmul weight `[n, k]` prepacked into this backend's ISA panels
     /// (`cpu/matmul/panels.rs`); `data` is F32, BF16, F16, I8 or BF16Pairs.
     Panels {
@@ -63,6 +71,7 @@ impl CpuStorage {
             CpuStorage::I8 { .. } => DType::I8,
             CpuStorage::BF16Pairs { .. } => DType::BF16,
             CpuStorage::Panels { data, .. } => data.dtype(),
+            CpuStorage::Blocks { data, .. } => data.as_ref().dtype(),
         }
     }
 
@@ -98,6 +107,7 @@ impl CpuStorage {
             CpuStorage::I8 { q, scale } => WeightRef::I8 { q, scale },
             &CpuStorage::BF16Pairs { ref w, tok } => WeightRef::Bf16Pairs { w, tok },
             CpuStorage::Panels { data, .. } => data.weights(),
+            CpuStorage::Blocks { data, .. } => WeightRef::Blocks(data.as_ref()),
         }
     }
 
@@ -125,18 +135,34 @@ impl CpuStorage {
             DType::F32 => CpuStorage::F32(copy(data.bytes)),
             DType::BF16 => CpuStorage::BF16(copy(data.bytes)),
             DType::F16 => CpuStorage::F16(copy(data.bytes)),
-            DType::I8 => return Err(panel_only("upload", DType::I8)),
+            dtype => return Err(panel_only("upload", dtype)),
         })
+    }
+
+    /// Block-format bytes of a `[n, k]` weight as [`CpuStorage::Blocks`].
+    fn blocks(data: HostData<'_>, shape: &Shape, op: &'static str) -> Result<CpuStorage> {
+        let &[n, k] = shape.dims() else {
+            return Err(TensorError::ShapeMismatch {
+                op,
+                what: "block-format tensor (must be [n, k])",
+                expected: Shape::from([shape.rows(), shape.last()]),
+                got: shape.clone(),
+            });
+        };
+        let data = qblock::BlockData::from_bytes(data.dtype, data.bytes)
+            .ok_or_else(|| panel_only(op, data.dtype))?;
+        Ok(CpuStorage::Blocks { n, k, data })
     }
 }
 
 /// Int8 and bf16-pair storage exist only as the data of weight panels (int8
-/// needs its row scales, bf16 pairs their panel layout): the error where a
-/// plain tensor of them turns up, or panels nest.
+/// needs its row scales, bf16 pairs their panel layout), block formats only
+/// as `[n, k]` tables: the error where a plain tensor of them turns up, or
+/// panels nest.
 fn panel_only(op: &'static str, dtype: DType) -> TensorError {
     TensorError::UnsupportedDType {
         op,
-        what: "a plain tensor (int8 and bf16-pair storage exist only as weight panels)",
+        what: "a plain tensor (int8 and bf16-pair storage exist only as weight panels, block formats as [n, k] tables)",
         dtype,
     }
 }
@@ -149,7 +175,7 @@ fn aligned_weights<'a>(data: &HostData<'a>) -> Option<WeightRef<'a>> {
         DType::F32 => WeightRef::F32(bytemuck::try_cast_slice(b).ok()?),
         DType::BF16 => WeightRef::BF16(bytemuck::try_cast_slice(b).ok()?),
         DType::F16 => WeightRef::F16(bytemuck::try_cast_slice(b).ok()?),
-        DType::I8 => return None,
+        _ => return None,
     })
 }
 
@@ -193,6 +219,23 @@ fn pack_weight(
     fn to_bf16<E: crate::dtype::Element>(w: &[E]) -> Vec<bf16> {
         w.iter().map(|v| bf16::from_f32(v.to_f32())).collect()
     }
+    if let Some(target) = format.block_dtype(k) {
+        let rows: Vec<f32> = match w {
+            WeightRef::F32(w) => w.to_vec(),
+            WeightRef::BF16(w) => w.iter().map(|v| v.to_f32()).collect(),
+            WeightRef::F16(w) => w.iter().map(|v| v.to_f32()).collect(),
+            _ => Vec::new(),
+        };
+        if rows.len() == n * k {
+            let data = qblock::quantize(target, &rows, k)?;
+            return Ok(CpuStorage::Blocks { n, k, data });
+        }
+    }
+    let format = if format.block_dtype(usize::MAX).is_some() {
+        WeightFormat::Native
+    } else {
+        format
+    };
     let data = match (w, format) {
         (WeightRef::F32(w), WeightFormat::Int8) => int8(w, n, k, layout)?,
         (WeightRef::BF16(w), WeightFormat::Int8) => int8(w, n, k, layout)?,
@@ -203,7 +246,7 @@ fn pack_weight(
         (WeightRef::F32(w), _) => CpuStorage::F32(panels::pack(w, n, k, layout)),
         (WeightRef::BF16(w), _) => CpuStorage::BF16(panels::pack(w, n, k, layout)),
         (WeightRef::F16(w), _) => CpuStorage::F16(panels::pack(w, n, k, layout)),
-        (WeightRef::I8 { .. } | WeightRef::Bf16Pairs { .. }, _) => {
+        (WeightRef::I8 { .. } | WeightRef::Bf16Pairs { .. } | WeightRef::Blocks(_), _) => {
             return Err(TensorError::UnsupportedDType {
                 op: "upload_weight",
                 what: "w (int8 and bf16-pair weights are made by the backend, not uploaded)",
@@ -232,17 +275,49 @@ pub enum WeightFormat {
     /// up to twice the prefill GEMM's speed; `x` is rounded to bf16 before
     /// every matmul (as llama.cpp's BF16 path and PyTorch's bf16 do).
     Bf16Dot,
+    /// ggml's Q8_0 blocks (`cpu/matmul/qblock.rs`), quantized at upload.
+    Q8_0,
+    /// ggml's Q4_0 blocks, quantized at upload.
+    Q4_0,
+    /// ggml's Q4_K blocks, quantized at upload (a weight whose rows are
+    /// not whole 256-blocks falls back to Q8_0).
+    Q4K,
+    /// ggml's Q6_K blocks, quantized at upload (the format of the output
+    /// head in llama.cpp's Q4_0 and Q4_K_M files; the same fallback).
+    Q6K,
 }
 
 impl WeightFormat {
-    /// `native` / `bf16`, `int8` / `i8` / `q8`, or `bf16dot`.
+    /// `native` / `bf16`, `int8` / `i8` / `q8`, `bf16dot`, `q8_0`, `q4_0`,
+    /// `q4_k` or `q6_k`.
     pub fn parse(s: &str) -> Option<Self> {
         match s.to_ascii_lowercase().as_str() {
             "native" | "bf16" | "none" => Some(WeightFormat::Native),
             "int8" | "i8" | "q8" => Some(WeightFormat::Int8),
             "bf16dot" | "bf16-dot" => Some(WeightFormat::Bf16Dot),
+            "q8_0" | "q8-0" => Some(WeightFormat::Q8_0),
+            "q4_0" | "q4-0" => Some(WeightFormat::Q4_0),
+            "q4_k" | "q4k" | "q4-k" => Some(WeightFormat::Q4K),
+            "q6_k" | "q6k" | "q6-k" => Some(WeightFormat::Q6K),
             _ => None,
         }
+    }
+
+    /// The block format this quantizes a weight with rows of `k` to: its
+    /// own when `k` is whole blocks of it, else Q8_0 when `k` is whole
+    /// 32-blocks; `None` for the other formats (and for rows of neither,
+    /// which keep their dtype).
+    pub fn block_dtype(self, k: usize) -> Option<DType> {
+        let own = match self {
+            WeightFormat::Q8_0 => DType::Q8_0,
+            WeightFormat::Q4_0 => DType::Q4_0,
+            WeightFormat::Q4K => DType::Q4K,
+            WeightFormat::Q6K => DType::Q6K,
+            _ => return None,
+        };
+        [own, DType::Q8_0]
+            .into_iter()
+            .find(|d| k.is_multiple_of(d.block_elems()))
     }
 }
 
@@ -385,12 +460,20 @@ impl Backend for CpuBackend {
             WeightFormat::Native => "",
             WeightFormat::Int8 => ", int8 weights",
             WeightFormat::Bf16Dot => ", bf16 dot-product weights (x rounded to bf16)",
+            WeightFormat::Q8_0 => ", q8_0 weights",
+            WeightFormat::Q4_0 => ", q4_0 weights",
+            WeightFormat::Q4K => ", q4_k weights",
+            WeightFormat::Q6K => ", q6_k weights",
         };
         format!("cpu ({}, {} threads{weights})", self.isa(), self.threads)
     }
 
     fn upload(&self, data: HostData<'_>, shape: Shape) -> Result<Tensor<Self>> {
         data.check(&shape)?;
+        if data.dtype.is_block() {
+            let s = CpuStorage::blocks(data, &shape, "upload")?;
+            return Ok(Tensor::from_storage(s, data.dtype, shape));
+        }
         Ok(Tensor::from_storage(
             CpuStorage::from_host(data)?,
             data.dtype,
@@ -408,6 +491,11 @@ impl Backend for CpuBackend {
                 got: shape,
             });
         };
+        if data.dtype.is_block() {
+            // Block formats stay as stored, whatever the weight format.
+            let s = CpuStorage::blocks(data, &shape, "upload_weight")?;
+            return Ok(Tensor::from_storage(s, data.dtype, shape));
+        }
         let (layout, format) = (self.panel_layout(), (self.weight_format, self.bf16));
         // Bytes aligned for their dtype (the usual case in a safetensors
         // mmap) are packed in place; others are copied into aligned storage
@@ -435,7 +523,7 @@ impl Backend for CpuBackend {
             DType::F32 => CpuStorage::F32(vec![0.0; n]),
             DType::BF16 => CpuStorage::BF16(vec![bf16::ZERO; n]),
             DType::F16 => CpuStorage::F16(vec![f16::ZERO; n]),
-            DType::I8 => return Err(panel_only("zeros", DType::I8)),
+            other => return Err(panel_only("zeros", other)),
         };
         Ok(Tensor::from_storage(s, dtype, shape))
     }
@@ -459,6 +547,15 @@ impl Backend for CpuBackend {
             plain @ (CpuStorage::I8 { .. } | CpuStorage::BF16Pairs { .. }) => {
                 return Err(panel_only("download_f32", plain.dtype()));
             }
+            &CpuStorage::Blocks { n, k, ref data } => {
+                let mut out = vec![0.0; n * k];
+                if k > 0 {
+                    for (j, row) in out.chunks_exact_mut(k).enumerate() {
+                        data.as_ref().dequantize_row(j, k, row);
+                    }
+                }
+                out
+            }
             &CpuStorage::Panels {
                 layout,
                 n,
@@ -470,6 +567,7 @@ impl Backend for CpuBackend {
                 WeightRef::F16(w) => panels::unpack_f32(w, n, k, layout),
                 WeightRef::I8 { q, scale } => quant::dequantize(q, scale, n, k, layout),
                 WeightRef::Bf16Pairs { w, .. } => bf16dot::unpack(w, n, k),
+                WeightRef::Blocks(_) => return Err(panel_only("download_f32", t.dtype())),
             },
         })
     }
@@ -488,6 +586,7 @@ impl Backend for CpuBackend {
         let repacked;
         let w = match w.storage() {
             s @ CpuStorage::Panels { layout: l, .. } if *l == layout => s,
+            s @ CpuStorage::Blocks { .. } => s,
             CpuStorage::Panels { .. } => {
                 return Err(TensorError::UnsupportedDType {
                     op: OP,

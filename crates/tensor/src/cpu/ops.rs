@@ -328,6 +328,11 @@ fn gather(table: &CpuStorage, d: usize, ids: &[u32], out: &mut [f32]) -> Result<
         plain @ (CpuStorage::I8 { .. } | CpuStorage::BF16Pairs { .. }) => {
             return Err(super::panel_only("gather_rows", plain.dtype()));
         }
+        CpuStorage::Blocks { data, .. } => {
+            for (o, &id) in out.chunks_exact_mut(d).zip(ids) {
+                data.as_ref().dequantize_row(id as usize, d, o);
+            }
+        }
         CpuStorage::Panels { layout, data, .. } => match &**data {
             CpuStorage::F32(t) => packed(t, *layout, d, ids, out),
             CpuStorage::BF16(t) => packed(t, *layout, d, ids, out),
@@ -342,7 +347,7 @@ fn gather(table: &CpuStorage, d: usize, ids: &[u32], out: &mut [f32]) -> Result<
                     bf16dot::unpack_row(w, d, id as usize, o);
                 }
             }
-            nested @ CpuStorage::Panels { .. } => {
+            nested @ (CpuStorage::Panels { .. } | CpuStorage::Blocks { .. }) => {
                 return Err(super::panel_only("gather_rows", nested.dtype()));
             }
         },

@@ -30,6 +30,12 @@ impl Backend for WgpuBackend {
         if data.dtype == DType::I8 {
             return Err(ops::no_i8("upload"));
         }
+        if data.dtype.is_block() {
+            // No WGSL kernel reads the block formats yet: decoded to f32
+            // here (exact; four bytes a weight on the device).
+            let v = crate::quant::dequantize_vec(data.dtype, data.bytes)?;
+            return self.upload(HostData::f32(&v), shape);
+        }
         let bytes = data.bytes;
         let buffer = self.alloc(bytes.len() as u64, "tensor", true)?;
         {
@@ -53,6 +59,13 @@ impl Backend for WgpuBackend {
     fn zeros(&self, dtype: DType, shape: Shape) -> Result<Tensor<Self>> {
         if dtype == DType::I8 {
             return Err(ops::no_i8("zeros"));
+        }
+        if dtype.is_block() {
+            return Err(TensorError::UnsupportedDType {
+                op: "zeros",
+                what: "a tensor on wgpu (block formats are decoded at upload)",
+                dtype,
+            });
         }
         let bytes = dtype.bytes_for(shape.elem_count()) as u64;
         // wgpu zero-initialises every buffer before first use.
@@ -92,6 +105,8 @@ impl Backend for WgpuBackend {
                     .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()),
             ),
             DType::I8 => out.extend(raw.iter().take(n).map(|&b| b as i8 as f32)),
+            // Block formats are decoded at upload: no tensor here has one.
+            _ => {}
         })
     }
 

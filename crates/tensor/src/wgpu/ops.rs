@@ -246,7 +246,13 @@ pub(crate) fn gather_rows(be: &WgpuBackend, op: op::GatherRows<'_, WgpuBackend>)
         DType::F32 => ShaderId::GatherF32F32,
         DType::BF16 => ShaderId::GatherBf16F32,
         DType::F16 => ShaderId::GatherF16F32,
-        DType::I8 => return Err(no_i8(OP)),
+        other => {
+            return Err(TensorError::UnsupportedDType {
+                op: OP,
+                what: "table",
+                dtype: other,
+            });
+        }
     };
     if !be.device().downlevel.contains(shader.required_downlevel()) {
         return Err(TensorError::UnsupportedDType {

@@ -97,7 +97,7 @@ pub fn unpack(packed: &[u32], n: usize, k: usize) -> Vec<f32> {
 }
 
 #[cfg(target_arch = "x86_64")]
-pub(crate) use self::x86::matmul;
+pub(crate) use self::x86::{gemm_panels, matmul};
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
@@ -149,6 +149,32 @@ mod x86 {
         }
         let kern = Dot { tok, x, w, bias, k };
         split(pool, &kern, x, (m, n, k), y);
+    }
+
+    /// The GEMM body alone on `w`'s k-pair panels of `[n, k]` into
+    /// `y` (row stride `ldy`), this thread: for callers that make panels
+    /// per call (the block formats' prefill, `qblock.rs`).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn gemm_panels(
+        tok: Avx512Bf16,
+        x: &[f32],
+        m: usize,
+        w: &[u32],
+        bias: Option<&[f32]>,
+        (n, k): (usize, usize),
+        y: &mut [f32],
+        ldy: usize,
+    ) {
+        tok.dispatch(Gemm {
+            x,
+            w,
+            bias,
+            y,
+            ldy,
+            m,
+            n,
+            k,
+        });
     }
 
     struct Dot<'a> {

@@ -16,6 +16,7 @@ pub mod bf16dot;
 mod gemm;
 mod gemv;
 pub mod panels;
+pub mod qblock;
 pub mod quant;
 pub mod reference;
 
@@ -48,6 +49,8 @@ pub enum WeightRef<'a> {
         w: &'a [u32],
         tok: Avx512Bf16,
     },
+    /// Block-quantized rows in ggml's layout, not panels ([`qblock`]).
+    Blocks(qblock::BlockRef<'a>),
 }
 
 impl WeightRef<'_> {
@@ -59,6 +62,7 @@ impl WeightRef<'_> {
             WeightRef::F16(w) => w.len(),
             WeightRef::I8 { q, .. } => q.len(),
             WeightRef::Bf16Pairs { w, .. } => w.len(),
+            WeightRef::Blocks(b) => b.elems(),
         }
     }
 
@@ -135,6 +139,13 @@ pub fn matmul(isa: IsaToken, pool: Option<&rayon::ThreadPool>, a: &MatmulArgs<'_
     // every weight format, so it comes before they part ways.
     let prod = |p: usize, q: usize| p.checked_mul(q);
     assert_eq!(Some(a.x.len()), prod(a.m, a.k), "x is not [m, k]");
+    if let Some(b) = a.bias {
+        assert_eq!(b.len(), a.n, "bias is not [n]");
+    }
+    if let WeightRef::Blocks(w) = a.w {
+        assert_eq!(Some(y.len()), prod(a.m, a.n), "y is not [m, n]");
+        return qblock::matmul(isa, pool, a, w, y);
+    }
     // Panel words per weight row: k elements, or ⌈k/2⌉ bf16 pairs.
     let (nr, per_row) = match a.w {
         WeightRef::Bf16Pairs { .. } => (bf16dot::NR, a.k.div_ceil(2)),
@@ -147,9 +158,6 @@ pub fn matmul(isa: IsaToken, pool: Option<&rayon::ThreadPool>, a: &MatmulArgs<'_
         "w is not the panels of [n, k] ({nr} rows each)"
     );
     assert_eq!(Some(y.len()), prod(a.m, a.n), "y is not [m, n]");
-    if let Some(b) = a.bias {
-        assert_eq!(b.len(), a.n, "bias is not [n]");
-    }
     if let WeightRef::I8 { scale, .. } = a.w {
         assert_eq!(scale.len(), a.n, "the int8 weight's scales are not [n]");
     }
@@ -197,6 +205,7 @@ impl SimdOp for ByDtype<'_, '_> {
             WeightRef::F16(w) => drive(s, pool, a, w, None, y),
             WeightRef::I8 { q, scale } => drive(s, pool, a, q, Some(scale), y),
             WeightRef::Bf16Pairs { w, tok } => bf16_pairs(tok, pool, a, w, y),
+            WeightRef::Blocks(_) => unreachable!("block weights take qblock::matmul"),
         }
     }
 }
@@ -212,6 +221,12 @@ pub(crate) trait Kernels: Sync {
     fn gemv(&self, j0: usize, j1: usize, y: &mut [f32]);
     /// `y[m, ldy]` (its first `j1 − j0` columns) `= x[m, k] · w[j0..j1]ᵀ (+ epilogue)`.
     fn gemm(&self, x: &[f32], m: usize, cols: (usize, usize), y: &mut [f32], ldy: usize);
+    /// Whether GEMM may split the rows of `x` across threads (each thread
+    /// then reads every weight). `false` where using a weight costs more
+    /// than reading it (block formats decode each weight first).
+    fn split_rows_of_x(&self) -> bool {
+        true
+    }
 }
 
 /// Splits one matmul across `pool`'s threads: GEMV by whole weight panels,
@@ -244,7 +259,7 @@ pub(crate) fn split<K: Kernels>(
                 kern.gemv(j0, j0 + yc.len(), yc);
             })
         });
-    } else if m >= 2 * mr * threads {
+    } else if m >= 2 * mr * threads && kern.split_rows_of_x() {
         // Rows of x per task: a multiple of MR.
         let rows = m.div_ceil(threads).next_multiple_of(mr);
         pool.install(|| {

@@ -2,10 +2,14 @@
 
 use std::arch::x86_64::*;
 
+use super::qdot::{XBlock, XBlockK};
 use super::{Simd, SimdOp};
 use crate::cpu::dispatch::Avx2;
+use crate::quant::blocks::{BlockQ4_0, BlockQ4K, BlockQ6K, BlockQ8_0};
 
 impl Simd for Avx2 {
+    super::avx2_qdots!();
+
     type V = __m256;
     const LANES: usize = 8;
     // 16 ymm registers: a 6×16 tile is 12 accumulators + 2 w vectors + 1 broadcast.

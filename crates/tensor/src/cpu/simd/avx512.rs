@@ -3,10 +3,14 @@
 
 use std::arch::x86_64::*;
 
+use super::qdot::{XBlock, XBlockK};
 use super::{Simd, SimdOp};
 use crate::cpu::dispatch::{Avx512, Avx512Bf16};
+use crate::quant::blocks::{BlockQ4_0, BlockQ4K, BlockQ6K, BlockQ8_0};
 
 impl Simd for Avx512 {
+    super::avx2_qdots!();
+
     type V = __m512;
     const LANES: usize = 16;
     // 32 zmm registers: a 6×64 tile is 24 accumulators + 4 w vectors + 1 broadcast.

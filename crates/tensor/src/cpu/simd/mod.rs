@@ -20,14 +20,19 @@
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
+mod avx2_qdot;
+#[cfg(target_arch = "x86_64")]
 mod avx512;
 #[cfg(target_arch = "aarch64")]
 mod neon;
+pub mod qdot;
 mod scalar;
 
+use self::qdot::{XBlock, XBlockK};
 pub use super::dispatch::SimdOp;
 use crate::DType;
 use crate::dtype::Element;
+use crate::quant::blocks::{BlockQ4_0, BlockQ4K, BlockQ6K, BlockQ8_0};
 
 /// A SIMD instruction set, proven present by holding `self`.
 pub trait Simd: Copy + Send + Sync + 'static {
@@ -137,7 +142,61 @@ pub trait Simd: Copy + Send + Sync + 'static {
     /// # Safety
     /// - `p` must be valid for reads of `LANES` i8 (any alignment).
     unsafe fn load_i8(self, p: *const i8) -> Self::V;
+
+    // Block-quantized weight rows · int8 activation rows (`qdot.rs`), one
+    // result per row: the scalar versions unless the tier has its own.
+
+    /// Q8_0 weights (`w.len() == x.len()` blocks).
+    #[inline(always)]
+    fn dot_q8_0(self, w: &[BlockQ8_0], x: &[XBlock]) -> f32 {
+        qdot::dot_q8_0(w, x)
+    }
+    /// Q4_0 weights.
+    #[inline(always)]
+    fn dot_q4_0(self, w: &[BlockQ4_0], x: &[XBlock]) -> f32 {
+        qdot::dot_q4_0(w, x)
+    }
+    /// Q4_K weights.
+    #[inline(always)]
+    fn dot_q4k(self, w: &[BlockQ4K], x: &[XBlockK]) -> f32 {
+        qdot::dot_q4k(w, x)
+    }
+    /// Q6_K weights.
+    #[inline(always)]
+    fn dot_q6k(self, w: &[BlockQ6K], x: &[XBlockK]) -> f32 {
+        qdot::dot_q6k(w, x)
+    }
 }
+
+/// The block dot products of `avx2_qdot.rs`, for a tier whose wrapper
+/// enables AVX2, FMA and F16C.
+#[cfg(target_arch = "x86_64")]
+macro_rules! avx2_qdots {
+    () => {
+        #[inline(always)]
+        fn dot_q8_0(self, w: &[BlockQ8_0], x: &[XBlock]) -> f32 {
+            // SAFETY: the token proves AVX2, FMA and F16C.
+            unsafe { super::avx2_qdot::dot_q8_0(w, x) }
+        }
+        #[inline(always)]
+        fn dot_q4_0(self, w: &[BlockQ4_0], x: &[XBlock]) -> f32 {
+            // SAFETY: the token proves AVX2, FMA and F16C.
+            unsafe { super::avx2_qdot::dot_q4_0(w, x) }
+        }
+        #[inline(always)]
+        fn dot_q4k(self, w: &[BlockQ4K], x: &[XBlockK]) -> f32 {
+            // SAFETY: the token proves AVX2, FMA and F16C.
+            unsafe { super::avx2_qdot::dot_q4k(w, x) }
+        }
+        #[inline(always)]
+        fn dot_q6k(self, w: &[BlockQ6K], x: &[XBlockK]) -> f32 {
+            // SAFETY: the token proves AVX2, FMA and F16C.
+            unsafe { super::avx2_qdot::dot_q6k(w, x) }
+        }
+    };
+}
+#[cfg(target_arch = "x86_64")]
+use avx2_qdots;
 
 /// Loads `LANES` elements of type `E`, widened to f32. The `match` is on a
 /// constant and disappears after monomorphisation.
@@ -156,5 +215,6 @@ pub unsafe fn load_elem<S: Simd, E: Element>(s: S, p: *const E) -> S::V {
         DType::F16 => unsafe { s.load_f16(p.cast()) },
         // SAFETY: as above.
         DType::I8 => unsafe { s.load_i8(p.cast()) },
+        _ => unreachable!("block formats are not elements"),
     }
 }

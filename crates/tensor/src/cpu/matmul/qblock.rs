@@ -1,0 +1,437 @@
+//! Block-quantized weights (ggml's Q8_0, Q4_0, Q4_K, Q6_K; `crate::quant`)
+//! on the CPU: stored as the file has them, row-major blocks (no panels),
+//! `kernels/matmul.md` § Block formats.
+//!
+//! - GEMV (m = 1, decode): `x` is quantized to int8 per block (32 for
+//!   Q8_0/Q4_0, 256 for the k-quants) once per call, then each weight row
+//!   is one integer dot product (`Simd::dot_*`, `cpu/simd/qdot.rs`),
+//!   rows split across threads. Memory-bound: the weights are read once,
+//!   at their stored size.
+//! - GEMM (m ≥ 2, prefill): weight rows are decoded to f32 panels a chunk at
+//!   a time and the f32 GEMM body runs on them, `x` unquantized. Threads
+//!   split the weight rows, so each weight is decoded once per call. On
+//!   the avx512 tier of a CPU with AVX512-BF16, the 4- and 6-bit formats
+//!   (Q4_0, Q4_K, Q6_K) are decoded to bf16 pair panels instead and run
+//!   the `vdpbf16ps` GEMM (`bf16dot.rs`, twice the f32 FMA's work per
+//!   instruction), `x` rounded to bf16: each rounding is 2^-9 relative,
+//!   far below those formats' own steps (Q8_0, whose step is near it,
+//!   keeps f32).
+
+use std::cell::RefCell;
+
+use super::gemm::Gemm;
+use super::panels::PanelLayout;
+use super::{Cols, Kernels, MatmulArgs, split};
+use crate::DType;
+use crate::cpu::dispatch::{Avx512Bf16, IsaToken, SimdOp};
+use crate::cpu::simd::Simd;
+use crate::cpu::simd::qdot::{self, XBlock, XBlockK};
+use crate::quant::blocks::{self, BlockQ4_0, BlockQ4K, BlockQ6K, BlockQ8_0};
+
+/// Owned blocks of one weight `[n, k]`, row-major.
+#[derive(Clone, Debug, PartialEq)]
+pub enum BlockData {
+    Q8_0(Vec<BlockQ8_0>),
+    Q4_0(Vec<BlockQ4_0>),
+    Q4K(Vec<BlockQ4K>),
+    Q6K(Vec<BlockQ6K>),
+}
+
+/// Borrowed blocks of one weight `[n, k]`, row-major.
+#[derive(Clone, Copy, Debug)]
+pub enum BlockRef<'a> {
+    Q8_0(&'a [BlockQ8_0]),
+    Q4_0(&'a [BlockQ4_0]),
+    Q4K(&'a [BlockQ4K]),
+    Q6K(&'a [BlockQ6K]),
+}
+
+impl BlockData {
+    /// Copies `bytes` (whole blocks of `dtype`, any alignment) into aligned
+    /// blocks; `None` if `dtype` is not a block format or the length is
+    /// not whole blocks.
+    pub fn from_bytes(dtype: DType, bytes: &[u8]) -> Option<BlockData> {
+        fn copy<T: bytemuck::Pod + Send + Sync>(bytes: &[u8]) -> Option<Vec<T>> {
+            if !bytes.len().is_multiple_of(size_of::<T>()) {
+                return None;
+            }
+            let mut v = crate::cpu::alloc::filled_vec(bytes.len() / size_of::<T>(), T::zeroed());
+            bytemuck::cast_slice_mut::<T, u8>(&mut v).copy_from_slice(bytes);
+            Some(v)
+        }
+        Some(match dtype {
+            DType::Q8_0 => BlockData::Q8_0(copy(bytes)?),
+            DType::Q4_0 => BlockData::Q4_0(copy(bytes)?),
+            DType::Q4K => BlockData::Q4K(copy(bytes)?),
+            DType::Q6K => BlockData::Q6K(copy(bytes)?),
+            _ => return None,
+        })
+    }
+
+    pub fn as_ref(&self) -> BlockRef<'_> {
+        match self {
+            BlockData::Q8_0(v) => BlockRef::Q8_0(v),
+            BlockData::Q4_0(v) => BlockRef::Q4_0(v),
+            BlockData::Q4K(v) => BlockRef::Q4K(v),
+            BlockData::Q6K(v) => BlockRef::Q6K(v),
+        }
+    }
+}
+
+impl<'a> BlockRef<'a> {
+    pub fn dtype(self) -> DType {
+        match self {
+            BlockRef::Q8_0(_) => DType::Q8_0,
+            BlockRef::Q4_0(_) => DType::Q4_0,
+            BlockRef::Q4K(_) => DType::Q4K,
+            BlockRef::Q6K(_) => DType::Q6K,
+        }
+    }
+
+    /// Weights held (blocks × block size).
+    pub fn elems(self) -> usize {
+        let blocks = match self {
+            BlockRef::Q8_0(v) => v.len(),
+            BlockRef::Q4_0(v) => v.len(),
+            BlockRef::Q4K(v) => v.len(),
+            BlockRef::Q6K(v) => v.len(),
+        };
+        blocks * self.dtype().block_elems()
+    }
+
+    /// The raw bytes of the blocks.
+    pub fn bytes(self) -> &'a [u8] {
+        match self {
+            BlockRef::Q8_0(v) => bytemuck::cast_slice(v),
+            BlockRef::Q4_0(v) => bytemuck::cast_slice(v),
+            BlockRef::Q4K(v) => bytemuck::cast_slice(v),
+            BlockRef::Q6K(v) => bytemuck::cast_slice(v),
+        }
+    }
+
+    /// Decodes row `j` of `[·, k]` into `out[..k]`.
+    #[inline(always)]
+    pub fn dequantize_row(self, j: usize, k: usize, out: &mut [f32]) {
+        fn row<T>(v: &[T], j: usize, per: usize, out: &mut [f32], f: impl Fn(&T, &mut [f32])) {
+            let be = out.len() / per;
+            for (b, o) in v[j * per..(j + 1) * per]
+                .iter()
+                .zip(out.chunks_exact_mut(be))
+            {
+                f(b, o);
+            }
+        }
+        let per = k / self.dtype().block_elems();
+        let out = &mut out[..k];
+        match self {
+            BlockRef::Q8_0(v) => row(v, j, per, out, blocks::dequantize_q8_0),
+            BlockRef::Q4_0(v) => row(v, j, per, out, blocks::dequantize_q4_0),
+            BlockRef::Q4K(v) => row(v, j, per, out, blocks::dequantize_q4k),
+            BlockRef::Q6K(v) => row(v, j, per, out, blocks::dequantize_q6k),
+        }
+    }
+}
+
+/// Quantizes row-major `w[n, k]` (f32) into `dtype` blocks, rows in
+/// parallel on the current rayon pool. `k` must be whole blocks.
+pub fn quantize(dtype: DType, w: &[f32], k: usize) -> crate::Result<BlockData> {
+    use rayon::prelude::*;
+    let rows: Vec<Vec<u8>> = w
+        .par_chunks(k.max(1))
+        .map(|r| crate::quant::quantize(dtype, r))
+        .collect::<crate::Result<_>>()?;
+    let bytes: Vec<u8> = rows.concat();
+    BlockData::from_bytes(dtype, &bytes).ok_or(crate::TensorError::UnsupportedDType {
+        op: "quantize",
+        what: "the target",
+        dtype,
+    })
+}
+
+/// The activation row quantized for one weight format.
+#[derive(Clone, Copy)]
+enum XQuant<'a> {
+    Q8(&'a [XBlock]),
+    K(&'a [XBlockK]),
+}
+
+thread_local! {
+    /// The quantized `x` of GEMV calls on this thread, reused (decode
+    /// allocates nothing in steady state).
+    static XQ: RefCell<(Vec<XBlock>, Vec<XBlockK>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    /// Decoded weight panels of GEMM calls on this thread, reused.
+    static PANELS: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    /// bf16 pair panels of GEMM calls on this thread, reused.
+    static PAIRS: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Whether the GEMM (m ≥ 2) of `dtype` weights on tier `isa` runs on bf16
+/// panels with `x` and the decoded weights rounded to bf16 (the 4- and
+/// 6-bit formats on the avx512 tier of a CPU with AVX512-BF16; see the
+/// module docs).
+pub fn bf16_prefill(isa: crate::cpu::Isa, dtype: DType) -> bool {
+    isa == crate::cpu::Isa::Avx512
+        && matches!(dtype, DType::Q4_0 | DType::Q4K | DType::Q6K)
+        && Avx512Bf16::try_new().is_some()
+}
+
+/// Runs the matmul of `a` (whose weights are `w`) on `isa` with `pool`.
+pub(super) fn matmul(
+    isa: IsaToken,
+    pool: Option<&rayon::ThreadPool>,
+    a: &MatmulArgs<'_>,
+    w: BlockRef<'_>,
+    y: &mut [f32],
+) {
+    assert!(
+        a.k.is_multiple_of(w.dtype().block_elems()) && w.elems() == a.n * a.k,
+        "w is not the {} blocks of [n, k]",
+        w.dtype()
+    );
+    let bf16 = if a.m >= 2 && bf16_prefill(isa.isa(), w.dtype()) {
+        Avx512Bf16::try_new()
+    } else {
+        None
+    };
+    isa.dispatch(QMatmul {
+        pool,
+        a,
+        w,
+        bf16,
+        y,
+    })
+}
+
+struct QMatmul<'a, 'p> {
+    pool: Option<&'p rayon::ThreadPool>,
+    a: &'a MatmulArgs<'a>,
+    w: BlockRef<'a>,
+    bf16: Option<Avx512Bf16>,
+    y: &'a mut [f32],
+}
+
+impl SimdOp for QMatmul<'_, '_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) {
+        let QMatmul {
+            pool,
+            a,
+            w,
+            bf16,
+            y,
+        } = self;
+        let k = a.k;
+        if a.m != 1 || k == 0 {
+            let kern = QKernels {
+                s,
+                w,
+                x: XQuant::Q8(&[]),
+                bf16,
+                bias: a.bias,
+                k,
+            };
+            return split(pool, &kern, a.x, (a.m, a.n, k), y);
+        }
+        let mut bufs = XQ.take();
+        let x = match w {
+            BlockRef::Q8_0(_) | BlockRef::Q4_0(_) => {
+                bufs.0.resize(k / blocks::QK, XBlock::default());
+                qdot::quantize_x(a.x, &mut bufs.0);
+                XQuant::Q8(&bufs.0)
+            }
+            BlockRef::Q4K(_) | BlockRef::Q6K(_) => {
+                bufs.1.resize(k / blocks::QK_K, XBlockK::default());
+                qdot::quantize_x_k(a.x, &mut bufs.1);
+                XQuant::K(&bufs.1)
+            }
+        };
+        let kern = QKernels {
+            s,
+            w,
+            x,
+            bf16: None,
+            bias: a.bias,
+            k,
+        };
+        split(pool, &kern, a.x, (1, a.n, k), y);
+        XQ.set(bufs);
+    }
+}
+
+/// The kernels of one block-quantized matmul call (see the module docs).
+struct QKernels<'a, S> {
+    s: S,
+    w: BlockRef<'a>,
+    /// The quantized `x` (GEMV only).
+    x: XQuant<'a>,
+    /// Run the GEMM on bf16 pair panels (see the module docs).
+    bf16: Option<Avx512Bf16>,
+    bias: Option<&'a [f32]>,
+    k: usize,
+}
+
+impl<S: Simd> Kernels for QKernels<'_, S> {
+    fn nr(&self) -> usize {
+        // GEMV splits rows at any boundary; GEMM decodes whole panels.
+        S::NRV * S::LANES
+    }
+
+    fn mr(&self) -> usize {
+        S::MR
+    }
+
+    fn split_rows_of_x(&self) -> bool {
+        false
+    }
+
+    fn gemv(&self, j0: usize, j1: usize, y: &mut [f32]) {
+        self.s.vectorize(QGemv {
+            kern: self,
+            j0,
+            j1,
+            y,
+        })
+    }
+
+    fn gemm(&self, x: &[f32], m: usize, (j0, j1): (usize, usize), y: &mut [f32], ldy: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(tok) = self.bf16 {
+            return self.gemm_bf16(tok, x, m, (j0, j1), y, ldy);
+        }
+        let (s, k) = (self.s, self.k);
+        let layout = PanelLayout {
+            nr: S::NRV * S::LANES,
+            lanes: S::LANES,
+        };
+        // Rows decoded per chunk: a KC-deep slice of their panels stays
+        // within 512 KiB (L2) while the GEMM sweeps the rows of x over it.
+        let chunk = (512 * 1024 / (4 * S::KC.min(k).max(1)))
+            .max(1)
+            .next_multiple_of(layout.nr);
+        let (mut panels, mut row) = PANELS.take();
+        row.resize(k, 0.0);
+        for c0 in (j0..j1).step_by(chunk) {
+            let c1 = (c0 + chunk).min(j1);
+            let nc = c1 - c0;
+            panels.clear();
+            panels.resize(layout.packed_len(nc, k), 0.0);
+            for j in c0..c1 {
+                self.w.dequantize_row(j, k, &mut row);
+                let (q, r) = ((j - c0) / layout.nr, (j - c0) % layout.nr);
+                let panel = &mut panels[q * layout.nr * k..(q + 1) * layout.nr * k];
+                for (p, &v) in row.iter().enumerate() {
+                    panel[p * layout.nr + r] = v;
+                }
+            }
+            s.vectorize(Gemm {
+                x,
+                w: &panels[..],
+                cols: Cols {
+                    scale: None,
+                    bias: self.bias.map(|b| &b[c0..c1]),
+                },
+                y: &mut y[c0 - j0..],
+                ldy,
+                m,
+                n: nc,
+                k,
+            });
+        }
+        PANELS.set((panels, row));
+    }
+}
+
+impl<S: Simd> QKernels<'_, S> {
+    /// [`Kernels::gemm`] on bf16 pair panels (`bf16dot.rs`' layout),
+    /// decoded a chunk of rows at a time.
+    #[cfg(target_arch = "x86_64")]
+    fn gemm_bf16(
+        &self,
+        tok: Avx512Bf16,
+        x: &[f32],
+        m: usize,
+        (j0, j1): (usize, usize),
+        y: &mut [f32],
+        ldy: usize,
+    ) {
+        use super::bf16dot::{self, NR};
+        // k is whole blocks, so even.
+        let (k, kp) = (self.k, self.k / 2);
+        let mut words = vec![0u32; kp];
+        // A KCP-deep slice of the chunk's panels stays within 512 KiB.
+        let chunk = (512 * 1024 / (4 * 512usize.min(kp).max(1)))
+            .max(1)
+            .next_multiple_of(NR);
+        let (mut pairs, (panels, mut row)) = (PAIRS.take(), PANELS.take());
+        row.resize(k, 0.0);
+        for c0 in (j0..j1).step_by(chunk) {
+            let c1 = (c0 + chunk).min(j1);
+            pairs.clear();
+            pairs.resize(bf16dot::packed_len(c1 - c0, k), 0);
+            for j in c0..c1 {
+                self.w.dequantize_row(j, k, &mut row);
+                let (q, r) = ((j - c0) / NR, (j - c0) % NR);
+                let panel = &mut pairs[q * NR * kp..(q + 1) * NR * kp];
+                // Rounded in a loop the compiler vectorizes, then scattered.
+                for (o, p) in words.iter_mut().zip(row.chunks_exact(2)) {
+                    *o = bf16_bits(p[0]) | bf16_bits(p[1]) << 16;
+                }
+                for (t, &v) in words.iter().enumerate() {
+                    panel[t * NR + r] = v;
+                }
+            }
+            bf16dot::gemm_panels(
+                tok,
+                x,
+                m,
+                &pairs,
+                self.bias.map(|b| &b[c0..c1]),
+                (c1 - c0, k),
+                &mut y[c0 - j0..],
+                ldy,
+            );
+        }
+        PAIRS.set(pairs);
+        PANELS.set((panels, row));
+    }
+}
+
+/// `v` rounded to bf16 (nearest even; NaN stays a quiet NaN), as bits.
+#[inline(always)]
+fn bf16_bits(v: f32) -> u32 {
+    let b = v.to_bits();
+    let rounded = b.wrapping_add(0x7FFF + ((b >> 16) & 1)) >> 16;
+    if v.is_nan() { 0x7FC0 } else { rounded }
+}
+
+/// Rows `j0..j1` of one GEMV: one block dot product each.
+struct QGemv<'a, 'k, S> {
+    kern: &'k QKernels<'a, S>,
+    j0: usize,
+    j1: usize,
+    y: &'k mut [f32],
+}
+
+impl<S: Simd> SimdOp for QGemv<'_, '_, S> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<T: Simd>(self, _: T) {
+        let QGemv { kern, j0, j1, y } = self;
+        let s = kern.s;
+        let per = kern.k / kern.w.dtype().block_elems();
+        for (j, out) in (j0..j1).zip(y.iter_mut()) {
+            let r = j * per..(j + 1) * per;
+            let dot = match (kern.w, kern.x) {
+                (BlockRef::Q8_0(w), XQuant::Q8(x)) => s.dot_q8_0(&w[r], x),
+                (BlockRef::Q4_0(w), XQuant::Q8(x)) => s.dot_q4_0(&w[r], x),
+                (BlockRef::Q4K(w), XQuant::K(x)) => s.dot_q4k(&w[r], x),
+                (BlockRef::Q6K(w), XQuant::K(x)) => s.dot_q6k(&w[r], x),
+                _ => unreachable!("x is quantized for its weight format"),
+            };
+            *out = dot + kern.bias.map_or(0.0, |b| b[j]);
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! AVX2 dot products of block-quantized weight rows with int8 activation
+//! blocks (the layouts and scalar twins are in `qdot.rs`). Run by the AVX2
+//! and AVX-512 tiers (the latter's wrapper enables AVX2 too).
+//!
+//! The integer core is `vpmaddubsw` (u8 × i8 → i16 pair sums) then
+//! `vpmaddwd` (i16 pairs → i32, times 1 or a sub-block scale). Weights are
+//! made unsigned: Q4_0 and Q4_K nibbles already are, Q6_K's six bits before
+//! the −32 offset (taken off through the activation sums), Q8_0 by moving
+//! each weight's sign onto its activation (`vpsignb`). No i16 sum can
+//! saturate: |pair| ≤ 2·128·127 (Q8_0), 2·15·127 (Q4), 2·63·127 (Q6_K).
+//!
+//! # Safety
+//! Every function here needs AVX2, FMA and F16C (the caller's token proves
+//! them); all loads stay inside the blocks' arrays.
+
+use std::arch::x86_64::*;
+
+use super::qdot::{XBlock, XBlockK};
+use crate::quant::blocks::{BlockQ4_0, BlockQ4K, BlockQ6K, BlockQ8_0, scale_min_k4};
+
+/// An f16 scale by F16C (`half` would test for the feature at run time).
+#[inline(always)]
+unsafe fn f16(bits: u16) -> f32 {
+    // SAFETY: the caller guarantees F16C.
+    unsafe { _mm_cvtss_f32(_mm_cvtph_ps(_mm_set1_epi16(bits as i16))) }
+}
+
+/// `f16(bits) · x` in every lane. The broadcast before the conversion
+/// keeps the f16 load off the accumulators' registers (an insert into the
+/// low lane of a live register made each block wait for the last).
+#[inline(always)]
+unsafe fn scale8(bits: u16, x: f32) -> __m256 {
+    // SAFETY: the caller guarantees AVX2 and F16C.
+    unsafe {
+        _mm256_mul_ps(
+            _mm256_cvtph_ps(_mm_set1_epi16(bits as i16)),
+            _mm256_set1_ps(x),
+        )
+    }
+}
+
+#[inline(always)]
+unsafe fn hsum(v: __m256) -> f32 {
+    // SAFETY: the caller guarantees AVX2.
+    unsafe {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+        _mm_cvtss_f32(s)
+    }
+}
+
+/// 32 bytes from an array of at least 32.
+#[inline(always)]
+unsafe fn load32<T>(a: &[T]) -> __m256i {
+    debug_assert!(size_of_val(a) >= 32);
+    // SAFETY: the caller guarantees AVX2; `a` holds at least 32 bytes.
+    unsafe { _mm256_loadu_si256(a.as_ptr().cast()) }
+}
+
+/// Σ over blocks of `scale(block) · Σ lanes of int(block)`, two blocks per
+/// step into two accumulators (one would chain every block on the last
+/// block's FMA).
+#[inline(always)]
+unsafe fn blocks2<W, X>(
+    w: &[W],
+    x: &[X],
+    int: impl Fn(&W, &X) -> __m256i,
+    scale: impl Fn(&W, &X) -> __m256,
+) -> f32 {
+    // SAFETY: the caller guarantees AVX2 and FMA.
+    unsafe {
+        let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let n = w.len().min(x.len());
+        let mut i = 0;
+        while i + 2 <= n {
+            let f0 = _mm256_cvtepi32_ps(int(&w[i], &x[i]));
+            let f1 = _mm256_cvtepi32_ps(int(&w[i + 1], &x[i + 1]));
+            a0 = _mm256_fmadd_ps(scale(&w[i], &x[i]), f0, a0);
+            a1 = _mm256_fmadd_ps(scale(&w[i + 1], &x[i + 1]), f1, a1);
+            i += 2;
+        }
+        if i < n {
+            let f0 = _mm256_cvtepi32_ps(int(&w[i], &x[i]));
+            a0 = _mm256_fmadd_ps(scale(&w[i], &x[i]), f0, a0);
+        }
+        hsum(_mm256_add_ps(a0, a1))
+    }
+}
+
+#[inline(always)]
+pub(super) unsafe fn dot_q8_0(w: &[BlockQ8_0], x: &[XBlock]) -> f32 {
+    // SAFETY: the caller guarantees AVX2/FMA/F16C; every load is of a
+    // block's own 32-byte array.
+    unsafe {
+        let ones = _mm256_set1_epi16(1);
+        blocks2(
+            w,
+            x,
+            |b, xb| {
+                let (wv, xv) = (load32(&b.qs), load32(&xb.qs));
+                let p = _mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv));
+                _mm256_madd_epi16(p, ones)
+            },
+            |b, xb| scale8(b.d, xb.d),
+        )
+    }
+}
+
+#[inline(always)]
+pub(super) unsafe fn dot_q4_0(w: &[BlockQ4_0], x: &[XBlock]) -> f32 {
+    // SAFETY: as in `dot_q8_0`; `qs` of a Q4_0 block is 16 bytes.
+    unsafe {
+        let (ones, low4) = (_mm256_set1_epi16(1), _mm256_set1_epi8(0x0F));
+        blocks2(
+            w,
+            x,
+            |b, xb| {
+                let q = _mm_loadu_si128(b.qs.as_ptr().cast());
+                let nib = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16::<4>(q), q), low4);
+                let p = _mm256_madd_epi16(_mm256_maddubs_epi16(nib, load32(&xb.qs)), ones);
+                // The nibbles' +8, exactly: 8 lanes × Σ qs.
+                _mm256_sub_epi32(p, _mm256_set1_epi32(xb.sum))
+            },
+            |b, xb| scale8(b.d, xb.d),
+        )
+    }
+}
+
+#[inline(always)]
+pub(super) unsafe fn dot_q4k(w: &[BlockQ4K], x: &[XBlockK]) -> f32 {
+    // SAFETY: as in `dot_q8_0`; the 32-byte loads are at offsets 32·p of
+    // the 128-byte `qs` and 64·p, 64·p + 32 of the 256-byte `x.qs`.
+    unsafe {
+        let low4 = _mm256_set1_epi8(0x0F);
+        let mut acc = _mm256_setzero_ps();
+        let mut mins = 0.0f32;
+        for (b, xb) in w.iter().zip(x) {
+            let mut sumi = _mm256_setzero_si256();
+            let mut summ = 0i32;
+            for p in 0..4 {
+                let (sc0, m0) = scale_min_k4(2 * p, &b.scales);
+                let (sc1, m1) = scale_min_k4(2 * p + 1, &b.scales);
+                let q = load32(&b.qs[32 * p..]);
+                let lo = _mm256_and_si256(q, low4);
+                let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), low4);
+                let p0 = _mm256_maddubs_epi16(lo, load32(&xb.qs[64 * p..]));
+                let p1 = _mm256_maddubs_epi16(hi, load32(&xb.qs[64 * p + 32..]));
+                let p0 = _mm256_madd_epi16(p0, _mm256_set1_epi16(sc0 as i16));
+                let p1 = _mm256_madd_epi16(p1, _mm256_set1_epi16(sc1 as i16));
+                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+                let bs = &xb.bsums[4 * p..4 * p + 4];
+                summ += m0 as i32 * (bs[0] as i32 + bs[1] as i32)
+                    + m1 as i32 * (bs[2] as i32 + bs[3] as i32);
+            }
+            let dx = xb.d;
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(f16(b.d) * dx), _mm256_cvtepi32_ps(sumi), acc);
+            mins += f16(b.dmin) * dx * summ as f32;
+        }
+        hsum(acc) - mins
+    }
+}
+
+/// The six-bit values of one quarter of a Q6_K half: low nibbles of `ql`
+/// (shifted down by `LO`) with bits `HI..HI + 2` of `qh` on top.
+#[inline(always)]
+unsafe fn q6_quarter<const LO: i32, const HI: i32>(ql: __m256i, qh: __m256i) -> __m256i {
+    // SAFETY: the caller guarantees AVX2.
+    unsafe {
+        let low = _mm256_and_si256(_mm256_srli_epi16::<LO>(ql), _mm256_set1_epi8(0x0F));
+        let high = _mm256_and_si256(_mm256_srli_epi16::<HI>(qh), _mm256_set1_epi8(3));
+        _mm256_or_si256(low, _mm256_slli_epi16::<4>(high))
+    }
+}
+
+#[inline(always)]
+pub(super) unsafe fn dot_q6k(w: &[BlockQ6K], x: &[XBlockK]) -> f32 {
+    // SAFETY: as in `dot_q8_0`; loads at 64·h (+32) of the 128-byte `ql`,
+    // 32·h of the 64-byte `qh`, 128·h + 32·q of the 256-byte `x.qs`.
+    unsafe {
+        let mut acc = _mm256_setzero_ps();
+        let mut offset = 0.0f32;
+        for (b, xb) in w.iter().zip(x) {
+            let mut sumi = _mm256_setzero_si256();
+            for h in 0..2 {
+                let (ql0, ql1) = (load32(&b.ql[64 * h..]), load32(&b.ql[64 * h + 32..]));
+                let qh = load32(&b.qh[32 * h..]);
+                let quarters = [
+                    q6_quarter::<0, 0>(ql0, qh),
+                    q6_quarter::<0, 2>(ql1, qh),
+                    q6_quarter::<4, 4>(ql0, qh),
+                    q6_quarter::<4, 6>(ql1, qh),
+                ];
+                for (q, u) in quarters.into_iter().enumerate() {
+                    let g = 8 * h + 2 * q;
+                    let sc = _mm256_set_m128i(
+                        _mm_set1_epi16(b.scales[g + 1] as i16),
+                        _mm_set1_epi16(b.scales[g] as i16),
+                    );
+                    let p = _mm256_maddubs_epi16(u, load32(&xb.qs[128 * h + 32 * q..]));
+                    sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, sc));
+                }
+            }
+            let corr: i32 = b
+                .scales
+                .iter()
+                .zip(&xb.bsums)
+                .map(|(&s, &t)| s as i32 * t as i32)
+                .sum();
+            let d = f16(b.d) * xb.d;
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+            offset += d * corr as f32;
+        }
+        hsum(acc) - 32.0 * offset
+    }
+}
