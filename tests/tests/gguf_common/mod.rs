@@ -86,14 +86,19 @@ pub struct Measure {
     /// Rows whose argmax agrees, out of `rows`.
     pub top1: usize,
     pub rows: usize,
+    /// The most, over rows, that `got`'s top-1 token scores below `want`'s
+    /// top-1 in `want`'s logits: 0 where the argmaxes agree, small where
+    /// `got` broke a near-tie the other way, large where it picked a token
+    /// the reference ranks far down.
+    pub regret: f32,
 }
 
 impl std::fmt::Display for Measure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "NMSE {:.3e}, max abs {:.3e}, top-1 {}/{}",
-            self.nmse, self.max_abs, self.top1, self.rows
+            "NMSE {:.3e}, max abs {:.3e}, top-1 {}/{}, regret {:.3e}",
+            self.nmse, self.max_abs, self.top1, self.rows, self.regret
         )
     }
 }
@@ -127,11 +132,19 @@ pub fn measure(got: &[f32], want: &[f32], vocab: usize) -> Measure {
             argmax(&got[s.clone()]) == argmax(&want[s])
         })
         .count();
+    let regret = (0..rows)
+        .map(|r| {
+            let s = r * vocab..(r + 1) * vocab;
+            let w = &want[s.clone()];
+            w[argmax(w)] - w[argmax(&got[s])]
+        })
+        .fold(0f32, f32::max);
     Measure {
         nmse: num / den.max(f64::MIN_POSITIVE),
         max_abs,
         top1,
         rows,
+        regret,
     }
 }
 
