@@ -14,11 +14,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 : "${LLAMA_BIN:?the bin folder of a llama.cpp build (llama-bench)}"
-: "${GGUF_DIR:?folder with lfm2-350m-random-{bf16,q8_0}.gguf}"
+: "${GGUF_DIR:?folder with lfm2-350m-random-{bf16,q8_0,q4_0}.gguf}"
 ROUNDS=${ROUNDS:-3}
 THREADS=${THREADS:-2}
-FORMATS=${FORMATS-"native bf16dot int8"}
-GGUFS=${GGUFS-"bf16 q8_0"}
+FORMATS=${FORMATS-"native bf16dot int8 q8_0 q4_0"}
+GGUFS=${GGUFS-"bf16 q8_0 q4_0"}
+# The GGUFs our engine also runs as files (`bench --model`): the same bytes
+# as llama.cpp reads, Q6_K head and all.
+OURS_GGUFS=${OURS_GGUFS-"q8_0 q4_0"}
 cargo build --release --quiet -p cli
 ours=target/release/lfm2vl
 dir=${SYNTH_DIR:-/tmp/lfm2vl-synthetic}
@@ -73,6 +76,16 @@ for r in $(seq 1 "$ROUNDS"); do
 import json, sys
 v = json.load(open(sys.argv[3]))
 print(f"round {sys.argv[1]} lfm2vl-rs {sys.argv[2]:<16} pp512 {v['pp512']:8.1f} tg128 {v['tg128']:7.1f}")
+PY
+  done
+  for g in $OURS_GGUFS; do
+    f="$GGUF_DIR/lfm2-350m-random-$g.gguf"
+    [ -f "$f" ] || continue
+    $ours bench --model "$f" --no-image --threads "$THREADS" --json >"$out" 2>/dev/null || continue
+    python3 - "$r" "$g" "$out" <<'PY'
+import json, sys
+v = json.load(open(sys.argv[3]))
+print(f"round {sys.argv[1]} lfm2vl-rs {sys.argv[2] + '.gguf':<16} pp512 {v['pp512']:8.1f} tg128 {v['tg128']:7.1f}")
 PY
   done
   for g in $GGUFS; do

@@ -266,7 +266,9 @@ struct QKernels<'a, S> {
     w: BlockRef<'a>,
     /// The quantized `x` (GEMV only).
     x: XQuant<'a>,
-    /// Run the GEMM on bf16 pair panels (see the module docs).
+    /// Run the GEMM on bf16 pair panels (see the module docs; always
+    /// `None` off x86-64).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     bf16: Option<Avx512Bf16>,
     bias: Option<&'a [f32]>,
     k: usize,
@@ -399,6 +401,7 @@ impl<S: Simd> QKernels<'_, S> {
 }
 
 /// `v` rounded to bf16 (nearest even; NaN stays a quiet NaN), as bits.
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn bf16_bits(v: f32) -> u32 {
     let b = v.to_bits();
