@@ -102,28 +102,30 @@ impl<B: Backend> Lfm2Vl<B> {
         let rows: usize = crops.iter().map(|c| c.h * c.w / 4).sum();
         let mut out = be.zeros(DType::F32, Shape::from([rows, d]))?;
         let mut row0 = 0;
-        for c in crops {
-            let n = c.h * c.w;
-            if c.patches.len() != n * pd || c.h % 2 != 0 || c.w % 2 != 0 || n == 0 {
-                return Err(tensor::TensorError::ShapeMismatch {
-                    op: "encode_images",
-                    what: "crop patches (h, w even and > 0)",
-                    expected: Shape::from([n, pd]),
-                    got: Shape::from([c.patches.len() / pd.max(1), pd]),
+        be.enter(|| {
+            for c in crops {
+                let n = c.h * c.w;
+                if c.patches.len() != n * pd || c.h % 2 != 0 || c.w % 2 != 0 || n == 0 {
+                    return Err(tensor::TensorError::ShapeMismatch {
+                        op: "encode_images",
+                        what: "crop patches (h, w even and > 0)",
+                        expected: Shape::from([n, pd]),
+                        got: Shape::from([c.patches.len() / pd.max(1), pd]),
+                    }
+                    .into());
                 }
-                .into());
+                let x = be.upload(HostData::f32(c.patches), Shape::from([n, pd]))?;
+                let feat = v.tower.forward_crop(be, &x, c.h, c.w, &mut |_, _| Ok(()))?;
+                let proj = v.connector.forward_crop(be, &feat, c.h, c.w)?;
+                be.copy_rows(op::CopyRows {
+                    src: &proj,
+                    dst: &mut out,
+                    row0,
+                })?;
+                row0 += proj.shape().rows();
             }
-            let x = be.upload(HostData::f32(c.patches), Shape::from([n, pd]))?;
-            let feat = v.tower.forward_crop(be, &x, c.h, c.w, &mut |_, _| Ok(()))?;
-            let proj = v.connector.forward_crop(be, &feat, c.h, c.w)?;
-            be.copy_rows(op::CopyRows {
-                src: &proj,
-                dst: &mut out,
-                row0,
-            })?;
-            row0 += proj.shape().rows();
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// `inputs_embeds` for `ids` `[t, D_t]`: token embeddings, with the k-th

@@ -96,6 +96,16 @@ pub trait Backend: Sized + Send + Sync {
     /// Waits until all submitted work has finished.
     fn sync(&self) -> Result<()>;
 
+    /// Runs `f`, a run of ops such as one forward pass, where this backend
+    /// issues ops cheapest. The CPU backend runs it on a thread of its
+    /// pool, so each op's parallel split starts inside the pool (from a
+    /// caller outside it, every op would wake the pool and then wait to be
+    /// woken in turn: two thread switches per op, which a decode step of
+    /// ~170 small ops feels). Other backends call `f`.
+    fn enter<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        f()
+    }
+
     /// [`op::Matmul`]: `out[m, n] = x[m, k] · w[n, k]ᵀ (+ bias[n])`.
     fn matmul(&self, op: op::Matmul<'_, Self>) -> Result<()>;
 

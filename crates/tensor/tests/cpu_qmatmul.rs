@@ -172,8 +172,15 @@ fn sweep(isa: Isa) {
             }
         }
     }
+    // On an AVX512-VNNI CPU the avx512 tier's Q8_0/Q4_0 GEMV is the
+    // `vpdpbusd` body; the `vpmaddubsw` one is the avx2 tier's.
+    let vnni = if qblock::vnni_gemv(isa, DType::Q4_0) {
+        " (Q8_0/Q4_0 GEMV on vpdpbusd)"
+    } else {
+        ""
+    };
     println!(
-        "{isa}: worst {worst:.3} of the MATMUL budget; quantized x adds ≤ {worst_x:.4} of Σ|w·x|"
+        "{isa}{vnni}: worst {worst:.3} of the MATMUL budget; quantized x adds ≤ {worst_x:.4} of Σ|w·x|"
     );
 }
 

@@ -227,20 +227,22 @@ impl<B: Backend> TextModel<B> {
         if ids.is_empty() {
             return Err(ModelError::EmptyPrompt);
         }
-        for part in ids.chunks(chunk.max(1)) {
-            let t = part.len();
-            let mut x = be.zeros(DType::F32, Shape::from([t, d]))?;
-            self.embed(be, part, &mut x)?;
-            self.forward_fused(be, &mut x, &mut st.seq)?;
-            be.slice_rows(op::SliceRows {
-                src: &x,
-                row0: t - 1,
-                out: &mut st.io.last,
-            })?;
-        }
-        let mut out = Vec::new();
-        self.logits_of_last(be, st, &mut out)?;
-        Ok(out)
+        be.enter(|| {
+            for part in ids.chunks(chunk.max(1)) {
+                let t = part.len();
+                let mut x = be.zeros(DType::F32, Shape::from([t, d]))?;
+                self.embed(be, part, &mut x)?;
+                self.forward_fused(be, &mut x, &mut st.seq)?;
+                be.slice_rows(op::SliceRows {
+                    src: &x,
+                    row0: t - 1,
+                    out: &mut st.io.last,
+                })?;
+            }
+            let mut out = Vec::new();
+            self.logits_of_last(be, st, &mut out)?;
+            Ok(out)
+        })
     }
 
     /// Prefills one chunk given as embeddings `x` `[t, d]` (e.g. with image
@@ -252,18 +254,8 @@ impl<B: Backend> TextModel<B> {
         x: &mut Tensor<B>,
         st: &mut TextState<B>,
     ) -> Result<Vec<f32>> {
-        let t = x.shape().rows();
-        if t == 0 {
-            return Err(ModelError::EmptyPrompt);
-        }
-        self.forward_fused(be, x, &mut st.seq)?;
-        be.slice_rows(op::SliceRows {
-            src: x,
-            row0: t - 1,
-            out: &mut st.io.last,
-        })?;
         let mut out = Vec::new();
-        self.logits_of_last(be, st, &mut out)?;
+        self.prefill_embeds_into(be, x, st, &mut out)?;
         Ok(out)
     }
 
@@ -279,13 +271,15 @@ impl<B: Backend> TextModel<B> {
         if t == 0 {
             return Err(ModelError::EmptyPrompt);
         }
-        self.forward_fused(be, x, &mut st.seq)?;
-        be.slice_rows(op::SliceRows {
-            src: x,
-            row0: t - 1,
-            out: &mut st.io.last,
-        })?;
-        self.logits_of_last(be, st, out)
+        be.enter(|| {
+            self.forward_fused(be, x, &mut st.seq)?;
+            be.slice_rows(op::SliceRows {
+                src: x,
+                row0: t - 1,
+                out: &mut st.io.last,
+            })?;
+            self.logits_of_last(be, st, out)
+        })
     }
 
     /// One decode step for `id` at the next position; returns the logits
@@ -305,15 +299,17 @@ impl<B: Backend> TextModel<B> {
         st: &mut TextState<B>,
         out: &mut Vec<f32>,
     ) -> Result<()> {
-        let TextState { seq, io } = st;
-        self.embed(be, &[id], &mut io.x)?;
-        self.forward_fused(be, &mut io.x, seq)?;
-        be.slice_rows(op::SliceRows {
-            src: &io.x,
-            row0: 0,
-            out: &mut io.last,
-        })?;
-        self.logits_of_last(be, st, out)
+        be.enter(|| {
+            let TextState { seq, io } = st;
+            self.embed(be, &[id], &mut io.x)?;
+            self.forward_fused(be, &mut io.x, seq)?;
+            be.slice_rows(op::SliceRows {
+                src: &io.x,
+                row0: 0,
+                out: &mut io.last,
+            })?;
+            self.logits_of_last(be, st, out)
+        })
     }
 
     fn logits_of_last(&self, be: &B, st: &mut TextState<B>, out: &mut Vec<f32>) -> Result<()> {

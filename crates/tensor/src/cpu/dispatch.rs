@@ -14,7 +14,9 @@
 //! fans out to a thread pool calls `s.vectorize(…)` again on each thread,
 //! since a closure run elsewhere is not inside the wrapper. The bf16
 //! dot-product kernels, which need [`Avx512Bf16`]'s instructions rather
-//! than a generic tier, are [`Bf16Op`]s run by [`Avx512Bf16::dispatch`].
+//! than a generic tier, are [`Bf16Op`]s run by [`Avx512Bf16::dispatch`];
+//! the block formats' VNNI dot products likewise are [`VnniOp`]s run by
+//! [`Avx512Vnni::dispatch`].
 
 use super::simd::Simd;
 use crate::{Result, TensorError};
@@ -34,6 +36,13 @@ pub trait SimdOp {
 pub trait Bf16Op {
     type Output;
     fn run(self, tok: Avx512Bf16) -> Self::Output;
+}
+
+/// A kernel on the AVX512-VNNI instructions ([`Avx512Vnni::dispatch`]);
+/// `run` must be `#[inline(always)]`, as for [`SimdOp`].
+pub trait VnniOp {
+    type Output;
+    fn run(self, tok: Avx512Vnni) -> Self::Output;
 }
 
 /// A SIMD tier of the CPU backend.
@@ -216,6 +225,49 @@ impl Avx512Bf16 {
     }
 }
 
+/// Proof that the CPU has AVX512-VNNI (`vpdpbusd`), AVX512-VL and AVX512-BW
+/// plus everything [`Avx512`] proves: not a tier of its own, only the block
+/// formats' GEMV dot products (`cpu/simd/avx2_qdot.rs`) use it, on the
+/// avx512 tier.
+#[derive(Clone, Copy, Debug)]
+pub struct Avx512Vnni(Avx512);
+
+impl Avx512Vnni {
+    pub fn try_new() -> Option<Self> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if let Some(t) = Avx512::try_new()
+                && is_x86_feature_detected!("avx512bw")
+                && is_x86_feature_detected!("avx512vl")
+                && is_x86_feature_detected!("avx512vnni")
+            {
+                return Some(Avx512Vnni(t));
+            }
+        }
+        None
+    }
+
+    /// The AVX-512 token this one contains.
+    pub fn avx512(self) -> Avx512 {
+        self.0
+    }
+
+    /// Runs `op` inside this feature's `#[target_feature]` wrapper.
+    #[inline(always)]
+    pub fn dispatch<O: VnniOp>(self, op: O) -> O::Output {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: the token proves the features the wrapper enables.
+            unsafe { on_avx512vnni(self, op) }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = op;
+            unreachable!("an Avx512Vnni token exists only on x86-64")
+        }
+    }
+}
+
 /// Proof that the CPU has NEON (Advanced SIMD).
 #[derive(Clone, Copy, Debug)]
 pub struct Neon(());
@@ -290,7 +342,7 @@ impl IsaToken {
 }
 
 // The one `#[target_feature]` wrapper of each tier (and of the AVX512-BF16
-// feature): the only place these feature strings are spelled out. Each is
+// and AVX512-VNNI features): the only place these feature strings are spelled out. Each is
 // entered from the token's `vectorize`/`dispatch`, whose token proves the
 // features.
 
@@ -309,6 +361,12 @@ pub(super) fn on_avx512<O: SimdOp>(s: Avx512, op: O) -> O::Output {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx2,fma,f16c")]
 fn on_avx512bf16<O: Bf16Op>(tok: Avx512Bf16, op: O) -> O::Output {
+    op.run(tok)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn on_avx512vnni<O: VnniOp>(tok: Avx512Vnni, op: O) -> O::Output {
     op.run(tok)
 }
 

@@ -576,6 +576,13 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
+    fn enter<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        match self.pool() {
+            Some(pool) => pool.install(f),
+            None => f(),
+        }
+    }
+
     fn matmul(&self, op: op::Matmul<'_, Self>) -> Result<()> {
         const OP: &str = op::Matmul::<CpuBackend>::NAME;
         let (m, n, k) = op.check()?;

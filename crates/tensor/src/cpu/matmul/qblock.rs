@@ -6,7 +6,8 @@
 //!   Q8_0/Q4_0, 256 for the k-quants) once per call, then each weight row
 //!   is one integer dot product (`Simd::dot_*`, `cpu/simd/qdot.rs`),
 //!   rows split across threads. Memory-bound: the weights are read once,
-//!   at their stored size.
+//!   at their stored size. On the avx512 tier of a CPU with AVX512-VNNI,
+//!   Q8_0 and Q4_0 dots run on `vpdpbusd` ([`vnni_gemv`]), same integers.
 //! - GEMM (m ≥ 2, prefill): weight rows are decoded to f32 panels a chunk at
 //!   a time and the f32 GEMM body runs on them, `x` unquantized. Threads
 //!   split the weight rows, so each weight is decoded once per call. On
@@ -23,7 +24,7 @@ use super::gemm::Gemm;
 use super::panels::PanelLayout;
 use super::{Cols, Kernels, MatmulArgs, split};
 use crate::DType;
-use crate::cpu::dispatch::{Avx512Bf16, IsaToken, SimdOp};
+use crate::cpu::dispatch::{Avx512Bf16, Avx512Vnni, IsaToken, SimdOp};
 use crate::cpu::simd::Simd;
 use crate::cpu::simd::qdot::{self, XBlock, XBlockK};
 use crate::quant::blocks::{self, BlockQ4_0, BlockQ4K, BlockQ6K, BlockQ8_0};
@@ -193,13 +194,30 @@ pub(super) fn matmul(
     } else {
         None
     };
+    let vnni = if a.m == 1 && vnni_gemv(isa.isa(), w.dtype()) {
+        Avx512Vnni::try_new()
+    } else {
+        None
+    };
     isa.dispatch(QMatmul {
         pool,
         a,
         w,
         bf16,
+        vnni,
         y,
     })
+}
+
+/// Whether the GEMV (m = 1) of `dtype` weights on tier `isa` runs its
+/// integer dot products on `vpdpbusd` (Q8_0 and Q4_0 on the avx512 tier of
+/// a CPU with AVX512-VNNI: the same integers as `vpmaddubsw` + `vpmaddwd`,
+/// in one instruction). The k-quants keep the AVX2 body: their sub-block
+/// scales ride on `vpmaddwd`.
+pub fn vnni_gemv(isa: crate::cpu::Isa, dtype: DType) -> bool {
+    isa == crate::cpu::Isa::Avx512
+        && matches!(dtype, DType::Q8_0 | DType::Q4_0)
+        && Avx512Vnni::try_new().is_some()
 }
 
 struct QMatmul<'a, 'p> {
@@ -207,6 +225,7 @@ struct QMatmul<'a, 'p> {
     a: &'a MatmulArgs<'a>,
     w: BlockRef<'a>,
     bf16: Option<Avx512Bf16>,
+    vnni: Option<Avx512Vnni>,
     y: &'a mut [f32],
 }
 
@@ -220,6 +239,7 @@ impl SimdOp for QMatmul<'_, '_> {
             a,
             w,
             bf16,
+            vnni,
             y,
         } = self;
         let k = a.k;
@@ -229,6 +249,7 @@ impl SimdOp for QMatmul<'_, '_> {
                 w,
                 x: XQuant::Q8(&[]),
                 bf16,
+                vnni: None,
                 bias: a.bias,
                 k,
             };
@@ -252,6 +273,7 @@ impl SimdOp for QMatmul<'_, '_> {
             w,
             x,
             bf16: None,
+            vnni,
             bias: a.bias,
             k,
         };
@@ -270,6 +292,10 @@ struct QKernels<'a, S> {
     /// `None` off x86-64).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     bf16: Option<Avx512Bf16>,
+    /// Run the GEMV's dot products on `vpdpbusd` ([`vnni_gemv`]; always
+    /// `None` off x86-64).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    vnni: Option<Avx512Vnni>,
     bias: Option<&'a [f32]>,
     k: usize,
 }
@@ -289,6 +315,15 @@ impl<S: Simd> Kernels for QKernels<'_, S> {
     }
 
     fn gemv(&self, j0: usize, j1: usize, y: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(tok) = self.vnni {
+            return tok.dispatch(QGemvVnni {
+                kern: self,
+                j0,
+                j1,
+                y,
+            });
+        }
         self.s.vectorize(QGemv {
             kern: self,
             j0,
@@ -407,6 +442,44 @@ fn bf16_bits(v: f32) -> u32 {
     let b = v.to_bits();
     let rounded = b.wrapping_add(0x7FFF + ((b >> 16) & 1)) >> 16;
     if v.is_nan() { 0x7FC0 } else { rounded }
+}
+
+/// [`QGemv`] on `vpdpbusd` (Q8_0 and Q4_0 only, [`vnni_gemv`]).
+#[cfg(target_arch = "x86_64")]
+struct QGemvVnni<'a, 'k, S> {
+    kern: &'k QKernels<'a, S>,
+    j0: usize,
+    j1: usize,
+    y: &'k mut [f32],
+}
+
+#[cfg(target_arch = "x86_64")]
+impl<S: Simd> crate::cpu::dispatch::VnniOp for QGemvVnni<'_, '_, S> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run(self, _: Avx512Vnni) {
+        use crate::cpu::simd::avx2_qdot;
+        let QGemvVnni { kern, j0, j1, y } = self;
+        let per = kern.k / kern.w.dtype().block_elems();
+        for (j, out) in (j0..j1).zip(y.iter_mut()) {
+            let r = j * per..(j + 1) * per;
+            // The token proves AVX2, FMA, F16C, AVX512-VNNI and AVX512-VL,
+            // and `run` is inlined into its wrapper.
+            let dot = match (kern.w, kern.x) {
+                // SAFETY: as above.
+                (BlockRef::Q8_0(w), XQuant::Q8(x)) => unsafe {
+                    avx2_qdot::dot_q8_0::<true>(&w[r], x)
+                },
+                // SAFETY: as above.
+                (BlockRef::Q4_0(w), XQuant::Q8(x)) => unsafe {
+                    avx2_qdot::dot_q4_0::<true>(&w[r], x)
+                },
+                _ => unreachable!("vnni_gemv admits Q8_0 and Q4_0 only"),
+            };
+            *out = dot + kern.bias.map_or(0.0, |b| b[j]);
+        }
+    }
 }
 
 /// Rows `j0..j1` of one GEMV: one block dot product each.

@@ -1,6 +1,8 @@
 //! AVX2 dot products of block-quantized weight rows with int8 activation
 //! blocks (the layouts and scalar twins are in `qdot.rs`). Run by the AVX2
-//! and AVX-512 tiers (the latter's wrapper enables AVX2 too).
+//! and AVX-512 tiers (the latter's wrapper enables AVX2 too), and Q8_0 /
+//! Q4_0 with `VNNI` by `qblock`'s GEMV under an `Avx512Vnni` token
+//! (`vpdpbusd` on 256-bit vectors, one instruction for the two below).
 //!
 //! The integer core is `vpmaddubsw` (u8 × i8 → i16 pair sums) then
 //! `vpmaddwd` (i16 pairs → i32, times 1 or a sub-block scale). Weights are
@@ -11,7 +13,8 @@
 //!
 //! # Safety
 //! Every function here needs AVX2, FMA and F16C (the caller's token proves
-//! them); all loads stay inside the blocks' arrays.
+//! them), and AVX512-VNNI and AVX512-VL with `VNNI`; all loads stay inside
+//! the blocks' arrays.
 
 use std::arch::x86_64::*;
 
@@ -88,39 +91,61 @@ unsafe fn blocks2<W, X>(
     }
 }
 
+/// `acc` + the sums of each 4 adjacent products `u · i` (u8 × i8) in each
+/// i32 lane: one `vpdpbusd` with `VNNI`, else `vpmaddubsw` + `vpmaddwd`
+/// (the same integers: no pair sum here can saturate, see the module docs).
+///
+/// # Safety
+/// AVX2; with `VNNI`, also AVX512-VNNI and AVX512-VL.
 #[inline(always)]
-pub(super) unsafe fn dot_q8_0(w: &[BlockQ8_0], x: &[XBlock]) -> f32 {
-    // SAFETY: the caller guarantees AVX2/FMA/F16C; every load is of a
+unsafe fn dot_u8i8<const VNNI: bool>(acc: __m256i, u: __m256i, i: __m256i) -> __m256i {
+    // SAFETY: the caller guarantees the features above.
+    unsafe {
+        if VNNI {
+            _mm256_dpbusd_epi32(acc, u, i)
+        } else {
+            let p = _mm256_madd_epi16(_mm256_maddubs_epi16(u, i), _mm256_set1_epi16(1));
+            _mm256_add_epi32(acc, p)
+        }
+    }
+}
+
+/// # Safety
+/// As for [`dot_u8i8`].
+#[inline(always)]
+pub(crate) unsafe fn dot_q8_0<const VNNI: bool>(w: &[BlockQ8_0], x: &[XBlock]) -> f32 {
+    // SAFETY: the caller guarantees the features; every load is of a
     // block's own 32-byte array.
     unsafe {
-        let ones = _mm256_set1_epi16(1);
         blocks2(
             w,
             x,
             |b, xb| {
                 let (wv, xv) = (load32(&b.qs), load32(&xb.qs));
-                let p = _mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv));
-                _mm256_madd_epi16(p, ones)
+                let z = _mm256_setzero_si256();
+                dot_u8i8::<VNNI>(z, _mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv))
             },
             |b, xb| scale8(b.d, xb.d),
         )
     }
 }
 
+/// # Safety
+/// As for [`dot_u8i8`].
 #[inline(always)]
-pub(super) unsafe fn dot_q4_0(w: &[BlockQ4_0], x: &[XBlock]) -> f32 {
+pub(crate) unsafe fn dot_q4_0<const VNNI: bool>(w: &[BlockQ4_0], x: &[XBlock]) -> f32 {
     // SAFETY: as in `dot_q8_0`; `qs` of a Q4_0 block is 16 bytes.
     unsafe {
-        let (ones, low4) = (_mm256_set1_epi16(1), _mm256_set1_epi8(0x0F));
+        let low4 = _mm256_set1_epi8(0x0F);
         blocks2(
             w,
             x,
             |b, xb| {
                 let q = _mm_loadu_si128(b.qs.as_ptr().cast());
                 let nib = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16::<4>(q), q), low4);
-                let p = _mm256_madd_epi16(_mm256_maddubs_epi16(nib, load32(&xb.qs)), ones);
-                // The nibbles' +8, exactly: 8 lanes × Σ qs.
-                _mm256_sub_epi32(p, _mm256_set1_epi32(xb.sum))
+                // The nibbles' +8, exactly: 8 lanes × Σ qs, taken off
+                // through the accumulator's start.
+                dot_u8i8::<VNNI>(_mm256_set1_epi32(-xb.sum), nib, load32(&xb.qs))
             },
             |b, xb| scale8(b.d, xb.d),
         )

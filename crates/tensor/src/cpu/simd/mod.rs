@@ -20,7 +20,7 @@
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
-mod avx2_qdot;
+pub(crate) mod avx2_qdot;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 #[cfg(target_arch = "aarch64")]
@@ -176,12 +176,12 @@ macro_rules! avx2_qdots {
         #[inline(always)]
         fn dot_q8_0(self, w: &[BlockQ8_0], x: &[XBlock]) -> f32 {
             // SAFETY: the token proves AVX2, FMA and F16C.
-            unsafe { super::avx2_qdot::dot_q8_0(w, x) }
+            unsafe { super::avx2_qdot::dot_q8_0::<false>(w, x) }
         }
         #[inline(always)]
         fn dot_q4_0(self, w: &[BlockQ4_0], x: &[XBlock]) -> f32 {
             // SAFETY: the token proves AVX2, FMA and F16C.
-            unsafe { super::avx2_qdot::dot_q4_0(w, x) }
+            unsafe { super::avx2_qdot::dot_q4_0::<false>(w, x) }
         }
         #[inline(always)]
         fn dot_q4k(self, w: &[BlockQ4K], x: &[XBlockK]) -> f32 {
