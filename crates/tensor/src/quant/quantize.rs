@@ -2,8 +2,8 @@
 //! formats made at load from a safetensors checkpoint). Q8_0 and Q4_0
 //! follow ggml's reference quantizers exactly; Q4_K and Q6_K use a one-pass
 //! fit per sub-block (ggml searches each sub-block's scale (and min)
-//! iteratively, a slightly smaller error; `kernels/matmul.md` § Block
-//! formats has the measured error of both).
+//! iteratively, for a somewhat smaller error; not yet measured side by
+//! side). GGUF files keep ggml's own blocks, as stored.
 
 use half::f16;
 
