@@ -9,12 +9,15 @@
 //! kernel's own error, `MATMUL`), and a second check bounds the error the
 //! quantization of `x` adds against the unquantized product. The GEMM
 //! (m ≥ 2) keeps `x` in f32: its reference is decoded weights · `x`; where
-//! it runs on bf16 panels (`qblock::bf16_prefill`), both rounded to bf16.
+//! it runs on bf16 panels (`qblock::bf16_prefill`, or asked for through
+//! `qblock::matmul_with`: both bodies run wherever the CPU has them), both
+//! rounded to bf16.
 
 mod common;
 
 use common::pool;
 use half::f16;
+use tensor::cpu::dispatch::Avx512Bf16;
 use tensor::cpu::matmul::qblock::{self, BlockData, BlockRef};
 use tensor::cpu::matmul::{self, MatmulArgs, WeightRef, bf16dot, reference};
 use tensor::cpu::simd::qdot::{self, XBlock, XBlockK};
@@ -55,6 +58,15 @@ struct Case {
     k: usize,
     bias: bool,
     threads: usize,
+    /// Ask for the GEMM on bf16 panels (`qblock::matmul_with`) instead of
+    /// letting `qblock::bf16_prefill` choose.
+    force_bf16: bool,
+}
+
+/// Whether the GEMM's bf16 panels can run on tier `isa` here (they need
+/// the avx512 tier of a CPU with AVX512-BF16).
+fn bf16_possible(isa: Isa) -> bool {
+    isa == Isa::Avx512 && Avx512Bf16::try_new().is_some()
 }
 
 /// The decoded quantized `x` of a GEMV, as the kernel sees it.
@@ -100,9 +112,19 @@ fn run(c: Case, pools: &[Option<rayon::ThreadPool>]) -> (f64, Option<f64>) {
         k: c.k,
     };
     let mut y = vec![f32::NAN; c.m * c.n];
-    matmul::matmul(tok, pools[c.threads - 1].as_ref(), &args, &mut y);
+    let pool = pools[c.threads - 1].as_ref();
+    if c.force_bf16 {
+        qblock::matmul_with(tok, pool, &args, data.as_ref(), true, &mut y);
+    } else {
+        matmul::matmul(tok, pool, &args, &mut y);
+    }
     // The GEMM's bf16 variant rounds x and the decoded weights to bf16.
-    let bf16 = c.m > 1 && qblock::bf16_prefill(c.isa, c.dtype);
+    let bf16 = c.m > 1
+        && if c.force_bf16 {
+            bf16_possible(c.isa)
+        } else {
+            qblock::bf16_prefill(c.isa, c.dtype)
+        };
     let round = |v: &[f32]| v.iter().map(|&e| bf16dot::round(e)).collect::<Vec<_>>();
     let (xk, wk) = match (c.m, bf16) {
         (1, _) => (quantized_x(c.dtype, &x), wf.clone()),
@@ -151,7 +173,12 @@ fn sweep(isa: Isa) {
             cases.push((3, 300, 2 * qk, threads));
             cases.push((40, 150, qk, threads));
         }
-        for (i, (m, n, k, threads)) in cases.into_iter().enumerate() {
+        // The GEMM's other body too, where this CPU can run both.
+        let both = if bf16_possible(isa) { 2 } else { 1 };
+        let cases = cases.into_iter().flat_map(|(m, n, k, threads)| {
+            (0..both).map(move |f| (m, n, k, threads, f == 1 && m > 1))
+        });
+        for (i, (m, n, k, threads, force_bf16)) in cases.enumerate() {
             let c = Case {
                 isa,
                 dtype,
@@ -160,13 +187,14 @@ fn sweep(isa: Isa) {
                 k,
                 bias: i % 2 == 0,
                 threads,
+                force_bf16,
             };
             let (b, xe) = run(c, &pools);
             worst = worst.max(b);
             if let Some(e) = xe {
                 // Each int8 x is off by at most half a step (amax/254 of
                 // its block); against Σ|w·x| that stays well under 1%
-                // (measured: ≤ 0.35% on every tier); 1% flags a broken x quantizer.
+                // (measured: ≤ 0.37% on every tier); 1% flags a broken x quantizer.
                 assert!(e < 0.01, "{c:?}: quantized x adds {e:.4} of Σ|w·x|");
                 worst_x = worst_x.max(e);
             }
@@ -179,8 +207,20 @@ fn sweep(isa: Isa) {
     } else {
         ""
     };
+    let bf16 = match Avx512Bf16::try_new().filter(|_| bf16_possible(isa)) {
+        Some(tok) => format!(
+            " (GEMM on f32 and bf16 panels; {} chosen here, vdpbf16ps/FMA rate {:.2})",
+            if qblock::bf16_prefill(isa, DType::Q4_0) {
+                "bf16"
+            } else {
+                "f32"
+            },
+            tensor::cpu::matmul::probe::bf16_over_fma(tok)
+        ),
+        None => String::new(),
+    };
     println!(
-        "{isa}{vnni}: worst {worst:.3} of the MATMUL budget; quantized x adds ≤ {worst_x:.4} of Σ|w·x|"
+        "{isa}{vnni}{bf16}: worst {worst:.3} of the MATMUL budget; quantized x adds ≤ {worst_x:.4} of Σ|w·x|"
     );
 }
 

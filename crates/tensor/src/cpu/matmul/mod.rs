@@ -16,6 +16,7 @@ pub mod bf16dot;
 mod gemm;
 mod gemv;
 pub mod panels;
+pub mod probe;
 pub mod qblock;
 pub mod quant;
 pub mod reference;

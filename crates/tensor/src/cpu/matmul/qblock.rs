@@ -11,7 +11,8 @@
 //! - GEMM (m ≥ 2, prefill): weight rows are decoded to f32 panels a chunk at
 //!   a time and the f32 GEMM body runs on them, `x` unquantized. Threads
 //!   split the weight rows, so each weight is decoded once per call. On
-//!   the avx512 tier of a CPU with AVX512-BF16, the 4- and 6-bit formats
+//!   the avx512 tier of a CPU with AVX512-BF16 whose `vdpbf16ps`
+//!   out-computes its FMA (measured: `probe.rs`), the 4- and 6-bit formats
 //!   (Q4_0, Q4_K, Q6_K) are decoded to bf16 pair panels instead and run
 //!   the `vdpbf16ps` GEMM (`bf16dot.rs`, twice the f32 FMA's work per
 //!   instruction), `x` rounded to bf16: each rounding is 2^-9 relative,
@@ -22,6 +23,7 @@ use std::cell::RefCell;
 
 use super::gemm::Gemm;
 use super::panels::PanelLayout;
+use super::probe;
 use super::{Cols, Kernels, MatmulArgs, split};
 use crate::DType;
 use crate::cpu::dispatch::{Avx512Bf16, Avx512Vnni, IsaToken, SimdOp};
@@ -167,13 +169,14 @@ thread_local! {
 }
 
 /// Whether the GEMM (m ≥ 2) of `dtype` weights on tier `isa` runs on bf16
-/// panels with `x` and the decoded weights rounded to bf16 (the 4- and
-/// 6-bit formats on the avx512 tier of a CPU with AVX512-BF16; see the
+/// panels with `x` and the decoded weights rounded to bf16: the 4- and
+/// 6-bit formats on the avx512 tier of a CPU with AVX512-BF16 whose
+/// `vdpbf16ps` out-computes its FMA ([`probe::bf16_dot_pays`]; see the
 /// module docs).
 pub fn bf16_prefill(isa: crate::cpu::Isa, dtype: DType) -> bool {
     isa == crate::cpu::Isa::Avx512
         && matches!(dtype, DType::Q4_0 | DType::Q4K | DType::Q6K)
-        && Avx512Bf16::try_new().is_some()
+        && Avx512Bf16::try_new().is_some_and(probe::bf16_dot_pays)
 }
 
 /// Runs the matmul of `a` (whose weights are `w`) on `isa` with `pool`.
@@ -184,12 +187,37 @@ pub(super) fn matmul(
     w: BlockRef<'_>,
     y: &mut [f32],
 ) {
+    let bf16 = a.m >= 2 && bf16_prefill(isa.isa(), w.dtype());
+    matmul_with(isa, pool, a, w, bf16, y)
+}
+
+/// [`matmul`] with the GEMM's bf16 panels asked for (`bf16`; honoured
+/// where the CPU has AVX512-BF16 and the tier is avx512, whatever
+/// [`bf16_prefill`] would choose) or not: the tests run both bodies on
+/// every CPU that has them.
+#[track_caller]
+pub fn matmul_with(
+    isa: IsaToken,
+    pool: Option<&rayon::ThreadPool>,
+    a: &MatmulArgs<'_>,
+    w: BlockRef<'_>,
+    bf16: bool,
+    y: &mut [f32],
+) {
     assert!(
         a.k.is_multiple_of(w.dtype().block_elems()) && w.elems() == a.n * a.k,
         "w is not the {} blocks of [n, k]",
         w.dtype()
     );
-    let bf16 = if a.m >= 2 && bf16_prefill(isa.isa(), w.dtype()) {
+    // Checked products, as in `matmul::matmul` (which checked these
+    // before calling [`matmul`]; callers of this one reach it directly).
+    let prod = |p: usize, q: usize| p.checked_mul(q);
+    assert_eq!(Some(a.x.len()), prod(a.m, a.k), "x is not [m, k]");
+    assert_eq!(Some(y.len()), prod(a.m, a.n), "y is not [m, n]");
+    if let Some(b) = a.bias {
+        assert_eq!(b.len(), a.n, "bias is not [n]");
+    }
+    let bf16 = if bf16 && a.m >= 2 && isa.isa() == crate::cpu::Isa::Avx512 {
         Avx512Bf16::try_new()
     } else {
         None
