@@ -28,7 +28,7 @@ use super::{Cols, Kernels, MatmulArgs, split};
 use crate::DType;
 use crate::cpu::dispatch::{Avx512Bf16, Avx512Vnni, IsaToken, SimdOp};
 use crate::cpu::simd::Simd;
-use crate::cpu::simd::qdot::{self, XBlock, XBlockK};
+use crate::cpu::simd::qdot::{self, XBlock, XBlockK, XPair};
 use crate::quant::blocks::{self, BlockQ4_0, BlockQ4K, BlockQ6K, BlockQ8_0};
 
 /// Owned blocks of one weight `[n, k]`, row-major.
@@ -156,12 +156,17 @@ pub fn quantize(dtype: DType, w: &[f32], k: usize) -> crate::Result<BlockData> {
 enum XQuant<'a> {
     Q8(&'a [XBlock]),
     K(&'a [XBlockK]),
+    /// Q4_0 on `vpdpbusd`: the blocks (for an odd last one) and their
+    /// pairs ([`XPair`]); x86-64 only.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    Pairs(&'a [XBlock], &'a [XPair]),
 }
 
 thread_local! {
     /// The quantized `x` of GEMV calls on this thread, reused (decode
     /// allocates nothing in steady state).
-    static XQ: RefCell<(Vec<XBlock>, Vec<XBlockK>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    static XQ: RefCell<(Vec<XBlock>, Vec<XBlockK>, Vec<XPair>)> =
+        const { RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
     /// Decoded weight panels of GEMM calls on this thread, reused.
     static PANELS: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
     /// bf16 pair panels of GEMM calls on this thread, reused.
@@ -285,6 +290,13 @@ impl SimdOp for QMatmul<'_, '_> {
         }
         let mut bufs = XQ.take();
         let x = match w {
+            BlockRef::Q4_0(_) if vnni.is_some() => {
+                bufs.0.resize(k / blocks::QK, XBlock::default());
+                qdot::quantize_x(a.x, &mut bufs.0);
+                bufs.2.resize(bufs.0.len() / 2, XPair::default());
+                qdot::pair_x(&bufs.0, &mut bufs.2);
+                XQuant::Pairs(&bufs.0, &bufs.2)
+            }
             BlockRef::Q8_0(_) | BlockRef::Q4_0(_) => {
                 bufs.0.resize(k / blocks::QK, XBlock::default());
                 qdot::quantize_x(a.x, &mut bufs.0);
@@ -492,7 +504,7 @@ impl<S: Simd> crate::cpu::dispatch::VnniOp for QGemvVnni<'_, '_, S> {
         let per = kern.k / kern.w.dtype().block_elems();
         for (j, out) in (j0..j1).zip(y.iter_mut()) {
             let r = j * per..(j + 1) * per;
-            // The token proves AVX2, FMA, F16C, AVX512-VNNI and AVX512-VL,
+            // The token proves AVX-512F, AVX512-BW, -VNNI and -VL, AVX2, FMA, F16C,
             // and `run` is inlined into its wrapper.
             let dot = match (kern.w, kern.x) {
                 // SAFETY: as above.
@@ -500,8 +512,8 @@ impl<S: Simd> crate::cpu::dispatch::VnniOp for QGemvVnni<'_, '_, S> {
                     avx2_qdot::dot_q8_0::<true>(&w[r], x)
                 },
                 // SAFETY: as above.
-                (BlockRef::Q4_0(w), XQuant::Q8(x)) => unsafe {
-                    avx2_qdot::dot_q4_0::<true>(&w[r], x)
+                (BlockRef::Q4_0(w), XQuant::Pairs(x, pairs)) => unsafe {
+                    crate::cpu::simd::avx512_qdot::dot_q4_0_pairs(&w[r], pairs, x.last())
                 },
                 _ => unreachable!("vnni_gemv admits Q8_0 and Q4_0 only"),
             };

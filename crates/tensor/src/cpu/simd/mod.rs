@@ -23,6 +23,8 @@ mod avx2;
 pub(crate) mod avx2_qdot;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx512_qdot;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 pub mod qdot;

@@ -66,6 +66,46 @@ pub fn quantize_x(x: &[f32], out: &mut [XBlock]) {
     }
 }
 
+/// Two [`XBlock`]s laid out for a 512-bit `vpdpbusd` against two Q4_0
+/// weight blocks at once (`avx512_qdot.rs`): 32-bit lane `l` holds four
+/// values of block `l % 2`, elements `4·(l / 2)..` of its first half for
+/// `l < 8` (the low nibbles' elements) and `16 + 4·((l − 8) / 2)..` for the
+/// rest (the high nibbles'); `init[l]` is −8 × the sum of lane `l`'s four
+/// values (the nibbles' +8, taken off through the accumulator's start) and
+/// `d[l]` its block's scale.
+#[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
+#[repr(C, align(64))]
+pub struct XPair {
+    pub qs: [i8; 64],
+    pub init: [i32; 16],
+    pub d: [f32; 16],
+}
+
+impl Default for XPair {
+    fn default() -> Self {
+        Zeroable::zeroed()
+    }
+}
+
+/// Lays out blocks `2i, 2i + 1` of `x` as `out[i]` ([`XPair`]); an odd last
+/// block is left out (the caller takes it alone).
+pub fn pair_x(x: &[XBlock], out: &mut [XPair]) {
+    for (p, o) in x.chunks_exact(2).zip(out) {
+        for l in 0..16 {
+            let b = &p[l % 2];
+            let e0 = if l < 8 {
+                4 * (l / 2)
+            } else {
+                16 + 4 * ((l - 8) / 2)
+            };
+            let q = &b.qs[e0..e0 + 4];
+            o.qs[4 * l..4 * l + 4].copy_from_slice(q);
+            o.init[l] = -8 * q.iter().map(|&v| v as i32).sum::<i32>();
+            o.d[l] = b.d;
+        }
+    }
+}
+
 /// Quantizes `x` (a multiple of 256 long) into `out` (`x.len() / 256` blocks).
 pub fn quantize_x_k(x: &[f32], out: &mut [XBlockK]) {
     for (xb, o) in x.chunks_exact(QK_K).zip(out) {
