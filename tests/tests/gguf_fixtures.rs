@@ -252,9 +252,10 @@ const BOUNDS: [Bounds; 3] = [
         llama_top1: 36,
         dequant_nmse: 3e-3,
     },
-    // vs llama.cpp: 5.46e-5 (AVX2; scalar 8.9e-6; AVX-512 VNNI pairs 2.9e-14), top-1 42/42 on every
-    // tier, since x's block scale is rounded to f16 as ggml's block_q8_0
-    // stores it (5.9e-4 before); vs dequant: 1.01e-3 (AVX2).
+    // vs llama.cpp: 5.46e-5 (AVX2; scalar 8.9e-6; AVX-512 VNNI pairs
+    // 2.9e-14), top-1 42/42 on every tier, since x's block scale is rounded
+    // to f16 as ggml's block_q8_0 stores it (5.9e-4 before); vs dequant:
+    // 1.01e-3 (AVX2).
     Bounds {
         quant: "Q4_0",
         llama_nmse: 2e-4,
