@@ -7,7 +7,9 @@
 //!   is one integer dot product (`Simd::dot_*`, `cpu/simd/qdot.rs`),
 //!   rows split across threads. Memory-bound: the weights are read once,
 //!   at their stored size. On the avx512 tier of a CPU with AVX512-VNNI,
-//!   Q8_0 and Q4_0 dots run on `vpdpbusd` ([`vnni_gemv`]), same integers.
+//!   Q8_0 and Q4_0 dots run on `vpdpbusd` ([`vnni_gemv`]), same integers;
+//!   Q4_0 two blocks per 512-bit instruction against `x` laid out to match
+//!   (`cpu/simd/avx512_qdot.rs`).
 //! - GEMM (m ≥ 2, prefill): weight rows are decoded to f32 panels a chunk at
 //!   a time and the f32 GEMM body runs on them, `x` unquantized. Threads
 //!   split the weight rows, so each weight is decoded once per call. On
