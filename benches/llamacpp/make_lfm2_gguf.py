@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""Write a randomly initialised LFM2-350M (llama.cpp arch `lfm2`) GGUF.
+"""Write a randomly initialised LFM2-350M or LFM2-1.2B (llama.cpp arch `lfm2`) GGUF.
 
 Mirrors what the vendored conversion/lfm2.py (LFM2Model) + conversion/base.py
 (TextModel.set_gguf_parameters / tensor type selection) would emit for the
-published LiquidAI/LFM2-350M config, but with random weights and a fake
+published LiquidAI/LFM2-350M (or LFM2-1.2B) config, but with random weights and a fake
 65536-token gpt2-style BPE vocab.
 
-usage: make_lfm2_gguf.py OUT.gguf {bf16,f16,f32} [seed]
+usage: make_lfm2_gguf.py OUT.gguf {bf16,f16,f32} [seed] [350m|1.2b]
 """
 import sys
 import numpy as np
@@ -14,15 +14,15 @@ import gguf
 
 out_path, kind = sys.argv[1], sys.argv[2]
 seed = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+# 350m: LFM2-350M (LFM2-VL-450M's text tower); 1.2b: LFM2-1.2B (LFM2-VL-1.6B's).
+size = sys.argv[4] if len(sys.argv) > 4 else "350m"
 
-# ---- published LFM2-350M config -------------------------------------------
-hidden = 1024
+# ---- published LFM2-350M / LFM2-1.2B configs --------------------------------
+hidden, n_head, block_ff_dim = {"350m": (1024, 16, 6656), "1.2b": (2048, 32, 12288)}[size]
 n_layer = 16
-n_head = 16
 n_kv = 8
 head_dim = hidden // n_head  # 64
 vocab = 65536
-block_ff_dim = 6656
 auto_adjust = True
 ffn_mult = 1.0
 multiple_of = 256
@@ -40,7 +40,7 @@ if auto_adjust:
     if ffn_mult is not None:
         ff = int(ffn_mult * ff)
     ff = multiple_of * ((ff + multiple_of - 1) // multiple_of)
-assert ff == 4608, ff
+assert ff == {"350m": 4608, "1.2b": 8192}[size], ff
 
 layer_types = ["full_attention" if i in full_attn_idxs else "conv" for i in range(n_layer)]
 head_count_kv = [n_kv if t != "conv" else 0 for t in layer_types]
@@ -54,7 +54,7 @@ ftype = {"bf16": gguf.LlamaFileType.MOSTLY_BF16,
 
 w = gguf.GGUFWriter(out_path, "lfm2")
 w.add_type(gguf.GGUFType.MODEL)
-w.add_name("LFM2-350M-random")
+w.add_name({"350m": "LFM2-350M-random", "1.2b": "LFM2-1.2B-random"}[size])
 w.add_file_type(ftype)
 w.add_quantization_version(gguf.GGML_QUANT_VERSION)
 # TextModel.set_gguf_parameters
