@@ -20,34 +20,59 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-/// Files in `tests/fixtures/` that are written by hand, not by the generator.
-const HAND_WRITTEN: &[&str] = &["README.md", ".gitattributes"];
-
-const USAGE: &str = "usage: cargo xtask fixtures [--check] [--keep]\n\n  \
+/// The parity fixtures' tree.
+const TREE: Tree = Tree {
+    tag: "fixtures",
+    dir: "fixtures",
+    hand_written: &["README.md", ".gitattributes"],
+    usage: "usage: cargo xtask fixtures [--check] [--keep]\n\n  \
     (no flag)  regenerate tests/fixtures/ from xtask/fixtures/generate.py\n  \
     --check    regenerate into a temporary folder and fail unless every committed\n             \
     fixture file is byte-identical (and none is missing or extra)\n  \
-    --keep     keep the temporary output folder and print its path";
+    --keep     keep the temporary output folder and print its path",
+};
 
 pub fn run(args: &[String]) -> Result<()> {
-    let mut check = false;
-    let mut keep = false;
+    run_tree(&TREE, args, generate)
+}
+
+/// A generated fixture tree under `tests/`: `cargo xtask <tag>` writes it,
+/// or with `--check` verifies it, leaving its hand-written files alone.
+pub(crate) struct Tree {
+    /// The xtask command, also the tag of its log lines.
+    pub tag: &'static str,
+    /// The folder under `tests/`.
+    pub dir: &'static str,
+    /// Files in the folder written by hand, not by the generator.
+    pub hand_written: &'static [&'static str],
+    pub usage: &'static str,
+}
+
+/// `cargo xtask <tree.tag> [--check] [--keep]`: runs `generate(root, python,
+/// out)` into a temporary folder, then syncs `tests/<tree.dir>` to it or
+/// checks it against it.
+pub(crate) fn run_tree(
+    tree: &Tree,
+    args: &[String],
+    generate: fn(&Path, &Path, &Path) -> Result<()>,
+) -> Result<()> {
+    let (mut check, mut keep) = (false, false);
     for a in args {
         match a.as_str() {
             "--check" => check = true,
             "--keep" => keep = true,
             "-h" | "--help" => {
-                println!("{USAGE}");
+                println!("{}", tree.usage);
                 return Ok(());
             }
-            other => bail!("unknown argument {other:?}\n\n{USAGE}"),
+            other => bail!("unknown argument {other:?}\n\n{}", tree.usage),
         }
     }
 
     let root = crate::root();
     let python = ensure_venv(&root)?;
-    let committed = root.join("tests").join("fixtures");
-    let out = std::env::temp_dir().join(format!("lfm2vl-fixtures-{}", std::process::id()));
+    let committed = root.join("tests").join(tree.dir);
+    let out = std::env::temp_dir().join(format!("lfm2vl-{}-{}", tree.tag, std::process::id()));
     if out.exists() {
         fs::remove_dir_all(&out).with_context(|| format!("removing {}", out.display()))?;
     }
@@ -55,16 +80,17 @@ pub fn run(args: &[String]) -> Result<()> {
 
     let result = generate(&root, &python, &out).and_then(|()| {
         if check {
-            check_tree(&out, &committed)
+            check_tree(tree, &out, &committed)
         } else {
-            sync_tree(&out, &committed)
+            sync_tree(tree, &out, &committed)
         }
     });
     if keep {
-        eprintln!("[fixtures] generated files kept in {}", out.display());
+        eprintln!("[{}] generated files kept in {}", tree.tag, out.display());
     } else if let Err(e) = fs::remove_dir_all(&out) {
         eprintln!(
-            "[fixtures] warning: could not remove {}: {e}",
+            "[{}] warning: could not remove {}: {e}",
+            tree.tag,
             out.display()
         );
     }
@@ -160,10 +186,6 @@ pub(crate) fn list_files(dir: &Path) -> Result<BTreeMap<String, PathBuf>> {
     Ok(acc)
 }
 
-fn is_hand_written(rel: &str) -> bool {
-    HAND_WRITTEN.contains(&rel)
-}
-
 pub(crate) fn same_bytes(a: &Path, b: &Path) -> Result<bool> {
     let ma = fs::metadata(a).with_context(|| format!("stat {}", a.display()))?;
     let mb = fs::metadata(b).with_context(|| format!("stat {}", b.display()))?;
@@ -175,11 +197,11 @@ pub(crate) fn same_bytes(a: &Path, b: &Path) -> Result<bool> {
     Ok(da == db)
 }
 
-fn check_tree(generated: &Path, committed: &Path) -> Result<()> {
+fn check_tree(tree: &Tree, generated: &Path, committed: &Path) -> Result<()> {
     let gen_files = list_files(generated)?;
     let com_files: BTreeMap<_, _> = list_files(committed)?
         .into_iter()
-        .filter(|(k, _)| !is_hand_written(k))
+        .filter(|(k, _)| !tree.hand_written.contains(&k.as_str()))
         .collect();
     let mut differing = Vec::new();
     let mut missing = Vec::new();
@@ -205,12 +227,17 @@ fn check_tree(generated: &Path, committed: &Path) -> Result<()> {
     }
     if differing.is_empty() && missing.is_empty() && extra.is_empty() {
         eprintln!(
-            "[fixtures] check passed: {} files in tests/fixtures are byte-identical to a fresh run",
-            gen_files.len()
+            "[{}] check passed: {} files in tests/{} are byte-identical to a fresh run",
+            tree.tag,
+            gen_files.len(),
+            tree.dir
         );
         return Ok(());
     }
-    let mut msg = String::from("tests/fixtures does not match a fresh run of the generator\n");
+    let mut msg = format!(
+        "tests/{} does not match a fresh run of the generator\n",
+        tree.dir
+    );
     for (title, list) in [
         ("differing (committed vs regenerated)", &differing),
         ("missing (generated but not committed)", &missing),
@@ -223,11 +250,15 @@ fn check_tree(generated: &Path, committed: &Path) -> Result<()> {
             }
         }
     }
-    msg.push_str("run `cargo xtask fixtures` to regenerate (see tests/fixtures/README.md)");
+    msg.push_str(&format!(
+        "run `cargo xtask {}` to regenerate (see tests/fixtures/README.md)",
+        tree.tag
+    ));
     bail!(msg)
 }
 
-fn sync_tree(generated: &Path, committed: &Path) -> Result<()> {
+fn sync_tree(tree: &Tree, generated: &Path, committed: &Path) -> Result<()> {
+    let is_hand_written = |rel: &str| tree.hand_written.contains(&rel);
     let gen_files = list_files(generated)?;
     let com_files = list_files(committed)?;
     let (mut written, mut unchanged, mut removed) = (0usize, 0usize, 0usize);
@@ -255,7 +286,8 @@ fn sync_tree(generated: &Path, committed: &Path) -> Result<()> {
     }
     remove_empty_dirs(committed)?;
     eprintln!(
-        "[fixtures] tests/fixtures updated: {written} written, {unchanged} unchanged, {removed} removed"
+        "[{}] tests/{} updated: {written} written, {unchanged} unchanged, {removed} removed",
+        tree.tag, tree.dir
     );
     Ok(())
 }

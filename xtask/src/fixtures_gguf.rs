@@ -17,64 +17,27 @@
 //! owns `tests/fixtures/` (it removes files it did not generate) and the
 //! fixture tests require every file there to be in its MANIFEST.json.
 
-use std::collections::BTreeMap;
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
-use crate::fixtures::{ensure_venv, list_files, remove_empty_dirs, same_bytes};
+use crate::fixtures::{Tree, run_tree};
 
-/// Files in `tests/fixtures-gguf/` written by hand, not by the generator.
-const HAND_WRITTEN: &[&str] = &[".gitattributes", "NOTES-for-loader.md"];
-
-const USAGE: &str = "usage: cargo xtask fixtures-gguf [--check] [--keep]\n\n  \
+/// The GGUF fixtures' tree.
+const TREE: Tree = Tree {
+    tag: "fixtures-gguf",
+    dir: "fixtures-gguf",
+    hand_written: &[".gitattributes", "NOTES-for-loader.md"],
+    usage: "usage: cargo xtask fixtures-gguf [--check] [--keep]\n\n  \
     (no flag)  regenerate tests/fixtures-gguf/ (llama.cpp built once under .venv-gguf/)\n  \
     --check    regenerate into a temporary folder and fail unless every committed\n             \
     file is byte-identical (and none is missing or extra)\n  \
-    --keep     keep the temporary output folder and print its path";
+    --keep     keep the temporary output folder and print its path",
+};
 
 pub fn run(args: &[String]) -> Result<()> {
-    let mut check = false;
-    let mut keep = false;
-    for a in args {
-        match a.as_str() {
-            "--check" => check = true,
-            "--keep" => keep = true,
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return Ok(());
-            }
-            other => bail!("unknown argument {other:?}\n\n{USAGE}"),
-        }
-    }
-
-    let root = crate::root();
-    let python = ensure_venv(&root)?;
-    let committed = root.join("tests").join("fixtures-gguf");
-    let out = std::env::temp_dir().join(format!("lfm2vl-fixtures-gguf-{}", std::process::id()));
-    if out.exists() {
-        fs::remove_dir_all(&out).with_context(|| format!("removing {}", out.display()))?;
-    }
-    fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-
-    let result = generate(&root, &python, &out).and_then(|()| {
-        if check {
-            check_tree(&out, &committed)
-        } else {
-            sync_tree(&out, &committed)
-        }
-    });
-    if keep {
-        eprintln!("[fixtures-gguf] generated files kept in {}", out.display());
-    } else if let Err(e) = fs::remove_dir_all(&out) {
-        eprintln!(
-            "[fixtures-gguf] warning: could not remove {}: {e}",
-            out.display()
-        );
-    }
-    result
+    run_tree(&TREE, args, generate)
 }
 
 fn generate(root: &Path, python: &Path, out: &Path) -> Result<()> {
@@ -93,75 +56,6 @@ fn generate(root: &Path, python: &Path, out: &Path) -> Result<()> {
     eprintln!(
         "[fixtures-gguf] generator finished in {:.1} s",
         start.elapsed().as_secs_f64()
-    );
-    Ok(())
-}
-
-fn generated_only(dir: &Path) -> Result<BTreeMap<String, PathBuf>> {
-    Ok(list_files(dir)?
-        .into_iter()
-        .filter(|(k, _)| !HAND_WRITTEN.contains(&k.as_str()))
-        .collect())
-}
-
-fn check_tree(generated: &Path, committed: &Path) -> Result<()> {
-    let gen_files = list_files(generated)?;
-    let com_files = generated_only(committed)?;
-    let mut problems = Vec::new();
-    for (rel, g) in &gen_files {
-        match com_files.get(rel) {
-            None => problems.push(format!("missing (generated, not committed): {rel}")),
-            Some(c) if !same_bytes(g, c)? => problems.push(format!("differs: {rel}")),
-            Some(_) => {}
-        }
-    }
-    for rel in com_files.keys() {
-        if !gen_files.contains_key(rel) {
-            problems.push(format!("extra (committed, no longer generated): {rel}"));
-        }
-    }
-    if problems.is_empty() {
-        eprintln!(
-            "[fixtures-gguf] check passed: {} files in tests/fixtures-gguf are byte-identical to a fresh run",
-            gen_files.len()
-        );
-        return Ok(());
-    }
-    bail!(
-        "tests/fixtures-gguf does not match a fresh run of the generator\n  {}\n\
-         run `cargo xtask fixtures-gguf` to regenerate (see tests/fixtures/README.md)",
-        problems.join("\n  ")
-    )
-}
-
-fn sync_tree(generated: &Path, committed: &Path) -> Result<()> {
-    let gen_files = list_files(generated)?;
-    let (mut written, mut unchanged, mut removed) = (0usize, 0usize, 0usize);
-    for (rel, path) in generated_only(committed)? {
-        if !gen_files.contains_key(&rel) {
-            fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
-            removed += 1;
-        }
-    }
-    for (rel, src) in &gen_files {
-        if HAND_WRITTEN.contains(&rel.as_str()) {
-            bail!("the generator wrote {rel}, which is a hand-written file");
-        }
-        let dst = committed.join(rel);
-        if dst.exists() && same_bytes(src, &dst)? {
-            unchanged += 1;
-            continue;
-        }
-        if let Some(parent) = dst.parent() {
-            fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-        }
-        fs::copy(src, &dst)
-            .with_context(|| format!("copying {} to {}", src.display(), dst.display()))?;
-        written += 1;
-    }
-    remove_empty_dirs(committed)?;
-    eprintln!(
-        "[fixtures-gguf] tests/fixtures-gguf updated: {written} written, {unchanged} unchanged, {removed} removed"
     );
     Ok(())
 }
