@@ -46,13 +46,8 @@ impl Simd for Avx2 {
     }
     #[inline(always)]
     fn reduce_sum(self, v: __m256) -> f32 {
-        // SAFETY: token proves AVX2 (and so SSE3).
-        unsafe {
-            let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-            let s = _mm_add_ss(s, _mm_movehdup_ps(s));
-            _mm_cvtss_f32(s)
-        }
+        // SAFETY: token proves AVX2.
+        unsafe { hsum(v) }
     }
     #[inline(always)]
     fn sub(self, a: __m256, b: __m256) -> __m256 {
@@ -172,5 +167,21 @@ impl Simd for Avx2 {
     unsafe fn load_i8(self, p: *const i8) -> __m256 {
         // SAFETY: token proves AVX2; the caller guarantees 8 readable i8.
         unsafe { _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p.cast()))) }
+    }
+}
+
+/// The sum of `v`'s eight lanes ([`Simd::reduce_sum`] of the AVX2 tier, and
+/// the block dot products' in `avx2_qdot.rs`, which hold no token).
+///
+/// # Safety
+/// The CPU must have AVX2 (and so SSE3).
+#[inline(always)]
+pub(super) unsafe fn hsum(v: __m256) -> f32 {
+    // SAFETY: the caller guarantees AVX2.
+    unsafe {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+        _mm_cvtss_f32(s)
     }
 }

@@ -18,6 +18,7 @@
 
 use std::arch::x86_64::*;
 
+use super::avx2::hsum;
 use super::qdot::{XBlock, XBlockK};
 use crate::quant::blocks::{BlockQ4_0, BlockQ4K, BlockQ6K, BlockQ8_0, scale_min_k4};
 
@@ -39,17 +40,6 @@ unsafe fn scale8(bits: u16, x: f32) -> __m256 {
             _mm256_cvtph_ps(_mm_set1_epi16(bits as i16)),
             _mm256_set1_ps(x),
         )
-    }
-}
-
-#[inline(always)]
-unsafe fn hsum(v: __m256) -> f32 {
-    // SAFETY: the caller guarantees AVX2.
-    unsafe {
-        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        let s = _mm_add_ss(s, _mm_movehdup_ps(s));
-        _mm_cvtss_f32(s)
     }
 }
 
