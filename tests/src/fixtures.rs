@@ -106,6 +106,29 @@ impl Case {
         json_usize(&self.meta, "seq_len")
     }
 
+    /// The case's crops as views into its `pixel_values` `pv` (none when
+    /// `pv` is empty).
+    pub fn crop_patches<'a>(&self, pv: &'a [f32]) -> Result<Vec<model::CropPatches<'a>>> {
+        if pv.is_empty() {
+            return Ok(Vec::new());
+        }
+        let shape = self.tensors.shape("pixel_values")?;
+        let (mp, pd) = (shape[1], shape[2]);
+        Ok(self
+            .crops()?
+            .iter()
+            .enumerate()
+            .map(|(k, c)| {
+                let (h, w) = c.spatial_shape;
+                model::CropPatches {
+                    patches: &pv[k * mp * pd..(k * mp + h * w) * pd],
+                    h,
+                    w,
+                }
+            })
+            .collect())
+    }
+
     pub fn crops(&self) -> Result<Vec<CropInfo>> {
         let crops = self
             .meta

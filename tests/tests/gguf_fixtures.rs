@@ -22,7 +22,7 @@ mod gguf_common;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, ensure};
-use gguf_common::{Measure, crops, measure, pixel_values, run_on, tempdir};
+use gguf_common::{Measure, measure, pixel_values, run_on, tempdir};
 use model::preprocess::{
     DecodeLimits, ProcessorConfig, ProcessorOverrides, RgbImage, load_image, preprocess,
 };
@@ -149,7 +149,7 @@ fn bf16_parity<B: Backend + Clone>(be: &B, tol: Tolerance, tag: &str) -> Result<
         ensure!(m.vision.is_some() == mm.is_some(), "{name}: vision part");
         let what = format!("{tag} {name} (mmproj: {})", mm.is_some());
         let pv = pixel_values(&c)?;
-        let crops = crops(&c, &pv)?;
+        let crops = c.crop_patches(&pv)?;
         if !crops.is_empty() {
             let f = be.download_f32(&m.encode_images(be, &crops)?)?;
             let r = compare(
@@ -358,7 +358,7 @@ fn gguf_fixture_q8_0_mmproj_matches_transformers() -> Result<()> {
     let c = case(IMAGE)?;
     let m = Lfm2Vl::load_gguf(&text_file("BF16"), Some(&mmproj_file("Q8_0")), &be)?;
     let pv = pixel_values(&c)?;
-    let f = be.download_f32(&m.encode_images(&be, &crops(&c, &pv)?)?)?;
+    let f = be.download_f32(&m.encode_images(&be, &c.crop_patches(&pv)?)?)?;
     let feats = measure(&f, &c.f32("image_features")?, 256);
     let (logits, ids) = run_on(be.clone(), m, &c, STEPS)?;
     let lg = measure(&logits, &c.f32("logits")?, VOCAB);
@@ -398,7 +398,7 @@ fn gguf_fixture_image_input_without_mmproj_is_a_typed_error() -> Result<()> {
     let m = Lfm2Vl::load_gguf(&text_file("BF16"), None, &be)?;
     ensure!(m.vision.is_none() && m.image_token_id().is_none());
     let pv = pixel_values(&c)?;
-    let crops = crops(&c, &pv)?;
+    let crops = c.crop_patches(&pv)?;
     let e = m.encode_images(&be, &crops).err().context("encoded")?;
     ensure!(
         matches!(&e, ModelError::Config { field, .. } if field == "vision_config"),

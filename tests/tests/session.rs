@@ -15,28 +15,6 @@ fn session(case: &Case, max_len: usize) -> Result<Session<CpuBackend>> {
     Ok(Session::new(be, model, max_len)?)
 }
 
-/// The case's crops as views into its `pixel_values`.
-fn crops<'a>(case: &Case, pv: &'a [f32]) -> Result<Vec<CropPatches<'a>>> {
-    if pv.is_empty() {
-        return Ok(Vec::new());
-    }
-    let shape = case.tensors.shape("pixel_values")?;
-    let (mp, pd) = (shape[1], shape[2]);
-    Ok(case
-        .crops()?
-        .iter()
-        .enumerate()
-        .map(|(k, c)| {
-            let (h, w) = c.spatial_shape;
-            CropPatches {
-                patches: &pv[k * mp * pd..(k * mp + h * w) * pd],
-                h,
-                w,
-            }
-        })
-        .collect())
-}
-
 fn greedy(n: usize) -> (SamplingConfig, StopConfig) {
     (
         SamplingConfig::default(),
@@ -58,7 +36,7 @@ fn session_greedy_matches_transformers_generate_on_every_case() -> Result<()> {
         } else {
             case.f32("pixel_values")?
         };
-        let views = crops(&case, &pv)?;
+        let views = case.crop_patches(&pv)?;
         let mut s = session(&case, ids.len() + want.len() + 1)?;
         let (samp, stop) = greedy(want.len());
         let mut streamed = Vec::new();
@@ -90,7 +68,7 @@ fn session_two_turns_equal_one_shot() -> Result<()> {
         } else {
             case.f32("pixel_values")?
         };
-        let views = crops(&case, &pv)?;
+        let views = case.crop_patches(&pv)?;
         let (samp, stop) = greedy(8);
         let mut fresh = session(&case, 512)?;
         let one_shot = fresh.generate(&ids, &views, &samp, &stop, &mut |_| true)?;
@@ -236,7 +214,7 @@ fn session_changed_image_is_not_reused() -> Result<()> {
     let case = Case::load("two_images")?;
     let ids: Vec<u32> = case.input_ids()?.iter().map(|&i| i as u32).collect();
     let pv = case.f32("pixel_values")?;
-    let views = crops(&case, &pv)?;
+    let views = case.crop_patches(&pv)?;
     // Change the second image (crops 1..): flip the sign of its patches.
     let flipped: Vec<Vec<f32>> = views[1..]
         .iter()

@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use anyhow::Result;
-use model::{CropPatches, Lfm2Vl};
+use model::Lfm2Vl;
 use runtime::sampling::SamplingConfig;
 use runtime::session::{Session, StopConfig};
 use tensor::Backend;
@@ -14,28 +14,6 @@ use tests::Case;
 
 pub fn backend() -> Result<CpuBackend> {
     Ok(CpuBackend::with(Isa::best(), 2)?)
-}
-
-/// The case's crops as views into its `pixel_values`.
-pub fn crops<'a>(case: &Case, pv: &'a [f32]) -> Result<Vec<CropPatches<'a>>> {
-    if pv.is_empty() {
-        return Ok(Vec::new());
-    }
-    let shape = case.tensors.shape("pixel_values")?;
-    let (mp, pd) = (shape[1], shape[2]);
-    Ok(case
-        .crops()?
-        .iter()
-        .enumerate()
-        .map(|(k, c)| {
-            let (h, w) = c.spatial_shape;
-            CropPatches {
-                patches: &pv[k * mp * pd..(k * mp + h * w) * pd],
-                h,
-                w,
-            }
-        })
-        .collect())
 }
 
 pub fn pixel_values(case: &Case) -> Result<Vec<f32>> {
@@ -63,7 +41,7 @@ pub fn run_on<B: Backend>(
     n: usize,
 ) -> Result<(Vec<f32>, Vec<u32>)> {
     let pv = pixel_values(case)?;
-    let crops = crops(case, &pv)?;
+    let crops = case.crop_patches(&pv)?;
     let ids = ids(case)?;
     let mut s = Session::new(be, model, ids.len() + n + 8)?;
     let logits = s.prompt_logits(&ids, &crops)?;
