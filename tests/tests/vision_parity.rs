@@ -214,26 +214,12 @@ fn vision_hf5_layout_matches() -> Result<()> {
 /// between `<image>` slots and features is a typed error.
 #[test]
 fn lfm2vl_load_encode_merge() -> Result<()> {
-    use model::{CropPatches, Lfm2Vl};
+    use model::Lfm2Vl;
     let case = Case::load("two_images")?;
     let be = CpuBackend::with(Isa::best(), 2)?;
     let m = Lfm2Vl::load(&case.model_dir()?, &be)?;
     let pv = case.f32("pixel_values")?;
-    let shape = case.tensors.shape("pixel_values")?.to_vec();
-    let (mp, pd) = (shape[1], shape[2]);
-    let crops = case.crops()?;
-    let views: Vec<CropPatches> = crops
-        .iter()
-        .enumerate()
-        .map(|(k, c)| {
-            let (h, w) = c.spatial_shape;
-            CropPatches {
-                patches: &pv[k * mp * pd..(k * mp + h * w) * pd],
-                h,
-                w,
-            }
-        })
-        .collect();
+    let views = case.crop_patches(&pv)?;
     let feats = m.encode_images(&be, &views)?;
     let ids: Vec<u32> = case.input_ids()?.iter().map(|&i| i as u32).collect();
     let x = m.embed_with_images(&be, &ids, Some(&feats))?;

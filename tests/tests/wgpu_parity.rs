@@ -10,7 +10,7 @@
 #![cfg(feature = "wgpu")]
 
 use anyhow::{Context, Result, ensure};
-use model::{CropPatches, Lfm2Vl};
+use model::Lfm2Vl;
 use tensor::wgpu::matmul::coop::coop_gemm;
 use tensor::wgpu::{WgpuBackend, WgpuOptions, gpu_or_skip, gpu_with_or_skip};
 use tensor::{Backend, DType, HostData, Shape};
@@ -46,20 +46,7 @@ fn check_case(be: &WgpuBackend, name: &str, worst: &mut Worst) -> Result<()> {
         None
     } else {
         let pv = case.f32("pixel_values")?;
-        let shape = case.tensors.shape("pixel_values")?.to_vec();
-        let (mp, pd) = (shape[1], shape[2]);
-        let views: Vec<CropPatches> = crops
-            .iter()
-            .enumerate()
-            .map(|(k, c)| {
-                let (h, w) = c.spatial_shape;
-                CropPatches {
-                    patches: &pv[k * mp * pd..(k * mp + h * w) * pd],
-                    h,
-                    w,
-                }
-            })
-            .collect();
+        let views = case.crop_patches(&pv)?;
         let f = m.encode_images(be, &views)?;
         worst.add(&compare(
             &format!("{name} image_features"),
