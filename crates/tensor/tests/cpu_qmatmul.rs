@@ -61,6 +61,9 @@ struct Case {
     /// Ask for the GEMM on bf16 panels (`qblock::matmul_with`) instead of
     /// letting `qblock::bf16_prefill` choose.
     force_bf16: bool,
+    /// Q8_0 / Q4_0 with eight rows interleaved (`BlockData::interleaved`,
+    /// what the backend holds when `n` is a multiple of 8).
+    x8: bool,
 }
 
 /// Whether the GEMM's bf16 panels can run on tier `isa` here (they need
@@ -99,7 +102,11 @@ fn run(c: Case, pools: &[Option<rayon::ThreadPool>]) -> (f64, Option<f64>) {
     let mut rng = Rng::for_case("qmatmul", &format!("{c:?}"));
     let blocks = c.n * c.k / c.dtype.block_elems();
     let bytes = random_blocks(&mut rng, c.dtype, blocks);
-    let data = BlockData::from_bytes(c.dtype, &bytes).unwrap();
+    let mut data = BlockData::from_bytes(c.dtype, &bytes).unwrap();
+    if c.x8 {
+        data = data.interleaved(c.n);
+        assert!(data.as_ref().is_x8(), "{c:?}: not interleaved");
+    }
     let wf = quant::dequantize_vec(c.dtype, &bytes).unwrap();
     let x = rng.vec(c.m * c.k, 1.0);
     let bias = c.bias.then(|| rng.vec(c.n, 0.5));
@@ -160,7 +167,7 @@ fn sweep(isa: Isa) {
         let qk = dtype.block_elems();
         let mut cases = Vec::new();
         for &k in &[qk, 2 * qk, 3 * qk, 9 * qk] {
-            for &n in &[1, 2, 7, g.nr - 1, g.nr + 1, 65] {
+            for &n in &[1, 2, 7, 8, 24, g.nr - 1, g.nr + 1, 65, 72] {
                 for &m in &[1, 2, g.mr + 1] {
                     cases.push((m, n, k, 1));
                 }
@@ -170,15 +177,26 @@ fn sweep(isa: Isa) {
         // GEMV's thread split.
         for threads in 1..=3 {
             cases.push((1, 300, 4 * qk, threads));
+            cases.push((1, 296, 4 * qk, threads));
             cases.push((3, 300, 2 * qk, threads));
             cases.push((40, 150, qk, threads));
         }
-        // The GEMM's other body too, where this CPU can run both.
+        // The GEMM's other body too, where this CPU can run both; Q8_0 and
+        // Q4_0 row-major and interleaved by eight.
         let both = if bf16_possible(isa) { 2 } else { 1 };
+        let x8s = if matches!(dtype, DType::Q8_0 | DType::Q4_0) {
+            2
+        } else {
+            1
+        };
         let cases = cases.into_iter().flat_map(|(m, n, k, threads)| {
-            (0..both).map(move |f| (m, n, k, threads, f == 1 && m > 1))
+            (0..both).flat_map(move |f| {
+                (0..x8s)
+                    .filter(move |&i| i == 0 || n % 8 == 0)
+                    .map(move |i| (m, n, k, threads, f == 1 && m > 1, i == 1))
+            })
         });
-        for (i, (m, n, k, threads, force_bf16)) in cases.enumerate() {
+        for (i, (m, n, k, threads, force_bf16, x8)) in cases.enumerate() {
             let c = Case {
                 isa,
                 dtype,
@@ -188,6 +206,7 @@ fn sweep(isa: Isa) {
                 bias: i % 2 == 0,
                 threads,
                 force_bf16,
+                x8,
             };
             let (b, xe) = run(c, &pools);
             worst = worst.max(b);
@@ -244,4 +263,29 @@ fn block_refs_report_their_size() {
     assert!(matches!(d.as_ref(), BlockRef::Q4_0(b) if b.len() == 3));
     assert!(BlockData::from_bytes(DType::Q4_0, &bytes[1..]).is_none());
     assert!(BlockData::from_bytes(DType::BF16, &bytes).is_none());
+}
+
+/// Interleaving by eight rows keeps every block: each row decodes as
+/// before, only Q8_0 / Q4_0 with `n` a multiple of 8 change layout.
+#[test]
+fn interleaved_blocks_decode_to_the_same_rows() {
+    let mut rng = Rng::for_case("qmatmul", "interleave");
+    for dtype in FORMATS {
+        for (n, k) in [(8, 256), (16, 512), (7, 256), (24, 256)] {
+            let bytes = random_blocks(&mut rng, dtype, n * k / dtype.block_elems());
+            let plain = BlockData::from_bytes(dtype, &bytes).unwrap();
+            let x8 = plain.clone().interleaved(n);
+            let changes = n % 8 == 0 && matches!(dtype, DType::Q8_0 | DType::Q4_0);
+            assert_eq!(x8.as_ref().is_x8(), changes, "{dtype} n={n}");
+            assert_eq!(x8.as_ref().dtype(), dtype);
+            assert_eq!(x8.as_ref().elems(), n * k);
+            assert_eq!(x8.as_ref().bytes().len(), bytes.len());
+            let (mut a, mut b) = (vec![0.0; k], vec![0.0; k]);
+            for j in 0..n {
+                plain.as_ref().dequantize_row(j, k, &mut a);
+                x8.as_ref().dequantize_row(j, k, &mut b);
+                assert_eq!(a, b, "{dtype} n={n} row {j}");
+            }
+        }
+    }
 }

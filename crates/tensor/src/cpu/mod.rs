@@ -45,7 +45,8 @@ pub enum CpuStorage {
         tok: dispatch::Avx512Bf16,
     },
     /// A matmul weight `[n, k]` in a block format, row-major as in a GGUF
-    /// file (`cpu/matmul/qblock.rs`): uploaded as such, or quantized at
+    /// file (`cpu/matmul/qblock.rs`), Q8_0 and Q4_0 with eight rows
+    /// interleaved (`quant/x8.rs`): uploaded as such, or quantized at
     /// upload by a block [`WeightFormat`].
     Blocks {
         n: usize,
@@ -150,7 +151,8 @@ impl CpuStorage {
             });
         };
         let data = qblock::BlockData::from_bytes(data.dtype, data.bytes)
-            .ok_or_else(|| panel_only(op, data.dtype))?;
+            .ok_or_else(|| panel_only(op, data.dtype))?
+            .interleaved(n);
         Ok(CpuStorage::Blocks { n, k, data })
     }
 }
@@ -227,7 +229,7 @@ fn pack_weight(
             _ => Vec::new(),
         };
         if rows.len() == n * k {
-            let data = qblock::quantize(target, &rows, k)?;
+            let data = qblock::quantize(target, &rows, k)?.interleaved(n);
             return Ok(CpuStorage::Blocks { n, k, data });
         }
     }

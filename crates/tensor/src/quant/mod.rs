@@ -6,6 +6,7 @@
 
 pub mod blocks;
 pub mod quantize;
+pub mod x8;
 
 use bytemuck::Pod;
 

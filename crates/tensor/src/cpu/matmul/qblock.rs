@@ -32,23 +32,29 @@ use crate::cpu::dispatch::{Avx512Bf16, Avx512Vnni, IsaToken, SimdOp};
 use crate::cpu::simd::Simd;
 use crate::cpu::simd::qdot::{self, XBlock, XBlockK, XPair};
 use crate::quant::blocks::{self, BlockQ4_0, BlockQ4K, BlockQ6K, BlockQ8_0};
+use crate::quant::x8::{self, BlockQ4_0x8, BlockQ8_0x8, ROWS};
 
-/// Owned blocks of one weight `[n, k]`, row-major.
+/// Owned blocks of one weight `[n, k]`: row-major, or Q8_0 / Q4_0 with
+/// eight rows interleaved ([`BlockData::interleaved`], `quant/x8.rs`).
 #[derive(Clone, Debug, PartialEq)]
 pub enum BlockData {
     Q8_0(Vec<BlockQ8_0>),
     Q4_0(Vec<BlockQ4_0>),
     Q4K(Vec<BlockQ4K>),
     Q6K(Vec<BlockQ6K>),
+    Q8_0x8(Vec<BlockQ8_0x8>),
+    Q4_0x8(Vec<BlockQ4_0x8>),
 }
 
-/// Borrowed blocks of one weight `[n, k]`, row-major.
+/// Borrowed blocks of one weight `[n, k]`, as [`BlockData`].
 #[derive(Clone, Copy, Debug)]
 pub enum BlockRef<'a> {
     Q8_0(&'a [BlockQ8_0]),
     Q4_0(&'a [BlockQ4_0]),
     Q4K(&'a [BlockQ4K]),
     Q6K(&'a [BlockQ6K]),
+    Q8_0x8(&'a [BlockQ8_0x8]),
+    Q4_0x8(&'a [BlockQ4_0x8]),
 }
 
 impl BlockData {
@@ -73,12 +79,32 @@ impl BlockData {
         })
     }
 
+    /// The layout the CPU's GEMV reads fastest: Q8_0 and Q4_0 weights of
+    /// `n` rows (a multiple of eight) interleaved by eight rows
+    /// (`quant/x8.rs`: same bytes, eight rows' sums per vector); anything
+    /// else as it is.
+    pub fn interleaved(self, n: usize) -> BlockData {
+        let per = |len: usize| len / n.max(1);
+        let fits = |len: usize| n > 0 && len > 0 && n.is_multiple_of(ROWS) && len.is_multiple_of(n);
+        match self {
+            BlockData::Q8_0(v) if fits(v.len()) => {
+                BlockData::Q8_0x8(x8::interleave(&v, per(v.len())))
+            }
+            BlockData::Q4_0(v) if fits(v.len()) => {
+                BlockData::Q4_0x8(x8::interleave(&v, per(v.len())))
+            }
+            other => other,
+        }
+    }
+
     pub fn as_ref(&self) -> BlockRef<'_> {
         match self {
             BlockData::Q8_0(v) => BlockRef::Q8_0(v),
             BlockData::Q4_0(v) => BlockRef::Q4_0(v),
             BlockData::Q4K(v) => BlockRef::Q4K(v),
             BlockData::Q6K(v) => BlockRef::Q6K(v),
+            BlockData::Q8_0x8(v) => BlockRef::Q8_0x8(v),
+            BlockData::Q4_0x8(v) => BlockRef::Q4_0x8(v),
         }
     }
 }
@@ -86,8 +112,8 @@ impl BlockData {
 impl<'a> BlockRef<'a> {
     pub fn dtype(self) -> DType {
         match self {
-            BlockRef::Q8_0(_) => DType::Q8_0,
-            BlockRef::Q4_0(_) => DType::Q4_0,
+            BlockRef::Q8_0(_) | BlockRef::Q8_0x8(_) => DType::Q8_0,
+            BlockRef::Q4_0(_) | BlockRef::Q4_0x8(_) => DType::Q4_0,
             BlockRef::Q4K(_) => DType::Q4K,
             BlockRef::Q6K(_) => DType::Q6K,
         }
@@ -100,18 +126,28 @@ impl<'a> BlockRef<'a> {
             BlockRef::Q4_0(v) => v.len(),
             BlockRef::Q4K(v) => v.len(),
             BlockRef::Q6K(v) => v.len(),
+            BlockRef::Q8_0x8(v) => ROWS * v.len(),
+            BlockRef::Q4_0x8(v) => ROWS * v.len(),
         };
         blocks * self.dtype().block_elems()
     }
 
-    /// The raw bytes of the blocks.
+    /// The raw bytes of the blocks, in the order held (interleaved for
+    /// the `x8` layouts).
     pub fn bytes(self) -> &'a [u8] {
         match self {
             BlockRef::Q8_0(v) => bytemuck::cast_slice(v),
             BlockRef::Q4_0(v) => bytemuck::cast_slice(v),
             BlockRef::Q4K(v) => bytemuck::cast_slice(v),
             BlockRef::Q6K(v) => bytemuck::cast_slice(v),
+            BlockRef::Q8_0x8(v) => bytemuck::cast_slice(v),
+            BlockRef::Q4_0x8(v) => bytemuck::cast_slice(v),
         }
+    }
+
+    /// Whether the rows are interleaved by eight (`quant/x8.rs`).
+    pub fn is_x8(self) -> bool {
+        matches!(self, BlockRef::Q8_0x8(_) | BlockRef::Q4_0x8(_))
     }
 
     /// Decodes row `j` of `[·, k]` into `out[..k]`.
@@ -126,6 +162,22 @@ impl<'a> BlockRef<'a> {
                 f(b, o);
             }
         }
+        /// Row `j` of eight-row groups of `per` blocks each.
+        fn row_x8<B: x8::Interleave + Default>(
+            v: &[B::X8],
+            j: usize,
+            per: usize,
+            out: &mut [f32],
+            f: impl Fn(&B, &mut [f32]),
+        ) {
+            let (g, r) = (j / ROWS, j % ROWS);
+            for (b, o) in v[g * per..(g + 1) * per]
+                .iter()
+                .zip(out.chunks_exact_mut(blocks::QK))
+            {
+                f(&x8::row_block::<B>(b, r), o);
+            }
+        }
         let per = k / self.dtype().block_elems();
         let out = &mut out[..k];
         match self {
@@ -133,6 +185,8 @@ impl<'a> BlockRef<'a> {
             BlockRef::Q4_0(v) => row(v, j, per, out, blocks::dequantize_q4_0),
             BlockRef::Q4K(v) => row(v, j, per, out, blocks::dequantize_q4k),
             BlockRef::Q6K(v) => row(v, j, per, out, blocks::dequantize_q6k),
+            BlockRef::Q8_0x8(v) => row_x8(v, j, per, out, blocks::dequantize_q8_0),
+            BlockRef::Q4_0x8(v) => row_x8(v, j, per, out, blocks::dequantize_q4_0),
         }
     }
 }
@@ -299,7 +353,7 @@ impl SimdOp for QMatmul<'_, '_> {
                 qdot::pair_x(&bufs.0, &mut bufs.2);
                 XQuant::Pairs(&bufs.0, &bufs.2)
             }
-            BlockRef::Q8_0(_) | BlockRef::Q4_0(_) => {
+            BlockRef::Q8_0(_) | BlockRef::Q4_0(_) | BlockRef::Q8_0x8(_) | BlockRef::Q4_0x8(_) => {
                 bufs.0.resize(k / blocks::QK, XBlock::default());
                 qdot::quantize_x(a.x, &mut bufs.0);
                 XQuant::Q8(&bufs.0)
@@ -344,8 +398,14 @@ struct QKernels<'a, S> {
 
 impl<S: Simd> Kernels for QKernels<'_, S> {
     fn nr(&self) -> usize {
-        // GEMV splits rows at any boundary; GEMM decodes whole panels.
-        S::NRV * S::LANES
+        // GEMV splits rows at any boundary (whole groups of eight when
+        // interleaved); GEMM decodes whole panels.
+        let nr = S::NRV * S::LANES;
+        if self.w.is_x8() {
+            nr * ROWS / gcd(nr, ROWS)
+        } else {
+            nr
+        }
     }
 
     fn mr(&self) -> usize {
@@ -477,6 +537,10 @@ impl<S: Simd> QKernels<'_, S> {
     }
 }
 
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
 /// `v` rounded to bf16 (nearest even; NaN stays a quiet NaN), as bits.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
@@ -504,6 +568,21 @@ impl<S: Simd> crate::cpu::dispatch::VnniOp for QGemvVnni<'_, '_, S> {
         use crate::cpu::simd::avx2_qdot;
         let QGemvVnni { kern, j0, j1, y } = self;
         let per = kern.k / kern.w.dtype().block_elems();
+        if kern.w.is_x8() {
+            return gemv_x8(kern.w, kern.x, kern.bias, per, (j0, j1), y, |w, x| {
+                match (w, x) {
+                    // SAFETY: as below.
+                    (BlockRef::Q8_0x8(w), XQuant::Q8(x)) => unsafe {
+                        avx2_qdot::dot_q8_0x8::<true>(w, x)
+                    },
+                    // SAFETY: as below.
+                    (BlockRef::Q4_0x8(w), XQuant::Q8(x)) => unsafe {
+                        avx2_qdot::dot_q4_0x8::<true>(w, x)
+                    },
+                    _ => unreachable!("x is quantized for its weight format"),
+                }
+            });
+        }
         for (j, out) in (j0..j1).zip(y.iter_mut()) {
             let r = j * per..(j + 1) * per;
             // The token proves AVX-512F, AVX512-BW, -VNNI and -VL, AVX2, FMA, F16C,
@@ -540,6 +619,15 @@ impl<S: Simd> SimdOp for QGemv<'_, '_, S> {
         let QGemv { kern, j0, j1, y } = self;
         let s = kern.s;
         let per = kern.k / kern.w.dtype().block_elems();
+        if kern.w.is_x8() {
+            return gemv_x8(kern.w, kern.x, kern.bias, per, (j0, j1), y, |w, x| {
+                match (w, x) {
+                    (BlockRef::Q8_0x8(w), XQuant::Q8(x)) => s.dot_q8_0x8(w, x),
+                    (BlockRef::Q4_0x8(w), XQuant::Q8(x)) => s.dot_q4_0x8(w, x),
+                    _ => unreachable!("x is quantized for its weight format"),
+                }
+            });
+        }
         for (j, out) in (j0..j1).zip(y.iter_mut()) {
             let r = j * per..(j + 1) * per;
             let dot = match (kern.w, kern.x) {
@@ -550,6 +638,33 @@ impl<S: Simd> SimdOp for QGemv<'_, '_, S> {
                 _ => unreachable!("x is quantized for its weight format"),
             };
             *out = dot + kern.bias.map_or(0.0, |b| b[j]);
+        }
+    }
+}
+
+/// Rows `j0..j1` (whole groups of eight) of a GEMV on interleaved weights
+/// (`w` of `per` blocks a row): `dot` gives one group's eight sums from
+/// its blocks and `x`.
+#[inline(always)]
+fn gemv_x8<'a>(
+    w: BlockRef<'a>,
+    x: XQuant<'a>,
+    bias: Option<&[f32]>,
+    per: usize,
+    (j0, j1): (usize, usize),
+    y: &mut [f32],
+    dot: impl Fn(BlockRef<'a>, XQuant<'a>) -> [f32; ROWS],
+) {
+    debug_assert!(j0.is_multiple_of(ROWS) && j1.is_multiple_of(ROWS));
+    let group = |g: usize| match w {
+        BlockRef::Q8_0x8(v) => BlockRef::Q8_0x8(&v[g * per..(g + 1) * per]),
+        BlockRef::Q4_0x8(v) => BlockRef::Q4_0x8(&v[g * per..(g + 1) * per]),
+        _ => unreachable!("gemv_x8 takes interleaved weights"),
+    };
+    for (g, out) in (j0 / ROWS..j1 / ROWS).zip(y.chunks_exact_mut(ROWS)) {
+        let sums = dot(group(g), x);
+        for (r, (o, v)) in out.iter_mut().zip(sums).enumerate() {
+            *o = v + bias.map_or(0.0, |b| b[ROWS * g + r]);
         }
     }
 }

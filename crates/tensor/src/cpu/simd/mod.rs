@@ -35,6 +35,7 @@ pub use super::dispatch::SimdOp;
 use crate::DType;
 use crate::dtype::Element;
 use crate::quant::blocks::{BlockQ4_0, BlockQ4K, BlockQ6K, BlockQ8_0};
+use crate::quant::x8::{BlockQ4_0x8, BlockQ8_0x8, ROWS};
 
 /// A SIMD instruction set, proven present by holding `self`.
 pub trait Simd: Copy + Send + Sync + 'static {
@@ -168,6 +169,16 @@ pub trait Simd: Copy + Send + Sync + 'static {
     fn dot_q6k(self, w: &[BlockQ6K], x: &[XBlockK]) -> f32 {
         qdot::dot_q6k(w, x)
     }
+    /// Eight interleaved Q8_0 rows (`quant/x8.rs`), one result per row.
+    #[inline(always)]
+    fn dot_q8_0x8(self, w: &[BlockQ8_0x8], x: &[XBlock]) -> [f32; ROWS] {
+        qdot::dot_q8_0x8(w, x)
+    }
+    /// Eight interleaved Q4_0 rows.
+    #[inline(always)]
+    fn dot_q4_0x8(self, w: &[BlockQ4_0x8], x: &[XBlock]) -> [f32; ROWS] {
+        qdot::dot_q4_0x8(w, x)
+    }
 }
 
 /// The block dot products of `avx2_qdot.rs`, for a tier whose wrapper
@@ -194,6 +205,16 @@ macro_rules! avx2_qdots {
         fn dot_q6k(self, w: &[BlockQ6K], x: &[XBlockK]) -> f32 {
             // SAFETY: the token proves AVX2, FMA and F16C.
             unsafe { super::avx2_qdot::dot_q6k(w, x) }
+        }
+        #[inline(always)]
+        fn dot_q8_0x8(self, w: &[BlockQ8_0x8], x: &[XBlock]) -> [f32; ROWS] {
+            // SAFETY: the token proves AVX2, FMA and F16C.
+            unsafe { super::avx2_qdot::dot_q8_0x8::<false>(w, x) }
+        }
+        #[inline(always)]
+        fn dot_q4_0x8(self, w: &[BlockQ4_0x8], x: &[XBlock]) -> [f32; ROWS] {
+            // SAFETY: the token proves AVX2, FMA and F16C.
+            unsafe { super::avx2_qdot::dot_q4_0x8::<false>(w, x) }
         }
     };
 }
