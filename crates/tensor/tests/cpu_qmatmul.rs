@@ -8,7 +8,9 @@
 //! product of the decoded weights with the decoded quantized `x` (the
 //! kernel's own error, `MATMUL`), and a second check bounds the error the
 //! quantization of `x` adds against the unquantized product. The GEMM
-//! (m ≥ 2) keeps `x` in f32: its reference is decoded weights · `x`; where
+//! (m ≥ 2) keeps `x` in f32 (but for Q8_0 / Q4_0 interleaved by eight
+//! rows, whose GEMM is integer as the GEMV, with the GEMV's reference):
+//! its reference is decoded weights · `x`; where
 //! it runs on bf16 panels (`qblock::bf16_prefill`, or asked for through
 //! `qblock::matmul_with`: both bodies run wherever the CPU has them), both
 //! rounded to bf16.
@@ -126,7 +128,10 @@ fn run(c: Case, pools: &[Option<rayon::ThreadPool>]) -> (f64, Option<f64>) {
         matmul::matmul(tok, pool, &args, &mut y);
     }
     // The GEMM's bf16 variant rounds x and the decoded weights to bf16.
+    // Interleaved Q8_0 / Q4_0 run an integer GEMM on x quantized as the
+    // GEMV's, whatever was asked.
     let bf16 = c.m > 1
+        && !c.x8
         && if c.force_bf16 {
             bf16_possible(c.isa)
         } else {
@@ -135,6 +140,7 @@ fn run(c: Case, pools: &[Option<rayon::ThreadPool>]) -> (f64, Option<f64>) {
     let round = |v: &[f32]| v.iter().map(|&e| bf16dot::round(e)).collect::<Vec<_>>();
     let (xk, wk) = match (c.m, bf16) {
         (1, _) => (quantized_x(c.dtype, &x), wf.clone()),
+        _ if c.x8 => (quantized_x(c.dtype, &x), wf.clone()),
         (_, true) => (round(&x), round(&wf)),
         _ => (x.clone(), wf.clone()),
     };
@@ -149,8 +155,8 @@ fn run(c: Case, pools: &[Option<rayon::ThreadPool>]) -> (f64, Option<f64>) {
         tensor::testing::tolerance::Tolerance::Dot { rel, .. } => st.max_rel / rel,
         _ => unreachable!(),
     };
-    let xerr = (c.m == 1).then(|| {
-        let (exact, mag) = reference::matmul(&x, &wf, bias.as_deref(), 1, c.n, c.k);
+    let xerr = (c.m == 1 || c.x8).then(|| {
+        let (exact, mag) = reference::matmul(&x, &wf, bias.as_deref(), c.m, c.n, c.k);
         (y.iter().zip(&exact).zip(&mag))
             .map(|((a, b), m)| (*a as f64 - *b as f64).abs() / m.max(1e-30))
             .fold(0.0, f64::max)
@@ -180,6 +186,10 @@ fn sweep(isa: Isa) {
             cases.push((1, 296, 4 * qk, threads));
             cases.push((3, 300, 2 * qk, threads));
             cases.push((40, 150, qk, threads));
+        }
+        // The interleaved GEMM's chunks of x rows (≤ 256 KiB of blocks).
+        if qk == 32 {
+            cases.push((40, 16, 300 * qk, 2));
         }
         // The GEMM's other body too, where this CPU can run both; Q8_0 and
         // Q4_0 row-major and interleaved by eight.

@@ -145,6 +145,17 @@ impl<'a> BlockRef<'a> {
         }
     }
 
+    /// Group `g` (rows `8g..8g + 8`) of interleaved weights of `per`
+    /// blocks a row.
+    #[inline(always)]
+    fn group(self, g: usize, per: usize) -> BlockRef<'a> {
+        match self {
+            BlockRef::Q8_0x8(v) => BlockRef::Q8_0x8(&v[g * per..(g + 1) * per]),
+            BlockRef::Q4_0x8(v) => BlockRef::Q4_0x8(&v[g * per..(g + 1) * per]),
+            _ => unreachable!("only interleaved weights have groups"),
+        }
+    }
+
     /// Whether the rows are interleaved by eight (`quant/x8.rs`).
     pub fn is_x8(self) -> bool {
         matches!(self, BlockRef::Q8_0x8(_) | BlockRef::Q4_0x8(_))
@@ -332,6 +343,25 @@ impl SimdOp for QMatmul<'_, '_> {
             y,
         } = self;
         let k = a.k;
+        if a.m >= 2 && k > 0 && w.is_x8() {
+            // Interleaved Q8_0 / Q4_0: the GEMM is integer too, every row
+            // of x quantized as the GEMV's.
+            let mut bufs = XQ.take();
+            bufs.0.resize(a.m * (k / blocks::QK), XBlock::default());
+            quantize_rows(pool, a.x, k, &mut bufs.0);
+            let kern = QKernels {
+                s,
+                w,
+                x: XQuant::Q8(&bufs.0),
+                bf16: None,
+                vnni: None,
+                bias: a.bias,
+                k,
+            };
+            split(pool, &kern, a.x, (a.m, a.n, k), y);
+            XQ.set(bufs);
+            return;
+        }
         if a.m != 1 || k == 0 {
             let kern = QKernels {
                 s,
@@ -435,6 +465,15 @@ impl<S: Simd> Kernels for QKernels<'_, S> {
     }
 
     fn gemm(&self, x: &[f32], m: usize, (j0, j1): (usize, usize), y: &mut [f32], ldy: usize) {
+        if self.w.is_x8() {
+            return self.s.vectorize(QGemmX8 {
+                kern: self,
+                m,
+                j: (j0, j1),
+                y,
+                ldy,
+            });
+        }
         #[cfg(target_arch = "x86_64")]
         if let Some(tok) = self.bf16 {
             return self.gemm_bf16(tok, x, m, (j0, j1), y, ldy);
@@ -573,11 +612,11 @@ impl<S: Simd> crate::cpu::dispatch::VnniOp for QGemvVnni<'_, '_, S> {
                 match (w, x) {
                     // SAFETY: as below.
                     (BlockRef::Q8_0x8(w), XQuant::Q8(x)) => unsafe {
-                        avx2_qdot::dot_q8_0x8::<true>(w, x)
+                        avx2_qdot::dot_q8_0x8::<true, 1>(w, [x])[0]
                     },
                     // SAFETY: as below.
                     (BlockRef::Q4_0x8(w), XQuant::Q8(x)) => unsafe {
-                        avx2_qdot::dot_q4_0x8::<true>(w, x)
+                        avx2_qdot::dot_q4_0x8::<true, 1>(w, [x])[0]
                     },
                     _ => unreachable!("x is quantized for its weight format"),
                 }
@@ -622,8 +661,7 @@ impl<S: Simd> SimdOp for QGemv<'_, '_, S> {
         if kern.w.is_x8() {
             return gemv_x8(kern.w, kern.x, kern.bias, per, (j0, j1), y, |w, x| {
                 match (w, x) {
-                    (BlockRef::Q8_0x8(w), XQuant::Q8(x)) => s.dot_q8_0x8(w, x),
-                    (BlockRef::Q4_0x8(w), XQuant::Q8(x)) => s.dot_q4_0x8(w, x),
+                    (w, XQuant::Q8(x)) => tile_x8(s, w, [x])[0],
                     _ => unreachable!("x is quantized for its weight format"),
                 }
             });
@@ -656,15 +694,104 @@ fn gemv_x8<'a>(
     dot: impl Fn(BlockRef<'a>, XQuant<'a>) -> [f32; ROWS],
 ) {
     debug_assert!(j0.is_multiple_of(ROWS) && j1.is_multiple_of(ROWS));
-    let group = |g: usize| match w {
-        BlockRef::Q8_0x8(v) => BlockRef::Q8_0x8(&v[g * per..(g + 1) * per]),
-        BlockRef::Q4_0x8(v) => BlockRef::Q4_0x8(&v[g * per..(g + 1) * per]),
-        _ => unreachable!("gemv_x8 takes interleaved weights"),
-    };
     for (g, out) in (j0 / ROWS..j1 / ROWS).zip(y.chunks_exact_mut(ROWS)) {
-        let sums = dot(group(g), x);
+        let sums = dot(w.group(g, per), x);
         for (r, (o, v)) in out.iter_mut().zip(sums).enumerate() {
             *o = v + bias.map_or(0.0, |b| b[ROWS * g + r]);
         }
+    }
+}
+
+/// One group of interleaved weights (`w`, [`BlockRef::group`]) against
+/// `R` rows of int8 `x`: `out[i][r]` is row `i` of `x` times weight row `r`.
+#[inline(always)]
+fn tile_x8<S: Simd, const R: usize>(s: S, w: BlockRef<'_>, x: [&[XBlock]; R]) -> [[f32; ROWS]; R] {
+    match w {
+        BlockRef::Q8_0x8(w) => s.dot_q8_0x8(w, x),
+        BlockRef::Q4_0x8(w) => s.dot_q4_0x8(w, x),
+        _ => unreachable!("only interleaved weights have groups"),
+    }
+}
+
+/// Quantizes the rows of `x` (`[m, k]`) into `out` (`k / 32` blocks a
+/// row), rows split across `pool`'s threads.
+fn quantize_rows(pool: Option<&rayon::ThreadPool>, x: &[f32], k: usize, out: &mut [XBlock]) {
+    use rayon::prelude::*;
+    let per = k / blocks::QK;
+    match pool {
+        Some(pool) if x.len() >= 1 << 14 => pool.install(|| {
+            out.par_chunks_mut(per)
+                .zip(x.par_chunks(k))
+                .for_each(|(o, x)| qdot::quantize_x(x, o))
+        }),
+        _ => qdot::quantize_x(x, out),
+    }
+}
+
+/// [`Kernels::gemm`] on interleaved Q8_0 / Q4_0 weights with `x` quantized
+/// per block (`kern.x`, all `m` rows): tiles of four rows of `x` by one
+/// group of eight weight rows, integer dot products, a chunk of `x`'s rows
+/// at a time so that their blocks stay in L2 while the groups sweep over
+/// them. A [`SimdOp`]: its body must run inside the tier's features.
+struct QGemmX8<'a, 'k, S> {
+    kern: &'k QKernels<'a, S>,
+    m: usize,
+    j: (usize, usize),
+    y: &'k mut [f32],
+    ldy: usize,
+}
+
+impl<S: Simd> SimdOp for QGemmX8<'_, '_, S> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<T: Simd>(self, _: T) {
+        const MR: usize = 4;
+        let QGemmX8 {
+            kern,
+            m,
+            j: (j0, j1),
+            y,
+            ldy,
+        } = self;
+        let XQuant::Q8(xq) = kern.x else {
+            unreachable!("x is quantized for its weight format")
+        };
+        let per = kern.k / blocks::QK;
+        let mc = (256 * 1024 / (per * size_of::<XBlock>()))
+            .max(MR)
+            .next_multiple_of(MR);
+        let xrow = |i: usize| &xq[i * per..(i + 1) * per];
+        for i0 in (0..m).step_by(mc) {
+            let i1 = (i0 + mc).min(m);
+            for g in j0 / ROWS..j1 / ROWS {
+                let wg = kern.w.group(g, per);
+                let c = ROWS * g - j0;
+                let bias = kern.bias.map(|b| &b[ROWS * g..ROWS * (g + 1)]);
+                let mut i = i0;
+                while i + MR <= i1 {
+                    let t = tile_x8(kern.s, wg, [xrow(i), xrow(i + 1), xrow(i + 2), xrow(i + 3)]);
+                    for (d, sums) in t.into_iter().enumerate() {
+                        store_x8(&mut y[(i + d) * ldy + c..][..ROWS], sums, bias);
+                    }
+                    i += MR;
+                }
+                for i in i..i1 {
+                    store_x8(
+                        &mut y[i * ldy + c..][..ROWS],
+                        tile_x8(kern.s, wg, [xrow(i)])[0],
+                        bias,
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// `sums` (+ `bias`) into `out`.
+#[inline(always)]
+fn store_x8(out: &mut [f32], sums: [f32; ROWS], bias: Option<&[f32]>) {
+    for (r, (o, v)) in out.iter_mut().zip(sums).enumerate() {
+        *o = v + bias.map_or(0.0, |b| b[r]);
     }
 }

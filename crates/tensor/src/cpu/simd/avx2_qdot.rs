@@ -159,11 +159,12 @@ unsafe fn x4(x: &XBlock, step: usize) -> __m256i {
 trait X8: Sized {
     /// The eight rows' f16 scales.
     fn d(&self) -> &[u16; ROWS];
-    /// The eight rows' integer sums against `x`.
+    /// The eight rows' integer sums against each of `R` activation blocks
+    /// (`R` rows of `x`): the weights are loaded and unpacked once.
     ///
     /// # Safety
     /// As for [`dot_u8i8`].
-    unsafe fn int<const VNNI: bool>(&self, x: &XBlock) -> __m256i;
+    unsafe fn ints<const VNNI: bool, const R: usize>(&self, x: [&XBlock; R]) -> [__m256i; R];
 }
 
 impl X8 for BlockQ8_0x8 {
@@ -175,15 +176,17 @@ impl X8 for BlockQ8_0x8 {
     /// Lane `r` of each step is four weights of row `r` against the same
     /// four activations, the weights' signs moved onto them.
     #[inline(always)]
-    unsafe fn int<const VNNI: bool>(&self, xb: &XBlock) -> __m256i {
+    unsafe fn ints<const VNNI: bool, const R: usize>(&self, x: [&XBlock; R]) -> [__m256i; R] {
         // SAFETY: the caller guarantees the features; loads at 32·t of
         // the 256-byte `qs`.
         unsafe {
-            let mut sum = _mm256_setzero_si256();
+            let mut sum = [_mm256_setzero_si256(); R];
             for t in 0..8 {
-                let (wv, xv) = (load32(&self.qs[32 * t..]), x4(xb, t));
-                let (u, s) = (_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv));
-                sum = dot_u8i8::<VNNI>(sum, u, s);
+                let wv = load32(&self.qs[32 * t..]);
+                let u = _mm256_sign_epi8(wv, wv);
+                for (s, xb) in sum.iter_mut().zip(x) {
+                    *s = dot_u8i8::<VNNI>(*s, u, _mm256_sign_epi8(x4(xb, t), wv));
+                }
             }
             sum
         }
@@ -200,75 +203,102 @@ impl X8 for BlockQ4_0x8 {
     /// widening: each is at most 2·15·128 = 3840 in size, eight of them
     /// 30720 < 2^15.
     #[inline(always)]
-    unsafe fn int<const VNNI: bool>(&self, xb: &XBlock) -> __m256i {
+    unsafe fn ints<const VNNI: bool, const R: usize>(&self, x: [&XBlock; R]) -> [__m256i; R] {
         // SAFETY: the caller guarantees the features; loads at 32·t of
         // the 128-byte `qs`.
         unsafe {
             let low4 = _mm256_set1_epi8(0x0F);
             // The nibbles' +8, exactly: −8 · Σ qs in every row's lane.
-            let init = _mm256_set1_epi32(-8 * xb.sum);
-            let (mut sum, mut sum16) = (init, _mm256_setzero_si256());
+            let mut init = [_mm256_setzero_si256(); R];
+            for (v, xb) in init.iter_mut().zip(x) {
+                *v = _mm256_set1_epi32(-8 * xb.sum);
+            }
+            let (mut sum, mut sum16) = (init, [_mm256_setzero_si256(); R]);
             for t in 0..4 {
                 let q = load32(&self.qs[32 * t..]);
                 let lo = _mm256_and_si256(q, low4);
                 let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), low4);
-                let (xlo, xhi) = (x4(xb, t), x4(xb, 4 + t));
-                if VNNI {
-                    sum = dot_u8i8::<true>(sum, lo, xlo);
-                    sum = dot_u8i8::<true>(sum, hi, xhi);
-                } else {
-                    sum16 = _mm256_add_epi16(sum16, _mm256_maddubs_epi16(lo, xlo));
-                    sum16 = _mm256_add_epi16(sum16, _mm256_maddubs_epi16(hi, xhi));
+                for i in 0..R {
+                    let (xlo, xhi) = (x4(x[i], t), x4(x[i], 4 + t));
+                    if VNNI {
+                        sum[i] = dot_u8i8::<true>(sum[i], lo, xlo);
+                        sum[i] = dot_u8i8::<true>(sum[i], hi, xhi);
+                    } else {
+                        let p = _mm256_add_epi16(
+                            _mm256_maddubs_epi16(lo, xlo),
+                            _mm256_maddubs_epi16(hi, xhi),
+                        );
+                        sum16[i] = _mm256_add_epi16(sum16[i], p);
+                    }
                 }
             }
-            if VNNI {
-                sum
-            } else {
-                _mm256_add_epi32(init, _mm256_madd_epi16(sum16, _mm256_set1_epi16(1)))
+            if !VNNI {
+                for i in 0..R {
+                    let wide = _mm256_madd_epi16(sum16[i], _mm256_set1_epi16(1));
+                    sum[i] = _mm256_add_epi32(init[i], wide);
+                }
             }
+            sum
         }
     }
 }
 
 /// Σ over blocks of `d_w[r] · d_x · int[r]` in lane `r`, for eight
-/// interleaved rows: one scale multiply and one FMA per eight blocks.
+/// interleaved rows against `R` rows of `x` (blocks `x[i][..w.len()]`):
+/// one scale multiply and one FMA per eight blocks; out[i][r] is row `i`
+/// of `x` times weight row `r`.
 ///
 /// # Safety
 /// As for [`dot_u8i8`].
 #[inline(always)]
-unsafe fn blocks_x8<W: X8, const VNNI: bool>(w: &[W], x: &[XBlock]) -> [f32; ROWS] {
+unsafe fn blocks_x8<W: X8, const VNNI: bool, const R: usize>(
+    w: &[W],
+    x: [&[XBlock]; R],
+) -> [[f32; ROWS]; R] {
     // SAFETY: the caller guarantees the features; `d` is 16 bytes.
     unsafe {
-        let mut acc = _mm256_setzero_ps();
-        for (b, xb) in w.iter().zip(x) {
+        let mut acc = [_mm256_setzero_ps(); R];
+        for (p, b) in w.iter().enumerate() {
+            let xb = x.map(|xr| &xr[p]);
+            let ints = b.ints::<VNNI, R>(xb);
             let dw = _mm256_cvtph_ps(_mm_loadu_si128(b.d().as_ptr().cast()));
-            let scale = _mm256_mul_ps(dw, _mm256_set1_ps(xb.d));
-            acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(b.int::<VNNI>(xb)), acc);
+            for i in 0..R {
+                let scale = _mm256_mul_ps(dw, _mm256_set1_ps(xb[i].d));
+                acc[i] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(ints[i]), acc[i]);
+            }
         }
-        let mut out = [0.0f32; ROWS];
-        _mm256_storeu_ps(out.as_mut_ptr(), acc);
+        let mut out = [[0.0f32; ROWS]; R];
+        for (o, a) in out.iter_mut().zip(acc) {
+            _mm256_storeu_ps(o.as_mut_ptr(), a);
+        }
         out
     }
 }
 
-/// Eight interleaved Q8_0 rows (`quant/x8.rs`), one sum per row.
+/// Eight interleaved Q8_0 rows (`quant/x8.rs`) against `R` rows of `x`.
 ///
 /// # Safety
 /// As for [`dot_u8i8`].
 #[inline(always)]
-pub(crate) unsafe fn dot_q8_0x8<const VNNI: bool>(w: &[BlockQ8_0x8], x: &[XBlock]) -> [f32; ROWS] {
+pub(crate) unsafe fn dot_q8_0x8<const VNNI: bool, const R: usize>(
+    w: &[BlockQ8_0x8],
+    x: [&[XBlock]; R],
+) -> [[f32; ROWS]; R] {
     // SAFETY: the caller guarantees the features.
-    unsafe { blocks_x8::<_, VNNI>(w, x) }
+    unsafe { blocks_x8::<_, VNNI, R>(w, x) }
 }
 
-/// Eight interleaved Q4_0 rows.
+/// Eight interleaved Q4_0 rows against `R` rows of `x`.
 ///
 /// # Safety
 /// As for [`dot_u8i8`].
 #[inline(always)]
-pub(crate) unsafe fn dot_q4_0x8<const VNNI: bool>(w: &[BlockQ4_0x8], x: &[XBlock]) -> [f32; ROWS] {
+pub(crate) unsafe fn dot_q4_0x8<const VNNI: bool, const R: usize>(
+    w: &[BlockQ4_0x8],
+    x: [&[XBlock]; R],
+) -> [[f32; ROWS]; R] {
     // SAFETY: the caller guarantees the features.
-    unsafe { blocks_x8::<_, VNNI>(w, x) }
+    unsafe { blocks_x8::<_, VNNI, R>(w, x) }
 }
 
 #[inline(always)]

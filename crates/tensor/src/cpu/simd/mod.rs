@@ -169,15 +169,16 @@ pub trait Simd: Copy + Send + Sync + 'static {
     fn dot_q6k(self, w: &[BlockQ6K], x: &[XBlockK]) -> f32 {
         qdot::dot_q6k(w, x)
     }
-    /// Eight interleaved Q8_0 rows (`quant/x8.rs`), one result per row.
+    /// Eight interleaved Q8_0 rows (`quant/x8.rs`) against `R` rows of
+    /// int8 `x` (`out[i][r]`: row `i` of `x` times weight row `r`).
     #[inline(always)]
-    fn dot_q8_0x8(self, w: &[BlockQ8_0x8], x: &[XBlock]) -> [f32; ROWS] {
-        qdot::dot_q8_0x8(w, x)
+    fn dot_q8_0x8<const R: usize>(self, w: &[BlockQ8_0x8], x: [&[XBlock]; R]) -> [[f32; ROWS]; R] {
+        x.map(|x| qdot::dot_q8_0x8(w, x))
     }
-    /// Eight interleaved Q4_0 rows.
+    /// Eight interleaved Q4_0 rows against `R` rows of int8 `x`.
     #[inline(always)]
-    fn dot_q4_0x8(self, w: &[BlockQ4_0x8], x: &[XBlock]) -> [f32; ROWS] {
-        qdot::dot_q4_0x8(w, x)
+    fn dot_q4_0x8<const R: usize>(self, w: &[BlockQ4_0x8], x: [&[XBlock]; R]) -> [[f32; ROWS]; R] {
+        x.map(|x| qdot::dot_q4_0x8(w, x))
     }
 }
 
@@ -207,14 +208,22 @@ macro_rules! avx2_qdots {
             unsafe { super::avx2_qdot::dot_q6k(w, x) }
         }
         #[inline(always)]
-        fn dot_q8_0x8(self, w: &[BlockQ8_0x8], x: &[XBlock]) -> [f32; ROWS] {
+        fn dot_q8_0x8<const R: usize>(
+            self,
+            w: &[BlockQ8_0x8],
+            x: [&[XBlock]; R],
+        ) -> [[f32; ROWS]; R] {
             // SAFETY: the token proves AVX2, FMA and F16C.
-            unsafe { super::avx2_qdot::dot_q8_0x8::<false>(w, x) }
+            unsafe { super::avx2_qdot::dot_q8_0x8::<false, R>(w, x) }
         }
         #[inline(always)]
-        fn dot_q4_0x8(self, w: &[BlockQ4_0x8], x: &[XBlock]) -> [f32; ROWS] {
+        fn dot_q4_0x8<const R: usize>(
+            self,
+            w: &[BlockQ4_0x8],
+            x: [&[XBlock]; R],
+        ) -> [[f32; ROWS]; R] {
             // SAFETY: the token proves AVX2, FMA and F16C.
-            unsafe { super::avx2_qdot::dot_q4_0x8::<false>(w, x) }
+            unsafe { super::avx2_qdot::dot_q4_0x8::<false, R>(w, x) }
         }
     };
 }
