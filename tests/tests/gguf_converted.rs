@@ -253,14 +253,12 @@ fn gguf_converted_blocks_match_their_decoded_values() -> Result<()> {
             "{m} {}: blocks vs their decoded f32 values: {ms}",
             case.name
         );
-        // Prefill: GEMM on decoded panels and the gathers decode exactly
-        // (measured NMSE 0 on every case where the GEMM runs in f32; on an
-        // AVX512-BF16 CPU that chooses bf16 panels, `qblock::bf16_prefill`,
-        // the Q4_0 panels and x are rounded to bf16:
-        // measured NMSE 3.0e-5 to 4.6e-5, max abs 0.10, top-1 70/73 to all
-        // rows, regret at most 0.029,
-        // Xeon with AVX512-BF16, 2026-12-06).
-        ensure!(ms.nmse < 1e-4 && ms.regret < 0.2, "{m} {}: {ms}", case.name);
+        // Prefill: the Q8_0 / Q4_0 weights (eight-row interleaved on the
+        // CPU) run the integer GEMM on x quantized per 32, as the decode
+        // steps below do, and take their bound. Measured (Zen 3, AVX2,
+        // 2026-12-06): NMSE 1.5e-3, max abs 0.68, regret ≤ 0.20, top-1
+        // 93/98 on multi_turn.
+        ensure!(ms.nmse < 5e-3 && ms.regret < 1.0, "{m} {}: {ms}", case.name);
         if case.crops()?.is_empty() {
             let ids = gguf_common::ids(&case)?;
             // Both runs are fed the reference's greedy tokens: a near-tie
