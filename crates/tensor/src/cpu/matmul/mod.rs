@@ -19,6 +19,7 @@ pub mod panels;
 pub mod probe;
 pub mod qblock;
 pub mod quant;
+mod qx8;
 pub mod reference;
 
 use half::{bf16, f16};

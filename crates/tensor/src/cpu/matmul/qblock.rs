@@ -1,17 +1,23 @@
 //! Block-quantized weights (ggml's Q8_0, Q4_0, Q4_K, Q6_K; `crate::quant`)
-//! on the CPU: stored as the file has them, row-major blocks (no panels),
-//! `kernels/matmul.md` § Block formats.
+//! on the CPU: the file's blocks (no panels), row-major, but Q8_0 and Q4_0
+//! with eight rows interleaved ([`BlockData::interleaved`], at upload
+//! whenever `n` is a multiple of 8); `kernels/matmul.md` § Block formats.
 //!
 //! - GEMV (m = 1, decode): `x` is quantized to int8 per block (32 for
 //!   Q8_0/Q4_0, 256 for the k-quants) once per call, then each weight row
 //!   is one integer dot product (`Simd::dot_*`, `cpu/simd/qdot.rs`),
 //!   rows split across threads. Memory-bound: the weights are read once,
-//!   at their stored size. On the avx512 tier of a CPU with AVX512-VNNI,
+//!   at their stored size. Interleaved weights give eight rows' sums per
+//!   vector (`qx8.rs`). On the avx512 tier of a CPU with AVX512-VNNI,
 //!   Q8_0 and Q4_0 dots run on `vpdpbusd` ([`vnni_gemv`]), same integers;
-//!   Q4_0 two blocks per 512-bit instruction against `x` laid out to match
-//!   (`cpu/simd/avx512_qdot.rs`).
-//! - GEMM (m ≥ 2, prefill): weight rows are decoded to f32 panels a chunk at
-//!   a time and the f32 GEMM body runs on them, `x` unquantized. Threads
+//!   row-major Q4_0 two blocks per 512-bit instruction against `x` laid
+//!   out to match (`cpu/simd/avx512_qdot.rs`).
+//! - GEMM (m ≥ 2, prefill) of interleaved Q8_0 / Q4_0: integer too, every
+//!   row of `x` quantized as the GEMV's, four rows of `x` per group of
+//!   eight weight rows (`qx8.rs`; `vpdpbusd` as above).
+//! - GEMM of the other formats (and of Q8_0 / Q4_0 whose `n` is not a
+//!   multiple of 8): weight rows are decoded to f32 panels a chunk at a
+//!   time and the f32 GEMM body runs on them, `x` unquantized. Threads
 //!   split the weight rows, so each weight is decoded once per call. On
 //!   the avx512 tier of a CPU with AVX512-BF16 whose `vdpbf16ps`
 //!   out-computes its FMA (measured: `probe.rs`), the 4- and 6-bit formats
@@ -26,7 +32,7 @@ use std::cell::RefCell;
 use super::gemm::Gemm;
 use super::panels::PanelLayout;
 use super::probe;
-use super::{Cols, Kernels, MatmulArgs, split};
+use super::{Cols, Kernels, MatmulArgs, qx8, split};
 use crate::DType;
 use crate::cpu::dispatch::{Avx512Bf16, Avx512Vnni, IsaToken, SimdOp};
 use crate::cpu::simd::Simd;
@@ -148,7 +154,7 @@ impl<'a> BlockRef<'a> {
     /// Group `g` (rows `8g..8g + 8`) of interleaved weights of `per`
     /// blocks a row.
     #[inline(always)]
-    fn group(self, g: usize, per: usize) -> BlockRef<'a> {
+    pub(super) fn group(self, g: usize, per: usize) -> BlockRef<'a> {
         match self {
             BlockRef::Q8_0x8(v) => BlockRef::Q8_0x8(&v[g * per..(g + 1) * per]),
             BlockRef::Q4_0x8(v) => BlockRef::Q4_0x8(&v[g * per..(g + 1) * per]),
@@ -294,7 +300,7 @@ pub fn matmul_with(
     } else {
         None
     };
-    let vnni = if a.m == 1 && vnni_gemv(isa.isa(), w.dtype()) {
+    let vnni = if (a.m == 1 || w.is_x8()) && vnni_gemv(isa.isa(), w.dtype()) {
         Avx512Vnni::try_new()
     } else {
         None
@@ -309,7 +315,8 @@ pub fn matmul_with(
     })
 }
 
-/// Whether the GEMV (m = 1) of `dtype` weights on tier `isa` runs its
+/// Whether the GEMV (m = 1; and the GEMM of interleaved weights) of
+/// `dtype` weights on tier `isa` runs its
 /// integer dot products on `vpdpbusd` (Q8_0 and Q4_0 on the avx512 tier of
 /// a CPU with AVX512-VNNI: the same integers as `vpmaddubsw` + `vpmaddwd`,
 /// in one instruction). The k-quants keep the AVX2 body: their sub-block
@@ -348,13 +355,13 @@ impl SimdOp for QMatmul<'_, '_> {
             // of x quantized as the GEMV's.
             let mut bufs = XQ.take();
             bufs.0.resize(a.m * (k / blocks::QK), XBlock::default());
-            quantize_rows(pool, a.x, k, &mut bufs.0);
+            qx8::quantize_rows(pool, a.x, k, &mut bufs.0);
             let kern = QKernels {
                 s,
                 w,
                 x: XQuant::Q8(&bufs.0),
                 bf16: None,
-                vnni: None,
+                vnni,
                 bias: a.bias,
                 k,
             };
@@ -418,8 +425,8 @@ struct QKernels<'a, S> {
     /// `None` off x86-64).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     bf16: Option<Avx512Bf16>,
-    /// Run the GEMV's dot products on `vpdpbusd` ([`vnni_gemv`]; always
-    /// `None` off x86-64).
+    /// Run the GEMV's (and the interleaved GEMM's) dot products on
+    /// `vpdpbusd` ([`vnni_gemv`]; always `None` off x86-64).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     vnni: Option<Avx512Vnni>,
     bias: Option<&'a [f32]>,
@@ -466,13 +473,18 @@ impl<S: Simd> Kernels for QKernels<'_, S> {
 
     fn gemm(&self, x: &[f32], m: usize, (j0, j1): (usize, usize), y: &mut [f32], ldy: usize) {
         if self.w.is_x8() {
-            return self.s.vectorize(QGemmX8 {
+            let op = QGemmX8 {
                 kern: self,
                 m,
                 j: (j0, j1),
                 y,
                 ldy,
-            });
+            };
+            #[cfg(target_arch = "x86_64")]
+            if let Some(tok) = self.vnni {
+                return tok.dispatch(op);
+            }
+            return self.s.vectorize(op);
         }
         #[cfg(target_arch = "x86_64")]
         if let Some(tok) = self.bf16 {
@@ -522,6 +534,20 @@ impl<S: Simd> Kernels for QKernels<'_, S> {
 }
 
 impl<S: Simd> QKernels<'_, S> {
+    /// The interleaved weights' call ([`qx8::Args`]).
+    #[inline(always)]
+    fn x8_args(&self) -> qx8::Args<'_> {
+        let XQuant::Q8(x) = self.x else {
+            unreachable!("x is quantized for its weight format")
+        };
+        qx8::Args {
+            w: self.w,
+            x,
+            bias: self.bias,
+            per: self.k / blocks::QK,
+        }
+    }
+
     /// [`Kernels::gemm`] on bf16 pair panels (`bf16dot.rs`' layout),
     /// decoded a chunk of rows at a time.
     #[cfg(target_arch = "x86_64")]
@@ -603,24 +629,12 @@ impl<S: Simd> crate::cpu::dispatch::VnniOp for QGemvVnni<'_, '_, S> {
     type Output = ();
 
     #[inline(always)]
-    fn run(self, _: Avx512Vnni) {
+    fn run(self, tok: Avx512Vnni) {
         use crate::cpu::simd::avx2_qdot;
         let QGemvVnni { kern, j0, j1, y } = self;
         let per = kern.k / kern.w.dtype().block_elems();
         if kern.w.is_x8() {
-            return gemv_x8(kern.w, kern.x, kern.bias, per, (j0, j1), y, |w, x| {
-                match (w, x) {
-                    // SAFETY: as below.
-                    (BlockRef::Q8_0x8(w), XQuant::Q8(x)) => unsafe {
-                        avx2_qdot::dot_q8_0x8::<true, 1>(w, [x])[0]
-                    },
-                    // SAFETY: as below.
-                    (BlockRef::Q4_0x8(w), XQuant::Q8(x)) => unsafe {
-                        avx2_qdot::dot_q4_0x8::<true, 1>(w, [x])[0]
-                    },
-                    _ => unreachable!("x is quantized for its weight format"),
-                }
-            });
+            return qx8::gemv(qx8::VnniDots(tok), &kern.x8_args(), (j0, j1), y);
         }
         for (j, out) in (j0..j1).zip(y.iter_mut()) {
             let r = j * per..(j + 1) * per;
@@ -659,12 +673,7 @@ impl<S: Simd> SimdOp for QGemv<'_, '_, S> {
         let s = kern.s;
         let per = kern.k / kern.w.dtype().block_elems();
         if kern.w.is_x8() {
-            return gemv_x8(kern.w, kern.x, kern.bias, per, (j0, j1), y, |w, x| {
-                match (w, x) {
-                    (w, XQuant::Q8(x)) => tile_x8(s, w, [x])[0],
-                    _ => unreachable!("x is quantized for its weight format"),
-                }
-            });
+            return qx8::gemv(qx8::TierDots(s), &kern.x8_args(), (j0, j1), y);
         }
         for (j, out) in (j0..j1).zip(y.iter_mut()) {
             let r = j * per..(j + 1) * per;
@@ -680,59 +689,9 @@ impl<S: Simd> SimdOp for QGemv<'_, '_, S> {
     }
 }
 
-/// Rows `j0..j1` (whole groups of eight) of a GEMV on interleaved weights
-/// (`w` of `per` blocks a row): `dot` gives one group's eight sums from
-/// its blocks and `x`.
-#[inline(always)]
-fn gemv_x8<'a>(
-    w: BlockRef<'a>,
-    x: XQuant<'a>,
-    bias: Option<&[f32]>,
-    per: usize,
-    (j0, j1): (usize, usize),
-    y: &mut [f32],
-    dot: impl Fn(BlockRef<'a>, XQuant<'a>) -> [f32; ROWS],
-) {
-    debug_assert!(j0.is_multiple_of(ROWS) && j1.is_multiple_of(ROWS));
-    for (g, out) in (j0 / ROWS..j1 / ROWS).zip(y.chunks_exact_mut(ROWS)) {
-        let sums = dot(w.group(g, per), x);
-        for (r, (o, v)) in out.iter_mut().zip(sums).enumerate() {
-            *o = v + bias.map_or(0.0, |b| b[ROWS * g + r]);
-        }
-    }
-}
-
-/// One group of interleaved weights (`w`, [`BlockRef::group`]) against
-/// `R` rows of int8 `x`: `out[i][r]` is row `i` of `x` times weight row `r`.
-#[inline(always)]
-fn tile_x8<S: Simd, const R: usize>(s: S, w: BlockRef<'_>, x: [&[XBlock]; R]) -> [[f32; ROWS]; R] {
-    match w {
-        BlockRef::Q8_0x8(w) => s.dot_q8_0x8(w, x),
-        BlockRef::Q4_0x8(w) => s.dot_q4_0x8(w, x),
-        _ => unreachable!("only interleaved weights have groups"),
-    }
-}
-
-/// Quantizes the rows of `x` (`[m, k]`) into `out` (`k / 32` blocks a
-/// row), rows split across `pool`'s threads.
-fn quantize_rows(pool: Option<&rayon::ThreadPool>, x: &[f32], k: usize, out: &mut [XBlock]) {
-    use rayon::prelude::*;
-    let per = k / blocks::QK;
-    match pool {
-        Some(pool) if x.len() >= 1 << 14 => pool.install(|| {
-            out.par_chunks_mut(per)
-                .zip(x.par_chunks(k))
-                .for_each(|(o, x)| qdot::quantize_x(x, o))
-        }),
-        _ => qdot::quantize_x(x, out),
-    }
-}
-
 /// [`Kernels::gemm`] on interleaved Q8_0 / Q4_0 weights with `x` quantized
-/// per block (`kern.x`, all `m` rows): tiles of four rows of `x` by one
-/// group of eight weight rows, integer dot products, a chunk of `x`'s rows
-/// at a time so that their blocks stay in L2 while the groups sweep over
-/// them. A [`SimdOp`]: its body must run inside the tier's features.
+/// per block (`kern.x`, all `m` rows; `qx8.rs`): on the tier's dot
+/// products ([`SimdOp`]) or on `vpdpbusd` (`VnniOp`).
 struct QGemmX8<'a, 'k, S> {
     kern: &'k QKernels<'a, S>,
     m: usize,
@@ -746,52 +705,18 @@ impl<S: Simd> SimdOp for QGemmX8<'_, '_, S> {
 
     #[inline(always)]
     fn run<T: Simd>(self, _: T) {
-        const MR: usize = 4;
-        let QGemmX8 {
-            kern,
-            m,
-            j: (j0, j1),
-            y,
-            ldy,
-        } = self;
-        let XQuant::Q8(xq) = kern.x else {
-            unreachable!("x is quantized for its weight format")
-        };
-        let per = kern.k / blocks::QK;
-        let mc = (256 * 1024 / (per * size_of::<XBlock>()))
-            .max(MR)
-            .next_multiple_of(MR);
-        let xrow = |i: usize| &xq[i * per..(i + 1) * per];
-        for i0 in (0..m).step_by(mc) {
-            let i1 = (i0 + mc).min(m);
-            for g in j0 / ROWS..j1 / ROWS {
-                let wg = kern.w.group(g, per);
-                let c = ROWS * g - j0;
-                let bias = kern.bias.map(|b| &b[ROWS * g..ROWS * (g + 1)]);
-                let mut i = i0;
-                while i + MR <= i1 {
-                    let t = tile_x8(kern.s, wg, [xrow(i), xrow(i + 1), xrow(i + 2), xrow(i + 3)]);
-                    for (d, sums) in t.into_iter().enumerate() {
-                        store_x8(&mut y[(i + d) * ldy + c..][..ROWS], sums, bias);
-                    }
-                    i += MR;
-                }
-                for i in i..i1 {
-                    store_x8(
-                        &mut y[i * ldy + c..][..ROWS],
-                        tile_x8(kern.s, wg, [xrow(i)])[0],
-                        bias,
-                    );
-                }
-            }
-        }
+        let QGemmX8 { kern, m, j, y, ldy } = self;
+        qx8::gemm(qx8::TierDots(kern.s), &kern.x8_args(), m, j, y, ldy)
     }
 }
 
-/// `sums` (+ `bias`) into `out`.
-#[inline(always)]
-fn store_x8(out: &mut [f32], sums: [f32; ROWS], bias: Option<&[f32]>) {
-    for (r, (o, v)) in out.iter_mut().zip(sums).enumerate() {
-        *o = v + bias.map_or(0.0, |b| b[r]);
+#[cfg(target_arch = "x86_64")]
+impl<S: Simd> crate::cpu::dispatch::VnniOp for QGemmX8<'_, '_, S> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run(self, tok: Avx512Vnni) {
+        let QGemmX8 { kern, m, j, y, ldy } = self;
+        qx8::gemm(qx8::VnniDots(tok), &kern.x8_args(), m, j, y, ldy)
     }
 }
