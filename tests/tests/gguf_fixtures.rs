@@ -286,15 +286,16 @@ const PREFILL_NMSE: f64 = 1e-11;
 /// with AVX512-BF16, 2026-12-06); bound NMSE ×3, top-1 ≥ 41, max abs 1.
 const PREFILL_BF16: (f64, usize, f32) = (4e-4, 41, 1.0);
 
-/// Whether `quant`'s file prefills as it decodes: Q8_0 and Q4_0 weights
-/// are interleaved by eight rows on the CPU, whose GEMM then quantizes x
-/// per block as the GEMV does (`qblock.rs`); the prefill takes the
-/// one-at-a-time run's bounds, against llama.cpp too (measured, Zen 3
-/// AVX2 and scalar, 2026-12-06: Q8_0 vs dequant NMSE 1.05e-3, vs
-/// llama.cpp 6.3e-4, top-1 38–40/42; Q4_0 9.7e-4 and 5.1e-5, 42/42:
-/// the prefill is identical to the steps but for the order of the sums).
-fn prefills_in_int8(quant: &str) -> bool {
-    matches!(quant, "Q8_0" | "Q4_0")
+/// Whether `quant`'s file prefills as it decodes on tier `isa`: Q8_0 and
+/// Q4_0 weights are interleaved by eight rows on the x86 vector tiers
+/// (`qblock::interleaves`), whose GEMM then quantizes x per block as the
+/// GEMV does; the prefill takes the one-at-a-time run's bounds, against
+/// llama.cpp too (measured, Zen 3 AVX2, 2026-12-06: Q8_0 vs dequant NMSE
+/// 1.05e-3, vs llama.cpp 6.3e-4, top-1 40/42; Q4_0 9.7e-4 and 5.1e-5,
+/// 42/42: the prefill is the steps' arithmetic but for the order of the
+/// sums).
+fn prefills_in_int8(quant: &str, isa: Isa) -> bool {
+    matches!(quant, "Q8_0" | "Q4_0") && tensor::cpu::matmul::qblock::interleaves(isa)
 }
 
 /// Whether `quant`'s file prefills on bf16 panels on tier `isa` (its main
@@ -324,7 +325,7 @@ fn gguf_fixture_quantized_text_matches_llama_cpp_and_dequant() -> Result<()> {
             println!("{q} {isa} steps vs dequant:     {}", r.steps_vs_dequant);
             println!("{q} {isa} steps vs llama.cpp:   {}", r.steps_vs_llama);
             let rows = r.prefill_vs_dequant.rows;
-            let int8 = prefills_in_int8(q);
+            let int8 = prefills_in_int8(q, isa);
             let prefill = if int8 {
                 (b.dequant_nmse, 0, f32::INFINITY)
             } else if prefills_in_bf16(q, isa) {

@@ -63,8 +63,9 @@ struct Case {
     /// Ask for the GEMM on bf16 panels (`qblock::matmul_with`) instead of
     /// letting `qblock::bf16_prefill` choose.
     force_bf16: bool,
-    /// Q8_0 / Q4_0 with eight rows interleaved (`BlockData::interleaved`,
-    /// what the backend holds when `n` is a multiple of 8).
+    /// Q8_0 / Q4_0 / Q6_K with eight rows interleaved
+    /// (`BlockData::interleaved`, what the x86 backends hold when `n` is a
+    /// multiple of 8).
     x8: bool,
 }
 
@@ -129,9 +130,10 @@ fn run(c: Case, pools: &[Option<rayon::ThreadPool>]) -> (f64, Option<f64>) {
     }
     // The GEMM's bf16 variant rounds x and the decoded weights to bf16.
     // Interleaved Q8_0 / Q4_0 run an integer GEMM on x quantized as the
-    // GEMV's, whatever was asked.
+    // GEMV's, whatever was asked (interleaved Q6_K decodes to panels).
+    let int_gemm = c.x8 && matches!(c.dtype, DType::Q8_0 | DType::Q4_0);
     let bf16 = c.m > 1
-        && !c.x8
+        && !int_gemm
         && if c.force_bf16 {
             bf16_possible(c.isa)
         } else {
@@ -140,7 +142,7 @@ fn run(c: Case, pools: &[Option<rayon::ThreadPool>]) -> (f64, Option<f64>) {
     let round = |v: &[f32]| v.iter().map(|&e| bf16dot::round(e)).collect::<Vec<_>>();
     let (xk, wk) = match (c.m, bf16) {
         (1, _) => (quantized_x(c.dtype, &x), wf.clone()),
-        _ if c.x8 => (quantized_x(c.dtype, &x), wf.clone()),
+        _ if int_gemm => (quantized_x(c.dtype, &x), wf.clone()),
         (_, true) => (round(&x), round(&wf)),
         _ => (x.clone(), wf.clone()),
     };
@@ -155,7 +157,7 @@ fn run(c: Case, pools: &[Option<rayon::ThreadPool>]) -> (f64, Option<f64>) {
         tensor::testing::tolerance::Tolerance::Dot { rel, .. } => st.max_rel / rel,
         _ => unreachable!(),
     };
-    let xerr = (c.m == 1 || c.x8).then(|| {
+    let xerr = (c.m == 1 || int_gemm).then(|| {
         let (exact, mag) = reference::matmul(&x, &wf, bias.as_deref(), c.m, c.n, c.k);
         (y.iter().zip(&exact).zip(&mag))
             .map(|((a, b), m)| (*a as f64 - *b as f64).abs() / m.max(1e-30))
@@ -194,11 +196,7 @@ fn sweep(isa: Isa) {
         // The GEMM's other body too, where this CPU can run both; Q8_0 and
         // Q4_0 row-major and interleaved by eight.
         let both = if bf16_possible(isa) { 2 } else { 1 };
-        let x8s = if matches!(dtype, DType::Q8_0 | DType::Q4_0) {
-            2
-        } else {
-            1
-        };
+        let x8s = if dtype == DType::Q4K { 1 } else { 2 };
         let cases = cases.into_iter().flat_map(|(m, n, k, threads)| {
             (0..both).flat_map(move |f| {
                 (0..x8s)
@@ -276,7 +274,7 @@ fn block_refs_report_their_size() {
 }
 
 /// Interleaving by eight rows keeps every block: each row decodes as
-/// before, only Q8_0 / Q4_0 with `n` a multiple of 8 change layout.
+/// before, only Q8_0 / Q4_0 / Q6_K with `n` a multiple of 8 change layout.
 #[test]
 fn interleaved_blocks_decode_to_the_same_rows() {
     let mut rng = Rng::for_case("qmatmul", "interleave");
@@ -285,7 +283,7 @@ fn interleaved_blocks_decode_to_the_same_rows() {
             let bytes = random_blocks(&mut rng, dtype, n * k / dtype.block_elems());
             let plain = BlockData::from_bytes(dtype, &bytes).unwrap();
             let x8 = plain.clone().interleaved(n);
-            let changes = n % 8 == 0 && matches!(dtype, DType::Q8_0 | DType::Q4_0);
+            let changes = n % 8 == 0 && dtype != DType::Q4K;
             assert_eq!(x8.as_ref().is_x8(), changes, "{dtype} n={n}");
             assert_eq!(x8.as_ref().dtype(), dtype);
             assert_eq!(x8.as_ref().elems(), n * k);

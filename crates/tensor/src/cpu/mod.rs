@@ -121,7 +121,7 @@ impl CpuStorage {
         layout: PanelLayout,
         format: (WeightFormat, Option<dispatch::Avx512Bf16>),
     ) -> Result<CpuStorage> {
-        pack_weight(self.weights(), self.dtype(), n, k, layout, format)
+        pack_weight(self.weights(), self.dtype(), n, k, layout, format, false)
     }
 
     /// Copies little-endian bytes at any alignment into owned, aligned storage
@@ -140,8 +140,10 @@ impl CpuStorage {
         })
     }
 
-    /// Block-format bytes of a `[n, k]` weight as [`CpuStorage::Blocks`].
-    fn blocks(data: HostData<'_>, shape: &Shape, op: &'static str) -> Result<CpuStorage> {
+    /// Block-format bytes of a `[n, k]` weight as [`CpuStorage::Blocks`],
+    /// Q8_0 / Q4_0 interleaved by eight rows if `x8`
+    /// ([`qblock::interleaves`]).
+    fn blocks(data: HostData<'_>, shape: &Shape, op: &'static str, x8: bool) -> Result<CpuStorage> {
         let &[n, k] = shape.dims() else {
             return Err(TensorError::ShapeMismatch {
                 op,
@@ -151,8 +153,8 @@ impl CpuStorage {
             });
         };
         let data = qblock::BlockData::from_bytes(data.dtype, data.bytes)
-            .ok_or_else(|| panel_only(op, data.dtype))?
-            .interleaved(n);
+            .ok_or_else(|| panel_only(op, data.dtype))?;
+        let data = if x8 { data.interleaved(n) } else { data };
         Ok(CpuStorage::Blocks { n, k, data })
     }
 }
@@ -183,7 +185,9 @@ fn aligned_weights<'a>(data: &HostData<'a>) -> Option<WeightRef<'a>> {
 
 /// Packs row-major `[n, k]` weights `w` (of `dtype`) into panels of
 /// `layout` in `format`: their own dtype, int8 with row scales, or bf16
-/// k-pair panels (which need `bf16`, the backend's AVX512-BF16 token).
+/// k-pair panels (which need `bf16`, the backend's AVX512-BF16 token); or
+/// quantizes them to a block format (Q8_0 / Q4_0 interleaved by eight rows
+/// if `x8`).
 fn pack_weight(
     w: WeightRef<'_>,
     dtype: DType,
@@ -191,6 +195,7 @@ fn pack_weight(
     k: usize,
     layout: PanelLayout,
     (format, bf16): (WeightFormat, Option<dispatch::Avx512Bf16>),
+    x8: bool,
 ) -> Result<CpuStorage> {
     fn int8<E: crate::dtype::Element>(
         w: &[E],
@@ -229,7 +234,8 @@ fn pack_weight(
             _ => Vec::new(),
         };
         if rows.len() == n * k {
-            let data = qblock::quantize(target, &rows, k)?.interleaved(n);
+            let data = qblock::quantize(target, &rows, k)?;
+            let data = if x8 { data.interleaved(n) } else { data };
             return Ok(CpuStorage::Blocks { n, k, data });
         }
     }
@@ -473,7 +479,7 @@ impl Backend for CpuBackend {
     fn upload(&self, data: HostData<'_>, shape: Shape) -> Result<Tensor<Self>> {
         data.check(&shape)?;
         if data.dtype.is_block() {
-            let s = CpuStorage::blocks(data, &shape, "upload")?;
+            let s = CpuStorage::blocks(data, &shape, "upload", qblock::interleaves(self.isa()))?;
             return Ok(Tensor::from_storage(s, data.dtype, shape));
         }
         Ok(Tensor::from_storage(
@@ -495,7 +501,8 @@ impl Backend for CpuBackend {
         };
         if data.dtype.is_block() {
             // Block formats stay as stored, whatever the weight format.
-            let s = CpuStorage::blocks(data, &shape, "upload_weight")?;
+            let x8 = qblock::interleaves(self.isa());
+            let s = CpuStorage::blocks(data, &shape, "upload_weight", x8)?;
             return Ok(Tensor::from_storage(s, data.dtype, shape));
         }
         let (layout, format) = (self.panel_layout(), (self.weight_format, self.bf16));
@@ -510,7 +517,8 @@ impl Backend for CpuBackend {
                 plain.weights()
             }
         };
-        let pack = || pack_weight(w, data.dtype, n, k, layout, format);
+        let x8 = qblock::interleaves(self.isa());
+        let pack = || pack_weight(w, data.dtype, n, k, layout, format, x8);
         let packed = match self.pool() {
             Some(pool) => pool.install(pack)?,
             None => pack()?,

@@ -1,4 +1,4 @@
-//! Q8_0 and Q4_0 weights with eight rows interleaved, for the CPU's GEMV
+//! Q8_0, Q4_0 and Q6_K weights with eight rows interleaved, for the CPU's GEMV
 //! (`cpu/matmul/qblock.rs`, `kernels/matmul.md` § Block formats): the same
 //! blocks and bytes as the row-major file, reordered at load so that one
 //! 32-byte load holds four consecutive weights of each of eight rows. A
@@ -7,11 +7,12 @@
 //! horizontal sum per row, one scale multiply per eight blocks.
 //!
 //! Group `g` holds rows `8g..8g + 8`; its `b`-th entry holds k-block `b` of
-//! each of them, entries of a group consecutive (`per` of them, `k / 32`).
+//! each of them, entries of a group consecutive (`per` of them: `k / 32`,
+//! `k / 256` for Q6_K).
 
 use bytemuck::{Pod, Zeroable};
 
-use super::blocks::{BlockQ4_0, BlockQ8_0, QK};
+use super::blocks::{BlockQ4_0, BlockQ6K, BlockQ8_0, QK, QK_K};
 
 /// Rows per interleaved group.
 pub const ROWS: usize = 8;
@@ -122,6 +123,92 @@ pub fn row_block<B: Interleave + Default>(x: &B::X8, r: usize) -> B {
     *od = d[r];
     for (t, o) in dst.iter_mut().enumerate() {
         *o = steps[ROWS * t + r];
+    }
+    out
+}
+
+/// One super-block of eight Q6_K rows: `d[r]` row `r`'s scale,
+/// `scales[8s + r]` its sub-block `s` scale, and `q` its `ql` and `qh`
+/// bytes in 4-byte steps (`32t + 4r + i` within a step holds byte `4t + i`
+/// of row `r`), in the order the GEMV reads them: for half `h` and step
+/// `j < 8`, 96 bytes at `96·(8h + j)`: `ql` step `16h + j` (low nibbles
+/// quarter 0, high quarter 2), `ql` step `16h + 8 + j` (quarters 1 and 3),
+/// `qh` step `8h + j` (two bits of each quarter). Read in one sweep, the
+/// prefetcher sees one stream (`ql` and `qh` as two far-apart streams
+/// stalled on `qh`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+#[repr(C)]
+pub struct BlockQ6Kx8 {
+    pub d: [u16; ROWS],
+    pub scales: [i8; ROWS * QK_K / 16],
+    pub q: [u8; ROWS * (QK_K / 2 + QK_K / 4)],
+}
+
+impl Default for BlockQ6Kx8 {
+    fn default() -> Self {
+        Zeroable::zeroed()
+    }
+}
+
+const _: () = assert!(size_of::<BlockQ6Kx8>() == ROWS * size_of::<BlockQ6K>());
+
+/// Where 4-byte step `t` of `ql` (`t < 32`) and of `qh` (`t < 16`) sit in
+/// [`BlockQ6Kx8::q`].
+pub fn q6k_ql_step(t: usize) -> usize {
+    let (h, j, hi) = (t / 16, t % 8, (t % 16) / 8);
+    96 * (8 * h + j) + 32 * hi
+}
+
+pub fn q6k_qh_step(t: usize) -> usize {
+    96 * t + 64
+}
+
+/// Row-major Q6_K blocks of `[n, k]` (`per = k / 256` a row, `n` a
+/// multiple of [`ROWS`]) interleaved by eight rows.
+pub fn interleave_q6k(blocks: &[BlockQ6K], per: usize) -> Vec<BlockQ6Kx8> {
+    debug_assert!(per > 0 && blocks.len().is_multiple_of(ROWS * per));
+    let groups = blocks.len() / (ROWS * per).max(1);
+    let mut out = vec![BlockQ6Kx8::default(); groups * per];
+    for (g, xs) in out.chunks_exact_mut(per.max(1)).enumerate() {
+        for (b, x) in xs.iter_mut().enumerate() {
+            for r in 0..ROWS {
+                let src = &blocks[(ROWS * g + r) * per + b];
+                x.d[r] = src.d;
+                for (s, &sc) in src.scales.iter().enumerate() {
+                    x.scales[ROWS * s + r] = sc;
+                }
+                for (t, c) in src.ql.chunks_exact(4).enumerate() {
+                    let o = q6k_ql_step(t) + 4 * r;
+                    x.q[o..o + 4].copy_from_slice(c);
+                }
+                for (t, c) in src.qh.chunks_exact(4).enumerate() {
+                    let o = q6k_qh_step(t) + 4 * r;
+                    x.q[o..o + 4].copy_from_slice(c);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Row `r` (< [`ROWS`]) of one interleaved Q6_K super-block, as its own
+/// block.
+#[inline(always)]
+pub fn row_block_q6k(x: &BlockQ6Kx8, r: usize) -> BlockQ6K {
+    let mut out = BlockQ6K {
+        d: x.d[r],
+        ..Default::default()
+    };
+    for (s, o) in out.scales.iter_mut().enumerate() {
+        *o = x.scales[ROWS * s + r];
+    }
+    for (t, o) in out.ql.chunks_exact_mut(4).enumerate() {
+        let i = q6k_ql_step(t) + 4 * r;
+        o.copy_from_slice(&x.q[i..i + 4]);
+    }
+    for (t, o) in out.qh.chunks_exact_mut(4).enumerate() {
+        let i = q6k_qh_step(t) + 4 * r;
+        o.copy_from_slice(&x.q[i..i + 4]);
     }
     out
 }

@@ -38,9 +38,9 @@ use crate::cpu::dispatch::{Avx512Bf16, Avx512Vnni, IsaToken, SimdOp};
 use crate::cpu::simd::Simd;
 use crate::cpu::simd::qdot::{self, XBlock, XBlockK, XPair};
 use crate::quant::blocks::{self, BlockQ4_0, BlockQ4K, BlockQ6K, BlockQ8_0};
-use crate::quant::x8::{self, BlockQ4_0x8, BlockQ8_0x8, ROWS};
+use crate::quant::x8::{self, BlockQ4_0x8, BlockQ6Kx8, BlockQ8_0x8, ROWS};
 
-/// Owned blocks of one weight `[n, k]`: row-major, or Q8_0 / Q4_0 with
+/// Owned blocks of one weight `[n, k]`: row-major, or Q8_0 / Q4_0 / Q6_K with
 /// eight rows interleaved ([`BlockData::interleaved`], `quant/x8.rs`).
 #[derive(Clone, Debug, PartialEq)]
 pub enum BlockData {
@@ -50,6 +50,7 @@ pub enum BlockData {
     Q6K(Vec<BlockQ6K>),
     Q8_0x8(Vec<BlockQ8_0x8>),
     Q4_0x8(Vec<BlockQ4_0x8>),
+    Q6Kx8(Vec<BlockQ6Kx8>),
 }
 
 /// Borrowed blocks of one weight `[n, k]`, as [`BlockData`].
@@ -61,6 +62,7 @@ pub enum BlockRef<'a> {
     Q6K(&'a [BlockQ6K]),
     Q8_0x8(&'a [BlockQ8_0x8]),
     Q4_0x8(&'a [BlockQ4_0x8]),
+    Q6Kx8(&'a [BlockQ6Kx8]),
 }
 
 impl BlockData {
@@ -99,6 +101,9 @@ impl BlockData {
             BlockData::Q4_0(v) if fits(v.len()) => {
                 BlockData::Q4_0x8(x8::interleave(&v, per(v.len())))
             }
+            BlockData::Q6K(v) if fits(v.len()) => {
+                BlockData::Q6Kx8(x8::interleave_q6k(&v, per(v.len())))
+            }
             other => other,
         }
     }
@@ -111,6 +116,7 @@ impl BlockData {
             BlockData::Q6K(v) => BlockRef::Q6K(v),
             BlockData::Q8_0x8(v) => BlockRef::Q8_0x8(v),
             BlockData::Q4_0x8(v) => BlockRef::Q4_0x8(v),
+            BlockData::Q6Kx8(v) => BlockRef::Q6Kx8(v),
         }
     }
 }
@@ -121,7 +127,7 @@ impl<'a> BlockRef<'a> {
             BlockRef::Q8_0(_) | BlockRef::Q8_0x8(_) => DType::Q8_0,
             BlockRef::Q4_0(_) | BlockRef::Q4_0x8(_) => DType::Q4_0,
             BlockRef::Q4K(_) => DType::Q4K,
-            BlockRef::Q6K(_) => DType::Q6K,
+            BlockRef::Q6K(_) | BlockRef::Q6Kx8(_) => DType::Q6K,
         }
     }
 
@@ -134,6 +140,7 @@ impl<'a> BlockRef<'a> {
             BlockRef::Q6K(v) => v.len(),
             BlockRef::Q8_0x8(v) => ROWS * v.len(),
             BlockRef::Q4_0x8(v) => ROWS * v.len(),
+            BlockRef::Q6Kx8(v) => ROWS * v.len(),
         };
         blocks * self.dtype().block_elems()
     }
@@ -148,6 +155,7 @@ impl<'a> BlockRef<'a> {
             BlockRef::Q6K(v) => bytemuck::cast_slice(v),
             BlockRef::Q8_0x8(v) => bytemuck::cast_slice(v),
             BlockRef::Q4_0x8(v) => bytemuck::cast_slice(v),
+            BlockRef::Q6Kx8(v) => bytemuck::cast_slice(v),
         }
     }
 
@@ -158,12 +166,23 @@ impl<'a> BlockRef<'a> {
         match self {
             BlockRef::Q8_0x8(v) => BlockRef::Q8_0x8(&v[g * per..(g + 1) * per]),
             BlockRef::Q4_0x8(v) => BlockRef::Q4_0x8(&v[g * per..(g + 1) * per]),
+            BlockRef::Q6Kx8(v) => BlockRef::Q6Kx8(&v[g * per..(g + 1) * per]),
             _ => unreachable!("only interleaved weights have groups"),
         }
     }
 
     /// Whether the rows are interleaved by eight (`quant/x8.rs`).
     pub fn is_x8(self) -> bool {
+        matches!(
+            self,
+            BlockRef::Q8_0x8(_) | BlockRef::Q4_0x8(_) | BlockRef::Q6Kx8(_)
+        )
+    }
+
+    /// Whether the GEMM (m ≥ 2) is integer too (`qx8.rs`): interleaved
+    /// Q8_0 and Q4_0. Interleaved Q6_K (the head of 4-bit GGUFs, a GEMV in
+    /// decode) decodes to panels as the row-major formats do.
+    pub fn int_gemm(self) -> bool {
         matches!(self, BlockRef::Q8_0x8(_) | BlockRef::Q4_0x8(_))
     }
 
@@ -204,6 +223,15 @@ impl<'a> BlockRef<'a> {
             BlockRef::Q6K(v) => row(v, j, per, out, blocks::dequantize_q6k),
             BlockRef::Q8_0x8(v) => row_x8(v, j, per, out, blocks::dequantize_q8_0),
             BlockRef::Q4_0x8(v) => row_x8(v, j, per, out, blocks::dequantize_q4_0),
+            BlockRef::Q6Kx8(v) => {
+                let (g, r) = (j / ROWS, j % ROWS);
+                for (b, o) in v[g * per..(g + 1) * per]
+                    .iter()
+                    .zip(out.chunks_exact_mut(blocks::QK_K))
+                {
+                    blocks::dequantize_q6k(&x8::row_block_q6k(b, r), o);
+                }
+            }
         }
     }
 }
@@ -300,7 +328,7 @@ pub fn matmul_with(
     } else {
         None
     };
-    let vnni = if (a.m == 1 || w.is_x8()) && vnni_gemv(isa.isa(), w.dtype()) {
+    let vnni = if (a.m == 1 || w.int_gemm()) && vnni_gemv(isa.isa(), w.dtype()) {
         Avx512Vnni::try_new()
     } else {
         None
@@ -313,6 +341,16 @@ pub fn matmul_with(
         vnni,
         y,
     })
+}
+
+/// Whether a backend on tier `isa` holds Q8_0 / Q4_0 weights interleaved
+/// by eight rows ([`BlockData::interleaved`]): the tiers with vector
+/// kernels for them (AVX2 and AVX-512). The scalar tier and NEON keep the
+/// row-major blocks, whose GEMM runs on decoded f32 panels: the scalar
+/// twins of the interleaved dot products are the reference, not a fast
+/// path.
+pub fn interleaves(isa: crate::cpu::Isa) -> bool {
+    matches!(isa, crate::cpu::Isa::Avx2 | crate::cpu::Isa::Avx512)
 }
 
 /// Whether the GEMV (m = 1; and the GEMM of interleaved weights) of
@@ -350,7 +388,7 @@ impl SimdOp for QMatmul<'_, '_> {
             y,
         } = self;
         let k = a.k;
-        if a.m >= 2 && k > 0 && w.is_x8() {
+        if a.m >= 2 && k > 0 && w.int_gemm() {
             // Interleaved Q8_0 / Q4_0: the GEMM is integer too, every row
             // of x quantized as the GEMV's.
             let mut bufs = XQ.take();
@@ -395,7 +433,7 @@ impl SimdOp for QMatmul<'_, '_> {
                 qdot::quantize_x(a.x, &mut bufs.0);
                 XQuant::Q8(&bufs.0)
             }
-            BlockRef::Q4K(_) | BlockRef::Q6K(_) => {
+            BlockRef::Q4K(_) | BlockRef::Q6K(_) | BlockRef::Q6Kx8(_) => {
                 bufs.1.resize(k / blocks::QK_K, XBlockK::default());
                 qdot::quantize_x_k(a.x, &mut bufs.1);
                 XQuant::K(&bufs.1)
@@ -472,7 +510,7 @@ impl<S: Simd> Kernels for QKernels<'_, S> {
     }
 
     fn gemm(&self, x: &[f32], m: usize, (j0, j1): (usize, usize), y: &mut [f32], ldy: usize) {
-        if self.w.is_x8() {
+        if self.w.int_gemm() {
             let op = QGemmX8 {
                 kern: self,
                 m,
@@ -672,6 +710,9 @@ impl<S: Simd> SimdOp for QGemv<'_, '_, S> {
         let QGemv { kern, j0, j1, y } = self;
         let s = kern.s;
         let per = kern.k / kern.w.dtype().block_elems();
+        if let (BlockRef::Q6Kx8(w), XQuant::K(x)) = (kern.w, kern.x) {
+            return qx8::gemv_q6k(s, w, x, kern.bias, (j0, j1), y);
+        }
         if kern.w.is_x8() {
             return qx8::gemv(qx8::TierDots(s), &kern.x8_args(), (j0, j1), y);
         }

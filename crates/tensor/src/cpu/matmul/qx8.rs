@@ -2,14 +2,14 @@
 //! rows (`quant/x8.rs`, [`super::qblock`]): `x` quantized to int8 per 32
 //! (`qdot::quantize_x`), one group of eight weight rows against one (GEMV)
 //! or four (GEMM) rows of `x` per call of the dot product, the eight rows'
-//! sums in the lanes of one vector. Called inside the tier's features
+//! sums in the lanes of one vector. Interleaved Q6_K has the GEMV only. Called inside the tier's features
 //! (`Simd::vectorize`, or an `Avx512Vnni` token's wrapper).
 
 use super::qblock::BlockRef;
 use crate::cpu::simd::Simd;
-use crate::cpu::simd::qdot::{self, XBlock};
+use crate::cpu::simd::qdot::{self, XBlock, XBlockK};
 use crate::quant::blocks;
-use crate::quant::x8::ROWS;
+use crate::quant::x8::{BlockQ6Kx8, ROWS};
 
 /// The dot products of one group of interleaved weights against `R` rows
 /// of int8 `x`: `out[i][r]` is row `i` of `x` times weight row `r`. A
@@ -82,6 +82,25 @@ pub(super) fn gemv<T: TileX8>(t: T, a: &Args<'_>, (j0, j1): (usize, usize), y: &
     for (g, out) in (j0 / ROWS..j1 / ROWS).zip(y.chunks_exact_mut(ROWS)) {
         let bias = a.bias.map(|b| &b[ROWS * g..ROWS * (g + 1)]);
         store(out, t.tile(a.w.group(g, a.per), [a.x])[0], bias);
+    }
+}
+
+/// Rows `j0..j1` (whole groups of eight) of a GEMV on interleaved Q6_K
+/// (`w`, all groups; `x` one row's k-quant blocks).
+#[inline(always)]
+pub(super) fn gemv_q6k<S: Simd>(
+    s: S,
+    w: &[BlockQ6Kx8],
+    x: &[XBlockK],
+    bias: Option<&[f32]>,
+    (j0, j1): (usize, usize),
+    y: &mut [f32],
+) {
+    debug_assert!(j0.is_multiple_of(ROWS) && j1.is_multiple_of(ROWS));
+    let per = x.len();
+    for (g, out) in (j0 / ROWS..j1 / ROWS).zip(y.chunks_exact_mut(ROWS)) {
+        let bias = bias.map(|b| &b[ROWS * g..ROWS * (g + 1)]);
+        store(out, s.dot_q6kx8(&w[g * per..(g + 1) * per], x), bias);
     }
 }
 

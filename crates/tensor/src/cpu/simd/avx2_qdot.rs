@@ -21,7 +21,7 @@ use std::arch::x86_64::*;
 use super::avx2::hsum;
 use super::qdot::{XBlock, XBlockK};
 use crate::quant::blocks::{BlockQ4_0, BlockQ4K, BlockQ6K, BlockQ8_0, scale_min_k4};
-use crate::quant::x8::{BlockQ4_0x8, BlockQ8_0x8, ROWS};
+use crate::quant::x8::{BlockQ4_0x8, BlockQ6Kx8, BlockQ8_0x8, ROWS};
 
 /// An f16 scale by F16C (`half` would test for the feature at run time).
 #[inline(always)]
@@ -386,5 +386,118 @@ pub(super) unsafe fn dot_q6k(w: &[BlockQ6K], x: &[XBlockK]) -> f32 {
             offset += d * corr as f32;
         }
         hsum(acc) - 32.0 * offset
+    }
+}
+
+/// Four activations from `qs[e..e + 4]` of a k-quant block, in every 32-bit
+/// lane.
+#[inline(always)]
+unsafe fn x4k(x: &XBlockK, e: usize) -> __m256i {
+    debug_assert!(e + 4 <= x.qs.len());
+    // SAFETY: the caller guarantees AVX2; the 4-byte read is inside `qs`.
+    unsafe { _mm256_set1_epi32(x.qs.as_ptr().add(e).cast::<i32>().read_unaligned()) }
+}
+
+/// Six-bit values from their low four bits and high two (each byte's own).
+#[inline(always)]
+unsafe fn six(lo: __m256i, hi: __m256i) -> __m256i {
+    // SAFETY: the caller guarantees AVX2.
+    unsafe { _mm256_or_si256(lo, _mm256_slli_epi16::<4>(hi)) }
+}
+
+/// Sub-block `sb`'s eight scales as i16 pairs: lanes `2r, 2r + 1` both
+/// row `r`'s scale (`vpmaddwd` against them widens and scales at once).
+///
+/// # Safety
+/// AVX2.
+#[inline(always)]
+unsafe fn q6_scales16(b: &BlockQ6Kx8, sb: usize) -> __m256i {
+    // SAFETY: the caller guarantees AVX2; 8 bytes at 8·sb < 128.
+    unsafe {
+        let s8 = _mm_loadl_epi64(b.scales[ROWS * sb..].as_ptr().cast());
+        _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(s8, s8))
+    }
+}
+
+/// Eight interleaved Q6_K rows (`quant/x8.rs`) against one row of `x`,
+/// row `r`'s sum in lane `r`. Per half `h` and 4-byte step `j` of it, one
+/// load each of `ql` at `64h + 4j` and `64h + 32 + 4j` and of `qh` at
+/// `32h + 4j` (96 bytes side by side) gives the six-bit values of elements `128h + 32q + 4j..+4`
+/// for the four quarters `q` (as [`q6_quarter`]); each quarter's pair sums
+/// (at most 2·63·128 in size) meet its sub-block's scales in `vpmaddwd`,
+/// so one i32 accumulator takes every sub-block. The −32 offset is
+/// `32 · Σ_s scale[r][s] · Σ x` over the sub-block, eight `vpmaddwd` of
+/// scale pairs against `x` sum pairs per super-block.
+///
+/// # Safety
+/// AVX2, FMA and F16C.
+#[inline(always)]
+pub(super) unsafe fn dot_q6kx8(w: &[BlockQ6Kx8], x: &[XBlockK]) -> [f32; ROWS] {
+    // SAFETY: the caller guarantees the features; loads at 96·i + 32·p
+    // of the 1536-byte `q` (i < 16, p < 3), 8 bytes at 8·s of `scales`
+    // (s < 16), four bytes at e < 256 of `x.qs`, 16 bytes of `d`.
+    unsafe {
+        let (m4, m2) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(3));
+        let mut acc = _mm256_setzero_ps();
+        for (b, xb) in w.iter().zip(x) {
+            let mut isum = _mm256_setzero_si256();
+            for h in 0..2 {
+                for hs in 0..2 {
+                    let sb = 8 * h + hs;
+                    let sc = [
+                        q6_scales16(b, sb),
+                        q6_scales16(b, sb + 2),
+                        q6_scales16(b, sb + 4),
+                        q6_scales16(b, sb + 6),
+                    ];
+                    for j in 4 * hs..4 * hs + 4 {
+                        // `ql` steps 16h + j and 16h + 8 + j, `qh` step
+                        // 8h + j, side by side.
+                        let step = &b.q[96 * (8 * h + j)..];
+                        let (a, c, q) = (load32(step), load32(&step[32..]), load32(&step[64..]));
+                        let e = [
+                            six(_mm256_and_si256(a, m4), _mm256_and_si256(q, m2)),
+                            six(
+                                _mm256_and_si256(c, m4),
+                                _mm256_and_si256(_mm256_srli_epi16::<2>(q), m2),
+                            ),
+                            six(
+                                _mm256_and_si256(_mm256_srli_epi16::<4>(a), m4),
+                                _mm256_and_si256(_mm256_srli_epi16::<4>(q), m2),
+                            ),
+                            six(
+                                _mm256_and_si256(_mm256_srli_epi16::<4>(c), m4),
+                                _mm256_and_si256(_mm256_srli_epi16::<6>(q), m2),
+                            ),
+                        ];
+                        for qt in 0..4 {
+                            let xv = x4k(xb, 128 * h + 32 * qt + 4 * j);
+                            let p = _mm256_maddubs_epi16(e[qt], xv);
+                            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, sc[qt]));
+                        }
+                    }
+                }
+            }
+            // The offset: sub-blocks 2i, 2i + 1 per vpmaddwd.
+            let mut off = _mm256_setzero_si256();
+            for i in 0..8 {
+                let s0 = _mm_loadl_epi64(b.scales[ROWS * 2 * i..].as_ptr().cast());
+                let s1 = _mm_loadl_epi64(b.scales[ROWS * (2 * i + 1)..].as_ptr().cast());
+                let pair = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(s0, s1));
+                let (x0, x1) = (
+                    xb.bsums[2 * i] as u16 as i32,
+                    xb.bsums[2 * i + 1] as u16 as i32,
+                );
+                let sums = _mm256_set1_epi32(x0 | x1 << 16);
+                off = _mm256_add_epi32(off, _mm256_madd_epi16(pair, sums));
+            }
+            isum = _mm256_sub_epi32(isum, _mm256_slli_epi32::<5>(off));
+            let dw = _mm256_cvtph_ps(_mm_loadu_si128(b.d.as_ptr().cast()));
+            let scale = _mm256_mul_ps(dw, _mm256_set1_ps(xb.d));
+            acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum), acc);
+        }
+        let mut out = [0.0f32; ROWS];
+        _mm256_storeu_ps(out.as_mut_ptr(), acc);
+        out
     }
 }

@@ -13,7 +13,7 @@ use bytemuck::{Pod, Zeroable};
 use crate::quant::blocks::{
     BlockQ4_0, BlockQ4K, BlockQ6K, BlockQ8_0, QK, QK_K, h, q6k_value, scale_min_k4,
 };
-use crate::quant::x8::{self, BlockQ4_0x8, BlockQ8_0x8, ROWS};
+use crate::quant::x8::{self, BlockQ4_0x8, BlockQ6Kx8, BlockQ8_0x8, ROWS};
 
 /// 32 activations for Q8_0 and Q4_0 weights: `x[i] ≈ d · qs[i]`, and
 /// `sum = Σ qs` (Q4_0's nibbles carry +8, taken off through it exactly, in
@@ -159,6 +159,18 @@ pub fn dot_q4_0x8(w: &[BlockQ4_0x8], x: &[XBlock]) -> [f32; ROWS] {
     for (b, xb) in w.iter().zip(x) {
         for (r, a) in acc.iter_mut().enumerate() {
             *a += dot_q4_0(&[x8::row_block(b, r)], std::slice::from_ref(xb));
+        }
+    }
+    acc
+}
+
+/// Eight interleaved Q6_K rows, as [`dot_q8_0x8`] (one super-block's
+/// `scale · int` at a time).
+pub fn dot_q6kx8(w: &[BlockQ6Kx8], x: &[XBlockK]) -> [f32; ROWS] {
+    let mut acc = [0.0f32; ROWS];
+    for (b, xb) in w.iter().zip(x) {
+        for (r, a) in acc.iter_mut().enumerate() {
+            *a += dot_q6k(&[x8::row_block_q6k(b, r)], std::slice::from_ref(xb));
         }
     }
     acc
