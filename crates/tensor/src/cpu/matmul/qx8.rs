@@ -46,14 +46,14 @@ impl TileX8 for VnniDots {
     #[inline(always)]
     fn tile<const R: usize>(self, w: BlockRef<'_>, x: [&[XBlock]; R]) -> [[f32; ROWS]; R] {
         use crate::cpu::simd::avx2_qdot;
-        // SAFETY: the token proves AVX-512F, -BW, -VNNI and -VL, AVX2, FMA
-        // and F16C, and this is inlined into its wrapper.
-        unsafe {
-            match w {
-                BlockRef::Q8_0x8(w) => avx2_qdot::dot_q8_0x8::<true, R>(w, x),
-                BlockRef::Q4_0x8(w) => avx2_qdot::dot_q4_0x8::<true, R>(w, x),
-                _ => unreachable!("only interleaved weights have groups"),
-            }
+        // The token proves AVX-512F, -BW, -VNNI and -VL, AVX2, FMA and
+        // F16C, and this is inlined into its wrapper.
+        match w {
+            // SAFETY: as above.
+            BlockRef::Q8_0x8(w) => unsafe { avx2_qdot::dot_q8_0x8::<true, R>(w, x) },
+            // SAFETY: as above.
+            BlockRef::Q4_0x8(w) => unsafe { avx2_qdot::dot_q4_0x8::<true, R>(w, x) },
+            _ => unreachable!("only interleaved weights have groups"),
         }
     }
 }
