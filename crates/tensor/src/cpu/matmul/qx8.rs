@@ -50,9 +50,9 @@ impl TileX8 for VnniDots {
         // F16C, and this is inlined into its wrapper.
         match w {
             // SAFETY: as above.
-            BlockRef::Q8_0x8(w) => unsafe { avx2_qdot::dot_q8_0x8::<true, R>(w, x) },
+            BlockRef::Q8_0x8(w) => unsafe { avx2_qdot::dot_x8::<_, true, R>(w, x) },
             // SAFETY: as above.
-            BlockRef::Q4_0x8(w) => unsafe { avx2_qdot::dot_q4_0x8::<true, R>(w, x) },
+            BlockRef::Q4_0x8(w) => unsafe { avx2_qdot::dot_x8::<_, true, R>(w, x) },
             _ => unreachable!("only interleaved weights have groups"),
         }
     }

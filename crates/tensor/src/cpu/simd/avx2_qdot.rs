@@ -156,7 +156,7 @@ unsafe fn x4(x: &XBlock, step: usize) -> __m256i {
 /// dot products see it. Methods, not closures: a closure is a function of
 /// its own without the caller's target features, and the intrinsics in it
 /// stay calls (measured: 20× slower).
-trait X8: Sized {
+pub(crate) trait X8: Sized {
     /// The eight rows' f16 scales.
     fn d(&self) -> &[u16; ROWS];
     /// The eight rows' integer sums against each of `R` activation blocks
@@ -243,15 +243,15 @@ impl X8 for BlockQ4_0x8 {
     }
 }
 
-/// Σ over blocks of `d_w[r] · d_x · int[r]` in lane `r`, for eight
-/// interleaved rows against `R` rows of `x` (blocks `x[i][..w.len()]`):
-/// one scale multiply and one FMA per eight blocks; out[i][r] is row `i`
-/// of `x` times weight row `r`.
+/// Eight interleaved Q8_0 or Q4_0 rows (`quant/x8.rs`) against `R` rows
+/// of `x` (blocks `x[i][..w.len()]`): Σ over blocks of
+/// `d_w[r] · d_x · int[r]` in lane `r`, one scale multiply and one FMA per
+/// eight blocks; `out[i][r]` is row `i` of `x` times weight row `r`.
 ///
 /// # Safety
 /// As for [`dot_u8i8`].
 #[inline(always)]
-unsafe fn blocks_x8<W: X8, const VNNI: bool, const R: usize>(
+pub(crate) unsafe fn dot_x8<W: X8, const VNNI: bool, const R: usize>(
     w: &[W],
     x: [&[XBlock]; R],
 ) -> [[f32; ROWS]; R] {
@@ -273,32 +273,6 @@ unsafe fn blocks_x8<W: X8, const VNNI: bool, const R: usize>(
         }
         out
     }
-}
-
-/// Eight interleaved Q8_0 rows (`quant/x8.rs`) against `R` rows of `x`.
-///
-/// # Safety
-/// As for [`dot_u8i8`].
-#[inline(always)]
-pub(crate) unsafe fn dot_q8_0x8<const VNNI: bool, const R: usize>(
-    w: &[BlockQ8_0x8],
-    x: [&[XBlock]; R],
-) -> [[f32; ROWS]; R] {
-    // SAFETY: the caller guarantees the features.
-    unsafe { blocks_x8::<_, VNNI, R>(w, x) }
-}
-
-/// Eight interleaved Q4_0 rows against `R` rows of `x`.
-///
-/// # Safety
-/// As for [`dot_u8i8`].
-#[inline(always)]
-pub(crate) unsafe fn dot_q4_0x8<const VNNI: bool, const R: usize>(
-    w: &[BlockQ4_0x8],
-    x: [&[XBlock]; R],
-) -> [[f32; ROWS]; R] {
-    // SAFETY: the caller guarantees the features.
-    unsafe { blocks_x8::<_, VNNI, R>(w, x) }
 }
 
 #[inline(always)]

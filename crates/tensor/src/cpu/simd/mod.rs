@@ -219,7 +219,7 @@ macro_rules! avx2_qdots {
             x: [&[XBlock]; R],
         ) -> [[f32; ROWS]; R] {
             // SAFETY: the token proves AVX2, FMA and F16C.
-            unsafe { super::avx2_qdot::dot_q8_0x8::<false, R>(w, x) }
+            unsafe { super::avx2_qdot::dot_x8::<_, false, R>(w, x) }
         }
         #[inline(always)]
         fn dot_q4_0x8<const R: usize>(
@@ -228,7 +228,7 @@ macro_rules! avx2_qdots {
             x: [&[XBlock]; R],
         ) -> [[f32; ROWS]; R] {
             // SAFETY: the token proves AVX2, FMA and F16C.
-            unsafe { super::avx2_qdot::dot_q4_0x8::<false, R>(w, x) }
+            unsafe { super::avx2_qdot::dot_x8::<_, false, R>(w, x) }
         }
         #[inline(always)]
         fn dot_q6kx8(self, w: &[BlockQ6Kx8], x: &[XBlockK]) -> [f32; ROWS] {
