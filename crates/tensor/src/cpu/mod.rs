@@ -45,8 +45,9 @@ pub enum CpuStorage {
         tok: dispatch::Avx512Bf16,
     },
     /// A matmul weight `[n, k]` in a block format, row-major as in a GGUF
-    /// file (`cpu/matmul/qblock.rs`), Q8_0 and Q4_0 with eight rows
-    /// interleaved (`quant/x8.rs`): uploaded as such, or quantized at
+    /// file (`cpu/matmul/qblock.rs`), Q8_0 / Q4_0 / Q6_K with eight rows
+    /// interleaved on the x86 vector tiers (`quant/x8.rs`): uploaded as
+    /// such, or quantized at
     /// upload by a block [`WeightFormat`].
     Blocks {
         n: usize,
@@ -141,7 +142,7 @@ impl CpuStorage {
     }
 
     /// Block-format bytes of a `[n, k]` weight as [`CpuStorage::Blocks`],
-    /// Q8_0 / Q4_0 interleaved by eight rows if `x8`
+    /// Q8_0 / Q4_0 / Q6_K interleaved by eight rows if `x8`
     /// ([`qblock::interleaves`]).
     fn blocks(data: HostData<'_>, shape: &Shape, op: &'static str, x8: bool) -> Result<CpuStorage> {
         let &[n, k] = shape.dims() else {
@@ -186,8 +187,8 @@ fn aligned_weights<'a>(data: &HostData<'a>) -> Option<WeightRef<'a>> {
 /// Packs row-major `[n, k]` weights `w` (of `dtype`) into panels of
 /// `layout` in `format`: their own dtype, int8 with row scales, or bf16
 /// k-pair panels (which need `bf16`, the backend's AVX512-BF16 token); or
-/// quantizes them to a block format (Q8_0 / Q4_0 interleaved by eight rows
-/// if `x8`).
+/// quantizes them to a block format (Q8_0 / Q4_0 / Q6_K interleaved by
+/// eight rows if `x8`).
 fn pack_weight(
     w: WeightRef<'_>,
     dtype: DType,

@@ -1,7 +1,8 @@
 //! Block-quantized weights (ggml's Q8_0, Q4_0, Q4_K, Q6_K; `crate::quant`)
-//! on the CPU: the file's blocks (no panels), row-major, but Q8_0 and Q4_0
-//! with eight rows interleaved ([`BlockData::interleaved`], at upload
-//! whenever `n` is a multiple of 8); `kernels/matmul.md` § Block formats.
+//! on the CPU: the file's blocks (no panels), row-major, but Q8_0, Q4_0
+//! and Q6_K with eight rows interleaved ([`BlockData::interleaved`], at
+//! upload on the x86 vector tiers ([`interleaves`]) whenever `n` is a
+//! multiple of 8); `kernels/matmul.md` § Block formats.
 //!
 //! - GEMV (m = 1, decode): `x` is quantized to int8 per block (32 for
 //!   Q8_0/Q4_0, 256 for the k-quants) once per call, then each weight row
@@ -87,8 +88,8 @@ impl BlockData {
         })
     }
 
-    /// The layout the CPU's GEMV reads fastest: Q8_0 and Q4_0 weights of
-    /// `n` rows (a multiple of eight) interleaved by eight rows
+    /// The layout the CPU's GEMV reads fastest: Q8_0, Q4_0 and Q6_K
+    /// weights of `n` rows (a multiple of eight) interleaved by eight rows
     /// (`quant/x8.rs`: same bytes, eight rows' sums per vector); anything
     /// else as it is.
     pub fn interleaved(self, n: usize) -> BlockData {
@@ -343,7 +344,7 @@ pub fn matmul_with(
     })
 }
 
-/// Whether a backend on tier `isa` holds Q8_0 / Q4_0 weights interleaved
+/// Whether a backend on tier `isa` holds Q8_0 / Q4_0 / Q6_K weights interleaved
 /// by eight rows ([`BlockData::interleaved`]): the tiers with vector
 /// kernels for them (AVX2 and AVX-512). The scalar tier and NEON keep the
 /// row-major blocks, whose GEMM runs on decoded f32 panels: the scalar
@@ -671,7 +672,7 @@ impl<S: Simd> crate::cpu::dispatch::VnniOp for QGemvVnni<'_, '_, S> {
         use crate::cpu::simd::avx2_qdot;
         let QGemvVnni { kern, j0, j1, y } = self;
         let per = kern.k / kern.w.dtype().block_elems();
-        if kern.w.is_x8() {
+        if kern.w.int_gemm() {
             return qx8::gemv(qx8::VnniDots(tok), &kern.x8_args(), (j0, j1), y);
         }
         for (j, out) in (j0..j1).zip(y.iter_mut()) {

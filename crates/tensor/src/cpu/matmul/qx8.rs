@@ -2,8 +2,9 @@
 //! rows (`quant/x8.rs`, [`super::qblock`]): `x` quantized to int8 per 32
 //! (`qdot::quantize_x`), one group of eight weight rows against one (GEMV)
 //! or four (GEMM) rows of `x` per call of the dot product, the eight rows'
-//! sums in the lanes of one vector. Interleaved Q6_K has the GEMV only. Called inside the tier's features
-//! (`Simd::vectorize`, or an `Avx512Vnni` token's wrapper).
+//! sums in the lanes of one vector. Interleaved Q6_K has the GEMV only.
+//! Called inside the tier's features (`Simd::vectorize`, or an
+//! `Avx512Vnni` token's wrapper).
 
 use super::qblock::BlockRef;
 use crate::cpu::simd::Simd;
