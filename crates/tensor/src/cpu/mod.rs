@@ -47,8 +47,7 @@ pub enum CpuStorage {
     /// A matmul weight `[n, k]` in a block format, row-major as in a GGUF
     /// file (`cpu/matmul/qblock.rs`), Q8_0 / Q4_0 / Q6_K with eight rows
     /// interleaved on the x86 vector tiers (`quant/x8.rs`): uploaded as
-    /// such, or quantized at
-    /// upload by a block [`WeightFormat`].
+    /// such, or quantized at upload by a block [`WeightFormat`].
     Blocks {
         n: usize,
         k: usize,
