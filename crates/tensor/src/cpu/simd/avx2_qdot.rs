@@ -1,8 +1,10 @@
 //! AVX2 dot products of block-quantized weight rows with int8 activation
 //! blocks (the layouts and scalar twins are in `qdot.rs`). Run by the AVX2
 //! and AVX-512 tiers (the latter's wrapper enables AVX2 too), and Q8_0 /
-//! Q4_0 with `VNNI` by `qblock`'s GEMV under an `Avx512Vnni` token
-//! (`vpdpbusd` on 256-bit vectors, one instruction for the two below).
+//! Q4_0 with `VNNI` by `qblock`'s GEMV and the interleaved GEMM
+//! (`matmul/qx8.rs`) under an `Avx512Vnni` token (`vpdpbusd` on 256-bit
+//! vectors, one instruction for the two below). The eight-row interleaved
+//! bodies (`quant/x8.rs`) follow the row-major ones.
 //!
 //! The integer core is `vpmaddubsw` (u8 × i8 → i16 pair sums) then
 //! `vpmaddwd` (i16 pairs → i32, times 1 or a sub-block scale). Weights are
