@@ -53,8 +53,11 @@ fn messages_file_at(case: &Case, dir: &Path, at: fn(&str) -> PathBuf) -> Result<
     Ok(path)
 }
 
-fn scratch() -> Result<PathBuf> {
-    let d = std::env::temp_dir().join(format!("lfm2vl-e2e-{}", std::process::id()));
+/// A scratch folder of this test process, one per `test` (the tests run
+/// in parallel and write files of the same names: a shared folder let one
+/// test read a messages file that another had just truncated).
+fn scratch(test: &str) -> Result<PathBuf> {
+    let d = std::env::temp_dir().join(format!("lfm2vl-e2e-{}-{test}", std::process::id()));
     std::fs::create_dir_all(&d)?;
     Ok(d)
 }
@@ -104,7 +107,7 @@ fn generate_matches(name: &str, backend: &str, dir: &Path) -> Result<()> {
 
 #[test]
 fn cli_generate_json_matches_transformers_on_every_case() -> Result<()> {
-    let dir = scratch()?;
+    let dir = scratch("cli_generate_json_matches_transformers_on_every_case")?;
     for name in Case::names()? {
         generate_matches(&name, "cpu", &dir)?;
     }
@@ -113,7 +116,7 @@ fn cli_generate_json_matches_transformers_on_every_case() -> Result<()> {
 
 #[test]
 fn cli_logits_writes_every_position() -> Result<()> {
-    let dir = scratch()?;
+    let dir = scratch("cli_logits_writes_every_position")?;
     for name in ["two_images", "multi_turn"] {
         let case = Case::load(name)?;
         let msgs = messages_file(&case, &dir)?;
@@ -150,7 +153,7 @@ fn cli_logits_writes_every_position() -> Result<()> {
 
 #[test]
 fn cli_without_a_model_names_the_folder_option() -> Result<()> {
-    let empty = scratch()?.join("empty-hub-cache");
+    let empty = scratch("cli_without_a_model_names_the_folder_option")?.join("empty-hub-cache");
     std::fs::create_dir_all(&empty)?;
     let out = lfm2vl()
         .env("HF_HUB_CACHE", &empty)
@@ -190,7 +193,7 @@ fn cli_run_streams_text_and_reports_bad_images() -> Result<()> {
         String::from_utf8_lossy(&out.stderr).contains("decode"),
         "stats on stderr"
     );
-    let bad = scratch()?.join("not-an-image.png");
+    let bad = scratch("cli_run_streams_text_and_reports_bad_images")?.join("not-an-image.png");
     std::fs::write(&bad, b"this is not a PNG")?;
     let out = lfm2vl()
         .args(["run", "--backend", "cpu"])
@@ -214,7 +217,7 @@ fn cli_generate_json_on_wgpu() -> Result<()> {
     if runtime::model::tensor::wgpu::gpu_or_skip().is_none() {
         return Ok(());
     }
-    let dir = scratch()?;
+    let dir = scratch("cli_generate_json_on_wgpu")?;
     for name in ["two_images", "text_only_1.6b"] {
         generate_matches(name, "wgpu", &dir)?;
     }
@@ -355,7 +358,7 @@ fn gguf_matches(name: &str, mmproj: Option<&str>, backend: &str, dir: &Path) -> 
 
 #[test]
 fn cli_gguf_bf16_with_mmproj_matches_transformers() -> Result<()> {
-    let dir = scratch()?;
+    let dir = scratch("cli_gguf_bf16_with_mmproj_matches_transformers")?;
     gguf_matches(
         "gguf_single_image",
         Some("mmproj-tiny-gguf-BF16"),
@@ -369,7 +372,7 @@ fn cli_gguf_bf16_with_mmproj_matches_transformers() -> Result<()> {
 
 #[test]
 fn cli_gguf_quantized_files_generate() -> Result<()> {
-    let dir = scratch()?;
+    let dir = scratch("cli_gguf_quantized_files_generate")?;
     for (model, mmproj) in [
         ("tiny-gguf-Q4_0", "mmproj-tiny-gguf-BF16"),
         ("tiny-gguf-Q4_K_M", "mmproj-tiny-gguf-Q8_0"),
@@ -458,7 +461,7 @@ fn cli_gguf_image_without_mmproj_is_a_clear_error() -> Result<()> {
 
 #[test]
 fn cli_gguf_truncated_file_names_the_file() -> Result<()> {
-    let dir = scratch()?.join("short-gguf");
+    let dir = scratch("cli_gguf_truncated_file_names_the_file")?.join("short-gguf");
     std::fs::create_dir_all(&dir)?;
     let bytes = std::fs::read(gguf_at("gguf/tiny-gguf-BF16.gguf"))?;
     let cut = dir.join("cut-tiny-gguf-BF16.gguf");
@@ -543,7 +546,7 @@ fn cli_gguf_on_wgpu() -> Result<()> {
     if runtime::model::tensor::wgpu::gpu_or_skip().is_none() {
         return Ok(());
     }
-    let dir = scratch()?;
+    let dir = scratch("cli_gguf_on_wgpu")?;
     gguf_matches(
         "gguf_single_image",
         Some("mmproj-tiny-gguf-BF16"),
