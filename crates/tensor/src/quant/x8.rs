@@ -1,6 +1,7 @@
-//! Q8_0, Q4_0 and Q6_K weights with eight rows interleaved, for the CPU's GEMV
+//! Q8_0, Q4_0, Q4_K and Q6_K weights with eight rows interleaved, for the CPU's GEMV
 //! (`cpu/matmul/qblock.rs`, `kernels/matmul.md` § Block formats): the same
-//! blocks and bytes as the row-major file, reordered at load so that one
+//! blocks and bytes as the row-major file (Q4_K's packed six-bit scales and
+//! mins unpacked to a byte each), reordered at load so that one
 //! 32-byte load holds four consecutive weights of each of eight rows. A
 //! 32-bit lane of an integer dot product then belongs to one row, and the
 //! eight rows' sums come out in the eight lanes of one vector: no
@@ -8,11 +9,11 @@
 //!
 //! Group `g` holds rows `8g..8g + 8`; its `b`-th entry holds k-block `b` of
 //! each of them, entries of a group consecutive (`per` of them: `k / 32`,
-//! `k / 256` for Q6_K).
+//! `k / 256` for the k-quants).
 
 use bytemuck::{Pod, Zeroable};
 
-use super::blocks::{BlockQ4_0, BlockQ6K, BlockQ8_0, QK, QK_K};
+use super::blocks::{BlockQ4_0, BlockQ4K, BlockQ6K, BlockQ8_0, QK, QK_K, h, scale_min_k4};
 
 /// Rows per interleaved group.
 pub const ROWS: usize = 8;
@@ -211,4 +212,75 @@ pub fn row_block_q6k(x: &BlockQ6Kx8, r: usize) -> BlockQ6K {
         o.copy_from_slice(&x.q[i..i + 4]);
     }
     out
+}
+
+/// One super-block of eight Q4_K rows: `d[r]`, `dmin[r]` row `r`'s scales,
+/// `scales[8s + r]` and `mins[8s + r]` its sub-block `s` six-bit scale and
+/// min unpacked to bytes (the file packs them into 12 bytes a row: this
+/// layout is 32 bytes longer per eight rows, +2.8%), and `qs` its bytes in
+/// 4-byte steps, `qs[32t + 4r + i]` = byte `4t + i` of row `r` (`t < 32`;
+/// step `t` holds sub-block `2(t / 8)` in its low nibbles and `2(t / 8) + 1`
+/// in its high ones, elements `4(t % 8)..+4` of each).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+#[repr(C)]
+pub struct BlockQ4Kx8 {
+    pub d: [u16; ROWS],
+    pub dmin: [u16; ROWS],
+    pub scales: [u8; ROWS * 8],
+    pub mins: [u8; ROWS * 8],
+    pub qs: [u8; ROWS * QK_K / 2],
+}
+
+impl Default for BlockQ4Kx8 {
+    fn default() -> Self {
+        Zeroable::zeroed()
+    }
+}
+
+/// Row-major Q4_K blocks of `[n, k]` (`per = k / 256` a row, `n` a
+/// multiple of [`ROWS`]) interleaved by eight rows.
+pub fn interleave_q4k(blocks: &[BlockQ4K], per: usize) -> Vec<BlockQ4Kx8> {
+    debug_assert!(per > 0 && blocks.len().is_multiple_of(ROWS * per));
+    let groups = blocks.len() / (ROWS * per).max(1);
+    let mut out = vec![BlockQ4Kx8::default(); groups * per];
+    for (g, xs) in out.chunks_exact_mut(per.max(1)).enumerate() {
+        for (b, x) in xs.iter_mut().enumerate() {
+            for r in 0..ROWS {
+                let src = &blocks[(ROWS * g + r) * per + b];
+                (x.d[r], x.dmin[r]) = (src.d, src.dmin);
+                for s in 0..8 {
+                    let (sc, m) = scale_min_k4(s, &src.scales);
+                    (x.scales[ROWS * s + r], x.mins[ROWS * s + r]) = (sc, m);
+                }
+                for (t, c) in src.qs.chunks_exact(4).enumerate() {
+                    x.qs[32 * t + 4 * r..32 * t + 4 * r + 4].copy_from_slice(c);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Row `r` (< [`ROWS`]) of one interleaved Q4_K super-block decoded into
+/// `out[..256]`, with the arithmetic of `blocks::dequantize_q4k`.
+pub fn dequantize_q4kx8_row(x: &BlockQ4Kx8, r: usize, out: &mut [f32]) {
+    let (d, dmin) = (h(x.d[r]), h(x.dmin[r]));
+    for (pair, y) in out[..QK_K].chunks_exact_mut(64).enumerate() {
+        let (s0, s1) = (2 * pair, 2 * pair + 1);
+        let (d0, d1) = (
+            d * x.scales[ROWS * s0 + r] as f32,
+            d * x.scales[ROWS * s1 + r] as f32,
+        );
+        let (m0, m1) = (
+            dmin * x.mins[ROWS * s0 + r] as f32,
+            dmin * x.mins[ROWS * s1 + r] as f32,
+        );
+        let (lo, hi) = y.split_at_mut(32);
+        for (e, (l, u)) in lo.iter_mut().zip(hi).enumerate() {
+            let t = 8 * pair + e / 4;
+            let q = x.qs[32 * t + 4 * r + e % 4];
+            *l = d0 * (q & 0xF) as f32 - m0;
+            *u = d1 * (q >> 4) as f32 - m1;
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! Block-quantized weights (ggml's Q8_0, Q4_0, Q4_K, Q6_K; `crate::quant`)
-//! on the CPU: the file's blocks (no panels), row-major, but Q8_0, Q4_0
-//! and Q6_K with eight rows interleaved ([`BlockData::interleaved`], at
+//! on the CPU: the file's blocks (no panels), row-major, but with eight
+//! rows interleaved ([`BlockData::interleaved`], at
 //! upload on the x86 vector tiers ([`interleaves`]) whenever `n` is a
 //! multiple of 8); `kernels/matmul.md` § Block formats.
 //!
@@ -39,9 +39,9 @@ use crate::cpu::dispatch::{Avx512Bf16, Avx512Vnni, IsaToken, SimdOp};
 use crate::cpu::simd::Simd;
 use crate::cpu::simd::qdot::{self, XBlock, XBlockK, XPair};
 use crate::quant::blocks::{self, BlockQ4_0, BlockQ4K, BlockQ6K, BlockQ8_0};
-use crate::quant::x8::{self, BlockQ4_0x8, BlockQ6Kx8, BlockQ8_0x8, ROWS};
+use crate::quant::x8::{self, BlockQ4_0x8, BlockQ4Kx8, BlockQ6Kx8, BlockQ8_0x8, ROWS};
 
-/// Owned blocks of one weight `[n, k]`: row-major, or Q8_0 / Q4_0 / Q6_K with
+/// Owned blocks of one weight `[n, k]`: row-major, or (any format) with
 /// eight rows interleaved ([`BlockData::interleaved`], `quant/x8.rs`).
 #[derive(Clone, Debug, PartialEq)]
 pub enum BlockData {
@@ -51,6 +51,7 @@ pub enum BlockData {
     Q6K(Vec<BlockQ6K>),
     Q8_0x8(Vec<BlockQ8_0x8>),
     Q4_0x8(Vec<BlockQ4_0x8>),
+    Q4Kx8(Vec<BlockQ4Kx8>),
     Q6Kx8(Vec<BlockQ6Kx8>),
 }
 
@@ -63,6 +64,7 @@ pub enum BlockRef<'a> {
     Q6K(&'a [BlockQ6K]),
     Q8_0x8(&'a [BlockQ8_0x8]),
     Q4_0x8(&'a [BlockQ4_0x8]),
+    Q4Kx8(&'a [BlockQ4Kx8]),
     Q6Kx8(&'a [BlockQ6Kx8]),
 }
 
@@ -88,7 +90,7 @@ impl BlockData {
         })
     }
 
-    /// The layout the CPU's GEMV reads fastest: Q8_0, Q4_0 and Q6_K
+    /// The layout the CPU's GEMV reads fastest: Q8_0, Q4_0, Q4_K and Q6_K
     /// weights of `n` rows (a multiple of eight) interleaved by eight rows
     /// (`quant/x8.rs`: same bytes, eight rows' sums per vector); anything
     /// else as it is.
@@ -101,6 +103,9 @@ impl BlockData {
             }
             BlockData::Q4_0(v) if fits(v.len()) => {
                 BlockData::Q4_0x8(x8::interleave(&v, per(v.len())))
+            }
+            BlockData::Q4K(v) if fits(v.len()) => {
+                BlockData::Q4Kx8(x8::interleave_q4k(&v, per(v.len())))
             }
             BlockData::Q6K(v) if fits(v.len()) => {
                 BlockData::Q6Kx8(x8::interleave_q6k(&v, per(v.len())))
@@ -117,6 +122,7 @@ impl BlockData {
             BlockData::Q6K(v) => BlockRef::Q6K(v),
             BlockData::Q8_0x8(v) => BlockRef::Q8_0x8(v),
             BlockData::Q4_0x8(v) => BlockRef::Q4_0x8(v),
+            BlockData::Q4Kx8(v) => BlockRef::Q4Kx8(v),
             BlockData::Q6Kx8(v) => BlockRef::Q6Kx8(v),
         }
     }
@@ -127,7 +133,7 @@ impl<'a> BlockRef<'a> {
         match self {
             BlockRef::Q8_0(_) | BlockRef::Q8_0x8(_) => DType::Q8_0,
             BlockRef::Q4_0(_) | BlockRef::Q4_0x8(_) => DType::Q4_0,
-            BlockRef::Q4K(_) => DType::Q4K,
+            BlockRef::Q4K(_) | BlockRef::Q4Kx8(_) => DType::Q4K,
             BlockRef::Q6K(_) | BlockRef::Q6Kx8(_) => DType::Q6K,
         }
     }
@@ -141,6 +147,7 @@ impl<'a> BlockRef<'a> {
             BlockRef::Q6K(v) => v.len(),
             BlockRef::Q8_0x8(v) => ROWS * v.len(),
             BlockRef::Q4_0x8(v) => ROWS * v.len(),
+            BlockRef::Q4Kx8(v) => ROWS * v.len(),
             BlockRef::Q6Kx8(v) => ROWS * v.len(),
         };
         blocks * self.dtype().block_elems()
@@ -156,6 +163,7 @@ impl<'a> BlockRef<'a> {
             BlockRef::Q6K(v) => bytemuck::cast_slice(v),
             BlockRef::Q8_0x8(v) => bytemuck::cast_slice(v),
             BlockRef::Q4_0x8(v) => bytemuck::cast_slice(v),
+            BlockRef::Q4Kx8(v) => bytemuck::cast_slice(v),
             BlockRef::Q6Kx8(v) => bytemuck::cast_slice(v),
         }
     }
@@ -167,6 +175,7 @@ impl<'a> BlockRef<'a> {
         match self {
             BlockRef::Q8_0x8(v) => BlockRef::Q8_0x8(&v[g * per..(g + 1) * per]),
             BlockRef::Q4_0x8(v) => BlockRef::Q4_0x8(&v[g * per..(g + 1) * per]),
+            BlockRef::Q4Kx8(v) => BlockRef::Q4Kx8(&v[g * per..(g + 1) * per]),
             BlockRef::Q6Kx8(v) => BlockRef::Q6Kx8(&v[g * per..(g + 1) * per]),
             _ => unreachable!("only interleaved weights have groups"),
         }
@@ -176,13 +185,13 @@ impl<'a> BlockRef<'a> {
     pub fn is_x8(self) -> bool {
         matches!(
             self,
-            BlockRef::Q8_0x8(_) | BlockRef::Q4_0x8(_) | BlockRef::Q6Kx8(_)
+            BlockRef::Q8_0x8(_) | BlockRef::Q4_0x8(_) | BlockRef::Q4Kx8(_) | BlockRef::Q6Kx8(_)
         )
     }
 
     /// Whether the GEMM (m ≥ 2) is integer too (`qx8.rs`): interleaved
-    /// Q8_0 and Q4_0. Interleaved Q6_K (the head of 4-bit GGUFs, a GEMV in
-    /// decode) decodes to panels as the row-major formats do.
+    /// Q8_0 and Q4_0. Interleaved k-quants decode to panels for the GEMM
+    /// as the row-major formats do.
     pub fn int_gemm(self) -> bool {
         matches!(self, BlockRef::Q8_0x8(_) | BlockRef::Q4_0x8(_))
     }
@@ -224,6 +233,15 @@ impl<'a> BlockRef<'a> {
             BlockRef::Q6K(v) => row(v, j, per, out, blocks::dequantize_q6k),
             BlockRef::Q8_0x8(v) => row_x8(v, j, per, out, blocks::dequantize_q8_0),
             BlockRef::Q4_0x8(v) => row_x8(v, j, per, out, blocks::dequantize_q4_0),
+            BlockRef::Q4Kx8(v) => {
+                let (g, r) = (j / ROWS, j % ROWS);
+                for (b, o) in v[g * per..(g + 1) * per]
+                    .iter()
+                    .zip(out.chunks_exact_mut(blocks::QK_K))
+                {
+                    x8::dequantize_q4kx8_row(b, r, o);
+                }
+            }
             BlockRef::Q6Kx8(v) => {
                 let (g, r) = (j / ROWS, j % ROWS);
                 for (b, o) in v[g * per..(g + 1) * per]
@@ -344,7 +362,7 @@ pub fn matmul_with(
     })
 }
 
-/// Whether a backend on tier `isa` holds Q8_0 / Q4_0 / Q6_K weights interleaved
+/// Whether a backend on tier `isa` holds Q8_0 / Q4_0 / Q4_K / Q6_K weights interleaved
 /// by eight rows ([`BlockData::interleaved`]): the tiers with vector
 /// kernels for them (AVX2 and AVX-512). The scalar tier and NEON keep the
 /// row-major blocks, whose GEMM runs on decoded f32 panels: the scalar
@@ -434,7 +452,7 @@ impl SimdOp for QMatmul<'_, '_> {
                 qdot::quantize_x(a.x, &mut bufs.0);
                 XQuant::Q8(&bufs.0)
             }
-            BlockRef::Q4K(_) | BlockRef::Q6K(_) | BlockRef::Q6Kx8(_) => {
+            BlockRef::Q4K(_) | BlockRef::Q6K(_) | BlockRef::Q4Kx8(_) | BlockRef::Q6Kx8(_) => {
                 bufs.1.resize(k / blocks::QK_K, XBlockK::default());
                 qdot::quantize_x_k(a.x, &mut bufs.1);
                 XQuant::K(&bufs.1)
@@ -711,8 +729,8 @@ impl<S: Simd> SimdOp for QGemv<'_, '_, S> {
         let QGemv { kern, j0, j1, y } = self;
         let s = kern.s;
         let per = kern.k / kern.w.dtype().block_elems();
-        if let (BlockRef::Q6Kx8(w), XQuant::K(x)) = (kern.w, kern.x) {
-            return qx8::gemv_q6k(s, w, x, kern.bias, (j0, j1), y);
+        if let (w @ (BlockRef::Q4Kx8(_) | BlockRef::Q6Kx8(_)), XQuant::K(x)) = (kern.w, kern.x) {
+            return qx8::gemv_k(s, w, x, kern.bias, (j0, j1), y);
         }
         if kern.w.is_x8() {
             return qx8::gemv(qx8::TierDots(s), &kern.x8_args(), (j0, j1), y);

@@ -2,7 +2,8 @@
 //! rows (`quant/x8.rs`, [`super::qblock`]): `x` quantized to int8 per 32
 //! (`qdot::quantize_x`), one group of eight weight rows against one (GEMV)
 //! or four (GEMM) rows of `x` per call of the dot product, the eight rows'
-//! sums in the lanes of one vector. Interleaved Q6_K has the GEMV only.
+//! sums in the lanes of one vector. Interleaved Q4_K and Q6_K have the GEMV
+//! only.
 //! Called inside the tier's features (`Simd::vectorize`, or an
 //! `Avx512Vnni` token's wrapper).
 
@@ -10,7 +11,7 @@ use super::qblock::BlockRef;
 use crate::cpu::simd::Simd;
 use crate::cpu::simd::qdot::{self, XBlock, XBlockK};
 use crate::quant::blocks;
-use crate::quant::x8::{BlockQ6Kx8, ROWS};
+use crate::quant::x8::ROWS;
 
 /// The dot products of one group of interleaved weights against `R` rows
 /// of int8 `x`: `out[i][r]` is row `i` of `x` times weight row `r`. A
@@ -86,12 +87,12 @@ pub(super) fn gemv<T: TileX8>(t: T, a: &Args<'_>, (j0, j1): (usize, usize), y: &
     }
 }
 
-/// Rows `j0..j1` (whole groups of eight) of a GEMV on interleaved Q6_K
-/// (`w`, all groups; `x` one row's k-quant blocks).
+/// Rows `j0..j1` (whole groups of eight) of a GEMV on interleaved Q4_K or
+/// Q6_K (`w`, all groups; `x` one row's k-quant blocks).
 #[inline(always)]
-pub(super) fn gemv_q6k<S: Simd>(
+pub(super) fn gemv_k<S: Simd>(
     s: S,
-    w: &[BlockQ6Kx8],
+    w: BlockRef<'_>,
     x: &[XBlockK],
     bias: Option<&[f32]>,
     (j0, j1): (usize, usize),
@@ -101,7 +102,12 @@ pub(super) fn gemv_q6k<S: Simd>(
     let per = x.len();
     for (g, out) in (j0 / ROWS..j1 / ROWS).zip(y.chunks_exact_mut(ROWS)) {
         let bias = bias.map(|b| &b[ROWS * g..ROWS * (g + 1)]);
-        store(out, s.dot_q6kx8(&w[g * per..(g + 1) * per], x), bias);
+        let sums = match w.group(g, per) {
+            BlockRef::Q4Kx8(w) => s.dot_q4kx8(w, x),
+            BlockRef::Q6Kx8(w) => s.dot_q6kx8(w, x),
+            _ => unreachable!("gemv_k takes interleaved k-quants"),
+        };
+        store(out, sums, bias);
     }
 }
 

@@ -6,7 +6,7 @@ use super::qdot::{XBlock, XBlockK};
 use super::{Simd, SimdOp};
 use crate::cpu::dispatch::Avx2;
 use crate::quant::blocks::{BlockQ4_0, BlockQ4K, BlockQ6K, BlockQ8_0};
-use crate::quant::x8::{BlockQ4_0x8, BlockQ6Kx8, BlockQ8_0x8, ROWS};
+use crate::quant::x8::{BlockQ4_0x8, BlockQ4Kx8, BlockQ6Kx8, BlockQ8_0x8, ROWS};
 
 impl Simd for Avx2 {
     super::avx2_qdots!();

@@ -23,7 +23,7 @@ use std::arch::x86_64::*;
 use super::avx2::hsum;
 use super::qdot::{XBlock, XBlockK};
 use crate::quant::blocks::{BlockQ4_0, BlockQ4K, BlockQ6K, BlockQ8_0, scale_min_k4};
-use crate::quant::x8::{BlockQ4_0x8, BlockQ6Kx8, BlockQ8_0x8, ROWS};
+use crate::quant::x8::{BlockQ4_0x8, BlockQ4Kx8, BlockQ6Kx8, BlockQ8_0x8, ROWS};
 
 /// An f16 scale by F16C (`half` would test for the feature at run time).
 #[inline(always)]
@@ -474,6 +474,80 @@ pub(super) unsafe fn dot_q6kx8(w: &[BlockQ6Kx8], x: &[XBlockK]) -> [f32; ROWS] {
         }
         let mut out = [0.0f32; ROWS];
         _mm256_storeu_ps(out.as_mut_ptr(), acc);
+        out
+    }
+}
+
+/// Eight rows' unsigned bytes `v[8s..8s + 8]` (a sub-block's scales) as
+/// i16 pairs: lanes `2r, 2r + 1` both row `r`'s.
+///
+/// # Safety
+/// AVX2; `v` holds at least `8s + 8` bytes.
+#[inline(always)]
+unsafe fn u8_pairs16(v: &[u8], s: usize) -> __m256i {
+    debug_assert!(v.len() >= ROWS * s + ROWS);
+    // SAFETY: the caller guarantees AVX2; 8 bytes at 8·s.
+    unsafe {
+        let b = _mm_loadl_epi64(v[ROWS * s..].as_ptr().cast());
+        _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(b, b))
+    }
+}
+
+/// Eight interleaved Q4_K rows (`quant/x8.rs`) against one row of `x`,
+/// row `r`'s sum in lane `r`. Per pair of sub-blocks `2p, 2p + 1`, each of
+/// its eight 4-byte steps gives four low nibbles (sub-block `2p`) and four
+/// high (`2p + 1`) of eight rows; each sub-block's eight `vpmaddubsw` pair
+/// sums add up in i16 (2·15·128 each, 30720 for eight < 2^15), then one
+/// `vpmaddwd` against its eight scales widens and scales them. The mins
+/// are `Σ m·Σx` per sub-block: four `vpmaddwd` of min pairs against `x`'s
+/// per-32 sum pairs.
+///
+/// # Safety
+/// AVX2, FMA and F16C.
+#[inline(always)]
+pub(super) unsafe fn dot_q4kx8(w: &[BlockQ4Kx8], x: &[XBlockK]) -> [f32; ROWS] {
+    // SAFETY: the caller guarantees the features; loads at 32·t of the
+    // 1024-byte `qs` (t < 32), 8 bytes at 8·s of `scales` / `mins`
+    // (s < 8), four bytes at e < 256 of `x.qs`, 16 bytes of `d`, `dmin`.
+    unsafe {
+        let m4 = _mm256_set1_epi8(0x0F);
+        let (mut acc, mut accm) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        for (b, xb) in w.iter().zip(x) {
+            let mut isum = _mm256_setzero_si256();
+            for p in 0..4 {
+                let (mut lo16, mut hi16) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+                for j in 0..8 {
+                    let q = load32(&b.qs[32 * (8 * p + j)..]);
+                    let lo = _mm256_and_si256(q, m4);
+                    let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4);
+                    let xl = x4k(xb, 64 * p + 4 * j);
+                    let xh = x4k(xb, 64 * p + 32 + 4 * j);
+                    lo16 = _mm256_add_epi16(lo16, _mm256_maddubs_epi16(lo, xl));
+                    hi16 = _mm256_add_epi16(hi16, _mm256_maddubs_epi16(hi, xh));
+                }
+                let lo = _mm256_madd_epi16(lo16, u8_pairs16(&b.scales, 2 * p));
+                let hi = _mm256_madd_epi16(hi16, u8_pairs16(&b.scales, 2 * p + 1));
+                isum = _mm256_add_epi32(isum, _mm256_add_epi32(lo, hi));
+            }
+            // Σ_s m[r][s] · (Σ x over sub-block s), two sub-blocks a step.
+            let mut msum = _mm256_setzero_si256();
+            for i in 0..4 {
+                let m0 = _mm_loadl_epi64(b.mins[ROWS * 2 * i..].as_ptr().cast());
+                let m1 = _mm_loadl_epi64(b.mins[ROWS * (2 * i + 1)..].as_ptr().cast());
+                let pair = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m0, m1));
+                let bs = &xb.bsums[4 * i..4 * i + 4];
+                let (x0, x1) = (bs[0] as i32 + bs[1] as i32, bs[2] as i32 + bs[3] as i32);
+                let sums = _mm256_set1_epi32((x0 as u16 as i32) | (x1 << 16));
+                msum = _mm256_add_epi32(msum, _mm256_madd_epi16(pair, sums));
+            }
+            let dx = _mm256_set1_ps(xb.d);
+            let dw = _mm256_cvtph_ps(_mm_loadu_si128(b.d.as_ptr().cast()));
+            let dm = _mm256_cvtph_ps(_mm_loadu_si128(b.dmin.as_ptr().cast()));
+            acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(isum), acc);
+            accm = _mm256_fmadd_ps(_mm256_mul_ps(dm, dx), _mm256_cvtepi32_ps(msum), accm);
+        }
+        let mut out = [0.0f32; ROWS];
+        _mm256_storeu_ps(out.as_mut_ptr(), _mm256_sub_ps(acc, accm));
         out
     }
 }

@@ -35,7 +35,7 @@ pub use super::dispatch::SimdOp;
 use crate::DType;
 use crate::dtype::Element;
 use crate::quant::blocks::{BlockQ4_0, BlockQ4K, BlockQ6K, BlockQ8_0};
-use crate::quant::x8::{BlockQ4_0x8, BlockQ6Kx8, BlockQ8_0x8, ROWS};
+use crate::quant::x8::{BlockQ4_0x8, BlockQ4Kx8, BlockQ6Kx8, BlockQ8_0x8, ROWS};
 
 /// A SIMD instruction set, proven present by holding `self`.
 pub trait Simd: Copy + Send + Sync + 'static {
@@ -185,6 +185,11 @@ pub trait Simd: Copy + Send + Sync + 'static {
     fn dot_q6kx8(self, w: &[BlockQ6Kx8], x: &[XBlockK]) -> [f32; ROWS] {
         qdot::dot_q6kx8(w, x)
     }
+    /// Eight interleaved Q4_K rows against one row of int8 `x`.
+    #[inline(always)]
+    fn dot_q4kx8(self, w: &[BlockQ4Kx8], x: &[XBlockK]) -> [f32; ROWS] {
+        qdot::dot_q4kx8(w, x)
+    }
 }
 
 /// The block dot products of `avx2_qdot.rs`, for a tier whose wrapper
@@ -234,6 +239,11 @@ macro_rules! avx2_qdots {
         fn dot_q6kx8(self, w: &[BlockQ6Kx8], x: &[XBlockK]) -> [f32; ROWS] {
             // SAFETY: the token proves AVX2, FMA and F16C.
             unsafe { super::avx2_qdot::dot_q6kx8(w, x) }
+        }
+        #[inline(always)]
+        fn dot_q4kx8(self, w: &[BlockQ4Kx8], x: &[XBlockK]) -> [f32; ROWS] {
+            // SAFETY: the token proves AVX2, FMA and F16C.
+            unsafe { super::avx2_qdot::dot_q4kx8(w, x) }
         }
     };
 }

@@ -13,7 +13,7 @@ use bytemuck::{Pod, Zeroable};
 use crate::quant::blocks::{
     BlockQ4_0, BlockQ4K, BlockQ6K, BlockQ8_0, QK, QK_K, h, q6k_value, scale_min_k4,
 };
-use crate::quant::x8::{self, BlockQ4_0x8, BlockQ6Kx8, BlockQ8_0x8, ROWS};
+use crate::quant::x8::{self, BlockQ4_0x8, BlockQ4Kx8, BlockQ6Kx8, BlockQ8_0x8, ROWS};
 
 /// 32 activations for Q8_0 and Q4_0 weights: `x[i] ≈ d · qs[i]`, and
 /// `sum = Σ qs` (Q4_0's nibbles carry +8, taken off through it exactly, in
@@ -171,6 +171,30 @@ pub fn dot_q6kx8(w: &[BlockQ6Kx8], x: &[XBlockK]) -> [f32; ROWS] {
     for (b, xb) in w.iter().zip(x) {
         for (r, a) in acc.iter_mut().enumerate() {
             *a += dot_q6k(&[x8::row_block_q6k(b, r)], std::slice::from_ref(xb));
+        }
+    }
+    acc
+}
+
+/// Eight interleaved Q4_K rows, as [`dot_q4k`] on each (one super-block's
+/// `d·Σ sc·q·x − dmin·Σ m·x` at a time).
+pub fn dot_q4kx8(w: &[BlockQ4Kx8], x: &[XBlockK]) -> [f32; ROWS] {
+    let mut acc = [0.0f32; ROWS];
+    for (b, xb) in w.iter().zip(x) {
+        for (r, a) in acc.iter_mut().enumerate() {
+            let (mut sumi, mut summ) = (0i32, 0i32);
+            for s in 0..8 {
+                let dot: i32 = (0..32)
+                    .map(|e| {
+                        let q = b.qs[32 * (8 * (s / 2) + e / 4) + 4 * r + e % 4];
+                        ((q >> (4 * (s % 2))) & 0xF) as i32 * xb.qs[32 * s + e] as i32
+                    })
+                    .sum();
+                sumi += b.scales[ROWS * s + r] as i32 * dot;
+                summ += b.mins[ROWS * s + r] as i32
+                    * (xb.bsums[2 * s] as i32 + xb.bsums[2 * s + 1] as i32);
+            }
+            *a += h(b.d[r]) * xb.d * sumi as f32 - h(b.dmin[r]) * xb.d * summ as f32;
         }
     }
     acc
