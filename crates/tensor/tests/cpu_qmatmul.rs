@@ -13,7 +13,9 @@
 //! its reference is decoded weights · `x`; where
 //! it runs on bf16 panels (`qblock::bf16_prefill`, or asked for through
 //! `qblock::matmul_with`: both bodies run wherever the CPU has them), both
-//! rounded to bf16.
+//! rounded to bf16. On the neon tier of a CPU with the dot-product
+//! extension the GEMV runs both its SDOT bodies and (asked for through
+//! `qblock::matmul_with`) the `smull` ones.
 
 mod common;
 
@@ -63,6 +65,9 @@ struct Case {
     /// Ask for the GEMM on bf16 panels (`qblock::matmul_with`) instead of
     /// letting `qblock::bf16_prefill` choose.
     force_bf16: bool,
+    /// Allow the GEMV's SDOT bodies (`qblock::neon_dotprod`, the default);
+    /// `false` asks for the neon tier's others (`qblock::matmul_with`).
+    dotprod: bool,
     /// Rows interleaved by eight
     /// (`BlockData::interleaved`, what the x86 backends hold when `n` is a
     /// multiple of 8).
@@ -123,8 +128,9 @@ fn run(c: Case, pools: &[Option<rayon::ThreadPool>]) -> (f64, Option<f64>) {
     };
     let mut y = vec![f32::NAN; c.m * c.n];
     let pool = pools[c.threads - 1].as_ref();
-    if c.force_bf16 {
-        qblock::matmul_with(tok, pool, &args, data.as_ref(), true, &mut y);
+    if c.force_bf16 || !c.dotprod {
+        let w = data.as_ref();
+        qblock::matmul_with(tok, pool, &args, w, c.force_bf16, c.dotprod, &mut y);
     } else {
         matmul::matmul(tok, pool, &args, &mut y);
     }
@@ -171,6 +177,9 @@ fn sweep(isa: Isa) {
     let g = matmul::geometry(tok);
     let pools: Vec<_> = (1..=3).map(pool).collect();
     let (mut worst, mut worst_x) = (0.0f64, 0.0f64);
+    // GEMV cases run with and without SDOT (where this CPU has it).
+    let (mut sdot_runs, mut no_sdot_runs) = (0usize, 0usize);
+    let sdot = qblock::neon_dotprod(isa);
     for dtype in FORMATS {
         let qk = dtype.block_elems();
         let mut cases = Vec::new();
@@ -196,14 +205,18 @@ fn sweep(isa: Isa) {
         // The GEMM's other body too, where this CPU can run both; every
         // format row-major and, where n is a multiple of 8, interleaved.
         let both = if bf16_possible(isa) { 2 } else { 1 };
+        // Likewise the GEMV with and without SDOT on row-major weights.
         let cases = cases.into_iter().flat_map(|(m, n, k, threads)| {
             (0..both).flat_map(move |f| {
                 (0..2)
                     .filter(move |&i| i == 0 || n % 8 == 0)
-                    .map(move |i| (m, n, k, threads, f == 1 && m > 1, i == 1))
+                    .flat_map(move |i| {
+                        let dots = if sdot && m == 1 && i == 0 { 2 } else { 1 };
+                        (0..dots).map(move |d| (m, n, k, threads, f == 1 && m > 1, i == 1, d == 0))
+                    })
             })
         });
-        for (i, (m, n, k, threads, force_bf16, x8)) in cases.enumerate() {
+        for (i, (m, n, k, threads, force_bf16, x8, dotprod)) in cases.enumerate() {
             let c = Case {
                 isa,
                 dtype,
@@ -213,8 +226,16 @@ fn sweep(isa: Isa) {
                 bias: i % 2 == 0,
                 threads,
                 force_bf16,
+                dotprod,
                 x8,
             };
+            if m == 1 && !x8 && isa == Isa::Neon {
+                if dotprod && sdot {
+                    sdot_runs += 1;
+                } else {
+                    no_sdot_runs += 1;
+                }
+            }
             let (b, xe) = run(c, &pools);
             worst = worst.max(b);
             if let Some(e) = xe {
@@ -245,8 +266,13 @@ fn sweep(isa: Isa) {
         ),
         None => String::new(),
     };
+    let neon = if isa == Isa::Neon {
+        format!(" (row-major GEMV: {sdot_runs} cases on SDOT, {no_sdot_runs} on smull/sadalp)")
+    } else {
+        String::new()
+    };
     println!(
-        "{isa}{vnni}{bf16}: worst {worst:.3} of the MATMUL budget; quantized x adds ≤ {worst_x:.4} of Σ|w·x|"
+        "{isa}{vnni}{bf16}{neon}: worst {worst:.3} of the MATMUL budget; quantized x adds ≤ {worst_x:.4} of Σ|w·x|"
     );
 }
 

@@ -16,7 +16,8 @@
 //! dot-product kernels, which need [`Avx512Bf16`]'s instructions rather
 //! than a generic tier, are [`Bf16Op`]s run by [`Avx512Bf16::dispatch`];
 //! the block formats' VNNI dot products likewise are [`VnniOp`]s run by
-//! [`Avx512Vnni::dispatch`].
+//! [`Avx512Vnni::dispatch`], and their NEON SDOT ones [`NeonDotOp`]s run by
+//! [`NeonDot::dispatch`].
 
 use super::simd::Simd;
 use crate::{Result, TensorError};
@@ -43,6 +44,14 @@ pub trait Bf16Op {
 pub trait VnniOp {
     type Output;
     fn run(self, tok: Avx512Vnni) -> Self::Output;
+}
+
+/// A kernel on the NEON dot-product instructions (SDOT,
+/// [`NeonDot::dispatch`]); `run` must be `#[inline(always)]`, as for
+/// [`SimdOp`].
+pub trait NeonDotOp {
+    type Output;
+    fn run(self, tok: NeonDot) -> Self::Output;
 }
 
 /// A SIMD tier of the CPU backend.
@@ -284,6 +293,47 @@ impl Neon {
     }
 }
 
+/// Proof that the CPU has the Armv8.2 dot-product extension (`dotprod`:
+/// SDOT, four i8 products into each i32 lane) plus everything [`Neon`]
+/// proves: not a tier of its own, only the block formats' GEMV dot
+/// products (`cpu/simd/neon_qdot.rs`) use it, on the neon tier.
+#[derive(Clone, Copy, Debug)]
+pub struct NeonDot(Neon);
+
+impl NeonDot {
+    pub fn try_new() -> Option<Self> {
+        #[cfg(target_arch = "aarch64")]
+        {
+            if let Some(t) = Neon::try_new()
+                && std::arch::is_aarch64_feature_detected!("dotprod")
+            {
+                return Some(NeonDot(t));
+            }
+        }
+        None
+    }
+
+    /// The NEON token this one contains.
+    pub fn neon(self) -> Neon {
+        self.0
+    }
+
+    /// Runs `op` inside this feature's `#[target_feature]` wrapper.
+    #[inline(always)]
+    pub fn dispatch<O: NeonDotOp>(self, op: O) -> O::Output {
+        #[cfg(target_arch = "aarch64")]
+        {
+            // SAFETY: the token proves the features the wrapper enables.
+            unsafe { on_neon_dotprod(self, op) }
+        }
+        #[cfg(not(target_arch = "aarch64"))]
+        {
+            let _ = op;
+            unreachable!("a NeonDot token exists only on aarch64")
+        }
+    }
+}
+
 /// A chosen tier together with its proof: what the CPU backend holds and
 /// what kernel entry points `match` on once per call (the tokens make every
 /// arm safe, so no `unsafe fn` pointer table is needed).
@@ -341,8 +391,8 @@ impl IsaToken {
     }
 }
 
-// The one `#[target_feature]` wrapper of each tier (and of the AVX512-BF16
-// and AVX512-VNNI features): the only place these feature strings are spelled out. Each is
+// The one `#[target_feature]` wrapper of each tier (and of the AVX512-BF16,
+// AVX512-VNNI and NEON dot-product features): the only place these feature strings are spelled out. Each is
 // entered from the token's `vectorize`/`dispatch`, whose token proves the
 // features.
 
@@ -374,4 +424,10 @@ fn on_avx512vnni<O: VnniOp>(tok: Avx512Vnni, op: O) -> O::Output {
 #[target_feature(enable = "neon")]
 pub(super) fn on_neon<O: SimdOp>(s: Neon, op: O) -> O::Output {
     op.run(s)
+}
+
+#[cfg(target_arch = "aarch64")]
+#[target_feature(enable = "neon,dotprod")]
+fn on_neon_dotprod<O: NeonDotOp>(tok: NeonDot, op: O) -> O::Output {
+    op.run(tok)
 }

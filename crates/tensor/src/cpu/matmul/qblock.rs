@@ -12,7 +12,9 @@
 //!   vector (`qx8.rs`). On the avx512 tier of a CPU with AVX512-VNNI,
 //!   Q8_0 and Q4_0 dots run on `vpdpbusd` ([`vnni_gemv`]), same integers;
 //!   row-major Q4_0 two blocks per 512-bit instruction against `x` laid
-//!   out to match (`cpu/simd/avx512_qdot.rs`).
+//!   out to match (`cpu/simd/avx512_qdot.rs`). On the neon tier of a CPU
+//!   with the dot-product extension, every format's dots run on SDOT
+//!   ([`neon_dotprod`]), same integers. The row loops: `qblock/rows.rs`.
 //! - GEMM (m ≥ 2, prefill) of interleaved Q8_0 / Q4_0: integer too, every
 //!   row of `x` quantized as the GEMV's, four rows of `x` per group of
 //!   eight weight rows (`qx8.rs`; `vpdpbusd` as above).
@@ -30,12 +32,19 @@
 
 use std::cell::RefCell;
 
+mod rows;
+
+use self::rows::QGemv;
+#[cfg(target_arch = "aarch64")]
+use self::rows::QGemvDot;
+#[cfg(target_arch = "x86_64")]
+use self::rows::QGemvVnni;
 use super::gemm::Gemm;
 use super::panels::PanelLayout;
 use super::probe;
 use super::{Cols, Kernels, MatmulArgs, qx8, split};
 use crate::DType;
-use crate::cpu::dispatch::{Avx512Bf16, Avx512Vnni, IsaToken, SimdOp};
+use crate::cpu::dispatch::{Avx512Bf16, Avx512Vnni, IsaToken, NeonDot, SimdOp};
 use crate::cpu::simd::Simd;
 use crate::cpu::simd::qdot::{self, XBlock, XBlockK, XPair};
 use crate::quant::blocks::{self, BlockQ4_0, BlockQ4K, BlockQ6K, BlockQ8_0};
@@ -313,13 +322,14 @@ pub(super) fn matmul(
     y: &mut [f32],
 ) {
     let bf16 = a.m >= 2 && bf16_prefill(isa.isa(), w.dtype());
-    matmul_with(isa, pool, a, w, bf16, y)
+    matmul_with(isa, pool, a, w, bf16, true, y)
 }
 
 /// [`matmul`] with the GEMM's bf16 panels asked for (`bf16`; honoured
 /// where the CPU has AVX512-BF16 and the tier is avx512, whatever
-/// [`bf16_prefill`] would choose) or not: the tests run both bodies on
-/// every CPU that has them.
+/// [`bf16_prefill`] would choose) or not, and the GEMV's SDOT bodies
+/// allowed (`dotprod`; honoured where [`neon_dotprod`], as [`matmul`]
+/// does) or not: the tests run both bodies on every CPU that has them.
 #[track_caller]
 pub fn matmul_with(
     isa: IsaToken,
@@ -327,6 +337,7 @@ pub fn matmul_with(
     a: &MatmulArgs<'_>,
     w: BlockRef<'_>,
     bf16: bool,
+    dotprod: bool,
     y: &mut [f32],
 ) {
     assert!(
@@ -352,12 +363,18 @@ pub fn matmul_with(
     } else {
         None
     };
+    let dotprod = if dotprod && a.m == 1 && !w.is_x8() && neon_dotprod(isa.isa()) {
+        NeonDot::try_new()
+    } else {
+        None
+    };
     isa.dispatch(QMatmul {
         pool,
         a,
         w,
         bf16,
         vnni,
+        dotprod,
         y,
     })
 }
@@ -384,12 +401,22 @@ pub fn vnni_gemv(isa: crate::cpu::Isa, dtype: DType) -> bool {
         && Avx512Vnni::try_new().is_some()
 }
 
+/// Whether the GEMV (m = 1) of row-major block weights on tier `isa` runs
+/// its integer dot products on SDOT (every format on the neon tier of a
+/// CPU with the dot-product extension: the same integers as `smull` +
+/// `sadalp`, four products per lane in one instruction). NEON never holds
+/// interleaved weights ([`interleaves`]).
+pub fn neon_dotprod(isa: crate::cpu::Isa) -> bool {
+    isa == crate::cpu::Isa::Neon && NeonDot::try_new().is_some()
+}
+
 struct QMatmul<'a, 'p> {
     pool: Option<&'p rayon::ThreadPool>,
     a: &'a MatmulArgs<'a>,
     w: BlockRef<'a>,
     bf16: Option<Avx512Bf16>,
     vnni: Option<Avx512Vnni>,
+    dotprod: Option<NeonDot>,
     y: &'a mut [f32],
 }
 
@@ -404,6 +431,7 @@ impl SimdOp for QMatmul<'_, '_> {
             w,
             bf16,
             vnni,
+            dotprod,
             y,
         } = self;
         let k = a.k;
@@ -419,6 +447,7 @@ impl SimdOp for QMatmul<'_, '_> {
                 x: XQuant::Q8(&bufs.0),
                 bf16: None,
                 vnni,
+                dotprod: None,
                 bias: a.bias,
                 k,
             };
@@ -433,6 +462,7 @@ impl SimdOp for QMatmul<'_, '_> {
                 x: XQuant::Q8(&[]),
                 bf16,
                 vnni: None,
+                dotprod: None,
                 bias: a.bias,
                 k,
             };
@@ -464,6 +494,7 @@ impl SimdOp for QMatmul<'_, '_> {
             x,
             bf16: None,
             vnni,
+            dotprod,
             bias: a.bias,
             k,
         };
@@ -486,6 +517,10 @@ struct QKernels<'a, S> {
     /// `vpdpbusd` ([`vnni_gemv`]; always `None` off x86-64).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     vnni: Option<Avx512Vnni>,
+    /// Run the GEMV's dot products on SDOT ([`neon_dotprod`]; always
+    /// `None` off aarch64).
+    #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
+    dotprod: Option<NeonDot>,
     bias: Option<&'a [f32]>,
     k: usize,
 }
@@ -514,6 +549,15 @@ impl<S: Simd> Kernels for QKernels<'_, S> {
         #[cfg(target_arch = "x86_64")]
         if let Some(tok) = self.vnni {
             return tok.dispatch(QGemvVnni {
+                kern: self,
+                j0,
+                j1,
+                y,
+            });
+        }
+        #[cfg(target_arch = "aarch64")]
+        if let Some(tok) = self.dotprod {
+            return tok.dispatch(QGemvDot {
                 kern: self,
                 j0,
                 j1,
@@ -670,83 +714,6 @@ fn bf16_bits(v: f32) -> u32 {
     let b = v.to_bits();
     let rounded = b.wrapping_add(0x7FFF + ((b >> 16) & 1)) >> 16;
     if v.is_nan() { 0x7FC0 } else { rounded }
-}
-
-/// [`QGemv`] on `vpdpbusd` (Q8_0 and Q4_0 only, [`vnni_gemv`]).
-#[cfg(target_arch = "x86_64")]
-struct QGemvVnni<'a, 'k, S> {
-    kern: &'k QKernels<'a, S>,
-    j0: usize,
-    j1: usize,
-    y: &'k mut [f32],
-}
-
-#[cfg(target_arch = "x86_64")]
-impl<S: Simd> crate::cpu::dispatch::VnniOp for QGemvVnni<'_, '_, S> {
-    type Output = ();
-
-    #[inline(always)]
-    fn run(self, tok: Avx512Vnni) {
-        use crate::cpu::simd::avx2_qdot;
-        let QGemvVnni { kern, j0, j1, y } = self;
-        let per = kern.k / kern.w.dtype().block_elems();
-        if kern.w.int_gemm() {
-            return qx8::gemv(qx8::VnniDots(tok), &kern.x8_args(), (j0, j1), y);
-        }
-        for (j, out) in (j0..j1).zip(y.iter_mut()) {
-            let r = j * per..(j + 1) * per;
-            // The token proves AVX-512F, AVX512-BW, -VNNI and -VL, AVX2, FMA, F16C,
-            // and `run` is inlined into its wrapper.
-            let dot = match (kern.w, kern.x) {
-                // SAFETY: as above.
-                (BlockRef::Q8_0(w), XQuant::Q8(x)) => unsafe {
-                    avx2_qdot::dot_q8_0::<true>(&w[r], x)
-                },
-                // SAFETY: as above.
-                (BlockRef::Q4_0(w), XQuant::Pairs(x, pairs)) => unsafe {
-                    crate::cpu::simd::avx512_qdot::dot_q4_0_pairs(&w[r], pairs, x.last())
-                },
-                _ => unreachable!("vnni_gemv admits Q8_0 and Q4_0 only"),
-            };
-            *out = dot + kern.bias.map_or(0.0, |b| b[j]);
-        }
-    }
-}
-
-/// Rows `j0..j1` of one GEMV: one block dot product each.
-struct QGemv<'a, 'k, S> {
-    kern: &'k QKernels<'a, S>,
-    j0: usize,
-    j1: usize,
-    y: &'k mut [f32],
-}
-
-impl<S: Simd> SimdOp for QGemv<'_, '_, S> {
-    type Output = ();
-
-    #[inline(always)]
-    fn run<T: Simd>(self, _: T) {
-        let QGemv { kern, j0, j1, y } = self;
-        let s = kern.s;
-        let per = kern.k / kern.w.dtype().block_elems();
-        if let (w @ (BlockRef::Q4Kx8(_) | BlockRef::Q6Kx8(_)), XQuant::K(x)) = (kern.w, kern.x) {
-            return qx8::gemv_k(s, w, x, kern.bias, (j0, j1), y);
-        }
-        if kern.w.is_x8() {
-            return qx8::gemv(qx8::TierDots(s), &kern.x8_args(), (j0, j1), y);
-        }
-        for (j, out) in (j0..j1).zip(y.iter_mut()) {
-            let r = j * per..(j + 1) * per;
-            let dot = match (kern.w, kern.x) {
-                (BlockRef::Q8_0(w), XQuant::Q8(x)) => s.dot_q8_0(&w[r], x),
-                (BlockRef::Q4_0(w), XQuant::Q8(x)) => s.dot_q4_0(&w[r], x),
-                (BlockRef::Q4K(w), XQuant::K(x)) => s.dot_q4k(&w[r], x),
-                (BlockRef::Q6K(w), XQuant::K(x)) => s.dot_q6k(&w[r], x),
-                _ => unreachable!("x is quantized for its weight format"),
-            };
-            *out = dot + kern.bias.map_or(0.0, |b| b[j]);
-        }
-    }
 }
 
 /// [`Kernels::gemm`] on interleaved Q8_0 / Q4_0 weights with `x` quantized

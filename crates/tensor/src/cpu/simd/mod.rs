@@ -27,6 +27,8 @@ mod avx512;
 pub(crate) mod avx512_qdot;
 #[cfg(target_arch = "aarch64")]
 mod neon;
+#[cfg(target_arch = "aarch64")]
+pub(crate) mod neon_qdot;
 pub mod qdot;
 mod scalar;
 

@@ -2,8 +2,10 @@
 
 use std::arch::aarch64::*;
 
-use super::{Simd, SimdOp};
+use super::qdot::{XBlock, XBlockK};
+use super::{Simd, SimdOp, neon_qdot};
 use crate::cpu::dispatch::Neon;
+use crate::quant::blocks::{BlockQ4_0, BlockQ4K, BlockQ6K, BlockQ8_0};
 
 impl Simd for Neon {
     type V = float32x4_t;
@@ -162,5 +164,28 @@ impl Simd for Neon {
             let h = vget_low_s16(vmovl_s8(b));
             vcvtq_f32_s32(vmovl_s16(h))
         }
+    }
+
+    // The block dot products without SDOT (`neon_qdot.rs`); `qblock`'s
+    // GEMV runs the SDOT ones under a `NeonDot` token where the CPU has it.
+    #[inline(always)]
+    fn dot_q8_0(self, w: &[BlockQ8_0], x: &[XBlock]) -> f32 {
+        // SAFETY: the token proves NEON, all the bodies without DOT need.
+        unsafe { neon_qdot::dot_q8_0::<false>(w, x) }
+    }
+    #[inline(always)]
+    fn dot_q4_0(self, w: &[BlockQ4_0], x: &[XBlock]) -> f32 {
+        // SAFETY: as above.
+        unsafe { neon_qdot::dot_q4_0::<false>(w, x) }
+    }
+    #[inline(always)]
+    fn dot_q4k(self, w: &[BlockQ4K], x: &[XBlockK]) -> f32 {
+        // SAFETY: as above.
+        unsafe { neon_qdot::dot_q4k::<false>(w, x) }
+    }
+    #[inline(always)]
+    fn dot_q6k(self, w: &[BlockQ6K], x: &[XBlockK]) -> f32 {
+        // SAFETY: as above.
+        unsafe { neon_qdot::dot_q6k::<false>(w, x) }
     }
 }

@@ -4,9 +4,9 @@
 //! integer products are exact, each block's sum is scaled once.
 //!
 //! This file holds the activation blocks, their quantizer, and the scalar
-//! dot products: the [`super::Simd`] defaults (the scalar tier and NEON run
-//! them) and the reference the vector versions are tested against
-//! (`avx2_qdot.rs`, used by the AVX2 and AVX-512 tiers).
+//! dot products: the [`super::Simd`] defaults (the scalar tier runs them)
+//! and the reference the vector versions are tested against
+//! (`avx2_qdot.rs`, used by the AVX2 and AVX-512 tiers; `neon_qdot.rs`).
 
 use bytemuck::{Pod, Zeroable};
 
