@@ -20,7 +20,6 @@
 mod common;
 
 use common::pool;
-use half::f16;
 use tensor::cpu::dispatch::Avx512Bf16;
 use tensor::cpu::matmul::qblock::{self, BlockData, BlockRef};
 use tensor::cpu::matmul::{self, MatmulArgs, WeightRef, bf16dot, reference};
@@ -32,26 +31,6 @@ use tensor::testing::tolerance::MATMUL;
 use tensor::{DType, quant};
 
 const FORMATS: [DType; 4] = [DType::Q8_0, DType::Q4_0, DType::Q4K, DType::Q6K];
-
-/// Random block bytes of `blocks` blocks with f16 scales in a sane range.
-fn random_blocks(rng: &mut Rng, dtype: DType, blocks: usize) -> Vec<u8> {
-    let bb = dtype.block_bytes();
-    let mut bytes: Vec<u8> = (0..blocks * bb).map(|_| rng.next_u64() as u8).collect();
-    let scale = |rng: &mut Rng, s: f32| f16::from_f32(rng.uniform() * s).to_bits().to_le_bytes();
-    for b in bytes.chunks_exact_mut(bb) {
-        match dtype {
-            DType::Q8_0 => b[..2].copy_from_slice(&scale(rng, 0.01)),
-            DType::Q4_0 => b[..2].copy_from_slice(&scale(rng, 0.1)),
-            DType::Q4K => {
-                b[..2].copy_from_slice(&scale(rng, 0.02));
-                b[2..4].copy_from_slice(&scale(rng, 0.02));
-            }
-            DType::Q6K => b[bb - 2..].copy_from_slice(&scale(rng, 0.002)),
-            _ => unreachable!(),
-        }
-    }
-    bytes
-}
 
 #[derive(Clone, Copy, Debug)]
 struct Case {
@@ -109,7 +88,7 @@ fn run(c: Case, pools: &[Option<rayon::ThreadPool>]) -> (f64, Option<f64>) {
     let tok = IsaToken::new(c.isa).unwrap();
     let mut rng = Rng::for_case("qmatmul", &format!("{c:?}"));
     let blocks = c.n * c.k / c.dtype.block_elems();
-    let bytes = random_blocks(&mut rng, c.dtype, blocks);
+    let bytes = rng.blocks(c.dtype, blocks);
     let mut data = BlockData::from_bytes(c.dtype, &bytes).unwrap();
     if c.x8 {
         data = data.interleaved(c.n);
@@ -305,7 +284,7 @@ fn interleaved_blocks_decode_to_the_same_rows() {
     let mut rng = Rng::for_case("qmatmul", "interleave");
     for dtype in FORMATS {
         for (n, k) in [(8, 256), (16, 512), (7, 256), (24, 256)] {
-            let bytes = random_blocks(&mut rng, dtype, n * k / dtype.block_elems());
+            let bytes = rng.blocks(dtype, n * k / dtype.block_elems());
             let plain = BlockData::from_bytes(dtype, &bytes).unwrap();
             let x8 = plain.clone().interleaved(n);
             let changes = n % 8 == 0;

@@ -350,6 +350,77 @@ fn matmul_wgpu_gemv_kinds_edges() {
     }
 }
 
+/// ggml block-format weights (Q8_0, Q4_0, Q4_K, Q6_K) as stored: the block
+/// GEMV around its stride (k from one block to past two strides of
+/// `TPR` groups; n around the rows per workgroup; misaligned host bytes)
+/// and the tiled GEMM reading them per element, against the f64 product
+/// of the decoded weights.
+#[test]
+fn matmul_wgpu_block_formats() {
+    let Some(be) = gpu_or_skip() else { return };
+    for dtype in [DType::Q8_0, DType::Q4_0, DType::Q4K, DType::Q6K] {
+        let qk = dtype.block_elems();
+        let mut worst = Worst::default();
+        let ks: Vec<usize> = [1, 2, 3, 15, 16, 17, 33, 64, 130]
+            .into_iter()
+            .map(|b| b * 32)
+            .filter(|k| k % qk == 0)
+            .chain([qk, 2 * qk, 4 * qk + qk, 18 * qk])
+            .collect();
+        for &k in &ks {
+            for n in [1, 3, 8, 9, 17, 65] {
+                for m in [1, 2, 5, 33] {
+                    worst.add(run(
+                        &be,
+                        Case {
+                            dtype,
+                            m,
+                            n,
+                            k,
+                            bias: (m + n) % 2 == 0,
+                            w_off: (n % 3) * 5,
+                            ..BASE
+                        },
+                    ));
+                }
+            }
+        }
+        // The GEMV and the GEMM variants on the same rows.
+        for v in [GEMM_SMALL, GEMM_MEDIUM, GEMM_LARGE] {
+            worst.add(run(
+                &be,
+                Case {
+                    dtype,
+                    m: 1,
+                    n: 130,
+                    k: 4 * qk,
+                    variant: Some(v),
+                    ..BASE
+                },
+            ));
+        }
+        worst.report(&format!("blocks {dtype}"), &be);
+        assert_eq!(gemv_kind(&be, qk, dtype), GemvKind::Blocks);
+        for kind in [GemvKind::Words, GemvKind::X8] {
+            let w = be
+                .upload(
+                    HostData::new(dtype, &vec![0u8; dtype.block_bytes()]),
+                    Shape::from([1, qk]),
+                )
+                .expect("upload");
+            let x = be.zeros(DType::F32, Shape::from([1, qk])).expect("x");
+            let mut out = be.zeros(DType::F32, Shape::from([1, 1])).expect("out");
+            let op = op::Matmul {
+                x: &x,
+                w: &w,
+                bias: None,
+                out: &mut out,
+            };
+            assert!(gemv_with(&be, op, kind).is_err(), "{dtype} {kind:?}");
+        }
+    }
+}
+
 /// The x8 kinds refuse what they cannot run: other dtypes, k not a multiple
 /// of 8, more than one row.
 #[test]

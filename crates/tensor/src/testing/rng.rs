@@ -1,6 +1,10 @@
 //! Deterministic inputs for kernel tests: `seed = hash(test name, case)`,
 //! overridable with `LFM_TEST_SEED`.
 
+use half::f16;
+
+use crate::DType;
+
 /// SplitMix64: tiny, fast, and good enough for test data.
 #[derive(Clone, Debug)]
 pub struct Rng(u64);
@@ -35,5 +39,27 @@ impl Rng {
     /// `n` values uniform in [-scale, scale).
     pub fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
         (0..n).map(|_| self.uniform() * scale).collect()
+    }
+
+    /// `blocks` blocks of the block format `dtype` (Q8_0, Q4_0, Q4_K,
+    /// Q6_K): random quant bytes, f16 scales in a sane range (outputs of
+    /// order one against x of order one).
+    pub fn blocks(&mut self, dtype: DType, blocks: usize) -> Vec<u8> {
+        let bb = dtype.block_bytes();
+        let mut bytes: Vec<u8> = (0..blocks * bb).map(|_| self.next_u64() as u8).collect();
+        let mut scale = |s: f32| f16::from_f32(self.uniform() * s).to_bits().to_le_bytes();
+        for b in bytes.chunks_exact_mut(bb) {
+            match dtype {
+                DType::Q8_0 => b[..2].copy_from_slice(&scale(0.01)),
+                DType::Q4_0 => b[..2].copy_from_slice(&scale(0.1)),
+                DType::Q4K => {
+                    b[..2].copy_from_slice(&scale(0.02));
+                    b[2..4].copy_from_slice(&scale(0.02));
+                }
+                DType::Q6K => b[bb - 2..].copy_from_slice(&scale(0.002)),
+                other => panic!("{other} is not a block format"),
+            }
+        }
+        bytes
     }
 }

@@ -30,12 +30,8 @@ impl Backend for WgpuBackend {
         if data.dtype == DType::I8 {
             return Err(ops::no_i8("upload"));
         }
-        if data.dtype.is_block() {
-            // No WGSL kernel reads the block formats yet: decoded to f32
-            // here (exact; four bytes a weight on the device).
-            let v = crate::quant::dequantize_vec(data.dtype, data.bytes)?;
-            return self.upload(HostData::f32(&v), shape);
-        }
+        // Block formats keep the file's bytes: the matmul and gather
+        // shaders decode them (shaders/blocks/).
         let bytes = data.bytes;
         let buffer = self.alloc(bytes.len() as u64, "tensor", true)?;
         {
@@ -63,7 +59,7 @@ impl Backend for WgpuBackend {
         if dtype.is_block() {
             return Err(TensorError::UnsupportedDType {
                 op: "zeros",
-                what: "a tensor on wgpu (block formats are decoded at upload)",
+                what: "a tensor on wgpu (block formats are weights, uploaded)",
                 dtype,
             });
         }
@@ -87,6 +83,13 @@ impl Backend for WgpuBackend {
         let n = t.elem_count();
         let dtype = t.dtype();
         out.clear();
+        if dtype.is_block() {
+            let len = t.storage().byte_len() as usize;
+            let mut bytes = Vec::with_capacity(len);
+            self.read_back(t.storage(), |raw| bytes.extend_from_slice(&raw[..len]))?;
+            *out = crate::quant::dequantize_vec(dtype, &bytes)?;
+            return Ok(());
+        }
         out.reserve(n);
         self.read_back(t.storage(), |raw| match dtype {
             DType::F32 => out.extend(
@@ -105,7 +108,7 @@ impl Backend for WgpuBackend {
                     .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()),
             ),
             DType::I8 => out.extend(raw.iter().take(n).map(|&b| b as i8 as f32)),
-            // Block formats are decoded at upload: no tensor here has one.
+            // Block formats are decoded above.
             _ => {}
         })
     }

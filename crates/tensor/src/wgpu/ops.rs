@@ -246,6 +246,10 @@ pub(crate) fn gather_rows(be: &WgpuBackend, op: op::GatherRows<'_, WgpuBackend>)
         DType::F32 => ShaderId::GatherF32F32,
         DType::BF16 => ShaderId::GatherBf16F32,
         DType::F16 => ShaderId::GatherF16F32,
+        DType::Q8_0 => ShaderId::GatherQ80F32,
+        DType::Q4_0 => ShaderId::GatherQ40F32,
+        DType::Q4K => ShaderId::GatherQ4KF32,
+        DType::Q6K => ShaderId::GatherQ6KF32,
         other => {
             return Err(TensorError::UnsupportedDType {
                 op: OP,

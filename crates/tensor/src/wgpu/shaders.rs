@@ -38,6 +38,18 @@ const WEIGHTS_BF16: ShaderFile = shader_file!("matmul/weights_bf16.wgsl");
 const WEIGHTS_F16: ShaderFile = shader_file!("matmul/weights_f16.wgsl");
 const WEIGHTS_F32: ShaderFile = shader_file!("matmul/weights_f32.wgsl");
 const MATMUL: ShaderFile = shader_file!("matmul/matmul.wgsl");
+const WEIGHTS_BLOCKS: ShaderFile = shader_file!("matmul/weights_blocks.wgsl");
+const GEMV_BLOCKS: ShaderFile = shader_file!("matmul/gemv_blocks.wgsl");
+const TABLE_BLOCKS: ShaderFile = shader_file!("gather/table_blocks.wgsl");
+const BLOCKS_READ: ShaderFile = shader_file!("blocks/read.wgsl");
+const BLOCKS_Q8_0: ShaderFile = shader_file!("blocks/q8_0.wgsl");
+const BLOCKS_Q8_0_DOT: ShaderFile = shader_file!("blocks/q8_0_dot.wgsl");
+const BLOCKS_Q4_0: ShaderFile = shader_file!("blocks/q4_0.wgsl");
+const BLOCKS_Q4_0_DOT: ShaderFile = shader_file!("blocks/q4_0_dot.wgsl");
+const BLOCKS_Q4_K: ShaderFile = shader_file!("blocks/q4_k.wgsl");
+const BLOCKS_Q4_K_DOT: ShaderFile = shader_file!("blocks/q4_k_dot.wgsl");
+const BLOCKS_Q6_K: ShaderFile = shader_file!("blocks/q6_k.wgsl");
+const BLOCKS_Q6_K_DOT: ShaderFile = shader_file!("blocks/q6_k_dot.wgsl");
 const COOP8: ShaderFile = shader_file!("matmul/coop8.wgsl");
 const COOP16: ShaderFile = shader_file!("matmul/coop16.wgsl");
 const SPLIT_F16: ShaderFile = shader_file!("common/split_f16.wgsl");
@@ -136,6 +148,30 @@ pub enum ShaderId {
     /// As `GemvBf16X8SgF32` over the short conv's in_proj (B | C | X rows)
     /// with the conv decode step as its epilogue.
     GemvConvBf16X8SgF32,
+    /// Tiled GEMM, ggml Q8_0 weights as stored (decoded per element).
+    MatmulQ80F32,
+    /// Tiled GEMM, ggml Q4_0 weights as stored (decoded per element).
+    MatmulQ40F32,
+    /// Tiled GEMM, ggml Q4_K weights as stored (decoded per element).
+    MatmulQ4KF32,
+    /// Tiled GEMM, ggml Q6_K weights as stored (decoded per element).
+    MatmulQ6KF32,
+    /// GEMV (m = 1), ggml Q8_0 weights as stored, groups of 32 weights.
+    GemvQ80F32,
+    /// GEMV (m = 1), ggml Q4_0 weights as stored, groups of 32 weights.
+    GemvQ40F32,
+    /// GEMV (m = 1), ggml Q4_K weights as stored, groups of 32 weights.
+    GemvQ4KF32,
+    /// GEMV (m = 1), ggml Q6_K weights as stored, groups of 32 weights.
+    GemvQ6KF32,
+    /// Embedding gather from a ggml Q8_0 table.
+    GatherQ80F32,
+    /// Embedding gather from a ggml Q4_0 table.
+    GatherQ40F32,
+    /// Embedding gather from a ggml Q4_K table.
+    GatherQ4KF32,
+    /// Embedding gather from a ggml Q6_K table.
+    GatherQ6KF32,
     /// `x += y` in place (f32).
     AddF32F32,
     /// `silu(gate) ⊙ up` (f32).
@@ -197,7 +233,7 @@ pub enum ShaderId {
 
 impl ShaderId {
     /// Every registered shader.
-    pub const ALL: [ShaderId; 46] = [
+    pub const ALL: [ShaderId; 58] = [
         ShaderId::MatmulBf16F32,
         ShaderId::MatmulF16F32,
         ShaderId::MatmulF32F32,
@@ -218,6 +254,18 @@ impl ShaderId {
         ShaderId::GemvBf16X8SgF32,
         ShaderId::GemvSwigluBf16X8SgF32,
         ShaderId::GemvConvBf16X8SgF32,
+        ShaderId::MatmulQ80F32,
+        ShaderId::MatmulQ40F32,
+        ShaderId::MatmulQ4KF32,
+        ShaderId::MatmulQ6KF32,
+        ShaderId::GemvQ80F32,
+        ShaderId::GemvQ40F32,
+        ShaderId::GemvQ4KF32,
+        ShaderId::GemvQ6KF32,
+        ShaderId::GatherQ80F32,
+        ShaderId::GatherQ40F32,
+        ShaderId::GatherQ4KF32,
+        ShaderId::GatherQ6KF32,
         ShaderId::AddF32F32,
         ShaderId::SiluMulF32F32,
         ShaderId::SwigluF32F32,
@@ -269,6 +317,18 @@ impl ShaderId {
             ShaderId::GemvBf16X8SgF32 => "gemv_bf16x8_sg_f32",
             ShaderId::GemvSwigluBf16X8SgF32 => "gemv_swiglu_bf16x8_sg_f32",
             ShaderId::GemvConvBf16X8SgF32 => "gemv_conv_bf16x8_sg_f32",
+            ShaderId::MatmulQ80F32 => "matmul_q8_0_f32",
+            ShaderId::MatmulQ40F32 => "matmul_q4_0_f32",
+            ShaderId::MatmulQ4KF32 => "matmul_q4_k_f32",
+            ShaderId::MatmulQ6KF32 => "matmul_q6_k_f32",
+            ShaderId::GemvQ80F32 => "gemv_q8_0_f32",
+            ShaderId::GemvQ40F32 => "gemv_q4_0_f32",
+            ShaderId::GemvQ4KF32 => "gemv_q4_k_f32",
+            ShaderId::GemvQ6KF32 => "gemv_q6_k_f32",
+            ShaderId::GatherQ80F32 => "gather_q8_0_f32",
+            ShaderId::GatherQ40F32 => "gather_q4_0_f32",
+            ShaderId::GatherQ4KF32 => "gather_q4_k_f32",
+            ShaderId::GatherQ6KF32 => "gather_q6_k_f32",
             ShaderId::AddF32F32 => "add_f32_f32",
             ShaderId::SiluMulF32F32 => "silu_mul_f32_f32",
             ShaderId::SwigluF32F32 => "swiglu_f32_f32",
@@ -386,6 +446,54 @@ impl ShaderId {
             ShaderId::GemvBf16X8SgF32 => &[BF16, GEMV_X8_IO, GEMV_X8, GEMV_X8_SG],
             ShaderId::GemvSwigluBf16X8SgF32 => &[BF16, GEMV_X8_IO, GEMV_X8, GEMV_X8_SG_SWIGLU],
             ShaderId::GemvConvBf16X8SgF32 => &[BF16, GEMV_X8, GEMV_X8_SG_CONV],
+            ShaderId::MatmulQ80F32 => {
+                &[MATMUL_IO, WEIGHTS_BLOCKS, BLOCKS_READ, BLOCKS_Q8_0, MATMUL]
+            }
+            ShaderId::MatmulQ40F32 => {
+                &[MATMUL_IO, WEIGHTS_BLOCKS, BLOCKS_READ, BLOCKS_Q4_0, MATMUL]
+            }
+            ShaderId::MatmulQ4KF32 => {
+                &[MATMUL_IO, WEIGHTS_BLOCKS, BLOCKS_READ, BLOCKS_Q4_K, MATMUL]
+            }
+            ShaderId::MatmulQ6KF32 => {
+                &[MATMUL_IO, WEIGHTS_BLOCKS, BLOCKS_READ, BLOCKS_Q6_K, MATMUL]
+            }
+            ShaderId::GemvQ80F32 => &[
+                MATMUL_IO,
+                WEIGHTS_BLOCKS,
+                BLOCKS_READ,
+                BLOCKS_Q8_0,
+                BLOCKS_Q8_0_DOT,
+                GEMV_BLOCKS,
+            ],
+            ShaderId::GemvQ40F32 => &[
+                MATMUL_IO,
+                WEIGHTS_BLOCKS,
+                BLOCKS_READ,
+                BLOCKS_Q4_0,
+                BLOCKS_Q4_0_DOT,
+                GEMV_BLOCKS,
+            ],
+            ShaderId::GemvQ4KF32 => &[
+                MATMUL_IO,
+                WEIGHTS_BLOCKS,
+                BLOCKS_READ,
+                BLOCKS_Q4_K,
+                BLOCKS_Q4_K_DOT,
+                GEMV_BLOCKS,
+            ],
+            ShaderId::GemvQ6KF32 => &[
+                MATMUL_IO,
+                WEIGHTS_BLOCKS,
+                BLOCKS_READ,
+                BLOCKS_Q6_K,
+                BLOCKS_Q6_K_DOT,
+                GEMV_BLOCKS,
+            ],
+            ShaderId::GatherQ80F32 => &[GATHER_IO, TABLE_BLOCKS, BLOCKS_READ, BLOCKS_Q8_0, GATHER],
+            ShaderId::GatherQ40F32 => &[GATHER_IO, TABLE_BLOCKS, BLOCKS_READ, BLOCKS_Q4_0, GATHER],
+            ShaderId::GatherQ4KF32 => &[GATHER_IO, TABLE_BLOCKS, BLOCKS_READ, BLOCKS_Q4_K, GATHER],
+            ShaderId::GatherQ6KF32 => &[GATHER_IO, TABLE_BLOCKS, BLOCKS_READ, BLOCKS_Q6_K, GATHER],
             ShaderId::AddF32F32 => &[EW_IO, ADD],
             ShaderId::SiluMulF32F32 => &[EW_IO, SILU_MUL],
             ShaderId::SwigluF32F32 => &[SWIGLU],
@@ -481,7 +589,19 @@ impl ShaderId {
             | ShaderId::MatmulCoopPresplit8F16F32
             | ShaderId::MatmulCoopPresplit16F16F32
             | ShaderId::GemvF16F32
-            | ShaderId::GatherF16F32 => wgpu::DownlevelFlags::SHADER_F16_IN_F32,
+            | ShaderId::GatherF16F32
+            | ShaderId::MatmulQ80F32
+            | ShaderId::MatmulQ40F32
+            | ShaderId::MatmulQ4KF32
+            | ShaderId::MatmulQ6KF32
+            | ShaderId::GemvQ80F32
+            | ShaderId::GemvQ40F32
+            | ShaderId::GemvQ4KF32
+            | ShaderId::GemvQ6KF32
+            | ShaderId::GatherQ80F32
+            | ShaderId::GatherQ40F32
+            | ShaderId::GatherQ4KF32
+            | ShaderId::GatherQ6KF32 => wgpu::DownlevelFlags::SHADER_F16_IN_F32,
             _ => wgpu::DownlevelFlags::empty(),
         }
     }

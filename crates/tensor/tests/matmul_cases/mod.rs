@@ -77,6 +77,29 @@ fn weights_and_reference<E: Element>(
     (t, want, mag)
 }
 
+/// Uploads random block-format weights (`c.k` whole blocks per row);
+/// returns the tensor and the reference on the decoded weights.
+fn block_weights_and_reference(
+    be: &WgpuBackend,
+    c: &Case,
+    rng: &mut Rng,
+    x: &[f32],
+    bias: Option<&[f32]>,
+) -> (Tensor<WgpuBackend>, Vec<f32>, Vec<f64>) {
+    let bytes = rng.blocks(c.dtype, c.n * c.k / c.dtype.block_elems());
+    let wf = tensor::quant::dequantize_vec(c.dtype, &bytes).expect("decode");
+    let mut host = vec![0xa5u8; c.w_off];
+    host.extend_from_slice(&bytes);
+    let t = be
+        .upload(
+            HostData::new(c.dtype, &host[c.w_off..c.w_off + bytes.len()]),
+            Shape::from([c.n, c.k]),
+        )
+        .expect("upload w");
+    let (want, mag) = reference::matmul(x, &wf, bias, c.m, c.n, c.k);
+    (t, want, mag)
+}
+
 pub fn run(be: &WgpuBackend, c: Case) -> ErrorStats {
     let mut rng = Rng::for_case("matmul_wgpu", &format!("{c:?}"));
     let x = rng.vec(c.m * c.k, 1.0);
@@ -87,6 +110,7 @@ pub fn run(be: &WgpuBackend, c: Case) -> ErrorStats {
         DType::F32 => weights_and_reference::<f32>(be, &c, &wf, &x, b),
         DType::BF16 => weights_and_reference::<bf16>(be, &c, &wf, &x, b),
         DType::F16 => weights_and_reference::<f16>(be, &c, &wf, &x, b),
+        dtype if dtype.is_block() => block_weights_and_reference(be, &c, &mut rng, &x, b),
         other => panic!("no test weights for {other}"),
     };
     let xt = be

@@ -244,11 +244,16 @@ pub enum GemvKind {
     /// `gemv_x8_sg.wgsl`: as `X8`, one subgroup per row and `subgroupAdd`;
     /// needs the device's fixed subgroup size ([`crate::wgpu::device::GpuDevice::subgroup_size`]).
     X8Subgroup,
+    /// `gemv_blocks.wgsl`: ggml block-format weights as stored, in groups
+    /// of 32 weights; the only kind for them.
+    Blocks,
 }
 
 /// The fastest GEMV kind that applies to `k` and `dtype` on `be`'s device.
 pub fn gemv_kind(be: &WgpuBackend, k: usize, dtype: DType) -> GemvKind {
-    if dtype != DType::BF16 || k == 0 || !k.is_multiple_of(8) {
+    if dtype.is_block() {
+        GemvKind::Blocks
+    } else if dtype != DType::BF16 || k == 0 || !k.is_multiple_of(8) {
         GemvKind::Words
     } else if gemv_subgroup(be).is_some() {
         GemvKind::X8Subgroup
@@ -264,6 +269,19 @@ pub(crate) fn gemv_subgroup(be: &WgpuBackend) -> Option<u32> {
     dev.subgroup_size
         .filter(|&s| s > 0 && GEMV_WG.is_multiple_of(s))
         .filter(|_| dev.features.contains(wgpu::Features::SUBGROUP))
+}
+
+/// Threads per row of the block GEMV (`gemv_blocks.wgsl`): enough to cover
+/// the row's groups of 32 weights in a few strides.
+pub fn gemv_blocks_threads_per_row(k: usize) -> u32 {
+    let groups = k / 32;
+    if groups >= 128 {
+        64
+    } else if groups >= 16 {
+        16
+    } else {
+        4
+    }
 }
 
 /// Threads per row of the x8 GEMV (`gemv_x8_wg.wgsl`): enough to cover the
@@ -344,10 +362,11 @@ enum Kernel {
 pub fn gemv_with(be: &WgpuBackend, op: op::Matmul<'_, WgpuBackend>, kind: GemvKind) -> Result<()> {
     let (x, w) = (op.x, op.w);
     let k = x.shape().last();
+    let best = gemv_kind(be, k, w.dtype());
     let applies = match kind {
-        GemvKind::Words => true,
-        GemvKind::X8 => gemv_kind(be, k, w.dtype()) != GemvKind::Words,
-        GemvKind::X8Subgroup => gemv_kind(be, k, w.dtype()) == GemvKind::X8Subgroup,
+        GemvKind::Words => best != GemvKind::Blocks,
+        GemvKind::X8 => matches!(best, GemvKind::X8 | GemvKind::X8Subgroup),
+        GemvKind::X8Subgroup | GemvKind::Blocks => best == kind,
     };
     if x.shape().rows() != 1 || !applies {
         return Err(TensorError::Gpu {
@@ -413,10 +432,11 @@ pub(super) fn record(
             });
         }
     }
-    // Shader indices are u32 element offsets.
+    // Shader indices are u32 element (and block-byte) offsets.
     if [m * k, n * k, m * n]
         .iter()
         .any(|&e| u32::try_from(e).is_err())
+        || u32::try_from(w.storage().byte_len()).is_err()
     {
         return Err(TensorError::Gpu {
             what: "matmul",
@@ -471,6 +491,14 @@ pub(super) fn record(
         (DType::F16, Kernel::Gemm(_)) => ShaderId::MatmulF16F32,
         (DType::F32, Kernel::Gemm(_)) => ShaderId::MatmulF32F32,
         (DType::BF16 | DType::F16, Kernel::Coop(c)) => coop_shader(c, w.dtype()),
+        (DType::Q8_0, Kernel::Gemv(GemvKind::Blocks)) => ShaderId::GemvQ80F32,
+        (DType::Q4_0, Kernel::Gemv(GemvKind::Blocks)) => ShaderId::GemvQ40F32,
+        (DType::Q4K, Kernel::Gemv(GemvKind::Blocks)) => ShaderId::GemvQ4KF32,
+        (DType::Q6K, Kernel::Gemv(GemvKind::Blocks)) => ShaderId::GemvQ6KF32,
+        (DType::Q8_0, Kernel::Gemm(_)) => ShaderId::MatmulQ80F32,
+        (DType::Q4_0, Kernel::Gemm(_)) => ShaderId::MatmulQ40F32,
+        (DType::Q4K, Kernel::Gemm(_)) => ShaderId::MatmulQ4KF32,
+        (DType::Q6K, Kernel::Gemm(_)) => ShaderId::MatmulQ6KF32,
         (dtype, _) => {
             return Err(TensorError::UnsupportedDType {
                 op: "matmul (wgpu)",
@@ -504,6 +532,7 @@ pub(super) fn record(
             let per_row = match kind {
                 GemvKind::Words => gemv_threads_per_row(k, w.dtype()),
                 GemvKind::X8 => gemv_x8_threads_per_row(k),
+                GemvKind::Blocks => gemv_blocks_threads_per_row(k),
                 // gemv_kind and gemv_with checked that the device has one.
                 GemvKind::X8Subgroup => gemv_subgroup(be).unwrap_or(GEMV_WG),
             };
