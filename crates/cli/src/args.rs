@@ -323,6 +323,8 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             serde_json::json!({
                 "model": r.model, "backend": r.backend, "load_s": r.load.as_secs_f64(),
                 pp.clone(): r.prefill.tok_s(), tg.clone(): r.decode.tok_s(),
+                "decode_mb_per_token": r.decode_bytes as f64 / 1e6,
+                "decode_gb_s": r.decode_bytes as f64 * r.decode.tok_s() / 1e9,
                 "decode_host_ms_per_token": r.decode_waited.map(|w| (r.decode.median.as_secs_f64() - w.as_secs_f64()) * 1e3 / a.generate as f64),
                 "image512_ms": ms(r.image512),
                 "ttft_image512_ms": ms(r.ttft_image512),
@@ -342,9 +344,11 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         r.prefill.median.as_secs_f64() * 1e3
     );
     println!(
-        "{tg:<9} {:>8.1} tok/s  ({:.2} ms/token)",
+        "{tg:<9} {:>8.1} tok/s  ({:.2} ms/token; weights {:.1} MB/token read at {:.1} GB/s)",
         r.decode.tok_s(),
-        r.decode.median.as_secs_f64() * 1e3 / a.generate as f64
+        r.decode.median.as_secs_f64() * 1e3 / a.generate as f64,
+        r.decode_bytes as f64 / 1e6,
+        r.decode_bytes as f64 * r.decode.tok_s() / 1e9
     );
     if let Some(waited) = r.decode_waited {
         let step = r.decode.median.as_secs_f64() * 1e3 / a.generate as f64;

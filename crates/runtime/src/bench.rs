@@ -69,6 +69,8 @@ pub struct BenchReport {
     pub load: Duration,
     pub prefill: Rate,
     pub decode: Rate,
+    /// Bytes of weights one decode step reads (`TextModel::decode_weight_bytes`).
+    pub decode_bytes: usize,
     /// Of the decode time, how long the host waited for the device (GPU
     /// backends only): the rest is host work (recording, submits, reading
     /// the logits back, sampling-free here).
@@ -304,6 +306,7 @@ fn run<B: Backend>(
             tokens: o.generate,
             median: dec_median.0,
         },
+        decode_bytes: m.text.decode_weight_bytes(),
         decode_waited: Some(dec_median.1),
         image512: img_median.map(|d| d.0),
         image_waited: img_median.map(|d| d.1),

@@ -212,6 +212,19 @@ impl<B: Backend> DecoderLayer<B> {
         })
     }
 
+    /// Bytes of this layer's matmul weights as stored: what one decode
+    /// step reads of it (the norms and conv taps aside).
+    pub fn weight_bytes(&self) -> usize {
+        let w = match &self.operator {
+            Operator::Conv(c) => [&c.in_proj, &c.out_proj],
+            Operator::Attention(a) => [&a.qkv_proj, &a.out_proj],
+        };
+        w.into_iter()
+            .chain([&self.mlp.w13, &self.mlp.w2])
+            .map(stored_bytes)
+            .sum()
+    }
+
     pub fn is_attention(&self) -> bool {
         matches!(self.operator, Operator::Attention(_))
     }
@@ -282,4 +295,9 @@ impl<B: Backend> DecoderLayer<B> {
         self.mlp.forward(be, u, s)?;
         Ok(())
     }
+}
+
+/// Bytes of a weight as stored (block formats: whole blocks).
+pub(super) fn stored_bytes<B: Backend>(t: &Tensor<B>) -> usize {
+    t.dtype().bytes_for(t.elem_count())
 }

@@ -58,6 +58,18 @@ impl<B: Backend> TextModel<B> {
         })
     }
 
+    /// Bytes of matmul weights one decode step reads: every layer's and the
+    /// head (one embedding row aside). Divided by the step's time, the
+    /// bandwidth decode reaches.
+    pub fn decode_weight_bytes(&self) -> usize {
+        let head = layers::stored_bytes(self.head.as_ref().unwrap_or(&self.embed));
+        head + self
+            .layers
+            .iter()
+            .map(DecoderLayer::weight_bytes)
+            .sum::<usize>()
+    }
+
     pub fn layers(&self) -> &[DecoderLayer<B>] {
         &self.layers
     }
