@@ -225,7 +225,8 @@ fn bf16dot_weights_every_case() -> Result<()> {
 
 /// `EngineOptions::cpu.weights` reaches the CPU backend through the whole model
 /// (vision tower, connector, text), `auto` runs the approximate formats on
-/// the CPU, and asking wgpu for them is a typed error.
+/// the CPU, and asking wgpu for them is a typed error; a block format
+/// (`q4_0`) runs on wgpu.
 #[test]
 fn engine_runs_the_weight_formats() -> Result<()> {
     use model::preprocess::{DecodeLimits, load_image};
@@ -275,6 +276,23 @@ fn engine_runs_the_weight_formats() -> Result<()> {
             let err = Engine::load(dir, &gpu).err().context("wgpu must refuse")?;
             anyhow::ensure!(err.to_string().contains("CPU backend only"), "{err}");
         }
+    }
+    // The block formats quantize at upload on wgpu too (its shaders read
+    // the blocks): the whole model runs and generates.
+    #[cfg(feature = "wgpu")]
+    if tensor::wgpu::gpu_or_skip().is_some() {
+        let opts = EngineOptions {
+            backend: BackendChoice::Wgpu,
+            cpu: CpuOptions {
+                weights: WeightFormat::Q4_0,
+                ..Default::default()
+            },
+            max_len: 1024,
+            ..Default::default()
+        };
+        let mut engine = Engine::load(dir, &opts)?;
+        let out = engine.generate(&req, &mut |_| true)?;
+        anyhow::ensure!(!out.generation.ids.is_empty(), "wgpu q4_0: no tokens");
     }
     Ok(())
 }

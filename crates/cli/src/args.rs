@@ -84,8 +84,8 @@ pub struct InputArgs {
     /// scale per row: about half the decode time, approximate), bf16dot
     /// (AVX512-BF16 CPUs: faster prefill and images, their activations
     /// rounded to bf16; decode exact), or ggml's q8_0, q4_0, q4_k, q6_k blocks
-    /// quantized at load. A GGUF's block-quantized tensors always stay as
-    /// stored; only its float tensors follow this.
+    /// quantized at load (these on wgpu too). A GGUF's block-quantized tensors
+    /// always stay as stored; only its float tensors follow this.
     #[arg(long, default_value = "native")]
     pub weights: String,
 }
@@ -259,7 +259,7 @@ pub struct BenchArgs {
     no_image: bool,
     /// CPU matmul weights: native (bf16), int8 (one scale per row), bf16dot
     /// (AVX512-BF16 CPUs; prompt and image activations rounded to bf16), or
-    /// ggml's q8_0, q4_0, q4_k, q6_k blocks quantized at load.
+    /// ggml's q8_0, q4_0, q4_k, q6_k blocks quantized at load (also on wgpu).
     #[arg(long, default_value = "native")]
     weights: String,
 }

@@ -30,7 +30,7 @@ pub struct BenchOptions {
     pub source: Option<ModelSource>,
     pub backend: BackendChoice,
     /// The CPU backend's options (its weight format too: int8 and bf16dot
-    /// run on the CPU only). Profiling is on for the per-op breakdown
+    /// run on the CPU only; the block formats on wgpu as well). Profiling is on for the per-op breakdown
     /// whatever `profiling` says.
     pub cpu: CpuOptions,
     /// The wgpu backend's options.
@@ -175,8 +175,8 @@ pub fn bench(o: &BenchOptions) -> Result<BenchReport> {
         }
         #[cfg(feature = "wgpu")]
         BackendChoice::Wgpu => {
-            crate::engine::native_weights_only(o.cpu.weights)?;
-            let be = tensor::wgpu::WgpuBackend::new(o.wgpu.clone())?;
+            let wgpu = crate::engine::wgpu_options(o.cpu.weights, &o.wgpu)?;
+            let be = tensor::wgpu::WgpuBackend::new(wgpu)?;
             let prof = be.clone().with_profiling();
             run(o, dir, &be, Some((&prof, &|| prof.profile())), &|| {
                 be.waited()

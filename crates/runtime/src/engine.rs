@@ -122,12 +122,20 @@ impl EngineOptions {
     }
 }
 
-/// The wgpu backend keeps the checkpoint's dtype: int8 and bf16dot weights
-/// are CPU backend formats.
+/// The wgpu backend's options for the weight format asked for: the block
+/// formats quantize at upload there too (`WgpuOptions::quantize`); int8
+/// and bf16dot weights are CPU backend formats.
 #[cfg(feature = "wgpu")]
-pub(crate) fn native_weights_only(weights: WeightFormat) -> Result<()> {
+pub(crate) fn wgpu_options(
+    weights: WeightFormat,
+    wgpu: &tensor::wgpu::WgpuOptions,
+) -> Result<tensor::wgpu::WgpuOptions> {
     match weights {
-        WeightFormat::Native => Ok(()),
+        WeightFormat::Native => Ok(wgpu.clone()),
+        w if w.block().is_some() => Ok(tensor::wgpu::WgpuOptions {
+            quantize: w.block(),
+            ..wgpu.clone()
+        }),
         other => Err(RuntimeError::Backend(
             "wgpu".into(),
             format!("{other:?} weights run on the CPU backend only (use --backend cpu)"),
@@ -241,7 +249,9 @@ impl Engine {
         let prompt = files.prompt()?;
         let processor = files.processor(&opts.processor)?;
         let choice = match opts.backend {
-            BackendChoice::Auto if opts.cpu.weights != WeightFormat::Native => {
+            BackendChoice::Auto
+                if matches!(opts.cpu.weights, WeightFormat::Int8 | WeightFormat::Bf16Dot) =>
+            {
                 tracing::info!(weights = ?opts.cpu.weights, "auto backend: these weights run on the CPU");
                 BackendChoice::Cpu
             }
@@ -270,8 +280,8 @@ impl Engine {
             }
             #[cfg(feature = "wgpu")]
             BackendChoice::Wgpu => {
-                native_weights_only(opts.cpu.weights)?;
-                let be = tensor::wgpu::WgpuBackend::new(opts.wgpu.clone())?;
+                let wgpu = wgpu_options(opts.cpu.weights, &opts.wgpu)?;
+                let be = tensor::wgpu::WgpuBackend::new(wgpu)?;
                 Inner::Wgpu(Box::new(session(be, &files, opts.max_len)?))
             }
             #[cfg(not(feature = "wgpu"))]

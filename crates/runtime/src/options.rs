@@ -170,6 +170,8 @@ pub fn wgpu_from(
         )?,
         first_submit: number(WGPU_FIRST_SUBMIT, FIRST_SUBMIT_RANGE, DEFAULT_FIRST_SUBMIT)?,
         dump_wgsl: is(DUMP_WGSL, "1"),
+        // Set from the weight format (`--weights`, `engine::wgpu_options`).
+        quantize: None,
     })
 }
 
@@ -264,6 +266,7 @@ mod tests {
             ops_per_submit: 4096,
             first_submit: 0,
             dump_wgsl: true,
+            quantize: None,
         };
         assert_eq!(o, want);
         want.validate().expect("what the variables give is valid");

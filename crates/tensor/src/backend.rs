@@ -36,6 +36,27 @@ impl<'a> HostData<'a> {
         HostData::new(DType::F16, bytemuck::cast_slice(v))
     }
 
+    /// The values widened to f32 (exact), for the float dtypes (f32, bf16,
+    /// f16; bytes of any alignment); `None` for the others.
+    pub fn float_values(&self) -> Option<Vec<f32>> {
+        let b = self.bytes;
+        Some(match self.dtype {
+            DType::F32 => b
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            DType::BF16 => b
+                .chunks_exact(2)
+                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            DType::F16 => b
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            _ => return None,
+        })
+    }
+
     /// Checks that the byte length matches `shape` (and, for a block
     /// format, that its rows are whole blocks).
     pub fn check(&self, shape: &Shape) -> Result<()> {

@@ -316,16 +316,18 @@ impl WeightFormat {
     /// 32-blocks; `None` for the other formats (and for rows of neither,
     /// which keep their dtype).
     pub fn block_dtype(self, k: usize) -> Option<DType> {
-        let own = match self {
+        crate::quant::block_dtype_for(self.block()?, k)
+    }
+
+    /// The block format this names, if it is one.
+    pub fn block(self) -> Option<DType> {
+        Some(match self {
             WeightFormat::Q8_0 => DType::Q8_0,
             WeightFormat::Q4_0 => DType::Q4_0,
             WeightFormat::Q4K => DType::Q4K,
             WeightFormat::Q6K => DType::Q6K,
             _ => return None,
-        };
-        [own, DType::Q8_0]
-            .into_iter()
-            .find(|d| k.is_multiple_of(d.block_elems()))
+        })
     }
 }
 

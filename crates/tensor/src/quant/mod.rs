@@ -60,6 +60,27 @@ pub fn dequantize_vec(dtype: DType, bytes: &[u8]) -> Result<Vec<f32>> {
     Ok(out)
 }
 
+/// The block format a weight with rows of `k` is quantized to when
+/// `target` is asked for: `target` where `k` is whole blocks of it, else
+/// Q8_0 where `k` is whole 32-blocks, else `None` (the weight keeps its
+/// dtype). The CPU's and wgpu's quantize-at-load share this rule.
+pub fn block_dtype_for(target: DType, k: usize) -> Option<DType> {
+    [target, DType::Q8_0]
+        .into_iter()
+        .find(|d| d.is_block() && k.is_multiple_of(d.block_elems()))
+}
+
+/// Quantizes row-major `w[n, k]` into `dtype`'s block bytes, rows in
+/// parallel on the current rayon pool. `k` must be whole blocks.
+pub fn quantize_rows(dtype: DType, w: &[f32], k: usize) -> Result<Vec<u8>> {
+    use rayon::prelude::*;
+    let rows: Vec<Vec<u8>> = w
+        .par_chunks(k.max(1))
+        .map(|r| quantize(dtype, r))
+        .collect::<Result<_>>()?;
+    Ok(rows.concat())
+}
+
 /// Quantizes `x` (a whole number of blocks) into `dtype`'s block bytes.
 pub fn quantize(dtype: DType, x: &[f32]) -> Result<Vec<u8>> {
     let be = dtype.block_elems();

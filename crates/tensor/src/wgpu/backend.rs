@@ -52,6 +52,25 @@ impl Backend for WgpuBackend {
         Ok(Tensor::from_storage(storage, data.dtype, shape))
     }
 
+    /// Float weights are quantized to the block format of
+    /// [`crate::wgpu::WgpuOptions::quantize`] where it is set (on the host,
+    /// as the CPU's quantize-at-load); anything else is uploaded as is.
+    fn upload_weight(&self, data: HostData<'_>, shape: Shape) -> Result<Tensor<Self>> {
+        data.check(&shape)?;
+        let k = shape.last();
+        let target = self
+            .options()
+            .quantize
+            .and_then(|t| crate::quant::block_dtype_for(t, k));
+        match target.zip(data.float_values()) {
+            Some((target, w)) if shape.rank() == 2 => {
+                let q = crate::quant::quantize_rows(target, &w, k)?;
+                self.upload(HostData::new(target, &q), shape)
+            }
+            _ => self.upload(data, shape),
+        }
+    }
+
     fn zeros(&self, dtype: DType, shape: Shape) -> Result<Tensor<Self>> {
         if dtype == DType::I8 {
             return Err(ops::no_i8("zeros"));

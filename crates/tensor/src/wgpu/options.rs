@@ -10,7 +10,7 @@
 use std::ops::RangeInclusive;
 
 pub use super::attention::AttnKernel;
-use crate::{Result, TensorError};
+use crate::{DType, Result, TensorError};
 
 /// Ops recorded per submit unless [`WgpuOptions::ops_per_submit`] says
 /// otherwise: the uniform ring's slots.
@@ -73,6 +73,12 @@ pub struct WgpuOptions {
     /// Log the final WGSL source of each pipeline at `info` when it is
     /// compiled. Default `false`.
     pub dump_wgsl: bool,
+    /// Quantize float matmul weights at upload (`upload_weight`) to this
+    /// ggml block format (Q8_0, Q4_0, Q4_K or Q6_K; rows that are not whole
+    /// blocks of it take Q8_0, or keep their dtype: `quant::block_dtype_for`),
+    /// as the CPU's `--weights q*` do. Default `None`: weights keep their
+    /// dtype (block weights from a GGUF stay blocks either way).
+    pub quantize: Option<DType>,
 }
 
 impl Default for WgpuOptions {
@@ -89,6 +95,7 @@ impl Default for WgpuOptions {
             ops_per_submit: DEFAULT_OPS_PER_SUBMIT,
             first_submit: DEFAULT_FIRST_SUBMIT,
             dump_wgsl: false,
+            quantize: None,
         }
     }
 }
@@ -133,6 +140,11 @@ impl WgpuOptions {
             return bad(format!(
                 "attention block {q}x{k}: want <query rows>x<keys>, query rows a multiple \
                  of 4 in 4..=256, keys in 1..=256"
+            ));
+        }
+        if let Some(d) = self.quantize.filter(|d| !d.is_block()) {
+            return bad(format!(
+                "quantize to {d}: want a block format (q8_0, q4_0, q4_k, q6_k)"
             ));
         }
         if let Some((r, s, ks)) = self.attn_rows.filter(|&p| !valid_attn_rows(p)) {

@@ -267,12 +267,7 @@ impl<'a> BlockRef<'a> {
 /// Quantizes row-major `w[n, k]` (f32) into `dtype` blocks, rows in
 /// parallel on the current rayon pool. `k` must be whole blocks.
 pub fn quantize(dtype: DType, w: &[f32], k: usize) -> crate::Result<BlockData> {
-    use rayon::prelude::*;
-    let rows: Vec<Vec<u8>> = w
-        .par_chunks(k.max(1))
-        .map(|r| crate::quant::quantize(dtype, r))
-        .collect::<crate::Result<_>>()?;
-    let bytes: Vec<u8> = rows.concat();
+    let bytes = crate::quant::quantize_rows(dtype, w, k)?;
     BlockData::from_bytes(dtype, &bytes).ok_or(crate::TensorError::UnsupportedDType {
         op: "quantize",
         what: "the target",
