@@ -22,7 +22,7 @@ DIR=/tmp/lfm-synthetic
 # A step is `kernels`, `recording` (host cost per dispatch, bench-recording),
 # a model (`450m`, `1.6b`), or a model with one environment setting for a
 # variant run: `450m@LFM_WGPU_NO_SUBGROUPS=1`.
-steps=${STEPS:-kernels 450m 1.6b}
+steps=${STEPS:-kernels 450m 1.6b 450m+q4_0}
 for s in $steps; do
     model=${s%%@*}
     case $s in
@@ -33,6 +33,11 @@ for s in $steps; do
     kernels)
         timeout 200 "$BIN/bench-kernels" --no-cpu --m 1,64,512,1024 --dtype ${DTYPES:-bf16,f32} \
             ${KERNEL_ARGS:-} 2>&1 | tee "$OUT/kernels.txt" ;;
+    *+*)
+        # A weight format: the block shaders (`--weights q4_0`: quantized at load).
+        model=${s%%+*}
+        timeout 200 "$BIN/lfm2vl" bench --backend wgpu --synthetic "$model" --dir "$DIR" \
+            --weights "${s#*+}" ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench-$model-${s#*+}.txt" ;;
     *@*)
         setting=${s#*@}
         env "$setting" timeout 120 "$BIN/lfm2vl" bench --backend wgpu --synthetic "$model" \
