@@ -261,3 +261,75 @@ fn session_changed_image_is_not_reused() -> Result<()> {
     );
     Ok(())
 }
+
+/// Sessions forked from one share its model (one load, `Arc`, no weights
+/// copied) and keep their own caches: two conversations on different cases
+/// of the same checkpoint, run at once on two threads, each produce
+/// transformers' greedy ids, and the model behind them is one allocation.
+#[test]
+fn forked_sessions_share_the_model_across_threads() -> Result<()> {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Lfm2Vl<CpuBackend>>();
+    #[cfg(feature = "wgpu")]
+    shareable::<Lfm2Vl<tensor::wgpu::WgpuBackend>>();
+
+    // Every case of the checkpoint `single_image` uses, text and images.
+    let dir = Case::load("single_image")?.model_dir()?;
+    let mut cases = Vec::new();
+    for name in Case::names()? {
+        let case = Case::load(&name)?;
+        if case.model_dir()? == dir {
+            cases.push(case);
+        }
+    }
+    ensure!(
+        cases.len() >= 3,
+        "{} cases share {}",
+        cases.len(),
+        dir.display()
+    );
+    let first = session(&cases[0], 1024)?;
+    let forks: Vec<Session<CpuBackend>> = cases
+        .iter()
+        .map(|_| first.fork(1024))
+        .collect::<runtime::error::Result<_>>()?;
+    ensure!(
+        forks
+            .iter()
+            .all(|s| std::sync::Arc::ptr_eq(&s.model, &first.model))
+    );
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = forks
+            .into_iter()
+            .zip(&cases)
+            .map(|(mut s, case)| {
+                scope.spawn(move || -> Result<()> {
+                    let ids: Vec<u32> = case.input_ids()?.iter().map(|&i| i as u32).collect();
+                    let want: Vec<u32> = case.generated_ids()?.iter().map(|&i| i as u32).collect();
+                    let pv = if case.crops()?.is_empty() {
+                        Vec::new()
+                    } else {
+                        case.f32("pixel_values")?
+                    };
+                    let views = case.crop_patches(&pv)?;
+                    let (samp, stop) = greedy(want.len());
+                    let g = s.generate(&ids, &views, &samp, &stop, &mut |_| true)?;
+                    ensure!(
+                        g.ids == want,
+                        "{}: got {:?}, want {want:?}",
+                        case.name,
+                        g.ids
+                    );
+                    Ok(())
+                })
+            })
+            .collect();
+        runs.into_iter()
+            .map(|r| {
+                r.join()
+                    .map_err(|_| anyhow::anyhow!("a session thread panicked"))?
+            })
+            .collect::<Result<Vec<_>>>()
+    })?;
+    Ok(())
+}

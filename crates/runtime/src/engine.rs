@@ -71,7 +71,8 @@ pub struct EngineOptions {
     /// (`weights`): the checkpoint's dtype (exact), int8 with row scales
     /// (faster decode, approximate) or bf16 for the AVX512-BF16 dot product
     /// (faster prefill and images, their x rounded to bf16; decode exact).
-    /// The wgpu backend has only the first weight format.
+    /// The wgpu backend takes the native format and the block formats
+    /// (`q8_0`, `q4_0`, `q4_k`, `q6_k`; quantized at upload there too).
     ///
     /// A GGUF model's block-quantized tensors (Q8_0, Q4_0, Q4_K, Q6_K) are
     /// used as stored whatever `weights` says: they are never dequantized

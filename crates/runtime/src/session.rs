@@ -9,6 +9,7 @@
 //! cached tokens continues from the cache, one that diverges after a
 //! snapshot rolls back to it, anything else starts over.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use model::text::{LayerCache, TextState};
@@ -82,9 +83,13 @@ struct Snapshot {
     conv: Vec<Option<Vec<f32>>>,
 }
 
+/// One conversation over a model that any number of sessions may share
+/// (`Arc`; the model is read-only, `Send + Sync`): each session owns its
+/// caches, scratch and snapshots. Sessions on one CPU backend share its
+/// thread pool, so their calls run one after another on it.
 pub struct Session<B: Backend> {
     pub be: B,
-    pub model: Lfm2Vl<B>,
+    pub model: Arc<Lfm2Vl<B>>,
     state: TextState<B>,
     /// Tokens whose keys/values/conv states are in `state`.
     cached: Vec<u32>,
@@ -99,6 +104,11 @@ pub struct Session<B: Backend> {
 impl<B: Backend> Session<B> {
     /// A session with room for `max_len` tokens.
     pub fn new(be: B, model: Lfm2Vl<B>, max_len: usize) -> Result<Self> {
+        Self::shared(be, Arc::new(model), max_len)
+    }
+
+    /// A session with room for `max_len` tokens over a shared model.
+    pub fn shared(be: B, model: Arc<Lfm2Vl<B>>, max_len: usize) -> Result<Self> {
         let state = model.text.new_state(&be, max_len)?;
         Ok(Session {
             be,
@@ -109,6 +119,17 @@ impl<B: Backend> Session<B> {
             snapshots: Vec::new(),
             chunk: 512,
         })
+    }
+
+    /// A new, empty session over the same model and backend (no weights
+    /// copied: only the new session's caches are allocated).
+    pub fn fork(&self, max_len: usize) -> Result<Self>
+    where
+        B: Clone,
+    {
+        let mut s = Self::shared(self.be.clone(), Arc::clone(&self.model), max_len)?;
+        s.chunk = self.chunk;
+        Ok(s)
     }
 
     pub fn max_len(&self) -> usize {
