@@ -159,6 +159,9 @@ fn sweep(isa: Isa) {
     // GEMV cases run with and without SDOT (where this CPU has it).
     let (mut sdot_runs, mut no_sdot_runs) = (0usize, 0usize);
     let sdot = qblock::neon_dotprod(isa);
+    if isa == Isa::Neon {
+        assert_eq!(sdot, tensor::testing::expect_neon_dotprod(), "neon_dotprod");
+    }
     for dtype in FORMATS {
         let qk = dtype.block_elems();
         let mut cases = Vec::new();

@@ -19,8 +19,8 @@ use crate::cpu::Isa;
 pub fn expected_isas_present() -> Vec<Isa> {
     let available = Isa::available();
     for name in env::expected_isas() {
-        if name == AVX512BF16 {
-            continue; // a feature, not a tier: see expect_avx512bf16
+        if name == AVX512BF16 || name == DOTPROD {
+            continue; // features, not tiers: see expect_avx512bf16, expect_neon_dotprod
         }
         let isa = Isa::from_name(&name)
             .unwrap_or_else(|| panic!("LFM_EXPECT_ISA names unknown tier {name:?}"));
@@ -31,6 +31,25 @@ pub fn expected_isas_present() -> Vec<Isa> {
         );
     }
     available
+}
+
+/// The name `LFM_EXPECT_ISA` lists when the host advertises the Armv8.2
+/// dot-product extension (`asimddp`).
+const DOTPROD: &str = "dotprod";
+
+/// Whether this host has NEON's dot-product extension (the SDOT bodies of
+/// the block formats need it). Panics if `LFM_EXPECT_ISA` lists `dotprod`
+/// and detection does not find it, so those bodies cannot go untested.
+#[track_caller]
+pub fn expect_neon_dotprod() -> bool {
+    let found = crate::cpu::dispatch::NeonDot::try_new().is_some();
+    let listed = env::expected_isas().iter().any(|n| n == DOTPROD);
+    assert!(
+        found || !listed,
+        "LFM_EXPECT_ISA lists {DOTPROD} but detection does not find it: \
+         the SDOT block dot products would go untested"
+    );
+    found
 }
 
 /// The name `LFM_EXPECT_ISA` lists when the host advertises AVX512-BF16.
