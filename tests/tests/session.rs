@@ -140,7 +140,8 @@ fn session_errors_are_typed() -> Result<()> {
 
 /// Issue 6: a two-turn chat through the Engine (the second turn reusing the
 /// first turn's caches) gives the same tokens as a fresh engine's one-shot
-/// run of the whole conversation.
+/// run of the whole conversation; a fork of that engine starts empty on the
+/// same model and gives the one-shot tokens too.
 #[test]
 fn engine_two_turn_chat_equals_one_shot() -> Result<()> {
     use model::preprocess::{DecodeLimits, load_image};
@@ -203,6 +204,13 @@ fn engine_two_turn_chat_equals_one_shot() -> Result<()> {
         second.generation.ids
     );
     ensure!(one_shot.text == second.text);
+
+    // A fork of the two-turn engine is a new, empty conversation on the same
+    // model: nothing reused, the one-shot tokens.
+    let mut forked = chat.fork()?;
+    let f = forked.generate(&req, &mut |_| true)?;
+    ensure!(f.generation.reused_tokens == 0, "a fork starts empty");
+    ensure!(f.generation.ids == one_shot.generation.ids && f.text == one_shot.text);
     Ok(())
 }
 

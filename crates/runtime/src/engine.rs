@@ -21,6 +21,7 @@
 //! ```
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use model::CropPatches;
@@ -216,7 +217,8 @@ pub struct Engine {
     /// The checkpoint folder, or a GGUF model's text GGUF file
     /// (`source.path()`).
     pub dir: PathBuf,
-    pub prompt: PromptBuilder,
+    /// Shared with the engine's forks ([`Engine::fork`]).
+    pub prompt: Arc<PromptBuilder>,
     pub processor: ProcessorConfig,
     /// Ids that end generation (`eos_token_id` and `<|im_end|>`).
     pub stop_ids: Vec<u32>,
@@ -243,6 +245,29 @@ impl Engine {
     /// [`ModelSource::Gguf`] names its own). For a GGUF model the prompt
     /// comes from the text GGUF's `tokenizer.*` metadata and the image
     /// processor from [`ModelFiles::processor`].
+    /// Another conversation on this engine's model, empty, with room for
+    /// as many tokens: no weights loaded or copied (the model and the
+    /// prompt machinery are shared, read-only), only the new conversation's
+    /// caches allocated. Its `load_time` is the time that took.
+    pub fn fork(&self) -> Result<Self> {
+        let t0 = Instant::now();
+        let inner = match &self.inner {
+            Inner::Cpu(s) => Inner::Cpu(Box::new(s.fork(s.max_len())?)),
+            #[cfg(feature = "wgpu")]
+            Inner::Wgpu(s) => Inner::Wgpu(Box::new(s.fork(s.max_len())?)),
+        };
+        Ok(Engine {
+            inner,
+            source: self.source.clone(),
+            dir: self.dir.clone(),
+            prompt: Arc::clone(&self.prompt),
+            processor: self.processor.clone(),
+            stop_ids: self.stop_ids.clone(),
+            backend_description: self.backend_description.clone(),
+            load_time: t0.elapsed(),
+        })
+    }
+
     pub fn load_source(source: ModelSource, opts: &EngineOptions) -> Result<Self> {
         let t0 = Instant::now();
         let files = ModelFiles::open(&source)?;
@@ -314,7 +339,7 @@ impl Engine {
             inner,
             source,
             dir,
-            prompt,
+            prompt: Arc::new(prompt),
             processor,
             stop_ids,
             backend_description,
