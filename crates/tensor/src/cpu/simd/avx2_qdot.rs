@@ -154,10 +154,6 @@ unsafe fn x4(x: &XBlock, step: usize) -> __m256i {
     unsafe { _mm256_set1_epi32(x.qs.as_ptr().add(4 * step).cast::<i32>().read_unaligned()) }
 }
 
-/// An interleaved block format of eight rows (`quant/x8.rs`) as the x8
-/// dot products see it. Methods, not closures: a closure is a function of
-/// its own without the caller's target features, and the intrinsics in it
-/// stay calls (measured: 20× slower).
 /// How far ahead of the block being read the weight dots prefetch.
 const PREFETCH_BYTES: usize = 1024;
 
@@ -182,6 +178,10 @@ fn prefetch_part<W, const N: usize>(b: &W, i: usize) {
     }
 }
 
+/// An interleaved block format of eight rows (`quant/x8.rs`) as the x8
+/// dot products see it. Methods, not closures: a closure is a function of
+/// its own without the caller's target features, and the intrinsics in it
+/// stay calls (measured: 20× slower).
 pub(crate) trait X8: Sized {
     /// The eight rows' f16 scales.
     fn d(&self) -> &[u16; ROWS];
