@@ -62,12 +62,16 @@ impl Backend for WgpuBackend {
             .options()
             .quantize
             .and_then(|t| crate::quant::block_dtype_for(t, k));
-        match target.zip(data.float_values()) {
-            Some((target, w)) if shape.rank() == 2 => {
+        // Widened only when quantized: other weights go up as they are.
+        let quantize = target
+            .filter(|_| shape.rank() == 2)
+            .and_then(|t| Some((t, data.float_values()?)));
+        match quantize {
+            Some((target, w)) => {
                 let q = crate::quant::quantize_rows(target, &w, k)?;
                 self.upload(HostData::new(target, &q), shape)
             }
-            _ => self.upload(data, shape),
+            None => self.upload(data, shape),
         }
     }
 
