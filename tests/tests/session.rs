@@ -15,6 +15,19 @@ fn session(case: &Case, max_len: usize) -> Result<Session<CpuBackend>> {
     Ok(Session::new(be, model, max_len)?)
 }
 
+/// A case's prompt ids, transformers' greedy ids and its pixel values
+/// (empty without images).
+fn prompt_and_greedy(case: &Case) -> Result<(Vec<u32>, Vec<u32>, Vec<f32>)> {
+    let ids = case.input_ids()?.iter().map(|&i| i as u32).collect();
+    let want = case.generated_ids()?.iter().map(|&i| i as u32).collect();
+    let pv = if case.crops()?.is_empty() {
+        Vec::new()
+    } else {
+        case.f32("pixel_values")?
+    };
+    Ok((ids, want, pv))
+}
+
 fn greedy(n: usize) -> (SamplingConfig, StopConfig) {
     (
         SamplingConfig::default(),
@@ -29,13 +42,7 @@ fn greedy(n: usize) -> (SamplingConfig, StopConfig) {
 fn session_greedy_matches_transformers_generate_on_every_case() -> Result<()> {
     for name in Case::names()? {
         let case = Case::load(&name)?;
-        let ids: Vec<u32> = case.input_ids()?.iter().map(|&i| i as u32).collect();
-        let want: Vec<u32> = case.generated_ids()?.iter().map(|&i| i as u32).collect();
-        let pv = if case.crops()?.is_empty() {
-            Vec::new()
-        } else {
-            case.f32("pixel_values")?
-        };
+        let (ids, want, pv) = prompt_and_greedy(&case)?;
         let views = case.crop_patches(&pv)?;
         let mut s = session(&case, ids.len() + want.len() + 1)?;
         let (samp, stop) = greedy(want.len());
@@ -312,13 +319,7 @@ fn forked_sessions_share_the_model_across_threads() -> Result<()> {
             .zip(&cases)
             .map(|(mut s, case)| {
                 scope.spawn(move || -> Result<()> {
-                    let ids: Vec<u32> = case.input_ids()?.iter().map(|&i| i as u32).collect();
-                    let want: Vec<u32> = case.generated_ids()?.iter().map(|&i| i as u32).collect();
-                    let pv = if case.crops()?.is_empty() {
-                        Vec::new()
-                    } else {
-                        case.f32("pixel_values")?
-                    };
+                    let (ids, want, pv) = prompt_and_greedy(case)?;
                     let views = case.crop_patches(&pv)?;
                     let (samp, stop) = greedy(want.len());
                     let g = s.generate(&ids, &views, &samp, &stop, &mut |_| true)?;
