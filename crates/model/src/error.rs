@@ -63,6 +63,10 @@ pub enum ModelError {
     ContextOverflow { needed: usize, limit: usize },
     #[error("weight `{name}` has dtype {dtype}, which this op cannot use")]
     WeightDType { name: String, dtype: DType },
+    /// A batched decode step was given sequences that don't fit it (their
+    /// count, or caches of another model).
+    #[error("batched decode: {0}")]
+    Batch(String),
     #[error(transparent)]
     Tensor(#[from] TensorError),
     #[error(transparent)]

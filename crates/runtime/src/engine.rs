@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use model::CropPatches;
 use model::preprocess::{self, ProcessorConfig, ProcessorOverrides, RgbImage};
-use model::prompt::{ChatMessage, ContentPart, MessageContent, PromptBuilder, PromptOptions};
+use model::prompt::{ChatMessage, ContentPart, MessageContent, PromptBuilder};
 use tensor::Backend;
 use tensor::cpu::{CpuBackend, CpuOptions, WeightFormat};
 
@@ -34,7 +34,9 @@ use crate::error::{Result, RuntimeError};
 use crate::files::ModelFiles;
 use crate::sampling::SamplingConfig;
 use crate::session::{Event, Generation, Session, StopConfig};
+use crate::prompter::Prompter;
 use crate::source::ModelSource;
+use crate::stream::TextStream;
 
 /// Which compute backend runs the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -203,7 +205,7 @@ impl Output {
 }
 
 // Boxed: the two sessions differ in size, and an Engine is made once.
-enum Inner {
+pub(crate) enum Inner {
     Cpu(Box<Session<CpuBackend>>),
     #[cfg(feature = "wgpu")]
     Wgpu(Box<Session<tensor::wgpu::WgpuBackend>>),
@@ -354,28 +356,26 @@ impl Engine {
         messages: &[ChatMessage],
         images: &[RgbImage],
     ) -> Result<(Vec<u32>, preprocess::Preprocessed)> {
-        let slots: usize = messages.iter().map(ChatMessage::num_images).sum();
-        if (slots > 0 || !images.is_empty()) && !self.has_vision() {
-            return Err(self.no_vision_error());
-        }
-        if slots != images.len() {
-            return Err(RuntimeError::ImageCount {
-                count: images.len(),
-                slots,
-            });
-        }
-        let pre =
-            preprocess::preprocess(images, &self.processor).map_err(model::ModelError::from)?;
-        let opts = PromptOptions {
-            add_generation_prompt: true,
-            use_image_special_tokens: self.processor.use_image_special_tokens,
-            max_tokens: Some(self.max_len()),
+        self.prompter().prepare(messages, images)
+    }
+
+    /// This engine's request-to-prompt machinery, for other threads.
+    pub fn prompter(&self) -> Prompter {
+        let no_vision = match self.no_vision_error() {
+            Some(RuntimeError::NoVisionTower { model, hint }) => Some((model, hint)),
+            _ => None,
         };
-        let p = self
-            .prompt
-            .build(messages, &pre.images, &opts)
-            .map_err(model::ModelError::from)?;
-        Ok((p.input_ids, pre))
+        Prompter {
+            prompt: Arc::clone(&self.prompt),
+            processor: self.processor.clone(),
+            max_len: self.max_len(),
+            no_vision,
+        }
+    }
+
+    /// The engine's conversation, by backend (the scheduler's first slot).
+    pub(crate) fn into_inner(self) -> Inner {
+        self.inner
     }
 
     /// Whether the model has a vision tower (a GGUF model loaded without
@@ -388,7 +388,10 @@ impl Engine {
         }
     }
 
-    fn no_vision_error(&self) -> RuntimeError {
+    fn no_vision_error(&self) -> Option<RuntimeError> {
+        if self.has_vision() {
+            return None;
+        }
         let hint = match &self.source {
             ModelSource::Gguf { .. } => {
                 "it was loaded without a vision tower: pass --mmproj mmproj-….gguf \
@@ -396,10 +399,10 @@ impl Engine {
             }
             ModelSource::Dir(_) => "the checkpoint has no vision tower (a text-only model)",
         };
-        RuntimeError::NoVisionTower {
+        Some(RuntimeError::NoVisionTower {
             model: self.dir.display().to_string(),
             hint: hint.into(),
-        }
+        })
     }
 
     /// Context capacity in tokens.
@@ -445,77 +448,23 @@ impl Engine {
             stop_ids: self.stop_ids.clone(),
         };
         let tok = self.prompt.tokenizer();
-        let mut generated: Vec<u32> = Vec::new();
-        let mut emitted = 0usize; // bytes of `text` already streamed
-        let mut text = String::new();
-        let mut stopped_by_string = false;
-        let stops: Vec<&str> = req
-            .stop_strings
-            .iter()
-            .map(String::as_str)
-            .filter(|s| !s.is_empty())
-            .collect();
+        let mut stream = TextStream::new(&self.stop_ids, &req.stop_strings);
         let mut callback = |e: &Event| -> bool {
             on_event(e);
             let Event::Token { id } = e else { return true };
-            if stop.stop_ids.contains(id) {
-                return true;
-            }
-            generated.push(*id);
-            let Ok(full) = tok.decode(&generated, true) else {
-                return true;
-            };
-            // Hold back an incomplete UTF-8 sequence (shown as U+FFFD).
-            if full.ends_with('\u{fffd}') {
-                return true;
-            }
-            text = full;
-            if let Some(cut) = stops.iter().filter_map(|s| text.find(s)).min() {
-                text.truncate(cut);
-                stopped_by_string = true;
-            }
-            // Never stream what may turn out to be the start of a stop string.
-            let safe = if stopped_by_string {
-                text.len()
-            } else {
-                text.len() - held_back(&text, &stops)
-            };
-            let go_on = if safe > emitted
-                && text.is_char_boundary(emitted)
-                && text.is_char_boundary(safe)
-            {
-                let keep = on_text(&text[emitted..safe]);
-                emitted = safe;
-                keep
-            } else {
-                true
-            };
-            go_on && !stopped_by_string
+            let piece = stream.push(tok, *id);
+            let go_on = piece.is_empty() || on_text(piece);
+            go_on && !stream.stopped()
         };
         let generation = match &mut self.inner {
             Inner::Cpu(s) => s.generate(&ids, &crops, &req.sampling, &stop, &mut callback)?,
             #[cfg(feature = "wgpu")]
             Inner::Wgpu(s) => s.generate(&ids, &crops, &req.sampling, &stop, &mut callback)?,
         };
-        // The final text: everything decoded (an incomplete UTF-8 tail
-        // included), cut at a stop string; stream what was held back.
-        if !stopped_by_string {
-            let stop_ids = &self.stop_ids;
-            let ids_out: Vec<u32> = generation
-                .ids
-                .iter()
-                .copied()
-                .filter(|i| !stop_ids.contains(i))
-                .collect();
-            if let Ok(full) = self.prompt.tokenizer().decode(&ids_out, true) {
-                text = full;
-            }
-            if let Some(cut) = stops.iter().filter_map(|s| text.find(s)).min() {
-                text.truncate(cut);
-            }
-            if text.len() > emitted && text.is_char_boundary(emitted) {
-                on_text(&text[emitted..]);
-            }
+        // The final text; stream what was held back.
+        let (text, rest) = stream.finish(tok);
+        if !rest.is_empty() {
+            on_text(&rest);
         }
         Ok(Output {
             prompt_ids: ids,
@@ -541,23 +490,8 @@ impl Engine {
     }
 }
 
-/// Bytes at the end of `text` that could be the start of a stop string.
-fn held_back(text: &str, stops: &[&str]) -> usize {
-    stops
-        .iter()
-        .flat_map(|s| {
-            (1..s.len())
-                .filter(|&n| s.is_char_boundary(n))
-                .map(move |n| &s[..n])
-        })
-        .filter(|prefix| text.ends_with(prefix))
-        .map(str::len)
-        .max()
-        .unwrap_or(0)
-}
-
 /// Each crop's valid rows of `pixel_values`.
-fn crop_views(pre: &preprocess::Preprocessed) -> Vec<CropPatches<'_>> {
+pub(crate) fn crop_views(pre: &preprocess::Preprocessed) -> Vec<CropPatches<'_>> {
     pre.spatial_shapes
         .iter()
         .enumerate()
@@ -610,17 +544,4 @@ pub fn load_message_images(
         });
     }
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::held_back;
-
-    #[test]
-    fn stream_holds_back_a_possible_stop_string_start() {
-        assert_eq!(held_back("hello\n", &["\n\n"]), 1);
-        assert_eq!(held_back("hello", &["\n\n"]), 0);
-        assert_eq!(held_back("a <|im", &["<|im_end|>", "x"]), 4);
-        assert_eq!(held_back("abc", &[]), 0);
-    }
 }

@@ -7,9 +7,12 @@ pub mod engine;
 pub mod error;
 pub mod files;
 pub mod options;
+pub mod prompter;
 pub mod sampling;
+pub mod scheduler;
 pub mod session;
 pub mod source;
+pub mod stream;
 pub mod synthetic;
 
 pub use error::{Result, RuntimeError};

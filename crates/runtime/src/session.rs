@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use model::text::{LayerCache, TextState};
+use model::text::{BatchState, LayerCache, TextState};
 use model::{CropPatches, Lfm2Vl};
 use tensor::{Backend, DType, HostData, Shape, Tensor, op};
 
@@ -99,6 +99,38 @@ pub struct Session<B: Backend> {
     snapshots: Vec<Snapshot>,
     /// Prefill chunk length (bounds activation memory).
     pub chunk: usize,
+    /// A prompt taken by [`Session::start`] not yet fully prefilled.
+    pending: Option<Pending<B>>,
+}
+
+/// The part of a prompt still to prefill: its embeddings (image features
+/// merged in) and token ids past the reused prefix.
+struct Pending<B: Backend> {
+    x: Tensor<B>,
+    suffix: Vec<u32>,
+    /// Rows of `suffix` already prefilled.
+    done: usize,
+    reused: usize,
+    elapsed: Duration,
+}
+
+/// What [`Session::start`] did.
+#[derive(Clone, Copy, Debug)]
+pub struct Started {
+    /// Prompt tokens kept from the cache.
+    pub reused: usize,
+    /// Image crops run through the vision tower.
+    pub crops_encoded: usize,
+    pub image_time: Duration,
+}
+
+/// A prompt fully prefilled ([`Session::prefill_step`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Prefilled {
+    pub reused: usize,
+    pub computed: usize,
+    /// Prefill time summed over the steps (the snapshot included).
+    pub elapsed: Duration,
 }
 
 impl<B: Backend> Session<B> {
@@ -118,6 +150,7 @@ impl<B: Backend> Session<B> {
             crop_prints: Vec::new(),
             snapshots: Vec::new(),
             chunk: 512,
+            pending: None,
         })
     }
 
@@ -138,6 +171,7 @@ impl<B: Backend> Session<B> {
 
     /// Forgets the conversation.
     pub fn reset(&mut self) -> Result<()> {
+        self.pending = None;
         self.model.text.reset(&self.be, &mut self.state)?;
         self.cached.clear();
         self.crop_prints.clear();
@@ -246,10 +280,70 @@ impl<B: Backend> Session<B> {
         stop: &StopConfig,
         on_event: &mut dyn FnMut(&Event) -> bool,
     ) -> Result<Generation> {
+        sampling.validate().map_err(RuntimeError::Sampling)?;
+        let started = self.start(ids, crops)?;
+        if started.crops_encoded > 0 {
+            on_event(&Event::ImagesEncoded {
+                crops: started.crops_encoded,
+                elapsed: started.image_time,
+            });
+        }
+        // One logits buffer for the whole call: decode steps reuse it.
+        let mut logits = Vec::new();
+        let prefilled = loop {
+            if let Some(p) = self.prefill_step(self.chunk, &mut logits)? {
+                break p;
+            }
+        };
+        let mut generation = Generation {
+            prompt_tokens: ids.len(),
+            reused_tokens: prefilled.reused,
+            ids: Vec::new(),
+            finish: Finish::Cancelled,
+            image_time: started.image_time,
+            prefill_time: prefilled.elapsed,
+            decode_time: Duration::ZERO,
+        };
+        if !on_event(&Event::Prefilled {
+            reused: prefilled.reused,
+            computed: prefilled.computed,
+            elapsed: prefilled.elapsed,
+        }) {
+            return Ok(generation);
+        }
+
+        // Decode.
+        let t2 = Instant::now();
+        let mut sampler = Sampler::new(sampling.clone());
+        let out = &mut generation.ids;
+        generation.finish = loop {
+            if out.len() >= stop.max_new_tokens {
+                break Finish::Length;
+            }
+            let id = sampler.sample(&mut logits, &self.cached);
+            out.push(id);
+            let go_on = on_event(&Event::Token { id });
+            if let Some(finish) = self.after_sample(id, go_on, out.len(), stop)? {
+                break finish;
+            }
+            self.push(id, &mut logits)?;
+        };
+        generation.decode_time = t2.elapsed();
+        Ok(generation)
+    }
+
+    /// Takes a new prompt (`ids` already expanded with `<image>` tokens;
+    /// `crops` for every image in it, in order): keeps the cached prefix it
+    /// shares (rolling back to a snapshot if needed), encodes the images
+    /// whose tokens lie past it, and sets up the rest to prefill with
+    /// [`Session::prefill_step`]. Images whose tokens lie entirely in the
+    /// kept prefix are not re-encoded (their crops are skipped by counting
+    /// feature rows). A prompt already pending is dropped.
+    pub fn start(&mut self, ids: &[u32], crops: &[CropPatches<'_>]) -> Result<Started> {
+        self.pending = None;
         if ids.is_empty() {
             return Err(model::ModelError::EmptyPrompt.into());
         }
-        sampling.validate().map_err(RuntimeError::Sampling)?;
         if ids.len() > self.max_len() {
             return Err(model::ModelError::ContextOverflow {
                 needed: ids.len(),
@@ -257,6 +351,14 @@ impl<B: Backend> Session<B> {
             }
             .into());
         }
+        let r = self.start_inner(ids, crops);
+        if r.is_err() {
+            let _ = self.reset();
+        }
+        r
+    }
+
+    fn start_inner(&mut self, ids: &[u32], crops: &[CropPatches<'_>]) -> Result<Started> {
         // Reuse stops at the first image whose pixels differ from the cached one.
         let prints: Vec<u64> = crops.iter().map(fingerprint).collect();
         let same = self
@@ -307,94 +409,145 @@ impl<B: Backend> Session<B> {
         } else {
             Duration::ZERO
         };
-        if features.is_some() {
-            on_event(&Event::ImagesEncoded {
-                crops: new_crops.len(),
-                elapsed: image_time,
-            });
-        }
-
-        // Prefill the suffix in chunks (image runs may straddle chunks: the
-        // merged embeddings are built once, then sliced).
-        let t1 = Instant::now();
+        // The merged embeddings are built once; image runs may straddle
+        // prefill chunks, which slice them.
         let x = self
             .model
             .embed_with_images(&self.be, suffix, features.as_ref())?;
-        let d = self.model.text.cfg.hidden_size;
-        // One logits buffer for the whole call: decode steps reuse it.
-        let mut logits = Vec::new();
-        let chunk = self.chunk.max(1);
-        for r0 in (0..suffix.len()).step_by(chunk) {
-            let r1 = (r0 + chunk).min(suffix.len());
-            let mut part = self.be.zeros(DType::F32, Shape::from([r1 - r0, d]))?;
-            self.be.slice_rows(op::SliceRows {
-                src: &x,
-                row0: r0,
-                out: &mut part,
-            })?;
-            let text = &self.model.text;
-            text.prefill_embeds_into(&self.be, &mut part, &mut self.state, &mut logits)?;
-        }
         self.cached.truncate(reused);
-        self.cached.extend_from_slice(suffix);
-        self.snapshots.push(self.snapshot()?);
-        let prefill_time = t1.elapsed();
-        if !on_event(&Event::Prefilled {
+        self.pending = Some(Pending {
+            x,
+            suffix: suffix.to_vec(),
+            done: 0,
             reused,
-            computed: suffix.len(),
-            elapsed: prefill_time,
-        }) {
-            return Ok(Generation {
-                prompt_tokens: ids.len(),
-                reused_tokens: reused,
-                ids: Vec::new(),
-                finish: Finish::Cancelled,
-                image_time,
-                prefill_time,
-                decode_time: Duration::ZERO,
-            });
-        }
-
-        // Decode.
-        let t2 = Instant::now();
-        let mut sampler = Sampler::new(sampling.clone());
-        let mut out = Vec::new();
-        let finish = loop {
-            if out.len() >= stop.max_new_tokens {
-                break Finish::Length;
-            }
-            let id = sampler.sample(&mut logits, &self.cached);
-            out.push(id);
-            let go_on = on_event(&Event::Token { id });
-            if stop.stop_ids.contains(&id) {
-                self.push_token(id)?;
-                break Finish::Stop;
-            }
-            if !go_on {
-                self.push_token(id)?;
-                break Finish::Cancelled;
-            }
-            if self.state.seq.pos >= self.max_len() {
-                break Finish::Context;
-            }
-            if out.len() >= stop.max_new_tokens {
-                self.push_token(id)?;
-                break Finish::Length;
-            }
-            self.model
-                .text
-                .decode_into(&self.be, id, &mut self.state, &mut logits)?;
-            self.cached.push(id);
-        };
-        Ok(Generation {
-            prompt_tokens: ids.len(),
-            reused_tokens: reused,
-            ids: out,
-            finish,
+            elapsed: Duration::ZERO,
+        });
+        Ok(Started {
+            reused,
+            crops_encoded: new_crops.len(),
             image_time,
-            prefill_time,
-            decode_time: t2.elapsed(),
         })
+    }
+
+    /// Whether a prompt taken by [`Session::start`] still has tokens to prefill.
+    pub fn is_prefilling(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Prefills the next `max_tokens` (at least one) of the pending prompt.
+    /// When that finishes it, `logits` holds the last position's logits,
+    /// the conv states are snapshotted (a turn boundary) and the return is
+    /// `Some`; `None` while tokens remain. No pending prompt: an error.
+    pub fn prefill_step(
+        &mut self,
+        max_tokens: usize,
+        logits: &mut Vec<f32>,
+    ) -> Result<Option<Prefilled>> {
+        let r = self.prefill_step_inner(max_tokens, logits);
+        if r.is_err() {
+            self.pending = None;
+            let _ = self.reset();
+        }
+        r
+    }
+
+    fn prefill_step_inner(
+        &mut self,
+        max_tokens: usize,
+        logits: &mut Vec<f32>,
+    ) -> Result<Option<Prefilled>> {
+        let Some(p) = self.pending.as_mut() else {
+            return Err(RuntimeError::NothingToPrefill);
+        };
+        let t0 = Instant::now();
+        let d = self.model.text.cfg.hidden_size;
+        let (r0, r1) = (p.done, (p.done + max_tokens.max(1)).min(p.suffix.len()));
+        let mut part = self.be.zeros(DType::F32, Shape::from([r1 - r0, d]))?;
+        self.be.slice_rows(op::SliceRows {
+            src: &p.x,
+            row0: r0,
+            out: &mut part,
+        })?;
+        let text = &self.model.text;
+        text.prefill_embeds_into(&self.be, &mut part, &mut self.state, logits)?;
+        self.cached.extend_from_slice(&p.suffix[r0..r1]);
+        p.done = r1;
+        p.elapsed += t0.elapsed();
+        if r1 < p.suffix.len() {
+            return Ok(None);
+        }
+        let (reused, computed, elapsed) = (p.reused, p.suffix.len(), p.elapsed);
+        self.pending = None;
+        let t1 = Instant::now();
+        self.snapshots.push(self.snapshot()?);
+        Ok(Some(Prefilled {
+            reused,
+            computed,
+            elapsed: elapsed + t1.elapsed(),
+        }))
+    }
+
+    /// What ends generation after `id` was sampled (`n` tokens so far;
+    /// `go_on` false: the caller cancels): `None` to go on, else why it
+    /// ends. A token that ends it is still run through the model when there
+    /// is room, so the cache holds it (the next turn's prompt starts after it).
+    pub fn after_sample(
+        &mut self,
+        id: u32,
+        go_on: bool,
+        n: usize,
+        stop: &StopConfig,
+    ) -> Result<Option<Finish>> {
+        let finish = if stop.stop_ids.contains(&id) {
+            Finish::Stop
+        } else if !go_on {
+            Finish::Cancelled
+        } else if self.state.seq.pos >= self.max_len() {
+            return Ok(Some(Finish::Context));
+        } else if n >= stop.max_new_tokens {
+            Finish::Length
+        } else {
+            return Ok(None);
+        };
+        self.push_token(id)?;
+        Ok(Some(finish))
+    }
+
+    /// Runs sampled token `id` through the model at the next position;
+    /// `logits` receives the next position's logits.
+    pub fn push(&mut self, id: u32, logits: &mut Vec<f32>) -> Result<()> {
+        self.model
+            .text
+            .decode_into(&self.be, id, &mut self.state, logits)?;
+        self.cached.push(id);
+        Ok(())
+    }
+
+    /// [`Session::push`] for several sessions on one model at once: the
+    /// matmuls run once on all their rows ([`model::text::TextModel::decode_batch`];
+    /// `bs` sized for `sessions.len()`), `logits` receives `[b, vocab]`.
+    pub fn push_batch(
+        sessions: &mut [&mut Session<B>],
+        ids: &[u32],
+        bs: &mut BatchState<B>,
+        logits: &mut Vec<f32>,
+    ) -> Result<()> {
+        let Some((first, rest)) = sessions.split_first_mut() else {
+            return Ok(());
+        };
+        let model = Arc::clone(&first.model);
+        if rest.iter().any(|s| !Arc::ptr_eq(&s.model, &model)) {
+            return Err(model::ModelError::Batch("sessions of different models".into()).into());
+        }
+        let Session { be, state, .. } = &mut **first;
+        let mut states: Vec<&mut TextState<B>> = std::iter::once(state)
+            .chain(rest.iter_mut().map(|s| &mut s.state))
+            .collect();
+        model.text.decode_batch(be, ids, &mut states, bs, logits)?;
+        for (s, &id) in sessions.iter_mut().zip(ids) {
+            s.cached.push(id);
+        }
+        Ok(())
     }
 
     /// Runs the last sampled token through the model so the cache holds it

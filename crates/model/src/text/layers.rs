@@ -6,7 +6,7 @@ use tensor::{Backend, Tensor, op};
 
 use super::state::{LayerCache, Scratch};
 use crate::config::TextConfig;
-use crate::error::Result;
+use crate::error::{ModelError, Result};
 use crate::weights::{Loader, Prefix};
 
 /// `Lfm2ShortConv`: in_proj → (B, C, X) → C ⊙ conv(B ⊙ X) → out_proj.
@@ -42,6 +42,53 @@ impl<B: Backend> ShortConv<B> {
             state,
             out: &mut s.y,
         })?;
+        be.matmul(op::Matmul {
+            x: &s.y,
+            w: &self.out_proj,
+            bias: None,
+            out: &mut s.o,
+        })?;
+        Ok(())
+    }
+}
+
+impl<B: Backend> ShortConv<B> {
+    /// One decode step of `b` sequences: `u` `[b, d]` (row `i` is sequence
+    /// `i`'s normed input), `states[i]` its conv state. The projections run
+    /// once for all rows; the conv step per sequence through `row` (`t = 1`
+    /// scratch). Result in `s.o` `[b, d]`.
+    fn forward_batch(
+        &self,
+        be: &B,
+        u: &Tensor<B>,
+        states: &mut [&mut Tensor<B>],
+        s: &mut Scratch<B>,
+        row: &mut Scratch<B>,
+    ) -> Result<()> {
+        be.matmul(op::Matmul {
+            x: u,
+            w: &self.in_proj,
+            bias: None,
+            out: &mut s.bcx,
+        })?;
+        for (i, state) in states.iter_mut().enumerate() {
+            be.slice_rows(op::SliceRows {
+                src: &s.bcx,
+                row0: i,
+                out: &mut row.bcx,
+            })?;
+            be.short_conv(op::ShortConv {
+                bcx: &row.bcx,
+                w: &self.conv,
+                state,
+                out: &mut row.y,
+            })?;
+            be.copy_rows(op::CopyRows {
+                src: &row.y,
+                dst: &mut s.y,
+                row0: i,
+            })?;
+        }
         be.matmul(op::Matmul {
             x: &s.y,
             w: &self.out_proj,
@@ -142,6 +189,73 @@ impl<B: Backend> Attention<B> {
         })?;
         // Restore the attention-facing shape for the next call.
         s.att.set_shape([t, h, hd])?;
+        Ok(())
+    }
+}
+
+impl<B: Backend> Attention<B> {
+    /// One decode step of `b` sequences: `u` `[b, d]`, sequence `i` at
+    /// position `pos[i]` with its KV cache `kv[i]`. The projections run once
+    /// for all rows; norm, RoPE and attention per sequence through `row`
+    /// (`t = 1` scratch). Result in `s.o` `[b, d]`.
+    fn forward_batch(
+        &self,
+        be: &B,
+        u: &Tensor<B>,
+        pos: &[usize],
+        kv: &mut [(&mut Tensor<B>, &mut Tensor<B>)],
+        s: &mut Scratch<B>,
+        row: &mut Scratch<B>,
+    ) -> Result<()> {
+        let (b, h, hd) = (s.t, self.h, self.hd);
+        be.matmul(op::Matmul {
+            x: u,
+            w: &self.qkv_proj,
+            bias: None,
+            out: &mut s.qkv,
+        })?;
+        let scale = 1.0 / (hd as f32).sqrt();
+        for (i, (k_cache, v_cache)) in kv.iter_mut().enumerate() {
+            be.slice_rows(op::SliceRows {
+                src: &s.qkv,
+                row0: i,
+                out: &mut row.qkv,
+            })?;
+            be.qkv_norm_rope(op::QkvNormRope {
+                qkv: &row.qkv,
+                q_w: &self.q_norm,
+                k_w: &self.k_norm,
+                eps: self.eps,
+                pos0: pos[i],
+                theta: self.theta,
+                q_out: &mut row.qn,
+                k_cache,
+                v_cache,
+            })?;
+            be.attention(op::Attention {
+                q: &row.qn,
+                k: k_cache,
+                v: v_cache,
+                kv_len: pos[i] + 1,
+                causal: true,
+                scale,
+                out: &mut row.att,
+            })?;
+            // `[1, h, hd]` into rows `i·h..(i + 1)·h` of `[b, h, hd]`.
+            be.copy_rows(op::CopyRows {
+                src: &row.att,
+                dst: &mut s.att,
+                row0: i * h,
+            })?;
+        }
+        s.att.set_shape([b, h * hd])?;
+        be.matmul(op::Matmul {
+            x: &s.att,
+            w: &self.out_proj,
+            bias: None,
+            out: &mut s.o,
+        })?;
+        s.att.set_shape([b, h, hd])?;
         Ok(())
     }
 }
@@ -256,11 +370,71 @@ impl<B: Backend> DecoderLayer<B> {
     pub fn forward_deferred(
         &self,
         be: &B,
-        (x, u): (&mut Tensor<B>, &mut Tensor<B>),
+        xu: (&mut Tensor<B>, &mut Tensor<B>),
         pos0: usize,
         cache: &mut LayerCache<B>,
         s: &mut Scratch<B>,
         pending: bool,
+    ) -> Result<()> {
+        self.around(be, xu, s, pending, |u, s| match (&self.operator, cache) {
+            (Operator::Conv(c), LayerCache::Conv { state }) => c.forward(be, u, state, s),
+            (Operator::Attention(a), LayerCache::Attention { k, v }) => {
+                a.forward(be, u, pos0, k, v, s)
+            }
+            _ => unreachable!("caches are built from the same layer list"),
+        })
+    }
+
+    /// [`Self::forward_deferred`] for one decode step of `b` sequences at
+    /// once: `x`, `u` and `s` hold `b` rows, row `i` the sequence at
+    /// position `pos[i]` with cache `caches[i]`. Every matmul runs once on
+    /// all rows (the weights read once for the batch); the conv step and
+    /// attention run per sequence through `row` (`t = 1` scratch).
+    pub fn forward_batch(
+        &self,
+        be: &B,
+        xu: (&mut Tensor<B>, &mut Tensor<B>),
+        pos: &[usize],
+        caches: &mut [&mut LayerCache<B>],
+        (s, row): (&mut Scratch<B>, &mut Scratch<B>),
+        pending: bool,
+    ) -> Result<()> {
+        let wrong = || ModelError::Batch("a sequence's caches belong to another model".into());
+        self.around(be, xu, s, pending, |u, s| match &self.operator {
+            Operator::Conv(c) => {
+                let mut states = caches
+                    .iter_mut()
+                    .map(|c| match &mut **c {
+                        LayerCache::Conv { state } => Ok(state),
+                        LayerCache::Attention { .. } => Err(wrong()),
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                c.forward_batch(be, u, &mut states, s, row)
+            }
+            Operator::Attention(a) => {
+                let mut kv = caches
+                    .iter_mut()
+                    .map(|c| match &mut **c {
+                        LayerCache::Attention { k, v } => Ok((k, v)),
+                        LayerCache::Conv { .. } => Err(wrong()),
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                a.forward_batch(be, u, pos, &mut kv, s, row)
+            }
+        })
+    }
+
+    /// The layer around its token mixer `mix(u, s)`: the operator norm
+    /// (with the previous layer's pending MLP output added when `pending`),
+    /// the mixer's residual add fused into the FFN norm, the MLP (its
+    /// output left in `s.o`).
+    fn around(
+        &self,
+        be: &B,
+        (x, u): (&mut Tensor<B>, &mut Tensor<B>),
+        s: &mut Scratch<B>,
+        pending: bool,
+        mix: impl FnOnce(&Tensor<B>, &mut Scratch<B>) -> Result<()>,
     ) -> Result<()> {
         if pending {
             be.add_rms_norm(op::AddRmsNorm {
@@ -278,13 +452,7 @@ impl<B: Backend> DecoderLayer<B> {
                 out: u,
             })?;
         }
-        match (&self.operator, cache) {
-            (Operator::Conv(c), LayerCache::Conv { state }) => c.forward(be, u, state, s)?,
-            (Operator::Attention(a), LayerCache::Attention { k, v }) => {
-                a.forward(be, u, pos0, k, v, s)?
-            }
-            _ => unreachable!("caches are built from the same layer list"),
-        }
+        mix(u, s)?;
         be.add_rms_norm(op::AddRmsNorm {
             x,
             y: &s.o,

@@ -1,11 +1,13 @@
 //! The LFM2 hybrid language model (spec §3): embedding, decoder layers of
 //! short conv or GQA attention, final RMSNorm, tied head.
 
+mod batch;
 mod layers;
 mod state;
 
 use tensor::{Backend, DType, Shape, Tensor, op};
 
+pub use self::batch::BatchState;
 pub use self::layers::DecoderLayer;
 pub use self::state::{DecodeIo, LayerCache, Scratch, Sequence, TextState};
 use crate::config::TextConfig;

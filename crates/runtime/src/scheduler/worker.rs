@@ -1,0 +1,286 @@
+//! The scheduler's thread: slots of sessions over one model; each round
+//! admits queued jobs into free slots, prefills one chunk of the oldest
+//! prompt still prefilling, then samples every decoding slot and runs their
+//! tokens through the model together.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, TryRecvError};
+
+use model::prompt::PromptBuilder;
+use model::text::BatchState;
+use tensor::Backend;
+
+use super::{JobEvent, JobSummary, Work};
+use crate::engine::crop_views;
+use crate::error::Result;
+use crate::sampling::Sampler;
+use crate::session::{Finish, Session, StopConfig};
+use crate::stream::TextStream;
+
+pub(super) struct Context {
+    pub prompt: Arc<PromptBuilder>,
+    pub stop_ids: Vec<u32>,
+    pub chunk: usize,
+    pub stopping: Arc<AtomicBool>,
+}
+
+/// `n` sessions over `first`'s model: `first` and forks of it.
+pub(super) fn slots<B: Backend + Clone>(first: Session<B>, n: usize) -> Result<Vec<Session<B>>> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 1..n {
+        out.push(first.fork(first.max_len())?);
+    }
+    out.insert(0, first);
+    Ok(out)
+}
+
+/// A job in a slot.
+struct Active {
+    work: Work,
+    /// Admission order: the oldest prompt prefills first.
+    order: u64,
+    sampler: Sampler,
+    stream: TextStream,
+    stop: StopConfig,
+    ids: Vec<u32>,
+    /// The next position's logits once prefilled.
+    logits: Vec<f32>,
+    decoding: bool,
+}
+
+struct Slot<B: Backend> {
+    session: Session<B>,
+    job: Option<Active>,
+}
+
+pub(super) fn run<B: Backend>(sessions: Vec<Session<B>>, rx: Receiver<Work>, ctx: Context) {
+    let mut slots: Vec<Slot<B>> = sessions
+        .into_iter()
+        .map(|session| Slot { session, job: None })
+        .collect();
+    let mut batches: HashMap<usize, BatchState<B>> = HashMap::new();
+    let mut admitted = 0u64;
+    let mut open = true;
+    loop {
+        if ctx.stopping.load(Ordering::Acquire) {
+            for slot in &mut slots {
+                finish(slot, Finish::Cancelled, &ctx);
+            }
+            while let Ok(mut w) = rx.try_recv() {
+                (w.sink)(JobEvent::Failed("the server is shutting down".into()));
+            }
+            return;
+        }
+        // Admit: block for a job only when there is nothing to run.
+        while open && slots.iter().any(|s| s.job.is_none()) {
+            let busy = slots.iter().any(|s| s.job.is_some());
+            let work = if busy {
+                match rx.try_recv() {
+                    Ok(w) => w,
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        open = false;
+                        break;
+                    }
+                }
+            } else {
+                match rx.recv() {
+                    Ok(w) => w,
+                    Err(_) => {
+                        open = false;
+                        break;
+                    }
+                }
+            };
+            admit(&mut slots, work, admitted, &ctx);
+            admitted += 1;
+        }
+        if !open && slots.iter().all(|s| s.job.is_none()) {
+            return;
+        }
+        prefill_oldest(&mut slots, &ctx);
+        decode_step(&mut slots, &mut batches, &ctx);
+    }
+}
+
+/// Starts `work` in the free slot whose cache shares the longest prefix
+/// with its prompt.
+fn admit<B: Backend>(slots: &mut [Slot<B>], mut work: Work, order: u64, ctx: &Context) {
+    let common = |s: &Session<B>| {
+        s.cached()
+            .iter()
+            .zip(&work.ids)
+            .take_while(|(a, b)| a == b)
+            .count()
+    };
+    let Some(slot) = slots
+        .iter_mut()
+        .filter(|s| s.job.is_none())
+        .max_by_key(|s| common(&s.session))
+    else {
+        return;
+    };
+    let crops = work.pre.as_ref().map(crop_views).unwrap_or_default();
+    let started = slot.session.start(&work.ids, &crops);
+    drop(crops);
+    if let Err(e) = started {
+        (work.sink)(JobEvent::Failed(e.to_string()));
+        return;
+    }
+    work.pre = None;
+    slot.job = Some(Active {
+        order,
+        sampler: Sampler::new(work.sampling.clone()),
+        stream: TextStream::new(&ctx.stop_ids, &work.stop_strings),
+        stop: StopConfig {
+            max_new_tokens: work.max_new_tokens,
+            stop_ids: ctx.stop_ids.clone(),
+        },
+        ids: Vec::new(),
+        logits: Vec::new(),
+        decoding: false,
+        work,
+    });
+}
+
+/// One prefill chunk of the oldest job still prefilling.
+fn prefill_oldest<B: Backend>(slots: &mut [Slot<B>], ctx: &Context) {
+    let Some(slot) = slots
+        .iter_mut()
+        .filter(|s| s.job.as_ref().is_some_and(|j| !j.decoding))
+        .min_by_key(|s| s.job.as_ref().map_or(u64::MAX, |j| j.order))
+    else {
+        return;
+    };
+    let Some(job) = slot.job.as_mut() else { return };
+    match slot.session.prefill_step(ctx.chunk, &mut job.logits) {
+        Ok(None) => {}
+        Ok(Some(p)) => {
+            job.decoding = true;
+            let go_on = (job.work.sink)(JobEvent::Prefilled {
+                prompt_tokens: job.work.ids.len(),
+                reused_tokens: p.reused,
+            });
+            if !go_on {
+                finish(slot, Finish::Cancelled, ctx);
+            } else if job.work.max_new_tokens == 0 {
+                finish(slot, Finish::Length, ctx);
+            }
+        }
+        Err(e) => fail(slot, &e.to_string()),
+    }
+}
+
+/// Samples every decoding slot's next token, ends the jobs that stop, and
+/// runs the others' tokens through the model: alone on the session's own
+/// path, or together in one batched step.
+fn decode_step<B: Backend>(
+    slots: &mut [Slot<B>],
+    batches: &mut HashMap<usize, BatchState<B>>,
+    ctx: &Context,
+) {
+    let tok = ctx.prompt.tokenizer();
+    let mut pushed: Vec<(usize, u32)> = Vec::new();
+    for (i, slot) in slots.iter_mut().enumerate() {
+        let Some(job) = slot.job.as_mut().filter(|j| j.decoding) else {
+            continue;
+        };
+        let id = job.sampler.sample(&mut job.logits, slot.session.cached());
+        job.ids.push(id);
+        let piece = job.stream.push(tok, id);
+        let go_on = piece.is_empty() || (job.work.sink)(JobEvent::Text(piece.to_string()));
+        let go_on = go_on && !job.stream.stopped();
+        match slot.session.after_sample(id, go_on, job.ids.len(), &job.stop) {
+            Ok(Some(f)) => finish(slot, f, ctx),
+            Ok(None) => pushed.push((i, id)),
+            Err(e) => fail(slot, &e.to_string()),
+        }
+    }
+    match pushed[..] {
+        [] => {}
+        [(i, id)] => {
+            let slot = &mut slots[i];
+            let Some(job) = slot.job.as_mut() else { return };
+            if let Err(e) = slot.session.push(id, &mut job.logits) {
+                fail(slot, &e.to_string());
+            }
+        }
+        _ => {
+            if let Err(e) = push_batch(slots, &pushed, batches) {
+                let msg = e.to_string();
+                for &(i, _) in &pushed {
+                    let _ = slots[i].session.reset();
+                    fail(&mut slots[i], &msg);
+                }
+            }
+        }
+    }
+}
+
+/// Runs `pushed` (slot, token) through the model in one batched step and
+/// hands each slot its row of logits.
+fn push_batch<B: Backend>(
+    slots: &mut [Slot<B>],
+    pushed: &[(usize, u32)],
+    batches: &mut HashMap<usize, BatchState<B>>,
+) -> Result<()> {
+    let b = pushed.len();
+    let bs = match batches.entry(b) {
+        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::hash_map::Entry::Vacant(e) => {
+            let s = &slots[pushed[0].0].session;
+            e.insert(s.model.text.new_batch(&s.be, b)?)
+        }
+    };
+    let ids: Vec<u32> = pushed.iter().map(|&(_, id)| id).collect();
+    let mut logits = Vec::new();
+    {
+        let mut sessions: Vec<&mut Session<B>> = slots
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, _)| pushed.iter().any(|&(j, _)| j == *i))
+            .map(|(_, s)| &mut s.session)
+            .collect();
+        Session::push_batch(&mut sessions, &ids, bs, &mut logits)?;
+    }
+    let vocab = logits.len() / b;
+    for (k, &(i, _)) in pushed.iter().enumerate() {
+        if let Some(job) = slots[i].job.as_mut() {
+            job.logits.clear();
+            job.logits
+                .extend_from_slice(&logits[k * vocab..(k + 1) * vocab]);
+        }
+    }
+    Ok(())
+}
+
+/// Ends the slot's job: the held-back text, then `Done`.
+fn finish<B: Backend>(slot: &mut Slot<B>, finish: Finish, ctx: &Context) {
+    let Some(mut job) = slot.job.take() else {
+        return;
+    };
+    let (text, rest) = job.stream.finish(ctx.prompt.tokenizer());
+    if !rest.is_empty() && finish != Finish::Cancelled {
+        (job.work.sink)(JobEvent::Text(rest));
+    }
+    let shown = job
+        .ids
+        .iter()
+        .filter(|i| !ctx.stop_ids.contains(i))
+        .count();
+    (job.work.sink)(JobEvent::Done(JobSummary {
+        prompt_tokens: job.work.ids.len(),
+        completion_tokens: shown,
+        finish,
+        text,
+        ids: job.ids,
+    }));
+}
+
+fn fail<B: Backend>(slot: &mut Slot<B>, msg: &str) {
+    if let Some(mut job) = slot.job.take() {
+        (job.work.sink)(JobEvent::Failed(msg.into()));
+    }
+}
