@@ -5,8 +5,10 @@
 //! - `generate --json`, `logits --out`: parity tools for outside checkers.
 //! - `bench`: text-model speed on a synthetic checkpoint; `info`: the machine
 //!   and, with `--model`, what a model's files hold.
+//! - `serve`: an OpenAI-compatible HTTP server (`serve.rs`).
 
 mod args;
+mod serve;
 
 use std::io::{BufRead, Write};
 
@@ -57,6 +59,9 @@ enum Cmd {
     /// --model the model's files (GGUF: file type, tensor types per file,
     /// architecture), shapes and whether it has a vision tower.
     Info(InfoArgs),
+    /// An OpenAI-compatible HTTP server: /v1/chat/completions (images as
+    /// data: URIs; SSE streaming), /v1/completions, /v1/models, /health.
+    Serve(Box<serve::ServeArgs>),
 }
 
 fn main() -> Result<()> {
@@ -80,6 +85,7 @@ fn main() -> Result<()> {
         Cmd::Chat(input) => chat(&input),
         Cmd::Generate { input, greedy, .. } => generate_json(&input, greedy),
         Cmd::Logits { input, out } => logits(&input, &out),
+        Cmd::Serve(a) => serve::run(&a),
     }
 }
 
