@@ -12,6 +12,7 @@ use runtime::engine::{BackendChoice, Engine, EngineOptions};
 use runtime::model::preprocess::ProcessorOverrides;
 use runtime::model::tensor::cpu::WeightFormat;
 use runtime::scheduler::{Scheduler, SchedulerOptions};
+use server::generator::Renamed;
 use server::{ImageLimits, Limits, ServerConfig};
 
 #[derive(clap::Args, Clone, Debug)]
@@ -23,6 +24,10 @@ pub struct ServeArgs {
     /// The mmproj GGUF (vision tower + connector) of a GGUF --model.
     #[arg(long, value_name = "FILE")]
     pub mmproj: Option<PathBuf>,
+    /// The name /v1/models lists and replies carry (default: a hub id as
+    /// given, else the model's folder or GGUF file name).
+    #[arg(long, value_name = "NAME")]
+    pub served_model_name: Option<String>,
     /// Address to listen on (0.0.0.0 for every interface).
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
@@ -149,6 +154,12 @@ pub fn run(a: &ServeArgs) -> Result<()> {
         .build()
         .context("starting the async runtime")?;
     let model = a.model.clone();
+    // A hub model loads from a snapshot folder named by its commit: serve it
+    // under the id it was asked for.
+    let name = a
+        .served_model_name
+        .clone()
+        .or_else(|| (!std::path::Path::new(&a.model).exists()).then(|| a.model.clone()));
     let result = rt.block_on(async move {
         let listener = server::bind(&a.host, a.port).await?;
         let addr = listener.local_addr().context("reading the bound address")?;
@@ -164,7 +175,12 @@ pub fn run(a: &ServeArgs) -> Result<()> {
                 sched_opts.parallel,
                 sched_opts.queue
             );
-            Scheduler::start(engine, sched_opts)
+            let scheduler = Scheduler::start(engine, sched_opts)?;
+            let name = name.unwrap_or_else(|| scheduler.model_name().to_string());
+            Ok(Renamed {
+                inner: scheduler,
+                name,
+            })
         };
         server::serve(listener, config, load, server::shutdown_signal()).await?;
         anyhow::Ok(())

@@ -440,7 +440,10 @@ fn serve_refuses_bad_requests_with_openai_errors_and_stays_up() -> Result<()> {
 
 #[test]
 fn serve_requires_the_api_key_when_given_one() -> Result<()> {
-    let s = Serve::start("key", &["--api-key", "k-123"])?;
+    let s = Serve::start(
+        "key",
+        &["--api-key", "k-123", "--served-model-name", "tiny"],
+    )?;
     let body =
         json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}).to_string();
     let r = s.post("/v1/chat/completions", &body, None);
@@ -450,6 +453,9 @@ fn serve_requires_the_api_key_when_given_one() -> Result<()> {
     s.get("/v1/models", None).error(401)?;
     let r = s.post("/v1/chat/completions", &body, Some("k-123"));
     ensure!(r.status == 200, "{}", r.body);
+    ensure!(r.json()?["model"] == "tiny", "{}", r.body);
+    let models = s.get("/v1/models", Some("k-123")).json()?;
+    ensure!(models["data"][0]["id"] == "tiny", "{models}");
     ensure!(s.get("/health", None).status == 200);
     Ok(())
 }

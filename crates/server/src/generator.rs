@@ -36,3 +36,28 @@ impl Generator for Scheduler {
         Scheduler::shutdown(self)
     }
 }
+
+/// A generator served under another name (`lfm2vl serve
+/// --served-model-name`, or a hub id instead of its snapshot folder's name).
+pub struct Renamed<G> {
+    pub inner: G,
+    pub name: String,
+}
+
+impl<G: Generator> Generator for Renamed<G> {
+    fn submit(&self, job: Job, sink: Sink) -> Result<(), SubmitError> {
+        self.inner.submit(job, sink)
+    }
+    fn max_len(&self) -> usize {
+        self.inner.max_len()
+    }
+    fn has_vision(&self) -> bool {
+        self.inner.has_vision()
+    }
+    fn model_name(&self) -> &str {
+        &self.name
+    }
+    fn shutdown(&self) {
+        self.inner.shutdown()
+    }
+}

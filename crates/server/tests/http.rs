@@ -334,3 +334,25 @@ fn shutdown_ends_streams_and_stops_the_generator() {
     assert!(rest.contains("shutting_down"), "{rest}");
     assert!(rest.contains("data: [DONE]"), "{rest}");
 }
+
+#[test]
+fn a_client_that_hangs_up_before_a_whole_reply_cancels_its_job() {
+    let s = TestServer::start(config(), Duration::ZERO);
+    let addr = s.base.trim_start_matches("http://");
+    let body = chat_body("SLOW", json!({}));
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        c,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    wait_until("the job started", || {
+        s.seen.jobs.load(Ordering::SeqCst) == 1
+    });
+    drop(c);
+    wait_until("the job was cancelled", || {
+        s.seen.cancelled.load(Ordering::SeqCst)
+    });
+}
