@@ -356,3 +356,67 @@ fn a_client_that_hangs_up_before_a_whole_reply_cancels_its_job() {
         s.seen.cancelled.load(Ordering::SeqCst)
     });
 }
+
+/// Serves `body` once per connection on a loopback port, as an HTTP/1.0 200.
+fn one_file_server(body: Vec<u8>) -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { return };
+            let mut buf = [0u8; 4096];
+            let _ = c.read(&mut buf);
+            let _ = write!(
+                c,
+                "HTTP/1.0 200 OK\r\nContent-Type: image/png\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            let _ = c.write_all(&body);
+        }
+    });
+    format!("http://{addr}/image.png")
+}
+
+#[test]
+fn remote_images_are_fetched_only_when_allowed_and_within_the_byte_limit() {
+    let mut png = std::io::Cursor::new(Vec::new());
+    runtime::model::preprocess::image::RgbImage::new(16, 8)
+        .write_to(
+            &mut png,
+            runtime::model::preprocess::image::ImageFormat::Png,
+        )
+        .unwrap();
+    let png = png.into_inner();
+    let url = one_file_server(png.clone());
+    let body = json!({"messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": "hi"}]}]})
+    .to_string();
+
+    let s = TestServer::start(config(), Duration::ZERO);
+    let chat = format!("{}/v1/chat/completions", s.base);
+    let r = post(&chat, &body);
+    assert!(
+        r.error(400)["message"]
+            .as_str()
+            .unwrap()
+            .contains("--allow-remote-images")
+    );
+
+    let mut cfg = config();
+    cfg.limits.image.allow_remote = true;
+    let s = TestServer::start(cfg.clone(), Duration::ZERO);
+    let chat = format!("{}/v1/chat/completions", s.base);
+    let r = post(&chat, &body);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(s.seen.images.load(Ordering::SeqCst), 1);
+
+    cfg.limits.image.max_bytes = png.len() as u64 - 1;
+    let s = TestServer::start(cfg, Duration::ZERO);
+    let r = post(&format!("{}/v1/chat/completions", s.base), &body);
+    let e = r.error(400);
+    assert_eq!(e["code"], "invalid_image");
+    assert!(
+        e["message"].as_str().unwrap().contains("over the limit"),
+        "{e}"
+    );
+}
