@@ -262,6 +262,12 @@ pub struct BenchArgs {
     /// ggml's q8_0, q4_0, q4_k, q6_k blocks quantized at load (also on wgpu).
     #[arg(long, default_value = "native")]
     weights: String,
+    /// Concurrent streams through the scheduler `serve` runs (batched
+    /// decode), e.g. 1,2,4,8: per count the aggregate decode tok/s and the
+    /// time to first token, instead of the single-stream figures. --prompt
+    /// and --generate are per stream.
+    #[arg(long, value_delimiter = ',')]
+    streams: Vec<usize>,
 }
 
 fn weight_format(s: &str) -> Result<WeightFormat> {
@@ -301,6 +307,9 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             .unwrap_or_else(|| std::env::temp_dir().join("lfm2vl-synthetic")),
         image: !a.no_image,
     };
+    if !a.streams.is_empty() {
+        return streams(&opts, &a.streams, a.json);
+    }
     let r = runtime::bench::bench(&opts)?;
     let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_secs_f64() * 1e3);
     let ops = |v: &[runtime::model::tensor::cpu::profile::OpTime]| {
@@ -409,6 +418,55 @@ pub fn bench(a: BenchArgs) -> Result<()> {
                 o["pct"].as_f64().unwrap_or(0.0)
             );
         }
+    }
+    Ok(())
+}
+
+/// `bench --streams`: one line (or JSON object) per stream count.
+fn streams(opts: &runtime::bench::BenchOptions, counts: &[usize], json: bool) -> Result<()> {
+    let rows = runtime::bench_streams::bench_streams(opts, counts)?;
+    let one = rows
+        .iter()
+        .find(|r| r.streams == 1)
+        .map(|r| r.aggregate_tok_s);
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    if json {
+        let v: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "streams": r.streams, "tokens": r.tokens,
+                    "aggregate_tok_s": r.aggregate_tok_s,
+                    "per_stream_tok_s": r.per_stream_tok_s,
+                    "vs_one_stream": one.map(|o| r.aggregate_tok_s / o),
+                    "ttft_mean_ms": ms(r.ttft_mean), "ttft_max_ms": ms(r.ttft_max),
+                    "wall_s": r.wall.as_secs_f64(),
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({ "prompt": opts.prompt, "generate": opts.generate, "rows": v })
+        );
+        return Ok(());
+    }
+    println!(
+        "streams  aggregate tok/s  vs 1 stream  per-stream tok/s  ttft mean / max (ms)  (prompt {}, generate {} per stream)",
+        opts.prompt, opts.generate
+    );
+    for r in &rows {
+        let vs = one.map_or("-".to_string(), |o| {
+            format!("{:.2}x", r.aggregate_tok_s / o)
+        });
+        println!(
+            "{:>7}  {:>15.1}  {:>11}  {:>16.1}  {:>9.1} / {:.1}",
+            r.streams,
+            r.aggregate_tok_s,
+            vs,
+            r.per_stream_tok_s,
+            ms(r.ttft_mean),
+            ms(r.ttft_max)
+        );
     }
     Ok(())
 }

@@ -129,32 +129,38 @@ fn median(mut v: Vec<Duration>) -> Duration {
 /// Deterministic token ids spread over the upper half of the vocabulary
 /// (at most its first 1024 ids skipped: never a special token such as
 /// `<image>`).
-fn tokens(n: usize, vocab: usize, salt: usize) -> Vec<u32> {
+pub(crate) fn tokens(n: usize, vocab: usize, salt: usize) -> Vec<u32> {
     let lo = 1024.min(vocab / 2);
     (0..n)
         .map(|i| ((i * 7919 + salt * 104_729 + 1017) % (vocab - lo) + lo) as u32)
         .collect()
 }
 
+/// The model `o` names and its name: `o.source`, or the synthetic
+/// checkpoint written to (or reused from) `o.dir`.
+pub(crate) fn model_source(o: &BenchOptions) -> Result<(ModelSource, String)> {
+    if let Some(src) = &o.source {
+        return Ok((src.clone(), src.path().display().to_string()));
+    }
+    let dir = o.dir.join(o.model.name());
+    let reuse = std::fs::read(dir.join("config.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .is_some_and(|v| v == o.model.config())
+        && dir.join("model.safetensors").is_file()
+        && dir.join("processor_config.json").is_file();
+    if !reuse {
+        tracing::info!(dir = %dir.display(), "writing synthetic checkpoint");
+        o.model.write(&dir)?;
+    }
+    Ok((ModelSource::Dir(dir), o.model.name().to_string()))
+}
+
 /// Times the model `o` names (the synthetic one written to, or reused
 /// from, `o.dir`, or `o.source`).
 pub fn bench(o: &BenchOptions) -> Result<BenchReport> {
-    let (files, name) = match &o.source {
-        Some(src) => (ModelFiles::open(src)?, src.path().display().to_string()),
-        None => {
-            let dir = o.dir.join(o.model.name());
-            let reuse = std::fs::read(dir.join("config.json"))
-                .ok()
-                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-                .is_some_and(|v| v == o.model.config())
-                && dir.join("model.safetensors").is_file();
-            if !reuse {
-                tracing::info!(dir = %dir.display(), "writing synthetic checkpoint");
-                o.model.write(&dir)?;
-            }
-            (ModelFiles::Dir(dir), o.model.name().to_string())
-        }
-    };
+    let (source, name) = model_source(o)?;
+    let files = ModelFiles::open(&source)?;
     let dir = &files;
     match o.backend {
         BackendChoice::Cpu | BackendChoice::Auto => {

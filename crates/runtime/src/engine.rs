@@ -32,9 +32,9 @@ use tensor::cpu::{CpuBackend, CpuOptions, WeightFormat};
 
 use crate::error::{Result, RuntimeError};
 use crate::files::ModelFiles;
+use crate::prompter::Prompter;
 use crate::sampling::SamplingConfig;
 use crate::session::{Event, Generation, Session, StopConfig};
-use crate::prompter::Prompter;
 use crate::source::ModelSource;
 use crate::stream::TextStream;
 

@@ -27,6 +27,8 @@ pub enum RuntimeError {
     NoVisionTower { model: String, hint: String },
     #[error("the cached prefix ends inside an image's tokens; reset the session")]
     PrefixSplitsImage,
+    #[error("benchmark: {0}")]
+    Bench(String),
     #[error("no prompt to prefill (Session::start takes one)")]
     NothingToPrefill,
     #[error("unknown synthetic model {0:?} (use 350m/450m or 1.2b/1.6b)")]

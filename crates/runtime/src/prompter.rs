@@ -67,6 +67,11 @@ impl Prompter {
             .tokenizer()
             .encode(text)
             .map_err(model::ModelError::from)?;
+        self.check_ids(&ids).map(<[u32]>::to_vec)
+    }
+
+    /// `ids` as a prompt: not empty, within the context.
+    pub fn check_ids<'a>(&self, ids: &'a [u32]) -> Result<&'a [u32]> {
         if ids.is_empty() {
             return Err(model::ModelError::EmptyPrompt.into());
         }

@@ -1,7 +1,9 @@
 //! Synthetic checkpoints with the real LFM2-VL shapes and random bf16
 //! weights (text tower, SigLIP2 tower, projector), written as a Hugging Face
-//! folder (`config.json` + `model.safetensors`) so that benchmarks load
-//! them through the same code as a real model.
+//! folder (`config.json` + `model.safetensors`, and a word-level tokenizer
+//! with LFM2-VL's special tokens at their ids plus its chat template) so
+//! that benchmarks load them through the same code as a real model, the
+//! engine and the server included.
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -185,8 +187,90 @@ impl Synthetic {
             path: path.clone(),
             source,
         })?;
+        write_prompt_files(dir, v)?;
         Ok(dir.to_path_buf())
     }
+}
+
+/// LFM2-VL's chat template (spec §7).
+const CHAT_TEMPLATE: &str = "{{bos_token}}{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n'}}{% if message['content'] is string %}{{ message['content'] }}{% else %}{% for content in message['content'] %}{% if content['type'] == 'image' %}{{ '<image>' }}{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}{% endfor %}{% endif %}{{'<|im_end|>\\n'}}{% endfor %}{% if add_generation_prompt %}{{'<|im_start|>assistant\\n' }}{% endif %}";
+
+/// A word-level tokenizer over `vocab` ids: LFM2-VL's special tokens at
+/// their ids (spec §6.6), `w<id>` for every other id; whitespace splits
+/// words, and decoding joins them with spaces. Plus `tokenizer_config.json`
+/// and the chat template, and the image processor's settings.
+fn write_prompt_files(dir: &Path, vocab: usize) -> Result<()> {
+    let mut special: Vec<(u32, String)> = vec![
+        (0, "<|pad|>".into()),
+        (1, "<|startoftext|>".into()),
+        (2, "<|endoftext|>".into()),
+        (6, "<|im_start|>".into()),
+        (7, "<|im_end|>".into()),
+        (396, "<image>".into()),
+        (497, "<|img_thumbnail|>".into()),
+        (498, "<|image_start|>".into()),
+        (499, "<|image_end|>".into()),
+    ];
+    for r in 1..=10u32 {
+        for c in 1..=10u32 {
+            special.push((
+                397 + 10 * (r - 1) + (c - 1),
+                format!("<|img_row_{r}_col_{c}|>"),
+            ));
+        }
+    }
+    let mut words = serde_json::Map::new();
+    for id in 0..vocab as u32 {
+        let word = special
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map_or_else(|| format!("w{id}"), |(_, s)| s.clone());
+        words.insert(word, json!(id));
+    }
+    let added: Vec<Value> = special
+        .iter()
+        .map(|(id, s)| {
+            json!({"id": id, "content": s, "single_word": false, "lstrip": false,
+                   "rstrip": false, "normalized": false, "special": true})
+        })
+        .collect();
+    let tokenizer = json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": added,
+        "normalizer": null, "pre_tokenizer": {"type": "WhitespaceSplit"},
+        "post_processor": null, "decoder": null,
+        "model": {"type": "WordLevel", "vocab": words, "unk_token": "<|pad|>"},
+    });
+    let config = json!({
+        "bos_token": "<|startoftext|>", "eos_token": "<|im_end|>",
+        "pad_token": "<|pad|>", "image_token": "<image>",
+    });
+    // LFM2-VL's published image processor settings (the defaults).
+    let processor = json!({"processor_class": "Lfm2VlProcessor", "image_processor": {
+        "do_image_splitting": true, "min_tiles": 2, "max_tiles": 10, "use_thumbnail": true,
+        "min_image_tokens": 64, "max_image_tokens": 256, "encoder_patch_size": 16,
+        "tile_size": 512, "max_pixels_tolerance": 2.0, "downsample_factor": 2,
+        "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5],
+        "rescale_factor": 1.0 / 255.0, "do_rescale": true, "do_normalize": true, "resample": 2,
+    }});
+    for (name, bytes) in [
+        (
+            "tokenizer.json",
+            serde_json::to_vec(&tokenizer).unwrap_or_default(),
+        ),
+        (
+            "tokenizer_config.json",
+            serde_json::to_vec_pretty(&config).unwrap_or_default(),
+        ),
+        ("chat_template.jinja", CHAT_TEMPLATE.as_bytes().to_vec()),
+        (
+            "processor_config.json",
+            serde_json::to_vec_pretty(&processor).unwrap_or_default(),
+        ),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).map_err(|source| RuntimeError::Io { path, source })?;
+    }
+    Ok(())
 }
 
 /// Writes bf16 tensors with values from a seeded generator: `scale > 0` is

@@ -98,7 +98,8 @@ impl<B: Backend> TextModel<B> {
             } = bs;
             self.embed(be, ids, x)?;
             for (i, layer) in self.layers.iter().enumerate() {
-                let mut caches: Vec<_> = states.iter_mut().map(|st| &mut st.seq.caches[i]).collect();
+                let mut caches: Vec<_> =
+                    states.iter_mut().map(|st| &mut st.seq.caches[i]).collect();
                 layer.forward_batch(be, (&mut *x, &mut *u), &pos, &mut caches, (s, row), i > 0)?;
             }
             if !self.layers.is_empty() {

@@ -70,6 +70,8 @@ pub enum JobInput {
     },
     /// A raw prompt, tokenized as is (no template, no BOS added).
     Text(String),
+    /// Token ids, as they are (no image features: no `<image>` ids).
+    Ids(Vec<u32>),
 }
 
 #[derive(Clone, Debug)]
@@ -79,6 +81,21 @@ pub struct Job {
     pub max_new_tokens: usize,
     /// Text that ends generation (cut from the output with what follows).
     pub stop_strings: Vec<String>,
+    /// Generate `max_new_tokens` whatever comes (EOS included): for benchmarks.
+    pub ignore_eos: bool,
+}
+
+impl Job {
+    /// Greedy, 256 new tokens at most, no stop strings.
+    pub fn new(input: JobInput) -> Self {
+        Job {
+            input,
+            sampling: SamplingConfig::default(),
+            max_new_tokens: 256,
+            stop_strings: Vec::new(),
+            ignore_eos: false,
+        }
+    }
 }
 
 /// What a job's [`Sink`] receives, in order: `Prefilled`, `Text`s, then
@@ -133,13 +150,14 @@ struct Work {
     sampling: SamplingConfig,
     max_new_tokens: usize,
     stop_strings: Vec<String>,
+    ignore_eos: bool,
     sink: Sink,
 }
 
 struct Shared {
     prompter: Prompter,
     model_name: String,
-    tx: Mutex<Option<SyncSender<Work>>>,
+    tx: Mutex<Option<SyncSender<Box<Work>>>>,
     worker: Mutex<Option<JoinHandle<()>>>,
     stopping: Arc<AtomicBool>,
 }
@@ -212,6 +230,10 @@ impl Scheduler {
                 (ids, (pre.num_crops() > 0).then_some(pre))
             }
             JobInput::Text(text) => (p.encode_text(text).map_err(SubmitError::Invalid)?, None),
+            JobInput::Ids(ids) => (
+                p.check_ids(ids).map_err(SubmitError::Invalid)?.to_vec(),
+                None,
+            ),
         };
         if pre.is_none()
             && let Some(img) = p.prompt.image_token_id().ok()
@@ -222,14 +244,15 @@ impl Scheduler {
                 slots: ids.iter().filter(|&&i| i == img).count(),
             }));
         }
-        let work = Work {
+        let work = Box::new(Work {
             ids,
             pre,
             sampling: job.sampling,
             max_new_tokens: job.max_new_tokens,
             stop_strings: job.stop_strings,
+            ignore_eos: job.ignore_eos,
             sink,
-        };
+        });
         let tx = self.shared.tx.lock().unwrap_or_else(|e| e.into_inner());
         match tx.as_ref().map(|tx| tx.try_send(work)) {
             Some(Ok(())) => Ok(()),

@@ -38,7 +38,7 @@ pub(super) fn slots<B: Backend + Clone>(first: Session<B>, n: usize) -> Result<V
 
 /// A job in a slot.
 struct Active {
-    work: Work,
+    work: Box<Work>,
     /// Admission order: the oldest prompt prefills first.
     order: u64,
     sampler: Sampler,
@@ -55,7 +55,7 @@ struct Slot<B: Backend> {
     job: Option<Active>,
 }
 
-pub(super) fn run<B: Backend>(sessions: Vec<Session<B>>, rx: Receiver<Work>, ctx: Context) {
+pub(super) fn run<B: Backend>(sessions: Vec<Session<B>>, rx: Receiver<Box<Work>>, ctx: Context) {
     let mut slots: Vec<Slot<B>> = sessions
         .into_iter()
         .map(|session| Slot { session, job: None })
@@ -107,7 +107,7 @@ pub(super) fn run<B: Backend>(sessions: Vec<Session<B>>, rx: Receiver<Work>, ctx
 
 /// Starts `work` in the free slot whose cache shares the longest prefix
 /// with its prompt.
-fn admit<B: Backend>(slots: &mut [Slot<B>], mut work: Work, order: u64, ctx: &Context) {
+fn admit<B: Backend>(slots: &mut [Slot<B>], mut work: Box<Work>, order: u64, ctx: &Context) {
     let common = |s: &Session<B>| {
         s.cached()
             .iter()
@@ -136,7 +136,11 @@ fn admit<B: Backend>(slots: &mut [Slot<B>], mut work: Work, order: u64, ctx: &Co
         stream: TextStream::new(&ctx.stop_ids, &work.stop_strings),
         stop: StopConfig {
             max_new_tokens: work.max_new_tokens,
-            stop_ids: ctx.stop_ids.clone(),
+            stop_ids: if work.ignore_eos {
+                Vec::new()
+            } else {
+                ctx.stop_ids.clone()
+            },
         },
         ids: Vec::new(),
         logits: Vec::new(),
@@ -192,7 +196,10 @@ fn decode_step<B: Backend>(
         let piece = job.stream.push(tok, id);
         let go_on = piece.is_empty() || (job.work.sink)(JobEvent::Text(piece.to_string()));
         let go_on = go_on && !job.stream.stopped();
-        match slot.session.after_sample(id, go_on, job.ids.len(), &job.stop) {
+        match slot
+            .session
+            .after_sample(id, go_on, job.ids.len(), &job.stop)
+        {
             Ok(Some(f)) => finish(slot, f, ctx),
             Ok(None) => pushed.push((i, id)),
             Err(e) => fail(slot, &e.to_string()),
@@ -265,11 +272,7 @@ fn finish<B: Backend>(slot: &mut Slot<B>, finish: Finish, ctx: &Context) {
     if !rest.is_empty() && finish != Finish::Cancelled {
         (job.work.sink)(JobEvent::Text(rest));
     }
-    let shown = job
-        .ids
-        .iter()
-        .filter(|i| !ctx.stop_ids.contains(i))
-        .count();
+    let shown = job.ids.iter().filter(|i| !ctx.stop_ids.contains(i)).count();
     (job.work.sink)(JobEvent::Done(JobSummary {
         prompt_tokens: job.work.ids.len(),
         completion_tokens: shown,

@@ -26,11 +26,16 @@ use half::{bf16, f16};
 use rayon::prelude::*;
 
 use self::gemm::Gemm;
-use self::gemv::Gemv;
+use self::gemv::{Gemv, GemvRows};
 use self::panels::PanelLayout;
 use crate::cpu::dispatch::{Avx512Bf16, IsaToken, SimdOp};
 use crate::cpu::simd::Simd;
 use crate::dtype::Element;
+
+/// Rows of `x` up to which a matmul runs as [`GemvRows`] (weights streamed
+/// once, each row as its own GEMV would sum it: a batched decode step gives
+/// each sequence exactly its one-row result) rather than the blocked GEMM.
+pub const GEMV_ROWS: usize = 8;
 
 /// Borrowed weight panels of one matmul (see [`panels`]), in any supported dtype.
 #[derive(Clone, Copy, Debug)]
@@ -341,6 +346,19 @@ impl<S: Simd, E: Element> Kernels for Generic<'_, S, E> {
     fn gemm(&self, x: &[f32], m: usize, (j0, j1): (usize, usize), y: &mut [f32], ldy: usize) {
         let (w, cols) = self.part(j0, j1);
         let (n, k) = (j1 - j0, self.k);
+        if m <= GEMV_ROWS {
+            self.s.vectorize(GemvRows {
+                x,
+                m,
+                w,
+                cols,
+                y,
+                ldy,
+                n,
+                k,
+            });
+            return;
+        }
         self.s.vectorize(Gemm {
             x,
             w,

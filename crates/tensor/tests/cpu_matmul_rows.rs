@@ -1,0 +1,119 @@
+//! A matmul of a few rows of `x` (up to `matmul::GEMV_ROWS`: the decode
+//! step of a batch of sequences) gives every row bit for bit what a GEMV of
+//! that row alone gives, on every tier, panel dtype, epilogue and thread
+//! count: batching sequences must not change any sequence's tokens. The
+//! values themselves are `cpu_matmul.rs`'s business (the reference).
+
+mod common;
+
+use common::pool;
+use half::{bf16, f16};
+use tensor::DType;
+use tensor::cpu::matmul::{self, MatmulArgs, WeightRef, panels, quant};
+use tensor::cpu::{Isa, IsaToken};
+use tensor::dtype::Element;
+use tensor::testing::{expected_isas_present, rng::Rng};
+
+/// `y[m, n]` of `x[m, k]` against `wf` `[n, k]` packed as `dtype` panels.
+fn product(
+    tok: IsaToken,
+    pool: Option<&rayon::ThreadPool>,
+    dtype: DType,
+    (x, wf, bias): (&[f32], &[f32], Option<&[f32]>),
+    (m, n, k): (usize, usize, usize),
+) -> Vec<f32> {
+    let layout = matmul::geometry(tok).panels();
+    let mut y = vec![f32::NAN; m * n];
+    let go = |w: WeightRef<'_>, y: &mut [f32]| {
+        let args = MatmulArgs {
+            x,
+            w,
+            bias,
+            m,
+            n,
+            k,
+        };
+        matmul::matmul(tok, pool, &args, y);
+    };
+    fn pack<E: Element>(wf: &[f32], n: usize, k: usize, l: panels::PanelLayout) -> Vec<E> {
+        let w: Vec<E> = wf.iter().map(|&v| E::from_f32(v)).collect();
+        panels::pack(&w, n, k, l)
+    }
+    match dtype {
+        DType::F32 => go(WeightRef::F32(&pack::<f32>(wf, n, k, layout)), &mut y),
+        DType::BF16 => go(WeightRef::BF16(&pack::<bf16>(wf, n, k, layout)), &mut y),
+        DType::F16 => go(WeightRef::F16(&pack::<f16>(wf, n, k, layout)), &mut y),
+        DType::I8 => {
+            let rows = quant::quantize_rows(wf, n, k).expect("finite weights");
+            let q = panels::pack(&rows.q, n, k, layout);
+            go(
+                WeightRef::I8 {
+                    q: &q,
+                    scale: &rows.scale,
+                },
+                &mut y,
+            )
+        }
+        other => unreachable!("{other:?}"),
+    }
+    y
+}
+
+fn rows_equal_their_gemv(isa: Isa) -> usize {
+    let tok = IsaToken::new(isa).expect("caller checked availability");
+    let nr = matmul::geometry(tok).nr;
+    let pools: Vec<_> = [1, 2].into_iter().map(pool).collect();
+    let mut cases = 0;
+    for dtype in [DType::F32, DType::BF16, DType::F16, DType::I8] {
+        for &n in &[1, nr - 1, nr, nr + 1, 3 * nr + 5, 600] {
+            for &k in &[1, 2, 3, 64, 129] {
+                for m in 2..=matmul::GEMV_ROWS {
+                    for (bias_on, p) in [(false, 0), (true, 1)] {
+                        let what = format!("{isa} {dtype:?} m={m} n={n} k={k} bias={bias_on}");
+                        let mut rng = Rng::for_case("matmul_rows", &what);
+                        let x = rng.vec(m * k, 1.0);
+                        let wf = rng.vec(n * k, 0.5);
+                        let bias = bias_on.then(|| rng.vec(n, 0.5));
+                        let pool = pools[p].as_ref();
+                        let b = bias.as_deref();
+                        let all = product(tok, pool, dtype, (&x, &wf, b), (m, n, k));
+                        for i in 0..m {
+                            let row = &x[i * k..(i + 1) * k];
+                            let one = product(tok, pool, dtype, (row, &wf, b), (1, n, k));
+                            let got = &all[i * n..(i + 1) * n];
+                            let same = got
+                                .iter()
+                                .zip(&one)
+                                .all(|(a, b)| a.to_bits() == b.to_bits());
+                            assert!(same, "{what}: row {i} differs from its GEMV");
+                        }
+                        cases += 1;
+                    }
+                }
+            }
+        }
+    }
+    cases
+}
+
+macro_rules! isa_tests {
+    ($($name:ident => $isa:expr;)*) => {$(
+        #[test]
+        fn $name() {
+            expected_isas_present();
+            if !$isa.is_available() {
+                println!("skip: {} not available on this host", $isa);
+                return;
+            }
+            let cases = rows_equal_their_gemv($isa);
+            println!("MATMUL_ROWS {}: {cases} cases bit-identical to one-row GEMVs", $isa);
+        }
+    )*};
+}
+
+isa_tests! {
+    matmul_rows_scalar => Isa::Scalar;
+    matmul_rows_avx2 => Isa::Avx2;
+    matmul_rows_avx512 => Isa::Avx512;
+    matmul_rows_neon => Isa::Neon;
+}
