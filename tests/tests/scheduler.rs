@@ -111,7 +111,10 @@ fn batched_vs_alone(cases: &[Case]) -> Result<()> {
     // row's sums in its one-row GEMV's order (`cpu_matmul_rows.rs`), and
     // every other op row by row: batching changes no bit of any sequence's
     // logits (a blocked GEMM here measured 2.4e-6 / 2.9e-6).
-    ensure!(worst == 0.0, "batched decode differs from decoding alone: {worst:.2e}");
+    ensure!(
+        worst == 0.0,
+        "batched decode differs from decoding alone: {worst:.2e}"
+    );
     // The positions advanced together.
     for (s, t) in solo.iter().zip(&batch) {
         ensure!(s.cached() == t.cached(), "token records differ");

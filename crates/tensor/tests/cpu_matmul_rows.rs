@@ -66,7 +66,8 @@ fn rows_equal_their_gemv(isa: Isa) -> usize {
     let mut cases = 0;
     for dtype in [DType::F32, DType::BF16, DType::F16, DType::I8] {
         for &n in &[1, nr - 1, nr, nr + 1, 3 * nr + 5, 600] {
-            for &k in &[1, 2, 3, 64, 129] {
+            // Past one slice of the panel (`gemv.rs`: ~8 KiB) for every dtype.
+            for &k in &[1, 2, 3, 64, 129, 515, 1031] {
                 for m in 2..=matmul::GEMV_ROWS {
                     for (bias_on, p) in [(false, 0), (true, 1)] {
                         let what = format!("{isa} {dtype:?} m={m} n={n} k={k} bias={bias_on}");
