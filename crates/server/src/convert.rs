@@ -38,6 +38,8 @@ pub struct Settings {
     pub stream: bool,
     /// `stream_options.include_usage`: a last chunk with the usage.
     pub include_usage: bool,
+    /// `ignore_eos` (extension): `max_tokens` are generated whatever comes.
+    pub ignore_eos: bool,
 }
 
 /// An image part still to be loaded.
@@ -316,6 +318,7 @@ pub fn settings(p: &Params, endpoint: Endpoint, limits: &Limits) -> Result<Setti
                 .as_ref()
                 .and_then(|o| o.include_usage)
                 .unwrap_or(false),
+        ignore_eos: p.ignore_eos.unwrap_or(false),
     })
 }
 

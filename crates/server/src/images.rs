@@ -132,6 +132,7 @@ pub fn load(url: &str, label: &str, limits: &ImageLimits) -> Result<RgbImage, Im
     let bytes = image_bytes(url, limits)?;
     let decode = DecodeLimits {
         max_pixels: limits.max_pixels,
+        ..DecodeLimits::default()
     };
     Ok(decode_image(&bytes, label, &decode)?)
 }

@@ -49,6 +49,9 @@ pub struct Params {
     pub top_k: Option<u64>,
     pub min_p: Option<f32>,
     pub repetition_penalty: Option<f32>,
+    /// Extension (llama.cpp's): generate `max_tokens` whatever comes, EOS
+    /// included (benchmarks).
+    pub ignore_eos: Option<bool>,
     pub frequency_penalty: Option<f32>,
     pub presence_penalty: Option<f32>,
     pub seed: Option<i64>,

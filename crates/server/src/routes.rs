@@ -115,7 +115,7 @@ async fn run(
             sampling: job_settings.sampling,
             max_new_tokens: job_settings.max_new_tokens,
             stop_strings: job_settings.stop_strings,
-            ignore_eos: false,
+            ignore_eos: job_settings.ignore_eos,
         };
         model.submit(job, sink).map_err(submit_error)
     })

@@ -2,9 +2,11 @@
 //!
 //! Formats: JPEG, PNG, WebP, GIF (first frame), BMP, TIFF, detected from the
 //! content (not the file name). Before any pixel is decoded, the header's
-//! size is checked: zero-size images and images over
+//! size is checked: zero-size images, images over
 //! [`DecodeLimits::max_pixels`] (default [`DEFAULT_MAX_PIXELS`] = 8192² ≈ 67 Mpx)
-//! are refused. EXIF orientation is applied (as transformers' `load_image`
+//! and images longer than [`DecodeLimits::max_aspect`] times their width
+//! (or wider; default [`DEFAULT_MAX_ASPECT`] = 200, Qwen2-VL's processor's
+//! bound: a 100000×1 strip is not a picture) are refused. EXIF orientation is applied (as transformers' `load_image`
 //! does with `ImageOps.exif_transpose`).
 //!
 //! Conversion rule to 8-bit RGB ([`to_rgb8`]):
@@ -28,17 +30,23 @@ use super::error::{PreprocessError, Result};
 /// Default pixel limit: 8192 × 8192.
 pub const DEFAULT_MAX_PIXELS: u64 = 1 << 26;
 
+/// Default aspect-ratio limit: the long side at most 200 times the short.
+pub const DEFAULT_MAX_ASPECT: u32 = 200;
+
 /// Limits checked against the image header before decoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DecodeLimits {
     /// Largest accepted `width · height`.
     pub max_pixels: u64,
+    /// Largest accepted `max(w, h) / min(w, h)`.
+    pub max_aspect: u32,
 }
 
 impl Default for DecodeLimits {
     fn default() -> Self {
         DecodeLimits {
             max_pixels: DEFAULT_MAX_PIXELS,
+            max_aspect: DEFAULT_MAX_ASPECT,
         }
     }
 }
@@ -97,6 +105,15 @@ fn decode_reader<R: BufRead + Seek>(
             height,
             pixels,
             limit: limits.max_pixels,
+        });
+    }
+    let (long, short) = (width.max(height), width.min(height));
+    if u64::from(long) > u64::from(short) * u64::from(limits.max_aspect) {
+        return Err(PreprocessError::AspectRatio {
+            image: label.to_string(),
+            width,
+            height,
+            limit: limits.max_aspect,
         });
     }
     // A broken EXIF block must not make a readable image unreadable.

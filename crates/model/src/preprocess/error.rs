@@ -59,6 +59,14 @@ pub enum PreprocessError {
         pixels: u64,
         limit: u64,
     },
+    /// One side is over `limit` times the other; nothing was decoded.
+    #[error("image {image} is {width}x{height}: one side is over {limit} times the other")]
+    AspectRatio {
+        image: String,
+        width: u32,
+        height: u32,
+        limit: u32,
+    },
     /// A crop has more patches than `pixel_values` has rows (only reachable
     /// with extreme aspect ratios or a caller-lowered `max_num_patches`).
     #[error(
