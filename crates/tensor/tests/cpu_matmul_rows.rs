@@ -1,14 +1,16 @@
 //! A matmul of a few rows of `x` (up to `matmul::GEMV_ROWS`: the decode
 //! step of a batch of sequences) gives every row bit for bit what a GEMV of
-//! that row alone gives, on every tier, panel dtype, epilogue and thread
-//! count: batching sequences must not change any sequence's tokens. The
-//! values themselves are `cpu_matmul.rs`'s business (the reference).
+//! that row alone gives, on every tier, panel dtype, block format (row-major
+//! and interleaved), epilogue and thread count: batching sequences must not
+//! change any sequence's tokens. The values themselves are
+//! `cpu_matmul.rs`'s and `cpu_qmatmul.rs`'s business (the references).
 
 mod common;
 
 use common::pool;
 use half::{bf16, f16};
 use tensor::DType;
+use tensor::cpu::matmul::qblock::BlockData;
 use tensor::cpu::matmul::{self, MatmulArgs, WeightRef, panels, quant};
 use tensor::cpu::{Isa, IsaToken};
 use tensor::dtype::Element;
@@ -97,6 +99,60 @@ fn rows_equal_their_gemv(isa: Isa) -> usize {
     cases
 }
 
+/// The same for block weights: every format, row-major and (n a multiple
+/// of 8) interleaved by eight as the x86 tiers hold them.
+fn block_rows_equal_their_gemv(isa: Isa) -> usize {
+    let tok = IsaToken::new(isa).expect("caller checked availability");
+    let pools: Vec<_> = [1, 2].into_iter().map(pool).collect();
+    let mut cases = 0;
+    for dtype in [DType::Q8_0, DType::Q4_0, DType::Q4K, DType::Q6K] {
+        let qk = dtype.block_elems();
+        for &n in &[1, 8, 24, 72, 300] {
+            for &k in &[qk, 3 * qk, 9 * qk] {
+                for x8 in [false, true].into_iter().filter(|&i| !i || n % 8 == 0) {
+                    for m in 2..=matmul::GEMV_ROWS {
+                        let what = format!("{isa} {dtype} x8={x8} m={m} n={n} k={k}");
+                        let mut rng = Rng::for_case("matmul_rows_blocks", &what);
+                        let bytes = rng.blocks(dtype, n * k / qk);
+                        let mut data = BlockData::from_bytes(dtype, &bytes).expect("blocks");
+                        if x8 {
+                            data = data.interleaved(n);
+                        }
+                        let x = rng.vec(m * k, 1.0);
+                        let bias = rng.vec(n, 0.5);
+                        let pool = pools[m % 2].as_ref();
+                        let run = |x: &[f32], m: usize| {
+                            let mut y = vec![f32::NAN; m * n];
+                            let args = MatmulArgs {
+                                x,
+                                w: WeightRef::Blocks(data.as_ref()),
+                                bias: Some(&bias),
+                                m,
+                                n,
+                                k,
+                            };
+                            matmul::matmul(tok, pool, &args, &mut y);
+                            y
+                        };
+                        let all = run(&x, m);
+                        for i in 0..m {
+                            let one = run(&x[i * k..(i + 1) * k], 1);
+                            let got = &all[i * n..(i + 1) * n];
+                            let same = got
+                                .iter()
+                                .zip(&one)
+                                .all(|(a, b)| a.to_bits() == b.to_bits());
+                            assert!(same, "{what}: row {i} differs from its GEMV");
+                        }
+                        cases += 1;
+                    }
+                }
+            }
+        }
+    }
+    cases
+}
+
 macro_rules! isa_tests {
     ($($name:ident => $isa:expr;)*) => {$(
         #[test]
@@ -107,7 +163,11 @@ macro_rules! isa_tests {
                 return;
             }
             let cases = rows_equal_their_gemv($isa);
-            println!("MATMUL_ROWS {}: {cases} cases bit-identical to one-row GEMVs", $isa);
+            let blocks = block_rows_equal_their_gemv($isa);
+            println!(
+                "MATMUL_ROWS {}: {cases} panel and {blocks} block cases bit-identical to one-row GEMVs",
+                $isa
+            );
         }
     )*};
 }

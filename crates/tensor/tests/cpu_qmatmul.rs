@@ -7,9 +7,11 @@
 //! (m = 1) quantizes `x` to int8 per block; its reference is the f64 dot
 //! product of the decoded weights with the decoded quantized `x` (the
 //! kernel's own error, `MATMUL`), and a second check bounds the error the
-//! quantization of `x` adds against the unquantized product. The GEMM
-//! (m ≥ 2) keeps `x` in f32 (but for Q8_0 / Q4_0 interleaved by eight
-//! rows, whose GEMM is integer as the GEMV, with the GEMV's reference):
+//! quantization of `x` adds against the unquantized product. Up to
+//! `matmul::GEMV_ROWS` rows (a batched decode step) run a GEMV a row, with
+//! the GEMV's reference. The GEMM (more rows) keeps `x` in f32 (but for
+//! Q8_0 / Q4_0 interleaved by eight rows, whose GEMM is integer as the
+//! GEMV, with the GEMV's reference):
 //! its reference is decoded weights · `x`; where
 //! it runs on bf16 panels (`qblock::bf16_prefill`, or asked for through
 //! `qblock::matmul_with`: both bodies run wherever the CPU has them), both
@@ -117,7 +119,8 @@ fn run(c: Case, pools: &[Option<rayon::ThreadPool>]) -> (f64, Option<f64>) {
     // Interleaved Q8_0 / Q4_0 run an integer GEMM on x quantized as the
     // GEMV's, whatever was asked (interleaved Q6_K decodes to panels).
     let int_gemm = c.x8 && matches!(c.dtype, DType::Q8_0 | DType::Q4_0);
-    let bf16 = c.m > 1
+    let gemv_rows = c.m <= matmul::GEMV_ROWS;
+    let bf16 = !gemv_rows
         && !int_gemm
         && if c.force_bf16 {
             bf16_possible(c.isa)
@@ -126,8 +129,7 @@ fn run(c: Case, pools: &[Option<rayon::ThreadPool>]) -> (f64, Option<f64>) {
         };
     let round = |v: &[f32]| v.iter().map(|&e| bf16dot::round(e)).collect::<Vec<_>>();
     let (xk, wk) = match (c.m, bf16) {
-        (1, _) => (quantized_x(c.dtype, &x), wf.clone()),
-        _ if int_gemm => (quantized_x(c.dtype, &x), wf.clone()),
+        _ if gemv_rows || int_gemm => (quantized_x(c.dtype, &x), wf.clone()),
         (_, true) => (round(&x), round(&wf)),
         _ => (x.clone(), wf.clone()),
     };
@@ -142,7 +144,7 @@ fn run(c: Case, pools: &[Option<rayon::ThreadPool>]) -> (f64, Option<f64>) {
         tensor::testing::tolerance::Tolerance::Dot { rel, .. } => st.max_rel / rel,
         _ => unreachable!(),
     };
-    let xerr = (c.m == 1 || int_gemm).then(|| {
+    let xerr = (gemv_rows || int_gemm).then(|| {
         let (exact, mag) = reference::matmul(&x, &wf, bias.as_deref(), c.m, c.n, c.k);
         (y.iter().zip(&exact).zip(&mag))
             .map(|((a, b), m)| (*a as f64 - *b as f64).abs() / m.max(1e-30))
@@ -167,7 +169,7 @@ fn sweep(isa: Isa) {
         let mut cases = Vec::new();
         for &k in &[qk, 2 * qk, 3 * qk, 9 * qk] {
             for &n in &[1, 2, 7, 8, 24, g.nr - 1, g.nr + 1, 65, 72] {
-                for &m in &[1, 2, g.mr + 1] {
+                for &m in &[1, 2, g.mr + 1, matmul::GEMV_ROWS + 1] {
                     cases.push((m, n, k, 1));
                 }
             }
@@ -193,8 +195,9 @@ fn sweep(isa: Isa) {
                 (0..2)
                     .filter(move |&i| i == 0 || n % 8 == 0)
                     .flat_map(move |i| {
-                        let dots = if sdot && m == 1 && i == 0 { 2 } else { 1 };
-                        (0..dots).map(move |d| (m, n, k, threads, f == 1 && m > 1, i == 1, d == 0))
+                        let rows = m <= matmul::GEMV_ROWS;
+                        let dots = if sdot && rows && i == 0 { 2 } else { 1 };
+                        (0..dots).map(move |d| (m, n, k, threads, f == 1 && !rows, i == 1, d == 0))
                     })
             })
         });

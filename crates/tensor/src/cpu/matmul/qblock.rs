@@ -32,6 +32,7 @@
 
 use std::cell::RefCell;
 
+mod batch;
 mod rows;
 
 use self::rows::QGemv;
@@ -348,17 +349,19 @@ pub fn matmul_with(
     if let Some(b) = a.bias {
         assert_eq!(b.len(), a.n, "bias is not [n]");
     }
-    let bf16 = if bf16 && a.m >= 2 && isa.isa() == crate::cpu::Isa::Avx512 {
+    let bf16 = if bf16 && a.m > super::GEMV_ROWS && isa.isa() == crate::cpu::Isa::Avx512 {
         Avx512Bf16::try_new()
     } else {
         None
     };
-    let vnni = if (a.m == 1 || w.int_gemm()) && vnni_gemv(isa.isa(), w.dtype()) {
+    // The GEMV's tokens serve batched rows too (`batch.rs`: a GEMV a row).
+    let gemv_rows = a.m <= super::GEMV_ROWS;
+    let vnni = if (gemv_rows || w.int_gemm()) && vnni_gemv(isa.isa(), w.dtype()) {
         Avx512Vnni::try_new()
     } else {
         None
     };
-    let dotprod = if dotprod && a.m == 1 && !w.is_x8() && neon_dotprod(isa.isa()) {
+    let dotprod = if dotprod && gemv_rows && !w.is_x8() && neon_dotprod(isa.isa()) {
         NeonDot::try_new()
     } else {
         None
@@ -449,6 +452,9 @@ impl SimdOp for QMatmul<'_, '_> {
             split(pool, &kern, a.x, (a.m, a.n, k), y);
             XQ.set(bufs);
             return;
+        }
+        if (2..=super::GEMV_ROWS).contains(&a.m) && k > 0 {
+            return batch::gemv_rows(s, pool, a, w, vnni, dotprod, y);
         }
         if a.m != 1 || k == 0 {
             let kern = QKernels {

@@ -114,7 +114,8 @@ pub(super) fn gemv_k<S: Simd>(
 /// Columns `j0..j1` (whole groups of eight) of an `m`-row GEMM into `y`
 /// (row stride `ldy`): tiles of four rows of `x` by one group, a chunk of
 /// `x`'s rows at a time so that their blocks stay in L2 (≤ 256 KiB) while
-/// the groups sweep over them.
+/// the groups sweep over them; the last one to three rows of a chunk in one
+/// tile.
 #[inline(always)]
 pub(super) fn gemm<T: TileX8>(
     t: T,
@@ -145,12 +146,27 @@ pub(super) fn gemm<T: TileX8>(
                 }
                 i += MR;
             }
-            for i in i..i1 {
-                store(
-                    &mut y[i * ldy + c..][..ROWS],
-                    t.tile(wg, [xrow(i)])[0],
-                    bias,
-                );
+            // The last 1–3 rows in one tile: the weights' unpacking is
+            // shared by the rows, as in the four-row tiles.
+            let mut put =
+                |d: usize, s: [f32; ROWS]| store(&mut y[(i + d) * ldy + c..][..ROWS], s, bias);
+            match i1 - i {
+                3 => {
+                    for (d, s) in t
+                        .tile(wg, [xrow(i), xrow(i + 1), xrow(i + 2)])
+                        .into_iter()
+                        .enumerate()
+                    {
+                        put(d, s);
+                    }
+                }
+                2 => {
+                    for (d, s) in t.tile(wg, [xrow(i), xrow(i + 1)]).into_iter().enumerate() {
+                        put(d, s);
+                    }
+                }
+                1 => put(0, t.tile(wg, [xrow(i)])[0]),
+                _ => {}
             }
         }
     }
