@@ -10,6 +10,13 @@ pub struct TextStream {
     stops: Vec<String>,
     /// Generated ids, stop ids left out.
     generated: Vec<u32>,
+    /// Incremental detokenization (as vLLM does): `generated[prefix..read]`
+    /// were decoded last time, `generated[read..]` are new; decoding from
+    /// `prefix` on both sides keeps a tokenizer's first-token quirks (a
+    /// stripped leading space) out of the difference, and costs a few
+    /// tokens per step instead of the whole generation.
+    prefix: usize,
+    read: usize,
     /// The text so far (cut at a stop string once one appeared).
     text: String,
     /// Bytes of `text` already streamed.
@@ -29,6 +36,8 @@ impl TextStream {
                 .cloned()
                 .collect(),
             generated: Vec::new(),
+            prefix: 0,
+            read: 0,
             text: String::new(),
             emitted: 0,
             stopped_by_string: false,
@@ -47,14 +56,18 @@ impl TextStream {
             return "";
         }
         self.generated.push(id);
-        let Ok(full) = tok.decode(&self.generated, true) else {
+        let (Ok(before), Ok(now)) = (
+            tok.decode(&self.generated[self.prefix..self.read], true),
+            tok.decode(&self.generated[self.prefix..], true),
+        ) else {
             return "";
         };
         // Hold back an incomplete UTF-8 sequence (shown as U+FFFD).
-        if full.ends_with('\u{fffd}') {
+        if now.len() <= before.len() || now.ends_with('\u{fffd}') || !now.starts_with(&before) {
             return "";
         }
-        self.text = full;
+        self.text.push_str(&now[before.len()..]);
+        (self.prefix, self.read) = (self.read, self.generated.len());
         if let Some(cut) = self.stops.iter().filter_map(|s| self.text.find(s)).min() {
             self.text.truncate(cut);
             self.stopped_by_string = true;
@@ -78,6 +91,11 @@ impl TextStream {
     /// UTF-8 tail included, cut at a stop string) and the part of it not
     /// yet streamed.
     pub fn finish(mut self, tok: &TextTokenizer) -> (String, String) {
+        let streamed = self
+            .text
+            .get(..self.emitted)
+            .unwrap_or_default()
+            .to_string();
         if !self.stopped_by_string {
             if let Ok(full) = tok.decode(&self.generated, true) {
                 self.text = full;
@@ -86,9 +104,12 @@ impl TextStream {
                 self.text.truncate(cut);
             }
         }
-        let rest = match self.text.get(self.emitted..) {
-            Some(r) if self.text.len() > self.emitted => r.to_string(),
-            _ => String::new(),
+        // What was streamed is a prefix of the whole decode (the
+        // incremental decode agrees with it); if a tokenizer ever made them
+        // differ, nothing more is sent rather than a wrong tail.
+        let rest = match self.text.strip_prefix(streamed.as_str()) {
+            Some(r) => r.to_string(),
+            None => String::new(),
         };
         (self.text, rest)
     }
