@@ -350,3 +350,27 @@ fn check_checkpoint(dir: &Path) -> Result<()> {
     );
     Ok(())
 }
+
+/// The built-in LFM2-VL template (a GGUF without one, synthetic
+/// checkpoints) renders every case's messages exactly as the fixture
+/// checkpoint's `chat_template.jinja` (transformers' template) does.
+#[test]
+fn builtin_chat_template_renders_as_the_checkpoints() -> Result<()> {
+    use model::prompt::{ChatTemplate, LFM2_CHAT_TEMPLATE, messages_from_value};
+    for name in tests::Case::names()? {
+        let case = tests::Case::load(&name)?;
+        let dir = case.model_dir()?;
+        let theirs = ChatTemplate::from_dir(&dir)?;
+        let special = BTreeMap::from([("bos_token".to_string(), "<|startoftext|>".to_string())]);
+        let ours = ChatTemplate::new(LFM2_CHAT_TEMPLATE, special)?;
+        let msgs = messages_from_value(&case.meta["messages"])?;
+        for gen_prompt in [false, true] {
+            let (a, b) = (
+                theirs.render(&msgs, gen_prompt)?,
+                ours.render(&msgs, gen_prompt)?,
+            );
+            ensure!(a == b, "{name}: {a:?} vs {b:?}");
+        }
+    }
+    Ok(())
+}

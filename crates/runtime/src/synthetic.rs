@@ -192,9 +192,6 @@ impl Synthetic {
     }
 }
 
-/// LFM2-VL's chat template (spec §7).
-const CHAT_TEMPLATE: &str = "{{bos_token}}{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n'}}{% if message['content'] is string %}{{ message['content'] }}{% else %}{% for content in message['content'] %}{% if content['type'] == 'image' %}{{ '<image>' }}{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}{% endfor %}{% endif %}{{'<|im_end|>\\n'}}{% endfor %}{% if add_generation_prompt %}{{'<|im_start|>assistant\\n' }}{% endif %}";
-
 /// A word-level tokenizer over `vocab` ids: LFM2-VL's special tokens at
 /// their ids (spec §6.6), `w<id>` for every other id; whitespace splits
 /// words, and decoding joins them with spaces. Plus `tokenizer_config.json`
@@ -261,7 +258,10 @@ fn write_prompt_files(dir: &Path, vocab: usize) -> Result<()> {
             "tokenizer_config.json",
             serde_json::to_vec_pretty(&config).unwrap_or_default(),
         ),
-        ("chat_template.jinja", CHAT_TEMPLATE.as_bytes().to_vec()),
+        (
+            "chat_template.jinja",
+            model::prompt::LFM2_CHAT_TEMPLATE.as_bytes().to_vec(),
+        ),
         (
             "processor_config.json",
             serde_json::to_vec_pretty(&processor).unwrap_or_default(),

@@ -180,15 +180,21 @@ pub fn special_tokens(m: &Metadata) -> Result<BTreeMap<String, String>> {
 }
 
 impl PromptBuilder {
-    /// Tokenizer and chat template (`tokenizer.chat_template`) of a GGUF file.
+    /// Tokenizer and chat template (`tokenizer.chat_template`) of a GGUF
+    /// file; without one, LFM2-VL's ([`super::LFM2_CHAT_TEMPLATE`], with a
+    /// warning).
     pub fn from_gguf(f: &GgufFile) -> Result<PromptBuilder> {
         let m = f.metadata();
         let source = m
             .str_opt("tokenizer.chat_template")
             .map_err(|e| bad("tokenizer.chat_template", e.to_string()))?
-            .ok_or_else(|| PromptError::TemplateMissing {
-                dir: f.path().to_path_buf(),
-            })?;
+            .unwrap_or_else(|| {
+                tracing::warn!(
+                    file = %f.path().display(),
+                    "no tokenizer.chat_template in the GGUF: using LFM2-VL's"
+                );
+                super::LFM2_CHAT_TEMPLATE
+            });
         let template = ChatTemplate::new(source, special_tokens(m)?)?;
         Ok(PromptBuilder::new(template, TextTokenizer::from_gguf(m)?))
     }

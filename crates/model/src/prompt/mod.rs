@@ -31,7 +31,7 @@ pub use gguf::{
     LFM2_SPLIT_REGEX, special_tokens as gguf_special_tokens, tokenizer_json as gguf_tokenizer_json,
 };
 pub use messages::{ChatMessage, ContentPart, MessageContent, messages_from_value, parse_messages};
-pub use template::{ChatTemplate, special_tokens_from_config};
+pub use template::{ChatTemplate, LFM2_CHAT_TEMPLATE, special_tokens_from_config};
 pub use tokenizer::TextTokenizer;
 
 use crate::preprocess::ImageLayout;

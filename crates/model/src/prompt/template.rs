@@ -86,6 +86,11 @@ fn template_field(v: &serde_json::Value) -> Option<String> {
     }
 }
 
+/// LFM2-VL's published chat template (spec §7): what a GGUF without
+/// `tokenizer.chat_template` is rendered with (llama.cpp falls back to
+/// ChatML, which this is plus the BOS), and what synthetic checkpoints carry.
+pub const LFM2_CHAT_TEMPLATE: &str = "{{bos_token}}{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n'}}{% if message['content'] is string %}{{ message['content'] }}{% else %}{% for content in message['content'] %}{% if content['type'] == 'image' %}{{ '<image>' }}{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}{% endfor %}{% endif %}{{'<|im_end|>\\n'}}{% endfor %}{% if add_generation_prompt %}{{'<|im_start|>assistant\\n' }}{% endif %}";
+
 impl ChatTemplate {
     /// Compiles `source` with transformers' whitespace settings.
     pub fn new(source: &str, special_tokens: BTreeMap<String, String>) -> Result<ChatTemplate> {
