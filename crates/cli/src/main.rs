@@ -64,8 +64,32 @@ enum Cmd {
     Serve(Box<serve::ServeArgs>),
 }
 
-fn main() -> Result<()> {
+/// Runs the command; an error prints as its cause chain on a few lines
+/// (`Error: …` then `Caused by:`), with a backtrace only under `-v` (even
+/// when `RUST_BACKTRACE` is set), and exits with 1.
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let verbose = cli.verbose;
+    match run_cli(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            let causes: Vec<String> = e.chain().skip(1).map(|c| c.to_string()).collect();
+            if !causes.is_empty() {
+                eprintln!("\nCaused by:");
+                for (i, c) in causes.iter().enumerate() {
+                    eprintln!("    {i}: {c}");
+                }
+            }
+            if verbose > 0 {
+                eprintln!("\n{}", e.backtrace());
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_cli(cli: Cli) -> Result<()> {
     let level = match cli.verbose {
         0 => "warn",
         1 => "info",

@@ -408,13 +408,15 @@ fn cli_gguf_quantized_files_generate() -> Result<()> {
     Ok(())
 }
 
-/// Runs `cmd` (without the backtrace variables a developer may have set)
-/// and expects a failure with an error message: exit code 1 (a panic
-/// exits with 101), no panic message, no backtrace.
+/// Runs `cmd` (with `RUST_BACKTRACE=1`, which must not matter) and expects
+/// a failure with an error message: exit code 1 (a panic exits with 101),
+/// no panic message, no backtrace.
 fn clean_failure(cmd: &mut Command) -> Result<String> {
+    // Even with the backtrace variables set (as a developer may have them):
+    // only -v prints a backtrace.
     let out = cmd
-        .env_remove("RUST_BACKTRACE")
-        .env_remove("RUST_LIB_BACKTRACE")
+        .env("RUST_BACKTRACE", "1")
+        .env("RUST_LIB_BACKTRACE", "1")
         .output()?;
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     ensure!(
