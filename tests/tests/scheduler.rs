@@ -312,3 +312,54 @@ fn queue_limit_cancellation_and_shutdown() -> Result<()> {
         other => bail!("after shutdown: {:?}", other.err()),
     }
 }
+
+/// A follow-up turn goes to the slot holding its conversation and reuses
+/// the cached prefix (the scheduler picks the free slot with the longest
+/// common prefix), while another conversation ran in between; its tokens
+/// equal a fresh scheduler's.
+#[test]
+fn follow_up_turn_reuses_its_slots_cache() -> Result<()> {
+    let case = Case::load("single_image")?;
+    let (turn1, images) = chat(&case)?;
+    let other = Case::load("text_only")?;
+    let (other_msgs, _) = chat(&other)?;
+    let opts = SchedulerOptions {
+        parallel: 2,
+        ..Default::default()
+    };
+    let sched = Scheduler::start(engine(&case)?, opts.clone())?;
+    let input = |messages: Vec<ChatMessage>| JobInput::Chat {
+        messages,
+        images: images.clone(),
+    };
+    let (_, first) = wait(&submit(&sched, input(turn1.clone()), 6)?)?;
+    // Another conversation takes the other slot meanwhile.
+    let (_, _) = wait(&submit(
+        &sched,
+        JobInput::Chat {
+            messages: other_msgs,
+            images: Vec::new(),
+        },
+        6,
+    )?)?;
+    let mut turn2 = turn1;
+    turn2.push(ChatMessage::text("assistant", first.text.clone()));
+    turn2.push(ChatMessage::text("user", "And the colours?"));
+    let rx = submit(&sched, input(turn2.clone()), 6)?;
+    let reused = match rx.recv_timeout(Duration::from_secs(120))? {
+        JobEvent::Prefilled { reused_tokens, .. } => reused_tokens,
+        other => bail!("expected Prefilled first, got {other:?}"),
+    };
+    let (_, second) = wait(&rx)?;
+    ensure!(
+        reused >= first.prompt_tokens,
+        "turn 2 reused {reused} tokens; turn 1's prompt had {}",
+        first.prompt_tokens
+    );
+    sched.shutdown();
+    let fresh = Scheduler::start(engine(&case)?, opts)?;
+    let (_, once) = wait(&submit(&fresh, input(turn2), 6)?)?;
+    ensure!(once.ids == second.ids, "{:?} vs {:?}", once.ids, second.ids);
+    fresh.shutdown();
+    Ok(())
+}

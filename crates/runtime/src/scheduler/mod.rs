@@ -8,8 +8,10 @@
 //! A job's prompt is built on the submitting thread ([`Scheduler::submit`]:
 //! template, image preprocessing, tokenization; its errors are the
 //! request's), so the worker only runs the model. A new job takes the free
-//! slot whose cached tokens share the longest prefix with its prompt (a
-//! follow-up turn reuses its conversation's cache, as one `Session` does).
+//! slot whose cached tokens share the longest prefix with its prompt when
+//! that keeps at least half of the slot's cache (a follow-up turn reuses its
+//! conversation's cache, as one `Session` does), else an empty or the least
+//! recently used slot.
 //!
 //! Results: a job decoded alone takes exactly [`Session`]'s path (the same
 //! kernels as `generate`); batched with others, its logits differ from that

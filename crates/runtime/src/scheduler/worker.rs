@@ -53,12 +53,18 @@ struct Active {
 struct Slot<B: Backend> {
     session: Session<B>,
     job: Option<Active>,
+    /// Admission order of its latest job.
+    last_used: u64,
 }
 
 pub(super) fn run<B: Backend>(sessions: Vec<Session<B>>, rx: Receiver<Box<Work>>, ctx: Context) {
     let mut slots: Vec<Slot<B>> = sessions
         .into_iter()
-        .map(|session| Slot { session, job: None })
+        .map(|session| Slot {
+            session,
+            job: None,
+            last_used: 0,
+        })
         .collect();
     let mut batches: HashMap<usize, BatchState<B>> = HashMap::new();
     let mut admitted = 0u64;
@@ -105,8 +111,11 @@ pub(super) fn run<B: Backend>(sessions: Vec<Session<B>>, rx: Receiver<Box<Work>>
     }
 }
 
-/// Starts `work` in the free slot whose cache shares the longest prefix
-/// with its prompt.
+/// Starts `work` in a free slot: the one whose cache shares the longest
+/// prefix with its prompt when that keeps at least half of the cache (a
+/// conversation's next turn), else the one whose cache is worth least (an
+/// empty one, then the least recently used), so that a new conversation
+/// sharing only the template's first tokens doesn't evict another's cache.
 fn admit<B: Backend>(slots: &mut [Slot<B>], mut work: Box<Work>, order: u64, ctx: &Context) {
     let common = |s: &Session<B>| {
         s.cached()
@@ -115,13 +124,22 @@ fn admit<B: Backend>(slots: &mut [Slot<B>], mut work: Box<Work>, order: u64, ctx
             .take_while(|(a, b)| a == b)
             .count()
     };
-    let Some(slot) = slots
-        .iter_mut()
-        .filter(|s| s.job.is_none())
-        .max_by_key(|s| common(&s.session))
-    else {
+    let free = || slots.iter().enumerate().filter(|(_, s)| s.job.is_none());
+    let best = free().max_by_key(|(_, s)| common(&s.session));
+    let chosen = match best {
+        Some((i, s))
+            if common(&s.session) > 0 && 2 * common(&s.session) >= s.session.cached().len() =>
+        {
+            Some(i)
+        }
+        _ => free()
+            .min_by_key(|(_, s)| (!s.session.cached().is_empty(), s.last_used))
+            .map(|(i, _)| i),
+    };
+    let Some(slot) = chosen.map(|i| &mut slots[i]) else {
         return;
     };
+    slot.last_used = order;
     let crops = work.pre.as_ref().map(crop_views).unwrap_or_default();
     let started = slot.session.start(&work.ids, &crops);
     drop(crops);
