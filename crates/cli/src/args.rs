@@ -18,10 +18,6 @@ pub struct InputArgs {
     /// come from the local Hugging Face cache, else are downloaded.
     #[arg(long, default_value = runtime::source::DEFAULT_REPO)]
     pub model: String,
-    /// The mmproj GGUF (vision tower + connector) for a GGUF --model, e.g.
-    /// mmproj-LFM2-VL-450M-F16.gguf. Without it a GGUF file runs text only.
-    #[arg(long, value_name = "FILE")]
-    pub mmproj: Option<PathBuf>,
     /// The user prompt (with --image, the images come first).
     pub prompt: Option<String>,
     /// The user prompt as a flag (llama.cpp's -p), instead of the positional one.
@@ -63,6 +59,18 @@ pub struct InputArgs {
     /// Text that ends generation (repeatable).
     #[arg(long)]
     pub stop: Vec<String>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// How the model is loaded: what `run`, `chat`, `generate`, `logits` and
+/// `serve` share.
+#[derive(clap::Args, Clone, Debug)]
+pub struct EngineArgs {
+    /// The mmproj GGUF (vision tower + connector) for a GGUF --model, e.g.
+    /// mmproj-LFM2-VL-450M-F16.gguf. Without it a GGUF file runs text only.
+    #[arg(long, value_name = "FILE")]
+    pub mmproj: Option<PathBuf>,
     #[arg(long)]
     pub min_image_tokens: Option<usize>,
     #[arg(long)]
@@ -77,7 +85,8 @@ pub struct InputArgs {
     /// CPU worker threads (default: LFM_THREADS or all cores).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Context capacity in tokens.
+    /// Context capacity in tokens (`serve`: of each parallel sequence; a
+    /// longer prompt is refused).
     #[arg(long, default_value_t = 8192)]
     pub max_len: usize,
     /// CPU matmul weights: native (the checkpoint's bf16, exact), int8 (one
@@ -90,20 +99,7 @@ pub struct InputArgs {
     pub weights: String,
 }
 
-/// `lfm2vl info`: the machine, and with --model what the model files hold.
-#[derive(clap::Args, Clone, Debug)]
-pub struct InfoArgs {
-    /// Also describe this model (a folder, X.gguf, org/name or
-    /// org/name-GGUF:QUANT, as for the other commands): its files, tensor
-    /// types, shapes and whether it has a vision tower.
-    #[arg(long)]
-    pub model: Option<String>,
-    /// The mmproj GGUF of a GGUF --model.
-    #[arg(long, value_name = "FILE")]
-    pub mmproj: Option<PathBuf>,
-}
-
-impl InputArgs {
+impl EngineArgs {
     /// The environment's options (`runtime::options`) with these flags over
     /// them.
     pub fn engine_options(&self) -> Result<EngineOptions> {
@@ -123,6 +119,27 @@ impl InputArgs {
         opts.processor = processor;
         opts.mmproj = self.mmproj.clone();
         Ok(opts)
+    }
+}
+
+/// `lfm2vl info`: the machine, and with --model what the model files hold.
+#[derive(clap::Args, Clone, Debug)]
+pub struct InfoArgs {
+    /// Also describe this model (a folder, X.gguf, org/name or
+    /// org/name-GGUF:QUANT, as for the other commands): its files, tensor
+    /// types, shapes and whether it has a vision tower.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// The mmproj GGUF of a GGUF --model.
+    #[arg(long, value_name = "FILE")]
+    pub mmproj: Option<PathBuf>,
+}
+
+impl InputArgs {
+    /// The environment's options (`runtime::options`) with the flags over
+    /// them.
+    pub fn engine_options(&self) -> Result<EngineOptions> {
+        self.engine.engine_options()
     }
 
     /// The prompt: positional or `-p`.

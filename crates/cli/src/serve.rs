@@ -4,13 +4,10 @@
 //! then loads the model while `/health` answers `loading`.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use runtime::engine::{BackendChoice, Engine, EngineOptions};
-use runtime::model::preprocess::ProcessorOverrides;
-use runtime::model::tensor::cpu::WeightFormat;
+use runtime::engine::Engine;
 use runtime::scheduler::{Scheduler, SchedulerOptions};
 use server::generator::Renamed;
 use server::{ImageLimits, Limits, ServerConfig};
@@ -21,9 +18,6 @@ pub struct ServeArgs {
     /// for images), a hub id org/name[@revision] or org/name-GGUF:QUANT.
     #[arg(long, default_value = runtime::source::DEFAULT_REPO)]
     pub model: String,
-    /// The mmproj GGUF (vision tower + connector) of a GGUF --model.
-    #[arg(long, value_name = "FILE")]
-    pub mmproj: Option<PathBuf>,
     /// The name /v1/models lists and replies carry (default: a hub id as
     /// given, else the model's folder or GGUF file name).
     #[arg(long, value_name = "NAME")]
@@ -46,10 +40,6 @@ pub struct ServeArgs {
     /// Prompt tokens prefilled between two decode steps.
     #[arg(long, default_value_t = SchedulerOptions::default().prefill_chunk)]
     pub prefill_chunk: usize,
-    /// Context capacity in tokens, per parallel sequence: a prompt longer
-    /// than this gets 400 context_length_exceeded.
-    #[arg(long, default_value_t = 8192)]
-    pub max_len: usize,
     /// Most tokens one request generates: a larger max_tokens is clamped to
     /// it, and a chat request without max_tokens gets it.
     #[arg(long, default_value_t = 4096)]
@@ -73,52 +63,14 @@ pub struct ServeArgs {
     /// Timeout of one image download, in seconds.
     #[arg(long, default_value_t = 20)]
     pub fetch_timeout_s: u64,
-    #[arg(long)]
-    pub min_image_tokens: Option<usize>,
-    #[arg(long)]
-    pub max_image_tokens: Option<usize>,
-    #[arg(long)]
-    pub no_image_splitting: bool,
-    #[arg(long)]
-    pub max_tiles: Option<usize>,
-    /// cpu, wgpu or auto.
-    #[arg(long, default_value = "auto")]
-    pub backend: String,
-    /// CPU worker threads (default: LFM_THREADS or all cores).
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// CPU matmul weights: native, int8, bf16dot, q8_0, q4_0, q4_k or q6_k
-    /// (as for `run`).
-    #[arg(long, default_value = "native")]
-    pub weights: String,
+    /// How the model is loaded (as for `run`): --mmproj, --backend,
+    /// --threads, --weights, --max-len (each parallel sequence's context: a
+    /// longer prompt gets 400 context_length_exceeded), image settings.
+    #[command(flatten)]
+    pub engine: crate::args::EngineArgs,
 }
 
 impl ServeArgs {
-    /// The environment's options (`runtime::options`) with these flags over
-    /// them (as `InputArgs::engine_options` does for the other commands).
-    fn engine_options(&self) -> Result<EngineOptions> {
-        let mut opts = EngineOptions::from_env(BackendChoice::parse(&self.backend)?)?;
-        if let Some(t) = self.threads {
-            opts.cpu.threads = Some(t);
-        }
-        opts.cpu.weights = WeightFormat::parse(&self.weights).with_context(|| {
-            format!(
-                "unknown --weights {:?} (use native, int8, bf16dot, q8_0, q4_0, q4_k or q6_k)",
-                self.weights
-            )
-        })?;
-        opts.max_len = self.max_len;
-        opts.processor = ProcessorOverrides {
-            min_image_tokens: self.min_image_tokens,
-            max_image_tokens: self.max_image_tokens,
-            do_image_splitting: self.no_image_splitting.then_some(false),
-            max_tiles: self.max_tiles,
-            ..Default::default()
-        };
-        opts.mmproj = self.mmproj.clone();
-        Ok(opts)
-    }
-
     fn server_config(&self) -> ServerConfig {
         ServerConfig {
             api_key: self.api_key.clone(),
@@ -140,7 +92,7 @@ impl ServeArgs {
 }
 
 pub fn run(a: &ServeArgs) -> Result<()> {
-    let engine_opts = a.engine_options()?;
+    let engine_opts = a.engine.engine_options()?;
     let sched_opts = SchedulerOptions {
         parallel: a.parallel.max(1),
         queue: a.queue,
