@@ -320,7 +320,7 @@ fn serve_answers_health_models_and_greedy_chats_as_generate_does() -> Result<()>
 #[test]
 fn serve_refuses_bad_requests_with_openai_errors_and_stays_up() -> Result<()> {
     // The default image limits: a 100000x1 strip is refused for its aspect
-    // ratio (over 200:1), from the header.
+    // ratio (over 1000:1), from the header.
     let s = Serve::start("errors", &[])?;
     let user = |content: Value| json!({"messages": [{"role": "user", "content": content}], "max_tokens": 4});
     let img = |bytes: &[u8]| json!({"type": "image_url", "image_url": {"url": data_uri(bytes)}});

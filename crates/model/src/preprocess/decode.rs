@@ -4,9 +4,10 @@
 //! content (not the file name). Before any pixel is decoded, the header's
 //! size is checked: zero-size images, images over
 //! [`DecodeLimits::max_pixels`] (default [`DEFAULT_MAX_PIXELS`] = 8192² ≈ 67 Mpx)
-//! and images longer than [`DecodeLimits::max_aspect`] times their width
-//! (or wider; default [`DEFAULT_MAX_ASPECT`] = 200, Qwen2-VL's processor's
-//! bound: a 100000×1 strip is not a picture) are refused. EXIF orientation is applied (as transformers' `load_image`
+//! and images one of whose sides is over [`DecodeLimits::max_aspect`] times
+//! the other (default [`DEFAULT_MAX_ASPECT`] = 1000: transformers' processor
+//! takes the 7×3001 (429:1) of the parity fixtures, but a 100000×1 strip is
+//! not a picture) are refused. EXIF orientation is applied (as transformers' `load_image`
 //! does with `ImageOps.exif_transpose`).
 //!
 //! Conversion rule to 8-bit RGB ([`to_rgb8`]):
@@ -30,8 +31,8 @@ use super::error::{PreprocessError, Result};
 /// Default pixel limit: 8192 × 8192.
 pub const DEFAULT_MAX_PIXELS: u64 = 1 << 26;
 
-/// Default aspect-ratio limit: the long side at most 200 times the short.
-pub const DEFAULT_MAX_ASPECT: u32 = 200;
+/// Default aspect-ratio limit: the long side at most 1000 times the short.
+pub const DEFAULT_MAX_ASPECT: u32 = 1000;
 
 /// Limits checked against the image header before decoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
