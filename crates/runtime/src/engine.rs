@@ -243,10 +243,6 @@ impl Engine {
         Self::load_source(source, opts)
     }
 
-    /// Loads an already resolved `source` (`opts.mmproj` is not read: a
-    /// [`ModelSource::Gguf`] names its own). For a GGUF model the prompt
-    /// comes from the text GGUF's `tokenizer.*` metadata and the image
-    /// processor from [`ModelFiles::processor`].
     /// Another conversation on this engine's model, empty, with room for
     /// as many tokens: no weights loaded or copied (the model and the
     /// prompt machinery are shared, read-only), only the new conversation's
@@ -270,6 +266,10 @@ impl Engine {
         })
     }
 
+    /// Loads an already resolved `source` (`opts.mmproj` is not read: a
+    /// [`ModelSource::Gguf`] names its own). For a GGUF model the prompt
+    /// comes from the text GGUF's `tokenizer.*` metadata and the image
+    /// processor from [`ModelFiles::processor`].
     pub fn load_source(source: ModelSource, opts: &EngineOptions) -> Result<Self> {
         let t0 = Instant::now();
         let files = ModelFiles::open(&source)?;
