@@ -61,6 +61,26 @@ fn product(
     y
 }
 
+/// `run(x, m)` (the `[m, n]` product of `m` rows of `x`) on all rows of
+/// `x` against each row run alone: bit for bit.
+fn rows_match(
+    what: &str,
+    x: &[f32],
+    (m, n, k): (usize, usize, usize),
+    run: impl Fn(&[f32], usize) -> Vec<f32>,
+) {
+    let all = run(x, m);
+    for i in 0..m {
+        let one = run(&x[i * k..(i + 1) * k], 1);
+        let got = &all[i * n..(i + 1) * n];
+        let same = got
+            .iter()
+            .zip(&one)
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same, "{what}: row {i} differs from its GEMV");
+    }
+}
+
 fn rows_equal_their_gemv(isa: Isa) -> usize {
     let tok = IsaToken::new(isa).expect("caller checked availability");
     let nr = matmul::geometry(tok).nr;
@@ -79,17 +99,9 @@ fn rows_equal_their_gemv(isa: Isa) -> usize {
                         let bias = bias_on.then(|| rng.vec(n, 0.5));
                         let pool = pools[p].as_ref();
                         let b = bias.as_deref();
-                        let all = product(tok, pool, dtype, (&x, &wf, b), (m, n, k));
-                        for i in 0..m {
-                            let row = &x[i * k..(i + 1) * k];
-                            let one = product(tok, pool, dtype, (row, &wf, b), (1, n, k));
-                            let got = &all[i * n..(i + 1) * n];
-                            let same = got
-                                .iter()
-                                .zip(&one)
-                                .all(|(a, b)| a.to_bits() == b.to_bits());
-                            assert!(same, "{what}: row {i} differs from its GEMV");
-                        }
+                        rows_match(&what, &x, (m, n, k), |x, m| {
+                            product(tok, pool, dtype, (x, &wf, b), (m, n, k))
+                        });
                         cases += 1;
                     }
                 }
@@ -134,16 +146,7 @@ fn block_rows_equal_their_gemv(isa: Isa) -> usize {
                             matmul::matmul(tok, pool, &args, &mut y);
                             y
                         };
-                        let all = run(&x, m);
-                        for i in 0..m {
-                            let one = run(&x[i * k..(i + 1) * k], 1);
-                            let got = &all[i * n..(i + 1) * n];
-                            let same = got
-                                .iter()
-                                .zip(&one)
-                                .all(|(a, b)| a.to_bits() == b.to_bits());
-                            assert!(same, "{what}: row {i} differs from its GEMV");
-                        }
+                        rows_match(&what, &x, (m, n, k), run);
                         cases += 1;
                     }
                 }
