@@ -361,10 +361,7 @@ impl Engine {
 
     /// This engine's request-to-prompt machinery, for other threads.
     pub fn prompter(&self) -> Prompter {
-        let no_vision = match self.no_vision_error() {
-            Some(RuntimeError::NoVisionTower { model, hint }) => Some((model, hint)),
-            _ => None,
-        };
+        let no_vision = self.no_vision();
         Prompter {
             prompt: Arc::clone(&self.prompt),
             processor: self.processor.clone(),
@@ -388,7 +385,8 @@ impl Engine {
         }
     }
 
-    fn no_vision_error(&self) -> Option<RuntimeError> {
+    /// Without a vision tower: the model and why ([`Prompter::no_vision`]).
+    fn no_vision(&self) -> Option<(String, String)> {
         if self.has_vision() {
             return None;
         }
@@ -399,10 +397,7 @@ impl Engine {
             }
             ModelSource::Dir(_) => "the checkpoint has no vision tower (a text-only model)",
         };
-        Some(RuntimeError::NoVisionTower {
-            model: self.dir.display().to_string(),
-            hint: hint.into(),
-        })
+        Some((self.dir.display().to_string(), hint.into()))
     }
 
     /// Context capacity in tokens.

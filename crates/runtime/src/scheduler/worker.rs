@@ -50,6 +50,13 @@ struct Active {
     decoding: bool,
 }
 
+/// The batched steps' buffers, kept across steps: one state per batch
+/// size seen, and the host logits `[b, vocab]`.
+struct Batches<B: Backend> {
+    states: HashMap<usize, BatchState<B>>,
+    logits: Vec<f32>,
+}
+
 struct Slot<B: Backend> {
     session: Session<B>,
     job: Option<Active>,
@@ -66,7 +73,10 @@ pub(super) fn run<B: Backend>(sessions: Vec<Session<B>>, rx: Receiver<Box<Work>>
             last_used: 0,
         })
         .collect();
-    let mut batches: HashMap<usize, BatchState<B>> = HashMap::new();
+    let mut batches = Batches {
+        states: HashMap::new(),
+        logits: Vec::new(),
+    };
     let mut admitted = 0u64;
     let mut open = true;
     loop {
@@ -198,11 +208,7 @@ fn prefill_oldest<B: Backend>(slots: &mut [Slot<B>], ctx: &Context) {
 /// Samples every decoding slot's next token, ends the jobs that stop, and
 /// runs the others' tokens through the model: alone on the session's own
 /// path, or together in one batched step.
-fn decode_step<B: Backend>(
-    slots: &mut [Slot<B>],
-    batches: &mut HashMap<usize, BatchState<B>>,
-    ctx: &Context,
-) {
+fn decode_step<B: Backend>(slots: &mut [Slot<B>], batches: &mut Batches<B>, ctx: &Context) {
     let tok = ctx.prompt.tokenizer();
     let mut pushed: Vec<(usize, u32)> = Vec::new();
     for (i, slot) in slots.iter_mut().enumerate() {
@@ -249,10 +255,11 @@ fn decode_step<B: Backend>(
 fn push_batch<B: Backend>(
     slots: &mut [Slot<B>],
     pushed: &[(usize, u32)],
-    batches: &mut HashMap<usize, BatchState<B>>,
+    batches: &mut Batches<B>,
 ) -> Result<()> {
     let b = pushed.len();
-    let bs = match batches.entry(b) {
+    let Batches { states, logits } = batches;
+    let bs = match states.entry(b) {
         std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
         std::collections::hash_map::Entry::Vacant(e) => {
             let s = &slots[pushed[0].0].session;
@@ -260,7 +267,6 @@ fn push_batch<B: Backend>(
         }
     };
     let ids: Vec<u32> = pushed.iter().map(|&(_, id)| id).collect();
-    let mut logits = Vec::new();
     {
         let mut sessions: Vec<&mut Session<B>> = slots
             .iter_mut()
@@ -268,7 +274,7 @@ fn push_batch<B: Backend>(
             .filter(|(i, _)| pushed.iter().any(|&(j, _)| j == *i))
             .map(|(_, s)| &mut s.session)
             .collect();
-        Session::push_batch(&mut sessions, &ids, bs, &mut logits)?;
+        Session::push_batch(&mut sessions, &ids, bs, logits)?;
     }
     let vocab = logits.len() / b;
     for (k, &(i, _)) in pushed.iter().enumerate() {
