@@ -46,9 +46,7 @@ pub(super) fn gemv_rows<S: Simd>(
         }
     } else {
         bufs.0.resize(m * per, XBlock::default());
-        for (x, o) in a.x.chunks_exact(k).zip(bufs.0.chunks_exact_mut(per)) {
-            qdot::quantize_x(x, o);
-        }
+        super::qx8::quantize_rows(pool, a.x, k, &mut bufs.0);
         if pairs {
             bufs.2.resize(m * (per / 2), XPair::default());
             for (b, p) in bufs
