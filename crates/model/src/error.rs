@@ -67,6 +67,10 @@ pub enum ModelError {
     /// count, or caches of another model).
     #[error("batched decode: {0}")]
     Batch(String),
+    /// A recorded run ([`crate::text::Recorder`]) asked for more rows than
+    /// it holds, or a rewind outside what it recorded.
+    #[error("speculative decoding: {0}")]
+    Rewind(String),
     #[error(transparent)]
     Tensor(#[from] TensorError),
     #[error(transparent)]

@@ -36,6 +36,7 @@ use crate::prompter::Prompter;
 use crate::sampling::SamplingConfig;
 use crate::session::{Event, Generation, Session, StopConfig};
 use crate::source::ModelSource;
+use crate::speculative::{DraftModel, DraftSource, Drafter, Ngram, SpeculativeConfig, Speculation};
 use crate::stream::TextStream;
 
 /// Which compute backend runs the model.
@@ -91,6 +92,9 @@ pub struct EngineOptions {
     /// Image-processing knobs over the checkpoint's processor config (for
     /// a GGUF model: over the defaults [`ModelFiles::processor`] describes).
     pub processor: ProcessorOverrides,
+    /// Speculative decoding for every generation (`None`: plain decoding).
+    /// A draft model loads on the target's backend.
+    pub speculative: Option<SpeculativeConfig>,
     /// The mmproj GGUF (vision tower and connector) of a GGUF model; only
     /// with a GGUF model ([`crate::source::resolve_model`] refuses it with
     /// a folder). Default `None`: a GGUF file loads as a text-only model,
@@ -157,6 +161,7 @@ impl Default for EngineOptions {
             max_len: 8192,
             processor: ProcessorOverrides::default(),
             mmproj: None,
+            speculative: None,
         }
     }
 }
@@ -233,6 +238,33 @@ fn session<B: Backend>(be: B, files: &ModelFiles, max_len: usize) -> Result<Sess
     Session::new(be, model, max_len)
 }
 
+/// The drafter `cfg` asks for, for session `s` (a draft model loaded on
+/// its backend; its tokenizer must be the target's, `prompt`'s).
+fn speculation<B>(cfg: &SpeculativeConfig, s: &Session<B>, prompt: &PromptBuilder) -> Result<Speculation>
+where
+    B: Backend + Clone + Send + Sync + 'static,
+    DraftModel<B>: Drafter,
+{
+    let drafter: Box<dyn Drafter> = match &cfg.source {
+        DraftSource::Ngram => Box::new(Ngram::default()),
+        DraftSource::Model(spec) => {
+            let source = crate::source::resolve_model(spec, None)?;
+            let files = ModelFiles::open(&source)?;
+            let (ours, theirs) = (prompt.tokenizer(), files.prompt()?);
+            if ours.inner().get_vocab(true) != theirs.tokenizer().inner().get_vocab(true) {
+                return Err(RuntimeError::Speculative(format!(
+                    "the draft model {spec} has another tokenizer than the target \
+                     (their vocabularies differ)"
+                )));
+            }
+            let model = Arc::new(files.load(&s.be)?);
+            let vocab = s.model.text.cfg.vocab_size;
+            Box::new(DraftModel::new(s.be.clone(), model, vocab, s.max_len())?)
+        }
+    };
+    Speculation::new(drafter, cfg.draft_max)
+}
+
 impl Engine {
     /// Loads `model`: a folder, a `.gguf` file (with `opts.mmproj` for
     /// images), or a hub id (`org/name[@revision]`, or a GGUF repo
@@ -301,16 +333,24 @@ impl Engine {
             }
             other => other,
         };
+        if let Some(spec) = &opts.speculative {
+            spec.validate()?;
+        }
+        let spec = opts.speculative.as_ref();
         let inner = match choice {
             BackendChoice::Cpu | BackendChoice::Auto => {
                 let be = CpuBackend::new(opts.cpu.clone())?;
-                Inner::Cpu(Box::new(session(be, &files, opts.max_len)?))
+                let mut s = session(be, &files, opts.max_len)?;
+                s.speculation = spec.map(|c| speculation(c, &s, &prompt)).transpose()?;
+                Inner::Cpu(Box::new(s))
             }
             #[cfg(feature = "wgpu")]
             BackendChoice::Wgpu => {
                 let wgpu = wgpu_options(opts.cpu.weights, &opts.wgpu)?;
                 let be = tensor::wgpu::WgpuBackend::new(wgpu)?;
-                Inner::Wgpu(Box::new(session(be, &files, opts.max_len)?))
+                let mut s = session(be, &files, opts.max_len)?;
+                s.speculation = spec.map(|c| speculation(c, &s, &prompt)).transpose()?;
+                Inner::Wgpu(Box::new(s))
             }
             #[cfg(not(feature = "wgpu"))]
             BackendChoice::Wgpu => {

@@ -33,6 +33,9 @@ pub enum RuntimeError {
     NothingToPrefill,
     #[error("unknown synthetic model {0:?} (use 350m/450m or 1.2b/1.6b)")]
     UnknownSynthetic(String),
+    /// Speculative decoding settings or a draft model that can't serve.
+    #[error("speculative decoding: {0}")]
+    Speculative(String),
 }
 
 pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;

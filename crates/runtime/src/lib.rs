@@ -12,6 +12,7 @@ pub mod prompter;
 pub mod sampling;
 pub mod scheduler;
 pub mod session;
+pub mod speculative;
 pub mod source;
 pub mod stream;
 pub mod synthetic;

@@ -149,12 +149,47 @@ impl Sampler {
     }
 
     pub fn sample(&mut self, logits: &mut [f32], history: &[u32]) -> u32 {
+        match self.distribution(logits, history) {
+            Some(id) => id,
+            None => self.draw(logits, None),
+        }
+    }
+
+    /// What the target makes of a drafted token `draft` at a position
+    /// whose logits are `logits` (modified in place) after `history`
+    /// (speculative decoding): `None` keeps it, `Some(y)` replaces it with
+    /// `y`, and generation goes on from there. Greedy: kept if and only if
+    /// it is the argmax (else the argmax replaces it), so the tokens are
+    /// exactly [`Sampler::sample`]'s. Sampling: kept with the probability
+    /// `p(draft)` the target's distribution gives it, else replaced by a
+    /// draw from that distribution with `draft` taken out. For a draft
+    /// that is a fixed token (prompt lookup, a greedy draft model) this is
+    /// the rejection rule of speculative sampling with `q = δ(draft)`:
+    /// the token that comes out is distributed exactly as `p`.
+    pub fn judge(&mut self, logits: &mut [f32], history: &[u32], draft: u32) -> Option<u32> {
+        if let Some(id) = self.distribution(logits, history) {
+            return (id != draft).then_some(id);
+        }
+        let p = match self.cand.binary_search(&draft) {
+            Ok(_) => self.probs[draft as usize],
+            Err(_) => 0.0,
+        };
+        if self.rng.uniform() < p || p >= 1.0 {
+            return None;
+        }
+        Some(self.draw(logits, Some((draft, p))))
+    }
+
+    /// Applies the settings to `logits`: `Some(id)` when greedy, else
+    /// `None` with the candidates and their probabilities in `self.cand`
+    /// and `self.probs`.
+    fn distribution(&mut self, logits: &mut [f32], history: &[u32]) -> Option<u32> {
         let c = &self.cfg;
         if c.repetition_penalty != 1.0 {
             apply_repetition_penalty(logits, history, c.repetition_penalty, &mut self.seen);
         }
         if c.greedy || c.temperature <= 0.0 {
-            return argmax(logits) as u32;
+            return Some(argmax(logits) as u32);
         }
         if c.temperature != 1.0 {
             logits.iter_mut().for_each(|z| *z /= c.temperature);
@@ -215,15 +250,30 @@ impl Sampler {
             cand.retain(|&i| logits[i as usize] != f32::NEG_INFINITY);
         }
         softmax_over(logits, cand, &mut self.probs);
-        let mut u = self.rng.uniform();
-        for &i in cand.iter() {
+        None
+    }
+
+    /// Draws from the distribution [`Sampler::distribution`] left, with
+    /// `without = (id, p)` taken out (its mass `p` removed, the rest
+    /// renormalised).
+    fn draw(&mut self, logits: &[f32], without: Option<(u32, f64)>) -> u32 {
+        let (skip, mass) = without.map_or((None, 1.0), |(id, p)| (Some(id), 1.0 - p));
+        let mut u = self.rng.uniform() * mass;
+        let mut last = None;
+        for &i in self.cand.iter().filter(|&&i| Some(i) != skip) {
             let p = self.probs[i as usize];
             if u < p {
                 return i;
             }
             u -= p;
+            last = Some(i);
         }
-        argmax(logits) as u32
+        // Rounding left `u` past the last candidate: the argmax, or with a
+        // token taken out (it may be the argmax), the last candidate left.
+        match skip {
+            None => argmax(logits) as u32,
+            Some(_) => last.unwrap_or_else(|| argmax(logits) as u32),
+        }
     }
 }
 

@@ -12,12 +12,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use model::text::{BatchState, LayerCache, TextState};
+use model::text::{BatchState, LayerCache, Recorder, TextState};
 use model::{CropPatches, Lfm2Vl};
 use tensor::{Backend, DType, HostData, Shape, Tensor, op};
 
 use crate::error::{Result, RuntimeError};
 use crate::sampling::{Sampler, SamplingConfig};
+use crate::speculative::{SpecCounts, Speculation};
 
 /// What a caller sees while a generation runs.
 #[derive(Clone, Debug)]
@@ -63,6 +64,9 @@ pub struct Generation {
     pub image_time: Duration,
     pub prefill_time: Duration,
     pub decode_time: Duration,
+    /// Speculative decoding's steps, drafted and accepted tokens (zero
+    /// without it).
+    pub speculative: SpecCounts,
 }
 
 /// A 64-bit FNV-1a fingerprint of a crop's shape and patch values.
@@ -90,9 +94,9 @@ struct Snapshot {
 pub struct Session<B: Backend> {
     pub be: B,
     pub model: Arc<Lfm2Vl<B>>,
-    state: TextState<B>,
+    pub(crate) state: TextState<B>,
     /// Tokens whose keys/values/conv states are in `state`.
-    cached: Vec<u32>,
+    pub(crate) cached: Vec<u32>,
     /// Fingerprints of the crops behind the cached `<image>` runs, in order:
     /// the same placeholder ids with a different image must not reuse the cache.
     crop_prints: Vec<u64>,
@@ -101,6 +105,10 @@ pub struct Session<B: Backend> {
     pub chunk: usize,
     /// A prompt taken by [`Session::start`] not yet fully prefilled.
     pending: Option<Pending<B>>,
+    /// Speculative decoding for [`Session::generate`] (`None`: plain).
+    pub speculation: Option<Speculation>,
+    /// Rewinds a speculative verify (made on first use).
+    pub(crate) recorder: Option<Recorder<B>>,
 }
 
 /// The part of a prompt still to prefill: its embeddings (image features
@@ -151,6 +159,8 @@ impl<B: Backend> Session<B> {
             snapshots: Vec::new(),
             chunk: 512,
             pending: None,
+            speculation: None,
+            recorder: None,
         })
     }
 
@@ -162,6 +172,7 @@ impl<B: Backend> Session<B> {
     {
         let mut s = Self::shared(self.be.clone(), Arc::clone(&self.model), max_len)?;
         s.chunk = self.chunk;
+        s.speculation = self.speculation.as_ref().map(Speculation::fork).transpose()?;
         Ok(s)
     }
 
@@ -172,6 +183,9 @@ impl<B: Backend> Session<B> {
     /// Forgets the conversation.
     pub fn reset(&mut self) -> Result<()> {
         self.pending = None;
+        if let Some(r) = self.recorder.as_mut() {
+            r.clear();
+        }
         self.model.text.reset(&self.be, &mut self.state)?;
         self.cached.clear();
         self.crop_prints.clear();
@@ -303,6 +317,7 @@ impl<B: Backend> Session<B> {
             image_time: started.image_time,
             prefill_time: prefilled.elapsed,
             decode_time: Duration::ZERO,
+            speculative: SpecCounts::default(),
         };
         if !on_event(&Event::Prefilled {
             reused: prefilled.reused,
@@ -316,6 +331,22 @@ impl<B: Backend> Session<B> {
         let t2 = Instant::now();
         let mut sampler = Sampler::new(sampling.clone());
         let out = &mut generation.ids;
+        if let Some(mut spec) = self.speculation.take() {
+            let counts = &mut generation.speculative;
+            let r = self.decode_speculative(
+                &mut spec,
+                &mut sampler,
+                &mut logits,
+                out,
+                stop,
+                on_event,
+                counts,
+            );
+            self.speculation = Some(spec);
+            generation.finish = r?;
+            generation.decode_time = t2.elapsed();
+            return Ok(generation);
+        }
         generation.finish = loop {
             if out.len() >= stop.max_new_tokens {
                 break Finish::Length;

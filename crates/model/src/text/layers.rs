@@ -53,6 +53,25 @@ impl<B: Backend> ShortConv<B> {
 }
 
 impl<B: Backend> ShortConv<B> {
+    /// Runs the conv step over recorded `bcx` rows `[t, 3d]` only to move
+    /// `state` past them (`out` `[t, d]` is scratch): the state a forward
+    /// pass over those rows leaves, bit for bit (the state is the rows'
+    /// `B ⊙ X`, whatever the outputs).
+    fn replay(
+        &self,
+        be: &B,
+        bcx: &Tensor<B>,
+        state: &mut Tensor<B>,
+        out: &mut Tensor<B>,
+    ) -> Result<()> {
+        Ok(be.short_conv(op::ShortConv {
+            bcx,
+            w: &self.conv,
+            state,
+            out,
+        })?)
+    }
+
     /// One decode step of `b` sequences: `u` `[b, d]` (row `i` is sequence
     /// `i`'s normed input), `states[i]` its conv state. The projections run
     /// once for all rows; the conv step per sequence through `row` (`t = 1`
@@ -140,7 +159,10 @@ impl<B: Backend> Attention<B> {
     }
 
     /// `u`: normed input `[t, d]` at positions `pos0..pos0 + t`; the new
-    /// keys and values are appended to the cache; result in `s.o`.
+    /// keys and values are appended to the cache; result in `s.o`. With
+    /// `row` (`t = 1` scratch), the attention itself runs one query row at
+    /// a time, each as a decode step at its position would run it.
+    #[allow(clippy::too_many_arguments)]
     fn forward(
         &self,
         be: &B,
@@ -149,6 +171,7 @@ impl<B: Backend> Attention<B> {
         k_cache: &mut Tensor<B>, // [max_len, h_kv, hd]
         v_cache: &mut Tensor<B>, // [max_len, h_kv, hd]
         s: &mut Scratch<B>,
+        row: Option<&mut Scratch<B>>,
     ) -> Result<()> {
         let (t, h, hd) = (s.t, self.h, self.hd);
         be.matmul(op::Matmul {
@@ -171,15 +194,41 @@ impl<B: Backend> Attention<B> {
             v_cache,
         })?;
         let scale = 1.0 / (hd as f32).sqrt();
-        be.attention(op::Attention {
-            q: &s.qn,
-            k: k_cache,
-            v: v_cache,
-            kv_len: pos0 + t,
-            causal: true,
-            scale,
-            out: &mut s.att,
-        })?;
+        match row {
+            None => be.attention(op::Attention {
+                q: &s.qn,
+                k: k_cache,
+                v: v_cache,
+                kv_len: pos0 + t,
+                causal: true,
+                scale,
+                out: &mut s.att,
+            })?,
+            Some(row) => {
+                for i in 0..t {
+                    // Query row `i` (`[1, h, hd]`: rows `i·h..` of `[t, h, hd]`).
+                    be.slice_rows(op::SliceRows {
+                        src: &s.qn,
+                        row0: i * h,
+                        out: &mut row.qn,
+                    })?;
+                    be.attention(op::Attention {
+                        q: &row.qn,
+                        k: k_cache,
+                        v: v_cache,
+                        kv_len: pos0 + i + 1,
+                        causal: true,
+                        scale,
+                        out: &mut row.att,
+                    })?;
+                    be.copy_rows(op::CopyRows {
+                        src: &row.att,
+                        dst: &mut s.att,
+                        row0: i * h,
+                    })?;
+                }
+            }
+        }
         s.att.set_shape([t, h * hd])?;
         be.matmul(op::Matmul {
             x: &s.att,
@@ -376,13 +425,46 @@ impl<B: Backend> DecoderLayer<B> {
         s: &mut Scratch<B>,
         pending: bool,
     ) -> Result<()> {
+        self.forward_rows(be, xu, pos0, cache, s, pending, None)
+    }
+
+    /// [`Self::forward_deferred`], and with `row` (`t = 1` scratch) the
+    /// attention runs one query row at a time: every row's arithmetic is
+    /// then that of a decode step (with the matmuls of a few rows running
+    /// as GEMVs on the CPU, bit for bit).
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_rows(
+        &self,
+        be: &B,
+        xu: (&mut Tensor<B>, &mut Tensor<B>),
+        pos0: usize,
+        cache: &mut LayerCache<B>,
+        s: &mut Scratch<B>,
+        pending: bool,
+        row: Option<&mut Scratch<B>>,
+    ) -> Result<()> {
         self.around(be, xu, s, pending, |u, s| match (&self.operator, cache) {
             (Operator::Conv(c), LayerCache::Conv { state }) => c.forward(be, u, state, s),
             (Operator::Attention(a), LayerCache::Attention { k, v }) => {
-                a.forward(be, u, pos0, k, v, s)
+                a.forward(be, u, pos0, k, v, s, row)
             }
             _ => unreachable!("caches are built from the same layer list"),
         })
+    }
+
+    /// A conv layer moves `state` past recorded `bcx` rows
+    /// ([`ShortConv::replay`]; `out` `[t, d]` scratch); other layers: nothing.
+    pub fn replay_conv(
+        &self,
+        be: &B,
+        bcx: &Tensor<B>,
+        state: &mut Tensor<B>,
+        out: &mut Tensor<B>,
+    ) -> Result<()> {
+        match &self.operator {
+            Operator::Conv(c) => c.replay(be, bcx, state, out),
+            Operator::Attention(_) => Ok(()),
+        }
     }
 
     /// [`Self::forward_deferred`] for one decode step of `b` sequences at

@@ -35,7 +35,10 @@ use crate::dtype::Element;
 /// Rows of `x` up to which a matmul runs as [`GemvRows`] (weights streamed
 /// once, each row as its own GEMV would sum it: a batched decode step gives
 /// each sequence exactly its one-row result) rather than the blocked GEMM.
-pub const GEMV_ROWS: usize = 8;
+/// Nine: a batched decode step of up to eight sequences, or a speculative
+/// verify of the last token and up to eight drafts, is exactly the decode
+/// steps it stands for.
+pub const GEMV_ROWS: usize = 9;
 
 /// Borrowed weight panels of one matmul (see [`panels`]), in any supported dtype.
 #[derive(Clone, Copy, Debug)]

@@ -1,0 +1,284 @@
+//! Speculative decoding's model side (issue 25): run a short chunk of
+//! tokens (the last sampled token and the drafts) so that every row is
+//! exactly the decode step it stands for, record what the conv layers saw,
+//! and rewind the sequence to any row boundary of what was recorded.
+//!
+//! A KV cache rewinds by its position alone: rows past it are never read
+//! (attention stops at the position) and are overwritten by the next run.
+//! A conv state is the last `l − 1` rows of `B ⊙ X`, so the recorder keeps
+//! each conv layer's state from where recording began and the `B | C | X`
+//! rows of every token run since; a rewind restores that state and replays
+//! the kept rows through the conv step, the kernel that produced the state,
+//! so the state is bit for bit the one a plain run up to there leaves.
+//! Nothing but the conv step of at most [`MAX_VERIFY_ROWS`] rows is
+//! recomputed.
+//!
+//! "Exactly the decode step": the matmuls of up to `MAX_VERIFY_ROWS` rows
+//! run as one GEMV per row on the CPU (`tensor::cpu::matmul::GemvRows`,
+//! bit-identical to `m = 1`), the attention runs one query row at a time,
+//! and every other op is row-wise. On the CPU a recorded row's logits are
+//! the decode step's, bit for bit; on wgpu they are within the matmul's
+//! rounding of them (its kernels for a few rows and for one differ).
+
+use tensor::{Backend, DType, Shape, Tensor, op};
+
+use super::state::{LayerCache, Scratch, TextState};
+use super::{Run, TextModel};
+use crate::error::{ModelError, Result};
+
+/// Rows a recording holds: the last sampled token and up to eight drafts.
+/// Up to this many rows, the CPU's matmuls run as one GEMV per row.
+pub const MAX_VERIFY_ROWS: usize = tensor::cpu::matmul::GEMV_ROWS;
+
+/// A conv layer's record: its state where recording began and the
+/// `B | C | X` rows of every token run since.
+pub(super) struct ConvRecord<B: Backend> {
+    state0: Tensor<B>, // [l − 1, d]
+    pub(super) bcx: Tensor<B>, // [MAX_VERIFY_ROWS, 3d]
+}
+
+/// The activations of a run of `t` rows.
+struct RowBufs<B: Backend> {
+    s: Scratch<B>,
+    u: Tensor<B>,      // [t, d] normed input
+    x: Tensor<B>,      // [t, d] residual stream
+    normed: Tensor<B>, // [t, d]
+    logits: Tensor<B>, // [t, vocab]
+}
+
+/// What [`TextModel::run_layers`] needs of a recorder for one run.
+pub(super) struct RowsRun<'a, B: Backend> {
+    pub s: &'a mut Scratch<B>,
+    pub u: &'a mut Tensor<B>,
+    /// `t = 1` scratch: one query row's attention.
+    pub row: &'a mut Scratch<B>,
+    /// Per layer: `Some` for conv layers.
+    pub conv: &'a mut [Option<ConvRecord<B>>],
+    /// Recorded rows before this run (where its `bcx` rows go).
+    pub at: usize,
+}
+
+/// Records a sequence's runs so it can be rewound ([`TextModel::rewind`]);
+/// made once per sequence ([`TextModel::new_recorder`]), reused across
+/// recordings. Buffers for each run length are allocated on first use.
+pub struct Recorder<B: Backend> {
+    /// The position recording began at; `None` before [`TextModel::record_from`].
+    start: Option<usize>,
+    /// Rows recorded since `start`.
+    rows: usize,
+    conv: Vec<Option<ConvRecord<B>>>,
+    /// Index `t − 1`: the buffers of a `t`-row run.
+    bufs: Vec<Option<RowBufs<B>>>,
+    row: Scratch<B>,
+}
+
+impl<B: Backend> Recorder<B> {
+    /// Where the current recording began, if one is open.
+    pub fn start(&self) -> Option<usize> {
+        self.start
+    }
+
+    /// Rows recorded since [`Recorder::start`].
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Forgets the recording (the sequence moved on without it).
+    pub fn clear(&mut self) {
+        self.start = None;
+        self.rows = 0;
+    }
+}
+
+impl<B: Backend> TextModel<B> {
+    /// A recorder for sequences of this model.
+    pub fn new_recorder(&self, be: &B) -> Result<Recorder<B>> {
+        let c = &self.cfg;
+        let (d, l) = (c.hidden_size, c.conv_kernel);
+        let conv = self
+            .layers
+            .iter()
+            .map(|layer| {
+                Ok(if layer.is_attention() {
+                    None
+                } else {
+                    Some(ConvRecord {
+                        state0: be.zeros(DType::F32, Shape::from([l - 1, d]))?,
+                        bcx: be.zeros(DType::F32, Shape::from([MAX_VERIFY_ROWS, 3 * d]))?,
+                    })
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Recorder {
+            start: None,
+            rows: 0,
+            conv,
+            bufs: (0..MAX_VERIFY_ROWS).map(|_| None).collect(),
+            row: Scratch::new(be, c, 1)?,
+        })
+    }
+
+    /// Begins a recording at `st`'s position: [`TextModel::rewind`] can
+    /// then cut the sequence back to any position from here to its end.
+    pub fn record_from(&self, be: &B, st: &TextState<B>, rec: &mut Recorder<B>) -> Result<()> {
+        self.check_recorder(st, rec)?;
+        for (cache, r) in st.seq.caches.iter().zip(&mut rec.conv) {
+            if let (LayerCache::Conv { state }, Some(r)) = (cache, r) {
+                be.copy_rows(op::CopyRows {
+                    src: state,
+                    dst: &mut r.state0,
+                    row0: 0,
+                })?;
+            }
+        }
+        rec.start = Some(st.seq.pos);
+        rec.rows = 0;
+        Ok(())
+    }
+
+    /// Runs `ids` at `st`'s next positions as one chunk in which every row
+    /// is exactly the decode step it stands for (module docs), recording
+    /// it; `out` receives every row's logits (`[t, vocab]`, host f32: row
+    /// `i` predicts the token after `ids[i]`). At most
+    /// [`MAX_VERIFY_ROWS`] rows per recording.
+    pub fn run_recorded(
+        &self,
+        be: &B,
+        ids: &[u32],
+        st: &mut TextState<B>,
+        rec: &mut Recorder<B>,
+        out: &mut Vec<f32>,
+    ) -> Result<()> {
+        self.check_recorder(st, rec)?;
+        let t = ids.len();
+        let Some(start) = rec.start else {
+            return Err(ModelError::Rewind("run_recorded before record_from".into()));
+        };
+        if start + rec.rows != st.seq.pos {
+            return Err(ModelError::Rewind(format!(
+                "the sequence is at {}, the recording at {}",
+                st.seq.pos,
+                start + rec.rows
+            )));
+        }
+        if t == 0 {
+            return Err(ModelError::EmptyPrompt);
+        }
+        if rec.rows + t > MAX_VERIFY_ROWS {
+            return Err(ModelError::Rewind(format!(
+                "{} rows recorded and {t} more: a recording holds {MAX_VERIFY_ROWS}",
+                rec.rows
+            )));
+        }
+        self.row_bufs(be, rec, t)?;
+        let Recorder {
+            bufs,
+            row,
+            conv,
+            rows,
+            ..
+        } = rec;
+        let RowBufs {
+            s,
+            u,
+            x,
+            normed,
+            logits,
+        } = bufs[t - 1].as_mut().expect("allocated above");
+        be.enter(|| -> Result<()> {
+            self.embed(be, ids, x)?;
+            let run = Run::Rows(super::verify::RowsRun {
+                s,
+                u,
+                row,
+                conv,
+                at: *rows,
+            });
+            self.run_layers(be, x, &mut st.seq, run)?;
+            self.final_norm(be, x, normed)?;
+            self.head(be, normed, logits)?;
+            Ok(be.download_f32_into(logits, out)?)
+        })?;
+        *rows += t;
+        Ok(())
+    }
+
+    /// Cuts `st` back to `len` tokens, a position inside the open
+    /// recording (from where it began to `st`'s end): the KV caches by
+    /// position, the conv states by replaying the kept rows (module docs).
+    /// The recording stays open, so runs may follow and be rewound again.
+    pub fn rewind(
+        &self,
+        be: &B,
+        st: &mut TextState<B>,
+        rec: &mut Recorder<B>,
+        len: usize,
+    ) -> Result<()> {
+        self.check_recorder(st, rec)?;
+        let start = rec.start.filter(|&s| s <= len && len <= st.seq.pos);
+        let Some(start) = start.filter(|&s| s + rec.rows == st.seq.pos) else {
+            return Err(ModelError::Rewind(format!(
+                "cannot rewind to {len}: recorded {:?} + {} rows, the sequence is at {}",
+                rec.start, rec.rows, st.seq.pos
+            )));
+        };
+        if len == st.seq.pos {
+            return Ok(());
+        }
+        let keep = len - start;
+        if keep > 0 {
+            self.row_bufs(be, rec, keep)?;
+        }
+        be.enter(|| -> Result<()> {
+            let layers = self.layers.iter().zip(st.seq.caches.iter_mut());
+            for ((layer, cache), r) in layers.zip(&rec.conv) {
+                let (LayerCache::Conv { state }, Some(r)) = (cache, r) else {
+                    continue;
+                };
+                be.copy_rows(op::CopyRows {
+                    src: &r.state0,
+                    dst: state,
+                    row0: 0,
+                })?;
+                if keep > 0 {
+                    let b = rec.bufs[keep - 1].as_mut().expect("allocated above");
+                    be.slice_rows(op::SliceRows {
+                        src: &r.bcx,
+                        row0: 0,
+                        out: &mut b.s.bcx,
+                    })?;
+                    layer.replay_conv(be, &b.s.bcx, state, &mut b.s.y)?;
+                }
+            }
+            Ok(())
+        })?;
+        st.seq.pos = len;
+        rec.rows = keep;
+        Ok(())
+    }
+
+    /// Allocates the buffers of a `t`-row run on first use.
+    fn row_bufs(&self, be: &B, rec: &mut Recorder<B>, t: usize) -> Result<()> {
+        if rec.bufs[t - 1].is_none() {
+            let (d, v) = (self.cfg.hidden_size, self.cfg.vocab_size);
+            let z = |s: [usize; 2]| be.zeros(DType::F32, Shape::from(s));
+            rec.bufs[t - 1] = Some(RowBufs {
+                s: Scratch::new(be, &self.cfg, t)?,
+                u: z([t, d])?,
+                x: z([t, d])?,
+                normed: z([t, d])?,
+                logits: z([t, v])?,
+            });
+        }
+        Ok(())
+    }
+
+    fn check_recorder(&self, st: &TextState<B>, rec: &Recorder<B>) -> Result<()> {
+        if rec.conv.len() != self.layers.len() || st.seq.caches.len() != self.layers.len() {
+            return Err(ModelError::Rewind(
+                "a recorder or sequence of another model".into(),
+            ));
+        }
+        Ok(())
+    }
+}

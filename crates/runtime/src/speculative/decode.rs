@@ -1,0 +1,148 @@
+//! The session's speculative decode loop and its verify / rewind steps.
+
+use tensor::Backend;
+
+use super::Speculation;
+use crate::error::Result;
+use crate::sampling::Sampler;
+use crate::session::{Event, Finish, Session, StopConfig};
+
+/// Drafted and accepted token counts of a generation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpecCounts {
+    /// Verify steps run (each one target pass over the last token and its drafts).
+    pub steps: usize,
+    pub drafted: usize,
+    pub accepted: usize,
+}
+
+impl<B: Backend> Session<B> {
+    /// Runs `id` (sampled, not yet run) and `drafts` as one recorded chunk
+    /// at the next positions; `rows` receives its logits `[1 + k, vocab]`
+    /// (row `i` predicts the token after `drafts[i − 1]`, row 0 after `id`).
+    /// The cache then holds `id` and every draft until [`Session::keep`].
+    pub fn verify(&mut self, id: u32, drafts: &[u32], rows: &mut Vec<f32>) -> Result<()> {
+        let text = &self.model.text;
+        let rec = match &mut self.recorder {
+            Some(r) => r,
+            empty => empty.insert(text.new_recorder(&self.be)?),
+        };
+        text.record_from(&self.be, &self.state, rec)?;
+        let mut ids = Vec::with_capacity(1 + drafts.len());
+        ids.push(id);
+        ids.extend_from_slice(drafts);
+        text.run_recorded(&self.be, &ids, &mut self.state, rec, rows)?;
+        self.cached.extend_from_slice(&ids);
+        Ok(())
+    }
+
+    /// Keeps the first `keep` tokens of the last [`Session::verify`] chunk
+    /// and forgets the rest: the KV caches and conv states are exactly
+    /// those of a run that stopped there.
+    pub fn keep(&mut self, keep: usize) -> Result<()> {
+        let Some(rec) = self.recorder.as_mut() else {
+            return Err(model::ModelError::Rewind("keep without a verify".into()).into());
+        };
+        let Some(start) = rec.start() else {
+            return Err(model::ModelError::Rewind("keep without a verify".into()).into());
+        };
+        let len = start + keep;
+        self.model.text.rewind(&self.be, &mut self.state, rec, len)?;
+        self.cached.truncate(len);
+        Ok(())
+    }
+
+    /// The decode loop with drafts: from `logits` (the prompt's last
+    /// position), tokens into `out` until a stop condition, every one
+    /// reported to `on_event` as plain decoding reports it. With greedy
+    /// settings the tokens are exactly plain decoding's; with sampling
+    /// they are distributed as plain decoding's.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn decode_speculative(
+        &mut self,
+        spec: &mut Speculation,
+        sampler: &mut Sampler,
+        logits: &mut Vec<f32>,
+        out: &mut Vec<u32>,
+        stop: &StopConfig,
+        on_event: &mut dyn FnMut(&Event) -> bool,
+        counts: &mut SpecCounts,
+    ) -> Result<Finish> {
+        let vocab = self.model.text.cfg.vocab_size;
+        let (mut drafts, mut rows, mut history) = (Vec::new(), Vec::new(), Vec::new());
+        // A token chosen by a rejected draft's replacement, to emit next.
+        let mut forced = None;
+        loop {
+            if out.len() >= stop.max_new_tokens {
+                return Ok(Finish::Length);
+            }
+            let id = match forced.take() {
+                Some(y) => y,
+                None => sampler.sample(logits, &self.cached),
+            };
+            out.push(id);
+            let go_on = on_event(&Event::Token { id });
+            if let Some(finish) = self.after_sample(id, go_on, out.len(), stop)? {
+                return Ok(finish);
+            }
+            // Room: the context after `id`, and the tokens still allowed.
+            let room = (self.max_len() - self.cached.len() - 1)
+                .min(stop.max_new_tokens - out.len())
+                .min(spec.draft_max);
+            drafts.clear();
+            if room > 0 {
+                history.clear();
+                history.extend_from_slice(&self.cached);
+                history.push(id);
+                spec.drafter.draft(&history, room, &mut drafts)?;
+                drafts.truncate(room);
+            }
+            if drafts.is_empty() {
+                self.push(id, logits)?;
+                continue;
+            }
+            self.verify(id, &drafts, &mut rows)?;
+            let k = drafts.len();
+            // Row i's history: the cache up to and including `id` and the
+            // first i drafts.
+            let base = self.cached.len() - k;
+            let mut kept = 1;
+            let mut finish = None;
+            for (i, &d) in drafts.iter().enumerate() {
+                let row = &mut rows[i * vocab..(i + 1) * vocab];
+                if let Some(y) = sampler.judge(row, &self.cached[..base + i], d) {
+                    forced = Some(y);
+                    break;
+                }
+                kept += 1;
+                out.push(d);
+                let go_on = on_event(&Event::Token { id: d });
+                // As `after_sample`, with the token already in the cache.
+                finish = if stop.stop_ids.contains(&d) {
+                    Some(Finish::Stop)
+                } else if !go_on {
+                    Some(Finish::Cancelled)
+                } else if out.len() >= stop.max_new_tokens {
+                    Some(Finish::Length)
+                } else {
+                    None
+                };
+                if finish.is_some() {
+                    break;
+                }
+            }
+            counts.steps += 1;
+            counts.drafted += k;
+            counts.accepted += kept - 1;
+            self.keep(kept)?;
+            if let Some(finish) = finish {
+                return Ok(finish);
+            }
+            if forced.is_none() {
+                // Every draft kept: the last row predicts the next token.
+                logits.clear();
+                logits.extend_from_slice(&rows[k * vocab..(k + 1) * vocab]);
+            }
+        }
+    }
+}
