@@ -8,6 +8,7 @@ use runtime::model::preprocess::ProcessorOverrides;
 use runtime::model::prompt::{ChatMessage, ContentPart, parse_messages};
 use runtime::model::tensor::cpu::WeightFormat;
 use runtime::sampling::SamplingConfig;
+use runtime::speculative::SpeculativeConfig;
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct InputArgs {
@@ -97,6 +98,16 @@ pub struct EngineArgs {
     /// always stay as stored; only its float tensors follow this.
     #[arg(long, default_value = "native")]
     pub weights: String,
+    /// Speculative decoding (exact: greedy output is plain decoding's token
+    /// for token, sampled output follows the same distribution): `ngram`
+    /// drafts by prompt lookup; `draft:PATH` runs a smaller model with the
+    /// same tokenizer (a folder, .gguf or hub id; it sees images as their
+    /// placeholder tokens).
+    #[arg(long, value_name = "ngram|draft:PATH")]
+    pub speculative: Option<String>,
+    /// Tokens drafted per step at most (1 to 8; default 4).
+    #[arg(long, value_name = "K")]
+    pub draft_max: Option<usize>,
 }
 
 impl EngineArgs {
@@ -118,6 +129,16 @@ impl EngineArgs {
         opts.max_len = self.max_len;
         opts.processor = processor;
         opts.mmproj = self.mmproj.clone();
+        opts.speculative = match (&self.speculative, self.draft_max) {
+            (Some(src), k) => {
+                let mut c = SpeculativeConfig::new(src.parse()?);
+                c.draft_max = k.unwrap_or(c.draft_max);
+                c.validate()?;
+                Some(c)
+            }
+            (None, Some(_)) => bail!("--draft-max needs --speculative"),
+            (None, None) => None,
+        };
         Ok(opts)
     }
 }

@@ -182,6 +182,16 @@ fn print_stats(out: &runtime::engine::Output) {
         out.decode_tok_s(),
         g.finish
     );
+    let sp = g.speculative;
+    if sp.steps > 0 {
+        eprintln!(
+            "[speculative: {} verify steps, {} of {} drafted tokens accepted ({:.0}%)]",
+            sp.steps,
+            sp.accepted,
+            sp.drafted,
+            100.0 * sp.accepted as f64 / sp.drafted.max(1) as f64
+        );
+    }
 }
 
 fn run(input: &InputArgs) -> Result<()> {

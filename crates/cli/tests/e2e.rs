@@ -65,6 +65,11 @@ fn scratch(test: &str) -> Result<PathBuf> {
 /// `lfm2vl generate --json --greedy` on a case: transformers' prompt ids
 /// and greedy ids.
 fn generate_matches(name: &str, backend: &str, dir: &Path) -> Result<()> {
+    generate_matches_with(name, backend, dir, &[])
+}
+
+/// [`generate_matches`] with `extra` flags.
+fn generate_matches_with(name: &str, backend: &str, dir: &Path, extra: &[&str]) -> Result<()> {
     let case = Case::load(name)?;
     let msgs = messages_file(&case, dir)?;
     let out = lfm2vl()
@@ -81,10 +86,11 @@ fn generate_matches(name: &str, backend: &str, dir: &Path) -> Result<()> {
         .arg(case.model_dir()?)
         .arg("--messages")
         .arg(&msgs)
+        .args(extra)
         .output()?;
     ensure!(
         out.status.success(),
-        "{name}: {}",
+        "{name} {extra:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     let v: Value = serde_json::from_slice(&out.stdout)?;
@@ -99,7 +105,7 @@ fn generate_matches(name: &str, backend: &str, dir: &Path) -> Result<()> {
     );
     ensure!(
         ids("generated_ids") == case.generated_ids()?,
-        "{name} on {backend}: generated {:?}",
+        "{name} on {backend} {extra:?}: generated {:?}",
         ids("generated_ids")
     );
     Ok(())
@@ -602,5 +608,50 @@ fn cli_bench_times_a_gguf() -> Result<()> {
         v["image512_ms"].is_null() && v["tg4"].as_f64().is_some(),
         "{v}"
     );
+    Ok(())
+}
+
+/// Speculative decoding from the command line gives transformers' greedy
+/// tokens (an image case and a text case; prompt lookup and a draft
+/// model), and each bad setting is a one-line error, exit code 1.
+#[test]
+fn cli_speculative_decoding_is_exact_and_refuses_bad_settings() -> Result<()> {
+    let dir = scratch("cli_speculative_decoding")?;
+    let other = tests::fixture_path("models/tiny-1.6b");
+    let draft = format!("draft:{}", other.display());
+    for name in ["single_image", "text_only"] {
+        generate_matches_with(name, "cpu", &dir, &["--speculative", "ngram"])?;
+        let flags = ["--speculative", draft.as_str(), "--draft-max", "8"];
+        generate_matches_with(name, "cpu", &dir, &flags)?;
+    }
+    // A draft whose tokenizer differs (one token renamed).
+    let bad = dir.join("other-tokenizer");
+    std::fs::create_dir_all(&bad)?;
+    for f in std::fs::read_dir(&other)? {
+        let f = f?.path();
+        std::fs::copy(&f, bad.join(f.file_name().unwrap_or_default()))?;
+    }
+    let tok = std::fs::read_to_string(other.join("tokenizer.json"))?;
+    let renamed = tok.replacen("\"<|im_end|>\"", "\"<|im_stop|>\"", 2);
+    ensure!(renamed != tok, "the fixture tokenizer has no <|im_end|>");
+    std::fs::write(bad.join("tokenizer.json"), renamed)?;
+    let bad_draft = format!("draft:{}", bad.display());
+    let cases: [(&[&str], &str); 5] = [
+        (&["--speculative", "ngram", "--draft-max", "0"], "draft-max must be 1 to 8, got 0"),
+        (&["--speculative", "ngram", "--draft-max", "4000000000"], "draft-max must be 1 to 8"),
+        (&["--draft-max", "3"], "--draft-max needs --speculative"),
+        (&["--speculative", "draft:/no/such/model"], "draft model /no/such/model"),
+        (&["--speculative", bad_draft.as_str()], "tokenizer is not the target's"),
+    ];
+    for (flags, want) in cases {
+        let err = clean_failure(
+            lfm2vl()
+                .args(["generate", "--backend", "cpu", "--max-new-tokens", "2", "-p", "hi"])
+                .arg("--model")
+                .arg(tests::fixture_path("models/tiny-450m"))
+                .args(flags),
+        )?;
+        ensure!(err.contains(want), "{flags:?}: {err}");
+    }
     Ok(())
 }

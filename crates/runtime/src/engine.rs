@@ -248,18 +248,23 @@ where
     let drafter: Box<dyn Drafter> = match &cfg.source {
         DraftSource::Ngram => Box::new(Ngram::default()),
         DraftSource::Model(spec) => {
-            let source = crate::source::resolve_model(spec, None)?;
-            let files = ModelFiles::open(&source)?;
-            let (ours, theirs) = (prompt.tokenizer(), files.prompt()?);
-            if ours.inner().get_vocab(true) != theirs.tokenizer().inner().get_vocab(true) {
-                return Err(RuntimeError::Speculative(format!(
-                    "the draft model {spec} has another tokenizer than the target \
-                     (their vocabularies differ)"
-                )));
-            }
-            let model = Arc::new(files.load(&s.be)?);
-            let vocab = s.model.text.cfg.vocab_size;
-            Box::new(DraftModel::new(s.be.clone(), model, vocab, s.max_len())?)
+            let load = || -> Result<DraftModel<B>> {
+                let source = crate::source::resolve_model(spec, None)?;
+                let files = ModelFiles::open(&source)?;
+                let (ours, theirs) = (prompt.tokenizer(), files.prompt()?);
+                if ours.inner().get_vocab(true) != theirs.tokenizer().inner().get_vocab(true) {
+                    return Err(RuntimeError::Speculative(
+                        "its tokenizer is not the target's (the vocabularies differ)".into(),
+                    ));
+                }
+                let model = Arc::new(files.load(&s.be)?);
+                let vocab = s.model.text.cfg.vocab_size;
+                DraftModel::new(s.be.clone(), model, vocab, s.max_len())
+            };
+            Box::new(load().map_err(|e| RuntimeError::DraftModel {
+                spec: spec.clone(),
+                source: Box::new(e),
+            })?)
         }
     };
     Speculation::new(drafter, cfg.draft_max)

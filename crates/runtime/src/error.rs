@@ -36,6 +36,12 @@ pub enum RuntimeError {
     /// Speculative decoding settings or a draft model that can't serve.
     #[error("speculative decoding: {0}")]
     Speculative(String),
+    #[error("draft model {spec}")]
+    DraftModel {
+        spec: String,
+        #[source]
+        source: Box<RuntimeError>,
+    },
 }
 
 pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
