@@ -306,6 +306,11 @@ pub struct BenchArgs {
     /// and --generate are per stream.
     #[arg(long, value_delimiter = ',')]
     streams: Vec<usize>,
+    /// Time speculative decoding instead: a verify step of k = 1, 2, 4, 8
+    /// drafts against one decode step, decode with every draft accepted (a
+    /// greedy run replayed), and the acceptance-rate → speedup curve.
+    #[arg(long)]
+    speculative: bool,
 }
 
 fn weight_format(s: &str) -> Result<WeightFormat> {
@@ -347,6 +352,9 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     };
     if !a.streams.is_empty() {
         return streams(&opts, &a.streams, a.json);
+    }
+    if a.speculative {
+        return speculative(&opts, a.json);
     }
     let r = runtime::bench::bench(&opts)?;
     let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_secs_f64() * 1e3);
@@ -504,6 +512,72 @@ fn streams(opts: &runtime::bench::BenchOptions, counts: &[usize], json: bool) ->
             r.per_stream_tok_s,
             ms(r.ttft_mean),
             ms(r.ttft_max)
+        );
+    }
+    Ok(())
+}
+
+/// `bench --speculative`: the verify cost, replayed drafts, the curve.
+fn speculative(opts: &runtime::bench::BenchOptions, json: bool) -> Result<()> {
+    use runtime::bench_speculative::{SpecRow, bench_speculative};
+    let r = bench_speculative(opts, &[4, 8])?;
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    let step = ms(r.plain_step);
+    let rate = |c: &runtime::speculative::SpecCounts| c.accepted as f64 / c.drafted.max(1) as f64;
+    if json {
+        let row = |s: &SpecRow| {
+            serde_json::json!({
+                "k": s.k, "accuracy": s.accuracy, "tok_s": s.tok_s,
+                "speedup": s.tok_s / r.plain_tok_s, "acceptance": rate(&s.counts),
+                "steps": s.counts.steps, "drafted": s.counts.drafted, "accepted": s.counts.accepted,
+            })
+        };
+        let verify: Vec<_> = r
+            .verify
+            .iter()
+            .map(|v| serde_json::json!({ "k": v.k, "ms": ms(v.time), "vs_decode_step": ms(v.time) / step }))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "prompt": opts.prompt, "generate": opts.generate,
+                "plain_tok_s": r.plain_tok_s, "decode_step_ms": step,
+                "verify": verify,
+                "replay": r.replay.iter().map(row).collect::<Vec<_>>(),
+                "curve": r.curve.iter().map(row).collect::<Vec<_>>(),
+            })
+        );
+        return Ok(());
+    }
+    println!(
+        "plain decode {:.1} tok/s ({step:.2} ms a step; prompt {}, generate {})",
+        r.plain_tok_s, opts.prompt, opts.generate
+    );
+    println!("verify  k drafts  ms      vs one decode step");
+    for v in &r.verify {
+        println!("        {:>8}  {:>6.2}  {:.2}x", v.k, ms(v.time), ms(v.time) / step);
+    }
+    println!("every draft accepted (a greedy run replayed)");
+    println!("        k  tok/s    speedup  verify steps");
+    for s in &r.replay {
+        println!(
+            "  {:>7}  {:>7.1}  {:>6.2}x  {}",
+            s.k,
+            s.tok_s,
+            s.tok_s / r.plain_tok_s,
+            s.counts.steps
+        );
+    }
+    println!("acceptance curve (each drafted token right with probability a)");
+    println!("        k  a     accepted  tok/s    speedup");
+    for s in &r.curve {
+        println!(
+            "  {:>7}  {:.2}  {:>7.0}%  {:>7.1}  {:>6.2}x",
+            s.k,
+            s.accuracy,
+            100.0 * rate(&s.counts),
+            s.tok_s,
+            s.tok_s / r.plain_tok_s
         );
     }
     Ok(())
