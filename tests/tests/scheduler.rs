@@ -363,3 +363,60 @@ fn follow_up_turn_reuses_its_slots_cache() -> Result<()> {
     fresh.shutdown();
     Ok(())
 }
+
+/// Speculative decoding inside the scheduler's batches: per case, one job
+/// with drafts from a draft model (the other fixture checkpoint), one with
+/// speculation off and one with prompt lookup asked per request, all at
+/// once on four slots: each gives transformers' greedy ids.
+#[test]
+fn speculative_jobs_in_batches_give_transformers_greedy_ids() -> Result<()> {
+    use runtime::speculative::{DraftSource, SpeculativeConfig};
+    for cases in models()? {
+        let mut opts = EngineOptions {
+            backend: BackendChoice::Cpu,
+            max_len: 1024,
+            ..Default::default()
+        };
+        let dir = cases[0].model_dir()?;
+        let other = if dir.ends_with("tiny-450m") {
+            "models/tiny-1.6b"
+        } else {
+            "models/tiny-450m"
+        };
+        let draft = tests::fixture_path(other).display().to_string();
+        opts.speculative = Some(SpeculativeConfig {
+            source: DraftSource::Model(draft),
+            draft_max: 8,
+        });
+        let sched = Scheduler::start(
+            Engine::load(dir.to_str().context("path")?, &opts)?,
+            SchedulerOptions {
+                parallel: 4,
+                prefill_chunk: 32,
+                ..Default::default()
+            },
+        )?;
+        let mut pending = Vec::new();
+        for case in &cases {
+            let want: Vec<u32> = case.generated_ids()?.iter().map(|&i| i as u32).collect();
+            for speculative in [None, Some(false), Some(true)] {
+                let (messages, images) = chat(case)?;
+                let (tx, rx) = mpsc::channel();
+                let job = Job {
+                    max_new_tokens: want.len(),
+                    speculative,
+                    ..Job::new(JobInput::Chat { messages, images })
+                };
+                sched.submit(job, Box::new(move |e| tx.send(e).is_ok()))?;
+                pending.push((format!("{} {speculative:?}", case.name), want.clone(), rx));
+            }
+        }
+        for (name, want, rx) in pending {
+            let (streamed, s) = wait(&rx)?;
+            ensure!(s.ids == want, "{name}: got {:?}, want {want:?}", s.ids);
+            ensure!(streamed == s.text, "{name}: streamed {streamed:?}");
+        }
+        sched.shutdown();
+    }
+    Ok(())
+}

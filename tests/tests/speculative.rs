@@ -239,7 +239,10 @@ fn top_k_probs(logits: &[f32], k: usize) -> Vec<(u32, f64)> {
     let m = logits[idx[0]] as f64;
     let e: Vec<f64> = idx.iter().map(|&i| (logits[i] as f64 - m).exp()).collect();
     let sum: f64 = e.iter().sum();
-    idx.iter().zip(e).map(|(&i, e)| (i as u32, e / sum)).collect()
+    idx.iter()
+        .zip(e)
+        .map(|(&i, e)| (i as u32, e / sum))
+        .collect()
 }
 
 /// With sampling (top-k 3: a three-token vocabulary at every step), the
@@ -333,6 +336,64 @@ fn speculative_sampling_follows_the_target_distribution() -> Result<()> {
             what == "plain" || what == "ngram" || accepted > 0,
             "{what}: no draft accepted"
         );
+    }
+    Ok(())
+}
+
+/// Drafts verified inside a batched step: two sequences, one running its
+/// token and drafts, the other a plain decode step (then both drafting),
+/// give bit for bit each sequence's own decode steps on the CPU, and a
+/// rewind in between changes nothing of that.
+#[test]
+fn drafts_verified_inside_a_batch_are_decode_steps_bit_for_bit() -> Result<()> {
+    let be = cpu()?;
+    let (a, b) = (Case::load("text_only")?, Case::load("single_image")?);
+    let model = Arc::new(Lfm2Vl::load(&a.model_dir()?, &be)?);
+    ensure!(b.model_dir()? == a.model_dir()?, "one model for both");
+    let vocab = model.text.cfg.vocab_size;
+    let len = |c: &Case| -> Result<usize> { Ok(c.seq_len()? + 2 * MAX_DRAFT + 4) };
+    let mut sa = Session::shared(be.clone(), Arc::clone(&model), len(&a)?)?;
+    let mut sb = Session::shared(be.clone(), Arc::clone(&model), len(&b)?)?;
+    let (steps_a, toks_a) = plain_steps(&mut sa, &a)?;
+    let (steps_b, toks_b) = plain_steps(&mut sb, &b)?;
+    for (s, case) in [(&mut sa, &a), (&mut sb, &b)] {
+        let (ids, pv) = prompt(case)?;
+        let views = case.crop_patches(&pv)?;
+        s.reset()?;
+        s.start(&ids, &views)?;
+        let mut l = Vec::new();
+        while s.prefill_step(512, &mut l)?.is_none() {}
+    }
+    // (a's run, b's run, rows a keeps), with where each run starts in toks.
+    let rounds = [
+        ((0, 4), (0, 1), 2),
+        ((2, 4), (1, 2), 4),
+        ((6, 1), (3, 3), 1),
+    ];
+    for ((a0, at), (b0, bt), keep) in rounds {
+        let runs = [&toks_a[a0..a0 + at], &toks_b[b0..b0 + bt]];
+        let mut bs = model.text.new_batch(&be, at + bt)?;
+        let mut rows = Vec::new();
+        Session::step_batch(&mut [&mut sa, &mut sb], &runs, &mut bs, &mut rows)?;
+        let mut got = rows.chunks_exact(vocab);
+        for i in 0..at {
+            ensure!(
+                got.next() == Some(&steps_a[a0 + i + 1][..]),
+                "a row {a0}+{i}"
+            );
+        }
+        for i in 0..bt {
+            ensure!(
+                got.next() == Some(&steps_b[b0 + i + 1][..]),
+                "b row {b0}+{i}"
+            );
+        }
+        if at > 1 {
+            sa.keep(keep)?;
+        }
+        if bt > 1 {
+            sb.keep(bt)?;
+        }
     }
     Ok(())
 }

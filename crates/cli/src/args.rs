@@ -555,7 +555,12 @@ fn speculative(opts: &runtime::bench::BenchOptions, json: bool) -> Result<()> {
     );
     println!("verify  k drafts  ms      vs one decode step");
     for v in &r.verify {
-        println!("        {:>8}  {:>6.2}  {:.2}x", v.k, ms(v.time), ms(v.time) / step);
+        println!(
+            "        {:>8}  {:>6.2}  {:.2}x",
+            v.k,
+            ms(v.time),
+            ms(v.time) / step
+        );
     }
     println!("every draft accepted (a greedy run replayed)");
     println!("        k  tok/s    speedup  verify steps");

@@ -637,16 +637,36 @@ fn cli_speculative_decoding_is_exact_and_refuses_bad_settings() -> Result<()> {
     std::fs::write(bad.join("tokenizer.json"), renamed)?;
     let bad_draft = format!("draft:{}", bad.display());
     let cases: [(&[&str], &str); 5] = [
-        (&["--speculative", "ngram", "--draft-max", "0"], "draft-max must be 1 to 8, got 0"),
-        (&["--speculative", "ngram", "--draft-max", "4000000000"], "draft-max must be 1 to 8"),
+        (
+            &["--speculative", "ngram", "--draft-max", "0"],
+            "draft-max must be 1 to 8, got 0",
+        ),
+        (
+            &["--speculative", "ngram", "--draft-max", "4000000000"],
+            "draft-max must be 1 to 8",
+        ),
         (&["--draft-max", "3"], "--draft-max needs --speculative"),
-        (&["--speculative", "draft:/no/such/model"], "draft model /no/such/model"),
-        (&["--speculative", bad_draft.as_str()], "tokenizer is not the target's"),
+        (
+            &["--speculative", "draft:/no/such/model"],
+            "draft model /no/such/model",
+        ),
+        (
+            &["--speculative", bad_draft.as_str()],
+            "tokenizer is not the target's",
+        ),
     ];
     for (flags, want) in cases {
         let err = clean_failure(
             lfm2vl()
-                .args(["generate", "--backend", "cpu", "--max-new-tokens", "2", "-p", "hi"])
+                .args([
+                    "generate",
+                    "--backend",
+                    "cpu",
+                    "--max-new-tokens",
+                    "2",
+                    "-p",
+                    "hi",
+                ])
                 .arg("--model")
                 .arg(tests::fixture_path("models/tiny-450m"))
                 .args(flags),

@@ -103,7 +103,10 @@ fn run<B: Backend>(
     };
     s.speculation = None;
     generate(s)?;
-    let plain = median((0..reps).map(|_| generate(s)).collect::<Result<Vec<_>>>()?, |r| r.1);
+    let plain = median(
+        (0..reps).map(|_| generate(s)).collect::<Result<Vec<_>>>()?,
+        |r| r.1,
+    );
     let (out, plain_tok_s) = (plain.0.clone(), plain.1);
     if out.len() < 2 * MAX_DRAFT + 2 {
         return Err(RuntimeError::Bench(format!(
@@ -138,13 +141,10 @@ fn run<B: Backend>(
         let mut rng = Rng::new(k as u64);
         let mut tokens = ids.to_vec();
         // Each wrong token is replaced by another (a rejected draft).
-        tokens.extend(out.iter().map(|&t| {
-            if rng.uniform() < accuracy {
-                t
-            } else {
-                t ^ 1
-            }
-        }));
+        tokens.extend(
+            out.iter()
+                .map(|&t| if rng.uniform() < accuracy { t } else { t ^ 1 }),
+        );
         s.speculation = Some(Speculation::new(Box::new(Replay { tokens }), k)?);
         let runs = (0..reps).map(|_| generate(s)).collect::<Result<Vec<_>>>()?;
         s.speculation = None;

@@ -36,7 +36,7 @@ use crate::prompter::Prompter;
 use crate::sampling::SamplingConfig;
 use crate::session::{Event, Generation, Session, StopConfig};
 use crate::source::ModelSource;
-use crate::speculative::{DraftModel, DraftSource, Drafter, Ngram, SpeculativeConfig, Speculation};
+use crate::speculative::{DraftModel, DraftSource, Drafter, Ngram, Speculation, SpeculativeConfig};
 use crate::stream::TextStream;
 
 /// Which compute backend runs the model.
@@ -240,7 +240,11 @@ fn session<B: Backend>(be: B, files: &ModelFiles, max_len: usize) -> Result<Sess
 
 /// The drafter `cfg` asks for, for session `s` (a draft model loaded on
 /// its backend; its tokenizer must be the target's, `prompt`'s).
-fn speculation<B>(cfg: &SpeculativeConfig, s: &Session<B>, prompt: &PromptBuilder) -> Result<Speculation>
+fn speculation<B>(
+    cfg: &SpeculativeConfig,
+    s: &Session<B>,
+    prompt: &PromptBuilder,
+) -> Result<Speculation>
 where
     B: Backend + Clone + Send + Sync + 'static,
     DraftModel<B>: Drafter,

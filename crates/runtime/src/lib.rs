@@ -13,8 +13,8 @@ pub mod prompter;
 pub mod sampling;
 pub mod scheduler;
 pub mod session;
-pub mod speculative;
 pub mod source;
+pub mod speculative;
 pub mod stream;
 pub mod synthetic;
 

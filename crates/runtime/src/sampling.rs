@@ -673,7 +673,10 @@ mod judge {
                     naive[t as usize] += 1;
                 }
                 let (stat, df) = chi2(&counts, &p);
-                assert!(df <= 9 && stat < CRIT, "{cfg:?} draft {draft}: χ² {stat:.1} (df {df})");
+                assert!(
+                    df <= 9 && stat < CRIT,
+                    "{cfg:?} draft {draft}: χ² {stat:.1} (df {df})"
+                );
                 if p[draft as usize] > 0.0 && p[draft as usize] < 0.9 {
                     let (stat, _) = chi2(&naive, &p);
                     assert!(stat > 10.0 * CRIT, "naive rule passed: χ² {stat:.1}");

@@ -172,7 +172,11 @@ impl<B: Backend> Session<B> {
     {
         let mut s = Self::shared(self.be.clone(), Arc::clone(&self.model), max_len)?;
         s.chunk = self.chunk;
-        s.speculation = self.speculation.as_ref().map(Speculation::fork).transpose()?;
+        s.speculation = self
+            .speculation
+            .as_ref()
+            .map(Speculation::fork)
+            .transpose()?;
         Ok(s)
     }
 
@@ -563,20 +567,76 @@ impl<B: Backend> Session<B> {
         bs: &mut BatchState<B>,
         logits: &mut Vec<f32>,
     ) -> Result<()> {
-        let Some((first, rest)) = sessions.split_first_mut() else {
+        let runs: Vec<&[u32]> = ids.chunks(1).collect();
+        Self::step_batch(sessions, &runs, bs, logits)
+    }
+
+    /// One batched step of several sessions on one model: session `i` runs
+    /// `runs[i]`, its sampled token alone (a decode step) or followed by
+    /// drafts (a speculative verify inside the batch, recorded so that
+    /// [`Session::keep`] can cut it back). `bs` is sized for all the rows;
+    /// `logits` receives `[rows, vocab]`, the sessions' rows in order, each
+    /// row the decode step it stands for
+    /// ([`model::text::TextModel::step_batch`]).
+    pub fn step_batch(
+        sessions: &mut [&mut Session<B>],
+        runs: &[&[u32]],
+        bs: &mut BatchState<B>,
+        logits: &mut Vec<f32>,
+    ) -> Result<()> {
+        let Some(first) = sessions.first() else {
             return Ok(());
         };
         let model = Arc::clone(&first.model);
-        if rest.iter().any(|s| !Arc::ptr_eq(&s.model, &model)) {
+        if sessions.iter().any(|s| !Arc::ptr_eq(&s.model, &model)) {
             return Err(model::ModelError::Batch("sessions of different models".into()).into());
         }
-        let Session { be, state, .. } = &mut **first;
-        let mut states: Vec<&mut TextState<B>> = std::iter::once(state)
-            .chain(rest.iter_mut().map(|s| &mut s.state))
-            .collect();
-        model.text.decode_batch(be, ids, &mut states, bs, logits)?;
-        for (s, &id) in sessions.iter_mut().zip(ids) {
-            s.cached.push(id);
+        if runs.len() != sessions.len() {
+            return Err(model::ModelError::Batch(format!(
+                "{} runs for {} sessions",
+                runs.len(),
+                sessions.len()
+            ))
+            .into());
+        }
+        let text = &model.text;
+        for (s, run) in sessions.iter_mut().zip(runs) {
+            if run.len() > 1 {
+                let Session {
+                    be,
+                    state,
+                    recorder,
+                    ..
+                } = &mut **s;
+                let rec = match recorder {
+                    Some(r) => r,
+                    empty => empty.insert(text.new_recorder(be)?),
+                };
+                text.record_from(be, state, rec)?;
+            }
+        }
+        let mut be = None;
+        let mut states: Vec<&mut TextState<B>> = Vec::with_capacity(runs.len());
+        let mut recs: Vec<Option<&mut Recorder<B>>> = Vec::with_capacity(runs.len());
+        for (s, run) in sessions.iter_mut().zip(runs) {
+            let Session {
+                be: b,
+                state,
+                recorder,
+                ..
+            } = &mut **s;
+            be.get_or_insert(&*b);
+            states.push(state);
+            recs.push(if run.len() > 1 {
+                recorder.as_mut()
+            } else {
+                None
+            });
+        }
+        let be = be.expect("checked non-empty");
+        text.step_batch(be, runs, &mut states, &mut recs, bs, logits)?;
+        for (s, run) in sessions.iter_mut().zip(runs) {
+            s.cached.extend_from_slice(run);
         }
         Ok(())
     }

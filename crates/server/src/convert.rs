@@ -40,6 +40,9 @@ pub struct Settings {
     pub include_usage: bool,
     /// `ignore_eos` (extension): `max_tokens` are generated whatever comes.
     pub ignore_eos: bool,
+    /// `speculative` (extension): speculative decoding on or off for this
+    /// request (`None`: as the server was started).
+    pub speculative: Option<bool>,
 }
 
 /// An image part still to be loaded.
@@ -319,6 +322,7 @@ pub fn settings(p: &Params, endpoint: Endpoint, limits: &Limits) -> Result<Setti
                 .and_then(|o| o.include_usage)
                 .unwrap_or(false),
         ignore_eos: p.ignore_eos.unwrap_or(false),
+        speculative: p.speculative,
     })
 }
 

@@ -52,6 +52,10 @@ pub struct Params {
     /// Extension (llama.cpp's): generate `max_tokens` whatever comes, EOS
     /// included (benchmarks).
     pub ignore_eos: Option<bool>,
+    /// Extension: speculative decoding on or off for this request (off by
+    /// default unless the server was started with `--speculative`; on
+    /// without it, drafts come from prompt lookup). Output is exact either way.
+    pub speculative: Option<bool>,
     pub frequency_penalty: Option<f32>,
     pub presence_penalty: Option<f32>,
     pub seed: Option<i64>,

@@ -116,6 +116,7 @@ async fn run(
             max_new_tokens: job_settings.max_new_tokens,
             stop_strings: job_settings.stop_strings,
             ignore_eos: job_settings.ignore_eos,
+            speculative: job_settings.speculative,
         };
         model.submit(job, sink).map_err(submit_error)
     })

@@ -72,17 +72,17 @@ impl<B: Backend> ShortConv<B> {
         })?)
     }
 
-    /// One decode step of `b` sequences: `u` `[b, d]` (row `i` is sequence
-    /// `i`'s normed input), `states[i]` its conv state. The projections run
-    /// once for all rows; the conv step per sequence through `row` (`t = 1`
-    /// scratch). Result in `s.o` `[b, d]`.
+    /// One batched step: `u` `[r, d]` holds the sequences' rows in
+    /// order, `seqs` says whose they are. The projections run once for all
+    /// rows; the conv step per sequence over its rows (through `conv[t − 1]`,
+    /// `t`-row buffers), its inputs recorded where asked. Result in `s.o`.
     fn forward_batch(
         &self,
         be: &B,
         u: &Tensor<B>,
-        states: &mut [&mut Tensor<B>],
+        seqs: &mut [SeqRows<'_, B>],
         s: &mut Scratch<B>,
-        row: &mut Scratch<B>,
+        conv: &mut [ConvRows<B>],
     ) -> Result<()> {
         be.matmul(op::Matmul {
             x: u,
@@ -90,23 +90,36 @@ impl<B: Backend> ShortConv<B> {
             bias: None,
             out: &mut s.bcx,
         })?;
-        for (i, state) in states.iter_mut().enumerate() {
+        let mut r0 = 0;
+        for q in seqs.iter_mut() {
+            let LayerCache::Conv { state } = &mut *q.cache else {
+                return Err(wrong_cache());
+            };
+            let c = &mut conv[q.t - 1];
             be.slice_rows(op::SliceRows {
                 src: &s.bcx,
-                row0: i,
-                out: &mut row.bcx,
+                row0: r0,
+                out: &mut c.bcx,
             })?;
             be.short_conv(op::ShortConv {
-                bcx: &row.bcx,
+                bcx: &c.bcx,
                 w: &self.conv,
                 state,
-                out: &mut row.y,
+                out: &mut c.y,
             })?;
             be.copy_rows(op::CopyRows {
-                src: &row.y,
+                src: &c.y,
                 dst: &mut s.y,
-                row0: i,
+                row0: r0,
             })?;
+            if let Some((rec, at)) = q.record.as_mut() {
+                be.copy_rows(op::CopyRows {
+                    src: &c.bcx,
+                    dst: rec,
+                    row0: *at,
+                })?;
+            }
+            r0 += q.t;
         }
         be.matmul(op::Matmul {
             x: &s.y,
@@ -116,6 +129,27 @@ impl<B: Backend> ShortConv<B> {
         })?;
         Ok(())
     }
+}
+
+fn wrong_cache() -> ModelError {
+    ModelError::Batch("a sequence's caches belong to another model".into())
+}
+
+/// One sequence's rows in a batched step through one layer: `t`
+/// consecutive positions from `pos`, its cache of this layer, and for a
+/// recorded sequence ([`super::Recorder`]) where this conv layer's inputs
+/// go (the record's `bcx` and the row to write at).
+pub struct SeqRows<'a, B: Backend> {
+    pub pos: usize,
+    pub t: usize,
+    pub cache: &'a mut LayerCache<B>,
+    pub record: Option<(&'a mut Tensor<B>, usize)>,
+}
+
+/// `t`-row buffers of one sequence's conv step in a batch.
+pub struct ConvRows<B: Backend> {
+    pub bcx: Tensor<B>, // [t, 3d]
+    pub y: Tensor<B>,   // [t, d]
 }
 
 /// `Lfm2Attention`: GQA with per-head q/k RMSNorm before NeoX RoPE.
@@ -243,20 +277,20 @@ impl<B: Backend> Attention<B> {
 }
 
 impl<B: Backend> Attention<B> {
-    /// One decode step of `b` sequences: `u` `[b, d]`, sequence `i` at
-    /// position `pos[i]` with its KV cache `kv[i]`. The projections run once
-    /// for all rows; norm, RoPE and attention per sequence through `row`
-    /// (`t = 1` scratch). Result in `s.o` `[b, d]`.
+    /// One batched step: `u` `[r, d]` holds the sequences' rows in order
+    /// (`seqs`). The projections run once for all rows; norm, RoPE and
+    /// attention one row at a time through `row` (`t = 1` scratch), each
+    /// row at its position against its sequence's cache, as a decode step
+    /// runs it. Result in `s.o` `[r, d]`.
     fn forward_batch(
         &self,
         be: &B,
         u: &Tensor<B>,
-        pos: &[usize],
-        kv: &mut [(&mut Tensor<B>, &mut Tensor<B>)],
+        seqs: &mut [SeqRows<'_, B>],
         s: &mut Scratch<B>,
         row: &mut Scratch<B>,
     ) -> Result<()> {
-        let (b, h, hd) = (s.t, self.h, self.hd);
+        let (r, h, hd) = (s.t, self.h, self.hd);
         be.matmul(op::Matmul {
             x: u,
             w: &self.qkv_proj,
@@ -264,47 +298,54 @@ impl<B: Backend> Attention<B> {
             out: &mut s.qkv,
         })?;
         let scale = 1.0 / (hd as f32).sqrt();
-        for (i, (k_cache, v_cache)) in kv.iter_mut().enumerate() {
-            be.slice_rows(op::SliceRows {
-                src: &s.qkv,
-                row0: i,
-                out: &mut row.qkv,
-            })?;
-            be.qkv_norm_rope(op::QkvNormRope {
-                qkv: &row.qkv,
-                q_w: &self.q_norm,
-                k_w: &self.k_norm,
-                eps: self.eps,
-                pos0: pos[i],
-                theta: self.theta,
-                q_out: &mut row.qn,
-                k_cache,
-                v_cache,
-            })?;
-            be.attention(op::Attention {
-                q: &row.qn,
-                k: k_cache,
-                v: v_cache,
-                kv_len: pos[i] + 1,
-                causal: true,
-                scale,
-                out: &mut row.att,
-            })?;
-            // `[1, h, hd]` into rows `i·h..(i + 1)·h` of `[b, h, hd]`.
-            be.copy_rows(op::CopyRows {
-                src: &row.att,
-                dst: &mut s.att,
-                row0: i * h,
-            })?;
+        let mut i = 0;
+        for q in seqs.iter_mut() {
+            let LayerCache::Attention { k, v } = &mut *q.cache else {
+                return Err(wrong_cache());
+            };
+            for j in 0..q.t {
+                be.slice_rows(op::SliceRows {
+                    src: &s.qkv,
+                    row0: i,
+                    out: &mut row.qkv,
+                })?;
+                be.qkv_norm_rope(op::QkvNormRope {
+                    qkv: &row.qkv,
+                    q_w: &self.q_norm,
+                    k_w: &self.k_norm,
+                    eps: self.eps,
+                    pos0: q.pos + j,
+                    theta: self.theta,
+                    q_out: &mut row.qn,
+                    k_cache: &mut *k,
+                    v_cache: &mut *v,
+                })?;
+                be.attention(op::Attention {
+                    q: &row.qn,
+                    k: &*k,
+                    v: &*v,
+                    kv_len: q.pos + j + 1,
+                    causal: true,
+                    scale,
+                    out: &mut row.att,
+                })?;
+                // `[1, h, hd]` into rows `i·h..(i + 1)·h` of `[r, h, hd]`.
+                be.copy_rows(op::CopyRows {
+                    src: &row.att,
+                    dst: &mut s.att,
+                    row0: i * h,
+                })?;
+                i += 1;
+            }
         }
-        s.att.set_shape([b, h * hd])?;
+        s.att.set_shape([r, h * hd])?;
         be.matmul(op::Matmul {
             x: &s.att,
             w: &self.out_proj,
             bias: None,
             out: &mut s.o,
         })?;
-        s.att.set_shape([b, h, hd])?;
+        s.att.set_shape([r, h, hd])?;
         Ok(())
     }
 }
@@ -467,42 +508,24 @@ impl<B: Backend> DecoderLayer<B> {
         }
     }
 
-    /// [`Self::forward_deferred`] for one decode step of `b` sequences at
-    /// once: `x`, `u` and `s` hold `b` rows, row `i` the sequence at
-    /// position `pos[i]` with cache `caches[i]`. Every matmul runs once on
-    /// all rows (the weights read once for the batch); the conv step and
-    /// attention run per sequence through `row` (`t = 1` scratch).
+    /// [`Self::forward_deferred`] for one batched step of several
+    /// sequences: `x`, `u` and `s` hold their rows in order, sequence `q`
+    /// `seqs[q].t` of them (one for a decode step; the last token and its
+    /// drafts for a verify). Every matmul runs once on all rows (the
+    /// weights read once for the batch); the conv step runs per sequence
+    /// (through `conv`, by row count), the attention per row (through
+    /// `row`, `t = 1` scratch).
     pub fn forward_batch(
         &self,
         be: &B,
         xu: (&mut Tensor<B>, &mut Tensor<B>),
-        pos: &[usize],
-        caches: &mut [&mut LayerCache<B>],
-        (s, row): (&mut Scratch<B>, &mut Scratch<B>),
+        seqs: &mut [SeqRows<'_, B>],
+        (s, row, conv): (&mut Scratch<B>, &mut Scratch<B>, &mut [ConvRows<B>]),
         pending: bool,
     ) -> Result<()> {
-        let wrong = || ModelError::Batch("a sequence's caches belong to another model".into());
         self.around(be, xu, s, pending, |u, s| match &self.operator {
-            Operator::Conv(c) => {
-                let mut states = caches
-                    .iter_mut()
-                    .map(|c| match &mut **c {
-                        LayerCache::Conv { state } => Ok(state),
-                        LayerCache::Attention { .. } => Err(wrong()),
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                c.forward_batch(be, u, &mut states, s, row)
-            }
-            Operator::Attention(a) => {
-                let mut kv = caches
-                    .iter_mut()
-                    .map(|c| match &mut **c {
-                        LayerCache::Attention { k, v } => Ok((k, v)),
-                        LayerCache::Conv { .. } => Err(wrong()),
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                a.forward_batch(be, u, pos, &mut kv, s, row)
-            }
+            Operator::Conv(c) => c.forward_batch(be, u, seqs, s, conv),
+            Operator::Attention(a) => a.forward_batch(be, u, seqs, s, row),
         })
     }
 

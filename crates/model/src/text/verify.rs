@@ -33,7 +33,7 @@ pub const MAX_VERIFY_ROWS: usize = tensor::cpu::matmul::GEMV_ROWS;
 /// A conv layer's record: its state where recording began and the
 /// `B | C | X` rows of every token run since.
 pub(super) struct ConvRecord<B: Backend> {
-    state0: Tensor<B>, // [l − 1, d]
+    state0: Tensor<B>,         // [l − 1, d]
     pub(super) bcx: Tensor<B>, // [MAX_VERIFY_ROWS, 3d]
 }
 
@@ -87,6 +87,48 @@ impl<B: Backend> Recorder<B> {
     pub fn clear(&mut self) {
         self.start = None;
         self.rows = 0;
+    }
+
+    /// Whether `t` more rows of `st` can be recorded: a recording is open
+    /// where `st` stands, with room for them.
+    pub(super) fn check_run(
+        &self,
+        model: &TextModel<B>,
+        st: &TextState<B>,
+        t: usize,
+    ) -> Result<()> {
+        model.check_recorder(st, self)?;
+        let Some(start) = self.start else {
+            return Err(ModelError::Rewind(
+                "a run recorded before record_from".into(),
+            ));
+        };
+        if start + self.rows != st.seq.pos {
+            return Err(ModelError::Rewind(format!(
+                "the sequence is at {}, the recording at {}",
+                st.seq.pos,
+                start + self.rows
+            )));
+        }
+        if self.rows + t > MAX_VERIFY_ROWS {
+            return Err(ModelError::Rewind(format!(
+                "{} rows recorded and {t} more: a recording holds {MAX_VERIFY_ROWS}",
+                self.rows
+            )));
+        }
+        Ok(())
+    }
+
+    /// Conv layer `layer`'s record of inputs and the row the next run's go
+    /// to (`None` for an attention layer).
+    pub(super) fn conv_record(&mut self, layer: usize) -> Option<(&mut Tensor<B>, usize)> {
+        let at = self.rows;
+        self.conv[layer].as_mut().map(|r| (&mut r.bcx, at))
+    }
+
+    /// `t` rows were recorded.
+    pub(super) fn advance(&mut self, t: usize) {
+        self.rows += t;
     }
 }
 
@@ -149,27 +191,11 @@ impl<B: Backend> TextModel<B> {
         rec: &mut Recorder<B>,
         out: &mut Vec<f32>,
     ) -> Result<()> {
-        self.check_recorder(st, rec)?;
         let t = ids.len();
-        let Some(start) = rec.start else {
-            return Err(ModelError::Rewind("run_recorded before record_from".into()));
-        };
-        if start + rec.rows != st.seq.pos {
-            return Err(ModelError::Rewind(format!(
-                "the sequence is at {}, the recording at {}",
-                st.seq.pos,
-                start + rec.rows
-            )));
-        }
         if t == 0 {
             return Err(ModelError::EmptyPrompt);
         }
-        if rec.rows + t > MAX_VERIFY_ROWS {
-            return Err(ModelError::Rewind(format!(
-                "{} rows recorded and {t} more: a recording holds {MAX_VERIFY_ROWS}",
-                rec.rows
-            )));
-        }
+        rec.check_run(self, st, t)?;
         self.row_bufs(be, rec, t)?;
         let Recorder {
             bufs,
@@ -177,7 +203,7 @@ impl<B: Backend> TextModel<B> {
             conv,
             rows,
             ..
-        } = rec;
+        } = &mut *rec;
         let RowBufs {
             s,
             u,
@@ -199,7 +225,7 @@ impl<B: Backend> TextModel<B> {
             self.head(be, normed, logits)?;
             Ok(be.download_f32_into(logits, out)?)
         })?;
-        *rows += t;
+        rec.advance(t);
         Ok(())
     }
 
@@ -273,7 +299,7 @@ impl<B: Backend> TextModel<B> {
         Ok(())
     }
 
-    fn check_recorder(&self, st: &TextState<B>, rec: &Recorder<B>) -> Result<()> {
+    pub(super) fn check_recorder(&self, st: &TextState<B>, rec: &Recorder<B>) -> Result<()> {
         if rec.conv.len() != self.layers.len() || st.seq.caches.len() != self.layers.len() {
             return Err(ModelError::Rewind(
                 "a recorder or sequence of another model".into(),

@@ -16,7 +16,13 @@
 //! Results: a job decoded alone takes exactly [`Session`]'s path (the same
 //! kernels as `generate`); batched with others, its logits differ from that
 //! only by the summation order of the matmuls over `b` rows instead of one
-//! (tested: `tests/tests/scheduler.rs`).
+//! (none on the CPU up to nine rows; tested: `tests/tests/scheduler.rs`).
+//!
+//! Speculative decoding ([`Job::speculative`]): each step, the jobs that
+//! draft share the rows a batch keeps exact
+//! ([`model::text::MAX_VERIFY_ROWS`], less one row per decoding job), and
+//! their drafts are verified inside the batched step with the others'
+//! plain tokens; each then keeps what its target agrees with.
 //!
 //! [`Session`]: crate::session::Session
 
@@ -85,6 +91,10 @@ pub struct Job {
     pub stop_strings: Vec<String>,
     /// Generate `max_new_tokens` whatever comes (EOS included): for benchmarks.
     pub ignore_eos: bool,
+    /// Speculative decoding: `None` as the engine was loaded
+    /// ([`crate::engine::EngineOptions::speculative`]); `Some(true)` on
+    /// (the engine's drafter, or prompt lookup if it has none); `Some(false)` off.
+    pub speculative: Option<bool>,
 }
 
 impl Job {
@@ -96,6 +106,7 @@ impl Job {
             max_new_tokens: 256,
             stop_strings: Vec::new(),
             ignore_eos: false,
+            speculative: None,
         }
     }
 }
@@ -153,6 +164,7 @@ struct Work {
     max_new_tokens: usize,
     stop_strings: Vec<String>,
     ignore_eos: bool,
+    speculative: Option<bool>,
     sink: Sink,
 }
 
@@ -253,6 +265,7 @@ impl Scheduler {
             max_new_tokens: job.max_new_tokens,
             stop_strings: job.stop_strings,
             ignore_eos: job.ignore_eos,
+            speculative: job.speculative,
             sink,
         });
         let tx = self.shared.tx.lock().unwrap_or_else(|e| e.into_inner());

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 
-use model::prompt::PromptBuilder;
-use model::text::BatchState;
+use model::prompt::{PromptBuilder, TextTokenizer};
+use model::text::{BatchState, MAX_VERIFY_ROWS};
 use tensor::Backend;
 
 use super::{JobEvent, JobSummary, Work};
@@ -17,6 +17,7 @@ use crate::engine::crop_views;
 use crate::error::Result;
 use crate::sampling::Sampler;
 use crate::session::{Finish, Session, StopConfig};
+use crate::speculative::{Ngram, Speculation, SpeculativeConfig, judge};
 use crate::stream::TextStream;
 
 pub(super) struct Context {
@@ -48,6 +49,10 @@ struct Active {
     /// The next position's logits once prefilled.
     logits: Vec<f32>,
     decoding: bool,
+    /// Whether it drafts ([`super::Job::speculative`]).
+    speculative: bool,
+    /// The token that replaced its last rejected draft, emitted next.
+    forced: Option<u32>,
 }
 
 /// The batched steps' buffers, kept across steps: one state per batch
@@ -55,6 +60,9 @@ struct Active {
 struct Batches<B: Backend> {
     states: HashMap<usize, BatchState<B>>,
     logits: Vec<f32>,
+    /// Drafting scratch: a sequence's history, its drafts.
+    history: Vec<u32>,
+    drafts: Vec<u32>,
 }
 
 struct Slot<B: Backend> {
@@ -76,6 +84,8 @@ pub(super) fn run<B: Backend>(sessions: Vec<Session<B>>, rx: Receiver<Box<Work>>
     let mut batches = Batches {
         states: HashMap::new(),
         logits: Vec::new(),
+        history: Vec::new(),
+        drafts: Vec::new(),
     };
     let mut admitted = 0u64;
     let mut open = true;
@@ -158,6 +168,15 @@ fn admit<B: Backend>(slots: &mut [Slot<B>], mut work: Box<Work>, order: u64, ctx
         return;
     }
     work.pre = None;
+    let speculative = work
+        .speculative
+        .unwrap_or(slot.session.speculation.is_some());
+    if speculative && slot.session.speculation.is_none() {
+        // Asked for on a server without a drafter: prompt lookup.
+        let ngram = Box::new(Ngram::default());
+        slot.session.speculation =
+            Speculation::new(ngram, SpeculativeConfig::DEFAULT_DRAFT_MAX).ok();
+    }
     slot.job = Some(Active {
         order,
         sampler: Sampler::new(work.sampling.clone()),
@@ -173,6 +192,8 @@ fn admit<B: Backend>(slots: &mut [Slot<B>], mut work: Box<Work>, order: u64, ctx
         ids: Vec::new(),
         logits: Vec::new(),
         decoding: false,
+        speculative,
+        forced: None,
         work,
     });
 }
@@ -205,9 +226,10 @@ fn prefill_oldest<B: Backend>(slots: &mut [Slot<B>], ctx: &Context) {
     }
 }
 
-/// Samples every decoding slot's next token, ends the jobs that stop, and
-/// runs the others' tokens through the model: alone on the session's own
-/// path, or together in one batched step.
+/// Samples every decoding slot's next token (or takes the one a rejected
+/// draft left), ends the jobs that stop, drafts for the jobs that
+/// speculate, and runs the others' tokens (with drafts) through the model:
+/// alone on the session's own path, or together in one batched step.
 fn decode_step<B: Backend>(slots: &mut [Slot<B>], batches: &mut Batches<B>, ctx: &Context) {
     let tok = ctx.prompt.tokenizer();
     let mut pushed: Vec<(usize, u32)> = Vec::new();
@@ -215,11 +237,11 @@ fn decode_step<B: Backend>(slots: &mut [Slot<B>], batches: &mut Batches<B>, ctx:
         let Some(job) = slot.job.as_mut().filter(|j| j.decoding) else {
             continue;
         };
-        let id = job.sampler.sample(&mut job.logits, slot.session.cached());
-        job.ids.push(id);
-        let piece = job.stream.push(tok, id);
-        let go_on = piece.is_empty() || (job.work.sink)(JobEvent::Text(piece.to_string()));
-        let go_on = go_on && !job.stream.stopped();
+        let id = match job.forced.take() {
+            Some(y) => y,
+            None => job.sampler.sample(&mut job.logits, slot.session.cached()),
+        };
+        let go_on = emit(job, tok, id);
         match slot
             .session
             .after_sample(id, go_on, job.ids.len(), &job.stop)
@@ -229,17 +251,18 @@ fn decode_step<B: Backend>(slots: &mut [Slot<B>], batches: &mut Batches<B>, ctx:
             Err(e) => fail(slot, &e.to_string()),
         }
     }
-    match pushed[..] {
-        [] => {}
-        [(i, id)] => {
-            let slot = &mut slots[i];
+    let runs = draft(slots, &pushed, batches);
+    match (&pushed[..], &runs[..]) {
+        ([], _) => {}
+        ([(i, id)], [run]) if run.len() == 1 => {
+            let slot = &mut slots[*i];
             let Some(job) = slot.job.as_mut() else { return };
-            if let Err(e) = slot.session.push(id, &mut job.logits) {
+            if let Err(e) = slot.session.push(*id, &mut job.logits) {
                 fail(slot, &e.to_string());
             }
         }
         _ => {
-            if let Err(e) = push_batch(slots, &pushed, batches) {
+            if let Err(e) = step(slots, &pushed, &runs, batches, ctx) {
                 let msg = e.to_string();
                 for &(i, _) in &pushed {
                     let _ = slots[i].session.reset();
@@ -250,38 +273,118 @@ fn decode_step<B: Backend>(slots: &mut [Slot<B>], batches: &mut Batches<B>, ctx:
     }
 }
 
-/// Runs `pushed` (slot, token) through the model in one batched step and
-/// hands each slot its row of logits.
-fn push_batch<B: Backend>(
+/// Records a generated token: the job's ids, its text to the sink.
+/// `false`: the client is gone or a stop string was seen.
+fn emit(job: &mut Active, tok: &TextTokenizer, id: u32) -> bool {
+    job.ids.push(id);
+    let piece = job.stream.push(tok, id);
+    let go_on = piece.is_empty() || (job.work.sink)(JobEvent::Text(piece.to_string()));
+    go_on && !job.stream.stopped()
+}
+
+/// Each pushed token's run: the token, then drafts for the jobs that
+/// speculate, sharing the rows a batched step keeps exact.
+fn draft<B: Backend>(
     slots: &mut [Slot<B>],
     pushed: &[(usize, u32)],
     batches: &mut Batches<B>,
+) -> Vec<Vec<u32>> {
+    let mut runs: Vec<Vec<u32>> = pushed.iter().map(|&(_, id)| vec![id]).collect();
+    let drafting = pushed
+        .iter()
+        .filter(|&&(i, _)| slots[i].job.as_ref().is_some_and(|j| j.speculative))
+        .count();
+    let spare = MAX_VERIFY_ROWS.saturating_sub(pushed.len());
+    let share = spare.checked_div(drafting).unwrap_or(0);
+    if share == 0 {
+        return runs;
+    }
+    for (run, &(i, id)) in runs.iter_mut().zip(pushed) {
+        let slot = &mut slots[i];
+        let Some(job) = slot.job.as_ref().filter(|j| j.speculative) else {
+            continue;
+        };
+        let Some(mut spec) = slot.session.speculation.take() else {
+            continue;
+        };
+        let left = job.stop.max_new_tokens.saturating_sub(job.ids.len());
+        let (hist, drafts) = (&mut batches.history, &mut batches.drafts);
+        let r = slot
+            .session
+            .draft_after(&mut spec, (id, left, share), hist, drafts);
+        slot.session.speculation = Some(spec);
+        match r {
+            Ok(()) => run.extend_from_slice(drafts),
+            // A drafter's failure costs the drafts, not the job.
+            Err(e) => tracing::warn!(error = %e, "drafting failed; decoding without drafts"),
+        }
+    }
+    runs
+}
+
+/// Runs `pushed`'s runs (a slot's token, and its drafts) through the model
+/// in one batched step; each slot takes its next logits, or judges its
+/// drafts and keeps what the model agrees with.
+fn step<B: Backend>(
+    slots: &mut [Slot<B>],
+    pushed: &[(usize, u32)],
+    runs: &[Vec<u32>],
+    batches: &mut Batches<B>,
+    ctx: &Context,
 ) -> Result<()> {
-    let b = pushed.len();
-    let Batches { states, logits } = batches;
-    let bs = match states.entry(b) {
+    let rows: usize = runs.iter().map(Vec::len).sum();
+    let Batches { states, logits, .. } = batches;
+    let bs = match states.entry(rows) {
         std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
         std::collections::hash_map::Entry::Vacant(e) => {
             let s = &slots[pushed[0].0].session;
-            e.insert(s.model.text.new_batch(&s.be, b)?)
+            e.insert(s.model.text.new_batch(&s.be, rows)?)
         }
     };
-    let ids: Vec<u32> = pushed.iter().map(|&(_, id)| id).collect();
     {
+        let runs: Vec<&[u32]> = runs.iter().map(Vec::as_slice).collect();
         let mut sessions: Vec<&mut Session<B>> = slots
             .iter_mut()
             .enumerate()
             .filter(|(i, _)| pushed.iter().any(|&(j, _)| j == *i))
             .map(|(_, s)| &mut s.session)
             .collect();
-        Session::push_batch(&mut sessions, &ids, bs, logits)?;
+        Session::step_batch(&mut sessions, &runs, bs, logits)?;
     }
-    let vocab = logits.len() / b;
-    for (k, &(i, _)) in pushed.iter().enumerate() {
-        if let Some(job) = slots[i].job.as_mut() {
+    let vocab = logits.len() / rows;
+    let tok = ctx.prompt.tokenizer();
+    let mut r0 = 0;
+    for (&(i, _), run) in pushed.iter().zip(runs) {
+        let t = run.len();
+        let chunk = &mut logits[r0 * vocab..(r0 + t) * vocab];
+        r0 += t;
+        let slot = &mut slots[i];
+        let Some(job) = slot.job.as_mut() else {
+            continue;
+        };
+        if t == 1 {
             job.logits.clear();
-            job.logits
-                .extend_from_slice(&logits[k * vocab..(k + 1) * vocab]);
+            job.logits.extend_from_slice(chunk);
+            continue;
+        }
+        // The sampler and stop settings apart from the rest of the job,
+        // which takes the kept drafts.
+        let mut sampler = std::mem::replace(&mut job.sampler, Sampler::new(Default::default()));
+        let stop = job.stop.clone();
+        let (cached, generated) = (slot.session.cached(), job.ids.len());
+        let emit = &mut |d| emit(job, tok, d);
+        let judged = judge(&mut sampler, (chunk, vocab), cached, generated, &stop, emit);
+        job.sampler = sampler;
+        job.forced = judged.forced;
+        if let Err(e) = slot.session.keep(judged.kept) {
+            fail(slot, &e.to_string());
+            continue;
+        }
+        if let Some(f) = judged.finish {
+            finish(slot, f, ctx);
+        } else if judged.forced.is_none() {
+            job.logits.clear();
+            job.logits.extend_from_slice(&chunk[(t - 1) * vocab..]);
         }
     }
     Ok(())

@@ -2,7 +2,7 @@
 
 use tensor::Backend;
 
-use super::Speculation;
+use super::{MAX_DRAFT, Speculation};
 use crate::error::Result;
 use crate::sampling::Sampler;
 use crate::session::{Event, Finish, Session, StopConfig};
@@ -47,8 +47,38 @@ impl<B: Backend> Session<B> {
             return Err(model::ModelError::Rewind("keep without a verify".into()).into());
         };
         let len = start + keep;
-        self.model.text.rewind(&self.be, &mut self.state, rec, len)?;
+        self.model
+            .text
+            .rewind(&self.be, &mut self.state, rec, len)?;
         self.cached.truncate(len);
+        Ok(())
+    }
+
+    /// Drafts from `spec` to follow `id` (sampled, not yet run) into
+    /// `drafts` (cleared first): at most `cap` tokens, `spec.draft_max`,
+    /// what the context holds after `id`, and `left` more (the tokens
+    /// generation may still produce after `id`). `history` is scratch.
+    pub(crate) fn draft_after(
+        &self,
+        spec: &mut Speculation,
+        (id, left, cap): (u32, usize, usize),
+        history: &mut Vec<u32>,
+        drafts: &mut Vec<u32>,
+    ) -> Result<()> {
+        drafts.clear();
+        let room = self
+            .max_len()
+            .saturating_sub(self.cached.len() + 1)
+            .min(left)
+            .min(cap)
+            .min(spec.draft_max);
+        if room > 0 {
+            history.clear();
+            history.extend_from_slice(&self.cached);
+            history.push(id);
+            spec.drafter.draft(history, room, drafts)?;
+            drafts.truncate(room);
+        }
         Ok(())
     }
 
@@ -85,52 +115,31 @@ impl<B: Backend> Session<B> {
             if let Some(finish) = self.after_sample(id, go_on, out.len(), stop)? {
                 return Ok(finish);
             }
-            // Room: the context after `id`, and the tokens still allowed.
-            let room = (self.max_len() - self.cached.len() - 1)
-                .min(stop.max_new_tokens - out.len())
-                .min(spec.draft_max);
-            drafts.clear();
-            if room > 0 {
-                history.clear();
-                history.extend_from_slice(&self.cached);
-                history.push(id);
-                spec.drafter.draft(&history, room, &mut drafts)?;
-                drafts.truncate(room);
-            }
+            let left = stop.max_new_tokens - out.len();
+            self.draft_after(spec, (id, left, MAX_DRAFT), &mut history, &mut drafts)?;
             if drafts.is_empty() {
                 self.push(id, logits)?;
                 continue;
             }
             self.verify(id, &drafts, &mut rows)?;
             let k = drafts.len();
-            // Row i's history: the cache up to and including `id` and the
-            // first i drafts.
-            let base = self.cached.len() - k;
-            let mut kept = 1;
-            let mut finish = None;
-            for (i, &d) in drafts.iter().enumerate() {
-                let row = &mut rows[i * vocab..(i + 1) * vocab];
-                if let Some(y) = sampler.judge(row, &self.cached[..base + i], d) {
-                    forced = Some(y);
-                    break;
-                }
-                kept += 1;
-                out.push(d);
-                let go_on = on_event(&Event::Token { id: d });
-                // As `after_sample`, with the token already in the cache.
-                finish = if stop.stop_ids.contains(&d) {
-                    Some(Finish::Stop)
-                } else if !go_on {
-                    Some(Finish::Cancelled)
-                } else if out.len() >= stop.max_new_tokens {
-                    Some(Finish::Length)
-                } else {
-                    None
-                };
-                if finish.is_some() {
-                    break;
-                }
-            }
+            let judged = judge(
+                sampler,
+                (&mut rows, vocab),
+                &self.cached,
+                out.len(),
+                stop,
+                &mut |d| {
+                    out.push(d);
+                    on_event(&Event::Token { id: d })
+                },
+            );
+            let Judged {
+                kept,
+                forced: f,
+                finish,
+            } = judged;
+            forced = f;
             counts.steps += 1;
             counts.drafted += k;
             counts.accepted += kept - 1;
@@ -144,5 +153,69 @@ impl<B: Backend> Session<B> {
                 logits.extend_from_slice(&rows[k * vocab..(k + 1) * vocab]);
             }
         }
+    }
+}
+
+/// What judging a verify chunk's drafts decided.
+pub(crate) struct Judged {
+    /// Rows of the chunk to keep: the last sampled token and the drafts
+    /// accepted (a stopping draft included).
+    pub kept: usize,
+    /// The token that replaces the first rejected draft, to emit next.
+    pub forced: Option<u32>,
+    /// Generation ends at the last kept draft.
+    pub finish: Option<Finish>,
+}
+
+/// Judges the drafts of a verify chunk in order: `cached` ends with the
+/// chunk (the last sampled token and the `k` drafts), `rows` holds its
+/// logits (`[1 + k, vocab]`; modified). Each kept draft goes to `emit`
+/// (`false`: the caller cancels) and through the stop checks of
+/// `Session::after_sample`, `generated` tokens having come before.
+pub(crate) fn judge(
+    sampler: &mut Sampler,
+    (rows, vocab): (&mut [f32], usize),
+    cached: &[u32],
+    generated: usize,
+    stop: &StopConfig,
+    emit: &mut dyn FnMut(u32) -> bool,
+) -> Judged {
+    let k = rows.len() / vocab - 1;
+    let (base, drafts) = cached.split_at(cached.len() - k);
+    let mut kept = 1;
+    for (i, &d) in drafts.iter().enumerate() {
+        let row = &mut rows[i * vocab..(i + 1) * vocab];
+        // Row i's history: the cache up to the chunk's token i.
+        if let Some(y) = sampler.judge(row, &cached[..base.len() + i], d) {
+            return Judged {
+                kept,
+                forced: Some(y),
+                finish: None,
+            };
+        }
+        kept += 1;
+        let go_on = emit(d);
+        // As `after_sample`, with the token already in the cache.
+        let finish = if stop.stop_ids.contains(&d) {
+            Some(Finish::Stop)
+        } else if !go_on {
+            Some(Finish::Cancelled)
+        } else if generated + kept > stop.max_new_tokens {
+            Some(Finish::Length)
+        } else {
+            None
+        };
+        if finish.is_some() {
+            return Judged {
+                kept,
+                forced: None,
+                finish,
+            };
+        }
+    }
+    Judged {
+        kept,
+        forced: None,
+        finish: None,
     }
 }

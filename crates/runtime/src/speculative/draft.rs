@@ -74,7 +74,9 @@ impl<B: Backend + Clone> DraftModel<B> {
             .min(history.len() - 1);
         if lcp < self.cached.len() {
             match self.rec.start() {
-                Some(s) if s <= lcp => text.rewind(&self.be, &mut self.state, &mut self.rec, lcp)?,
+                Some(s) if s <= lcp => {
+                    text.rewind(&self.be, &mut self.state, &mut self.rec, lcp)?
+                }
                 _ => {
                     text.reset(&self.be, &mut self.state)?;
                     self.rec.clear();
@@ -118,7 +120,12 @@ where
 
     fn fork(&self) -> Result<Box<dyn Drafter>> {
         let vocab = self.model.text.cfg.vocab_size;
-        let d = DraftModel::new(self.be.clone(), Arc::clone(&self.model), vocab, self.max_len)?;
+        let d = DraftModel::new(
+            self.be.clone(),
+            Arc::clone(&self.model),
+            vocab,
+            self.max_len,
+        )?;
         Ok(Box::new(d))
     }
 }
@@ -138,13 +145,25 @@ impl<B: Backend + Clone> DraftModel<B> {
             return Ok(());
         }
         text.record_from(&self.be, &self.state, &mut self.rec)?;
-        text.run_recorded(&self.be, rest, &mut self.state, &mut self.rec, &mut self.rows)?;
+        text.run_recorded(
+            &self.be,
+            rest,
+            &mut self.state,
+            &mut self.rec,
+            &mut self.rows,
+        )?;
         self.cached.extend_from_slice(rest);
         let last = |rows: &[f32]| argmax(&rows[rows.len() - vocab..]) as u32;
         let mut next = last(&self.rows);
         out.push(next);
         for _ in 1..max {
-            text.run_recorded(&self.be, &[next], &mut self.state, &mut self.rec, &mut self.rows)?;
+            text.run_recorded(
+                &self.be,
+                &[next],
+                &mut self.state,
+                &mut self.rec,
+                &mut self.rows,
+            )?;
             self.cached.push(next);
             next = last(&self.rows);
             out.push(next);

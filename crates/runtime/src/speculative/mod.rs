@@ -21,6 +21,7 @@ mod draft;
 use std::str::FromStr;
 
 pub use self::decode::SpecCounts;
+pub(crate) use self::decode::judge;
 pub use self::draft::DraftModel;
 use crate::error::{Result, RuntimeError};
 
@@ -150,7 +151,10 @@ impl Ngram {
         }
         let pat = &h[len - n..];
         // Occurrences ending before the last token (the suffix itself excluded).
-        (0..len - n).rev().find(|&j| &h[j..j + n] == pat).map(|j| j + n)
+        (0..len - n)
+            .rev()
+            .find(|&j| &h[j..j + n] == pat)
+            .map(|j| j + n)
     }
 }
 
