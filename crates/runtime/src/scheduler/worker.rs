@@ -376,6 +376,9 @@ fn step<B: Backend>(
         let judged = judge(&mut sampler, (chunk, vocab), cached, generated, &stop, emit);
         job.sampler = sampler;
         job.forced = judged.forced;
+        if let Some(spec) = slot.session.speculation.as_mut() {
+            spec.adapt(t - 1, judged.kept - 1);
+        }
         if let Err(e) = slot.session.keep(judged.kept) {
             fail(slot, &e.to_string());
             continue;

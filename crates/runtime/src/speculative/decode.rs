@@ -55,7 +55,7 @@ impl<B: Backend> Session<B> {
     }
 
     /// Drafts from `spec` to follow `id` (sampled, not yet run) into
-    /// `drafts` (cleared first): at most `cap` tokens, `spec.draft_max`,
+    /// `drafts` (cleared first): at most `cap` tokens, its draft length,
     /// what the context holds after `id`, and `left` more (the tokens
     /// generation may still produce after `id`). `history` is scratch.
     pub(crate) fn draft_after(
@@ -71,7 +71,7 @@ impl<B: Backend> Session<B> {
             .saturating_sub(self.cached.len() + 1)
             .min(left)
             .min(cap)
-            .min(spec.draft_max);
+            .min(spec.draft_len());
         if room > 0 {
             history.clear();
             history.extend_from_slice(&self.cached);
@@ -143,6 +143,7 @@ impl<B: Backend> Session<B> {
             counts.steps += 1;
             counts.drafted += k;
             counts.accepted += kept - 1;
+            spec.adapt(k, kept - 1);
             self.keep(kept)?;
             if let Some(finish) = finish {
                 return Ok(finish);

@@ -100,9 +100,17 @@ pub trait Drafter: Send {
 }
 
 /// A session's speculative decoding: the drafter and how far it drafts.
+///
+/// The draft length adapts: one more than the last step accepted, doubled
+/// after a step that accepted everything, between 1 and `draft_max`. Drafts
+/// that keep failing then cost a one-token verify (about a decode step)
+/// instead of a long one, and drafts that keep landing grow to the full
+/// length within a few steps.
 pub struct Speculation {
     pub drafter: Box<dyn Drafter>,
     pub draft_max: usize,
+    /// Tokens to draft next step.
+    len: usize,
 }
 
 impl Speculation {
@@ -113,15 +121,32 @@ impl Speculation {
             draft_max,
         }
         .validate()?;
-        Ok(Speculation { drafter, draft_max })
+        Ok(Speculation {
+            drafter,
+            draft_max,
+            len: draft_max,
+        })
     }
 
     /// The same settings with a forked drafter.
     pub fn fork(&self) -> Result<Self> {
-        Ok(Speculation {
-            drafter: self.drafter.fork()?,
-            draft_max: self.draft_max,
-        })
+        Self::new(self.drafter.fork()?, self.draft_max)
+    }
+
+    /// Tokens to draft next ([`Speculation`]'s rule).
+    pub fn draft_len(&self) -> usize {
+        self.len
+    }
+
+    /// Updates the draft length after a step that kept `accepted` of
+    /// `drafted` tokens.
+    pub fn adapt(&mut self, drafted: usize, accepted: usize) {
+        let next = if accepted == drafted {
+            2 * drafted
+        } else {
+            accepted + 1
+        };
+        self.len = next.clamp(1, self.draft_max);
     }
 }
 
@@ -234,6 +259,25 @@ mod tests {
         assert_eq!(drafts(&mut d, &[1, 9], 2), [3, 4]);
         assert!(drafts(&mut d, &[1, 2, 3, 4, 5], 2).is_empty());
         assert!(drafts(&mut d, &[0; 7], 2).is_empty());
+    }
+
+    #[test]
+    fn the_draft_length_follows_acceptance() {
+        let mut s = Speculation::new(Box::new(Ngram::default()), 8).unwrap();
+        assert_eq!(s.draft_len(), 8);
+        s.adapt(8, 2);
+        assert_eq!(s.draft_len(), 3);
+        s.adapt(3, 0);
+        assert_eq!(s.draft_len(), 1);
+        s.adapt(1, 1);
+        assert_eq!(s.draft_len(), 2);
+        s.adapt(2, 2);
+        s.adapt(4, 4);
+        assert_eq!(s.draft_len(), 8);
+        // A short draft (the drafter had no more) that landed whole.
+        s.adapt(1, 1);
+        assert_eq!(s.draft_len(), 2);
+        assert_eq!(s.fork().unwrap().draft_len(), 8);
     }
 
     #[test]
