@@ -10,6 +10,7 @@ else target/debug/lfm2vl) and checks:
   usage chunk with no choices (stream_options.include_usage);
 - 8 concurrent streamed requests (mixed text-only and image, different
   prompts) all complete, each equal to its output when run alone;
+- the `speculative` extension leaves a greedy answer unchanged;
 - SIGTERM stops the server cleanly (exit status 0).
 
 Run: `pip install openai pytest && pytest tests/serve`.
@@ -155,6 +156,23 @@ def test_greedy_image_chat_equals_the_cli(client, tmp_path):
     assert chat_streamed(client, text, image) == want
     text_only = "The quick brown fox jumps over the lazy dog."
     assert chat_whole(client, text_only, None) == cli_greedy(text_only, None, tmp_path)
+
+
+def test_speculative_extension_gives_the_same_greedy_text(client, tmp_path):
+    """`speculative: true` (prompt lookup drafts, verified inside the
+    scheduler's batches) changes no token of a greedy answer."""
+    for text, image in [("Repeat: one two three one two three one two", None),
+                        ("What is in this image?", IMAGES / "small_100x150.png")]:
+        want = cli_greedy(text, image, tmp_path)
+        for stream in (False, True):
+            r = client.chat.completions.create(
+                model="tiny-450m", messages=openai_messages(text, image),
+                temperature=0, max_tokens=MAX_TOKENS, stream=stream,
+                extra_body={"speculative": True},
+            )
+            got = ("".join(c.choices[0].delta.content or "" for c in r if c.choices)
+                   if stream else r.choices[0].message.content)
+            assert got == want, (text, stream, got, want)
 
 
 def test_models_lists_the_served_model(client):

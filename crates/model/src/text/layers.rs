@@ -193,10 +193,7 @@ impl<B: Backend> Attention<B> {
     }
 
     /// `u`: normed input `[t, d]` at positions `pos0..pos0 + t`; the new
-    /// keys and values are appended to the cache; result in `s.o`. With
-    /// `row` (`t = 1` scratch), the attention itself runs one query row at
-    /// a time, each as a decode step at its position would run it.
-    #[allow(clippy::too_many_arguments)]
+    /// keys and values are appended to the cache; result in `s.o`.
     fn forward(
         &self,
         be: &B,
@@ -205,7 +202,6 @@ impl<B: Backend> Attention<B> {
         k_cache: &mut Tensor<B>, // [max_len, h_kv, hd]
         v_cache: &mut Tensor<B>, // [max_len, h_kv, hd]
         s: &mut Scratch<B>,
-        row: Option<&mut Scratch<B>>,
     ) -> Result<()> {
         let (t, h, hd) = (s.t, self.h, self.hd);
         be.matmul(op::Matmul {
@@ -228,41 +224,15 @@ impl<B: Backend> Attention<B> {
             v_cache,
         })?;
         let scale = 1.0 / (hd as f32).sqrt();
-        match row {
-            None => be.attention(op::Attention {
-                q: &s.qn,
-                k: k_cache,
-                v: v_cache,
-                kv_len: pos0 + t,
-                causal: true,
-                scale,
-                out: &mut s.att,
-            })?,
-            Some(row) => {
-                for i in 0..t {
-                    // Query row `i` (`[1, h, hd]`: rows `i·h..` of `[t, h, hd]`).
-                    be.slice_rows(op::SliceRows {
-                        src: &s.qn,
-                        row0: i * h,
-                        out: &mut row.qn,
-                    })?;
-                    be.attention(op::Attention {
-                        q: &row.qn,
-                        k: k_cache,
-                        v: v_cache,
-                        kv_len: pos0 + i + 1,
-                        causal: true,
-                        scale,
-                        out: &mut row.att,
-                    })?;
-                    be.copy_rows(op::CopyRows {
-                        src: &row.att,
-                        dst: &mut s.att,
-                        row0: i * h,
-                    })?;
-                }
-            }
-        }
+        be.attention(op::Attention {
+            q: &s.qn,
+            k: k_cache,
+            v: v_cache,
+            kv_len: pos0 + t,
+            causal: true,
+            scale,
+            out: &mut s.att,
+        })?;
         s.att.set_shape([t, h * hd])?;
         be.matmul(op::Matmul {
             x: &s.att,
@@ -466,28 +436,10 @@ impl<B: Backend> DecoderLayer<B> {
         s: &mut Scratch<B>,
         pending: bool,
     ) -> Result<()> {
-        self.forward_rows(be, xu, pos0, cache, s, pending, None)
-    }
-
-    /// [`Self::forward_deferred`], and with `row` (`t = 1` scratch) the
-    /// attention runs one query row at a time: every row's arithmetic is
-    /// then that of a decode step (with the matmuls of a few rows running
-    /// as GEMVs on the CPU, bit for bit).
-    #[allow(clippy::too_many_arguments)]
-    pub fn forward_rows(
-        &self,
-        be: &B,
-        xu: (&mut Tensor<B>, &mut Tensor<B>),
-        pos0: usize,
-        cache: &mut LayerCache<B>,
-        s: &mut Scratch<B>,
-        pending: bool,
-        row: Option<&mut Scratch<B>>,
-    ) -> Result<()> {
         self.around(be, xu, s, pending, |u, s| match (&self.operator, cache) {
             (Operator::Conv(c), LayerCache::Conv { state }) => c.forward(be, u, state, s),
             (Operator::Attention(a), LayerCache::Attention { k, v }) => {
-                a.forward(be, u, pos0, k, v, s, row)
+                a.forward(be, u, pos0, k, v, s)
             }
             _ => unreachable!("caches are built from the same layer list"),
         })

@@ -27,16 +27,6 @@ pub struct TextModel<B: Backend> {
 /// Sees the residual stream after each layer (`TextModel::forward`).
 pub type LayerHook<'a, B> = dyn FnMut(usize, &Tensor<B>) -> Result<()> + 'a;
 
-/// How [`TextModel::run_layers`] runs a chunk.
-enum Run<'a, 'h, B: Backend> {
-    /// Residual adds fused into the next norm (prefill, decode).
-    Fused,
-    /// Unfused, `hook` after every layer (parity tools).
-    Hook(&'a mut LayerHook<'h, B>),
-    /// Fused, every row as a decode step, conv inputs recorded ([`verify`]).
-    Rows(verify::RowsRun<'a, B>),
-}
-
 impl<B: Backend> TextModel<B> {
     /// Loads the language model under `prefix` (`model.language_model` for
     /// LFM2-VL, `model` for a plain LFM2).
@@ -158,7 +148,7 @@ impl<B: Backend> TextModel<B> {
         st: &mut Sequence<B>,
         hook: &mut LayerHook<'_, B>,
     ) -> Result<()> {
-        self.run_layers(be, x, st, Run::Hook(hook))
+        self.run_layers(be, x, st, Some(hook))
     }
 
     /// [`TextModel::forward`] without a hook: each layer's last residual add
@@ -166,7 +156,7 @@ impl<B: Backend> TextModel<B> {
     /// ([`DecoderLayer::forward_deferred`]), the same arithmetic in fewer
     /// dispatches. What prefill and decode run.
     pub fn forward_fused(&self, be: &B, x: &mut Tensor<B>, st: &mut Sequence<B>) -> Result<()> {
-        self.run_layers(be, x, st, Run::Fused)
+        self.run_layers(be, x, st, None)
     }
 
     fn run_layers(
@@ -174,7 +164,7 @@ impl<B: Backend> TextModel<B> {
         be: &B,
         x: &mut Tensor<B>,
         st: &mut Sequence<B>,
-        run: Run<'_, '_, B>,
+        mut hook: Option<&mut LayerHook<'_, B>>,
     ) -> Result<()> {
         let t = x.shape().rows();
         let d = self.cfg.hidden_size;
@@ -193,47 +183,23 @@ impl<B: Backend> TextModel<B> {
                 limit: st.max_len,
             });
         }
-        // Decode: the session's preallocated scratch; recorded rows: the
-        // recorder's; prefill: its own.
+        // Decode: the session's preallocated scratch; prefill: its own.
         let (mut own_s, mut own_u);
-        let (s, u, mut hook, mut rows) = match run {
-            Run::Rows(r) => (r.s, r.u, None, Some((r.row, r.conv, r.at))),
-            run => {
-                let hook = match run {
-                    Run::Hook(h) => Some(h),
-                    _ => None,
-                };
-                if t == 1 {
-                    (&mut st.scratch, &mut st.u, hook, None)
-                } else {
-                    own_s = Scratch::new(be, &self.cfg, t)?;
-                    own_u = be.zeros(DType::F32, Shape::from([t, d]))?;
-                    (&mut own_s, &mut own_u, hook, None)
-                }
-            }
+        let (s, u) = if t == 1 {
+            (&mut st.scratch, &mut st.u)
+        } else {
+            own_s = Scratch::new(be, &self.cfg, t)?;
+            own_u = be.zeros(DType::F32, Shape::from([t, d]))?;
+            (&mut own_s, &mut own_u)
         };
         let pos = st.pos;
         for (i, (layer, cache)) in self.layers.iter().zip(st.caches.iter_mut()).enumerate() {
-            match (hook.as_mut(), rows.as_mut()) {
-                (Some(hook), _) => {
+            match hook.as_mut() {
+                Some(hook) => {
                     layer.forward(be, x, u, pos, cache, s)?;
                     hook(i, x)?;
                 }
-                (None, Some((row, conv, at))) => {
-                    let xu = (&mut *x, &mut *u);
-                    layer.forward_rows(be, xu, pos, cache, s, i > 0, Some(&mut **row))?;
-                    if let Some(rec) = conv[i].as_mut() {
-                        // This chunk's B | C | X rows, for a later rewind.
-                        be.copy_rows(op::CopyRows {
-                            src: &s.bcx,
-                            dst: &mut rec.bcx,
-                            row0: *at,
-                        })?;
-                    }
-                }
-                (None, None) => {
-                    layer.forward_deferred(be, (&mut *x, &mut *u), pos, cache, s, i > 0)?
-                }
+                None => layer.forward_deferred(be, (&mut *x, &mut *u), pos, cache, s, i > 0)?,
             }
         }
         if hook.is_none() && !self.layers.is_empty() {

@@ -22,8 +22,10 @@
 
 use tensor::{Backend, DType, Shape, Tensor, op};
 
-use super::state::{LayerCache, Scratch, TextState};
-use super::{Run, TextModel};
+use super::TextModel;
+use super::batch::BatchState;
+use super::layers::ConvRows;
+use super::state::{LayerCache, TextState};
 use crate::error::{ModelError, Result};
 
 /// Rows a recording holds: the last sampled token and up to eight drafts.
@@ -37,27 +39,6 @@ pub(super) struct ConvRecord<B: Backend> {
     pub(super) bcx: Tensor<B>, // [MAX_VERIFY_ROWS, 3d]
 }
 
-/// The activations of a run of `t` rows.
-struct RowBufs<B: Backend> {
-    s: Scratch<B>,
-    u: Tensor<B>,      // [t, d] normed input
-    x: Tensor<B>,      // [t, d] residual stream
-    normed: Tensor<B>, // [t, d]
-    logits: Tensor<B>, // [t, vocab]
-}
-
-/// What [`TextModel::run_layers`] needs of a recorder for one run.
-pub(super) struct RowsRun<'a, B: Backend> {
-    pub s: &'a mut Scratch<B>,
-    pub u: &'a mut Tensor<B>,
-    /// `t = 1` scratch: one query row's attention.
-    pub row: &'a mut Scratch<B>,
-    /// Per layer: `Some` for conv layers.
-    pub conv: &'a mut [Option<ConvRecord<B>>],
-    /// Recorded rows before this run (where its `bcx` rows go).
-    pub at: usize,
-}
-
 /// Records a sequence's runs so it can be rewound ([`TextModel::rewind`]);
 /// made once per sequence ([`TextModel::new_recorder`]), reused across
 /// recordings. Buffers for each run length are allocated on first use.
@@ -67,9 +48,10 @@ pub struct Recorder<B: Backend> {
     /// Rows recorded since `start`.
     rows: usize,
     conv: Vec<Option<ConvRecord<B>>>,
-    /// Index `t − 1`: the buffers of a `t`-row run.
-    bufs: Vec<Option<RowBufs<B>>>,
-    row: Scratch<B>,
+    /// Index `t − 1`: the buffers of a `t`-row run (a one-sequence batch).
+    runs: Vec<Option<BatchState<B>>>,
+    /// Index `t − 1`: a rewind's replay of `t` rows through a conv step.
+    replay: Vec<ConvRows<B>>,
 }
 
 impl<B: Backend> Recorder<B> {
@@ -151,12 +133,20 @@ impl<B: Backend> TextModel<B> {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        let replay = (1..=MAX_VERIFY_ROWS)
+            .map(|t| {
+                Ok(ConvRows {
+                    bcx: be.zeros(DType::F32, Shape::from([t, 3 * d]))?,
+                    y: be.zeros(DType::F32, Shape::from([t, d]))?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(Recorder {
             start: None,
             rows: 0,
             conv,
-            bufs: (0..MAX_VERIFY_ROWS).map(|_| None).collect(),
-            row: Scratch::new(be, c, 1)?,
+            runs: (0..MAX_VERIFY_ROWS).map(|_| None).collect(),
+            replay,
         })
     }
 
@@ -196,37 +186,14 @@ impl<B: Backend> TextModel<B> {
             return Err(ModelError::EmptyPrompt);
         }
         rec.check_run(self, st, t)?;
-        self.row_bufs(be, rec, t)?;
-        let Recorder {
-            bufs,
-            row,
-            conv,
-            rows,
-            ..
-        } = &mut *rec;
-        let RowBufs {
-            s,
-            u,
-            x,
-            normed,
-            logits,
-        } = bufs[t - 1].as_mut().expect("allocated above");
-        be.enter(|| -> Result<()> {
-            self.embed(be, ids, x)?;
-            let run = Run::Rows(super::verify::RowsRun {
-                s,
-                u,
-                row,
-                conv,
-                at: *rows,
-            });
-            self.run_layers(be, x, &mut st.seq, run)?;
-            self.final_norm(be, x, normed)?;
-            self.head(be, normed, logits)?;
-            Ok(be.download_f32_into(logits, out)?)
-        })?;
-        rec.advance(t);
-        Ok(())
+        // A batch of one sequence: the batched step's rows are decode steps.
+        let mut bs = match rec.runs[t - 1].take() {
+            Some(bs) => bs,
+            None => self.new_batch(be, t)?,
+        };
+        let r = self.step_batch(be, &[ids], &mut [st], &mut [Some(&mut *rec)], &mut bs, out);
+        rec.runs[t - 1] = Some(bs);
+        r
     }
 
     /// Cuts `st` back to `len` tokens, a position inside the open
@@ -252,9 +219,6 @@ impl<B: Backend> TextModel<B> {
             return Ok(());
         }
         let keep = len - start;
-        if keep > 0 {
-            self.row_bufs(be, rec, keep)?;
-        }
         be.enter(|| -> Result<()> {
             let layers = self.layers.iter().zip(st.seq.caches.iter_mut());
             for ((layer, cache), r) in layers.zip(&rec.conv) {
@@ -267,35 +231,19 @@ impl<B: Backend> TextModel<B> {
                     row0: 0,
                 })?;
                 if keep > 0 {
-                    let b = rec.bufs[keep - 1].as_mut().expect("allocated above");
+                    let b = &mut rec.replay[keep - 1];
                     be.slice_rows(op::SliceRows {
                         src: &r.bcx,
                         row0: 0,
-                        out: &mut b.s.bcx,
+                        out: &mut b.bcx,
                     })?;
-                    layer.replay_conv(be, &b.s.bcx, state, &mut b.s.y)?;
+                    layer.replay_conv(be, &b.bcx, state, &mut b.y)?;
                 }
             }
             Ok(())
         })?;
         st.seq.pos = len;
         rec.rows = keep;
-        Ok(())
-    }
-
-    /// Allocates the buffers of a `t`-row run on first use.
-    fn row_bufs(&self, be: &B, rec: &mut Recorder<B>, t: usize) -> Result<()> {
-        if rec.bufs[t - 1].is_none() {
-            let (d, v) = (self.cfg.hidden_size, self.cfg.vocab_size);
-            let z = |s: [usize; 2]| be.zeros(DType::F32, Shape::from(s));
-            rec.bufs[t - 1] = Some(RowBufs {
-                s: Scratch::new(be, &self.cfg, t)?,
-                u: z([t, d])?,
-                x: z([t, d])?,
-                normed: z([t, d])?,
-                logits: z([t, v])?,
-            });
-        }
         Ok(())
     }
 
