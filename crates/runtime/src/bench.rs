@@ -48,6 +48,21 @@ pub struct BenchOptions {
     pub image: bool,
 }
 
+impl BenchOptions {
+    /// The engine options these settings time a model with, `max_len`
+    /// tokens of context.
+    pub(crate) fn engine_options(&self, max_len: usize) -> crate::engine::EngineOptions {
+        crate::engine::EngineOptions {
+            backend: self.backend,
+            cpu: self.cpu.clone(),
+            #[cfg(feature = "wgpu")]
+            wgpu: self.wgpu.clone(),
+            max_len,
+            ..Default::default()
+        }
+    }
+}
+
 /// Tokens per second of one phase.
 #[derive(Clone, Debug)]
 pub struct Rate {

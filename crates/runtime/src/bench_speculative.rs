@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tensor::Backend;
 
 use crate::bench::{BenchOptions, model_source, tokens};
-use crate::engine::{Engine, EngineOptions, Inner};
+use crate::engine::{Engine, Inner};
 use crate::error::{Result, RuntimeError};
 use crate::sampling::{Rng, SamplingConfig};
 use crate::session::{Session, StopConfig};
@@ -59,14 +59,7 @@ pub struct SpecReport {
 /// median kept), on `o.prompt` prompt tokens and `o.generate` generated.
 pub fn bench_speculative(o: &BenchOptions, curve_drafts: &[usize]) -> Result<SpecReport> {
     let (source, _) = model_source(o)?;
-    let opts = EngineOptions {
-        backend: o.backend,
-        cpu: o.cpu.clone(),
-        #[cfg(feature = "wgpu")]
-        wgpu: o.wgpu.clone(),
-        max_len: o.prompt + o.generate + MAX_DRAFT + 16,
-        ..EngineOptions::default()
-    };
+    let opts = o.engine_options(o.prompt + o.generate + MAX_DRAFT + 16);
     let engine = Engine::load_source(source, &opts)?;
     let vocab = engine.prompt.tokenizer().vocab_size();
     let ids = tokens(o.prompt, vocab, 7);

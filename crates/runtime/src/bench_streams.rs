@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::bench::{BenchOptions, model_source, tokens};
-use crate::engine::{Engine, EngineOptions};
+use crate::engine::Engine;
 use crate::error::{Result, RuntimeError};
 use crate::scheduler::{Job, JobEvent, JobInput, Scheduler, SchedulerOptions};
 
@@ -37,14 +37,7 @@ pub struct StreamsRow {
 /// warm-up round at the largest count.
 pub fn bench_streams(o: &BenchOptions, counts: &[usize]) -> Result<Vec<StreamsRow>> {
     let (source, _) = model_source(o)?;
-    let opts = EngineOptions {
-        backend: o.backend,
-        cpu: o.cpu.clone(),
-        #[cfg(feature = "wgpu")]
-        wgpu: o.wgpu.clone(),
-        max_len: o.prompt + o.generate + 16,
-        ..EngineOptions::default()
-    };
+    let opts = o.engine_options(o.prompt + o.generate + 16);
     let engine = Engine::load_source(source, &opts)?;
     let vocab = engine.prompt.tokenizer().vocab_size();
     let most = counts.iter().copied().max().unwrap_or(1).max(1);
