@@ -397,3 +397,29 @@ fn drafts_verified_inside_a_batch_are_decode_steps_bit_for_bit() -> Result<()> {
     }
     Ok(())
 }
+
+/// A draft model whose vocabulary differs from the target's is refused
+/// with a typed error; a draft length out of range too.
+#[test]
+fn bad_drafts_are_clear_errors() -> Result<()> {
+    let case = Case::load("text_only")?;
+    let be = cpu()?;
+    let model = Arc::new(Lfm2Vl::load(&case.model_dir()?, &be)?);
+    let vocab = model.text.cfg.vocab_size;
+    let e = DraftModel::new(be.clone(), Arc::clone(&model), vocab + 1, 64)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    ensure!(
+        e.contains("a draft must share the target's tokenizer"),
+        "{e:?}"
+    );
+    for k in [0, MAX_DRAFT + 1] {
+        let e = Speculation::new(Box::new(Ngram::default()), k)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        ensure!(e.contains("draft-max must be 1 to 8"), "{e:?}");
+    }
+    Ok(())
+}

@@ -20,8 +20,9 @@ use crate::sampling::{Rng, SamplingConfig};
 use crate::session::{Session, StopConfig};
 use crate::speculative::{MAX_DRAFT, Replay, SpecCounts, Speculation};
 
-/// Draft lengths timed.
-pub const DRAFTS: [usize; 4] = [1, 2, 4, MAX_DRAFT];
+/// Draft lengths timed (a verify of none: one row on the verify path, to
+/// set beside the plain decode step).
+pub const DRAFTS: [usize; 5] = [0, 1, 2, 4, MAX_DRAFT];
 /// Per-token draft accuracies of the curve.
 pub const ACCURACIES: [f64; 6] = [0.0, 0.25, 0.5, 0.75, 0.9, 1.0];
 
@@ -154,7 +155,7 @@ fn run<B: Backend>(
             tok_s,
         })
     };
-    let replay = DRAFTS
+    let replay = DRAFTS[1..]
         .iter()
         .map(|&k| with(s, k, 1.0))
         .collect::<Result<Vec<_>>>()?;
