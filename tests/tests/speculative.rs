@@ -423,3 +423,33 @@ fn bad_drafts_are_clear_errors() -> Result<()> {
     }
     Ok(())
 }
+
+/// A conversation over turns: the session's cache and the draft model's
+/// own follow along (the draft rewinds into its last recording or starts
+/// over), and each turn's greedy tokens equal a plain session's.
+#[test]
+fn speculative_turns_equal_plain_turns() -> Result<()> {
+    let case = Case::load("text_only_1.6b")?;
+    let be = cpu()?;
+    let model = Arc::new(Lfm2Vl::load(&case.model_dir()?, &be)?);
+    let draft = Arc::new(Lfm2Vl::load(&tests::fixture_path("models/tiny-450m"), &be)?);
+    let (ids, _) = prompt(&case)?;
+    let vocab = model.text.cfg.vocab_size;
+    let mut plain = Session::shared(be.clone(), Arc::clone(&model), 1024)?;
+    let mut spec = Session::shared(be.clone(), Arc::clone(&model), 1024)?;
+    let d = DraftModel::new(be.clone(), draft, vocab, 1024)?;
+    spec.speculation = Some(Speculation::new(Box::new(d), MAX_DRAFT)?);
+    let greedy = SamplingConfig::default();
+    let mut turn: Vec<u32> = ids[..ids.len() / 2].to_vec();
+    for n in 0..3 {
+        let a = plain.generate(&turn, &[], &greedy, &stop(12), &mut |_| true)?;
+        let b = spec.generate(&turn, &[], &greedy, &stop(12), &mut |_| true)?;
+        ensure!(a.ids == b.ids, "turn {n}: {:?} vs {:?}", b.ids, a.ids);
+        ensure!(n == 0 || b.reused_tokens > 0, "turn {n} reused nothing");
+        ensure!(b.speculative.drafted > 0, "turn {n}: nothing drafted");
+        // The next turn: this one, its answer, and more of the prompt.
+        turn.extend(&a.ids);
+        turn.extend(&ids[..7]);
+    }
+    Ok(())
+}
