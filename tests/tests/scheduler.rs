@@ -183,13 +183,29 @@ fn chat(case: &Case) -> Result<(Vec<ChatMessage>, Vec<RgbImage>)> {
 type Events = mpsc::Receiver<JobEvent>;
 
 fn submit(sched: &Scheduler, input: JobInput, max_new_tokens: usize) -> Result<Events> {
-    let (tx, rx) = mpsc::channel();
     let job = Job {
         max_new_tokens,
         ..Job::new(input)
     };
+    submit_job(sched, job)
+}
+
+fn submit_job(sched: &Scheduler, job: Job) -> Result<Events> {
+    let (tx, rx) = mpsc::channel();
     sched.submit(job, Box::new(move |e| tx.send(e).is_ok()))?;
     Ok(rx)
+}
+
+/// Four slots, prompts prefilled 32 tokens at a time.
+fn four_slots(engine: Engine) -> Result<Scheduler> {
+    Ok(Scheduler::start(
+        engine,
+        SchedulerOptions {
+            parallel: 4,
+            prefill_chunk: 32,
+            ..Default::default()
+        },
+    )?)
 }
 
 /// Waits for the job's end; its streamed text and summary.
@@ -217,14 +233,7 @@ fn concurrent_jobs_give_transformers_greedy_ids() -> Result<()> {
 }
 
 fn concurrent_jobs(cases: &[Case]) -> Result<()> {
-    let sched = Scheduler::start(
-        engine(&cases[0])?,
-        SchedulerOptions {
-            parallel: 4,
-            prefill_chunk: 32,
-            ..Default::default()
-        },
-    )?;
+    let sched = four_slots(engine(&cases[0])?)?;
     let mut pending = Vec::new();
     for round in 0..2 {
         for case in cases {
@@ -388,26 +397,18 @@ fn speculative_jobs_in_batches_give_transformers_greedy_ids() -> Result<()> {
             source: DraftSource::Model(draft),
             draft_max: 8,
         });
-        let sched = Scheduler::start(
-            Engine::load(dir.to_str().context("path")?, &opts)?,
-            SchedulerOptions {
-                parallel: 4,
-                prefill_chunk: 32,
-                ..Default::default()
-            },
-        )?;
+        let sched = four_slots(Engine::load(dir.to_str().context("path")?, &opts)?)?;
         let mut pending = Vec::new();
         for case in &cases {
             let want: Vec<u32> = case.generated_ids()?.iter().map(|&i| i as u32).collect();
             for speculative in [None, Some(false), Some(true)] {
                 let (messages, images) = chat(case)?;
-                let (tx, rx) = mpsc::channel();
                 let job = Job {
                     max_new_tokens: want.len(),
                     speculative,
                     ..Job::new(JobInput::Chat { messages, images })
                 };
-                sched.submit(job, Box::new(move |e| tx.send(e).is_ok()))?;
+                let rx = submit_job(&sched, job)?;
                 pending.push((format!("{} {speculative:?}", case.name), want.clone(), rx));
             }
         }

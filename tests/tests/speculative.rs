@@ -100,13 +100,13 @@ fn verify_rows_and_rewinds_are_decode_steps_bit_for_bit() -> Result<()> {
             while s.prefill_step(512, &mut rows)?.is_none() {}
             ensure!(rows == steps[0], "{name}: prefill logits differ");
             // toks[0] and MAX_DRAFT drafts; keep `keep` rows, then again from there.
-            s.verify(toks[0], &toks[1..=MAX_DRAFT], &mut rows)?;
+            s.verify(&toks[..=MAX_DRAFT], &mut rows)?;
             for (i, row) in rows.chunks_exact(vocab).enumerate() {
                 ensure!(row == steps[i + 1], "{name}: verify row {i} differs");
             }
             s.keep(keep)?;
             ensure!(s.cached().len() == ids.len() + keep, "{name}: cache length");
-            s.verify(toks[keep], &toks[keep + 1..=keep + MAX_DRAFT], &mut rows)?;
+            s.verify(&toks[keep..=keep + MAX_DRAFT], &mut rows)?;
             for (i, row) in rows.chunks_exact(vocab).enumerate() {
                 ensure!(
                     row == steps[keep + i + 1],

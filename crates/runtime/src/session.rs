@@ -559,7 +559,7 @@ impl<B: Backend> Session<B> {
     }
 
     /// [`Session::push`] for several sessions on one model at once: the
-    /// matmuls run once on all their rows ([`model::text::TextModel::decode_batch`];
+    /// matmuls run once on all their rows ([`model::text::TextModel::step_batch`];
     /// `bs` sized for `sessions.len()`), `logits` receives `[b, vocab]`.
     pub fn push_batch(
         sessions: &mut [&mut Session<B>],
@@ -602,17 +602,7 @@ impl<B: Backend> Session<B> {
         let text = &model.text;
         for (s, run) in sessions.iter_mut().zip(runs) {
             if run.len() > 1 {
-                let Session {
-                    be,
-                    state,
-                    recorder,
-                    ..
-                } = &mut **s;
-                let rec = match recorder {
-                    Some(r) => r,
-                    empty => empty.insert(text.new_recorder(be)?),
-                };
-                text.record_from(be, state, rec)?;
+                s.begin_record()?;
             }
         }
         let mut be = None;

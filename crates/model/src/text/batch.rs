@@ -66,31 +66,14 @@ impl<B: Backend> TextModel<B> {
         })
     }
 
-    /// One decode step of `ids[i]` for sequence `states[i]` at its next
-    /// position, for all `b = bs.len()` sequences at once; `out` receives
-    /// the logits `[b, vocab]` (host f32, row `i` for sequence `i`). Each
-    /// row is what [`TextModel::decode_into`] gives that sequence alone
-    /// (bit for bit on the CPU, up to nine rows).
-    pub fn decode_batch(
-        &self,
-        be: &B,
-        ids: &[u32],
-        states: &mut [&mut TextState<B>],
-        bs: &mut BatchState<B>,
-        out: &mut Vec<f32>,
-    ) -> Result<()> {
-        let runs: Vec<&[u32]> = ids.chunks(1).collect();
-        let mut recs: Vec<Option<&mut Recorder<B>>> = states.iter().map(|_| None).collect();
-        self.step_batch(be, &runs, states, &mut recs, bs, out)
-    }
-
     /// One batched step: sequence `i` runs `ids[i]` (one token or more) at
     /// its next positions, all `bs.len()` rows at once; with `recs[i]`, a
     /// recording begun by [`TextModel::record_from`], its rows are
     /// recorded so [`TextModel::rewind`] can cut them back. `out` receives
     /// the logits `[rows, vocab]`, the sequences' rows in order. Every row
-    /// is the decode step it stands for, as in
-    /// [`TextModel::run_recorded`].
+    /// is the decode step it stands for (bit for bit on the CPU), as in
+    /// [`TextModel::run_recorded`]: with one token per sequence, what
+    /// [`TextModel::decode_into`] gives each sequence alone.
     pub fn step_batch(
         &self,
         be: &B,

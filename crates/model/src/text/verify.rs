@@ -35,8 +35,8 @@ pub const MAX_VERIFY_ROWS: usize = tensor::cpu::matmul::GEMV_ROWS;
 /// A conv layer's record: its state where recording began and the
 /// `B | C | X` rows of every token run since.
 pub(super) struct ConvRecord<B: Backend> {
-    state0: Tensor<B>,         // [l − 1, d]
-    pub(super) bcx: Tensor<B>, // [MAX_VERIFY_ROWS, 3d]
+    state0: Tensor<B>, // [l − 1, d]
+    bcx: Tensor<B>,    // [MAX_VERIFY_ROWS, 3d]
 }
 
 /// Records a sequence's runs so it can be rewound ([`TextModel::rewind`]);
@@ -58,11 +58,6 @@ impl<B: Backend> Recorder<B> {
     /// Where the current recording began, if one is open.
     pub fn start(&self) -> Option<usize> {
         self.start
-    }
-
-    /// Rows recorded since [`Recorder::start`].
-    pub fn rows(&self) -> usize {
-        self.rows
     }
 
     /// Forgets the recording (the sequence moved on without it).
@@ -247,7 +242,7 @@ impl<B: Backend> TextModel<B> {
         Ok(())
     }
 
-    pub(super) fn check_recorder(&self, st: &TextState<B>, rec: &Recorder<B>) -> Result<()> {
+    fn check_recorder(&self, st: &TextState<B>, rec: &Recorder<B>) -> Result<()> {
         if rec.conv.len() != self.layers.len() || st.seq.caches.len() != self.layers.len() {
             return Err(ModelError::Rewind(
                 "a recorder or sequence of another model".into(),

@@ -60,8 +60,7 @@ struct Active {
 struct Batches<B: Backend> {
     states: HashMap<usize, BatchState<B>>,
     logits: Vec<f32>,
-    /// Drafting scratch: a sequence's history, its drafts.
-    history: Vec<u32>,
+    /// Drafting scratch: a sequence's drafts.
     drafts: Vec<u32>,
 }
 
@@ -84,7 +83,6 @@ pub(super) fn run<B: Backend>(sessions: Vec<Session<B>>, rx: Receiver<Box<Work>>
     let mut batches = Batches {
         states: HashMap::new(),
         logits: Vec::new(),
-        history: Vec::new(),
         drafts: Vec::new(),
     };
     let mut admitted = 0u64;
@@ -241,7 +239,7 @@ fn decode_step<B: Backend>(slots: &mut [Slot<B>], batches: &mut Batches<B>, ctx:
             Some(y) => y,
             None => job.sampler.sample(&mut job.logits, slot.session.cached()),
         };
-        let go_on = emit(job, tok, id);
+        let go_on = emit((&mut job.ids, &mut job.stream, &mut job.work), tok, id);
         match slot
             .session
             .after_sample(id, go_on, job.ids.len(), &job.stop)
@@ -275,11 +273,15 @@ fn decode_step<B: Backend>(slots: &mut [Slot<B>], batches: &mut Batches<B>, ctx:
 
 /// Records a generated token: the job's ids, its text to the sink.
 /// `false`: the client is gone or a stop string was seen.
-fn emit(job: &mut Active, tok: &TextTokenizer, id: u32) -> bool {
-    job.ids.push(id);
-    let piece = job.stream.push(tok, id);
-    let go_on = piece.is_empty() || (job.work.sink)(JobEvent::Text(piece.to_string()));
-    go_on && !job.stream.stopped()
+fn emit(
+    (ids, stream, work): (&mut Vec<u32>, &mut TextStream, &mut Work),
+    tok: &TextTokenizer,
+    id: u32,
+) -> bool {
+    ids.push(id);
+    let piece = stream.push(tok, id);
+    let go_on = piece.is_empty() || (work.sink)(JobEvent::Text(piece.to_string()));
+    go_on && !stream.stopped()
 }
 
 /// Each pushed token's run: the token, then drafts for the jobs that
@@ -308,10 +310,10 @@ fn draft<B: Backend>(
             continue;
         };
         let left = job.stop.max_new_tokens.saturating_sub(job.ids.len());
-        let (hist, drafts) = (&mut batches.history, &mut batches.drafts);
+        let drafts = &mut batches.drafts;
         let r = slot
             .session
-            .draft_after(&mut spec, (id, left, share), hist, drafts);
+            .draft_after(&mut spec, (id, left, share), drafts);
         slot.session.speculation = Some(spec);
         match r {
             Ok(()) => run.extend_from_slice(drafts),
@@ -367,14 +369,17 @@ fn step<B: Backend>(
             job.logits.extend_from_slice(chunk);
             continue;
         }
-        // The sampler and stop settings apart from the rest of the job,
-        // which takes the kept drafts.
-        let mut sampler = std::mem::replace(&mut job.sampler, Sampler::new(Default::default()));
-        let stop = job.stop.clone();
-        let (cached, generated) = (slot.session.cached(), job.ids.len());
-        let emit = &mut |d| emit(job, tok, d);
-        let judged = judge(&mut sampler, (chunk, vocab), cached, generated, &stop, emit);
-        job.sampler = sampler;
+        let Active {
+            sampler,
+            stop,
+            ids,
+            stream,
+            work,
+            ..
+        } = job;
+        let (cached, generated) = (slot.session.cached(), ids.len());
+        let emit = &mut |d| emit((&mut *ids, &mut *stream, &mut *work), tok, d);
+        let judged = judge(sampler, (chunk, vocab), cached, generated, stop, emit);
         job.forced = judged.forced;
         if let Some(spec) = slot.session.speculation.as_mut() {
             spec.adapt(t - 1, judged.kept - 1);

@@ -17,22 +17,31 @@ pub struct SpecCounts {
 }
 
 impl<B: Backend> Session<B> {
-    /// Runs `id` (sampled, not yet run) and `drafts` as one recorded chunk
-    /// at the next positions; `rows` receives its logits `[1 + k, vocab]`
-    /// (row `i` predicts the token after `drafts[i − 1]`, row 0 after `id`).
-    /// The cache then holds `id` and every draft until [`Session::keep`].
-    pub fn verify(&mut self, id: u32, drafts: &[u32], rows: &mut Vec<f32>) -> Result<()> {
+    /// Runs `chunk` (the sampled token, not yet run, then its drafts) as
+    /// one recorded chunk at the next positions; `rows` receives its
+    /// logits `[chunk.len(), vocab]` (row `i` predicts the token after
+    /// `chunk[i]`). The cache then holds the whole chunk until
+    /// [`Session::keep`].
+    pub fn verify(&mut self, chunk: &[u32], rows: &mut Vec<f32>) -> Result<()> {
+        self.begin_record()?;
+        let Some(rec) = self.recorder.as_mut() else {
+            return Err(model::ModelError::Rewind("no recorder".into()).into());
+        };
+        let text = &self.model.text;
+        text.run_recorded(&self.be, chunk, &mut self.state, rec, rows)?;
+        self.cached.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    /// Opens a recording where the session stands (its recorder made on
+    /// first use), so that [`Session::keep`] can cut back what runs next.
+    pub(crate) fn begin_record(&mut self) -> Result<()> {
         let text = &self.model.text;
         let rec = match &mut self.recorder {
             Some(r) => r,
             empty => empty.insert(text.new_recorder(&self.be)?),
         };
         text.record_from(&self.be, &self.state, rec)?;
-        let mut ids = Vec::with_capacity(1 + drafts.len());
-        ids.push(id);
-        ids.extend_from_slice(drafts);
-        text.run_recorded(&self.be, &ids, &mut self.state, rec, rows)?;
-        self.cached.extend_from_slice(&ids);
         Ok(())
     }
 
@@ -57,12 +66,11 @@ impl<B: Backend> Session<B> {
     /// Drafts from `spec` to follow `id` (sampled, not yet run) into
     /// `drafts` (cleared first): at most `cap` tokens, its draft length,
     /// what the context holds after `id`, and `left` more (the tokens
-    /// generation may still produce after `id`). `history` is scratch.
+    /// generation may still produce after `id`).
     pub(crate) fn draft_after(
-        &self,
+        &mut self,
         spec: &mut Speculation,
         (id, left, cap): (u32, usize, usize),
-        history: &mut Vec<u32>,
         drafts: &mut Vec<u32>,
     ) -> Result<()> {
         drafts.clear();
@@ -73,10 +81,11 @@ impl<B: Backend> Session<B> {
             .min(cap)
             .min(spec.draft_len());
         if room > 0 {
-            history.clear();
-            history.extend_from_slice(&self.cached);
-            history.push(id);
-            spec.drafter.draft(history, room, drafts)?;
+            // The history with `id` on it, for the drafter's eyes only.
+            self.cached.push(id);
+            let r = spec.drafter.draft(&self.cached, room, drafts);
+            self.cached.pop();
+            r?;
             drafts.truncate(room);
         }
         Ok(())
@@ -99,7 +108,7 @@ impl<B: Backend> Session<B> {
         counts: &mut SpecCounts,
     ) -> Result<Finish> {
         let vocab = self.model.text.cfg.vocab_size;
-        let (mut drafts, mut rows, mut history) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut drafts, mut chunk, mut rows) = (Vec::new(), Vec::new(), Vec::new());
         // A token chosen by a rejected draft's replacement, to emit next.
         let mut forced = None;
         loop {
@@ -116,12 +125,15 @@ impl<B: Backend> Session<B> {
                 return Ok(finish);
             }
             let left = stop.max_new_tokens - out.len();
-            self.draft_after(spec, (id, left, MAX_DRAFT), &mut history, &mut drafts)?;
+            self.draft_after(spec, (id, left, MAX_DRAFT), &mut drafts)?;
             if drafts.is_empty() {
                 self.push(id, logits)?;
                 continue;
             }
-            self.verify(id, &drafts, &mut rows)?;
+            chunk.clear();
+            chunk.push(id);
+            chunk.extend_from_slice(&drafts);
+            self.verify(&chunk, &mut rows)?;
             let k = drafts.len();
             let judged = judge(
                 sampler,
