@@ -30,10 +30,11 @@ use model::prompt::{ChatMessage, ContentPart, MessageContent, PromptBuilder};
 use tensor::Backend;
 use tensor::cpu::{CpuBackend, CpuOptions, WeightFormat};
 
+use crate::constraint::{Constraint, GrammarCache};
 use crate::error::{Result, RuntimeError};
 use crate::files::ModelFiles;
 use crate::prompter::Prompter;
-use crate::sampling::SamplingConfig;
+use crate::sampling::{Sampler, SamplingConfig};
 use crate::session::{Event, Generation, Session, StopConfig};
 use crate::source::ModelSource;
 use crate::speculative::{DraftModel, DraftSource, Drafter, Ngram, Speculation, SpeculativeConfig};
@@ -176,6 +177,8 @@ pub struct Request {
     pub max_new_tokens: usize,
     /// Text that ends generation (not included in the output).
     pub stop_strings: Vec<String>,
+    /// Structured output: what the reply must match.
+    pub constraint: Option<Constraint>,
 }
 
 impl Request {
@@ -186,6 +189,7 @@ impl Request {
             sampling: SamplingConfig::default(),
             max_new_tokens: 256,
             stop_strings: Vec::new(),
+            constraint: None,
         }
     }
 }
@@ -231,6 +235,8 @@ pub struct Engine {
     pub stop_ids: Vec<u32>,
     pub backend_description: String,
     pub load_time: Duration,
+    /// The structured-output compiler (built on the first constraint).
+    pub grammars: GrammarCache,
 }
 
 fn session<B: Backend>(be: B, files: &ModelFiles, max_len: usize) -> Result<Session<B>> {
@@ -304,6 +310,7 @@ impl Engine {
             stop_ids: self.stop_ids.clone(),
             backend_description: self.backend_description.clone(),
             load_time: t0.elapsed(),
+            grammars: self.grammars.clone(),
         })
     }
 
@@ -386,15 +393,19 @@ impl Engine {
         {
             stop_ids.push(id);
         }
+        let prompt = Arc::new(prompt);
+        let grammars =
+            GrammarCache::new(Arc::clone(&prompt), cfg.text.vocab_size, stop_ids.clone());
         Ok(Engine {
             inner,
             source,
             dir,
-            prompt: Arc::new(prompt),
+            prompt,
             processor,
             stop_ids,
             backend_description,
             load_time: t0.elapsed(),
+            grammars,
         })
     }
 
@@ -416,6 +427,7 @@ impl Engine {
             processor: self.processor.clone(),
             max_len: self.max_len(),
             no_vision,
+            grammars: self.grammars.clone(),
         }
     }
 
@@ -485,6 +497,12 @@ impl Engine {
         on_text: &mut dyn FnMut(&str) -> bool,
         on_event: &mut dyn FnMut(&Event),
     ) -> Result<Output> {
+        let constraint = req
+            .constraint
+            .as_ref()
+            .map(|c| self.grammars.compile(c))
+            .transpose()?;
+        let sampler = Sampler::constrained(req.sampling.clone(), constraint);
         let (ids, pre) = self.prepare(&req.messages, &req.images)?;
         let crops = crop_views(&pre);
         let stop = StopConfig {
@@ -501,9 +519,9 @@ impl Engine {
             go_on && !stream.stopped()
         };
         let generation = match &mut self.inner {
-            Inner::Cpu(s) => s.generate(&ids, &crops, &req.sampling, &stop, &mut callback)?,
+            Inner::Cpu(s) => s.generate_with(&ids, &crops, sampler, &stop, &mut callback)?,
             #[cfg(feature = "wgpu")]
-            Inner::Wgpu(s) => s.generate(&ids, &crops, &req.sampling, &stop, &mut callback)?,
+            Inner::Wgpu(s) => s.generate_with(&ids, &crops, sampler, &stop, &mut callback)?,
         };
         // The final text; stream what was held back.
         let (text, rest) = stream.finish(tok);

@@ -36,6 +36,10 @@ pub enum RuntimeError {
     /// Speculative decoding settings or a draft model that can't serve.
     #[error("speculative decoding: {0}")]
     Speculative(String),
+    /// A structured-output constraint that can't be compiled, or a parser
+    /// failure while generating under one.
+    #[error("constraint: {0}")]
+    Constraint(String),
     #[error("draft model {spec}")]
     DraftModel {
         spec: String,

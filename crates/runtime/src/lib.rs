@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod bench_speculative;
 pub mod bench_streams;
+pub mod constraint;
 pub mod engine;
 pub mod error;
 pub mod files;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use model::preprocess::{self, Preprocessed, ProcessorConfig, RgbImage};
 use model::prompt::{ChatMessage, PromptBuilder, PromptOptions};
 
+use crate::constraint::{Constrained, Constraint, GrammarCache};
 use crate::error::{Result, RuntimeError};
 
 #[derive(Clone)]
@@ -19,6 +20,8 @@ pub struct Prompter {
     /// `Some((model, hint))` when the model has no vision tower: images
     /// are refused with [`RuntimeError::NoVisionTower`].
     pub no_vision: Option<(String, String)>,
+    /// The structured-output compiler, shared with the engine.
+    pub grammars: GrammarCache,
 }
 
 impl Prompter {
@@ -56,6 +59,11 @@ impl Prompter {
             .build(messages, &pre.images, &opts)
             .map_err(model::ModelError::from)?;
         Ok((p.input_ids, pre))
+    }
+
+    /// `c` compiled for one generation (an invalid constraint is an error).
+    pub fn constrain(&self, c: &Constraint) -> Result<Constrained> {
+        self.grammars.compile(c)
     }
 
     /// Tokenizes a raw prompt (no template; special-token text such as

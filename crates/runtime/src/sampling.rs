@@ -2,6 +2,8 @@
 //! repetition penalty → temperature → top-k → top-p → min-p → sample
 //! (or argmax when greedy). A seeded generator makes a run reproducible.
 
+use crate::constraint::Constrained;
+
 /// Sampling settings. `temperature == 0` (or `greedy`) means argmax.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SamplingConfig {
@@ -132,6 +134,8 @@ pub struct Sampler {
     cand: Vec<u32>,
     /// Softmax probabilities.
     probs: Vec<f64>,
+    /// Structured output: what may come next (masked before each draw).
+    pub constraint: Option<Constrained>,
 }
 
 impl Sampler {
@@ -145,14 +149,30 @@ impl Sampler {
             kth: Vec::new(),
             cand: Vec::new(),
             probs: Vec::new(),
+            constraint: None,
+        }
+    }
+
+    /// A sampler that draws only what `constraint` allows.
+    pub fn constrained(cfg: SamplingConfig, constraint: Option<Constrained>) -> Self {
+        Sampler {
+            constraint,
+            ..Sampler::new(cfg)
         }
     }
 
     pub fn sample(&mut self, logits: &mut [f32], history: &[u32]) -> u32 {
-        match self.distribution(logits, history) {
+        if let Some(c) = &mut self.constraint {
+            c.mask(logits);
+        }
+        let id = match self.distribution(logits, history) {
             Some(id) => id,
             None => self.draw(logits, None),
+        };
+        if let Some(c) = &mut self.constraint {
+            c.accept(id);
         }
+        id
     }
 
     /// What the target makes of a drafted token `draft` at a position
@@ -166,7 +186,36 @@ impl Sampler {
     /// that is a fixed token (prompt lookup, a greedy draft model) this is
     /// the rejection rule of speculative sampling with `q = δ(draft)`:
     /// the token that comes out is distributed exactly as `p`.
+    ///
+    /// Under a constraint the target's distribution is the masked one, and
+    /// the token that comes out advances the constraint.
     pub fn judge(&mut self, logits: &mut [f32], history: &[u32], draft: u32) -> Option<u32> {
+        if let Some(c) = &mut self.constraint {
+            c.mask(logits);
+        }
+        let judged = self.judge_unconstrained(logits, history, draft);
+        if let Some(c) = &mut self.constraint {
+            c.accept(judged.unwrap_or(draft));
+        }
+        judged
+    }
+
+    /// Drops the drafts from the first one the constraint forbids on (a
+    /// draft it forbids could never be kept).
+    pub fn cut_drafts(&mut self, drafts: &mut Vec<u32>) {
+        if let Some(c) = &mut self.constraint
+            && !drafts.is_empty()
+        {
+            drafts.truncate(c.valid_prefix(drafts));
+        }
+    }
+
+    fn judge_unconstrained(
+        &mut self,
+        logits: &mut [f32],
+        history: &[u32],
+        draft: u32,
+    ) -> Option<u32> {
         if let Some(id) = self.distribution(logits, history) {
             return (id != draft).then_some(id);
         }

@@ -16,6 +16,7 @@ use model::text::{BatchState, LayerCache, Recorder, TextState};
 use model::{CropPatches, Lfm2Vl};
 use tensor::{Backend, DType, HostData, Shape, Tensor, op};
 
+use crate::constraint::ConstraintStats;
 use crate::error::{Result, RuntimeError};
 use crate::sampling::{Sampler, SamplingConfig};
 use crate::speculative::{SpecCounts, Speculation};
@@ -67,6 +68,20 @@ pub struct Generation {
     /// Speculative decoding's steps, drafted and accepted tokens (zero
     /// without it).
     pub speculative: SpecCounts,
+    /// Structured output's masks and their time (zero without a constraint).
+    pub constraint: ConstraintStats,
+}
+
+/// `g` with its sampler's constraint figures; a parser failure on the
+/// way is an error (the output may not match).
+fn finish_constrained(mut g: Generation, sampler: &Sampler) -> Result<Generation> {
+    if let Some(c) = &sampler.constraint {
+        if let Some(e) = c.error() {
+            return Err(RuntimeError::Constraint(e.to_string()));
+        }
+        g.constraint = c.stats;
+    }
+    Ok(g)
 }
 
 /// A 64-bit FNV-1a fingerprint of a crop's shape and patch values.
@@ -281,9 +296,23 @@ impl<B: Backend> Session<B> {
         stop: &StopConfig,
         on_event: &mut dyn FnMut(&Event) -> bool,
     ) -> Result<Generation> {
+        let sampler = Sampler::new(sampling.clone());
+        self.generate_with(ids, crops, sampler, stop, on_event)
+    }
+
+    /// [`Session::generate`] drawing with `sampler` (e.g. one holding a
+    /// structured-output constraint, [`Sampler::constrained`]).
+    pub fn generate_with(
+        &mut self,
+        ids: &[u32],
+        crops: &[CropPatches<'_>],
+        sampler: Sampler,
+        stop: &StopConfig,
+        on_event: &mut dyn FnMut(&Event) -> bool,
+    ) -> Result<Generation> {
         // An error part-way (a backend failure) may leave the caches ahead of
         // the token record: forget the conversation rather than reuse it.
-        let r = self.generate_inner(ids, crops, sampling, stop, on_event);
+        let r = self.generate_inner(ids, crops, sampler, stop, on_event);
         if r.is_err() {
             let _ = self.reset();
         }
@@ -294,11 +323,11 @@ impl<B: Backend> Session<B> {
         &mut self,
         ids: &[u32],
         crops: &[CropPatches<'_>],
-        sampling: &SamplingConfig,
+        mut sampler: Sampler,
         stop: &StopConfig,
         on_event: &mut dyn FnMut(&Event) -> bool,
     ) -> Result<Generation> {
-        sampling.validate().map_err(RuntimeError::Sampling)?;
+        sampler.cfg.validate().map_err(RuntimeError::Sampling)?;
         let started = self.start(ids, crops)?;
         if started.crops_encoded > 0 {
             on_event(&Event::ImagesEncoded {
@@ -322,6 +351,7 @@ impl<B: Backend> Session<B> {
             prefill_time: prefilled.elapsed,
             decode_time: Duration::ZERO,
             speculative: SpecCounts::default(),
+            constraint: ConstraintStats::default(),
         };
         if !on_event(&Event::Prefilled {
             reused: prefilled.reused,
@@ -333,7 +363,6 @@ impl<B: Backend> Session<B> {
 
         // Decode.
         let t2 = Instant::now();
-        let mut sampler = Sampler::new(sampling.clone());
         let out = &mut generation.ids;
         if let Some(mut spec) = self.speculation.take() {
             let counts = &mut generation.speculative;
@@ -349,7 +378,7 @@ impl<B: Backend> Session<B> {
             self.speculation = Some(spec);
             generation.finish = r?;
             generation.decode_time = t2.elapsed();
-            return Ok(generation);
+            return finish_constrained(generation, &sampler);
         }
         generation.finish = loop {
             if out.len() >= stop.max_new_tokens {
@@ -364,7 +393,7 @@ impl<B: Backend> Session<B> {
             self.push(id, &mut logits)?;
         };
         generation.decode_time = t2.elapsed();
-        Ok(generation)
+        finish_constrained(generation, &sampler)
     }
 
     /// Takes a new prompt (`ids` already expanded with `<image>` tokens;

@@ -36,6 +36,7 @@ use std::thread::JoinHandle;
 use model::preprocess::{Preprocessed, RgbImage};
 use model::prompt::ChatMessage;
 
+use crate::constraint::{Constrained, Constraint};
 use crate::engine::{Engine, Inner};
 use crate::error::{Result, RuntimeError};
 use crate::prompter::Prompter;
@@ -95,6 +96,9 @@ pub struct Job {
     /// ([`crate::engine::EngineOptions::speculative`]); `Some(true)` on
     /// (the engine's drafter, or prompt lookup if it has none); `Some(false)` off.
     pub speculative: Option<bool>,
+    /// Structured output: what the reply must match (compiled at submit:
+    /// an invalid one is [`SubmitError::Invalid`]).
+    pub constraint: Option<Constraint>,
 }
 
 impl Job {
@@ -107,6 +111,7 @@ impl Job {
             stop_strings: Vec::new(),
             ignore_eos: false,
             speculative: None,
+            constraint: None,
         }
     }
 }
@@ -165,6 +170,7 @@ struct Work {
     stop_strings: Vec<String>,
     ignore_eos: bool,
     speculative: Option<bool>,
+    constrained: Option<Constrained>,
     sink: Sink,
 }
 
@@ -258,6 +264,12 @@ impl Scheduler {
                 slots: ids.iter().filter(|&&i| i == img).count(),
             }));
         }
+        let constrained = job
+            .constraint
+            .as_ref()
+            .map(|c| p.constrain(c))
+            .transpose()
+            .map_err(SubmitError::Invalid)?;
         let work = Box::new(Work {
             ids,
             pre,
@@ -266,6 +278,7 @@ impl Scheduler {
             stop_strings: job.stop_strings,
             ignore_eos: job.ignore_eos,
             speculative: job.speculative,
+            constrained,
             sink,
         });
         let tx = self.shared.tx.lock().unwrap_or_else(|e| e.into_inner());

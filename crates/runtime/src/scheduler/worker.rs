@@ -14,7 +14,7 @@ use tensor::Backend;
 
 use super::{JobEvent, JobSummary, Work};
 use crate::engine::crop_views;
-use crate::error::Result;
+use crate::error::{Result, RuntimeError};
 use crate::sampling::Sampler;
 use crate::session::{Finish, Session, StopConfig};
 use crate::speculative::{Ngram, Speculation, SpeculativeConfig, judge};
@@ -177,7 +177,7 @@ fn admit<B: Backend>(slots: &mut [Slot<B>], mut work: Box<Work>, order: u64, ctx
     }
     slot.job = Some(Active {
         order,
-        sampler: Sampler::new(work.sampling.clone()),
+        sampler: Sampler::constrained(work.sampling.clone(), work.constrained.take()),
         stream: TextStream::new(&ctx.stop_ids, &work.stop_strings),
         stop: StopConfig {
             max_new_tokens: work.max_new_tokens,
@@ -315,6 +315,9 @@ fn draft<B: Backend>(
             .session
             .draft_after(&mut spec, (id, left, share), drafts);
         slot.session.speculation = Some(spec);
+        if let Some(job) = slot.job.as_mut() {
+            job.sampler.cut_drafts(drafts);
+        }
         match r {
             Ok(()) => run.extend_from_slice(drafts),
             // A drafter's failure costs the drafts, not the job.
@@ -403,6 +406,11 @@ fn finish<B: Backend>(slot: &mut Slot<B>, finish: Finish, ctx: &Context) {
     let Some(mut job) = slot.job.take() else {
         return;
     };
+    if let Some(e) = job.sampler.constraint.as_ref().and_then(|c| c.error()) {
+        let msg = RuntimeError::Constraint(e.into()).to_string();
+        (job.work.sink)(JobEvent::Failed(msg));
+        return;
+    }
     let (text, rest) = job.stream.finish(ctx.prompt.tokenizer());
     if !rest.is_empty() && finish != Finish::Cancelled {
         (job.work.sink)(JobEvent::Text(rest));

@@ -126,6 +126,7 @@ impl<B: Backend> Session<B> {
             }
             let left = stop.max_new_tokens - out.len();
             self.draft_after(spec, (id, left, MAX_DRAFT), &mut drafts)?;
+            sampler.cut_drafts(&mut drafts);
             if drafts.is_empty() {
                 self.push(id, logits)?;
                 continue;
