@@ -1,8 +1,10 @@
 //! Command-line arguments shared by the generation commands, and `bench`.
 
+use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
+use runtime::constraint::Constraint;
 use runtime::engine::{BackendChoice, EngineOptions};
 use runtime::model::preprocess::ProcessorOverrides;
 use runtime::model::prompt::{ChatMessage, ContentPart, parse_messages};
@@ -60,6 +62,18 @@ pub struct InputArgs {
     /// Text that ends generation (repeatable).
     #[arg(long)]
     pub stop: Vec<String>,
+    /// Constrain the reply to JSON valid under this JSON Schema: a file, or
+    /// - for standard input (unsupported keywords are errors).
+    #[arg(long, value_name = "FILE|-", group = "constraint")]
+    pub json_schema: Option<PathBuf>,
+    /// Constrain the reply to text this regex matches whole (Rust regex
+    /// syntax, no look-around).
+    #[arg(long, value_name = "REGEX", group = "constraint")]
+    pub regex: Option<String>,
+    /// Constrain the reply to a Lark grammar in FILE (llguidance's dialect:
+    /// a `start` rule; may embed %json{...} schemas).
+    #[arg(long, value_name = "FILE", group = "constraint")]
+    pub grammar: Option<PathBuf>,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -218,6 +232,36 @@ impl InputArgs {
             .as_ref()
             .and_then(|p| p.parent().map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from("."))
+    }
+
+    /// The structured-output constraint the flags ask for.
+    pub fn constraint(&self) -> Result<Option<Constraint>> {
+        let read = |path: &PathBuf| -> Result<String> {
+            if path.as_os_str() == "-" {
+                let mut s = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut s)
+                    .context("reading standard input")?;
+                return Ok(s);
+            }
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+        };
+        if let Some(path) = &self.json_schema {
+            let text = read(path)?;
+            let schema = serde_json::from_str(&text)
+                .with_context(|| format!("--json-schema {}: not JSON", path.display()))?;
+            return Ok(Some(Constraint::JsonSchema {
+                schema,
+                strict: true,
+            }));
+        }
+        if let Some(r) = &self.regex {
+            return Ok(Some(Constraint::Regex(r.clone())));
+        }
+        if let Some(path) = &self.grammar {
+            return Ok(Some(Constraint::Lark(read(path)?)));
+        }
+        Ok(None)
     }
 
     pub fn sampling(&self) -> Result<SamplingConfig> {

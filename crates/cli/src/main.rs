@@ -166,6 +166,7 @@ fn request(input: &InputArgs) -> Result<Request> {
     req.sampling = input.sampling()?;
     req.max_new_tokens = input.max_new_tokens;
     req.stop_strings = input.stop.clone();
+    req.constraint = input.constraint()?;
     Ok(req)
 }
 
@@ -182,6 +183,14 @@ fn print_stats(out: &runtime::engine::Output) {
         out.decode_tok_s(),
         g.finish
     );
+    let c = g.constraint;
+    if c.masks > 0 {
+        eprintln!(
+            "[constraint: {} token masks, {:.1} µs each]",
+            c.masks,
+            c.mask_time.as_secs_f64() * 1e6 / c.masks as f64
+        );
+    }
     let sp = g.speculative;
     if sp.steps > 0 {
         eprintln!(
@@ -195,8 +204,8 @@ fn print_stats(out: &runtime::engine::Output) {
 }
 
 fn run(input: &InputArgs) -> Result<()> {
-    let mut engine = load(input)?;
     let req = request(input)?;
+    let mut engine = load(input)?;
     let mut stdout = std::io::stdout();
     let out = engine.generate(&req, &mut |piece| {
         let _ = stdout.write_all(piece.as_bytes());
@@ -209,8 +218,8 @@ fn run(input: &InputArgs) -> Result<()> {
 }
 
 fn generate_json(input: &InputArgs, greedy: bool) -> Result<()> {
-    let mut engine = load(input)?;
     let mut req = request(input)?;
+    let mut engine = load(input)?;
     if greedy {
         req.sampling = runtime::sampling::SamplingConfig::default();
     }
@@ -260,6 +269,14 @@ fn logits(input: &InputArgs, out: &std::path::Path) -> Result<()> {
 }
 
 fn chat(input: &InputArgs) -> Result<()> {
+    if input
+        .json_schema
+        .as_ref()
+        .is_some_and(|p| p.as_os_str() == "-")
+    {
+        anyhow::bail!("chat reads its messages from standard input: give --json-schema a file");
+    }
+    let constraint = input.constraint()?;
     let mut engine = load(input)?;
     // The history (--messages / --system); --image and a positional prompt
     // make the first turn, as if typed.
@@ -322,6 +339,7 @@ fn chat(input: &InputArgs) -> Result<()> {
         req.sampling = input.sampling()?;
         req.max_new_tokens = input.max_new_tokens;
         req.stop_strings = input.stop.clone();
+        req.constraint = constraint.clone();
         let out = engine.generate(&req, &mut |piece| {
             let _ = stdout.write_all(piece.as_bytes());
             let _ = stdout.flush();

@@ -6,9 +6,11 @@
 
 use std::hash::{BuildHasher, Hasher};
 
+use runtime::constraint::Constraint;
 use runtime::model::preprocess::RgbImage;
 use runtime::model::prompt::{ChatMessage, ContentPart, MessageContent};
 use runtime::sampling::SamplingConfig;
+use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::images::{self, ImageLimits};
@@ -43,6 +45,9 @@ pub struct Settings {
     /// `speculative` (extension): speculative decoding on or off for this
     /// request (`None`: as the server was started).
     pub speculative: Option<bool>,
+    /// What the output must match (`response_format`), and the request
+    /// field it came from (for the error when it does not compile).
+    pub constraint: Option<(Constraint, &'static str)>,
 }
 
 /// An image part still to be loaded.
@@ -228,15 +233,74 @@ fn refuse_unsupported(p: &Params) -> Result<(), ApiError> {
     if p.tools.as_ref().is_some_and(|t| !t.is_empty()) {
         return Err(unsupported("tools", "tool calls are not supported"));
     }
-    if let Some(f) = &p.response_format
-        && !(f.is_null() || f.get("type").and_then(|t| t.as_str()) == Some("text"))
-    {
-        return Err(unsupported(
-            "response_format",
-            "only {\"type\": \"text\"} is supported",
-        ));
-    }
     Ok(())
+}
+
+fn invalid(param: &str, detail: impl Into<String>) -> ApiError {
+    ApiError::InvalidParam {
+        param: param.into(),
+        detail: detail.into(),
+    }
+}
+
+/// `response_format` as a constraint: absent, `null` or `{"type": "text"}`
+/// none; `{"type": "json_object"}` any JSON object; `{"type":
+/// "json_schema", "json_schema": {"name", "schema", "strict"}}` JSON valid
+/// under `schema` (any JSON without one; `strict`: unsupported keywords
+/// are errors, else ignored). Extensions: `{"type": "regex", "regex": R}`
+/// and `{"type": "grammar", "grammar": LARK}`.
+pub fn response_format(f: Option<&Value>) -> Result<Option<Constraint>, ApiError> {
+    const P: &str = "response_format";
+    let Some(f) = f.filter(|f| !f.is_null()) else {
+        return Ok(None);
+    };
+    let text = |key: &str| -> Result<String, ApiError> {
+        f.get(key)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| invalid(&format!("{P}.{key}"), "must be a string"))
+    };
+    match f.get("type").and_then(Value::as_str) {
+        Some("text") => Ok(None),
+        Some("json_object") => Ok(Some(Constraint::JsonObject)),
+        Some("json_schema") => {
+            let spec = f
+                .get("json_schema")
+                .filter(|s| s.is_object())
+                .ok_or_else(|| invalid(&format!("{P}.json_schema"), "must be an object"))?;
+            let schema = match spec.get("schema") {
+                None | Some(Value::Null) => Value::Object(Default::default()),
+                Some(s @ (Value::Object(_) | Value::Bool(_))) => s.clone(),
+                Some(_) => {
+                    return Err(invalid(
+                        &format!("{P}.json_schema.schema"),
+                        "must be a JSON Schema object",
+                    ));
+                }
+            };
+            let strict = match spec.get("strict") {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(b)) => *b,
+                Some(_) => {
+                    return Err(invalid(
+                        &format!("{P}.json_schema.strict"),
+                        "must be a boolean",
+                    ));
+                }
+            };
+            Ok(Some(Constraint::JsonSchema { schema, strict }))
+        }
+        Some("regex") => Ok(Some(Constraint::Regex(text("regex")?))),
+        Some("grammar") => Ok(Some(Constraint::Lark(text("grammar")?))),
+        Some(other) => Err(invalid(
+            &format!("{P}.type"),
+            format!(
+                "unknown type {other:?} (use text, json_object, json_schema, \
+                 or the extensions regex and grammar)"
+            ),
+        )),
+        None => Err(invalid(&format!("{P}.type"), "missing")),
+    }
 }
 
 /// A fresh seed for a request that names none.
@@ -323,6 +387,7 @@ pub fn settings(p: &Params, endpoint: Endpoint, limits: &Limits) -> Result<Setti
                 .unwrap_or(false),
         ignore_eos: p.ignore_eos.unwrap_or(false),
         speculative: p.speculative,
+        constraint: response_format(p.response_format.as_ref())?.map(|c| (c, "response_format")),
     })
 }
 

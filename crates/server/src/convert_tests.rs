@@ -130,8 +130,26 @@ fn unsupported_and_invalid_parameters_are_refused() {
         (r#"{"messages":[],"logprobs":true}"#, "logprobs"),
         (r#"{"messages":[],"tools":[{"type":"function"}]}"#, "tools"),
         (
-            r#"{"messages":[],"response_format":{"type":"json_object"}}"#,
-            "response_format",
+            r#"{"messages":[],"response_format":{"type":"xml"}}"#,
+            "response_format.type",
+        ),
+        (
+            r#"{"messages":[],"response_format":{"type":"json_schema"}}"#,
+            "response_format.json_schema",
+        ),
+        (
+            r#"{"messages":[],"response_format":{"type":"json_schema",
+                "json_schema":{"name":"x","schema":[1]}}}"#,
+            "response_format.json_schema.schema",
+        ),
+        (
+            r#"{"messages":[],"response_format":{"type":"json_schema",
+                "json_schema":{"name":"x","strict":"yes"}}}"#,
+            "response_format.json_schema.strict",
+        ),
+        (
+            r#"{"messages":[],"response_format":{"type":"regex"}}"#,
+            "response_format.regex",
         ),
         (r#"{"messages":[],"max_tokens":0}"#, "max_tokens"),
         (r#"{"messages":[],"top_p":1.5}"#, "top_p"),
@@ -153,6 +171,52 @@ fn unsupported_and_invalid_parameters_are_refused() {
     )
     .params;
     settings(&p, Endpoint::Chat, &limits()).unwrap();
+}
+
+#[test]
+fn response_formats_become_constraints() {
+    use runtime::constraint::Constraint;
+    let of = |body: &str| {
+        let p = chat(body).params;
+        settings(&p, Endpoint::Chat, &limits())
+            .unwrap()
+            .constraint
+            .map(|(c, param)| {
+                assert_eq!(param, "response_format");
+                c
+            })
+    };
+    assert_eq!(of(r#"{"messages":[]}"#), None);
+    assert_eq!(of(r#"{"messages":[],"response_format":null}"#), None);
+    assert_eq!(
+        of(r#"{"messages":[],"response_format":{"type":"json_object"}}"#),
+        Some(Constraint::JsonObject)
+    );
+    assert_eq!(
+        of(r#"{"messages":[],"response_format":{"type":"json_schema",
+              "json_schema":{"name":"a","strict":true,"schema":{"type":"integer"}}}}"#),
+        Some(Constraint::JsonSchema {
+            schema: serde_json::json!({"type": "integer"}),
+            strict: true
+        })
+    );
+    assert_eq!(
+        of(
+            r#"{"messages":[],"response_format":{"type":"json_schema","json_schema":{"name":"a"}}}"#
+        ),
+        Some(Constraint::JsonSchema {
+            schema: serde_json::json!({}),
+            strict: false
+        })
+    );
+    assert_eq!(
+        of(r#"{"messages":[],"response_format":{"type":"regex","regex":"[0-9]+"}}"#),
+        Some(Constraint::Regex("[0-9]+".into()))
+    );
+    assert_eq!(
+        of(r#"{"messages":[],"response_format":{"type":"grammar","grammar":"start: \"a\""}}"#),
+        Some(Constraint::Lark("start: \"a\"".into()))
+    );
 }
 
 #[test]

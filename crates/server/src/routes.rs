@@ -15,6 +15,7 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
+use runtime::RuntimeError;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
@@ -117,8 +118,19 @@ async fn run(
             stop_strings: job_settings.stop_strings,
             ignore_eos: job_settings.ignore_eos,
             speculative: job_settings.speculative,
+            constraint: job_settings.constraint.as_ref().map(|(c, _)| c.clone()),
         };
-        model.submit(job, sink).map_err(submit_error)
+        model
+            .submit(job, sink)
+            .map_err(|e| match (e, &job_settings.constraint) {
+                (SubmitError::Invalid(RuntimeError::Constraint(detail)), Some((_, param))) => {
+                    ApiError::InvalidParam {
+                        param: (*param).into(),
+                        detail,
+                    }
+                }
+                (e, _) => submit_error(e),
+            })
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))??;
