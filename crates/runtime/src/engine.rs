@@ -39,6 +39,7 @@ use crate::session::{Event, Generation, Session, StopConfig};
 use crate::source::ModelSource;
 use crate::speculative::{DraftModel, DraftSource, Drafter, Ngram, Speculation, SpeculativeConfig};
 use crate::stream::TextStream;
+use crate::tools::{self, ToolCall, ToolSet};
 
 /// Which compute backend runs the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -179,6 +180,10 @@ pub struct Request {
     pub stop_strings: Vec<String>,
     /// Structured output: what the reply must match.
     pub constraint: Option<Constraint>,
+    /// Functions the model may call, and how ([`crate::tools`]): listed in
+    /// the prompt, the reply's calls parsed into [`Output::tool_calls`];
+    /// `required` or a named function constrains decoding to a valid call.
+    pub tools: ToolSet,
 }
 
 impl Request {
@@ -190,6 +195,7 @@ impl Request {
             max_new_tokens: 256,
             stop_strings: Vec::new(),
             constraint: None,
+            tools: ToolSet::default(),
         }
     }
 }
@@ -198,7 +204,11 @@ impl Request {
 #[derive(Clone, Debug)]
 pub struct Output {
     pub prompt_ids: Vec<u32>,
+    /// The whole reply (with tools: call lists included).
     pub text: String,
+    /// With tools: the calls the reply makes, and its text without them.
+    pub tool_calls: Vec<ToolCall>,
+    pub content: String,
     pub generation: Generation,
 }
 
@@ -497,13 +507,20 @@ impl Engine {
         on_text: &mut dyn FnMut(&str) -> bool,
         on_event: &mut dyn FnMut(&Event),
     ) -> Result<Output> {
-        let constraint = req
-            .constraint
+        let constraint = tools::decoding_constraint(
+            req.constraint.as_ref(),
+            &req.tools,
+            self.prompt.tokenizer(),
+        )?;
+        let constraint = constraint
             .as_ref()
             .map(|c| self.grammars.compile(c))
             .transpose()?;
         let sampler = Sampler::constrained(req.sampling.clone(), constraint);
-        let (ids, pre) = self.prepare(&req.messages, &req.images)?;
+        let functions = req.tools.functions();
+        let (ids, pre) =
+            self.prompter()
+                .prepare_with_tools(&req.messages, &req.images, &functions)?;
         let crops = crop_views(&pre);
         let stop = StopConfig {
             max_new_tokens: req.max_new_tokens,
@@ -511,6 +528,9 @@ impl Engine {
         };
         let tok = self.prompt.tokenizer();
         let mut stream = TextStream::new(&self.stop_ids, &req.stop_strings);
+        if req.tools.active() {
+            stream = stream.keeping_special();
+        }
         let mut callback = |e: &Event| -> bool {
             on_event(e);
             let Event::Token { id } = e else { return true };
@@ -528,9 +548,16 @@ impl Engine {
         if !rest.is_empty() {
             on_text(&rest);
         }
+        let (content, tool_calls) = if req.tools.active() {
+            tools::split_calls(&text)?
+        } else {
+            (text.clone(), Vec::new())
+        };
         Ok(Output {
             prompt_ids: ids,
             text,
+            tool_calls,
+            content,
             generation,
         })
     }

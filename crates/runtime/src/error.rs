@@ -40,6 +40,12 @@ pub enum RuntimeError {
     /// failure while generating under one.
     #[error("constraint: {0}")]
     Constraint(String),
+    /// The reply holds a tool call that does not parse.
+    #[error("the model wrote a tool call that does not parse: {0}")]
+    ToolCall(#[from] crate::tools::CallSyntaxError),
+    /// `tools` or `tool_choice` that can't be used.
+    #[error(transparent)]
+    Tools(#[from] crate::tools::ToolsError),
     #[error("draft model {spec}")]
     DraftModel {
         spec: String,

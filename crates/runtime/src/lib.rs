@@ -18,6 +18,7 @@ pub mod source;
 pub mod speculative;
 pub mod stream;
 pub mod synthetic;
+pub mod tools;
 
 pub use error::{Result, RuntimeError};
 pub use model;

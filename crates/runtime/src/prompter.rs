@@ -32,6 +32,17 @@ impl Prompter {
         messages: &[ChatMessage],
         images: &[RgbImage],
     ) -> Result<(Vec<u32>, Preprocessed)> {
+        self.prepare_with_tools(messages, images, &[])
+    }
+
+    /// [`Prompter::prepare`] with `tools` (function objects) listed for the
+    /// model to call.
+    pub fn prepare_with_tools(
+        &self,
+        messages: &[ChatMessage],
+        images: &[RgbImage],
+        tools: &[serde_json::Value],
+    ) -> Result<(Vec<u32>, Preprocessed)> {
         let slots: usize = messages.iter().map(ChatMessage::num_images).sum();
         if let Some((model, hint)) = &self.no_vision
             && (slots > 0 || !images.is_empty())
@@ -56,7 +67,7 @@ impl Prompter {
         };
         let p = self
             .prompt
-            .build(messages, &pre.images, &opts)
+            .build_with_tools(messages, &pre.images, &opts, tools)
             .map_err(model::ModelError::from)?;
         Ok((p.input_ids, pre))
     }

@@ -22,6 +22,8 @@ pub struct TextStream {
     /// Bytes of `text` already streamed.
     emitted: usize,
     stopped_by_string: bool,
+    /// Drop special tokens from the text (all but tool-calling replies).
+    skip_special: bool,
 }
 
 impl TextStream {
@@ -41,7 +43,15 @@ impl TextStream {
             text: String::new(),
             emitted: 0,
             stopped_by_string: false,
+            skip_special: true,
         }
+    }
+
+    /// Keeps special tokens other than the stop ids in the text (a reply
+    /// that may hold tool calls: their markers are special tokens).
+    pub fn keeping_special(mut self) -> Self {
+        self.skip_special = false;
+        self
     }
 
     /// Whether a stop string has appeared (generation should end).
@@ -57,8 +67,8 @@ impl TextStream {
         }
         self.generated.push(id);
         let (Ok(before), Ok(now)) = (
-            tok.decode(&self.generated[self.prefix..self.read], true),
-            tok.decode(&self.generated[self.prefix..], true),
+            tok.decode(&self.generated[self.prefix..self.read], self.skip_special),
+            tok.decode(&self.generated[self.prefix..], self.skip_special),
         ) else {
             return "";
         };
@@ -97,7 +107,7 @@ impl TextStream {
             .unwrap_or_default()
             .to_string();
         if !self.stopped_by_string {
-            if let Ok(full) = tok.decode(&self.generated, true) {
+            if let Ok(full) = tok.decode(&self.generated, self.skip_special) {
                 self.text = full;
             }
             if let Some(cut) = self.stops.iter().filter_map(|s| self.text.find(s)).min() {

@@ -10,11 +10,12 @@ use runtime::constraint::Constraint;
 use runtime::model::preprocess::RgbImage;
 use runtime::model::prompt::{ChatMessage, ContentPart, MessageContent};
 use runtime::sampling::SamplingConfig;
+use runtime::tools::{self, ToolCall, ToolSet};
 use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::images::{self, ImageLimits};
-use crate::request::{Params, WireContent, WireMessage, WirePart};
+use crate::request::{Params, WireContent, WireMessage, WirePart, WireToolCall};
 
 /// The per-request limits the server enforces.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,6 +49,8 @@ pub struct Settings {
     /// What the output must match (`response_format`), and the request
     /// field it came from (for the error when it does not compile).
     pub constraint: Option<(Constraint, &'static str)>,
+    /// `tools` and `tool_choice`.
+    pub tools: ToolSet,
 }
 
 /// An image part still to be loaded.
@@ -96,6 +99,7 @@ pub fn chat_prompt(
             "system" | "developer" => "system",
             "user" => "user",
             "assistant" => "assistant",
+            "tool" => "tool",
             _ => {
                 return Err(ApiError::UnknownRole {
                     param: format!("messages[{i}].role"),
@@ -103,6 +107,7 @@ pub fn chat_prompt(
                 });
             }
         };
+        let calls = history_calls(i, m.tool_calls.as_deref().unwrap_or_default())?;
         let content = match m.content {
             None if role == "assistant" => MessageContent::Text(String::new()),
             None => {
@@ -136,6 +141,14 @@ pub fn chat_prompt(
                 MessageContent::Parts(out)
             }
         };
+        let content = match (calls, content) {
+            (None, c) => c,
+            (Some(calls), MessageContent::Text(t)) => MessageContent::Text(calls + &t),
+            (Some(calls), MessageContent::Parts(mut parts)) => {
+                parts.insert(0, ContentPart::text(calls));
+                MessageContent::Parts(parts)
+            }
+        };
         messages.push(ChatMessage {
             role: role.to_string(),
             content,
@@ -153,6 +166,33 @@ pub fn chat_prompt(
         });
     }
     Ok(ChatPrompt { messages, images })
+}
+
+/// An assistant turn's `tool_calls` as LFM2 writes them (before its text).
+fn history_calls(i: usize, calls: &[WireToolCall]) -> Result<Option<String>, ApiError> {
+    if calls.is_empty() {
+        return Ok(None);
+    }
+    let calls = calls
+        .iter()
+        .enumerate()
+        .map(|(j, c)| {
+            let arguments = serde_json::from_str::<Value>(&c.function.arguments)
+                .ok()
+                .filter(Value::is_object)
+                .ok_or_else(|| {
+                    invalid(
+                        &format!("messages[{i}].tool_calls[{j}].function.arguments"),
+                        "must be a JSON object in a string",
+                    )
+                })?;
+            Ok(ToolCall {
+                name: c.function.name.clone(),
+                arguments,
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(Some(tools::write_calls(&calls)))
 }
 
 /// Loads the images of a prompt, in order (blocking: decoding, maybe fetching).
@@ -229,9 +269,6 @@ fn refuse_unsupported(p: &Params) -> Result<(), ApiError> {
     }
     if p.suffix.as_ref().is_some_and(|s| !s.is_empty()) {
         return Err(unsupported("suffix", "suffix is not supported"));
-    }
-    if p.tools.as_ref().is_some_and(|t| !t.is_empty()) {
-        return Err(unsupported("tools", "tool calls are not supported"));
     }
     Ok(())
 }
@@ -388,6 +425,11 @@ pub fn settings(p: &Params, endpoint: Endpoint, limits: &Limits) -> Result<Setti
         ignore_eos: p.ignore_eos.unwrap_or(false),
         speculative: p.speculative,
         constraint: response_format(p.response_format.as_ref())?.map(|c| (c, "response_format")),
+        tools: ToolSet::from_openai(
+            p.tools.as_deref().unwrap_or_default(),
+            p.tool_choice.as_ref(),
+        )
+        .map_err(|e| invalid(&e.param, e.detail))?,
     })
 }
 

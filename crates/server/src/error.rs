@@ -107,6 +107,9 @@ pub enum ApiError {
     /// Generation failed after the request was accepted.
     #[error("generation failed: {0}")]
     Generation(String),
+    /// The model wrote a tool call that does not parse.
+    #[error("{0}")]
+    ToolCall(runtime::RuntimeError),
     /// A worker task panicked or was cancelled.
     #[error("internal error: {0}")]
     Internal(String),
@@ -131,7 +134,7 @@ impl ApiError {
             NotFound { .. } | NoSuchModel { .. } => StatusCode::NOT_FOUND,
             MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Loading | Busy | ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-            Generation(_) | Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Generation(_) | ToolCall(_) | Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -169,6 +172,7 @@ impl ApiError {
             Loading => "model_loading",
             Busy => "server_busy",
             ShuttingDown => "shutting_down",
+            ToolCall(_) => "tool_call_parse_error",
             Generation(_) | Internal(_) => return None,
         })
     }

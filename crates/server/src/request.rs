@@ -70,6 +70,7 @@ pub struct Params {
     pub echo: Option<bool>,
     pub suffix: Option<String>,
     pub tools: Option<Vec<serde_json::Value>>,
+    pub tool_choice: Option<serde_json::Value>,
     pub response_format: Option<serde_json::Value>,
 }
 
@@ -134,6 +135,22 @@ pub struct WireMessage {
     /// `null` (or absent) is allowed for assistant turns only.
     #[serde(default)]
     pub content: Option<WireContent>,
+    /// An assistant turn's calls.
+    #[serde(default)]
+    pub tool_calls: Option<Vec<WireToolCall>>,
+}
+
+/// A call in an assistant turn of the history.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct WireToolCall {
+    pub function: WireFunctionCall,
+}
+
+/// The function a call names and its arguments: a JSON object as a string.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct WireFunctionCall {
+    pub name: String,
+    pub arguments: String,
 }
 
 /// A message's content: a string or a list of parts.

@@ -6,6 +6,7 @@
 use std::hash::{BuildHasher, Hasher};
 
 use runtime::session::Finish;
+use runtime::tools::ToolCall;
 use serde_json::{Value, json};
 
 use crate::convert::Endpoint;
@@ -38,6 +39,15 @@ pub fn finish_reason(f: Finish) -> Option<&'static str> {
     }
 }
 
+/// The finish reason of a reply that made calls: `tool_calls`, unless it
+/// was cut short.
+pub fn calls_finish(finish: Option<&str>) -> Option<&str> {
+    match finish {
+        Some("stop") => Some("tool_calls"),
+        other => other,
+    }
+}
+
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -55,6 +65,8 @@ pub struct Reply {
     /// Streamed chunks carry `"usage": null` until the usage chunk
     /// (`stream_options.include_usage`).
     pub include_usage: bool,
+    /// The request gave tools: the reply's calls become `tool_calls`.
+    pub tools: bool,
 }
 
 impl Reply {
@@ -72,6 +84,7 @@ impl Reply {
             created: unix_now(),
             model: model.to_string(),
             include_usage,
+            tools: false,
         }
     }
 
@@ -85,7 +98,29 @@ impl Reply {
 
     /// The whole (non-streamed) response.
     pub fn full(&self, text: &str, finish: Option<&str>, usage: Usage) -> Value {
+        self.full_with_calls(text, &[], finish, usage)
+    }
+
+    /// [`Reply::full`] of a chat reply that made tool `calls` (the
+    /// content `null` when it is empty, the finish `tool_calls`).
+    pub fn full_with_calls(
+        &self,
+        text: &str,
+        calls: &[ToolCall],
+        finish: Option<&str>,
+        usage: Usage,
+    ) -> Value {
         let choice = match self.endpoint {
+            Endpoint::Chat if !calls.is_empty() => json!({
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": (!text.is_empty()).then_some(text),
+                    "tool_calls": self.calls_json(calls, false),
+                },
+                "logprobs": null,
+                "finish_reason": calls_finish(finish),
+            }),
             Endpoint::Chat => json!({
                 "index": 0,
                 "message": {"role": "assistant", "content": text},
@@ -145,6 +180,32 @@ impl Reply {
                 "index": 0, "text": text, "logprobs": null, "finish_reason": null,
             }),
         })
+    }
+
+    /// OpenAI's `tool_calls` entries (`index` added in streamed deltas).
+    fn calls_json(&self, calls: &[ToolCall], streamed: bool) -> Value {
+        let entries = calls.iter().enumerate().map(|(k, c)| {
+            let mut v = json!({
+                "id": format!("call_{}_{k}", self.id.rsplit('-').next().unwrap_or_default()),
+                "type": "function",
+                "function": {"name": c.name, "arguments": c.arguments.to_string()},
+            });
+            if streamed {
+                v["index"] = json!(k);
+            }
+            v
+        });
+        Value::Array(entries.collect())
+    }
+
+    /// A chat chunk carrying the reply's tool calls (whole, one delta).
+    pub fn calls_chunk(&self, calls: &[ToolCall]) -> Value {
+        self.chunk(json!({
+            "index": 0,
+            "delta": {"tool_calls": self.calls_json(calls, true)},
+            "logprobs": null,
+            "finish_reason": null,
+        }))
     }
 
     /// The chunk that ends the choice.

@@ -16,6 +16,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
 use runtime::RuntimeError;
+use runtime::tools;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
@@ -24,7 +25,7 @@ use crate::convert::{self, Endpoint, Settings};
 use crate::error::ApiError;
 use crate::generator::{Generator, Job, JobEvent, JobInput, Sink, SubmitError};
 use crate::request::{ChatRequest, CompletionRequest};
-use crate::response::{Reply, Usage, finish_reason, model_object};
+use crate::response::{Reply, Usage, calls_finish, finish_reason, model_object};
 
 pub async fn health(State(state): State<Arc<AppState>>) -> Response {
     let (status, what) = match state.model() {
@@ -83,6 +84,12 @@ pub async fn completions(
 ) -> Result<Response, ApiError> {
     let model = state.model()?;
     let settings = convert::settings(&req.params, Endpoint::Completion, &state.config.limits)?;
+    if !settings.tools.tools.is_empty() {
+        return Err(ApiError::InvalidParam {
+            param: "tools".into(),
+            detail: "tools are for chat completions (/v1/chat/completions)".into(),
+        });
+    }
     let prompt = convert::completion_prompt(req.prompt.0)?;
     run(&state, model, Endpoint::Completion, settings, move || {
         Ok(JobInput::Text(prompt))
@@ -106,7 +113,8 @@ async fn run(
     settings: Settings,
     input: impl FnOnce() -> Result<JobInput, ApiError> + Send + 'static,
 ) -> Result<Response, ApiError> {
-    let reply = Reply::new(endpoint, model.model_name(), settings.include_usage);
+    let mut reply = Reply::new(endpoint, model.model_name(), settings.include_usage);
+    reply.tools = settings.tools.active();
     let (tx, rx) = mpsc::unbounded_channel();
     let sink: Sink = Box::new(move |ev| tx.send(ev).is_ok());
     let job_settings = settings.clone();
@@ -119,18 +127,21 @@ async fn run(
             ignore_eos: job_settings.ignore_eos,
             speculative: job_settings.speculative,
             constraint: job_settings.constraint.as_ref().map(|(c, _)| c.clone()),
+            tools: job_settings.tools.clone(),
         };
-        model
-            .submit(job, sink)
-            .map_err(|e| match (e, &job_settings.constraint) {
-                (SubmitError::Invalid(RuntimeError::Constraint(detail)), Some((_, param))) => {
-                    ApiError::InvalidParam {
-                        param: (*param).into(),
-                        detail,
-                    }
-                }
-                (e, _) => submit_error(e),
-            })
+        // A constraint that does not compile: the response format's, or
+        // the call grammar of the tools.
+        let param = job_settings
+            .constraint
+            .as_ref()
+            .map_or("tools", |(_, p)| *p);
+        model.submit(job, sink).map_err(|e| match e {
+            SubmitError::Invalid(RuntimeError::Constraint(detail)) => ApiError::InvalidParam {
+                param: param.into(),
+                detail,
+            },
+            e => submit_error(e),
+        })
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))??;
@@ -142,6 +153,12 @@ async fn run(
             .into_response())
     } else {
         let (text, finish, usage) = collect(rx, stop).await?;
+        if reply.tools {
+            let (content, calls) = tools::split_calls(&text)
+                .map_err(|e| ApiError::ToolCall(RuntimeError::ToolCall(e)))?;
+            let full = reply.full_with_calls(&content, &calls, Some(finish), usage);
+            return Ok(Json(full).into_response());
+        }
         Ok(Json(reply.full(&text, Some(finish), usage)).into_response())
     }
 }
@@ -179,6 +196,10 @@ struct ChunkStream {
     stop: watch::Receiver<bool>,
     /// Events ready to send, in order.
     ready: std::collections::VecDeque<Event>,
+    /// With tools: the text not yet sent (from a call marker on, or what
+    /// may be the start of one), and the bytes of content sent.
+    held: String,
+    sent: usize,
     started: bool,
     ended: bool,
 }
@@ -198,6 +219,8 @@ impl ChunkStream {
             rx,
             stop,
             ready: Default::default(),
+            held: String::new(),
+            sent: 0,
             started: false,
             ended: false,
         }
@@ -241,12 +264,31 @@ impl ChunkStream {
             match ev {
                 Some(JobEvent::Prefilled { .. }) => {}
                 Some(JobEvent::Text(t)) => {
+                    let t = self.content_part(t);
                     if !t.is_empty() {
                         return Some(data(&self.reply.text_chunk(&t)));
                     }
                 }
                 Some(JobEvent::Done(s)) => match finish_reason(s.finish) {
-                    Some(f) => {
+                    Some(mut f) => {
+                        if self.reply.tools {
+                            match tools::split_calls(&s.text) {
+                                Ok((content, calls)) => {
+                                    let rest = content.get(self.sent..).unwrap_or_default();
+                                    if !rest.is_empty() {
+                                        self.ready.push_back(data(&self.reply.text_chunk(rest)));
+                                    }
+                                    if !calls.is_empty() {
+                                        self.ready.push_back(data(&self.reply.calls_chunk(&calls)));
+                                        f = calls_finish(Some(f)).unwrap_or(f);
+                                    }
+                                }
+                                Err(e) => {
+                                    self.fail(ApiError::ToolCall(RuntimeError::ToolCall(e)));
+                                    continue;
+                                }
+                            }
+                        }
                         self.ready
                             .push_back(data(&self.reply.finish_chunk(Some(f))));
                         if self.reply.include_usage {
@@ -264,6 +306,34 @@ impl ChunkStream {
                 None => self.fail(ApiError::ShuttingDown),
             }
         }
+    }
+
+    /// Of streamed text `t`, what may go out as content now: all of it
+    /// without tools; with tools, nothing from a call marker on (the calls
+    /// go out whole at the end) and nothing that may start one.
+    fn content_part(&mut self, t: String) -> String {
+        if !self.reply.tools {
+            return t;
+        }
+        self.held.push_str(&t);
+        let cut = match self.held.find(tools::CALL_START) {
+            Some(at) => at,
+            None => {
+                let marker = tools::CALL_START;
+                let partial = (1..marker.len())
+                    .rev()
+                    .find(|&n| self.held.ends_with(&marker[..n]))
+                    .unwrap_or(0);
+                self.held.len() - partial
+            }
+        };
+        let out = self
+            .held
+            .get(self.sent..cut)
+            .unwrap_or_default()
+            .to_string();
+        self.sent = self.sent.max(cut);
+        out
     }
 
     fn into_stream(self) -> impl Stream<Item = Result<Event, Infallible>> + Send {

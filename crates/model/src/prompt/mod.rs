@@ -19,6 +19,7 @@ mod gguf;
 mod messages;
 mod template;
 mod tokenizer;
+mod tools;
 
 use std::path::Path;
 
@@ -33,6 +34,7 @@ pub use gguf::{
 pub use messages::{ChatMessage, ContentPart, MessageContent, messages_from_value, parse_messages};
 pub use template::{ChatTemplate, LFM2_CHAT_TEMPLATE, special_tokens_from_config};
 pub use tokenizer::TextTokenizer;
+pub use tools::{LFM2_TOOLS_TEMPLATE, python_json};
 
 use crate::preprocess::ImageLayout;
 
@@ -145,7 +147,21 @@ impl PromptBuilder {
         images: &[ImageLayout],
         opts: &PromptOptions,
     ) -> Result<Prompt> {
-        let text = self.render(messages, opts.add_generation_prompt)?;
+        self.build_with_tools(messages, images, opts, &[])
+    }
+
+    /// [`PromptBuilder::build`] with `tools` (function objects) listed for
+    /// the model ([`ChatTemplate::render_with_tools`]).
+    pub fn build_with_tools(
+        &self,
+        messages: &[ChatMessage],
+        images: &[ImageLayout],
+        opts: &PromptOptions,
+        tools: &[serde_json::Value],
+    ) -> Result<Prompt> {
+        let text = self
+            .template
+            .render_with_tools(messages, opts.add_generation_prompt, tools)?;
         self.build_from_text(text, images, opts)
     }
 

@@ -18,14 +18,20 @@ use minijinja::{Environment, ErrorKind, Value};
 
 use super::error::{PromptError, Result};
 use super::messages::{ChatMessage, ContentPart, MessageContent};
+use super::tools::LFM2_TOOLS_TEMPLATE;
 
 const TEMPLATE_NAME: &str = "chat_template";
+
+const TOOLS_NAME: &str = "lfm2_tools";
 
 /// A compiled chat template plus the special-token variables it may use.
 #[derive(Debug)]
 pub struct ChatTemplate {
     env: Environment<'static>,
     special_tokens: BTreeMap<String, String>,
+    /// The template reads `tools` (else [`LFM2_TOOLS_TEMPLATE`] renders
+    /// prompts with tools).
+    reads_tools: bool,
 }
 
 fn template_err(source: minijinja::Error) -> PromptError {
@@ -108,11 +114,20 @@ impl ChatTemplate {
                 Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
             },
         );
+        env.add_filter("tojson", super::tools::tojson);
         env.add_template_owned(TEMPLATE_NAME, source.to_string())
             .map_err(template_err)?;
+        env.add_template(TOOLS_NAME, LFM2_TOOLS_TEMPLATE)
+            .map_err(template_err)?;
+        let reads_tools = env
+            .get_template(TEMPLATE_NAME)
+            .map_err(template_err)?
+            .undeclared_variables(false)
+            .contains("tools");
         Ok(ChatTemplate {
             env,
             special_tokens,
+            reads_tools,
         })
     }
 
@@ -159,6 +174,23 @@ impl ChatTemplate {
     /// Renders `messages`; `add_generation_prompt` appends the assistant
     /// header (`<|im_start|>assistant\n` for LFM2).
     pub fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
+        self.render_with_tools(messages, add_generation_prompt, &[])
+    }
+
+    /// Whether the template lays out `tools` itself.
+    pub fn reads_tools(&self) -> bool {
+        self.reads_tools
+    }
+
+    /// [`ChatTemplate::render`] with `tools` (function objects) for the
+    /// model to call: given to the template as `tools` when it reads them,
+    /// else laid out by [`LFM2_TOOLS_TEMPLATE`].
+    pub fn render_with_tools(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+        tools: &[serde_json::Value],
+    ) -> Result<String> {
         let mut ctx: BTreeMap<String, Value> = self
             .special_tokens
             .iter()
@@ -172,7 +204,17 @@ impl ChatTemplate {
             "add_generation_prompt".into(),
             Value::from(add_generation_prompt),
         );
-        let tmpl = self.env.get_template(TEMPLATE_NAME).map_err(template_err)?;
+        let name = if tools.is_empty() {
+            TEMPLATE_NAME
+        } else {
+            ctx.insert("tools".into(), Value::from(minijinja::value::Serde(tools)));
+            if self.reads_tools {
+                TEMPLATE_NAME
+            } else {
+                TOOLS_NAME
+            }
+        };
+        let tmpl = self.env.get_template(name).map_err(template_err)?;
         tmpl.render(Value::from(ctx)).map_err(template_err)
     }
 }

@@ -42,6 +42,7 @@ use crate::error::{Result, RuntimeError};
 use crate::prompter::Prompter;
 use crate::sampling::SamplingConfig;
 use crate::session::Finish;
+use crate::tools::{self, ToolSet};
 
 /// How a [`Scheduler`] runs.
 #[derive(Clone, Debug)]
@@ -99,6 +100,10 @@ pub struct Job {
     /// Structured output: what the reply must match (compiled at submit:
     /// an invalid one is [`SubmitError::Invalid`]).
     pub constraint: Option<Constraint>,
+    /// Functions a chat prompt lists for the model to call (the reply's
+    /// text then keeps the call markers, special tokens); `required` or a
+    /// named function constrains decoding to a valid call.
+    pub tools: ToolSet,
 }
 
 impl Job {
@@ -112,6 +117,7 @@ impl Job {
             ignore_eos: false,
             speculative: None,
             constraint: None,
+            tools: ToolSet::default(),
         }
     }
 }
@@ -171,6 +177,8 @@ struct Work {
     ignore_eos: bool,
     speculative: Option<bool>,
     constrained: Option<Constrained>,
+    /// Keep special tokens in the text (tool calls).
+    keep_special: bool,
     sink: Sink,
 }
 
@@ -246,7 +254,9 @@ impl Scheduler {
         let p = &self.shared.prompter;
         let (ids, pre) = match &job.input {
             JobInput::Chat { messages, images } => {
-                let (ids, pre) = p.prepare(messages, images).map_err(SubmitError::Invalid)?;
+                let (ids, pre) = p
+                    .prepare_with_tools(messages, images, &job.tools.functions())
+                    .map_err(SubmitError::Invalid)?;
                 (ids, (pre.num_crops() > 0).then_some(pre))
             }
             JobInput::Text(text) => (p.encode_text(text).map_err(SubmitError::Invalid)?, None),
@@ -264,8 +274,10 @@ impl Scheduler {
                 slots: ids.iter().filter(|&&i| i == img).count(),
             }));
         }
-        let constrained = job
-            .constraint
+        let constraint =
+            tools::decoding_constraint(job.constraint.as_ref(), &job.tools, p.prompt.tokenizer())
+                .map_err(SubmitError::Invalid)?;
+        let constrained = constraint
             .as_ref()
             .map(|c| p.constrain(c))
             .transpose()
@@ -279,6 +291,7 @@ impl Scheduler {
             ignore_eos: job.ignore_eos,
             speculative: job.speculative,
             constrained,
+            keep_special: job.tools.active(),
             sink,
         });
         let tx = self.shared.tx.lock().unwrap_or_else(|e| e.into_inner());
