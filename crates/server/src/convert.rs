@@ -77,7 +77,7 @@ pub enum Endpoint {
 }
 
 /// The messages as the chat template takes them. Roles: `system` (and
-/// OpenAI's `developer`, rendered as `system`), `user`, `assistant`; other
+/// OpenAI's `developer`, rendered as `system`), `user`, `assistant`, `tool`; other
 /// roles are refused. Images are counted against the limit and their URLs
 /// checked (scheme, remote allowed) here, before anything is fetched.
 pub fn chat_prompt(

@@ -54,7 +54,7 @@ fn messages_become_chat_messages_with_image_placeholders() {
 
 #[test]
 fn bad_messages_are_refused_with_their_param() {
-    let e = prompt(r#"{"messages":[{"role":"tool","content":"x"}]}"#).unwrap_err();
+    let e = prompt(r#"{"messages":[{"role":"function","content":"x"}]}"#).unwrap_err();
     assert_eq!(e.code(), Some("unknown_role"));
     assert_eq!(e.param(), Some("messages[0].role"));
     assert!(e.to_string().contains("unknown role"));
@@ -128,7 +128,10 @@ fn unsupported_and_invalid_parameters_are_refused() {
             "frequency_penalty",
         ),
         (r#"{"messages":[],"logprobs":true}"#, "logprobs"),
-        (r#"{"messages":[],"tools":[{"type":"function"}]}"#, "tools"),
+        (
+            r#"{"messages":[],"tools":[{"type":"function"}]}"#,
+            "tools[0].function.name",
+        ),
         (
             r#"{"messages":[],"response_format":{"type":"xml"}}"#,
             "response_format.type",

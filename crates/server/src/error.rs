@@ -64,7 +64,7 @@ pub enum ApiError {
         param: Option<String>,
         detail: String,
     },
-    #[error("unknown role {role:?} (use system, user or assistant)")]
+    #[error("unknown role {role:?} (use system, user, assistant or tool)")]
     UnknownRole { param: String, role: String },
     /// A parameter this server does not implement with a value other than its
     /// neutral one.

@@ -175,7 +175,7 @@ fn bad_requests_get_openai_errors_and_the_server_stays_up() {
             Some("unsupported_parameter"),
         ),
         (
-            r#"{"messages":[{"role":"tool","content":"x"}]}"#.into(),
+            r#"{"messages":[{"role":"function","content":"x"}]}"#.into(),
             400,
             Some("unknown_role"),
         ),

@@ -24,6 +24,9 @@ pub struct Seen {
     pub max_new_tokens: AtomicUsize,
     pub greedy: AtomicBool,
     pub images: AtomicUsize,
+    /// Last job's number of tools and its messages (`role: text`).
+    pub tools: AtomicUsize,
+    pub history: std::sync::Mutex<Vec<String>>,
 }
 
 /// Answers by the prompt's last text:
@@ -65,6 +68,16 @@ impl Generator for Scripted {
         seen.max_new_tokens
             .store(job.max_new_tokens, Ordering::SeqCst);
         seen.greedy.store(job.sampling.greedy, Ordering::SeqCst);
+        seen.tools.store(job.tools.tools.len(), Ordering::SeqCst);
+        if let JobInput::Chat { messages, .. } = &job.input {
+            *seen.history.lock().unwrap_or_else(|e| e.into_inner()) = messages
+                .iter()
+                .map(|m| match &m.content {
+                    MessageContent::Text(t) => format!("{}: {t}", m.role),
+                    MessageContent::Parts(_) => format!("{}: (parts)", m.role),
+                })
+                .collect();
+        }
         if let JobInput::Chat { images, .. } = &job.input {
             seen.images.store(images.len(), Ordering::SeqCst);
         }
@@ -92,10 +105,25 @@ impl Generator for Scripted {
                 }
                 return;
             }
-            let reply = format!("echo: {text}");
-            let (a, b) = reply.split_at(reply.len() / 2);
-            sink(JobEvent::Text(a.into()));
-            sink(JobEvent::Text(b.into()));
+            let reply = if text.contains("BADCALL") {
+                "<|tool_call_start|>[get_weather(city=]<|tool_call_end|>".to_string()
+            } else if text.contains("CALL") {
+                "Let me check. <|tool_call_start|>[get_weather(city=\"Paris\", days=2), \
+                 now()]<|tool_call_end|>"
+                    .to_string()
+            } else {
+                format!("echo: {text}")
+            };
+            if text.contains("CALL") {
+                // Pieces that split the markers.
+                for piece in reply.as_bytes().chunks(7) {
+                    sink(JobEvent::Text(String::from_utf8_lossy(piece).into()));
+                }
+            } else {
+                let (a, b) = reply.split_at(reply.len() / 2);
+                sink(JobEvent::Text(a.into()));
+                sink(JobEvent::Text(b.into()));
+            }
             sink(JobEvent::Done(JobSummary {
                 prompt_tokens: 7,
                 completion_tokens: 2,
