@@ -10,6 +10,7 @@ use runtime::constraint::Constraint;
 use runtime::engine::{BackendChoice, Engine, EngineOptions, Request};
 use runtime::sampling::SamplingConfig;
 use runtime::session::Finish;
+use runtime::tools::ToolSet;
 use serde_json::{Value, json};
 use tests::fixture_path;
 
@@ -170,9 +171,91 @@ fn arithmetic(s: &str) -> bool {
     sum(b, &mut i) && i == b.len()
 }
 
+fn weather_tools() -> Value {
+    json!([
+        {"type": "function", "function": {"name": "get_weather", "description": "Weather",
+            "parameters": {"type": "object", "properties": {
+                "city": {"type": "string", "maxLength": 10},
+                "unit": {"enum": ["c", "f"]},
+                "days": {"type": "integer", "minimum": 1, "maximum": 14}},
+            "required": ["city"]}}},
+        {"type": "function", "function": {"name": "now", "parameters": {"type": "object",
+            "properties": {}}}},
+        {"type": "function", "function": {"name": "add", "parameters": {"type": "object",
+            "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
+            "required": ["a", "b"], "additionalProperties": false}}}
+    ])
+}
+
+/// Under `tool_choice` required (and a named function), seeded sampled
+/// replies are always a well-formed list of calls of the given tools,
+/// each call's arguments valid under its tool's schema.
+fn tool_calls_always_validate(engine: &mut Engine, n: u64) -> Result<()> {
+    let tools = weather_tools();
+    let list = tools.as_array().context("tools")?;
+    let validators = list
+        .iter()
+        .map(|t| {
+            let f = &t["function"];
+            Ok((
+                f["name"].as_str().unwrap_or_default(),
+                jsonschema::validator_for(&f["parameters"])?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let named = json!({"type": "function", "function": {"name": "add"}});
+    for choice in [json!("required"), named] {
+        let set = ToolSet::from_openai(list, Some(&choice))?;
+        let mut calls = 0;
+        for seed in 0..n {
+            let mut req = request(&Constraint::JsonObject, seed, 400);
+            req.constraint = None;
+            req.messages = vec![ChatMessage::text("user", "What is the weather in Oslo?")];
+            req.tools = set.clone();
+            let out = engine.generate(&req, &mut |_| true)?;
+            let g = &out.generation;
+            ensure!(
+                g.finish == Finish::Stop && !out.tool_calls.is_empty(),
+                "{choice} seed {seed}: {:?} {:?}",
+                g.finish,
+                out.text
+            );
+            for c in &out.tool_calls {
+                let (_, v) = validators
+                    .iter()
+                    .find(|(name, _)| *name == c.name)
+                    .with_context(|| format!("seed {seed}: unknown tool {:?}", c.name))?;
+                if let Err(e) = v.validate(&c.arguments) {
+                    anyhow::bail!("{choice} seed {seed}: {:?}: {e}", out.text);
+                }
+                if choice != "required" {
+                    ensure!(c.name == "add", "seed {seed}: {:?}", out.text);
+                }
+            }
+            calls += out.tool_calls.len();
+        }
+        eprintln!("tools {choice}: {n} replies, {calls} calls");
+    }
+    Ok(())
+}
+
 #[test]
 fn constrained_sampling_always_matches_on_the_cpu() -> Result<()> {
     all_constraints_hold(&mut engine(BackendChoice::Cpu)?, 100)
+}
+
+#[test]
+fn required_tool_calls_always_validate_on_the_cpu() -> Result<()> {
+    tool_calls_always_validate(&mut engine(BackendChoice::Cpu)?, 100)
+}
+
+#[cfg(feature = "wgpu")]
+#[test]
+fn required_tool_calls_always_validate_on_wgpu() -> Result<()> {
+    if tensor::wgpu::gpu_or_skip().is_none() {
+        return Ok(());
+    }
+    tool_calls_always_validate(&mut engine(BackendChoice::Wgpu)?, 25)
 }
 
 #[cfg(feature = "wgpu")]

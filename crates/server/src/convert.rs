@@ -425,11 +425,14 @@ pub fn settings(p: &Params, endpoint: Endpoint, limits: &Limits) -> Result<Setti
         ignore_eos: p.ignore_eos.unwrap_or(false),
         speculative: p.speculative,
         constraint: response_format(p.response_format.as_ref())?.map(|c| (c, "response_format")),
-        tools: ToolSet::from_openai(
-            p.tools.as_deref().unwrap_or_default(),
-            p.tool_choice.as_ref(),
-        )
-        .map_err(|e| invalid(&e.param, e.detail))?,
+        tools: ToolSet {
+            parallel: p.parallel_tool_calls.unwrap_or(true),
+            ..ToolSet::from_openai(
+                p.tools.as_deref().unwrap_or_default(),
+                p.tool_choice.as_ref(),
+            )
+            .map_err(|e| invalid(&e.param, e.detail))?
+        },
     })
 }
 

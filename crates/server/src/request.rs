@@ -71,6 +71,7 @@ pub struct Params {
     pub suffix: Option<String>,
     pub tools: Option<Vec<serde_json::Value>>,
     pub tool_choice: Option<serde_json::Value>,
+    pub parallel_tool_calls: Option<bool>,
     pub response_format: Option<serde_json::Value>,
 }
 

@@ -75,10 +75,23 @@ fn tools_error(param: impl Into<String>, detail: impl Into<String>) -> ToolsErro
 }
 
 /// The tools of a request and the choice among them.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ToolSet {
     pub tools: Vec<Tool>,
     pub choice: ToolChoice,
+    /// `required` may make several calls in one reply (OpenAI's
+    /// `parallel_tool_calls`, default on); a named function is one call.
+    pub parallel: bool,
+}
+
+impl Default for ToolSet {
+    fn default() -> Self {
+        ToolSet {
+            tools: Vec::new(),
+            choice: ToolChoice::Auto,
+            parallel: true,
+        }
+    }
 }
 
 impl ToolSet {
@@ -165,7 +178,11 @@ impl ToolSet {
         if out.is_empty() && matches!(choice, ToolChoice::Required | ToolChoice::Function(_)) {
             return Err(tools_error("tool_choice", "no tools were given"));
         }
-        Ok(ToolSet { tools: out, choice })
+        Ok(ToolSet {
+            tools: out,
+            choice,
+            parallel: true,
+        })
     }
 
     /// Whether the model is told of the tools (and its calls are read).
@@ -199,8 +216,12 @@ impl ToolSet {
                 lark_string(m)
             }
         };
+        let more = match self.choice {
+            ToolChoice::Required if self.parallel => " (\", \" call)*",
+            _ => "",
+        };
         let mut g = format!(
-            "start: {} \"[\" call (\", \" call)* \"]\" {}\n",
+            "start: {} \"[\" call{more} \"]\" {}\n",
             marker(CALL_START),
             marker(CALL_END)
         );
@@ -249,6 +270,7 @@ fn arguments_grammar(g: &mut String, k: usize, tool: &Tool) {
     // rest_i: the same after an argument (each one led by ", ").
     for (i, (name, schema, req)) in args.iter().enumerate() {
         let mut schema = (*schema).clone();
+        bound_numbers(&mut schema);
         if let Some(o) = schema.as_object_mut() {
             o.insert(
                 "x-guidance".into(),
@@ -312,6 +334,46 @@ pub fn markers_are_special(tok: &TextTokenizer) -> bool {
     })
 }
 
+/// Gives every number and integer in `schema` without bounds the range
+/// JSON readers agree on (integers within ±(2^53 − 1), numbers within
+/// ±10^15): unbounded, the grammar admits numbers like `5e923762622`
+/// that no JSON reader can hold (a random model writes them).
+fn bound_numbers(schema: &mut Value) {
+    match schema {
+        Value::Object(o) => {
+            let types: Vec<&str> = match o.get("type") {
+                Some(Value::String(t)) => vec![t.as_str()],
+                Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+                _ => Vec::new(),
+            };
+            let limit = if types.contains(&"number") {
+                Some(json!(1e15))
+            } else if types.contains(&"integer") {
+                Some(json!(9_007_199_254_740_991i64))
+            } else {
+                None
+            };
+            if let Some(limit) = limit {
+                let neg = json!(-limit.as_f64().unwrap_or_default());
+                let neg = if limit.is_i64() {
+                    json!(-limit.as_i64().unwrap_or_default())
+                } else {
+                    neg
+                };
+                if !o.contains_key("minimum") && !o.contains_key("exclusiveMinimum") {
+                    o.insert("minimum".into(), neg);
+                }
+                if !o.contains_key("maximum") && !o.contains_key("exclusiveMaximum") {
+                    o.insert("maximum".into(), limit);
+                }
+            }
+            o.values_mut().for_each(bound_numbers);
+        }
+        Value::Array(items) => items.iter_mut().for_each(bound_numbers),
+        _ => {}
+    }
+}
+
 /// What a reply holds: its text with the call lists taken out, and the
 /// calls. Text without call markers is all content.
 pub fn split_calls(text: &str) -> Result<(String, Vec<ToolCall>), CallSyntaxError> {
@@ -321,13 +383,17 @@ pub fn split_calls(text: &str) -> Result<(String, Vec<ToolCall>), CallSyntaxErro
     while let Some(at) = rest.find(CALL_START) {
         content.push_str(&rest[..at]);
         let after = &rest[at + CALL_START.len()..];
-        let (inside, next) = match after.find(CALL_END) {
-            Some(end) => (&after[..end], &after[end + CALL_END.len()..]),
-            // Cut short (max_tokens): what there is must still parse.
-            None => (after, ""),
-        };
-        calls.extend(pycall::parse_calls(inside)?);
-        rest = next;
+        match after.find(CALL_END) {
+            Some(end) => {
+                calls.extend(pycall::parse_calls(&after[..end])?);
+                rest = &after[end + CALL_END.len()..];
+            }
+            // Cut short (max_tokens): the calls written whole.
+            None => {
+                calls.extend(pycall::whole_calls(after));
+                rest = "";
+            }
+        }
     }
     content.push_str(rest);
     Ok((content, calls))

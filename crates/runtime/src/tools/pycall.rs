@@ -265,6 +265,27 @@ pub fn parse_calls(text: &str) -> Result<Vec<ToolCall>, CallSyntaxError> {
     Ok(calls)
 }
 
+/// The calls of a list cut short (`[f(a=1), g(b=`): those written whole.
+pub fn whole_calls(text: &str) -> Vec<ToolCall> {
+    let t = text.trim();
+    let mut r = Reader {
+        s: t.as_bytes(),
+        i: 0,
+        text: t,
+    };
+    let mut calls = Vec::new();
+    if !r.eat(b'[') {
+        return calls;
+    }
+    while let Ok(c) = r.call() {
+        calls.push(c);
+        if !r.eat(b',') {
+            break;
+        }
+    }
+    calls
+}
+
 /// A JSON value as a Python literal (strings double-quoted as JSON does,
 /// which Python reads too).
 fn python_value(v: &Value, out: &mut String) {
@@ -379,6 +400,16 @@ mod tests {
             r#"[a.b(s="q\"uote\n", n=1.5, l=[True, None], o={"k": -3}), g()]"#
         );
         assert_eq!(parse_calls(&text).unwrap(), calls);
+    }
+
+    #[test]
+    fn a_list_cut_short_keeps_its_whole_calls() {
+        assert_eq!(
+            whole_calls("[f(a=1), g(b=\"x\"), h(c="),
+            vec![call("f", json!({"a": 1})), call("g", json!({"b": "x"}))]
+        );
+        assert_eq!(whole_calls("[f(a"), vec![]);
+        assert_eq!(whole_calls(""), vec![]);
     }
 
     #[test]
