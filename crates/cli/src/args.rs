@@ -11,6 +11,7 @@ use runtime::model::prompt::{ChatMessage, ContentPart, parse_messages};
 use runtime::model::tensor::cpu::WeightFormat;
 use runtime::sampling::SamplingConfig;
 use runtime::speculative::SpeculativeConfig;
+use runtime::tools::ToolSet;
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct InputArgs {
@@ -74,6 +75,16 @@ pub struct InputArgs {
     /// a `start` rule; may embed %json{...} schemas).
     #[arg(long, value_name = "FILE", group = "constraint")]
     pub grammar: Option<PathBuf>,
+    /// Functions the model may call: a JSON file with OpenAI's `tools` list
+    /// ([{"type": "function", "function": {"name", "description",
+    /// "parameters"}}]). The reply's calls are printed (generate --json:
+    /// "tool_calls").
+    #[arg(long, value_name = "FILE")]
+    pub tools: Option<PathBuf>,
+    /// auto (the model decides), none, required (at least one call) or a
+    /// function's name (that call); required and a name constrain decoding.
+    #[arg(long, value_name = "CHOICE", requires = "tools")]
+    pub tool_choice: Option<String>,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -262,6 +273,23 @@ impl InputArgs {
             return Ok(Some(Constraint::Lark(read(path)?)));
         }
         Ok(None)
+    }
+
+    /// The tools `--tools` and `--tool-choice` give.
+    pub fn tools(&self) -> Result<ToolSet> {
+        let Some(path) = &self.tools else {
+            return Ok(ToolSet::default());
+        };
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let list: Vec<serde_json::Value> = serde_json::from_str(&text)
+            .with_context(|| format!("--tools {}: not a JSON list", path.display()))?;
+        let choice = self.tool_choice.as_deref().map(|c| match c {
+            "auto" | "none" | "required" => serde_json::json!(c),
+            name => serde_json::json!({"type": "function", "function": {"name": name}}),
+        });
+        ToolSet::from_openai(&list, choice.as_ref())
+            .with_context(|| format!("--tools {}", path.display()))
     }
 
     pub fn sampling(&self) -> Result<SamplingConfig> {

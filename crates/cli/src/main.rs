@@ -167,6 +167,7 @@ fn request(input: &InputArgs) -> Result<Request> {
     req.max_new_tokens = input.max_new_tokens;
     req.stop_strings = input.stop.clone();
     req.constraint = input.constraint()?;
+    req.tools = input.tools()?;
     Ok(req)
 }
 
@@ -213,6 +214,9 @@ fn run(input: &InputArgs) -> Result<()> {
         true
     })?;
     println!();
+    for c in &out.tool_calls {
+        eprintln!("[tool call: {}({})]", c.name, c.arguments);
+    }
     print_stats(&out);
     Ok(())
 }
@@ -223,20 +227,32 @@ fn generate_json(input: &InputArgs, greedy: bool) -> Result<()> {
     if greedy {
         req.sampling = runtime::sampling::SamplingConfig::default();
     }
-    let (prompt_ids, generated_ids, text) = if req.max_new_tokens == 0 {
-        (
-            engine.prepare(&req.messages, &req.images)?.0,
-            Vec::new(),
-            String::new(),
-        )
-    } else {
-        let out = engine.generate(&req, &mut |_| true)?;
-        (out.prompt_ids, out.generation.ids, out.text)
-    };
-    println!(
-        "{}",
-        serde_json::json!({"prompt_ids": prompt_ids, "generated_ids": generated_ids, "text": text})
-    );
+    if req.max_new_tokens == 0 {
+        let functions = req.tools.functions();
+        let (ids, _) =
+            engine
+                .prompter()
+                .prepare_with_tools(&req.messages, &req.images, &functions)?;
+        let empty: [u32; 0] = [];
+        println!(
+            "{}",
+            serde_json::json!({"prompt_ids": ids, "generated_ids": empty, "text": ""})
+        );
+        return Ok(());
+    }
+    let out = engine.generate(&req, &mut |_| true)?;
+    let mut v = serde_json::json!({
+        "prompt_ids": out.prompt_ids, "generated_ids": out.generation.ids, "text": out.text,
+    });
+    if req.tools.active() {
+        v["content"] = out.content.into();
+        v["tool_calls"] = out
+            .tool_calls
+            .iter()
+            .map(|c| serde_json::json!({"name": c.name, "arguments": c.arguments}))
+            .collect();
+    }
+    println!("{v}");
     Ok(())
 }
 
@@ -277,6 +293,7 @@ fn chat(input: &InputArgs) -> Result<()> {
         anyhow::bail!("chat reads its messages from standard input: give --json-schema a file");
     }
     let constraint = input.constraint()?;
+    let tools = input.tools()?;
     let mut engine = load(input)?;
     // The history (--messages / --system); --image and a positional prompt
     // make the first turn, as if typed.
@@ -340,6 +357,7 @@ fn chat(input: &InputArgs) -> Result<()> {
         req.max_new_tokens = input.max_new_tokens;
         req.stop_strings = input.stop.clone();
         req.constraint = constraint.clone();
+        req.tools = tools.clone();
         let out = engine.generate(&req, &mut |piece| {
             let _ = stdout.write_all(piece.as_bytes());
             let _ = stdout.flush();
@@ -348,6 +366,9 @@ fn chat(input: &InputArgs) -> Result<()> {
         match out {
             Ok(out) => {
                 println!();
+                for c in &out.tool_calls {
+                    eprintln!("[tool call: {}({})]", c.name, c.arguments);
+                }
                 print_stats(&out);
                 messages.push(ChatMessage::text("assistant", out.text));
             }
