@@ -11,9 +11,17 @@ else target/debug/lfm2vl) and checks:
 - 8 concurrent streamed requests (mixed text-only and image, different
   prompts) all complete, each equal to its output when run alone;
 - the `speculative` extension leaves a greedy answer unchanged;
+- structured output: `response_format` json_schema (strict) gives JSON
+  valid under the schema for seeded sampled requests, streamed and not,
+  `finish_reason: "length"` when max_tokens cuts it short, and a schema
+  that does not compile is a 400 naming `response_format`;
+- tools: `tool_choice` required (and a named function) gives well-formed
+  `tool_calls` whose arguments validate against the tool's parameters,
+  streamed and not; `auto` answers well-formed; a history with calls and
+  tool results is accepted;
 - SIGTERM stops the server cleanly (exit status 0).
 
-Run: `pip install openai pytest && pytest tests/serve`.
+Run: `pip install openai pytest jsonschema && pytest tests/serve`.
 """
 
 import base64
@@ -26,6 +34,8 @@ import time
 import urllib.error
 import urllib.request
 
+import jsonschema
+import openai
 import pytest
 from openai import OpenAI
 
@@ -173,6 +183,128 @@ def test_speculative_extension_gives_the_same_greedy_text(client, tmp_path):
             got = ("".join(c.choices[0].delta.content or "" for c in r if c.choices)
                    if stream else r.choices[0].message.content)
             assert got == want, (text, stream, got, want)
+
+
+PET = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "maxLength": 10},
+        "kind": {"enum": ["cat", "dog", "bird"]},
+        "code": {"type": "string", "pattern": "^[A-Z]{2}-[0-9]{3}$"},
+        "tags": {"type": "array", "items": {"type": "string", "maxLength": 5}, "maxItems": 2},
+        "box": {"type": "object", "properties": {
+            "x": {"type": "integer", "minimum": 0, "maximum": 99},
+            "ok": {"type": "boolean"}}, "required": ["x"], "additionalProperties": False},
+    },
+    "required": ["name", "kind", "code", "box"],
+    "additionalProperties": False,
+}
+
+
+def pet_format():
+    return {"type": "json_schema", "json_schema": {"name": "pet", "schema": PET, "strict": True}}
+
+
+def streamed_text(stream):
+    chunks = list(stream)
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
+    return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices), finishes[-1]
+
+
+def test_json_schema_response_format_gives_valid_json(client):
+    for seed in range(6):
+        stream = seed % 2 == 1
+        r = client.chat.completions.create(
+            model="tiny-450m", messages=openai_messages("Describe a pet as JSON.", None),
+            temperature=1, seed=seed, max_tokens=300, stream=stream,
+            response_format=pet_format(),
+        )
+        if stream:
+            text, finish = streamed_text(r)
+        else:
+            text, finish = r.choices[0].message.content, r.choices[0].finish_reason
+        assert finish == "stop", (seed, text)
+        jsonschema.validate(json.loads(text), PET)
+    r = client.chat.completions.create(
+        model="tiny-450m", messages=openai_messages("Any JSON object.", None),
+        temperature=1, seed=3, max_tokens=4, response_format={"type": "json_object"},
+    )
+    assert r.choices[0].finish_reason == "length"
+    assert r.choices[0].message.content.startswith("{")
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(
+            model="tiny-450m", messages=openai_messages("x", None), max_tokens=4,
+            response_format={"type": "json_schema", "json_schema": {
+                "name": "bad", "strict": True, "schema": {"type": "array", "uniqueItems": True}}},
+        )
+    assert e.value.body["param"] == "response_format", e.value.body
+
+
+TOOLS = [
+    {"type": "function", "function": {
+        "name": "get_weather", "description": "Weather in a city",
+        "parameters": {"type": "object", "properties": {
+            "city": {"type": "string", "maxLength": 10},
+            "days": {"type": "integer", "minimum": 1, "maximum": 7}},
+            "required": ["city"]}}},
+    {"type": "function", "function": {
+        "name": "now", "parameters": {"type": "object", "properties": {}}}},
+]
+
+
+def check_calls(calls, allowed):
+    assert calls, "no tool calls"
+    params = {t["function"]["name"]: t["function"]["parameters"] for t in TOOLS}
+    for c in calls:
+        assert c.type == "function" and c.id.startswith("call_")
+        assert c.function.name in allowed, c
+        jsonschema.validate(json.loads(c.function.arguments), params[c.function.name])
+
+
+def test_tools_give_well_formed_tool_calls(client):
+    question = openai_messages("What is the weather in Oslo?", None)
+    named = {"type": "function", "function": {"name": "now"}}
+    for choice, allowed in [("required", {"get_weather", "now"}), (named, {"now"})]:
+        for seed in range(3):
+            r = client.chat.completions.create(
+                model="tiny-450m", messages=question, tools=TOOLS, tool_choice=choice,
+                temperature=1, seed=seed, max_tokens=200,
+            )
+            assert r.choices[0].finish_reason == "tool_calls", r
+            check_calls(r.choices[0].message.tool_calls, allowed)
+            stream = client.chat.completions.create(
+                model="tiny-450m", messages=question, tools=TOOLS, tool_choice=choice,
+                temperature=1, seed=seed, max_tokens=200, stream=True,
+            )
+            chunks = list(stream)
+            deltas = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
+            assert [d.function.name for d in deltas] == [
+                t.function.name for t in r.choices[0].message.tool_calls]
+            assert [d.function.arguments for d in deltas] == [
+                t.function.arguments for t in r.choices[0].message.tool_calls]
+            assert chunks[-1].choices[0].finish_reason == "tool_calls"
+    # auto: the model decides; the reply is well formed either way.
+    r = client.chat.completions.create(
+        model="tiny-450m", messages=question, tools=TOOLS, temperature=0, max_tokens=20,
+    )
+    m = r.choices[0].message
+    assert m.tool_calls is None or check_calls(m.tool_calls, {"get_weather", "now"}) is None
+    assert r.choices[0].finish_reason in ("stop", "length", "tool_calls")
+    # A history with a call and its result.
+    call = client.chat.completions.create(
+        model="tiny-450m", messages=question, tools=TOOLS, tool_choice="required",
+        temperature=1, seed=1, max_tokens=200,
+    ).choices[0].message.tool_calls[0]
+    history = question + [
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": call.id, "type": "function",
+             "function": {"name": call.function.name, "arguments": call.function.arguments}}]},
+        {"role": "tool", "tool_call_id": call.id, "content": '{"temp": 3}'},
+    ]
+    r = client.chat.completions.create(
+        model="tiny-450m", messages=history, tools=TOOLS, temperature=0, max_tokens=10,
+    )
+    assert r.choices[0].finish_reason in ("stop", "length", "tool_calls")
 
 
 def test_models_lists_the_served_model(client):
