@@ -8,6 +8,7 @@
 //! - `serve`: an OpenAI-compatible HTTP server (`serve.rs`).
 
 mod args;
+mod bench;
 mod serve;
 
 use std::io::{BufRead, Write};
@@ -17,7 +18,8 @@ use clap::{Parser, Subcommand};
 use runtime::engine::{Engine, Request, load_message_images};
 use runtime::model::prompt::{ChatMessage, ContentPart};
 
-use crate::args::{BenchArgs, InfoArgs, InputArgs};
+use crate::args::{InfoArgs, InputArgs};
+use crate::bench::BenchArgs;
 
 #[derive(Parser)]
 #[command(name = "lfm2vl", version, about = "LFM2-VL inference engine")]
@@ -104,7 +106,7 @@ fn run_cli(cli: Cli) -> Result<()> {
         .init();
     match cli.cmd {
         Cmd::Info(a) => info(&a),
-        Cmd::Bench(a) => args::bench(a),
+        Cmd::Bench(a) => bench::bench(a),
         Cmd::Run(input) => run(&input),
         Cmd::Chat(input) => chat(&input),
         Cmd::Generate { input, greedy, .. } => generate_json(&input, greedy),

@@ -167,6 +167,13 @@ pub(crate) fn model_source(o: &BenchOptions) -> Result<(ModelSource, String)> {
     if !reuse {
         tracing::info!(dir = %dir.display(), "writing synthetic checkpoint");
         o.model.write(&dir)?;
+    } else {
+        // The prompt files are cheap: always this version's (a folder
+        // written before may hold an older tokenizer).
+        let vocab = o.model.config()["text_config"]["vocab_size"]
+            .as_u64()
+            .unwrap_or(65_536) as usize;
+        crate::synthetic::write_prompt_files(&dir, vocab)?;
     }
     Ok((ModelSource::Dir(dir), o.model.name().to_string()))
 }

@@ -3,6 +3,7 @@
 //! offers ([`system_info`]).
 
 pub mod bench;
+pub mod bench_constrained;
 pub mod bench_speculative;
 pub mod bench_streams;
 pub mod constraint;

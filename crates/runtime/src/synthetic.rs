@@ -1,7 +1,8 @@
 //! Synthetic checkpoints with the real LFM2-VL shapes and random bf16
 //! weights (text tower, SigLIP2 tower, projector), written as a Hugging Face
-//! folder (`config.json` + `model.safetensors`, and a word-level tokenizer
-//! with LFM2-VL's special tokens at their ids plus its chat template) so
+//! folder (`config.json` + `model.safetensors`, and a byte-level BPE
+//! tokenizer with LFM2-VL's special tokens at their ids plus its chat
+//! template) so
 //! that benchmarks load them through the same code as a real model, the
 //! engine and the server included.
 
@@ -192,11 +193,15 @@ impl Synthetic {
     }
 }
 
-/// A word-level tokenizer over `vocab` ids: LFM2-VL's special tokens at
-/// their ids (spec §6.6), `w<id>` for every other id; whitespace splits
-/// words, and decoding joins them with spaces. Plus `tokenizer_config.json`
-/// and the chat template, and the image processor's settings.
-fn write_prompt_files(dir: &Path, vocab: usize) -> Result<()> {
+/// A byte-level BPE tokenizer over `vocab` ids, shaped like LFM2's: its
+/// special tokens at their ids (spec §6.6), the 256 byte tokens (GPT-2's
+/// printable stand-ins) from id 1024, and every other id a distinct
+/// 2–6-byte piece (letters, digits, JSON punctuation, a leading space on
+/// some) drawn from a fixed generator, so token masks of structured output
+/// cost what they cost on a real vocabulary. No merges: text encodes to
+/// byte tokens, and every id decodes. Plus `tokenizer_config.json`, the
+/// chat template and the image processor's settings.
+pub(crate) fn write_prompt_files(dir: &Path, vocab: usize) -> Result<()> {
     let mut special: Vec<(u32, String)> = vec![
         (0, "<|pad|>".into()),
         (1, "<|startoftext|>".into()),
@@ -216,12 +221,46 @@ fn write_prompt_files(dir: &Path, vocab: usize) -> Result<()> {
             ));
         }
     }
+    // GPT-2's byte → printable character table.
+    let printable = |b: u8| matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
+    let mut next = 256u32;
+    let byte_char: Vec<char> = (0..=255u8)
+        .map(|b| {
+            if printable(b) {
+                b as char
+            } else {
+                next += 1;
+                char::from_u32(next - 1).unwrap_or('?')
+            }
+        })
+        .collect();
+    const PIECES: &[u8] = b"etaoinshrdlucmfwypvbgkqjxz0123456789{}[]\":,._-ETAOINS";
+    let mut seen = std::collections::HashSet::new();
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut piece = || loop {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let r = state >> 16;
+        let len = 2 + (r % 5) as usize;
+        let mut s = String::new();
+        if (r >> 3) % 3 == 0 {
+            s.push(byte_char[b' ' as usize]);
+        }
+        for k in 0..len {
+            s.push(PIECES[((r >> (8 + 5 * k)) % PIECES.len() as u64) as usize] as char);
+        }
+        if seen.insert(s.clone()) {
+            return s;
+        }
+    };
     let mut words = serde_json::Map::new();
     for id in 0..vocab as u32 {
-        let word = special
-            .iter()
-            .find(|(i, _)| *i == id)
-            .map_or_else(|| format!("w{id}"), |(_, s)| s.clone());
+        let word = match special.iter().find(|(i, _)| *i == id) {
+            Some((_, s)) => s.clone(),
+            None if (1024..1280).contains(&id) => byte_char[(id - 1024) as usize].to_string(),
+            None => piece(),
+        };
         words.insert(word, json!(id));
     }
     let added: Vec<Value> = special
@@ -231,11 +270,16 @@ fn write_prompt_files(dir: &Path, vocab: usize) -> Result<()> {
                    "rstrip": false, "normalized": false, "special": true})
         })
         .collect();
+    let byte_level = json!({"type": "ByteLevel", "add_prefix_space": false,
+                            "trim_offsets": true, "use_regex": true});
     let tokenizer = json!({
         "version": "1.0", "truncation": null, "padding": null, "added_tokens": added,
-        "normalizer": null, "pre_tokenizer": {"type": "WhitespaceSplit"},
-        "post_processor": null, "decoder": null,
-        "model": {"type": "WordLevel", "vocab": words, "unk_token": "<|pad|>"},
+        "normalizer": null, "pre_tokenizer": byte_level, "post_processor": null,
+        "decoder": byte_level,
+        "model": {"type": "BPE", "dropout": null, "unk_token": null,
+                  "continuing_subword_prefix": null, "end_of_word_suffix": null,
+                  "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
+                  "vocab": words, "merges": []},
     });
     let config = json!({
         "bos_token": "<|startoftext|>", "eos_token": "<|im_end|>",
