@@ -53,6 +53,8 @@ pub struct ConstrainedReport {
     /// time per token.
     pub tokens: usize,
     pub mask_per_token: Duration,
+    /// Advancing the parser, per token.
+    pub advance_per_token: Duration,
 }
 
 /// Runs `o.reps` constrained and plain generations (interleaved, seeds
@@ -82,6 +84,7 @@ pub fn bench_constrained(o: &BenchOptions, schema: &Value) -> Result<Constrained
         constrained_tok_s: 0.0,
         tokens: 0,
         mask_per_token: Duration::ZERO,
+        advance_per_token: Duration::ZERO,
     };
     let args = (grammars, &c, ids.as_slice(), stop_ids.as_slice());
     match engine.into_inner() {
@@ -121,7 +124,7 @@ fn run<B: Backend>(
     // A warm-up of each (the prompt then stays cached: decode alone is timed).
     s.generate(ids, &[], &cfg(99), &plain_stop, &mut |_| true)?;
     let (mut plain, mut constrained) = (Vec::new(), Vec::new());
-    let (mut masks, mut mask_time) = (0, Duration::ZERO);
+    let (mut masks, mut mask_time, mut advance) = (0, Duration::ZERO, Duration::ZERO);
     for seed in 0..reps as u64 {
         let g = s.generate(ids, &[], &cfg(seed), &plain_stop, &mut |_| true)?;
         plain.push(rate(&g));
@@ -131,9 +134,11 @@ fn run<B: Backend>(
         r.tokens += g.ids.len();
         masks += g.constraint.masks;
         mask_time += g.constraint.mask_time;
+        advance += g.constraint.advance_time;
     }
     r.plain_tok_s = median(plain);
     r.constrained_tok_s = median(constrained);
     r.mask_per_token = mask_time / masks.max(1) as u32;
+    r.advance_per_token = advance / masks.max(1) as u32;
     Ok(())
 }

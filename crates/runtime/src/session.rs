@@ -16,7 +16,7 @@ use model::text::{BatchState, LayerCache, Recorder, TextState};
 use model::{CropPatches, Lfm2Vl};
 use tensor::{Backend, DType, HostData, Shape, Tensor, op};
 
-use crate::constraint::ConstraintStats;
+use crate::constraint::{ConstraintStats, overlapped};
 use crate::error::{Result, RuntimeError};
 use crate::sampling::{Sampler, SamplingConfig};
 use crate::speculative::{SpecCounts, Speculation};
@@ -390,7 +390,8 @@ impl<B: Backend> Session<B> {
             if let Some(finish) = self.after_sample(id, go_on, out.len(), stop)? {
                 break finish;
             }
-            self.push(id, &mut logits)?;
+            let mut cs = sampler.constraint.as_mut();
+            overlapped(cs.as_mut_slice(), || self.push(id, &mut logits))?;
         };
         generation.decode_time = t2.elapsed();
         finish_constrained(generation, &sampler)

@@ -130,7 +130,10 @@ impl Grammars {
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct ConstraintStats {
     pub masks: usize,
+    /// Computing and applying the masks.
     pub mask_time: Duration,
+    /// Advancing the parser by the tokens drawn.
+    pub advance_time: Duration,
 }
 
 /// One generation's constraint state (see [`Grammars::compile`]).
@@ -172,13 +175,16 @@ impl Constrained {
         });
         let words = mask.as_slice();
         for (w, chunk) in logits.chunks_mut(32).enumerate() {
-            let bits = words.get(w).copied().unwrap_or(0);
-            if bits == u32::MAX {
-                continue;
-            }
-            for (b, z) in chunk.iter_mut().enumerate() {
-                if bits & (1 << b) == 0 {
-                    *z = f32::NEG_INFINITY;
+            match words.get(w).copied().unwrap_or(0) {
+                u32::MAX => {}
+                // Most words under a constraint: nothing allowed.
+                0 => chunk.fill(f32::NEG_INFINITY),
+                bits => {
+                    for (b, z) in chunk.iter_mut().enumerate() {
+                        if bits & (1 << b) == 0 {
+                            *z = f32::NEG_INFINITY;
+                        }
+                    }
                 }
             }
         }
@@ -186,16 +192,32 @@ impl Constrained {
         self.stats.mask_time += t0.elapsed();
     }
 
+    /// Computes the next mask now (see [`overlapped`]); [`Constrained::mask`]
+    /// then only applies it.
+    pub fn prepare(&mut self) {
+        if self.pending.is_some() || self.error.is_some() {
+            return;
+        }
+        let t0 = Instant::now();
+        match self.matcher.compute_mask_or_eos() {
+            Ok(m) => self.pending = Some(m),
+            Err(e) => self.error = Some(e.to_string()),
+        }
+        self.stats.mask_time += t0.elapsed();
+    }
+
     /// Advances the parser by the token drawn. After a complete output
     /// (the parser stopped) the only token drawn is a stop id, which ends
     /// generation: nothing to advance.
     pub fn accept(&mut self, id: u32) {
+        let t0 = Instant::now();
         if self.error.is_none()
             && !self.matcher.is_stopped()
             && let Err(e) = self.matcher.consume_token(id)
         {
             self.error = Some(e.to_string());
         }
+        self.stats.advance_time += t0.elapsed();
     }
 
     /// How many of `drafts` the constraint allows in a row from here
@@ -216,6 +238,23 @@ impl Constrained {
     pub fn error(&self) -> Option<&str> {
         self.error.as_deref()
     }
+}
+
+/// Runs `forward` (a forward pass) on this thread while the next masks of
+/// `cs` are computed on another: the mask of the position whose logits the
+/// pass computes depends only on tokens already drawn, so on a GPU it
+/// costs no time at all, and on the CPU it takes a core's share.
+pub fn overlapped<T>(cs: &mut [&mut Constrained], forward: impl FnOnce() -> T) -> T {
+    if cs.is_empty() {
+        return forward();
+    }
+    std::thread::scope(|sc| {
+        let masks = sc.spawn(|| cs.iter_mut().for_each(|c| c.prepare()));
+        let out = forward();
+        // A panic inside the parser: its mask is computed again, inline.
+        let _ = masks.join();
+        out
+    })
 }
 
 /// [`Grammars`] built on first use (building the trie and token slices

@@ -13,6 +13,7 @@ use model::text::{BatchState, MAX_VERIFY_ROWS};
 use tensor::Backend;
 
 use super::{JobEvent, JobSummary, Work};
+use crate::constraint::overlapped;
 use crate::engine::crop_views;
 use crate::error::{Result, RuntimeError};
 use crate::sampling::Sampler;
@@ -355,13 +356,18 @@ fn step<B: Backend>(
     };
     {
         let runs: Vec<&[u32]> = runs.iter().map(Vec::as_slice).collect();
-        let mut sessions: Vec<&mut Session<B>> = slots
-            .iter_mut()
-            .enumerate()
-            .filter(|(i, _)| pushed.iter().any(|&(j, _)| j == *i))
-            .map(|(_, s)| &mut s.session)
-            .collect();
-        Session::step_batch(&mut sessions, &runs, bs, logits)?;
+        let (mut sessions, mut constraints) = (Vec::new(), Vec::new());
+        for (i, s) in slots.iter_mut().enumerate() {
+            if pushed.iter().any(|&(j, _)| j == i) {
+                sessions.push(&mut s.session);
+                let job = s.job.as_mut();
+                constraints.extend(job.and_then(|j| j.sampler.constraint.as_mut()));
+            }
+        }
+        // The next masks of the constrained jobs while the step runs.
+        overlapped(&mut constraints, || {
+            Session::step_batch(&mut sessions, &runs, bs, logits)
+        })?;
     }
     let vocab = logits.len() / rows;
     let tok = ctx.prompt.tokenizer();

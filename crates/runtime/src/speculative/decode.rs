@@ -3,6 +3,7 @@
 use tensor::Backend;
 
 use super::{MAX_DRAFT, Speculation};
+use crate::constraint::overlapped;
 use crate::error::Result;
 use crate::sampling::Sampler;
 use crate::session::{Event, Finish, Session, StopConfig};
@@ -128,13 +129,15 @@ impl<B: Backend> Session<B> {
             self.draft_after(spec, (id, left, MAX_DRAFT), &mut drafts)?;
             sampler.cut_drafts(&mut drafts);
             if drafts.is_empty() {
-                self.push(id, logits)?;
+                let mut cs = sampler.constraint.as_mut();
+                overlapped(cs.as_mut_slice(), || self.push(id, logits))?;
                 continue;
             }
             chunk.clear();
             chunk.push(id);
             chunk.extend_from_slice(&drafts);
-            self.verify(&chunk, &mut rows)?;
+            let mut cs = sampler.constraint.as_mut();
+            overlapped(cs.as_mut_slice(), || self.verify(&chunk, &mut rows))?;
             let k = drafts.len();
             let judged = judge(
                 sampler,
