@@ -244,7 +244,7 @@ pub(crate) fn write_prompt_files(dir: &Path, vocab: usize) -> Result<()> {
         let r = state >> 16;
         let len = 2 + (r % 5) as usize;
         let mut s = String::new();
-        if (r >> 3) % 3 == 0 {
+        if (r >> 3).is_multiple_of(3) {
             s.push(byte_char[b' ' as usize]);
         }
         for k in 0..len {
