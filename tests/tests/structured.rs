@@ -10,6 +10,7 @@ use runtime::constraint::Constraint;
 use runtime::engine::{BackendChoice, Engine, EngineOptions, Request};
 use runtime::sampling::SamplingConfig;
 use runtime::session::Finish;
+use runtime::speculative::{DraftSource, SpeculativeConfig};
 use runtime::tools::ToolSet;
 use serde_json::{Value, json};
 use tests::fixture_path;
@@ -265,6 +266,58 @@ fn constrained_sampling_always_matches_on_wgpu() -> Result<()> {
         return Ok(());
     }
     all_constraints_hold(&mut engine(BackendChoice::Wgpu)?, 100)
+}
+
+/// Speculative decoding under a constraint: drafts the constraint forbids
+/// are cut, each verify row is judged with its own mask, and greedy output
+/// is plain constrained decoding's, token for token.
+#[test]
+fn speculative_decoding_keeps_constrained_greedy_output() -> Result<()> {
+    let dir = fixture_path("models/tiny-450m");
+    let mut plain = engine(BackendChoice::Cpu)?;
+    let opts = EngineOptions {
+        backend: BackendChoice::Cpu,
+        max_len: 1024,
+        speculative: Some(SpeculativeConfig {
+            source: DraftSource::Ngram,
+            draft_max: 8,
+        }),
+        ..Default::default()
+    };
+    let mut spec = Engine::load(dir.to_str().context("path")?, &opts)?;
+    let tools = weather_tools();
+    let set = ToolSet::from_openai(tools.as_array().context("tools")?, Some(&json!("required")))?;
+    let cases = [
+        Some(Constraint::JsonSchema {
+            schema: schema(),
+            strict: true,
+        }),
+        Some(Constraint::Regex(REGEX.into())),
+        None,
+    ];
+    let mut drafted = 0;
+    for (k, c) in cases.iter().enumerate() {
+        for prompt in ["Describe the animal as JSON.", "name name name: name name"] {
+            let mut req = request(&Constraint::JsonObject, 0, 120);
+            req.sampling = SamplingConfig::default();
+            req.constraint = c.clone();
+            req.messages = vec![ChatMessage::text("user", prompt)];
+            if c.is_none() {
+                req.tools = set.clone();
+            }
+            let a = plain.generate(&req, &mut |_| true)?;
+            let b = spec.generate(&req, &mut |_| true)?;
+            ensure!(
+                a.generation.ids == b.generation.ids,
+                "case {k} {prompt:?}: {:?} vs {:?}",
+                a.text,
+                b.text
+            );
+            drafted += b.generation.speculative.drafted;
+        }
+    }
+    ensure!(drafted > 0, "nothing was drafted");
+    Ok(())
 }
 
 #[test]
