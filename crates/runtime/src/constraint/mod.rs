@@ -173,21 +173,7 @@ impl Constrained {
             env.map(|e| e.tok_trie().eos_token_set())
                 .unwrap_or_default()
         });
-        let words = mask.as_slice();
-        for (w, chunk) in logits.chunks_mut(32).enumerate() {
-            match words.get(w).copied().unwrap_or(0) {
-                u32::MAX => {}
-                // Most words under a constraint: nothing allowed.
-                0 => chunk.fill(f32::NEG_INFINITY),
-                bits => {
-                    for (b, z) in chunk.iter_mut().enumerate() {
-                        if bits & (1 << b) == 0 {
-                            *z = f32::NEG_INFINITY;
-                        }
-                    }
-                }
-            }
-        }
+        apply_mask(mask.as_slice(), logits);
         self.stats.masks += 1;
         self.stats.mask_time += t0.elapsed();
     }
@@ -237,6 +223,25 @@ impl Constrained {
     /// The parser's error, if one happened.
     pub fn error(&self) -> Option<&str> {
         self.error.as_deref()
+    }
+}
+
+/// Sets `logits[i]` to −inf where bit `i` of `words` (32 ids a word, low
+/// bit first) is clear; ids past the words are forbidden.
+fn apply_mask(words: &[u32], logits: &mut [f32]) {
+    for (w, chunk) in logits.chunks_mut(32).enumerate() {
+        match words.get(w).copied().unwrap_or(0) {
+            u32::MAX => {}
+            // Most words under a constraint: nothing allowed.
+            0 => chunk.fill(f32::NEG_INFINITY),
+            bits => {
+                for (b, z) in chunk.iter_mut().enumerate() {
+                    if bits & (1 << b) == 0 {
+                        *z = f32::NEG_INFINITY;
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -312,5 +317,38 @@ impl GrammarCache {
     /// [`Grammars::compile`] on the shared compiler.
     pub fn compile(&self, c: &Constraint) -> Result<Constrained> {
         self.grammars()?.compile(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_forbid_exactly_the_clear_bits() {
+        let mut seed = 7u64;
+        let mut next = || {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (seed >> 32) as u32
+        };
+        for n in [0usize, 1, 31, 32, 33, 64, 65, 100] {
+            for fill in [0u32, u32::MAX, 1] {
+                let words: Vec<u32> = (0..n.div_ceil(32).saturating_sub(usize::from(n > 64)))
+                    .map(|k| match (fill, k % 3) {
+                        (1, _) => next(),
+                        (f, 0) => f,
+                        (_, 1) => !0,
+                        _ => 0,
+                    })
+                    .collect();
+                let mut got: Vec<f32> = (0..n).map(|i| i as f32).collect();
+                apply_mask(&words, &mut got);
+                for (i, z) in got.iter().enumerate() {
+                    let allowed = words.get(i / 32).is_some_and(|w| w >> (i % 32) & 1 == 1);
+                    let want = if allowed { i as f32 } else { f32::NEG_INFINITY };
+                    assert_eq!(z.to_bits(), want.to_bits(), "n {n} fill {fill} id {i}");
+                }
+            }
+        }
     }
 }
