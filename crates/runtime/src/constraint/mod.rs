@@ -117,8 +117,10 @@ impl Grammars {
         if first.is_zero() {
             return Err(empty());
         }
+        let stops = self.factory.tok_env().tok_trie().eos_token_set();
         Ok(Constrained {
             matcher,
+            stops,
             pending: Some(first),
             stats: ConstraintStats::default(),
             error: None,
@@ -139,6 +141,8 @@ pub struct ConstraintStats {
 /// One generation's constraint state (see [`Grammars::compile`]).
 pub struct Constrained {
     matcher: Matcher,
+    /// The stop ids (all a failed parser allows).
+    stops: llguidance::toktrie::SimpleVob,
     /// A mask computed ahead (the first one, at compile time).
     pending: Option<llguidance::toktrie::SimpleVob>,
     pub stats: ConstraintStats,
@@ -168,12 +172,10 @@ impl Constrained {
                 self.error = Some(e.to_string());
             }),
         };
-        let mask = mask.unwrap_or_else(|()| {
-            let env = self.matcher.tok_env();
-            env.map(|e| e.tok_trie().eos_token_set())
-                .unwrap_or_default()
-        });
-        apply_mask(mask.as_slice(), logits);
+        match &mask {
+            Ok(m) => apply_mask(m.as_slice(), logits),
+            Err(()) => apply_mask(self.stops.as_slice(), logits),
+        }
         self.stats.masks += 1;
         self.stats.mask_time += t0.elapsed();
     }
