@@ -256,10 +256,15 @@ pub fn overlapped<T>(cs: &mut [&mut Constrained], forward: impl FnOnce() -> T) -
         return forward();
     }
     std::thread::scope(|sc| {
-        let masks = sc.spawn(|| cs.iter_mut().for_each(|c| c.prepare()));
+        // No thread to be had: the masks are computed inline, later.
+        let masks = std::thread::Builder::new()
+            .name("lfm2vl-mask".into())
+            .spawn_scoped(sc, || cs.iter_mut().for_each(|c| c.prepare()));
         let out = forward();
         // A panic inside the parser: its mask is computed again, inline.
-        let _ = masks.join();
+        if let Ok(m) = masks {
+            let _ = m.join();
+        }
         out
     })
 }
