@@ -7,9 +7,12 @@
 //!   converter, quantizer and logits on a tiny checkpoint).
 //! - `tidy`: source rules beyond rustfmt and clippy (file length, where the
 //!   environment is read, SAFETY comments); see `tidy.rs`.
+//! - `header [--check]`: write (or verify) `crates/capi/include/lfm2vl.h`
+//!   with cbindgen.
 
 mod fixtures;
 mod fixtures_gguf;
+mod header;
 mod tidy;
 
 use std::path::PathBuf;
@@ -27,6 +30,7 @@ fn main() -> Result<()> {
         "fixtures" => fixtures::run(&rest),
         "fixtures-gguf" => fixtures_gguf::run(&rest),
         "tidy" => tidy::run(&rest),
+        "header" => header::run(&rest),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -35,7 +39,8 @@ fn main() -> Result<()> {
                  test-neon                           tensor tests for aarch64 under qemu-aarch64\n  \
                  fixtures [--check]                  regenerate (or verify) the parity fixtures\n  \
                  fixtures-gguf [--check]             regenerate (or verify) the GGUF fixtures\n  \
-                 tidy                                file length, env reads, SAFETY comments"
+                 tidy                                file length, env reads, SAFETY comments\n  \
+                 header [--check]                    write (or verify) the C header with cbindgen"
             );
             if cmd.is_empty() || cmd == "help" || cmd == "--help" {
                 Ok(())

@@ -1,0 +1,505 @@
+//! The C ABI: `liblfm2vl` (shared and static) and `include/lfm2vl.h`
+//! (written by `cargo xtask header` with cbindgen; CI fails when it is
+//! stale). Opaque model handles, `*_default_params()` structs by value,
+//! an explicit free for everything returned, UTF-8 strings, images as RGB
+//! or RGBA bytes (width, height, stride) or a file path, a streaming
+//! callback that can stop generation, status codes plus
+//! `lfm2vl_last_error()` (a thread-local message). No panic crosses the
+//! boundary: every entry point runs inside `catch_unwind`.
+//!
+//! Threads: a model handle is used by one thread at a time (calls on it
+//! from two threads at once are undefined); different handles are
+//! independent. `lfm2vl_version`, `lfm2vl_last_error` and the
+//! `*_default_params` functions may be called from any thread.
+
+#![allow(non_camel_case_types)]
+
+use std::cell::RefCell;
+use std::ffi::{CStr, CString, c_char, c_void};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use runtime::constraint::Constraint;
+use runtime::engine::{BackendChoice, Engine, EngineOptions, Request};
+use runtime::model::preprocess::{DecodeLimits, RgbImage, load_image, to_rgb8};
+use runtime::model::prompt::{ChatMessage, ContentPart};
+use runtime::sampling::SamplingConfig;
+
+/// What a call returns.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum lfm2vl_status {
+    LFM2VL_OK = 0,
+    /// A NULL handle or pointer, a string that is not UTF-8, a bad setting.
+    LFM2VL_ERROR_ARGUMENT = 1,
+    /// The model could not be found or loaded.
+    LFM2VL_ERROR_LOAD = 2,
+    /// An image could not be read or used.
+    LFM2VL_ERROR_IMAGE = 3,
+    /// Generation failed (prompt too long, a bad constraint, the backend).
+    LFM2VL_ERROR_GENERATE = 4,
+    /// A bug inside the library (a caught panic); the handle may be unusable.
+    LFM2VL_ERROR_INTERNAL = 5,
+}
+
+use lfm2vl_status::*;
+
+/// A loaded model and its conversation cache (opaque).
+pub struct lfm2vl_model {
+    engine: Engine,
+}
+
+/// How a model is loaded ([`lfm2vl_model_default_params`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct lfm2vl_model_params {
+    /// "cpu", "wgpu" or "auto"; NULL: "auto".
+    pub backend: *const c_char,
+    /// CPU threads; 0: all cores (or `LFM_THREADS`).
+    pub threads: u32,
+    /// The context in tokens; 0: 8192.
+    pub max_len: u32,
+    /// The mmproj GGUF of a GGUF model (for images); NULL: none.
+    pub mmproj: *const c_char,
+}
+
+/// How to generate ([`lfm2vl_generate_default_params`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct lfm2vl_generate_params {
+    pub max_new_tokens: u32,
+    /// 0: greedy (argmax).
+    pub temperature: f32,
+    /// 0: off.
+    pub top_k: u32,
+    /// 1: off.
+    pub top_p: f32,
+    /// 0: off.
+    pub min_p: f32,
+    /// 1: off.
+    pub repetition_penalty: f32,
+    pub seed: u64,
+    /// A JSON Schema the reply must match (UTF-8 JSON text); NULL: none.
+    pub json_schema: *const c_char,
+}
+
+/// An image: a file (`path` set) or pixels (`path` NULL): `height` rows of
+/// `width` pixels of `channels` bytes (3: RGB, 4: RGBA, composited over
+/// white), each row `stride` bytes apart (0: `width · channels`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct lfm2vl_image {
+    pub path: *const c_char,
+    pub pixels: *const u8,
+    pub width: u32,
+    pub height: u32,
+    pub stride: u32,
+    pub channels: u32,
+}
+
+/// What [`lfm2vl_generate`] produced; free it with [`lfm2vl_result_free`].
+#[repr(C)]
+#[derive(Debug)]
+pub struct lfm2vl_result {
+    /// The reply (UTF-8, NUL-terminated).
+    pub text: *mut c_char,
+    /// The generated token ids (a final stop id included).
+    pub ids: *mut u32,
+    pub n_ids: usize,
+    /// 0: an end token, 1: `max_new_tokens`, 2: the context is full,
+    /// 3: the callback stopped it.
+    pub finish: u32,
+}
+
+/// Receives each piece of generated text (UTF-8, NUL-terminated, valid
+/// during the call) and `user`; returning false stops generation.
+pub type lfm2vl_token_callback =
+    Option<unsafe extern "C" fn(piece: *const c_char, user: *mut c_void) -> bool>;
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+fn set_error(msg: &str) {
+    let c = CString::new(msg.replace('\0', " ")).unwrap_or_default();
+    LAST_ERROR.with(|e| *e.borrow_mut() = c);
+}
+
+/// An error's message with its causes, on one line (a cause the message
+/// already quotes is not repeated).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+type Outcome = Result<(), (lfm2vl_status, String)>;
+
+/// Runs `f`, turning an error or a panic into a status and the thread's
+/// last error.
+fn guard(f: impl FnOnce() -> Outcome) -> lfm2vl_status {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => {
+            set_error("");
+            LFM2VL_OK
+        }
+        Ok(Err((status, msg))) => {
+            set_error(&msg);
+            status
+        }
+        Err(_) => {
+            set_error("internal error (a panic inside lfm2vl)");
+            LFM2VL_ERROR_INTERNAL
+        }
+    }
+}
+
+fn arg(msg: impl Into<String>) -> (lfm2vl_status, String) {
+    (LFM2VL_ERROR_ARGUMENT, msg.into())
+}
+
+/// A C string argument (NULL: `None`).
+///
+/// # Safety
+/// `p` is NULL or points to a NUL-terminated string.
+unsafe fn text<'a>(
+    p: *const c_char,
+    what: &str,
+) -> Result<Option<&'a str>, (lfm2vl_status, String)> {
+    if p.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: the caller passes a NUL-terminated string (the contract).
+    let s = unsafe { CStr::from_ptr(p) };
+    s.to_str()
+        .map(Some)
+        .map_err(|_| arg(format!("{what} is not UTF-8")))
+}
+
+/// The library's version, e.g. "0.1.0" (static; never freed).
+#[unsafe(no_mangle)]
+pub extern "C" fn lfm2vl_version() -> *const c_char {
+    static VERSION: &CStr =
+        match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+            Ok(v) => v,
+            Err(_) => c"unknown",
+        };
+    VERSION.as_ptr()
+}
+
+/// The message of this thread's last failed call ("" after a success);
+/// valid until this thread's next call into the library.
+#[unsafe(no_mangle)]
+pub extern "C" fn lfm2vl_last_error() -> *const c_char {
+    LAST_ERROR.with(|e| e.borrow().as_ptr())
+}
+
+/// Defaults: backend "auto", all cores, a context of 8192 tokens, no mmproj.
+#[unsafe(no_mangle)]
+pub extern "C" fn lfm2vl_model_default_params() -> lfm2vl_model_params {
+    lfm2vl_model_params {
+        backend: std::ptr::null(),
+        threads: 0,
+        max_len: 0,
+        mmproj: std::ptr::null(),
+    }
+}
+
+/// Defaults: greedy, 256 new tokens, no constraint.
+#[unsafe(no_mangle)]
+pub extern "C" fn lfm2vl_generate_default_params() -> lfm2vl_generate_params {
+    lfm2vl_generate_params {
+        max_new_tokens: 256,
+        temperature: 0.0,
+        top_k: 0,
+        top_p: 1.0,
+        min_p: 0.0,
+        repetition_penalty: 1.0,
+        seed: 0,
+        json_schema: std::ptr::null(),
+    }
+}
+
+/// Loads a model: a folder (Hugging Face layout), a GGUF file, or a hub id
+/// (from the local cache, else downloaded). On success `*out` holds the
+/// handle (free it with [`lfm2vl_model_free`]); on failure `*out` is NULL.
+///
+/// # Safety
+/// `path` is a NUL-terminated string; `params` is NULL (defaults) or
+/// points to a valid `lfm2vl_model_params`; `out` points to writable memory.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lfm2vl_model_load(
+    path: *const c_char,
+    params: *const lfm2vl_model_params,
+    out: *mut *mut lfm2vl_model,
+) -> lfm2vl_status {
+    guard(|| {
+        if out.is_null() {
+            return Err(arg("out is NULL"));
+        }
+        // SAFETY: `out` is not NULL and points to writable memory (the contract).
+        unsafe { *out = std::ptr::null_mut() };
+        // SAFETY: `params` is NULL or valid (the contract).
+        let p = unsafe { params.as_ref() }
+            .copied()
+            .unwrap_or_else(|| lfm2vl_model_default_params());
+        // SAFETY: the strings are NUL-terminated or NULL (the contract).
+        let path = unsafe { text(path, "path") }?.ok_or_else(|| arg("path is NULL"))?;
+        // SAFETY: as above.
+        let backend = unsafe { text(p.backend, "backend") }?;
+        // SAFETY: as above.
+        let mmproj = unsafe { text(p.mmproj, "mmproj") }?;
+        let load = |e: runtime::RuntimeError| (LFM2VL_ERROR_LOAD, chain(&e));
+        let choice = BackendChoice::parse(backend.unwrap_or("auto")).map_err(|e| arg(chain(&e)))?;
+        let mut opts = EngineOptions::from_env(choice).map_err(|e| arg(chain(&e)))?;
+        if p.threads > 0 {
+            opts.cpu.threads = Some(p.threads as usize);
+        }
+        if p.max_len > 0 {
+            opts.max_len = p.max_len as usize;
+        }
+        opts.mmproj = mmproj.map(Into::into);
+        let engine = Engine::load(path, &opts).map_err(load)?;
+        let handle = Box::into_raw(Box::new(lfm2vl_model { engine }));
+        // SAFETY: checked above: `out` is writable.
+        unsafe { *out = handle };
+        Ok(())
+    })
+}
+
+/// Frees a model (NULL is ignored).
+///
+/// # Safety
+/// `model` is NULL or a handle from [`lfm2vl_model_load`] not yet freed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lfm2vl_model_free(model: *mut lfm2vl_model) {
+    if !model.is_null() {
+        // SAFETY: a live handle from `Box::into_raw` (the contract).
+        let b = unsafe { Box::from_raw(model) };
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(b)));
+    }
+}
+
+/// Forgets the model's conversation cache (the next call prefills anew).
+///
+/// # Safety
+/// `model` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lfm2vl_reset(model: *mut lfm2vl_model) -> lfm2vl_status {
+    guard(|| {
+        // SAFETY: NULL or a live handle, used by this thread only (the contract).
+        let m = unsafe { model.as_mut() }.ok_or_else(|| arg("model is NULL"))?;
+        m.engine
+            .reset()
+            .map_err(|e| (LFM2VL_ERROR_GENERATE, chain(&e)))
+    })
+}
+
+/// One image argument as RGB.
+///
+/// # Safety
+/// `im`'s pointers are valid as its documentation says.
+unsafe fn image(im: &lfm2vl_image, k: usize) -> Result<RgbImage, (lfm2vl_status, String)> {
+    let bad = |msg: String| (LFM2VL_ERROR_IMAGE, format!("images[{k}]: {msg}"));
+    // SAFETY: `path` is NULL or NUL-terminated (the contract).
+    if let Some(path) = unsafe { text(im.path, "path")? } {
+        return load_image(path.as_ref(), &DecodeLimits::default()).map_err(|e| bad(chain(&e)));
+    }
+    let (w, h, c) = (im.width as usize, im.height as usize, im.channels as usize);
+    if im.pixels.is_null() {
+        return Err(bad("neither a path nor pixels".into()));
+    }
+    if w == 0 || h == 0 {
+        return Err(bad(format!("empty image ({w}x{h})")));
+    }
+    if c != 3 && c != 4 {
+        return Err(bad(format!(
+            "channels must be 3 (RGB) or 4 (RGBA), got {c}"
+        )));
+    }
+    let limits = DecodeLimits::default();
+    if (w as u64) * (h as u64) > limits.max_pixels {
+        return Err(bad(format!(
+            "{w}x{h} is over the {} pixel limit",
+            limits.max_pixels
+        )));
+    }
+    let row = w * c;
+    let stride = if im.stride == 0 {
+        row
+    } else {
+        im.stride as usize
+    };
+    if stride < row {
+        return Err(bad(format!(
+            "stride {stride} is less than a row ({row} bytes)"
+        )));
+    }
+    let mut bytes = Vec::with_capacity(row * h);
+    for y in 0..h {
+        // SAFETY: the caller's buffer holds `height` rows `stride` apart,
+        // each at least `width · channels` bytes (the contract).
+        let start = unsafe { im.pixels.add(y * stride) };
+        // SAFETY: `start` begins row `y`, of at least `row` readable bytes.
+        let line = unsafe { std::slice::from_raw_parts(start, row) };
+        bytes.extend_from_slice(line);
+    }
+    let dynamic = if c == 3 {
+        image::RgbImage::from_raw(w as u32, h as u32, bytes).map(image::DynamicImage::ImageRgb8)
+    } else {
+        image::RgbaImage::from_raw(w as u32, h as u32, bytes).map(image::DynamicImage::ImageRgba8)
+    };
+    dynamic
+        .map(to_rgb8)
+        .ok_or_else(|| bad("the pixel buffer is too small".into()))
+}
+
+/// Generates a reply to one user turn: `images` (`n_images` of them, shown
+/// first) and `prompt`. Text pieces go to `callback` (may be NULL) as they
+/// come; the whole reply goes to `*out` (free it with
+/// [`lfm2vl_result_free`]). The model's cache keeps the turn: a next call
+/// whose prompt starts with it reuses it.
+///
+/// # Safety
+/// `model` is NULL or a live handle used by this thread only; `prompt` is
+/// NUL-terminated; `images` points to `n_images` valid `lfm2vl_image`s
+/// (or is NULL with `n_images` 0); `params` is NULL (defaults) or valid;
+/// `out` points to writable memory.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lfm2vl_generate(
+    model: *mut lfm2vl_model,
+    prompt: *const c_char,
+    images: *const lfm2vl_image,
+    n_images: usize,
+    params: *const lfm2vl_generate_params,
+    callback: lfm2vl_token_callback,
+    user: *mut c_void,
+    out: *mut lfm2vl_result,
+) -> lfm2vl_status {
+    guard(|| {
+        if out.is_null() {
+            return Err(arg("out is NULL"));
+        }
+        // SAFETY: `out` is writable (the contract).
+        unsafe {
+            *out = lfm2vl_result {
+                text: std::ptr::null_mut(),
+                ids: std::ptr::null_mut(),
+                n_ids: 0,
+                finish: 0,
+            }
+        };
+        // SAFETY: NULL or a live handle, used by this thread only (the contract).
+        let m = unsafe { model.as_mut() }.ok_or_else(|| arg("model is NULL"))?;
+        // SAFETY: NUL-terminated or NULL (the contract).
+        let prompt = unsafe { text(prompt, "prompt")? }.ok_or_else(|| arg("prompt is NULL"))?;
+        // SAFETY: NULL or valid (the contract).
+        let p = unsafe { params.as_ref() }
+            .copied()
+            .unwrap_or_else(|| lfm2vl_generate_default_params());
+        let list: &[lfm2vl_image] = match (images.is_null(), n_images) {
+            (_, 0) => &[],
+            (true, _) => return Err(arg("images is NULL but n_images is not 0")),
+            // SAFETY: `images` points to `n_images` values (the contract).
+            (false, n) => unsafe { std::slice::from_raw_parts(images, n) },
+        };
+        let mut parts = Vec::new();
+        let mut rgb = Vec::new();
+        for (k, im) in list.iter().enumerate() {
+            // SAFETY: each image's pointers are valid (the contract).
+            rgb.push(unsafe { image(im, k)? });
+            parts.push(ContentPart::image());
+        }
+        parts.push(ContentPart::text(prompt));
+        let mut req = Request::new(vec![ChatMessage::parts("user", parts)]);
+        req.images = rgb;
+        req.max_new_tokens = p.max_new_tokens as usize;
+        req.sampling = SamplingConfig {
+            greedy: p.temperature <= 0.0,
+            temperature: if p.temperature <= 0.0 {
+                1.0
+            } else {
+                p.temperature
+            },
+            top_k: p.top_k as usize,
+            top_p: p.top_p,
+            min_p: p.min_p,
+            repetition_penalty: p.repetition_penalty,
+            seed: p.seed,
+        };
+        req.sampling.validate().map_err(arg)?;
+        // SAFETY: NUL-terminated or NULL (the contract).
+        if let Some(schema) = unsafe { text(p.json_schema, "json_schema")? } {
+            let schema = serde_json::from_str(schema)
+                .map_err(|e| arg(format!("json_schema is not JSON: {e}")))?;
+            req.constraint = Some(Constraint::JsonSchema {
+                schema,
+                strict: true,
+            });
+        }
+        let mut on_text = |piece: &str| -> bool {
+            let Some(cb) = callback else { return true };
+            let Ok(c) = CString::new(piece) else {
+                return true;
+            };
+            // SAFETY: the caller's callback takes a NUL-terminated string
+            // valid during the call and its own `user` pointer.
+            unsafe { cb(c.as_ptr(), user) }
+        };
+        let o = m
+            .engine
+            .generate(&req, &mut on_text)
+            .map_err(|e| (LFM2VL_ERROR_GENERATE, chain(&e)))?;
+        let finish = match o.generation.finish {
+            runtime::session::Finish::Stop => 0,
+            runtime::session::Finish::Length => 1,
+            runtime::session::Finish::Context => 2,
+            runtime::session::Finish::Cancelled => 3,
+        };
+        let ids = o.generation.ids.into_boxed_slice();
+        let n_ids = ids.len();
+        let text = CString::new(o.text.replace('\0', " ")).unwrap_or_default();
+        // SAFETY: `out` is writable (checked above).
+        unsafe {
+            *out = lfm2vl_result {
+                text: text.into_raw(),
+                ids: Box::into_raw(ids).cast::<u32>(),
+                n_ids,
+                finish,
+            }
+        };
+        Ok(())
+    })
+}
+
+/// Frees what a result holds and zeroes it (NULL is ignored; freeing twice
+/// is harmless).
+///
+/// # Safety
+/// `result` is NULL or points to a result filled by [`lfm2vl_generate`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lfm2vl_result_free(result: *mut lfm2vl_result) {
+    // SAFETY: NULL or a valid result (the contract).
+    let Some(r) = (unsafe { result.as_mut() }) else {
+        return;
+    };
+    if !r.text.is_null() {
+        // SAFETY: made by `CString::into_raw` in `lfm2vl_generate`.
+        drop(unsafe { CString::from_raw(r.text) });
+    }
+    if !r.ids.is_null() {
+        let ptr = std::ptr::slice_from_raw_parts_mut(r.ids, r.n_ids);
+        // SAFETY: made by `Box::into_raw` of a boxed slice of `n_ids` ids.
+        drop(unsafe { Box::from_raw(ptr) });
+    }
+    r.text = std::ptr::null_mut();
+    r.ids = std::ptr::null_mut();
+    r.n_ids = 0;
+}
