@@ -51,7 +51,16 @@ pub enum BackendChoice {
     Auto,
 }
 
+impl std::str::FromStr for BackendChoice {
+    type Err = RuntimeError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Self::parse(s)
+    }
+}
+
 impl BackendChoice {
+    /// `cpu`, `wgpu` (or `gpu`) or `auto`.
     pub fn parse(s: &str) -> Result<Self> {
         match s {
             "cpu" => Ok(BackendChoice::Cpu),
@@ -148,7 +157,7 @@ pub(crate) fn wgpu_options(
         }),
         other => Err(RuntimeError::Backend(
             "wgpu".into(),
-            format!("{other:?} weights run on the CPU backend only (use --backend cpu)"),
+            format!("{other:?} weights run on the CPU backend only (choose the cpu backend)"),
         )),
     }
 }

@@ -19,7 +19,8 @@ pub enum RuntimeError {
     Sampling(String),
     #[error("model {spec:?} not found: {detail}")]
     ModelNotFound { spec: String, detail: String },
-    #[error("--backend {0}: {1}")]
+    /// A backend that is unknown or can't be used here.
+    #[error("backend {0:?}: {1}")]
     Backend(String, String),
     #[error("{count} image(s) given but the messages have {slots} image item(s)")]
     ImageCount { count: usize, slots: usize },
