@@ -21,7 +21,11 @@ pub mod stream;
 pub mod synthetic;
 pub mod tools;
 
+pub use constraint::Constraint;
+pub use engine::{BackendChoice, Engine, EngineOptions, Output, Request};
 pub use error::{Result, RuntimeError};
+pub use sampling::SamplingConfig;
+pub use tools::ToolSet;
 pub use model;
 use tensor::cpu::Isa;
 
