@@ -21,20 +21,23 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The folder holding `liblfm2vl.so` (the test binary's `deps/`'s parent).
+/// The folder holding `liblfm2vl.so` and `liblfm2vl.a`: beside the test
+/// binary (`deps/`, where `cargo test` leaves them), else its parent
+/// (where `cargo build` puts them).
 fn lib_dir() -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("target folder")?
-        .to_path_buf();
-    ensure!(
-        dir.join("liblfm2vl.so").is_file(),
-        "no liblfm2vl.so in {}",
-        dir.display()
-    );
-    Ok(dir)
+    let deps = exe.parent().context("target folder")?;
+    [Some(deps), deps.parent()]
+        .into_iter()
+        .flatten()
+        .find(|d| d.join("liblfm2vl.so").is_file() && d.join("liblfm2vl.a").is_file())
+        .map(Path::to_path_buf)
+        .with_context(|| {
+            format!(
+                "no liblfm2vl.so and liblfm2vl.a in or above {}",
+                deps.display()
+            )
+        })
 }
 
 fn scratch() -> Result<PathBuf> {

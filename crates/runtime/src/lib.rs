@@ -24,10 +24,10 @@ pub mod tools;
 pub use constraint::Constraint;
 pub use engine::{BackendChoice, Engine, EngineOptions, Output, Request};
 pub use error::{Result, RuntimeError};
-pub use sampling::SamplingConfig;
-pub use tools::ToolSet;
 pub use model;
+pub use sampling::SamplingConfig;
 use tensor::cpu::Isa;
+pub use tools::ToolSet;
 
 /// One line per compute option: CPU tiers (the chosen one marked) and, with
 /// the `wgpu` feature, the GPU adapters wgpu can see.
