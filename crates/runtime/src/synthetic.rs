@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use half::bf16;
 use serde_json::{Value, json};
 
+use crate::constraint::vocab::byte_level_char;
 use crate::error::{Result, RuntimeError};
 
 /// A published model shape to imitate.
@@ -221,19 +222,7 @@ pub(crate) fn write_prompt_files(dir: &Path, vocab: usize) -> Result<()> {
             ));
         }
     }
-    // GPT-2's byte → printable character table.
-    let printable = |b: u8| matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
-    let mut next = 256u32;
-    let byte_char: Vec<char> = (0..=255u8)
-        .map(|b| {
-            if printable(b) {
-                b as char
-            } else {
-                next += 1;
-                char::from_u32(next - 1).unwrap_or('?')
-            }
-        })
-        .collect();
+    let byte_char: Vec<char> = (0..=255u8).map(byte_level_char).collect();
     const PIECES: &[u8] = b"etaoinshrdlucmfwypvbgkqjxz0123456789{}[]\":,._-ETAOINS";
     let mut seen = std::collections::HashSet::new();
     let mut state = 0x9E37_79B9_7F4A_7C15u64;

@@ -10,7 +10,7 @@
 //! allowed are the stop ids, so generation ends with `stop`; a `length`
 //! finish leaves the output cut short.
 
-mod vocab;
+pub(crate) mod vocab;
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};

@@ -59,22 +59,21 @@ fn spelling(decoder: &Value) -> Spelling {
     }
 }
 
-/// GPT-2's byte-to-character table, inverted: the printable character
-/// each byte is written as in a byte-level vocabulary → that byte.
-fn byte_level_chars() -> HashMap<char, u8> {
+/// GPT-2's byte-level table: the printable character each byte is written
+/// as in a byte-level vocabulary (`Ġ` for the space, `Ċ` for the newline).
+pub(crate) fn byte_level_char(b: u8) -> char {
     let printable = |b: u8| matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
-    let mut next = 256u32;
-    (0..=255u8)
-        .map(|b| {
-            if printable(b) {
-                (b as char, b)
-            } else {
-                let c = char::from_u32(next).unwrap_or('\u{FFFD}');
-                next += 1;
-                (c, b)
-            }
-        })
-        .collect()
+    if printable(b) {
+        return b as char;
+    }
+    // The others take 256, 257, … in byte order.
+    let before = (0..b).filter(|&x| !printable(x)).count() as u32;
+    char::from_u32(256 + before).unwrap_or('\u{FFFD}')
+}
+
+/// [`byte_level_char`] inverted: character → byte.
+fn byte_level_chars() -> HashMap<char, u8> {
+    (0..=255u8).map(|b| (byte_level_char(b), b)).collect()
 }
 
 /// Every token's bytes, for ids `0..n_vocab` (empty: never allowed).
