@@ -516,20 +516,11 @@ impl Engine {
         on_text: &mut dyn FnMut(&str) -> bool,
         on_event: &mut dyn FnMut(&Event),
     ) -> Result<Output> {
-        let constraint = tools::decoding_constraint(
-            req.constraint.as_ref(),
-            &req.tools,
-            self.prompt.tokenizer(),
-        )?;
-        let constraint = constraint
-            .as_ref()
-            .map(|c| self.grammars.compile(c))
-            .transpose()?;
+        let prompter = self.prompter();
+        let constraint = prompter.constrain(req.constraint.as_ref(), &req.tools)?;
         let sampler = Sampler::constrained(req.sampling.clone(), constraint);
         let functions = req.tools.functions();
-        let (ids, pre) =
-            self.prompter()
-                .prepare_with_tools(&req.messages, &req.images, &functions)?;
+        let (ids, pre) = prompter.prepare_with_tools(&req.messages, &req.images, &functions)?;
         let crops = crop_views(&pre);
         let stop = StopConfig {
             max_new_tokens: req.max_new_tokens,

@@ -10,6 +10,7 @@ use model::prompt::{ChatMessage, PromptBuilder, PromptOptions};
 
 use crate::constraint::{Constrained, Constraint, GrammarCache};
 use crate::error::{Result, RuntimeError};
+use crate::tools::ToolSet;
 
 #[derive(Clone)]
 pub struct Prompter {
@@ -72,9 +73,18 @@ impl Prompter {
         Ok((p.input_ids, pre))
     }
 
-    /// `c` compiled for one generation (an invalid constraint is an error).
-    pub fn constrain(&self, c: &Constraint) -> Result<Constrained> {
-        self.grammars.compile(c)
+    /// What one generation's decoding must match, compiled: the request's
+    /// constraint `c`, or the call grammar of a `required` / named-function
+    /// `tools` choice ([`crate::tools::decoding_constraint`]); `None` when
+    /// neither applies. An invalid one is an error.
+    pub fn constrain(
+        &self,
+        c: Option<&Constraint>,
+        tools: &ToolSet,
+    ) -> Result<Option<Constrained>> {
+        crate::tools::decoding_constraint(c, tools, self.prompt.tokenizer())?
+            .map(|c| self.grammars.compile(&c))
+            .transpose()
     }
 
     /// Tokenizes a raw prompt (no template; special-token text such as

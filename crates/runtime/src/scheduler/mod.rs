@@ -42,7 +42,7 @@ use crate::error::{Result, RuntimeError};
 use crate::prompter::Prompter;
 use crate::sampling::SamplingConfig;
 use crate::session::Finish;
-use crate::tools::{self, ToolSet};
+use crate::tools::ToolSet;
 
 /// How a [`Scheduler`] runs.
 #[derive(Clone, Debug)]
@@ -274,13 +274,8 @@ impl Scheduler {
                 slots: ids.iter().filter(|&&i| i == img).count(),
             }));
         }
-        let constraint =
-            tools::decoding_constraint(job.constraint.as_ref(), &job.tools, p.prompt.tokenizer())
-                .map_err(SubmitError::Invalid)?;
-        let constrained = constraint
-            .as_ref()
-            .map(|c| p.constrain(c))
-            .transpose()
+        let constrained = p
+            .constrain(job.constraint.as_ref(), &job.tools)
             .map_err(SubmitError::Invalid)?;
         let work = Box::new(Work {
             ids,
