@@ -53,15 +53,7 @@ impl Constraint {
     /// whitespace, unless the schema sets its own `x-guidance` options.
     fn grammar(&self) -> TopLevelGrammar {
         let schema = |mut s: Value, lenient: bool| {
-            if let Some(obj) = s.as_object_mut()
-                && !obj.contains_key("x-guidance")
-            {
-                obj.insert(
-                    "x-guidance".into(),
-                    json!({"whitespace_flexible": false, "item_separator": ", ",
-                           "key_separator": ": ", "lenient": lenient}),
-                );
-            }
+            compact_json(&mut s, lenient);
             TopLevelGrammar::from_json_schema(s)
         };
         match self {
@@ -70,6 +62,21 @@ impl Constraint {
             Constraint::Regex(r) => TopLevelGrammar::from_regex(r),
             Constraint::Lark(g) => TopLevelGrammar::from_lark(g.clone()),
         }
+    }
+}
+
+/// Gives `schema` llguidance's options for compact JSON (Python's
+/// separators, no other whitespace; `lenient`: unsupported keywords
+/// ignored), unless it sets its own `x-guidance`.
+pub(crate) fn compact_json(schema: &mut Value, lenient: bool) {
+    if let Some(obj) = schema.as_object_mut()
+        && !obj.contains_key("x-guidance")
+    {
+        obj.insert(
+            "x-guidance".into(),
+            json!({"whitespace_flexible": false, "item_separator": ", ",
+                   "key_separator": ": ", "lenient": lenient}),
+        );
     }
 }
 
@@ -164,17 +171,13 @@ impl Constrained {
     /// Sets the logit of every token the constraint forbids next to −inf
     /// (after a complete output: every token but the stop ids).
     pub fn mask(&mut self, logits: &mut [f32]) {
+        // Computing it, if not done ahead, counts its own time.
+        self.prepare();
         let t0 = Instant::now();
-        let mask = match self.pending.take() {
-            Some(m) => Ok(m),
-            None if self.error.is_some() => Err(()),
-            None => self.matcher.compute_mask_or_eos().map_err(|e| {
-                self.error = Some(e.to_string());
-            }),
-        };
-        match &mask {
-            Ok(m) => apply_mask(m.as_slice(), logits),
-            Err(()) => apply_mask(self.stops.as_slice(), logits),
+        match self.pending.take() {
+            Some(m) => apply_mask(m.as_slice(), logits),
+            // The parser failed: only the stop ids.
+            None => apply_mask(self.stops.as_slice(), logits),
         }
         self.stats.masks += 1;
         self.stats.mask_time += t0.elapsed();

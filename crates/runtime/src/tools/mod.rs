@@ -10,7 +10,7 @@ pub mod pycall;
 use model::prompt::TextTokenizer;
 use serde_json::{Value, json};
 
-use crate::constraint::Constraint;
+use crate::constraint::{Constraint, compact_json};
 
 pub use pycall::CallSyntaxError;
 
@@ -271,13 +271,7 @@ fn arguments_grammar(g: &mut String, k: usize, tool: &Tool) {
     for (i, (name, schema, req)) in args.iter().enumerate() {
         let mut schema = (*schema).clone();
         bound_numbers(&mut schema);
-        if let Some(o) = schema.as_object_mut() {
-            o.insert(
-                "x-guidance".into(),
-                json!({"whitespace_flexible": false, "item_separator": ", ",
-                       "key_separator": ": ", "lenient": true}),
-            );
-        }
+        compact_json(&mut schema, true);
         g.push_str(&format!(
             "arg_{k}_{i}: {}\"=\" %json {}\n",
             lark_string(name),
@@ -346,22 +340,19 @@ fn bound_numbers(schema: &mut Value) {
                 Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
                 _ => Vec::new(),
             };
-            let limit = if types.contains(&"number") {
-                Some(json!(1e15))
+            let range = if types.contains(&"number") {
+                Some((json!(-1e15), json!(1e15)))
             } else if types.contains(&"integer") {
-                Some(json!(9_007_199_254_740_991i64))
+                Some((
+                    json!(-9_007_199_254_740_991i64),
+                    json!(9_007_199_254_740_991i64),
+                ))
             } else {
                 None
             };
-            if let Some(limit) = limit {
-                let neg = json!(-limit.as_f64().unwrap_or_default());
-                let neg = if limit.is_i64() {
-                    json!(-limit.as_i64().unwrap_or_default())
-                } else {
-                    neg
-                };
+            if let Some((low, limit)) = range {
                 if !o.contains_key("minimum") && !o.contains_key("exclusiveMinimum") {
-                    o.insert("minimum".into(), neg);
+                    o.insert("minimum".into(), low);
                 }
                 if !o.contains_key("maximum") && !o.contains_key("exclusiveMaximum") {
                     o.insert("maximum".into(), limit);
