@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use tensor::Backend;
 
 use crate::bench::{BenchOptions, model_source, tokens};
+use crate::bench_speculative::median;
 use crate::constraint::{Constraint, Grammars};
 use crate::engine::{Engine, Inner};
 use crate::error::Result;
@@ -95,11 +96,6 @@ pub fn bench_constrained(o: &BenchOptions, schema: &Value) -> Result<Constrained
     Ok(r)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn run<B: Backend>(
     s: &mut Session<B>,
     o: &BenchOptions,
@@ -136,8 +132,8 @@ fn run<B: Backend>(
         mask_time += g.constraint.mask_time;
         advance += g.constraint.advance_time;
     }
-    r.plain_tok_s = median(plain);
-    r.constrained_tok_s = median(constrained);
+    r.plain_tok_s = median(plain, |x| *x);
+    r.constrained_tok_s = median(constrained, |x| *x);
     r.mask_per_token = mask_time / masks.max(1) as u32;
     r.advance_per_token = advance / masks.max(1) as u32;
     Ok(())

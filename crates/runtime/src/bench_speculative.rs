@@ -71,7 +71,8 @@ pub fn bench_speculative(o: &BenchOptions, curve_drafts: &[usize]) -> Result<Spe
     }
 }
 
-fn median<T: Clone>(mut v: Vec<T>, key: impl Fn(&T) -> f64) -> T {
+/// The median of `v` by `key`.
+pub(crate) fn median<T: Clone>(mut v: Vec<T>, key: impl Fn(&T) -> f64) -> T {
     v.sort_by(|a, b| key(a).total_cmp(&key(b)));
     v[v.len() / 2].clone()
 }
