@@ -527,10 +527,8 @@ impl Engine {
             stop_ids: self.stop_ids.clone(),
         };
         let tok = self.prompt.tokenizer();
-        let mut stream = TextStream::new(&self.stop_ids, &req.stop_strings);
-        if req.tools.active() {
-            stream = stream.keeping_special();
-        }
+        let mut stream =
+            TextStream::new(&self.stop_ids, &req.stop_strings).keeping_special(req.tools.active());
         let mut callback = |e: &Event| -> bool {
             on_event(e);
             let Event::Token { id } = e else { return true };

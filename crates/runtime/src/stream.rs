@@ -47,10 +47,10 @@ impl TextStream {
         }
     }
 
-    /// Keeps special tokens other than the stop ids in the text (a reply
-    /// that may hold tool calls: their markers are special tokens).
-    pub fn keeping_special(mut self) -> Self {
-        self.skip_special = false;
+    /// `keep`: special tokens other than the stop ids stay in the text (a
+    /// reply that may hold tool calls: their markers are special tokens).
+    pub fn keeping_special(mut self, keep: bool) -> Self {
+        self.skip_special = !keep;
         self
     }
 

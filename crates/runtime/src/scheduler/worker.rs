@@ -179,14 +179,8 @@ fn admit<B: Backend>(slots: &mut [Slot<B>], mut work: Box<Work>, order: u64, ctx
     slot.job = Some(Active {
         order,
         sampler: Sampler::constrained(work.sampling.clone(), work.constrained.take()),
-        stream: {
-            let s = TextStream::new(&ctx.stop_ids, &work.stop_strings);
-            if work.keep_special {
-                s.keeping_special()
-            } else {
-                s
-            }
-        },
+        stream: TextStream::new(&ctx.stop_ids, &work.stop_strings)
+            .keeping_special(work.keep_special),
         stop: StopConfig {
             max_new_tokens: work.max_new_tokens,
             stop_ids: if work.ignore_eos {
