@@ -178,18 +178,19 @@ fn engine_two_turn_chat_equals_one_shot() -> Result<()> {
             vec![ContentPart::image(), ContentPart::text("What is this?")],
         ),
     ];
-    let mut req = Request::new(turn1.clone());
-    req.images = vec![img.clone()];
+    let images = [img.clone()];
+    let mut req = Request::new(&turn1);
+    req.images = &images;
     req.max_new_tokens = 6;
 
     let mut chat = Engine::load(dir, &opts)?;
-    let first = chat.generate(&req, &mut |_| true)?;
+    let first = chat.generate(&req, |_| true)?;
     ensure!(first.generation.reused_tokens == 0);
-    let mut turn2 = turn1;
+    let mut turn2 = turn1.clone();
     turn2.push(ChatMessage::text("assistant", first.text.clone()));
     turn2.push(ChatMessage::text("user", "And the colours?"));
-    req.messages = turn2;
-    let second = chat.generate(&req, &mut |_| true)?;
+    req.messages = &turn2;
+    let second = chat.generate(&req, |_| true)?;
     ensure!(
         second.generation.reused_tokens >= first.prompt_ids.len(),
         "turn 2 reused {} tokens, turn 1's prompt had {}",
@@ -202,7 +203,7 @@ fn engine_two_turn_chat_equals_one_shot() -> Result<()> {
     );
 
     let mut fresh = Engine::load(dir, &opts)?;
-    let one_shot = fresh.generate(&req, &mut |_| true)?;
+    let one_shot = fresh.generate(&req, |_| true)?;
     ensure!(one_shot.prompt_ids == second.prompt_ids);
     ensure!(
         one_shot.generation.ids == second.generation.ids,
@@ -215,7 +216,7 @@ fn engine_two_turn_chat_equals_one_shot() -> Result<()> {
     // A fork of the two-turn engine is a new, empty conversation on the same
     // model: nothing reused, the one-shot tokens.
     let mut forked = chat.fork()?;
-    let f = forked.generate(&req, &mut |_| true)?;
+    let f = forked.generate(&req, |_| true)?;
     ensure!(f.generation.reused_tokens == 0, "a fork starts empty");
     ensure!(f.generation.ids == one_shot.generation.ids && f.text == one_shot.text);
     Ok(())

@@ -4,6 +4,8 @@
 //! that matches, on the CPU and on wgpu; a `length` finish cuts it short;
 //! invalid constraints are typed errors before anything runs.
 
+use std::sync::LazyLock;
+
 use anyhow::{Context, Result, ensure};
 use model::prompt::ChatMessage;
 use runtime::constraint::Constraint;
@@ -60,11 +62,11 @@ fn engine(backend: BackendChoice) -> Result<Engine> {
     Engine::load(dir.to_str().context("path")?, &opts).map_err(Into::into)
 }
 
-fn request(c: &Constraint, seed: u64, max_new_tokens: usize) -> Request {
-    let mut req = Request::new(vec![ChatMessage::text(
-        "user",
-        "Describe the animal as JSON.",
-    )]);
+static DESCRIBE: LazyLock<[ChatMessage; 1]> =
+    LazyLock::new(|| [ChatMessage::text("user", "Describe the animal as JSON.")]);
+
+fn request(c: &Constraint, seed: u64, max_new_tokens: usize) -> Request<'static> {
+    let mut req = Request::new(&*DESCRIBE);
     req.sampling = SamplingConfig {
         greedy: false,
         temperature: 1.0,
@@ -87,7 +89,7 @@ fn generations(
 ) -> Result<()> {
     let mut tokens = 0;
     for seed in 0..n {
-        let out = engine.generate(&request(c, seed, 400), &mut |_| true)?;
+        let out = engine.generate(&request(c, seed, 400), |_| true)?;
         let g = &out.generation;
         tokens += g.ids.len();
         ensure!(
@@ -205,15 +207,16 @@ fn tool_calls_always_validate(engine: &mut Engine, n: u64) -> Result<()> {
         })
         .collect::<Result<Vec<_>>>()?;
     let named = json!({"type": "function", "function": {"name": "add"}});
+    let weather = [ChatMessage::text("user", "What is the weather in Oslo?")];
     for choice in [json!("required"), named] {
         let set = ToolSet::from_openai(list, Some(&choice))?;
         let mut calls = 0;
         for seed in 0..n {
             let mut req = request(&Constraint::JsonObject, seed, 400);
             req.constraint = None;
-            req.messages = vec![ChatMessage::text("user", "What is the weather in Oslo?")];
+            req.messages = &weather;
             req.tools = set.clone();
-            let out = engine.generate(&req, &mut |_| true)?;
+            let out = engine.generate(&req, |_| true)?;
             let g = &out.generation;
             ensure!(
                 g.finish == Finish::Stop && !out.tool_calls.is_empty(),
@@ -298,15 +301,16 @@ fn speculative_decoding_keeps_constrained_greedy_output() -> Result<()> {
     let mut drafted = 0;
     for (k, c) in cases.iter().enumerate() {
         for prompt in ["Describe the animal as JSON.", "name name name: name name"] {
+            let messages = [ChatMessage::text("user", prompt)];
             let mut req = request(&Constraint::JsonObject, 0, 120);
             req.sampling = SamplingConfig::default();
             req.constraint = c.clone();
-            req.messages = vec![ChatMessage::text("user", prompt)];
+            req.messages = &messages;
             if c.is_none() {
                 req.tools = set.clone();
             }
-            let a = plain.generate(&req, &mut |_| true)?;
-            let b = spec.generate(&req, &mut |_| true)?;
+            let a = plain.generate(&req, |_| true)?;
+            let b = spec.generate(&req, |_| true)?;
             ensure!(
                 a.generation.ids == b.generation.ids,
                 "case {k} {prompt:?}: {:?} vs {:?}",
@@ -327,7 +331,7 @@ fn max_tokens_cuts_a_constrained_output_short() -> Result<()> {
         schema: schema(),
         strict: true,
     };
-    let out = e.generate(&request(&c, 7, 5), &mut |_| true)?;
+    let out = e.generate(&request(&c, 7, 5), |_| true)?;
     ensure!(
         out.generation.finish == Finish::Length,
         "{:?}",
@@ -381,7 +385,7 @@ fn invalid_constraints_are_errors_before_generation() -> Result<()> {
     ];
     for (c, kind) in bad {
         let err = e
-            .generate(&request(&c, 0, 8), &mut |_| true)
+            .generate(&request(&c, 0, 8), |_| true)
             .err()
             .with_context(|| format!("{c:?} must be refused"))?;
         let msg = err.to_string();
@@ -394,12 +398,12 @@ fn invalid_constraints_are_errors_before_generation() -> Result<()> {
         schema: json!({"type": "array", "uniqueItems": true, "maxItems": 2}),
         strict: false,
     };
-    let out = e.generate(&request(&lenient, 0, 300), &mut |_| true)?;
+    let out = e.generate(&request(&lenient, 0, 300), |_| true)?;
     let v: Value = serde_json::from_str(&out.text).context("lenient: not JSON")?;
     ensure!(v.as_array().is_some_and(|a| a.len() <= 2), "{v}");
     // The engine still works after the refusals.
     let ok = Constraint::Regex("[a-z]{3}".into());
-    let out = e.generate(&request(&ok, 0, 8), &mut |_| true)?;
+    let out = e.generate(&request(&ok, 0, 8), |_| true)?;
     ensure!(
         regex_full("[a-z]{3}")?.is_match(&out.text),
         "{:?}",

@@ -241,11 +241,13 @@ fn engine_runs_the_weight_formats() -> Result<()> {
         &tests::fixture_path("cases/images/small_100x150.png"),
         &DecodeLimits::default(),
     )?;
-    let mut req = Request::new(vec![ChatMessage::parts(
+    let messages = [ChatMessage::parts(
         "user",
         vec![ContentPart::image(), ContentPart::text("What is this?")],
-    )]);
-    req.images = vec![img];
+    )];
+    let images = [img];
+    let mut req = Request::new(&messages);
+    req.images = &images;
     req.max_new_tokens = 4;
     let mut formats = vec![(WeightFormat::Int8, "int8 weights")];
     if expect_avx512bf16().is_some() {
@@ -265,7 +267,7 @@ fn engine_runs_the_weight_formats() -> Result<()> {
         let mut engine = Engine::load(dir, &opts)?;
         let desc = engine.backend_description.clone();
         anyhow::ensure!(desc.contains(described), "{weights:?}: backend {desc}");
-        let out = engine.generate(&req, &mut |_| true)?;
+        let out = engine.generate(&req, |_| true)?;
         anyhow::ensure!(!out.generation.ids.is_empty(), "{weights:?}: no tokens");
         #[cfg(feature = "wgpu")]
         {
@@ -291,7 +293,7 @@ fn engine_runs_the_weight_formats() -> Result<()> {
             ..Default::default()
         };
         let mut engine = Engine::load(dir, &opts)?;
-        let out = engine.generate(&req, &mut |_| true)?;
+        let out = engine.generate(&req, |_| true)?;
         anyhow::ensure!(!out.generation.ids.is_empty(), "wgpu q4_0: no tokens");
     }
     Ok(())

@@ -96,8 +96,8 @@ typedef struct lfm2vl_generate_params {
 
 /**
  * An image: a file (`path` set) or pixels (`path` NULL): `height` rows of
- * `width` pixels of `channels` bytes (3: RGB, 4: RGBA, composited over
- * white), each row `stride` bytes apart (0: `width · channels`).
+ * `width` pixels of `channels` bytes (1: gray, 3: RGB, 4: RGBA, composited
+ * over white), each row `stride` bytes apart (0: `width · channels`).
  */
 typedef struct lfm2vl_image {
   const char *path;

@@ -19,8 +19,8 @@ use std::ffi::{CStr, CString, c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use runtime::constraint::Constraint;
-use runtime::engine::{BackendChoice, Engine, EngineOptions, Request};
-use runtime::model::preprocess::{DecodeLimits, RgbImage, load_image, to_rgb8};
+use runtime::engine::{BackendChoice, Engine, EngineOptions, Progress, Request};
+use runtime::model::preprocess::{DecodeLimits, PixelLayout, RgbImage, from_pixels, load_image};
 use runtime::model::prompt::{ChatMessage, ContentPart};
 use runtime::sampling::SamplingConfig;
 
@@ -83,8 +83,8 @@ pub struct lfm2vl_generate_params {
 }
 
 /// An image: a file (`path` set) or pixels (`path` NULL): `height` rows of
-/// `width` pixels of `channels` bytes (3: RGB, 4: RGBA, composited over
-/// white), each row `stride` bytes apart (0: `width · channels`).
+/// `width` pixels of `channels` bytes (1: gray, 3: RGB, 4: RGBA, composited
+/// over white), each row `stride` bytes apart (0: `width · channels`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct lfm2vl_image {
@@ -312,53 +312,24 @@ unsafe fn image(im: &lfm2vl_image, k: usize) -> Result<RgbImage, (lfm2vl_status,
     if let Some(path) = unsafe { text(im.path, "path")? } {
         return load_image(path.as_ref(), &DecodeLimits::default()).map_err(|e| bad(chain(&e)));
     }
-    let (w, h, c) = (im.width as usize, im.height as usize, im.channels as usize);
     if im.pixels.is_null() {
         return Err(bad("neither a path nor pixels".into()));
     }
-    if w == 0 || h == 0 {
-        return Err(bad(format!("empty image ({w}x{h})")));
-    }
-    if c != 3 && c != 4 {
-        return Err(bad(format!(
-            "channels must be 3 (RGB) or 4 (RGBA), got {c}"
-        )));
-    }
+    let layout = PixelLayout {
+        width: im.width,
+        height: im.height,
+        channels: im.channels,
+        stride: im.stride as usize,
+    };
     let limits = DecodeLimits::default();
-    if (w as u64) * (h as u64) > limits.max_pixels {
-        return Err(bad(format!(
-            "{w}x{h} is over the {} pixel limit",
-            limits.max_pixels
-        )));
-    }
-    let row = w * c;
-    let stride = if im.stride == 0 {
-        row
-    } else {
-        im.stride as usize
-    };
-    if stride < row {
-        return Err(bad(format!(
-            "stride {stride} is less than a row ({row} bytes)"
-        )));
-    }
-    let mut bytes = Vec::with_capacity(row * h);
-    for y in 0..h {
-        // SAFETY: the caller's buffer holds `height` rows `stride` apart,
-        // each at least `width · channels` bytes (the contract).
-        let start = unsafe { im.pixels.add(y * stride) };
-        // SAFETY: `start` begins row `y`, of at least `row` readable bytes.
-        let line = unsafe { std::slice::from_raw_parts(start, row) };
-        bytes.extend_from_slice(line);
-    }
-    let dynamic = if c == 3 {
-        image::RgbImage::from_raw(w as u32, h as u32, bytes).map(image::DynamicImage::ImageRgb8)
-    } else {
-        image::RgbaImage::from_raw(w as u32, h as u32, bytes).map(image::DynamicImage::ImageRgba8)
-    };
-    dynamic
-        .map(to_rgb8)
-        .ok_or_else(|| bad("the pixel buffer is too small".into()))
+    let label = format!("#{k}");
+    let need = layout
+        .bytes_needed(&label, &limits)
+        .map_err(|e| bad(chain(&e)))?;
+    // SAFETY: the caller's buffer holds `height` rows `stride` apart, each
+    // at least `width · channels` bytes (the contract): `need` bytes.
+    let pixels = unsafe { std::slice::from_raw_parts(im.pixels, need) };
+    from_pixels(pixels, layout, &label, &limits).map_err(|e| bad(chain(&e)))
 }
 
 /// Generates a reply to one user turn: `images` (`n_images` of them, shown
@@ -418,8 +389,9 @@ pub unsafe extern "C" fn lfm2vl_generate(
             parts.push(ContentPart::image());
         }
         parts.push(ContentPart::text(prompt));
-        let mut req = Request::new(vec![ChatMessage::parts("user", parts)]);
-        req.images = rgb;
+        let messages = [ChatMessage::parts("user", parts)];
+        let mut req = Request::new(&messages);
+        req.images = &rgb;
         req.max_new_tokens = p.max_new_tokens as usize;
         req.sampling = SamplingConfig {
             greedy: p.temperature <= 0.0,
@@ -444,8 +416,10 @@ pub unsafe extern "C" fn lfm2vl_generate(
                 strict: true,
             });
         }
-        let mut on_text = |piece: &str| -> bool {
-            let Some(cb) = callback else { return true };
+        let on_text = |p: Progress<'_>| -> bool {
+            let (Some(cb), Some(piece)) = (callback, p.text()) else {
+                return true;
+            };
             let Ok(c) = CString::new(piece) else {
                 return true;
             };
@@ -455,7 +429,7 @@ pub unsafe extern "C" fn lfm2vl_generate(
         };
         let o = m
             .engine
-            .generate(&req, &mut on_text)
+            .generate(&req, on_text)
             .map_err(|e| (LFM2VL_ERROR_GENERATE, chain(&e)))?;
         let finish = match o.generation.finish {
             runtime::session::Finish::Stop => 0,

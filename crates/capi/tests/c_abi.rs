@@ -127,10 +127,12 @@ fn the_c_example_gives_the_engines_greedy_ids() -> Result<()> {
     };
     let mut engine = Engine::load(model.to_str().context("path")?, &opts)?;
     let parts = vec![ContentPart::image(), ContentPart::text(prompt)];
-    let mut req = Request::new(vec![ChatMessage::parts("user", parts)]);
-    req.images = vec![load_image(&image, &DecodeLimits::default())?];
+    let messages = [ChatMessage::parts("user", parts)];
+    let images = [load_image(&image, &DecodeLimits::default())?];
+    let mut req = Request::new(&messages);
+    req.images = &images;
     req.max_new_tokens = 16;
-    let want = engine.generate(&req, &mut |_| true)?;
+    let want = engine.generate(&req, |_| true)?;
     for (src, link) in [
         ("c/generate.c", Link::Shared),
         ("c/generate.c", Link::Static),

@@ -9,7 +9,7 @@ use runtime::engine::{BackendChoice, EngineOptions};
 use runtime::model::preprocess::ProcessorOverrides;
 use runtime::model::prompt::{ChatMessage, ContentPart, parse_messages};
 use runtime::model::tensor::cpu::WeightFormat;
-use runtime::sampling::SamplingConfig;
+use runtime::sampling::{SamplingConfig, SamplingKnobs};
 use runtime::speculative::SpeculativeConfig;
 use runtime::tools::ToolSet;
 
@@ -293,37 +293,16 @@ impl InputArgs {
     }
 
     pub fn sampling(&self) -> Result<SamplingConfig> {
-        let mut s = match &self.preset {
-            Some(name) => {
-                SamplingConfig::preset(name).with_context(|| format!("unknown preset {name:?}"))?
-            }
-            None => SamplingConfig::default(),
+        let knobs = SamplingKnobs {
+            preset: self.preset.clone(),
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            min_p: self.min_p,
+            repetition_penalty: self.repetition_penalty,
+            seed: self.seed,
         };
-        let sampled = self.temperature.is_some()
-            || self.top_p.is_some()
-            || self.min_p.is_some()
-            || self.top_k.is_some();
-        if sampled {
-            s.greedy = false;
-        }
-        if let Some(t) = self.temperature {
-            s.temperature = t;
-        }
-        if let Some(k) = self.top_k {
-            s.top_k = k;
-        }
-        if let Some(p) = self.top_p {
-            s.top_p = p;
-        }
-        if let Some(p) = self.min_p {
-            s.min_p = p;
-        }
-        if let Some(r) = self.repetition_penalty {
-            s.repetition_penalty = r;
-        }
-        s.seed = self.seed;
-        s.validate().map_err(anyhow::Error::msg)?;
-        Ok(s)
+        knobs.resolve().map_err(anyhow::Error::msg)
     }
 }
 

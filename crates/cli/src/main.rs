@@ -15,7 +15,7 @@ use std::io::{BufRead, Write};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use runtime::engine::{Engine, Request, load_message_images};
+use runtime::engine::{Engine, Progress, Request, load_message_images};
 use runtime::model::prompt::{ChatMessage, ContentPart};
 
 use crate::args::{InfoArgs, InputArgs};
@@ -159,18 +159,38 @@ fn load(input: &InputArgs) -> Result<Engine> {
     Ok(engine)
 }
 
-fn request(input: &InputArgs) -> Result<Request> {
+/// The conversation the input describes, with its images loaded.
+struct Conversation {
+    messages: Vec<ChatMessage>,
+    images: Vec<runtime::model::preprocess::RgbImage>,
+}
+
+fn conversation(input: &InputArgs) -> Result<Conversation> {
     let messages = input.messages()?;
-    let base = input.messages_base();
-    let images = load_message_images(&messages, &input.image, &base)?;
-    let mut req = Request::new(messages);
-    req.images = images;
+    let images = load_message_images(&messages, &input.image, &input.messages_base())?;
+    Ok(Conversation { messages, images })
+}
+
+/// The request the input's flags describe, on `conv`.
+fn request<'a>(input: &InputArgs, conv: &'a Conversation) -> Result<Request<'a>> {
+    let mut req = Request::new(&conv.messages);
+    req.images = &conv.images;
     req.sampling = input.sampling()?;
     req.max_new_tokens = input.max_new_tokens;
     req.stop_strings = input.stop.clone();
     req.constraint = input.constraint()?;
     req.tools = input.tools()?;
     Ok(req)
+}
+
+/// Streams a reply's text to stdout (a [`Engine::generate`] callback).
+fn print_text(p: Progress<'_>) -> bool {
+    if let Some(piece) = p.text() {
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(piece.as_bytes());
+        let _ = stdout.flush();
+    }
+    true
 }
 
 fn print_stats(out: &runtime::engine::Output) {
@@ -207,14 +227,10 @@ fn print_stats(out: &runtime::engine::Output) {
 }
 
 fn run(input: &InputArgs) -> Result<()> {
-    let req = request(input)?;
+    let conv = conversation(input)?;
+    let req = request(input, &conv)?;
     let mut engine = load(input)?;
-    let mut stdout = std::io::stdout();
-    let out = engine.generate(&req, &mut |piece| {
-        let _ = stdout.write_all(piece.as_bytes());
-        let _ = stdout.flush();
-        true
-    })?;
+    let out = engine.generate(&req, print_text)?;
     println!();
     for c in &out.tool_calls {
         eprintln!("[tool call: {}({})]", c.name, c.arguments);
@@ -224,7 +240,8 @@ fn run(input: &InputArgs) -> Result<()> {
 }
 
 fn generate_json(input: &InputArgs, greedy: bool) -> Result<()> {
-    let mut req = request(input)?;
+    let conv = conversation(input)?;
+    let mut req = request(input, &conv)?;
     let mut engine = load(input)?;
     if greedy {
         req.sampling = runtime::sampling::SamplingConfig::default();
@@ -234,7 +251,7 @@ fn generate_json(input: &InputArgs, greedy: bool) -> Result<()> {
         let (ids, _) =
             engine
                 .prompter()
-                .prepare_with_tools(&req.messages, &req.images, &functions)?;
+                .prepare_with_tools(req.messages, req.images, &functions)?;
         let empty: [u32; 0] = [];
         println!(
             "{}",
@@ -242,7 +259,7 @@ fn generate_json(input: &InputArgs, greedy: bool) -> Result<()> {
         );
         return Ok(());
     }
-    let out = engine.generate(&req, &mut |_| true)?;
+    let out = engine.generate(&req, |_| true)?;
     let mut v = serde_json::json!({
         "prompt_ids": out.prompt_ids, "generated_ids": out.generation.ids, "text": out.text,
     });
@@ -261,8 +278,8 @@ fn generate_json(input: &InputArgs, greedy: bool) -> Result<()> {
 fn logits(input: &InputArgs, out: &std::path::Path) -> Result<()> {
     use safetensors::tensor::{Dtype, TensorView};
     let engine = load(input)?;
-    let req = request(input)?;
-    let (ids, logits) = engine.prompt_logits(&req.messages, &req.images)?;
+    let conv = conversation(input)?;
+    let (ids, logits) = engine.prompt_logits(&conv.messages, &conv.images)?;
     let t = ids.len();
     let vocab = logits.len() / t.max(1);
     let id_bytes: Vec<u8> = ids.iter().flat_map(|&i| (i as i64).to_le_bytes()).collect();
@@ -307,7 +324,6 @@ fn chat(input: &InputArgs) -> Result<()> {
         "chat: type a message; /image PATH attaches an image, /reset starts over, /quit ends"
     );
     let stdin = std::io::stdin();
-    let mut stdout = std::io::stdout();
     loop {
         let mut line = String::new();
         match first_line.take() {
@@ -353,18 +369,14 @@ fn chat(input: &InputArgs) -> Result<()> {
         }
         parts.push(ContentPart::text(line));
         messages.push(ChatMessage::parts("user", parts));
-        let mut req = Request::new(messages.clone());
-        req.images = images.clone();
+        let mut req = Request::new(&messages);
+        req.images = &images;
         req.sampling = input.sampling()?;
         req.max_new_tokens = input.max_new_tokens;
         req.stop_strings = input.stop.clone();
         req.constraint = constraint.clone();
         req.tools = tools.clone();
-        let out = engine.generate(&req, &mut |piece| {
-            let _ = stdout.write_all(piece.as_bytes());
-            let _ = stdout.flush();
-            true
-        });
+        let out = engine.generate(&req, print_text);
         match out {
             Ok(out) => {
                 println!();

@@ -9,7 +9,7 @@
 
 use std::io::Write;
 
-use runtime::engine::{BackendChoice, Engine, EngineOptions, Request};
+use runtime::engine::{BackendChoice, Engine, EngineOptions, Progress, Request};
 use runtime::model::preprocess::{DecodeLimits, load_image};
 use runtime::model::prompt::{ChatMessage, ContentPart};
 use runtime::session::Event;
@@ -20,28 +20,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: describe MODEL IMAGE PROMPT".into());
     };
     let mut engine = Engine::load(model, &EngineOptions::from_env(BackendChoice::Auto)?)?;
-    let mut req = Request::new(vec![ChatMessage::parts(
+    let messages = [ChatMessage::parts(
         "user",
         vec![ContentPart::image(), ContentPart::text(prompt.as_str())],
-    )]);
-    req.images = vec![load_image(image.as_ref(), &DecodeLimits::default())?];
+    )];
+    let images = [load_image(image.as_ref(), &DecodeLimits::default())?];
+    let mut req = Request::new(&messages);
+    req.images = &images;
     req.max_new_tokens = 64;
-    let out = engine.generate_with_events(
-        &req,
-        &mut |piece| {
+    let out = engine.generate(&req, |progress| match progress {
+        Progress::Text(piece) => {
             print!("{piece}");
             std::io::stdout().flush().is_ok()
-        },
-        &mut |event| match event {
-            Event::ImagesEncoded { crops, elapsed } => {
-                eprintln!("[{crops} crops encoded in {elapsed:?}]")
-            }
-            Event::Prefilled {
-                computed, elapsed, ..
-            } => eprintln!("[{computed} prompt tokens in {elapsed:?}]"),
-            Event::Token { .. } => {}
-        },
-    )?;
+        }
+        Progress::Event(Event::ImagesEncoded { crops, elapsed }) => {
+            eprintln!("[{crops} crops encoded in {elapsed:?}]");
+            true
+        }
+        Progress::Event(Event::Prefilled {
+            computed, elapsed, ..
+        }) => {
+            eprintln!("[{computed} prompt tokens in {elapsed:?}]");
+            true
+        }
+        Progress::Event(Event::Token { .. }) => true,
+    })?;
     println!();
     eprintln!(
         "[{} tokens at {:.1} tok/s]",

@@ -5,15 +5,17 @@
 //! exactly one `enum` ([`Engine`] holds a [`Session`] per backend type).
 //!
 //! ```no_run
-//! use runtime::engine::{BackendChoice, Engine, EngineOptions, Request};
+//! use runtime::engine::{BackendChoice, Engine, EngineOptions, Progress, Request};
 //! use runtime::model::prompt::ChatMessage;
 //!
 //! // The defaults, with the environment's `LFM_*` overrides.
 //! let opts = EngineOptions::from_env(BackendChoice::Auto)?;
 //! let mut engine = Engine::load("LiquidAI/LFM2-VL-450M", &opts)?;
-//! let req = Request::new(vec![ChatMessage::text("user", "Say hello.")]);
-//! let out = engine.generate(&req, &mut |piece| {
-//!     print!("{piece}");
+//! let messages = [ChatMessage::text("user", "Say hello.")];
+//! let out = engine.generate(&Request::new(&messages), |p| {
+//!     if let Progress::Text(piece) = p {
+//!         print!("{piece}");
+//!     }
 //!     true
 //! })?;
 //! eprintln!("\n{} tokens, {:.1} tok/s", out.generation.ids.len(), out.decode_tok_s());
@@ -177,12 +179,13 @@ impl Default for EngineOptions {
     }
 }
 
-/// One generation request.
+/// One generation request. It borrows the conversation and its images, so
+/// a chat loop that keeps both sends each turn without copying them.
 #[derive(Clone, Debug)]
-pub struct Request {
-    pub messages: Vec<ChatMessage>,
+pub struct Request<'a> {
+    pub messages: &'a [ChatMessage],
     /// One image per `{"type": "image"}` item, in order.
-    pub images: Vec<RgbImage>,
+    pub images: &'a [RgbImage],
     pub sampling: SamplingConfig,
     pub max_new_tokens: usize,
     /// Text that ends generation (not included in the output).
@@ -195,16 +198,41 @@ pub struct Request {
     pub tools: ToolSet,
 }
 
-impl Request {
-    pub fn new(messages: Vec<ChatMessage>) -> Self {
+impl<'a> Request<'a> {
+    /// `messages` with no images, the default sampling, at most 256 new
+    /// tokens.
+    pub fn new(messages: &'a [ChatMessage]) -> Self {
         Request {
             messages,
-            images: Vec::new(),
+            images: &[],
             sampling: SamplingConfig::default(),
             max_new_tokens: 256,
             stop_strings: Vec::new(),
             constraint: None,
             tools: ToolSet::default(),
+        }
+    }
+}
+
+/// What [`Engine::generate`] reports while it runs, in order: the images
+/// encoded and the prompt processed (events), then each token drawn (an
+/// event) with the text it completes, if any.
+#[derive(Clone, Copy, Debug)]
+pub enum Progress<'a> {
+    /// The next piece of the reply: the pieces concatenate to
+    /// [`Output::text`]. Text that may be the start of a stop string is
+    /// held back until it is not.
+    Text(&'a str),
+    /// Images encoded, the prompt processed, a token drawn.
+    Event(&'a Event),
+}
+
+impl<'a> Progress<'a> {
+    /// The piece of text, if this is one.
+    pub fn text(self) -> Option<&'a str> {
+        match self {
+            Progress::Text(t) => Some(t),
+            Progress::Event(_) => None,
         }
     }
 }
@@ -498,29 +526,28 @@ impl Engine {
         }
     }
 
-    /// Generates a reply, streaming text pieces to `on_text` (return `false`
-    /// to stop). Reuses the cached prefix of the previous call.
+    /// Generates a reply, reporting its [`Progress`] to `on` (text pieces
+    /// and events; return `false` to stop: the output ends there, with
+    /// [`crate::session::Finish::Cancelled`]). Reuses the cached prefix of
+    /// the previous call.
     pub fn generate(
         &mut self,
-        req: &Request,
-        on_text: &mut dyn FnMut(&str) -> bool,
+        req: &Request<'_>,
+        mut on: impl FnMut(Progress<'_>) -> bool,
     ) -> Result<Output> {
-        self.generate_with_events(req, on_text, &mut |_| {})
+        self.generate_dyn(req, &mut on)
     }
 
-    /// [`Engine::generate`] that also reports [`Event`]s (image encoding,
-    /// prefill, each token) for progress displays.
-    pub fn generate_with_events(
+    fn generate_dyn(
         &mut self,
-        req: &Request,
-        on_text: &mut dyn FnMut(&str) -> bool,
-        on_event: &mut dyn FnMut(&Event),
+        req: &Request<'_>,
+        on: &mut dyn FnMut(Progress<'_>) -> bool,
     ) -> Result<Output> {
         let prompter = self.prompter();
         let constraint = prompter.constrain(req.constraint.as_ref(), &req.tools)?;
         let sampler = Sampler::constrained(req.sampling.clone(), constraint);
         let functions = req.tools.functions();
-        let (ids, pre) = prompter.prepare_with_tools(&req.messages, &req.images, &functions)?;
+        let (ids, pre) = prompter.prepare_with_tools(req.messages, req.images, &functions)?;
         let crops = crop_views(&pre);
         let stop = StopConfig {
             max_new_tokens: req.max_new_tokens,
@@ -530,10 +557,10 @@ impl Engine {
         let mut stream =
             TextStream::new(&self.stop_ids, &req.stop_strings).keeping_special(req.tools.active());
         let mut callback = |e: &Event| -> bool {
-            on_event(e);
-            let Event::Token { id } = e else { return true };
+            let go_on = on(Progress::Event(e));
+            let Event::Token { id } = e else { return go_on };
             let piece = stream.push(tok, *id);
-            let go_on = piece.is_empty() || on_text(piece);
+            let go_on = go_on && (piece.is_empty() || on(Progress::Text(piece)));
             go_on && !stream.stopped()
         };
         let generation = match &mut self.inner {
@@ -544,7 +571,7 @@ impl Engine {
         // The final text; stream what was held back.
         let (text, rest) = stream.finish(tok);
         if !rest.is_empty() {
-            on_text(&rest);
+            on(Progress::Text(&rest));
         }
         let (content, tool_calls) = if req.tools.active() {
             tools::split_calls(&text)?

@@ -372,7 +372,8 @@ mod tests {
     /// load; a Q4_K_M file's blocks stay as stored with `int8`.
     #[test]
     fn weight_formats_apply_to_a_gguf() {
-        let mut req = crate::engine::Request::new(vec![ChatMessage::text("user", "hi")]);
+        let messages = [ChatMessage::text("user", "hi")];
+        let mut req = crate::engine::Request::new(&messages);
         req.max_new_tokens = 3;
         for (model, weights) in [
             ("tiny-gguf-BF16", WeightFormat::Q4_0),
@@ -386,7 +387,7 @@ mod tests {
                 "int8 weights"
             };
             assert!(desc.contains(want), "{desc}");
-            let out = engine.generate(&req, &mut |_| true).unwrap();
+            let out = engine.generate(&req, |_| true).unwrap();
             assert!(!out.generation.ids.is_empty(), "{model} {weights:?}");
         }
     }

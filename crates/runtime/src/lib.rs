@@ -22,7 +22,7 @@ pub mod synthetic;
 pub mod tools;
 
 pub use constraint::Constraint;
-pub use engine::{BackendChoice, Engine, EngineOptions, Output, Request};
+pub use engine::{BackendChoice, Engine, EngineOptions, Output, Progress, Request};
 pub use error::{Result, RuntimeError};
 pub use model;
 pub use sampling::SamplingConfig;

@@ -86,6 +86,62 @@ impl SamplingConfig {
     }
 }
 
+/// Sampling as a user states it (command-line flags, a Python call): a
+/// preset, then each knob given over it. Giving any of `temperature`,
+/// `top_k`, `top_p` or `min_p` turns sampling on; `temperature: 0` is
+/// greedy. Nothing given: greedy, as a bare `generate()`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SamplingKnobs {
+    /// `greedy` or `model-card` ([`SamplingConfig::preset`]).
+    pub preset: Option<String>,
+    pub temperature: Option<f32>,
+    pub top_k: Option<usize>,
+    pub top_p: Option<f32>,
+    pub min_p: Option<f32>,
+    pub repetition_penalty: Option<f32>,
+    pub seed: u64,
+}
+
+impl SamplingKnobs {
+    /// The configuration, validated ([`SamplingConfig::validate`]).
+    pub fn resolve(&self) -> Result<SamplingConfig, String> {
+        let mut s = match &self.preset {
+            Some(name) => SamplingConfig::preset(name).ok_or_else(|| {
+                format!("unknown sampling preset {name:?} (greedy or model-card)")
+            })?,
+            None => SamplingConfig::default(),
+        };
+        let sampled = self.temperature.is_some()
+            || self.top_p.is_some()
+            || self.min_p.is_some()
+            || self.top_k.is_some();
+        if sampled {
+            s.greedy = false;
+        }
+        if let Some(t) = self.temperature {
+            s.temperature = t;
+            if t == 0.0 {
+                s.greedy = true;
+            }
+        }
+        if let Some(k) = self.top_k {
+            s.top_k = k;
+        }
+        if let Some(p) = self.top_p {
+            s.top_p = p;
+        }
+        if let Some(p) = self.min_p {
+            s.min_p = p;
+        }
+        if let Some(r) = self.repetition_penalty {
+            s.repetition_penalty = r;
+        }
+        s.seed = self.seed;
+        s.validate()?;
+        Ok(s)
+    }
+}
+
 /// SplitMix64: small, fast, and reproducible everywhere.
 #[derive(Clone, Debug)]
 pub struct Rng(u64);

@@ -399,3 +399,49 @@ mod candidates {
         }
     }
 }
+
+#[test]
+fn knobs_turn_sampling_on_and_temperature_zero_is_greedy() {
+    let none = SamplingKnobs::default().resolve().unwrap();
+    assert_eq!(none, SamplingConfig::default());
+    assert!(none.greedy);
+    let k = SamplingKnobs {
+        top_k: Some(5),
+        seed: 9,
+        ..Default::default()
+    };
+    let s = k.resolve().unwrap();
+    assert!(!s.greedy);
+    assert_eq!((s.top_k, s.seed, s.temperature), (5, 9, 1.0));
+    let zero = SamplingKnobs {
+        temperature: Some(0.0),
+        min_p: Some(0.2),
+        ..Default::default()
+    };
+    assert!(zero.resolve().unwrap().greedy);
+    let card = SamplingKnobs {
+        preset: Some("model-card".into()),
+        repetition_penalty: Some(1.2),
+        ..Default::default()
+    };
+    let s = card.resolve().unwrap();
+    assert!(!s.greedy);
+    assert_eq!(
+        (s.temperature, s.min_p, s.repetition_penalty),
+        (0.1, 0.15, 1.2)
+    );
+    let bad = SamplingKnobs {
+        preset: Some("hot".into()),
+        ..Default::default()
+    };
+    assert!(
+        bad.resolve()
+            .unwrap_err()
+            .contains("unknown sampling preset \"hot\"")
+    );
+    let bad = SamplingKnobs {
+        top_p: Some(1.5),
+        ..Default::default()
+    };
+    assert!(bad.resolve().unwrap_err().contains("top_p"));
+}

@@ -91,6 +91,18 @@ fn decode_reader<R: BufRead + Seek>(
     reader.limits(lim);
     let mut decoder = reader.into_decoder().map_err(err)?;
     let (width, height) = decoder.dimensions();
+    check_size(label, width, height, limits)?;
+    // A broken EXIF block must not make a readable image unreadable.
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut img = DynamicImage::from_decoder(decoder).map_err(err)?;
+    img.apply_orientation(orientation);
+    Ok(to_rgb8(img))
+}
+
+/// Refuses a zero-size image, one over the pixel limit or one too thin.
+fn check_size(label: &str, width: u32, height: u32, limits: &DecodeLimits) -> Result<()> {
     if width == 0 || height == 0 {
         return Err(PreprocessError::EmptyImage {
             image: label.to_string(),
@@ -117,13 +129,103 @@ fn decode_reader<R: BufRead + Seek>(
             limit: limits.max_aspect,
         });
     }
-    // A broken EXIF block must not make a readable image unreadable.
-    let orientation = decoder
-        .orientation()
-        .unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut img = DynamicImage::from_decoder(decoder).map_err(err)?;
-    img.apply_orientation(orientation);
-    Ok(to_rgb8(img))
+    Ok(())
+}
+
+/// How decoded pixels lie in a caller's buffer: `height` rows `stride`
+/// bytes apart (0: packed, `width · channels`), each `width` pixels of
+/// `channels` bytes: 1 (gray), 3 (RGB) or 4 (RGBA, not premultiplied).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PixelLayout {
+    pub width: u32,
+    pub height: u32,
+    pub channels: u32,
+    pub stride: usize,
+}
+
+impl PixelLayout {
+    /// Checks the layout (1, 3 or 4 channels; the size limits of a file;
+    /// a stride of at least a row) and returns the bytes a buffer needs:
+    /// `(height − 1) · stride + width · channels`.
+    pub fn bytes_needed(&self, label: &str, limits: &DecodeLimits) -> Result<usize> {
+        let bad = |detail: String| PreprocessError::Pixels {
+            image: label.to_string(),
+            detail,
+        };
+        let c = self.channels;
+        if !matches!(c, 1 | 3 | 4) {
+            return Err(bad(format!("{c} channels (1: gray, 3: RGB, 4: RGBA)")));
+        }
+        check_size(label, self.width, self.height, limits)?;
+        let row = self.row();
+        let stride = self.stride_or_row();
+        if stride < row {
+            return Err(bad(format!(
+                "a stride of {stride} bytes is less than a row ({row} bytes)"
+            )));
+        }
+        // At most 2^26 rows (the pixel limit) of a stride that fits in memory.
+        (self.height as usize - 1)
+            .checked_mul(stride)
+            .and_then(|n| n.checked_add(row))
+            .ok_or_else(|| bad(format!("a stride of {stride} bytes overflows")))
+    }
+
+    fn row(&self) -> usize {
+        self.width as usize * self.channels as usize
+    }
+
+    fn stride_or_row(&self) -> usize {
+        if self.stride == 0 {
+            self.row()
+        } else {
+            self.stride
+        }
+    }
+}
+
+/// An image from 8-bit pixels already decoded (an app's frame, a PIL or
+/// numpy image), under the same size limits as a file and converted to RGB
+/// by the same rule ([`to_rgb8`]: alpha composited on white). The buffer
+/// must hold every row ([`PixelLayout::bytes_needed`]).
+pub fn from_pixels(
+    pixels: &[u8],
+    layout: PixelLayout,
+    label: &str,
+    limits: &DecodeLimits,
+) -> Result<RgbImage> {
+    let need = layout.bytes_needed(label, limits)?;
+    if pixels.len() < need {
+        let PixelLayout {
+            width,
+            height,
+            channels,
+            ..
+        } = layout;
+        return Err(PreprocessError::Pixels {
+            image: label.to_string(),
+            detail: format!(
+                "{} bytes, but {width}x{height} with {channels} channels and a stride of \
+                 {} needs {need}",
+                pixels.len(),
+                layout.stride_or_row()
+            ),
+        });
+    }
+    let (row, stride, h) = (layout.row(), layout.stride_or_row(), layout.height as usize);
+    let (width, height) = (layout.width, layout.height);
+    let mut packed = Vec::with_capacity(row * h);
+    for y in 0..h {
+        packed.extend_from_slice(&pixels[y * stride..y * stride + row]);
+    }
+    let img = match layout.channels {
+        1 => image::GrayImage::from_raw(width, height, packed).map(DynamicImage::ImageLuma8),
+        3 => RgbImage::from_raw(width, height, packed).map(DynamicImage::ImageRgb8),
+        _ => RgbaImage::from_raw(width, height, packed).map(DynamicImage::ImageRgba8),
+    };
+    Ok(to_rgb8(
+        img.expect("the packed buffer has the image's size"),
+    ))
 }
 
 /// PIL's `alpha_composite` of `(v, a)` over opaque white, one channel.

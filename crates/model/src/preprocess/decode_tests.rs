@@ -268,3 +268,73 @@ fn decode_over_white_matches_pil_samples() {
         assert_eq!(over_white(v, 255), v);
     }
 }
+
+fn layout(width: u32, height: u32, channels: u32, stride: usize) -> PixelLayout {
+    PixelLayout {
+        width,
+        height,
+        channels,
+        stride,
+    }
+}
+
+#[test]
+fn from_pixels_matches_the_decoded_file() {
+    let lim = DecodeLimits::default();
+    let rgb = rgb_test_image(7, 5);
+    let rgba = RgbaImage::from_fn(7, 5, |x, y| {
+        Rgba([(x * 30) as u8, 9, (y * 50) as u8, (x * y * 9) as u8])
+    });
+    let gray = GrayImage::from_fn(7, 5, |x, y| Luma([(x * 11 + y * 3) as u8]));
+    let cases: [(DynamicImage, u32); 3] = [
+        (DynamicImage::ImageRgb8(rgb), 3),
+        (DynamicImage::ImageRgba8(rgba), 4),
+        (DynamicImage::ImageLuma8(gray), 1),
+    ];
+    for (img, c) in cases {
+        let want = decode(&png_bytes(&img)).unwrap();
+        let raw = img.as_bytes();
+        let got = from_pixels(raw, layout(7, 5, c, 0), "t", &lim).unwrap();
+        assert_eq!(got, want, "{c} channels packed");
+        // Rows padded to a stride, the last row unpadded.
+        let row = 7 * c as usize;
+        let stride = row + 5;
+        let mut padded = vec![0xAB; 4 * stride + row];
+        for y in 0..5 {
+            padded[y * stride..y * stride + row].copy_from_slice(&raw[y * row..(y + 1) * row]);
+        }
+        let got = from_pixels(&padded, layout(7, 5, c, stride), "t", &lim).unwrap();
+        assert_eq!(got, want, "{c} channels, stride {stride}");
+    }
+}
+
+#[test]
+fn from_pixels_error_paths() {
+    let lim = DecodeLimits::default();
+    let px = vec![0u8; 7 * 5 * 3];
+    let err = |l: PixelLayout, bytes: &[u8]| from_pixels(bytes, l, "#0", &lim).unwrap_err();
+    assert!(matches!(
+        err(layout(0, 5, 3, 0), &px),
+        PreprocessError::EmptyImage { .. }
+    ));
+    assert!(matches!(
+        err(layout(7, 0, 3, 0), &[]),
+        PreprocessError::EmptyImage { .. }
+    ));
+    let e = err(layout(7, 5, 2, 0), &px);
+    assert!(e.to_string().contains("2 channels"), "{e}");
+    let e = err(layout(7, 5, 3, 20), &px);
+    assert!(e.to_string().contains("stride of 20"), "{e}");
+    let e = err(layout(7, 5, 3, 0), &px[..px.len() - 1]);
+    assert!(e.to_string().contains("104 bytes"), "{e}");
+    let big = layout(1 << 14, 1 << 14, 3, 0);
+    assert!(matches!(
+        err(big, &px),
+        PreprocessError::TooManyPixels { .. }
+    ));
+    let thin = layout(3000, 1, 3, 0);
+    assert!(matches!(
+        err(thin, &px),
+        PreprocessError::AspectRatio { .. }
+    ));
+}

@@ -59,6 +59,9 @@ pub enum PreprocessError {
         pixels: u64,
         limit: u64,
     },
+    /// A caller's pixel buffer does not hold the image it describes.
+    #[error("image {image}: {detail}")]
+    Pixels { image: String, detail: String },
     /// One side is over `limit` times the other; nothing was decoded.
     #[error("image {image} is {width}x{height}: one side is over {limit} times the other")]
     AspectRatio {

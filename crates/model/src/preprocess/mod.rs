@@ -28,7 +28,9 @@ pub use config::{
     ChannelStats, MAX_TILES_LIMIT, PREPROCESSOR_CONFIG_FILE, PROCESSOR_CONFIG_FILE,
     ProcessorConfig, ProcessorOverrides, ResampleFilter,
 };
-pub use decode::{DEFAULT_MAX_PIXELS, DecodeLimits, decode_image, load_image, to_rgb8};
+pub use decode::{
+    DEFAULT_MAX_PIXELS, DecodeLimits, PixelLayout, decode_image, from_pixels, load_image, to_rgb8,
+};
 pub use error::{PreprocessError, Result};
 pub use grid::{DEFAULT_TARGET_RATIOS, find_closest_aspect_ratio, target_ratios};
 /// The `image` crate version used for decoding, re-exported for callers.
