@@ -1,6 +1,6 @@
 /* Every bad input from C is a status and a message, never a crash:
  * NULL handles and pointers, a bad path, a corrupt file, a zero-size image,
- * a bad setting. Prints one line per case: "<status> <message>".
+ * a bad setting, malformed chat messages or tools. Prints one line per case: "<status> <message>".
  *
  *   ./errors MODEL CORRUPT_FILE
  */
@@ -46,6 +46,10 @@ int main(int argc, char **argv) {
     expect("null model", lfm2vl_generate(NULL, "hi", NULL, 0, NULL, NULL, NULL, &result),
            LFM2VL_ERROR_ARGUMENT);
     expect("null model reset", lfm2vl_reset(NULL), LFM2VL_ERROR_ARGUMENT);
+    lfm2vl_model *fork = NULL;
+    expect("null model fork", lfm2vl_model_fork(NULL, &fork), LFM2VL_ERROR_ARGUMENT);
+    expect("null model chat", lfm2vl_chat(NULL, "[]", NULL, 0, NULL, NULL, NULL, &result),
+           LFM2VL_ERROR_ARGUMENT);
 
     if (lfm2vl_model_load(argv[1], &mp, &model) != LFM2VL_OK) {
         printf("load: %s\n", lfm2vl_last_error());
@@ -76,6 +80,32 @@ int main(int argc, char **argv) {
     gp.json_schema = "{\"type\": \"nope\"}";
     expect("bad schema", lfm2vl_generate(model, "hi", NULL, 0, &gp, NULL, NULL, &result),
            LFM2VL_ERROR_GENERATE);
+    gp = lfm2vl_generate_default_params();
+    gp.tools = "{\"not\": \"a list\"}";
+    expect("tools not a list", lfm2vl_generate(model, "hi", NULL, 0, &gp, NULL, NULL, &result),
+           LFM2VL_ERROR_ARGUMENT);
+    gp.tools = NULL;
+    gp.tool_choice = "required";
+    expect("tool_choice alone", lfm2vl_generate(model, "hi", NULL, 0, &gp, NULL, NULL, &result),
+           LFM2VL_ERROR_ARGUMENT);
+    gp = lfm2vl_generate_default_params();
+    expect("null messages", lfm2vl_chat(model, NULL, NULL, 0, NULL, NULL, NULL, &result),
+           LFM2VL_ERROR_ARGUMENT);
+    expect("messages not JSON", lfm2vl_chat(model, "[{", NULL, 0, NULL, NULL, NULL, &result),
+           LFM2VL_ERROR_ARGUMENT);
+    expect("message without content",
+           lfm2vl_chat(model, "[{\"role\": \"user\"}]", NULL, 0, NULL, NULL, NULL, &result),
+           LFM2VL_ERROR_ARGUMENT);
+    static const char *one_image =
+        "[{\"role\": \"user\", \"content\": [{\"type\": \"image\"}]}]";
+    expect("image part without an image",
+           lfm2vl_chat(model, one_image, NULL, 0, NULL, NULL, NULL, &result),
+           LFM2VL_ERROR_ARGUMENT);
+    expect("an image without a part",
+           lfm2vl_chat(model, "[{\"role\": \"user\", \"content\": \"hi\"}]", &missing, 1, NULL,
+                       NULL, NULL, &result),
+           LFM2VL_ERROR_ARGUMENT);
+    expect("fork out NULL", lfm2vl_model_fork(model, NULL), LFM2VL_ERROR_ARGUMENT);
     lfm2vl_result_free(NULL);
     lfm2vl_result_free(&result);
     lfm2vl_model_free(NULL);

@@ -21,7 +21,7 @@ pub fn run(args: &[String]) -> Result<()> {
         usize_is_size_t: true,
         header: Some(
             "/* lfm2vl: the C API of lfm2vl-rs. Written by `cargo xtask header` from\n \
-             * crates/capi/src/lib.rs; do not edit. */"
+             * crates/capi/src/; do not edit. */"
                 .into(),
         ),
         sys_includes: vec!["stdbool.h".into(), "stddef.h".into(), "stdint.h".into()],

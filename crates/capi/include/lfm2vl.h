@@ -1,5 +1,5 @@
 /* lfm2vl: the C API of lfm2vl-rs. Written by `cargo xtask header` from
- * crates/capi/src/lib.rs; do not edit. */
+ * crates/capi/src/; do not edit. */
 
 #ifndef LFM2VL_H
 #define LFM2VL_H
@@ -92,6 +92,18 @@ typedef struct lfm2vl_generate_params {
    * A JSON Schema the reply must match (UTF-8 JSON text); NULL: none.
    */
   const char *json_schema;
+  /**
+   * Functions the model may call: OpenAI's `tools` list as JSON text
+   * (`[{"type": "function", "function": {"name", "description",
+   * "parameters"}}]`); NULL: none. The calls come back parsed in the
+   * result's `tool_calls`.
+   */
+  const char *tools;
+  /**
+   * With `tools`: "auto" (NULL), "none", "required" (decoding is held
+   * to valid calls), or a function's name (exactly one call to it).
+   */
+  const char *tool_choice;
 } lfm2vl_generate_params;
 
 /**
@@ -132,6 +144,20 @@ typedef struct lfm2vl_result {
    * 3: the callback stopped it.
    */
   uint32_t finish;
+  /**
+   * The reply without its tool calls (with no `tools`: the text).
+   */
+  char *content;
+  /**
+   * With `tools`: the calls as JSON text, `[{"name": …, "arguments":
+   * {…}}]` (`[]` for none); NULL without `tools`.
+   */
+  char *tool_calls;
+  /**
+   * The prompt's tokens, and how many of them came from the cache.
+   */
+  size_t prompt_tokens;
+  size_t reused_tokens;
 } lfm2vl_result;
 
 #ifdef __cplusplus
@@ -155,7 +181,7 @@ const char *lfm2vl_last_error(void);
 struct lfm2vl_model_params lfm2vl_model_default_params(void);
 
 /**
- * Defaults: greedy, 256 new tokens, no constraint.
+ * Defaults: greedy, 256 new tokens, no constraint, no tools.
  */
 struct lfm2vl_generate_params lfm2vl_generate_default_params(void);
 
@@ -171,6 +197,18 @@ struct lfm2vl_generate_params lfm2vl_generate_default_params(void);
 enum lfm2vl_status lfm2vl_model_load(const char *path,
                                      const struct lfm2vl_model_params *params,
                                      struct lfm2vl_model **out);
+
+/**
+ * Another handle on `model`'s weights with a conversation of its own:
+ * nothing is loaded or copied, only the new conversation's caches are
+ * allocated. The two handles may then be used from two threads at once,
+ * and freed in any order. On failure `*out` is NULL.
+ *
+ * # Safety
+ * `model` is NULL or a live handle that no other thread uses during the
+ * call; `out` points to writable memory.
+ */
+enum lfm2vl_status lfm2vl_model_fork(const struct lfm2vl_model *model, struct lfm2vl_model **out);
 
 /**
  * Frees a model (NULL is ignored).
@@ -192,8 +230,8 @@ enum lfm2vl_status lfm2vl_reset(struct lfm2vl_model *model);
  * Generates a reply to one user turn: `images` (`n_images` of them, shown
  * first) and `prompt`. Text pieces go to `callback` (may be NULL) as they
  * come; the whole reply goes to `*out` (free it with
- * [`lfm2vl_result_free`]). The model's cache keeps the turn: a next call
- * whose prompt starts with it reuses it.
+ * [`lfm2vl_result_free`]). The model's cache keeps the turn, but a turn
+ * does not extend the previous one: for a conversation use [`lfm2vl_chat`].
  *
  * # Safety
  * `model` is NULL or a live handle used by this thread only; `prompt` is
@@ -211,11 +249,34 @@ enum lfm2vl_status lfm2vl_generate(struct lfm2vl_model *model,
                                    struct lfm2vl_result *out);
 
 /**
+ * Generates the next reply of a conversation: `messages` is a JSON list in
+ * transformers' chat format (`[{"role": "system" | "user" | "assistant" |
+ * "tool", "content": "…" or [{"type": "text", "text": "…"}, {"type":
+ * "image"}, …]}, …]`). An image part naming a file (`{"type": "image",
+ * "image": "cat.png"}`) loads it; every other image part takes the next of
+ * `images`, in order. When `messages` extends the previous call's
+ * messages and reply, the cached part is not computed again. Otherwise as
+ * [`lfm2vl_generate`].
+ *
+ * # Safety
+ * As [`lfm2vl_generate`], with `messages` NUL-terminated.
+ */
+enum lfm2vl_status lfm2vl_chat(struct lfm2vl_model *model,
+                               const char *messages,
+                               const struct lfm2vl_image *images,
+                               size_t n_images,
+                               const struct lfm2vl_generate_params *params,
+                               lfm2vl_token_callback callback,
+                               void *user,
+                               struct lfm2vl_result *out);
+
+/**
  * Frees what a result holds and zeroes it (NULL is ignored; freeing twice
  * is harmless).
  *
  * # Safety
- * `result` is NULL or points to a result filled by [`lfm2vl_generate`].
+ * `result` is NULL or points to a result filled by [`lfm2vl_generate`] or
+ * [`lfm2vl_chat`] (or zeroed).
  */
 void lfm2vl_result_free(struct lfm2vl_result *result);
 

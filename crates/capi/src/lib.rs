@@ -7,10 +7,16 @@
 //! `lfm2vl_last_error()` (a thread-local message). No panic crosses the
 //! boundary: every entry point runs inside `catch_unwind`.
 //!
-//! Threads: a model handle is used by one thread at a time (calls on it
-//! from two threads at once are undefined); different handles are
-//! independent. `lfm2vl_version`, `lfm2vl_last_error` and the
-//! `*_default_params` functions may be called from any thread.
+//! A handle is a loaded model with one conversation: `lfm2vl_generate`
+//! (one user turn) and `lfm2vl_chat` (a whole message list, JSON) reuse
+//! what the previous call left in its cache. `lfm2vl_model_fork` gives
+//! another handle on the same weights with a conversation of its own.
+//!
+//! Threads: a handle is used by one thread at a time (calls on it from two
+//! threads at once are undefined); different handles, forks included, are
+//! independent and may run at the same time. `lfm2vl_version`,
+//! `lfm2vl_last_error` and the `*_default_params` functions may be called
+//! from any thread.
 
 #![allow(non_camel_case_types)]
 
@@ -18,11 +24,10 @@ use std::cell::RefCell;
 use std::ffi::{CStr, CString, c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use runtime::constraint::Constraint;
-use runtime::engine::{BackendChoice, Engine, EngineOptions, Progress, Request};
-use runtime::model::preprocess::{DecodeLimits, PixelLayout, RgbImage, from_pixels, load_image};
-use runtime::model::prompt::{ChatMessage, ContentPart};
-use runtime::sampling::SamplingConfig;
+use runtime::engine::{BackendChoice, Engine, EngineOptions};
+
+mod generate;
+pub use generate::{lfm2vl_chat, lfm2vl_generate, lfm2vl_result_free};
 
 /// What a call returns.
 #[repr(C)]
@@ -80,6 +85,14 @@ pub struct lfm2vl_generate_params {
     pub seed: u64,
     /// A JSON Schema the reply must match (UTF-8 JSON text); NULL: none.
     pub json_schema: *const c_char,
+    /// Functions the model may call: OpenAI's `tools` list as JSON text
+    /// (`[{"type": "function", "function": {"name", "description",
+    /// "parameters"}}]`); NULL: none. The calls come back parsed in the
+    /// result's `tool_calls`.
+    pub tools: *const c_char,
+    /// With `tools`: "auto" (NULL), "none", "required" (decoding is held
+    /// to valid calls), or a function's name (exactly one call to it).
+    pub tool_choice: *const c_char,
 }
 
 /// An image: a file (`path` set) or pixels (`path` NULL): `height` rows of
@@ -108,6 +121,14 @@ pub struct lfm2vl_result {
     /// 0: an end token, 1: `max_new_tokens`, 2: the context is full,
     /// 3: the callback stopped it.
     pub finish: u32,
+    /// The reply without its tool calls (with no `tools`: the text).
+    pub content: *mut c_char,
+    /// With `tools`: the calls as JSON text, `[{"name": …, "arguments":
+    /// {…}}]` (`[]` for none); NULL without `tools`.
+    pub tool_calls: *mut c_char,
+    /// The prompt's tokens, and how many of them came from the cache.
+    pub prompt_tokens: usize,
+    pub reused_tokens: usize,
 }
 
 /// Receives each piece of generated text (UTF-8, NUL-terminated, valid
@@ -212,7 +233,7 @@ pub extern "C" fn lfm2vl_model_default_params() -> lfm2vl_model_params {
     }
 }
 
-/// Defaults: greedy, 256 new tokens, no constraint.
+/// Defaults: greedy, 256 new tokens, no constraint, no tools.
 #[unsafe(no_mangle)]
 pub extern "C" fn lfm2vl_generate_default_params() -> lfm2vl_generate_params {
     lfm2vl_generate_params {
@@ -224,6 +245,8 @@ pub extern "C" fn lfm2vl_generate_default_params() -> lfm2vl_generate_params {
         repetition_penalty: 1.0,
         seed: 0,
         json_schema: std::ptr::null(),
+        tools: std::ptr::null(),
+        tool_choice: std::ptr::null(),
     }
 }
 
@@ -274,6 +297,38 @@ pub unsafe extern "C" fn lfm2vl_model_load(
     })
 }
 
+/// Another handle on `model`'s weights with a conversation of its own:
+/// nothing is loaded or copied, only the new conversation's caches are
+/// allocated. The two handles may then be used from two threads at once,
+/// and freed in any order. On failure `*out` is NULL.
+///
+/// # Safety
+/// `model` is NULL or a live handle that no other thread uses during the
+/// call; `out` points to writable memory.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lfm2vl_model_fork(
+    model: *const lfm2vl_model,
+    out: *mut *mut lfm2vl_model,
+) -> lfm2vl_status {
+    guard(|| {
+        if out.is_null() {
+            return Err(arg("out is NULL"));
+        }
+        // SAFETY: `out` is not NULL and points to writable memory (the contract).
+        unsafe { *out = std::ptr::null_mut() };
+        // SAFETY: NULL or a live handle no other thread is using (the contract).
+        let m = unsafe { model.as_ref() }.ok_or_else(|| arg("model is NULL"))?;
+        let engine = m
+            .engine
+            .fork()
+            .map_err(|e| (LFM2VL_ERROR_LOAD, chain(&e)))?;
+        let handle = Box::into_raw(Box::new(lfm2vl_model { engine }));
+        // SAFETY: checked above: `out` is writable.
+        unsafe { *out = handle };
+        Ok(())
+    })
+}
+
 /// Frees a model (NULL is ignored).
 ///
 /// # Safety
@@ -300,180 +355,4 @@ pub unsafe extern "C" fn lfm2vl_reset(model: *mut lfm2vl_model) -> lfm2vl_status
             .reset()
             .map_err(|e| (LFM2VL_ERROR_GENERATE, chain(&e)))
     })
-}
-
-/// One image argument as RGB.
-///
-/// # Safety
-/// `im`'s pointers are valid as its documentation says.
-unsafe fn image(im: &lfm2vl_image, k: usize) -> Result<RgbImage, (lfm2vl_status, String)> {
-    let bad = |msg: String| (LFM2VL_ERROR_IMAGE, format!("images[{k}]: {msg}"));
-    // SAFETY: `path` is NULL or NUL-terminated (the contract).
-    if let Some(path) = unsafe { text(im.path, "path")? } {
-        return load_image(path.as_ref(), &DecodeLimits::default()).map_err(|e| bad(chain(&e)));
-    }
-    if im.pixels.is_null() {
-        return Err(bad("neither a path nor pixels".into()));
-    }
-    let layout = PixelLayout {
-        width: im.width,
-        height: im.height,
-        channels: im.channels,
-        stride: im.stride as usize,
-    };
-    let limits = DecodeLimits::default();
-    let label = format!("#{k}");
-    let need = layout
-        .bytes_needed(&label, &limits)
-        .map_err(|e| bad(chain(&e)))?;
-    // SAFETY: the caller's buffer holds `height` rows `stride` apart, each
-    // at least `width · channels` bytes (the contract): `need` bytes.
-    let pixels = unsafe { std::slice::from_raw_parts(im.pixels, need) };
-    from_pixels(pixels, layout, &label, &limits).map_err(|e| bad(chain(&e)))
-}
-
-/// Generates a reply to one user turn: `images` (`n_images` of them, shown
-/// first) and `prompt`. Text pieces go to `callback` (may be NULL) as they
-/// come; the whole reply goes to `*out` (free it with
-/// [`lfm2vl_result_free`]). The model's cache keeps the turn: a next call
-/// whose prompt starts with it reuses it.
-///
-/// # Safety
-/// `model` is NULL or a live handle used by this thread only; `prompt` is
-/// NUL-terminated; `images` points to `n_images` valid `lfm2vl_image`s
-/// (or is NULL with `n_images` 0); `params` is NULL (defaults) or valid;
-/// `out` points to writable memory.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn lfm2vl_generate(
-    model: *mut lfm2vl_model,
-    prompt: *const c_char,
-    images: *const lfm2vl_image,
-    n_images: usize,
-    params: *const lfm2vl_generate_params,
-    callback: lfm2vl_token_callback,
-    user: *mut c_void,
-    out: *mut lfm2vl_result,
-) -> lfm2vl_status {
-    guard(|| {
-        if out.is_null() {
-            return Err(arg("out is NULL"));
-        }
-        // SAFETY: `out` is writable (the contract).
-        unsafe {
-            *out = lfm2vl_result {
-                text: std::ptr::null_mut(),
-                ids: std::ptr::null_mut(),
-                n_ids: 0,
-                finish: 0,
-            }
-        };
-        // SAFETY: NULL or a live handle, used by this thread only (the contract).
-        let m = unsafe { model.as_mut() }.ok_or_else(|| arg("model is NULL"))?;
-        // SAFETY: NUL-terminated or NULL (the contract).
-        let prompt = unsafe { text(prompt, "prompt")? }.ok_or_else(|| arg("prompt is NULL"))?;
-        // SAFETY: NULL or valid (the contract).
-        let p = unsafe { params.as_ref() }
-            .copied()
-            .unwrap_or_else(|| lfm2vl_generate_default_params());
-        let list: &[lfm2vl_image] = match (images.is_null(), n_images) {
-            (_, 0) => &[],
-            (true, _) => return Err(arg("images is NULL but n_images is not 0")),
-            // SAFETY: `images` points to `n_images` values (the contract).
-            (false, n) => unsafe { std::slice::from_raw_parts(images, n) },
-        };
-        let mut parts = Vec::new();
-        let mut rgb = Vec::new();
-        for (k, im) in list.iter().enumerate() {
-            // SAFETY: each image's pointers are valid (the contract).
-            rgb.push(unsafe { image(im, k)? });
-            parts.push(ContentPart::image());
-        }
-        parts.push(ContentPart::text(prompt));
-        let messages = [ChatMessage::parts("user", parts)];
-        let mut req = Request::new(&messages);
-        req.images = &rgb;
-        req.max_new_tokens = p.max_new_tokens as usize;
-        req.sampling = SamplingConfig {
-            greedy: p.temperature <= 0.0,
-            temperature: if p.temperature <= 0.0 {
-                1.0
-            } else {
-                p.temperature
-            },
-            top_k: p.top_k as usize,
-            top_p: p.top_p,
-            min_p: p.min_p,
-            repetition_penalty: p.repetition_penalty,
-            seed: p.seed,
-        };
-        req.sampling.validate().map_err(arg)?;
-        // SAFETY: NUL-terminated or NULL (the contract).
-        if let Some(schema) = unsafe { text(p.json_schema, "json_schema")? } {
-            let schema = serde_json::from_str(schema)
-                .map_err(|e| arg(format!("json_schema is not JSON: {e}")))?;
-            req.constraint = Some(Constraint::JsonSchema {
-                schema,
-                strict: true,
-            });
-        }
-        let on_text = |p: Progress<'_>| -> bool {
-            let (Some(cb), Some(piece)) = (callback, p.text()) else {
-                return true;
-            };
-            let Ok(c) = CString::new(piece) else {
-                return true;
-            };
-            // SAFETY: the caller's callback takes a NUL-terminated string
-            // valid during the call and its own `user` pointer.
-            unsafe { cb(c.as_ptr(), user) }
-        };
-        let o = m
-            .engine
-            .generate(&req, on_text)
-            .map_err(|e| (LFM2VL_ERROR_GENERATE, chain(&e)))?;
-        let finish = match o.generation.finish {
-            runtime::session::Finish::Stop => 0,
-            runtime::session::Finish::Length => 1,
-            runtime::session::Finish::Context => 2,
-            runtime::session::Finish::Cancelled => 3,
-        };
-        let ids = o.generation.ids.into_boxed_slice();
-        let n_ids = ids.len();
-        let text = CString::new(o.text.replace('\0', " ")).unwrap_or_default();
-        // SAFETY: `out` is writable (checked above).
-        unsafe {
-            *out = lfm2vl_result {
-                text: text.into_raw(),
-                ids: Box::into_raw(ids).cast::<u32>(),
-                n_ids,
-                finish,
-            }
-        };
-        Ok(())
-    })
-}
-
-/// Frees what a result holds and zeroes it (NULL is ignored; freeing twice
-/// is harmless).
-///
-/// # Safety
-/// `result` is NULL or points to a result filled by [`lfm2vl_generate`].
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn lfm2vl_result_free(result: *mut lfm2vl_result) {
-    // SAFETY: NULL or a valid result (the contract).
-    let Some(r) = (unsafe { result.as_mut() }) else {
-        return;
-    };
-    if !r.text.is_null() {
-        // SAFETY: made by `CString::into_raw` in `lfm2vl_generate`.
-        drop(unsafe { CString::from_raw(r.text) });
-    }
-    if !r.ids.is_null() {
-        let ptr = std::ptr::slice_from_raw_parts_mut(r.ids, r.n_ids);
-        // SAFETY: made by `Box::into_raw` of a boxed slice of `n_ids` ids.
-        drop(unsafe { Box::from_raw(ptr) });
-    }
-    r.text = std::ptr::null_mut();
-    r.ids = std::ptr::null_mut();
-    r.n_ids = 0;
 }

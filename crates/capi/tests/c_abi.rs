@@ -3,9 +3,11 @@
 //! `liblfm2vl.so` and against `liblfm2vl.a`) and `examples/cpp/generate.cpp`
 //! (g++, shared) give exactly the greedy ids of the engine (what `lfm2vl
 //! generate --greedy` runs) on a fixture model with an image; and
-//! `examples/c/errors.c` gets a status and a message, never a crash, for
-//! NULL handles, a bad path, a corrupt file, a zero-size image and bad
-//! settings.
+//! `examples/c/chat.c` holds two two-turn conversations at once on a model
+//! and its fork, from two threads, each giving the engine's ids and the
+//! second turn reusing the first; `examples/c/errors.c` gets a status and a
+//! message, never a crash, for NULL handles, a bad path, a corrupt file, a
+//! zero-size image, bad settings, malformed messages and tools.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -47,7 +49,12 @@ fn scratch() -> Result<PathBuf> {
 }
 
 fn run(cmd: &mut Command) -> Result<String> {
-    let out = cmd.output().with_context(|| format!("{cmd:?}"))?;
+    // The examples find the library by their run path: cargo's
+    // LD_LIBRARY_PATH may name a folder holding an older copy.
+    let out = cmd
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .with_context(|| format!("{cmd:?}"))?;
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     ensure!(
         out.status.success(),
@@ -75,6 +82,7 @@ fn build(src: &str, link: Link, dir: &Path) -> Result<PathBuf> {
     let mut cmd = Command::new(if cpp { "g++" } else { "gcc" });
     cmd.arg(if cpp { "-std=c++17" } else { "-std=c11" })
         .args(STRICT)
+        .arg("-pthread")
         .arg("-I")
         .arg(root().join("crates/capi/include"))
         .arg(root().join("examples").join(src))
@@ -173,5 +181,71 @@ fn bad_input_from_c_is_a_status_and_a_message() -> Result<()> {
         .arg(&corrupt)
         .env("LFM_THREADS", "2"))?;
     ensure!(out.contains("0 failures"), "{out}");
+    Ok(())
+}
+
+/// The ids after `label` ("A1 ids:") and the count after its `reused:`.
+fn turn(out: &str, label: &str) -> Result<(Vec<u32>, usize)> {
+    let line = |key: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{label} {key}:")))
+            .with_context(|| format!("no {label} {key} line in {out}"))
+    };
+    let ids = line("ids")?
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    Ok((ids, line("reused")?.trim().parse()?))
+}
+
+#[test]
+fn two_conversations_at_once_from_c_threads() -> Result<()> {
+    let dir = scratch()?;
+    let model = tests::fixture_path("models/tiny-450m");
+    let image = tests::fixture_path("cases/images/small_100x150.png");
+    let opts = EngineOptions {
+        backend: BackendChoice::Cpu,
+        max_len: 1024,
+        ..Default::default()
+    };
+    let mut engine = Engine::load(model.to_str().context("path")?, &opts)?;
+    let images = [load_image(&image, &DecodeLimits::default())?];
+    let parts = vec![
+        ContentPart::image(),
+        ContentPart::text("What is in this image?"),
+    ];
+    let mut messages = vec![ChatMessage::parts("user", parts)];
+    let mut greedy = |messages: &[ChatMessage]| -> Result<runtime::Output> {
+        let mut req = Request::new(messages);
+        req.images = &images;
+        req.max_new_tokens = 6;
+        Ok(engine.generate(&req, |_| true)?)
+    };
+    let out1 = greedy(&messages)?;
+    messages.push(ChatMessage::text("assistant", out1.text.clone()));
+    messages.push(ChatMessage::text("user", "And the colours?"));
+    let (first, second) = (out1.generation, greedy(&messages)?.generation);
+    let exe = build("c/chat.c", Link::Shared, &dir)?;
+    let out = run(Command::new(&exe).arg(&model).arg(&image))?;
+    for who in ["A", "B"] {
+        let (ids1, reused1) = turn(&out, &format!("{who}1"))?;
+        let (ids2, reused2) = turn(&out, &format!("{who}2"))?;
+        ensure!(
+            ids1 == first.ids,
+            "{who} turn 1: {ids1:?} vs {:?}",
+            first.ids
+        );
+        ensure!(
+            ids2 == second.ids,
+            "{who} turn 2: {ids2:?} vs {:?}",
+            second.ids
+        );
+        ensure!(reused1 == 0, "{who} turn 1 reused {reused1}");
+        ensure!(
+            reused2 >= first.prompt_tokens,
+            "{who} turn 2 reused {reused2} of turn 1's {}",
+            first.prompt_tokens
+        );
+    }
     Ok(())
 }
