@@ -167,7 +167,8 @@ impl Case {
 }
 
 /// Preprocessing-only references with the real processor knobs:
-/// `preprocess/<setting>.json` + `.safetensors` (settings "lfm2-vl-450m", "lfm2-vl-1.6b").
+/// `preprocess/<setting>.json` + `.safetensors` (settings "lfm2-vl-450m", "lfm2-vl-1.6b",
+/// "lfm2.5-vl-450m": the 450M's knobs with 32 minimum image tokens).
 #[derive(Debug, Clone)]
 pub struct Preprocess {
     pub setting: String,
@@ -176,7 +177,7 @@ pub struct Preprocess {
 }
 
 impl Preprocess {
-    pub const SETTINGS: [&'static str; 2] = ["lfm2-vl-1.6b", "lfm2-vl-450m"];
+    pub const SETTINGS: [&'static str; 3] = ["lfm2-vl-1.6b", "lfm2-vl-450m", "lfm2.5-vl-450m"];
 
     pub fn load(setting: &str) -> Result<Preprocess> {
         let dir = fixtures_dir().join("preprocess");

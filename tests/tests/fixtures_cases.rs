@@ -297,14 +297,19 @@ fn check_case(case: &Case) -> Result<()> {
     );
     ensure!(case.tensors.shape("final_norm")? == [t, dt]);
     ensure!(case.tensors.shape("logits")? == [t, m.vocab]);
-    // logits = final_norm · embed_tokensᵀ (tied head).
+    // logits = final_norm · lm_headᵀ (embed_tokens when the head is tied).
+    let head = if weights.tensors.contains_key("lm_head.weight") {
+        weights.f32("lm_head.weight")?
+    } else {
+        table.clone()
+    };
     let norm = case.f32("final_norm")?;
     let logits = case.f32("logits")?;
     let mut recomputed = vec![0f32; t * m.vocab];
     for p in 0..t {
         let x = &norm[p * dt..(p + 1) * dt];
         for v in 0..m.vocab {
-            let e = &table[v * dt..(v + 1) * dt];
+            let e = &head[v * dt..(v + 1) * dt];
             recomputed[p * m.vocab + v] = x
                 .iter()
                 .zip(e)
@@ -313,7 +318,7 @@ fn check_case(case: &Case) -> Result<()> {
         }
     }
     compare(
-        "logits vs final_norm·Eᵀ",
+        "logits vs final_norm·lm_headᵀ",
         &recomputed,
         &logits,
         Tolerance::new(1e-4, 1e-5),

@@ -1,7 +1,9 @@
 //! Bad checkpoints give typed errors that name the tensor or field, never a
 //! panic (issue 4): missing, misshapen, wrong-dtype and unused tensors,
 //! truncated and corrupt files, bad JSON, unknown layer types, a tied head
-//! that differs; and sharded checkpoints load like a single file.
+//! that differs; and sharded checkpoints load like a single file. A
+//! projector LayerNorm flag that disagrees with the tensors follows the
+//! tensors.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -244,6 +246,57 @@ fn sharded_checkpoint_loads_like_one_file() -> Result<()> {
     ensure!(
         sharded.text.prefill(&be, &ids, &mut s1, 4)?
             == single.text.prefill(&be, &ids, &mut s2, 4)?
+    );
+    Ok(())
+}
+
+const PROJECTOR_LN: [&str; 2] = [
+    "model.multi_modal_projector.layer_norm.weight",
+    "model.multi_modal_projector.layer_norm.bias",
+];
+
+/// Image features of the `two_images` case through the model in `dir`.
+fn features(dir: &Path) -> Result<Vec<f32>> {
+    use tensor::Backend;
+    let case = Case::load("two_images")?;
+    let be = CpuBackend::with(Isa::best(), 1)?;
+    let m = Lfm2Vl::load(dir, &be)?;
+    let pv = case.f32("pixel_values")?;
+    let feats = m.encode_images(&be, &case.crop_patches(&pv)?)?;
+    Ok(be.download_f32(&feats)?)
+}
+
+/// Sets `projector_use_layernorm` in `dir`'s config.json.
+fn set_projector_flag(dir: &Path, on: bool) -> Result<()> {
+    let path = dir.join("config.json");
+    let mut cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+    cfg["projector_use_layernorm"] = on.into();
+    std::fs::write(&path, serde_json::to_vec_pretty(&cfg)?)?;
+    Ok(())
+}
+
+/// Published conversions whose `projector_use_layernorm` disagrees with
+/// their tensors (mlx-vlm #1000, llama.cpp #18594): the tensors decide.
+#[test]
+fn projector_layernorm_follows_the_tensors() -> Result<()> {
+    let good = read(&model_dir()?)?;
+    let want = features(&model_dir()?)?;
+    // The flag says no, the tensors are there: the norm is applied.
+    let dir = folder("ln-flag-off", Some(&good))?;
+    set_projector_flag(&dir, false)?;
+    ensure!(features(&dir)? == want, "flag off, tensors present");
+    // The flag says yes, the tensors are not there: loads, without it.
+    let mut t = good.clone();
+    for name in PROJECTOR_LN {
+        ensure!(t.remove(name).is_some(), "{name} not in the fixture");
+    }
+    let dir = folder("ln-missing", Some(&t))?;
+    set_projector_flag(&dir, true)?;
+    let got = features(&dir)?;
+    ensure!(got.len() == want.len() && got.iter().all(|v| v.is_finite()));
+    ensure!(
+        got != want,
+        "without the tensors the norm must not be applied"
     );
     Ok(())
 }

@@ -193,8 +193,8 @@ fn preprocess_parity_real_settings_crops_and_shapes() -> Result<()> {
             }
         }
     }
-    // 29 sizes per setting: 58 images, 130 crops in all.
-    ensure!(n_crops == 130, "{n_crops} crops checked");
+    // 29 sizes per setting, 3 settings: 87 images, 183 crops in all.
+    ensure!(n_crops == 183, "{n_crops} crops checked");
     println!(
         "preprocess parity: {n_crops} crops, {} hash mismatches, stored rows: {} bytes, {} differ, max |diff| {}",
         hash_mismatch.len(),
@@ -368,7 +368,7 @@ fn prompt_parity_real_settings_input_ids() -> Result<()> {
             n += 1;
         }
     }
-    ensure!(n == 58, "{n} prompts checked");
+    ensure!(n == 3 * 29, "{n} prompts checked");
     Ok(())
 }
 

@@ -10,7 +10,7 @@ use runtime::engine::EngineOptions;
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
-    /// Model shapes: 450m (LFM2-VL-450M) or 1.6b (LFM2-VL-1.6B).
+    /// Model shapes: 450m (LFM2-VL-450M), 1.6b (LFM2-VL-1.6B) or 3b (LFM2-VL-3B).
     #[arg(long, default_value = "450m")]
     synthetic: String,
     /// Time a real model instead of the synthetic one: a folder, X.gguf

@@ -1,5 +1,6 @@
 //! The multimodal projector (spec §5): pixel unshuffle by 2, LayerNorm
-//! (when the config has it), Linear → exact GELU → Linear.
+//! (when the checkpoint has its tensors, whatever `projector_use_layernorm`
+//! says), Linear → exact GELU → Linear.
 
 use tensor::{Backend, DType, Gelu, Shape, Tensor, op};
 
@@ -22,11 +23,22 @@ impl<B: Backend> Connector<B> {
         let f = cfg.downsample_factor;
         let d_in = cfg.hidden_size * f * f;
         let hidden = cfg.projector_hidden_size;
+        // Published conversions disagree with their own flag (both ways):
+        // the tensors decide, as in llama.cpp.
+        let ln = p.join("layer_norm");
+        let present = ld.src.contains(&ln.name("weight"));
+        if present != cfg.projector_use_layernorm {
+            tracing::warn!(
+                flag = cfg.projector_use_layernorm,
+                tensors = present,
+                "projector_use_layernorm disagrees with the checkpoint: {} the LayerNorm",
+                if present { "applying" } else { "skipping" }
+            );
+        }
         Ok(Connector {
             // nn.LayerNorm's default eps (spec §5), not the vision tower's.
-            norm: cfg
-                .projector_use_layernorm
-                .then(|| Norm::load(ld, &p.join("layer_norm"), d_in, 1e-5))
+            norm: present
+                .then(|| Norm::load(ld, &ln, d_in, 1e-5))
                 .transpose()?,
             linear_1: Affine::load(ld, &p.join("linear_1"), hidden, d_in)?,
             linear_2: Affine::load(ld, &p.join("linear_2"), d_text, hidden)?,

@@ -32,7 +32,7 @@ pub enum RuntimeError {
     Bench(String),
     #[error("no prompt to prefill (Session::start takes one)")]
     NothingToPrefill,
-    #[error("unknown synthetic model {0:?} (use 350m/450m or 1.2b/1.6b)")]
+    #[error("unknown synthetic model {0:?} (use 350m/450m, 1.2b/1.6b or 2.6b/3b)")]
     UnknownSynthetic(String),
     /// Speculative decoding settings or a draft model that can't serve.
     #[error("speculative decoding: {0}")]

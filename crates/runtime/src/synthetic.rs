@@ -22,14 +22,18 @@ pub enum Synthetic {
     Lfm2_350m,
     /// LFM2-1.2B (the text tower of LFM2-VL-1.6B).
     Lfm2_1_2b,
+    /// LFM2-2.6B (the text tower of LFM2-VL-3B and LFM2.5-VL-3B).
+    Lfm2_2_6b,
 }
 
 impl Synthetic {
-    /// Accepts `350m`/`450m` and `1.2b`/`1.6b` (the VL names map to their text towers).
+    /// Accepts `350m`/`450m`, `1.2b`/`1.6b` and `2.6b`/`3b` (the VL names
+    /// map to their text towers).
     pub fn parse(s: &str) -> Result<Self> {
         match s.to_ascii_lowercase().as_str() {
             "350m" | "450m" | "lfm2-350m" | "lfm2-vl-450m" => Ok(Synthetic::Lfm2_350m),
             "1.2b" | "1.6b" | "lfm2-1.2b" | "lfm2-vl-1.6b" => Ok(Synthetic::Lfm2_1_2b),
+            "2.6b" | "3b" | "lfm2-2.6b" | "lfm2-vl-3b" => Ok(Synthetic::Lfm2_2_6b),
             other => Err(RuntimeError::UnknownSynthetic(other.to_string())),
         }
     }
@@ -38,24 +42,25 @@ impl Synthetic {
         match self {
             Synthetic::Lfm2_350m => "lfm2-vl-450m",
             Synthetic::Lfm2_1_2b => "lfm2-vl-1.6b",
+            Synthetic::Lfm2_2_6b => "lfm2-vl-3b",
         }
     }
 
     /// An LFM2-VL `config.json` with the published values (spec §1.1).
+    /// The 3B: LFM2-2.6B's 30 layers (22 conv, 8 attention) with a
+    /// 10752-wide FFN (its model card's 2,569,272,320 parameters), the
+    /// so400m tower as in the 1.6B. Where its 8 attention layers sit is
+    /// not published here: spread as the smaller models' are.
     pub fn config(self) -> Value {
-        let (d, heads, ff) = match self {
-            Synthetic::Lfm2_350m => (1024, 16, 6656),
-            Synthetic::Lfm2_1_2b => (2048, 32, 12288),
-        };
-        // SigLIP2 base (450M) or so400m with 26 layers (1.6B).
+        // SigLIP2 base (450M) or so400m with 26 layers (1.6B, 3B).
         let (vd, vf, vh, vl) = match self {
             Synthetic::Lfm2_350m => (768, 3072, 12, 12),
-            Synthetic::Lfm2_1_2b => (1152, 4304, 16, 26),
+            Synthetic::Lfm2_1_2b | Synthetic::Lfm2_2_6b => (1152, 4304, 16, 26),
         };
         json!({
             "model_type": "lfm2_vl", "image_token_id": 396, "downsample_factor": 2,
             "projector_hidden_size": 2560, "projector_bias": true, "projector_hidden_act": "gelu",
-            "text_config": Self::text_config(d, heads, ff),
+            "text_config": self.text_config(),
             "vision_config": {
                 "model_type": "siglip2_vision_model", "hidden_size": vd, "intermediate_size": vf,
                 "num_attention_heads": vh, "num_hidden_layers": vl, "num_patches": 256,
@@ -65,14 +70,28 @@ impl Synthetic {
         })
     }
 
-    fn text_config(d: usize, heads: usize, ff: usize) -> Value {
+    fn text_config(self) -> Value {
+        // (width, layers, heads, block_ff_dim, auto-adjusted to 2/3 of it,
+        // attention layers).
+        let (d, layers, heads, ff, adjust, attention): (
+            usize,
+            usize,
+            usize,
+            usize,
+            bool,
+            &[usize],
+        ) = match self {
+            Synthetic::Lfm2_350m => (1024, 16, 16, 6656, true, &[2, 5, 8, 10, 12, 14]),
+            Synthetic::Lfm2_1_2b => (2048, 16, 32, 12288, true, &[2, 5, 8, 10, 12, 14]),
+            Synthetic::Lfm2_2_6b => (2048, 30, 32, 10752, false, &[2, 6, 10, 14, 18, 21, 24, 27]),
+        };
         json!({
-            "model_type": "lfm2", "hidden_size": d, "num_hidden_layers": 16,
+            "model_type": "lfm2", "hidden_size": d, "num_hidden_layers": layers,
             "num_attention_heads": heads, "num_key_value_heads": 8, "vocab_size": 65536,
             "block_ff_dim": ff, "block_multiple_of": 256, "block_ffn_dim_multiplier": 1.0,
-            "block_auto_adjust_ff_dim": true, "conv_L_cache": 3, "conv_bias": false,
+            "block_auto_adjust_ff_dim": adjust, "conv_L_cache": 3, "conv_bias": false,
             "norm_eps": 1e-5, "rope_theta": 1000000.0, "max_position_embeddings": 128000,
-            "full_attn_idxs": [2, 5, 8, 10, 12, 14], "tie_embedding": true,
+            "full_attn_idxs": attention, "tie_embedding": true,
             "bos_token_id": 1, "eos_token_id": 7
         })
     }
@@ -356,4 +375,36 @@ fn write_safetensors(path: &Path, tensors: &[(String, Vec<usize>, f32)]) -> std:
     }
     w.write_all(&buf)?;
     w.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The text towers' parameter counts equal their model cards'
+    /// (LFM2-350M 354,483,968; LFM2-1.2B 1,170,340,608; LFM2-2.6B
+    /// 2,569,272,320): the shapes are the published ones.
+    #[test]
+    fn text_towers_have_the_published_parameter_counts() {
+        for (s, want) in [
+            (Synthetic::Lfm2_350m, 354_483_968),
+            (Synthetic::Lfm2_1_2b, 1_170_340_608),
+            (Synthetic::Lfm2_2_6b, 2_569_272_320),
+        ] {
+            let t = model::ModelConfig::from_value(s.config()).unwrap().text;
+            let (d, hd, f) = (t.hidden_size, t.head_dim(), t.ffn_dim());
+            let layers: usize = (0..t.num_layers)
+                .map(|i| {
+                    let mixer = if t.is_attention(i) {
+                        2 * t.num_heads * hd * d + 2 * t.num_kv_heads * hd * d + 2 * hd
+                    } else {
+                        3 * d * d + d * t.conv_kernel + d * d
+                    };
+                    mixer + 3 * d * f + 2 * d
+                })
+                .sum();
+            let total = t.vocab_size * d + layers + d;
+            assert_eq!(total, want, "{}", s.name());
+        }
+    }
 }

@@ -26,6 +26,8 @@ pub struct ModelShape {
     pub num_patches: usize,
     pub proj_hidden: usize,
     pub downsample: usize,
+    /// `lm_head` is `embed_tokens` (not stored).
+    pub tied_head: bool,
 }
 
 pub fn u(v: &Value, key: &str) -> Result<usize> {
@@ -83,5 +85,6 @@ pub fn model_shape(dir: &Path) -> Result<ModelShape> {
         num_patches: u(v, "num_patches")?,
         proj_hidden: u(&cfg, "projector_hidden_size")?,
         downsample: u(&cfg, "downsample_factor")?,
+        tied_head: cfg.get("tie_word_embeddings").and_then(Value::as_bool) != Some(false),
     })
 }
