@@ -548,6 +548,28 @@ fn config_validation_names_the_field() -> Result<()> {
         ProcessorConfig::from_dir(&empty),
         Err(PreprocessError::ConfigMissing { .. })
     ));
+    // Only config.json: its processor knobs, if it has any.
+    let plain = temp_checkpoint(
+        "config-only",
+        &[(
+            "config.json",
+            r#"{"model_type": "lfm2_vl", "downsample_factor": 2}"#,
+        )],
+    )?;
+    ensure!(matches!(
+        ProcessorConfig::from_dir(&plain),
+        Err(PreprocessError::ConfigMissing { .. })
+    ));
+    let knobs = temp_checkpoint(
+        "config-knobs",
+        &[(
+            "config.json",
+            r#"{"model_type": "lfm2_vl", "min_image_tokens": 32, "use_thumbnail": true}"#,
+        )],
+    )?;
+    let cfg = ProcessorConfig::from_dir(&knobs)?;
+    ensure!(cfg.min_image_tokens == 32 && cfg.use_thumbnail);
+    ensure!(cfg.max_image_tokens == ProcessorConfig::default().max_image_tokens);
     let bad = temp_checkpoint("badjson", &[("preprocessor_config.json", "{not json")])?;
     ensure!(matches!(
         ProcessorConfig::from_dir(&bad),

@@ -25,6 +25,7 @@ use std::ffi::{CStr, CString, c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use runtime::engine::{BackendChoice, Engine, EngineOptions};
+use runtime::error::one_line as chain;
 
 mod generate;
 pub use generate::{lfm2vl_chat, lfm2vl_generate, lfm2vl_result_free};
@@ -143,22 +144,6 @@ thread_local! {
 fn set_error(msg: &str) {
     let c = CString::new(msg.replace('\0', " ")).unwrap_or_default();
     LAST_ERROR.with(|e| *e.borrow_mut() = c);
-}
-
-/// An error's message with its causes, on one line (a cause the message
-/// already quotes is not repeated).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s
 }
 
 type Outcome = Result<(), (lfm2vl_status, String)>;

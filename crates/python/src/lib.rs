@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use pyo3::exceptions::{PyException, PyStopIteration};
 use pyo3::prelude::*;
+use runtime::error::one_line as chain;
 use runtime::model::preprocess::{
     DecodeLimits, PixelLayout, RgbImage, decode_image, from_pixels, load_image,
 };
@@ -33,21 +34,6 @@ pyo3::create_exception!(
     "Anything lfm2vl refuses or fails at: a model that does not load, an \
      unreadable image, a prompt past the context, a bad option."
 );
-
-/// An error and its causes on one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s
-}
 
 fn error(e: impl std::error::Error) -> PyErr {
     Error::new_err(chain(&e))

@@ -7,7 +7,10 @@
 //!    (what transformers 5 `save_pretrained` writes);
 //! 2. otherwise `preprocessor_config.json` (transformers 4 / HF-native hub files);
 //! 3. otherwise the top level of `processor_config.json` (the original hub
-//!    files of LFM2-VL-450M / -1.6B, read by Liquid's remote code).
+//!    files of LFM2-VL-450M / -1.6B, read by Liquid's remote code);
+//! 4. otherwise the knobs in `config.json` itself, when it has any besides
+//!    `downsample_factor` (some conversions ship only that file; transformers
+//!    would load no processor at all, mlx-vlm reads them there).
 //!
 //! The chosen object is used whole (transformers does not merge the two
 //! files key by key); missing keys and `null` take the class defaults.
@@ -246,9 +249,20 @@ impl ProcessorConfig {
             (None, Some(p), _) => parse_overrides(p, &pp_path)?,
             (None, None, Some(c)) => parse_overrides(c, &pc_path)?,
             (None, None, None) => {
-                return Err(PreprocessError::ConfigMissing {
+                let cfg_path = dir.join("config.json");
+                let missing = || PreprocessError::ConfigMissing {
                     dir: dir.to_path_buf(),
-                });
+                };
+                let model = read_json(&cfg_path)?.ok_or_else(missing)?;
+                let knobs = parse_overrides(&model, &cfg_path)?;
+                let only_model_level = ProcessorOverrides {
+                    downsample_factor: knobs.downsample_factor,
+                    ..Default::default()
+                };
+                if knobs == only_model_level {
+                    return Err(missing());
+                }
+                knobs
             }
         };
         // Processor-level setting: the top level of processor_config.json first.
