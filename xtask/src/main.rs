@@ -9,9 +9,12 @@
 //!   environment is read, SAFETY comments); see `tidy.rs`.
 //! - `header [--check]`: write (or verify) `crates/capi/include/lfm2vl.h`
 //!   with cbindgen.
+//! - `fuzz TARGET...|--all [--time S]`: libFuzzer on the fuzz targets
+//!   (installs nightly and cargo-fuzz when missing); see `fuzz.rs`.
 
 mod fixtures;
 mod fixtures_gguf;
+mod fuzz;
 mod header;
 mod tidy;
 
@@ -31,6 +34,7 @@ fn main() -> Result<()> {
         "fixtures-gguf" => fixtures_gguf::run(&rest),
         "tidy" => tidy::run(&rest),
         "header" => header::run(&rest),
+        "fuzz" => fuzz::run(&rest),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -40,7 +44,8 @@ fn main() -> Result<()> {
                  fixtures [--check]                  regenerate (or verify) the parity fixtures\n  \
                  fixtures-gguf [--check]             regenerate (or verify) the GGUF fixtures\n  \
                  tidy                                file length, env reads, SAFETY comments\n  \
-                 header [--check]                    write (or verify) the C header with cbindgen"
+                 header [--check]                    write (or verify) the C header with cbindgen\n  \
+                 fuzz TARGET...|--all [--time S]     libFuzzer on the fuzz targets (nightly)"
             );
             if cmd.is_empty() || cmd == "help" || cmd == "--help" {
                 Ok(())

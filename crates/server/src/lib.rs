@@ -19,6 +19,8 @@
 mod app;
 mod convert;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod generator;
 mod images;
 mod request;
