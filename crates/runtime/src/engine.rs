@@ -559,9 +559,11 @@ impl Engine {
         let mut callback = |e: &Event| -> bool {
             let go_on = on(Progress::Event(e));
             let Event::Token { id } = e else { return go_on };
+            // The token's text goes out even when the event asked to stop,
+            // so that the pieces still make the output's text.
             let piece = stream.push(tok, *id);
-            let go_on = go_on && (piece.is_empty() || on(Progress::Text(piece)));
-            go_on && !stream.stopped()
+            let shown = piece.is_empty() || on(Progress::Text(piece));
+            go_on && shown && !stream.stopped()
         };
         let generation = match &mut self.inner {
             Inner::Cpu(s) => s.generate_with(&ids, &crops, sampler, &stop, &mut callback)?,
