@@ -1,7 +1,7 @@
 //! `lfm2vl._lfm2vl`: the native half of the Python package (the Python
 //! half, `python/lfm2vl/__init__.py`, turns messages, images and options
 //! into what this takes and wraps what it returns). Messages, options and
-//! results cross as JSON text, images as `(kind, data, width, height,
+//! results cross as JSON text, images as `(kind, path, data, width, height,
 //! channels)` tuples; generation runs with the GIL released, and a stream
 //! runs on a thread of its own, its pieces sent through a channel.
 
@@ -54,8 +54,16 @@ struct Model {
 }
 
 fn locked(engine: &Mutex<Engine>) -> MutexGuard<'_, Engine> {
-    // A panic mid-generation leaves a cache the next call resets anyway.
-    engine.lock().unwrap_or_else(|p| p.into_inner())
+    match engine.lock() {
+        Ok(g) => g,
+        Err(poisoned) => {
+            // A panic mid-generation may have left the caches half written.
+            let mut g = poisoned.into_inner();
+            let _ = g.reset();
+            engine.clear_poison();
+            g
+        }
+    }
 }
 
 impl Model {
@@ -227,10 +235,13 @@ impl Stream {
     }
 
     fn __next__(&self, py: Python<'_>) -> PyResult<String> {
-        let mut slot = self.rx.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(mut rx) = slot.take() else {
+        // The receiver is taken out while waiting (the lock is not held
+        // without the GIL) and put back unless the end was seen.
+        let taken = self.rx.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(mut rx) = taken else {
             return Err(PyStopIteration::new_err(()));
         };
+        let put_back = |rx| *self.rx.lock().unwrap_or_else(|p| p.into_inner()) = Some(rx);
         loop {
             // Wait without the GIL, a tenth of a second at a time, so that
             // Ctrl-C reaches Python.
@@ -241,7 +252,7 @@ impl Stream {
             });
             match got {
                 Ok(Piece::Text(t)) => {
-                    *slot = Some(rx);
+                    put_back(rx);
                     return Ok(t);
                 }
                 Ok(Piece::End(Ok(json))) => {
@@ -252,7 +263,7 @@ impl Stream {
                 Err(RecvTimeoutError::Timeout) => {
                     if let Err(e) = py.check_signals() {
                         self.stop.store(true, Ordering::Relaxed);
-                        *slot = Some(rx);
+                        put_back(rx);
                         return Err(e);
                     }
                 }
