@@ -167,9 +167,25 @@ fn check_case(
     Ok(())
 }
 
+/// The cases the bounds were measured on: those of the 450M- and 1.6B-like
+/// checkpoints (nine cases, 144 greedy steps). The newer checkpoints'
+/// fixtures prove exact weights (the parity tests); approximate formats'
+/// flip counts are measured per case set, so they stay out of these bounds.
+fn measured_cases() -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for name in Case::names()? {
+        let dir = Case::load(&name)?.model_dir()?;
+        if dir.ends_with("tiny-450m") || dir.ends_with("tiny-1.6b") {
+            names.push(name);
+        }
+    }
+    anyhow::ensure!(names.len() == 9, "the measured cases: {names:?}");
+    Ok(names)
+}
+
 fn all_cases(isa: Isa, threads: usize, format: WeightFormat, bounds: &Bounds) -> Result<()> {
     let mut st = Stats::default();
-    let names = Case::names()?;
+    let names = measured_cases()?;
     for name in &names {
         check_case(name, isa, threads, (format, bounds), &mut st)
             .with_context(|| format!("case {name} on {isa}, {format:?}"))?;
